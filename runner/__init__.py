@@ -1,0 +1,3 @@
+"""lrun: declarative load testing."""
+
+__version__ = "0.1.0"

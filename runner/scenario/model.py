@@ -1,0 +1,519 @@
+"""The scenario language as pydantic models: the single source of truth for validation and the JSON Schema.
+
+A step is a mapping whose *kind key* says what it is (``get: /items``, ``think: 2s``, ``set: {...}``,
+``sequence: [...]``). Kinds are dispatched by that key, so an error speaks about the step the user meant.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from runner.scenario.types import (
+    Duration,
+    JsonPath,
+    Regex,
+    Template,
+    TemplateScalar,
+    TemplateTree,
+    XPath,
+)
+
+HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
+OnFail = Literal["continue", "stop_iteration", "stop_user", "stop_test"]
+
+
+def check_host(value: str | None) -> str | None:
+    if value is None or value == "demo":
+        return value
+    if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1].strip("/")) == 0:
+        raise ValueError(f"host {value!r} is not a URL: write http://HOST:PORT, or 'demo' for the demo target")
+    return value.rstrip("/")
+
+
+def _remember(model: type, data: Any, info: ValidationInfo) -> None:
+    if isinstance(info.context, dict) and isinstance(data, dict):
+        info.context.setdefault("models", {}).setdefault(id(data), []).append(model)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seen_by(cls, data: Any, info: ValidationInfo) -> Any:
+        """Tell the error reporter which model read this mapping, so an unknown key gets a did-you-mean."""
+        _remember(cls, data, info)
+        return data
+
+
+# ----------------------------------------------------------------------------------------------- think time
+
+
+class Between(Model):
+    between: tuple[Duration, Duration] = Field(
+        description="Wait a random time, uniformly distributed between the two bounds.", examples=[[1, 3]]
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Between:
+        if self.between[0] > self.between[1]:
+            raise ValueError("the first bound must not be larger than the second")
+        return self
+
+
+class GaussianSpec(Model):
+    mean: Duration = Field(description="Average wait.")
+    stddev: Duration = Field(description="Standard deviation; the wait never goes below zero.")
+
+
+class Gaussian(Model):
+    gaussian: GaussianSpec = Field(description="Wait a normally distributed time.")
+
+
+def think_kind(value: Any) -> str | None:
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        return "duration"
+    if isinstance(value, Between) or (isinstance(value, dict) and "between" in value):
+        return "between"
+    if isinstance(value, Gaussian) or (isinstance(value, dict) and "gaussian" in value):
+        return "gaussian"
+    return None
+
+
+Think = Annotated[
+    Annotated[Duration, Tag("duration")] | Annotated[Between, Tag("between")] | Annotated[Gaussian, Tag("gaussian")],
+    Discriminator(
+        think_kind,
+        custom_error_type="think_kind",
+        custom_error_message="think time is a duration (2s, 500ms), {between: [min, max]} or {gaussian: {mean, stddev}}",  # noqa: E501
+    ),
+    Field(
+        description="Think time: a constant duration, {between: [min, max]} or {gaussian: {mean, stddev}}.",
+        examples=["2s", {"between": [1, 3]}, {"gaussian": {"mean": "2s", "stddev": "500ms"}}],
+    ),
+]
+
+
+# ----------------------------------------------------------------------------------------------- extractors
+
+EXTRACTOR_KINDS = ("regex", "boundary", "jsonpath", "xpath", "header", "cookie", "status")
+
+
+class Boundary(Model):
+    left: str = Field(description="Text just before the value (LoadRunner's LB).", min_length=1)
+    right: str = Field(description="Text just after the value (LoadRunner's RB).", min_length=1)
+
+
+class Extract(Model):
+    """Save a value from a response into a variable (correlation)."""
+
+    regex: Regex | None = Field(None, description="A regular expression searched in the body.")
+    group: int | str | None = Field(
+        None,
+        description="Regex group to save (number or name). Default: 1 when the regex has a group, else 0.",
+    )
+    boundary: Boundary | None = Field(None, description="Save the text between a left and a right boundary.")
+    jsonpath: JsonPath | None = Field(None, description="A JSONPath into the JSON body.", examples=["$.token"])
+    xpath: XPath | None = Field(
+        None,
+        description="An XPath into the HTML or XML body (XML when the response says so; see 'document').",
+        examples=["//input[@name='session']/@value"],
+    )
+    header: str | None = Field(None, description="A response header name (case-insensitive).")
+    cookie: str | None = Field(None, description="A cookie name (as set by this response, or held by the user).")
+    status: bool | None = Field(None, description="true: save the response status code.")
+    document: Literal["auto", "html", "xml"] = Field(
+        "auto", description="How xpath parses the body: by Content-Type (auto), as HTML or as XML."
+    )
+    ignore_case: bool = Field(False, description="Case-insensitive regex and boundary matching.")
+    match: Literal["first", "last", "random", "all"] | Annotated[int, Field(ge=1)] = Field(
+        "first",
+        description="Which match to save: first, last, random, all (a list), or the Nth (1-based, like ORD=N).",
+    )
+    default: Any = Field(None, description="Value to save when nothing matches.")
+    on_missing: Literal["fail", "warn"] | None = Field(
+        None,
+        description="When nothing matches: fail the request, or warn and go on. "
+        "Default: fail, or warn when a default is given.",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Extract:
+        kinds = [k for k in EXTRACTOR_KINDS if getattr(self, k) not in (None, False)]
+        if len(kinds) != 1:
+            found = ", ".join(kinds) if kinds else "none"
+            raise ValueError(f"an extractor needs exactly one of: {', '.join(EXTRACTOR_KINDS)} (found {found})")
+        if self.group is not None and self.regex is None:
+            raise ValueError("'group' only applies to a regex extractor")
+        if self.regex is not None and self.group is not None:
+            pattern = re.compile(self.regex)
+            if isinstance(self.group, int) and self.group > pattern.groups:
+                raise ValueError(f"the regex has {pattern.groups} group(s); there is no group {self.group}")
+            if isinstance(self.group, str) and self.group not in pattern.groupindex:
+                names = ", ".join(pattern.groupindex) or "none"
+                raise ValueError(f"the regex has no group named '{self.group}' (named groups: {names})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in EXTRACTOR_KINDS if getattr(self, k) not in (None, False))
+
+    @property
+    def missing_policy(self) -> str:
+        if self.on_missing:
+            return self.on_missing
+        return "warn" if "default" in self.model_fields_set else "fail"
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+
+CHECK_SUBJECTS = ("jsonpath", "xpath", "header")
+CHECK_PREDICATES = ("equals", "contains", "not_contains", "matches", "exists")
+CHECK_STANDALONE = ("status", "max_time", "max_size", "min_size")
+StatusCode = int | Annotated[str, Field(pattern=r"^[1-5]xx$")]
+
+
+class Check(Model):
+    """A checkpoint on a response. A failed checkpoint marks the request failed."""
+
+    status: StatusCode | list[StatusCode] | None = Field(
+        None,
+        description="Expected status: a code, a class like 2xx, or a list.",
+        examples=[200, [200, 201], "2xx"],
+    )
+    jsonpath: JsonPath | None = Field(None, description="Check a value in the JSON body.")
+    xpath: XPath | None = Field(None, description="Check a value in the HTML or XML body.")
+    header: str | None = Field(None, description="Check a response header.")
+    equals: TemplateTree = Field(None, description="The value (of jsonpath, xpath or header) equals this.")
+    contains: Template | None = Field(
+        None, description="The body (or the jsonpath / xpath / header value) contains this text."
+    )
+    not_contains: Template | None = Field(None, description="The body (or the value) does not contain this text.")
+    matches: Regex | None = Field(None, description="The body (or the value) matches this regular expression.")
+    exists: bool | None = Field(None, description="The jsonpath / xpath / header is present (true) or absent.")
+    max_time: Duration | None = Field(None, description="The response time is at most this.", examples=["500ms"])
+    max_size: int | None = Field(None, ge=0, description="The body has at most this many bytes.")
+    min_size: int | None = Field(None, ge=0, description="The body has at least this many bytes.")
+    document: Literal["auto", "html", "xml"] = Field("auto", description="How xpath parses the body.")
+    ignore_case: bool = Field(False, description="Case-insensitive contains / not_contains / matches / equals.")
+    on_fail: OnFail = Field(
+        "continue",
+        description="What follows a failure: continue, stop_iteration (start the next one), stop_user, stop_test.",
+    )
+    message: str | None = Field(None, description="Failure message to report instead of the generated one.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Check:
+        subjects = [k for k in CHECK_SUBJECTS if getattr(self, k) is not None]
+        standalone = [k for k in CHECK_STANDALONE if getattr(self, k) is not None]
+        if standalone == ["max_size", "min_size"]:
+            standalone = ["size"]  # a size range is one check
+        predicates = [k for k in CHECK_PREDICATES if k in self.model_fields_set]
+        if len(subjects) + len(standalone) > 1 or (standalone and predicates):
+            what = ", ".join(subjects + standalone + predicates)
+            raise ValueError(f"one checkpoint checks one thing (found {what}); write several checkpoints")
+        if not standalone and not predicates:
+            if subjects:
+                raise ValueError(f"say what to check about {subjects[0]}: one of {', '.join(CHECK_PREDICATES)}")
+            raise ValueError(
+                "a checkpoint needs one of: " + ", ".join(CHECK_STANDALONE + CHECK_SUBJECTS + CHECK_PREDICATES)
+            )
+        if len(predicates) > 1:
+            raise ValueError(f"one checkpoint has one condition (found {', '.join(predicates)})")
+        if not subjects and predicates and predicates[0] in ("equals", "exists"):
+            raise ValueError(f"'{predicates[0]}' needs a jsonpath, xpath or header to apply to")
+        return self
+
+    @property
+    def subject(self) -> str:
+        """What the check reads: body, status, time, size, jsonpath, xpath or header."""
+        for key in CHECK_SUBJECTS:
+            if getattr(self, key) is not None:
+                return key
+        if self.status is not None:
+            return "status"
+        if self.max_time is not None:
+            return "time"
+        if self.max_size is not None or self.min_size is not None:
+            return "size"
+        return "body"
+
+    @property
+    def predicate(self) -> str | None:
+        return next((k for k in CHECK_PREDICATES if k in self.model_fields_set), None)
+
+
+# ----------------------------------------------------------------------------------------------- steps
+
+
+def _as_list(value: Any) -> Any:
+    if isinstance(value, dict):
+        return [value]
+    if value is not None and not isinstance(value, list):
+        raise ValueError(f"expected a checkpoint such as {{status: 200}}, or a list of them; got {value!r}")
+    return value
+
+
+def _one_or_more(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _one_or_list(schema: dict[str, Any]) -> None:
+    """Editors should accept one checkpoint mapping as well as a list of them."""
+    items = schema.pop("items")
+    schema.pop("type", None)
+    schema["anyOf"] = [items, {"type": "array", "items": items}]
+
+
+class FileUpload(Model):
+    path: str = Field(description="File to upload, relative to the scenario file.")
+    filename: str | None = Field(None, description="File name sent to the server (default: the file's name).")
+    content_type: str = Field("application/octet-stream", description="Content type of the part.")
+
+
+class Request(Model):
+    """An HTTP request. Write the method as the key: ``get: /items``, ``post: /orders`` …"""
+
+    get: Template | None = Field(None, description="GET this URL (relative to the host, or absolute).")
+    post: Template | None = Field(None, description="POST to this URL.")
+    put: Template | None = Field(None, description="PUT to this URL.")
+    patch: Template | None = Field(None, description="PATCH this URL.")
+    delete: Template | None = Field(None, description="DELETE this URL.")
+    head: Template | None = Field(None, description="HEAD this URL.")
+    options: Template | None = Field(None, description="OPTIONS this URL.")
+    name: str | None = Field(
+        None,
+        description="Name to group statistics under (default: the URL as written). Use it for templated URLs.",
+        examples=["/items/[id]"],
+    )
+    query: dict[str, TemplateScalar | list[TemplateScalar]] | None = Field(
+        None, description="Query-string parameters (added to any already in the URL)."
+    )
+    headers: dict[str, Template] | None = Field(None, description="Request headers (override the user's).")
+    json_: TemplateTree = Field(
+        None,
+        alias="json",
+        description="JSON body. A string that is exactly one {{ expression }} keeps the expression's type.",
+    )
+    form: dict[str, TemplateScalar] | None = Field(None, description="Form body (urlencoded).")
+    body: Template | None = Field(None, description="Raw body text.")
+    files: dict[str, FileUpload] | None = Field(None, description="Multipart file upload: field -> file.")
+    timeout: Duration | None = Field(None, description="Give up after this long (counts as a failure).")
+    allow_redirects: bool = Field(True, description="Follow redirects (the request is timed to the last one).")
+    extract: dict[str, Extract] | None = Field(
+        None, description="Correlation: variable name -> extractor. Runs after the response, before checks."
+    )
+    check: Annotated[list[Check], BeforeValidator(_as_list)] = Field(
+        default_factory=list,
+        description="Checkpoints (one, or a list). Without a status checkpoint, a status of 400 or more "
+        "fails the request.",
+        json_schema_extra=_one_or_list,
+    )
+    think: Think | None = Field(None, description="Think time after this request.")
+
+    @model_validator(mode="after")
+    def _one_method(self) -> Request:
+        methods = [m for m in HTTP_METHODS if getattr(self, m) is not None]
+        empty = [m for m in HTTP_METHODS if m in self.model_fields_set and getattr(self, m) is None]
+        if empty and not methods:  # `get:` with nothing after it
+            raise ValueError(f"{empty[0]}: expected a URL; got nothing (null)")
+        if len(methods) != 1:
+            raise ValueError(f"a request has exactly one method key (found {', '.join(methods)})")
+        bodies = [k for k in ("json", "form", "body") if k in self.model_fields_set or k + "_" in self.model_fields_set]
+        if len(bodies) > 1:
+            raise ValueError(f"a request has one body: json, form or body (found {', '.join(bodies)})")
+        if self.files and ("json_" in self.model_fields_set or self.body is not None):
+            raise ValueError("files are sent as multipart form data: combine them with form, not json or body")
+        return self
+
+    @property
+    def method(self) -> str:
+        return next(m for m in HTTP_METHODS if getattr(self, m) is not None).upper()
+
+    @property
+    def url(self) -> str:
+        return next(getattr(self, m) for m in HTTP_METHODS if getattr(self, m) is not None)
+
+    @property
+    def has_json(self) -> bool:
+        return "json_" in self.model_fields_set
+
+
+class ThinkStep(Model):
+    think: Think = Field(description="Pause, like a user reading the page.")
+
+
+class SetStep(Model):
+    set: dict[str, TemplateTree] = Field(
+        description="Set variables: name -> value (templates allowed; one {{ expression }} keeps its type).",
+        examples=[{"item_id": "{{ random_int(1, 10) }}"}],
+    )
+
+
+class SequenceStep(Model):
+    sequence: list[Step] = Field(description="Steps run in order.")
+    name: str | None = Field(None, description="A label for logs.")
+
+
+class _TaskFields(Model):
+    weight: int = Field(1, ge=0, description="How often this task is picked relative to the others.")
+    tags: list[str] = Field(default_factory=list, description="Tags to select tasks with --tags.")
+
+
+class RequestTask(Request, _TaskFields):
+    """A request picked by weight."""
+
+
+class SequenceTask(SequenceStep, _TaskFields):
+    """A sequence of steps picked by weight as one task."""
+
+
+STEP_KINDS: dict[str, tuple[str, ...]] = {
+    "request": HTTP_METHODS,
+    "think": ("think",),
+    "set": ("set",),
+    "sequence": ("sequence",),
+}
+TASK_KINDS = ("request", "sequence")
+
+
+def step_kind(value: Any) -> str | None:
+    """The kind of a step from its keys (None when it has none of the kind keys)."""
+    if isinstance(value, BaseModel):
+        value = value.model_fields_set
+    if not isinstance(value, dict | set):
+        return None
+    for kind, keys in STEP_KINDS.items():
+        if any(key in value for key in keys):
+            return kind
+    return None
+
+
+Step = Annotated[
+    Annotated[Request, Tag("request")]
+    | Annotated[ThinkStep, Tag("think")]
+    | Annotated[SetStep, Tag("set")]
+    | Annotated[SequenceStep, Tag("sequence")],
+    Discriminator(
+        step_kind,
+        custom_error_type="step_kind",
+        custom_error_message="not a step: a step starts with a method (get, post …), think, set or sequence",
+    ),
+]
+
+Task = Annotated[
+    Annotated[RequestTask, Tag("request")] | Annotated[SequenceTask, Tag("sequence")],
+    Discriminator(
+        step_kind,
+        custom_error_type="task_kind",
+        custom_error_message="not a task: a task is a request (get, post …) or a sequence",
+    ),
+]
+
+
+# ----------------------------------------------------------------------------------------------- users and load
+
+
+class User(Model):
+    """A type of virtual user."""
+
+    weight: int = Field(1, ge=0, description="Share of the users of this type, relative to the other types.")
+    count: int | None = Field(None, ge=0, description="A fixed number of users of this type (instead of weight).")
+    host: str | None = Field(None, description="Host for this user type (default: the scenario's).")
+    headers: dict[str, Template] | None = Field(None, description="Headers sent with every request of this user.")
+    variables: dict[str, TemplateTree] | None = Field(
+        None, description="Variables each user starts with (templates rendered once per user)."
+    )
+    think: Think | None = Field(None, description="Think time between steps (default: the scenario's, or none).")
+    on_start: list[Step] = Field(default_factory=list, description="Steps run once when a user starts (login …).")
+    on_stop: list[Step] = Field(default_factory=list, description="Steps run once when a user stops (logout …).")
+    sequence: list[Step] | None = Field(
+        None, description="Steps run in order; the whole sequence is one iteration. Exclusive with tasks."
+    )
+    tasks: list[Task] | None = Field(
+        None, description="Weighted tasks: each iteration picks one by weight. Exclusive with sequence."
+    )
+
+    _host = field_validator("host")(check_host)
+
+    @model_validator(mode="after")
+    def _one_flow(self) -> User:
+        if (self.sequence is None) == (self.tasks is None):
+            raise ValueError("a user has either a sequence or tasks (exactly one of them)")
+        if self.tasks is not None and not any(t.weight for t in self.tasks):
+            raise ValueError("tasks: at least one task needs a weight above 0")
+        return self
+
+
+class Load(Model):
+    """How much load to generate (the command line overrides each of these)."""
+
+    users: int = Field(1, ge=0, description="Number of concurrent users.")
+    spawn_rate: float = Field(1, gt=0, description="Users started per second.")
+    run_time: Duration | None = Field(None, description="Stop after this long (default: run until stopped).")
+    iterations: int | None = Field(None, ge=1, description="Stop each user after this many iterations.")
+    stop_timeout: Duration = Field(0, description="On stop, let users finish their iteration for this long.")
+
+
+class Http(Model):
+    """HTTP client settings."""
+
+    timeout: Duration = Field(60, description="Default request timeout.")
+    connect_timeout: Duration = Field(10, description="Time allowed to open a connection.")
+    max_redirects: int = Field(10, ge=0, description="Redirects followed at most per request.")
+
+
+class Scenario(Model):
+    """An lrun scenario: who the virtual users are and what they do.
+
+    Top-level keys starting with ``x-`` are ignored: a place to keep YAML anchors (``x-auth: &auth ...``).
+    """
+
+    model_config = ConfigDict(title="lrun scenario", json_schema_extra={"patternProperties": {"^x-": {}}})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extensions(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and any(isinstance(k, str) and k.startswith("x-") for k in data):
+            _remember(cls, data, info)  # errors are reported against the mapping as written
+            data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+        return data
+
+    name: str | None = Field(None, description="Name of the scenario (default: the file name).")
+    description: str | None = Field(None, description="What this scenario tests.")
+    include: Annotated[list[str], BeforeValidator(_one_or_more)] = Field(
+        default_factory=list,
+        description="Fragment files (relative to this file) whose variables, headers and users are merged in.",
+        json_schema_extra=_one_or_list,
+    )
+    host: str | None = Field(
+        None,
+        description="Base URL of the system under test, or 'demo' for the built-in demo target.",
+        examples=["demo", "http://127.0.0.1:8080"],
+    )
+    headers: dict[str, Template] | None = Field(None, description="Headers sent with every request.")
+    variables: dict[str, TemplateTree] | None = Field(None, description="Variables every user starts with.")
+    think: Think | None = Field(None, description="Default think time between steps.")
+    http: Http = Field(default_factory=Http, description="HTTP client settings.")
+    load: Load = Field(default_factory=Load, description="Default load; command-line options override it.")
+    users: dict[str, User] = Field(description="User types by name.", min_length=1)
+
+    _host = field_validator("host")(check_host)
+
+
+SequenceStep.model_rebuild()
+SequenceTask.model_rebuild()
+User.model_rebuild()

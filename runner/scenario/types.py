@@ -1,0 +1,118 @@
+"""Value types shared by the scenario models: durations, templates, expressions compiled at validation."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from jinja2 import TemplateSyntaxError
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+
+from runner import templating
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|h|m|s)", re.IGNORECASE)
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+DURATION_HELP = "a number of seconds or a string such as 500ms, 2s, 1m30s, 1h"
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``2``, ``2.5``, ``"500ms"``, ``"1m30s"``, ``"1h"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration ({DURATION_HELP})")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        try:
+            return parse_duration(float(text))
+        except ValueError:
+            pass
+        pos, total = 0, 0.0
+        for match in _DURATION.finditer(text):
+            if match.start() != pos:
+                break
+            total += float(match.group(1)) * _UNITS[match.group(2).lower()]
+            pos = match.end()
+        if pos == len(text) and text:
+            return total
+    raise ValueError(f"{value!r} is not a duration: use {DURATION_HELP}")
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|h|m|s)?\s*)+$"},
+            ],
+            "description": f"A duration: {DURATION_HELP}.",
+            "examples": ["500ms", "2s", "1m30s", 1.5],
+        }
+    ),
+]
+
+
+class Tmpl(str):
+    """A string that is a Jinja2 template. Marks the strings the static checks and the compiler template."""
+
+    __slots__ = ()
+
+
+def check_template(value: str) -> Tmpl:
+    if templating.is_template(value):
+        try:
+            templating.parse(value)
+        except TemplateSyntaxError as exc:
+            raise ValueError(f"template syntax error: {exc.message} in {value!r}") from None
+    return Tmpl(value)
+
+
+def _template_tree(value: Any) -> Any:
+    """Mark every string inside a JSON-like value as a template (keys too)."""
+    if isinstance(value, str):
+        return check_template(value)
+    if isinstance(value, dict):
+        return {_template_tree(k) if isinstance(k, str) else k: _template_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_template_tree(v) for v in value]
+    return value
+
+
+Template = Annotated[str, AfterValidator(check_template)]
+TemplateTree = Annotated[Any, AfterValidator(_template_tree)]
+Scalar = str | int | float | bool
+TemplateScalar = Annotated[Scalar, AfterValidator(lambda v: check_template(v) if isinstance(v, str) else v)]
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+    return value
+
+
+def _check_jsonpath(value: str) -> str:
+    from runner.jsonpath import compile_jsonpath
+
+    compile_jsonpath(value)  # raises ValueError with a readable message
+    return value
+
+
+def _check_xpath(value: str) -> str:
+    from lxml import etree
+
+    try:
+        etree.XPath(value)
+    except etree.XPathSyntaxError as exc:
+        raise ValueError(f"invalid XPath {value!r}: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_check_regex)]
+JsonPath = Annotated[str, AfterValidator(_check_jsonpath)]
+XPath = Annotated[str, AfterValidator(_check_xpath)]
