@@ -1,0 +1,107 @@
+"""The response a step's extractors and checkpoints read.
+
+Parsing is lazy and cached: several jsonpath extractors on one response parse the JSON once.
+Nothing here is timed; ``elapsed_ms`` was measured by the client before the response was handed over.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from typing import Any
+
+
+class Response:
+    __slots__ = ("__dict__", "body", "elapsed_ms", "error", "headers", "method", "reason", "status", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        status: int = 0,
+        reason: str = "",
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+        elapsed_ms: float = 0.0,
+        error: str | None = None,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.status = status  # 0 when no response arrived (see ``error``)
+        self.reason = reason
+        self.headers = headers or []  # in arrival order, names as sent by the server
+        self.body = body
+        self.elapsed_ms = elapsed_ms
+        self.error = error  # connection-level failure: refused, reset, timeout …
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+    def header_values(self, name: str) -> list[str]:
+        lname = name.lower()
+        return [value for key, value in self.headers if key.lower() == lname]
+
+    @cached_property
+    def text(self) -> str:
+        try:
+            return self.body.decode(self.charset, errors="replace")
+        except LookupError:  # a charset Python does not know: read it as UTF-8
+            return self.body.decode("utf-8", errors="replace")
+
+    @cached_property
+    def charset(self) -> str:
+        ctype = self.header("content-type") or ""
+        for part in ctype.split(";")[1:]:
+            key, _, value = part.strip().partition("=")
+            if key.lower() == "charset" and value:
+                return value.strip('"')
+        return "utf-8"
+
+    @cached_property
+    def _parsed_json(self) -> tuple[Any, ValueError | None]:
+        try:
+            return json.loads(self.body), None
+        except ValueError as exc:
+            return None, exc
+
+    @property
+    def json(self) -> Any:
+        """The body parsed as JSON (once); raises ``ValueError`` when it is not JSON."""
+        value, error = self._parsed_json
+        if error is not None:
+            raise error
+        return value
+
+    @cached_property
+    def html(self) -> Any:
+        """The body parsed as HTML (an ``lxml`` element tree root)."""
+        from lxml import html
+
+        return html.fromstring(self.body or b"<html/>")
+
+    @cached_property
+    def xml(self) -> Any:
+        """The body parsed as XML (an ``lxml`` element); raises ``ValueError`` when it is not XML."""
+        from lxml import etree
+
+        try:
+            return etree.fromstring(self.body, etree.XMLParser(resolve_entities=False, no_network=True))
+        except etree.XMLSyntaxError as exc:
+            raise ValueError(f"body is not XML: {exc}") from None
+
+    @property
+    def is_xml(self) -> bool:
+        ctype = (self.header("content-type") or "").lower()
+        return "xml" in ctype and "html" not in ctype
+
+    @property
+    def size(self) -> int:
+        return len(self.body)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.method} {self.url} {self.status or self.error}>"

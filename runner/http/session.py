@@ -1,0 +1,614 @@
+"""``HttpSession``: the HTTP client of one virtual user.
+
+One ``geventhttpclient.HTTPClient`` per origin, created on first use with ``concurrency=1``: one keep-alive
+connection per user and origin, like a browser tab. The client provides the connection (connect, TLS,
+timeouts, a liveness check before reuse); the request head is written here in one go and the response is
+read with geventhttpclient's C parser (llhttp) into exactly what ``Response`` needs, headers in arrival
+order. That skips the generic header machinery of ``HTTPClient.request`` and keeps retries under our
+control: a kept-alive connection the server closed is retried once, only when nothing of the response
+arrived.
+
+``elapsed_ms`` runs from just before the connection is taken from the pool (so it includes connecting,
+and TLS, when a new connection is needed) to the last byte of the body; with redirects it is the sum of
+the exchanges. Decompression and cookie handling are outside it.
+
+Network and server faults never raise: they come back as ``Response(status=0, error=...)``. Misuse by the
+caller (two bodies, a CR/LF in a header, a relative URL without a base URL) raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+import re
+import ssl
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import suppress
+from functools import partial
+from socket import gaierror
+from time import perf_counter
+from typing import Any
+from urllib.parse import quote, quote_plus, urljoin, urlsplit
+
+import gevent
+from gevent import ssl as gevent_ssl
+from geventhttpclient import HTTPClient
+from geventhttpclient._parser import HTTPParseError, HTTPResponseParser
+
+from runner import __version__
+from runner.http.cookies import CookieJar
+from runner.http.response import Response
+
+
+class _Nothing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOTHING"
+
+
+NOTHING: Any = _Nothing()
+"""Default of ``json=``: "no JSON body" (``None`` is the JSON body ``null``)."""
+
+USER_AGENT = f"lrun/{__version__}"
+
+_RECV_SIZE = 65536
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"))
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_ABSOLUTE = re.compile(r"(https?://[^/?#]*)(.*)", re.IGNORECASE | re.DOTALL)
+_OTHER_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
+_UNSAFE = re.compile(r"[^\x21-\x7e]")  # what may not appear raw in a request target
+_SAFE = "!#$%&'()*+,/:;=?@[]~"  # kept by the re-quoting of an unsafe target, so %xx escapes survive
+_SKIPPED = frozenset(("host", "cookie", "content-length"))  # rendered per request, not from the header block
+
+
+class _NoResponse(Exception):
+    """The server closed the connection before sending a byte."""
+
+
+class _Incomplete(Exception):
+    """The server closed the connection before the response was complete."""
+
+
+# errors that mean "the server closed the kept-alive connection": worth one retry when nothing arrived
+_STALE = (_NoResponse, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+class _Parser(HTTPResponseParser):
+    """One response from llhttp's callbacks: status, headers in arrival order, body."""
+
+    __slots__ = ("body", "complete", "field", "headers", "reason", "skip_body", "state", "trailing", "value")
+
+    def __init__(self, skip_body: bool) -> None:
+        super().__init__()
+        self.skip_body = skip_body
+        self.reason = ""
+        self.headers: list[tuple[str, str]] = []
+        self.field = ""
+        self.value = ""
+        self.state = 0  # 0 between headers, 1 in a name, 2 in a value (llhttp may split both)
+        self.body = bytearray()
+        self.complete = False
+        self.trailing = False  # bytes after the response: the connection must not be reused
+
+    def _on_message_begin(self) -> None:
+        if self.complete:
+            raise HTTPParseError("data after the response")
+        self.reason = ""
+
+    def _on_status(self, reason: str) -> None:
+        self.reason += reason
+
+    def _on_header_field(self, text: str) -> None:
+        if self.state == 1:
+            self.field += text
+        else:
+            if self.state == 2:
+                self.headers.append((self.field, self.value))
+            self.field = text
+            self.state = 1
+
+    def _on_header_value(self, text: str) -> None:
+        if self.state == 2:
+            self.value += text
+        else:
+            self.value = text
+            self.state = 2
+
+    def _on_headers_complete(self) -> bool:
+        if self.state:
+            self.headers.append((self.field, self.value if self.state == 2 else ""))
+            self.state = 0
+        return self.skip_body
+
+    def _on_body(self, data: bytearray) -> None:
+        self.body += data
+
+    def _on_message_complete(self) -> None:
+        code = self.get_code()
+        if 100 <= code < 200 and code != 101:
+            self.headers = []  # an interim response; the final one follows on the same connection
+        else:
+            self.complete = True
+
+
+class _Origin:
+    """(scheme, host, port) and its lazily created client."""
+
+    __slots__ = ("client", "host", "host_header", "https", "idle", "label", "pool", "port", "url")
+
+    def __init__(self, scheme: str, host: str, port: int) -> None:
+        self.https = scheme == "https"
+        self.host = host  # lower-case, IPv6 without brackets
+        self.port = port
+        name = f"[{host}]" if ":" in host else host
+        self.host_header = name if port == _DEFAULT_PORTS[scheme] else f"{name}:{port}"
+        self.url = f"{scheme}://{self.host_header}"
+        self.label = f"{name}:{port}"
+        self.client: HTTPClient | None = None
+        self.pool: Any = None  # the client's connection pool, a socket per use
+        self.idle: Any = None  # the socket last handed back to the pool, to tell a reused one
+
+
+class _Headers:
+    """Request headers rendered once: the block of lines and what is decided per request."""
+
+    __slots__ = ("block", "cookie", "has_type", "host", "pairs")
+
+    def __init__(self, pairs: dict[str, tuple[str, str]]) -> None:
+        self.pairs = pairs  # lower-case name -> (name as given, value)
+        self.block = "".join(f"{name}: {value}\r\n" for key, (name, value) in pairs.items() if key not in _SKIPPED)
+        self.host = pairs["host"][1] if "host" in pairs else None
+        self.cookie = pairs["cookie"][1] if "cookie" in pairs else None  # replaces the jar's cookies
+        self.has_type = "content-type" in pairs
+
+
+def _checked(name: str, value: Any) -> tuple[str, str]:
+    if not isinstance(value, str):
+        value = str(value)
+    if not _TOKEN.fullmatch(name) or "\r" in value or "\n" in value:
+        raise ValueError(f"invalid header {name!r}: {value!r}")
+    return name, value
+
+
+def _text(value: Any) -> str | bytes:
+    if isinstance(value, str | bytes):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _pairs(data: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> Iterator[tuple[str, str | bytes]]:
+    """Key/value pairs of a mapping or sequence of pairs; list values become repeated keys."""
+    items = data.items() if isinstance(data, Mapping) else data
+    for key, value in items:
+        if isinstance(value, list | tuple):
+            for item in value:
+                yield key, _text(item)
+        else:
+            yield key, _text(value)
+
+
+def urlencode(data: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> str:
+    """``a=1&b=x+y``: lists as repeated keys, booleans as true/false, None as empty."""
+    return "&".join(f"{quote_plus(key)}={quote_plus(value)}" for key, value in _pairs(data))
+
+
+def _quote_param(text: str) -> str:
+    return text.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _multipart(form: Mapping[str, Any] | None, files: Mapping[str, tuple[str, bytes | str, str]]) -> tuple[bytes, str]:
+    boundary = "lrun-" + os.urandom(12).hex()
+    out = bytearray()
+    for name, value in _pairs(form or {}):
+        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote_param(name)}"\r\n\r\n'.encode()
+        out += value if isinstance(value, bytes) else value.encode()
+        out += b"\r\n"
+    for name, (filename, content, ctype) in files.items():
+        out += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote_param(name)}"; '
+            f'filename="{_quote_param(filename)}"\r\n'
+            f"Content-Type: {ctype or 'application/octet-stream'}\r\n\r\n"
+        ).encode()
+        out += content.encode() if isinstance(content, str) else content
+        out += b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
+def _encode_body(
+    json: Any, form: Mapping[str, Any] | None, body: bytes | str | None, files: Mapping[str, Any] | None
+) -> tuple[bytes, str | None]:
+    given = (json is not NOTHING) + (form is not None and not files) + (body is not None) + bool(files)
+    if given > 1:
+        raise ValueError("give at most one of json=, form=, body= and files= (form= may go with files=)")
+    if json is not NOTHING:
+        return jsonlib.dumps(json, separators=(",", ":"), ensure_ascii=False).encode(), "application/json"
+    if files:
+        return _multipart(form, files)
+    if form is not None:
+        return urlencode(form).encode("ascii"), "application/x-www-form-urlencoded"
+    if isinstance(body, str):
+        return body.encode(), None
+    return bytes(body or b""), None
+
+
+def _decode(body: bytes, encoding: str) -> tuple[bytes, str | None]:
+    coding = encoding.strip().lower()
+    try:
+        if coding in ("gzip", "x-gzip"):
+            return zlib.decompress(body, 47), None  # 32 + 15: gzip or zlib header
+        if coding == "deflate":
+            try:
+                return zlib.decompress(body), None
+            except zlib.error:
+                return zlib.decompress(body, -15), None  # raw deflate, as some servers send it
+    except zlib.error as exc:
+        return body, f"malformed response: cannot decode {coding} body ({exc})"
+    return body, None
+
+
+def _tls_context(cafile: str | None = None, *, verify: bool = True) -> ssl.SSLContext:
+    """A gevent ``SSLContext`` (``ssl.create_default_context`` would give a blocking handshake)."""
+    context = gevent_ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if verify:
+        if cafile:
+            context.load_verify_locations(cafile)
+        else:
+            context.load_default_certs()
+    else:  # load tests run against staging hosts with self-signed certificates
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _connect_error(exc: BaseException, origin: _Origin, connect_timeout: float) -> str | None:
+    if isinstance(exc, gaierror):
+        return f"could not resolve host {origin.host} ({exc.strerror or exc})"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused ({origin.label})"
+    if isinstance(exc, TimeoutError):
+        return f"connect timed out after {connect_timeout}s ({origin.label})"
+    if isinstance(exc, ssl.SSLError):
+        reason = getattr(exc, "verify_message", "") or exc.reason or exc
+        return f"TLS handshake failed ({origin.label}): {reason}"
+    if isinstance(exc, OSError):
+        return f"cannot connect to {origin.label}: {exc.strerror or exc}"
+    if isinstance(exc, RuntimeError):  # geventhttpclient: getaddrinfo gave no address
+        return f"could not resolve host {origin.host}"
+    return None
+
+
+def _io_error(exc: BaseException, timeout: float) -> str | None:
+    if isinstance(exc, TimeoutError):
+        return f"timed out after {timeout}s"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by peer"
+    if isinstance(exc, _NoResponse):
+        return "server closed the connection without a response"
+    if isinstance(exc, _Incomplete):
+        return "connection closed before the response was complete"
+    if isinstance(exc, HTTPParseError):
+        return f"malformed response: {exc.args[0] if exc.args else exc}"
+    if isinstance(exc, BrokenPipeError | ConnectionAbortedError):
+        return "connection closed by the server while sending the request"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    if isinstance(exc, OSError):
+        return f"network error: {exc.strerror or exc}"
+    return None
+
+
+class HttpSession:
+    """The HTTP client of one virtual user: keep-alive connections, cookies, redirects, timing."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        connect_timeout: float = 10.0,
+        timeout: float = 60.0,
+        insecure: bool = True,
+        max_redirects: int = 10,
+    ) -> None:
+        self.connect_timeout = float(connect_timeout)
+        self.timeout = float(timeout)
+        self.insecure = insecure
+        self.max_redirects = max_redirects
+        self.cookies = CookieJar()
+        self._origins: dict[str, _Origin] = {}  # "scheme://netloc" as written -> origin
+        self._canonical: dict[tuple[str, str, int], _Origin] = {}
+        pairs = {"user-agent": ("User-Agent", USER_AGENT)}
+        for name, value in (headers or {}).items():
+            pairs[name.lower()] = _checked(name, value)
+        self._headers = _Headers(pairs)
+
+        self.base_url = base_url
+        self._base: _Origin | None = None
+        self._prefix = ""  # path prefix of base_url, without its trailing slash
+        self._base_path = "/"
+        if base_url:
+            match = _ABSOLUTE.match(base_url)
+            if match is None:
+                raise ValueError(f"base_url must be an absolute http(s) URL, not {base_url!r}")
+            self._base = self._origin(match[1])
+            self._base_path = match[2].split("?", 1)[0].split("#", 1)[0] or "/"
+            self._prefix = self._base_path.rstrip("/")
+
+    # -- public ---------------------------------------------------------------------------------------------
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The session's default headers (a copy)."""
+        return dict(self._headers.pairs.values())
+
+    def set_header(self, name: str, value: str | None) -> None:
+        """Set (or with None remove) a default header for the rest of the session."""
+        pairs = dict(self._headers.pairs)
+        if value is None:
+            pairs.pop(name.lower(), None)
+        else:
+            pairs[name.lower()] = _checked(name, value)
+        self._headers = _Headers(pairs)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        query: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = NOTHING,
+        form: Mapping[str, Any] | None = None,
+        body: bytes | str | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = True,
+    ) -> Response:
+        """Send one request (and follow its redirects); faults come back as ``status=0`` with ``error``."""
+        method = method.upper()
+        if method not in _METHODS and not _TOKEN.fullmatch(method):
+            raise ValueError(f"invalid HTTP method {method!r}")
+        origin, target = self._resolve(url)
+        if query:
+            target = f"{target}{'&' if '?' in target else '?'}{urlencode(query)}"
+        if json is NOTHING and form is None and body is None and not files:
+            payload, ctype = b"", None
+        else:
+            payload, ctype = _encode_body(json, form, body, files)
+        if headers:
+            pairs = dict(self._headers.pairs)
+            for name, value in headers.items():
+                pairs[name.lower()] = _checked(name, value)
+            request_headers = _Headers(pairs)
+        else:
+            request_headers = self._headers
+
+        if timeout is None or timeout == self.timeout:
+            return self._send(method, origin, target, request_headers, payload, ctype, allow_redirects, None)
+        # a deadline of its own for the whole request, redirects included
+        timer = gevent.Timeout(float(timeout))
+        timer.start()
+        try:
+            return self._send(method, origin, target, request_headers, payload, ctype, allow_redirects, timer)
+        finally:
+            timer.close()
+
+    def close(self) -> None:
+        """Close every connection; the session stays usable and reconnects on the next request."""
+        for origin in self._canonical.values():
+            if origin.client is not None:
+                origin.client.close()
+            origin.client = origin.pool = origin.idle = None
+
+    def __enter__(self) -> HttpSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- URLs -----------------------------------------------------------------------------------------------
+
+    def _origin(self, prefix: str) -> _Origin:
+        """The origin of ``scheme://netloc`` (as written in some URL), parsed on first sight only."""
+        origin = self._origins.get(prefix)
+        if origin is None:
+            parts = urlsplit(prefix)
+            scheme = parts.scheme.lower()
+            host = parts.hostname
+            if not host:
+                raise ValueError(f"no host in URL {prefix!r}")
+            key = (scheme, host, parts.port or _DEFAULT_PORTS[scheme])
+            origin = self._canonical.get(key)
+            if origin is None:
+                origin = self._canonical[key] = _Origin(*key)
+            self._origins[prefix] = origin
+        return origin
+
+    def _resolve(self, url: str) -> tuple[_Origin, str]:
+        """(origin, request target) of an absolute URL or of one relative to base_url."""
+        match = _ABSOLUTE.match(url)
+        if match is not None:
+            origin = self._origin(match[1])
+            target = match[2] or "/"
+            if target[0] != "/":
+                target = "/" + target
+        elif self._base is None:
+            raise ValueError(f"relative URL {url!r} needs a base_url")
+        else:
+            origin = self._base
+            if url[:1] == "/":
+                target = self._prefix + url
+            elif not url or url[0] == "?":
+                target = self._base_path + url
+            elif _OTHER_SCHEME.match(url):
+                raise ValueError(f"not an http(s) URL: {url!r}")
+            else:
+                target = f"{self._prefix}/{url}"
+        if "#" in target:
+            target = target[: target.index("#")]
+        if _UNSAFE.search(target):
+            target = quote(target, safe=_SAFE)
+        return origin, target
+
+    # -- the exchange ---------------------------------------------------------------------------------------
+
+    def _wire(
+        self, method: str, origin: _Origin, target: str, headers: _Headers, payload: bytes, ctype: str | None
+    ) -> bytes:
+        """The request as sent: head and body in one buffer, one write."""
+        head = f"{method} {target} HTTP/1.1\r\nHost: {headers.host or origin.host_header}\r\n{headers.block}"
+        cookie = headers.cookie
+        if cookie is None:
+            cookie = self.cookies.header(origin.host, target, origin.https)
+        if cookie:
+            head += f"Cookie: {cookie}\r\n"
+        if payload:
+            if ctype and not headers.has_type:
+                head += f"Content-Type: {ctype}\r\n"
+            return f"{head}Content-Length: {len(payload)}\r\n\r\n".encode() + payload
+        if method in _BODY_METHODS:
+            head += "Content-Length: 0\r\n"
+        return f"{head}\r\n".encode()
+
+    def _send(
+        self,
+        method: str,
+        origin: _Origin,
+        target: str,
+        headers: _Headers,
+        payload: bytes,
+        ctype: str | None,
+        allow_redirects: bool,
+        timer: gevent.Timeout | None,
+    ) -> Response:
+        elapsed = 0.0  # the sum of the exchanges: cookie handling between redirects is not timed
+        redirects = 0
+        while True:
+            wire = self._wire(method, origin, target, headers, payload, ctype)
+            parser, seconds, error = self._exchange(origin, method, wire, timer)
+            elapsed += seconds
+            url = origin.url + target
+            if parser is None:
+                return Response(method, url, 0, "", None, b"", elapsed * 1000.0, error)
+
+            status = parser.get_code()
+            location = encoding = None
+            set_cookies = []
+            for name, value in parser.headers:
+                size = len(name)
+                if size == 10 and name.lower() == "set-cookie":
+                    set_cookies.append(value)
+                elif size == 8 and name.lower() == "location":
+                    location = value
+                elif size == 16 and name.lower() == "content-encoding":
+                    encoding = value
+            if set_cookies:
+                self.cookies.store(origin.host, target, set_cookies)
+
+            if allow_redirects and status in _REDIRECTS and location:
+                if redirects < self.max_redirects:
+                    try:
+                        origin, target = self._resolve(urljoin(url, location.strip()))
+                    except ValueError:
+                        error = f"cannot follow redirect to {location!r}"
+                    else:
+                        redirects += 1
+                        if status < 307 and method != "HEAD":
+                            method, payload, ctype = "GET", b"", None
+                        continue
+                else:
+                    error = f"too many redirects (max_redirects={self.max_redirects})"
+
+            body = bytes(parser.body)
+            if encoding is not None and body and error is None:
+                body, error = _decode(body, encoding)
+            return Response(method, url, status, parser.reason, parser.headers, body, elapsed * 1000.0, error)
+
+    def _exchange(
+        self, origin: _Origin, method: str, wire: bytes, timer: gevent.Timeout | None
+    ) -> tuple[_Parser | None, float, str | None]:
+        """Write ``wire`` and read one response: (parser, seconds, None) or (None, seconds, error)."""
+        pool = origin.pool
+        if pool is None:
+            pool = self._open(origin)
+        timeout = self.timeout if timer is None else timer.seconds
+        retried = False
+        started = perf_counter()
+        while True:
+            try:
+                sock = pool.get_socket()
+            except BaseException as exc:
+                error = (
+                    f"timed out after {timeout}s" if exc is timer else _connect_error(exc, origin, self.connect_timeout)
+                )
+                if error is None:
+                    raise
+                return None, perf_counter() - started, error
+            reused = sock is origin.idle
+            origin.idle = None
+            if timer is not None:
+                sock.settimeout(timeout)
+            parser = _Parser(method == "HEAD")
+            received = False
+            try:
+                sock.sendall(wire)
+                recv = sock.recv
+                while not parser.complete:
+                    data = recv(_RECV_SIZE)
+                    if data:
+                        received = True
+                        try:
+                            parser.feed(data)
+                        except HTTPParseError:
+                            if not parser.complete:
+                                raise
+                            parser.trailing = True
+                    elif not received:
+                        raise _NoResponse
+                    else:
+                        with suppress(HTTPParseError):
+                            parser.feed(b"")  # end of file: ends a body delimited by the connection close
+                        if not parser.complete:
+                            raise _Incomplete
+                elapsed = perf_counter() - started
+            except BaseException as exc:
+                pool.release_socket(sock)
+                if reused and not received and not retried and isinstance(exc, _STALE):
+                    retried = True  # the server closed the idle connection: once more on a new one
+                    continue
+                error = f"timed out after {timeout}s" if exc is timer else _io_error(exc, timeout)
+                if error is None:
+                    raise
+                return None, perf_counter() - started, error
+
+            if not parser.trailing and parser.should_keep_alive():
+                if timer is not None:
+                    sock.settimeout(self.timeout)
+                pool.return_socket(sock)
+                origin.idle = sock
+            else:
+                pool.release_socket(sock)
+            return parser, elapsed, None
+
+    def _open(self, origin: _Origin) -> Any:
+        client = HTTPClient(
+            origin.host,
+            origin.port,
+            concurrency=1,
+            connection_timeout=self.connect_timeout,
+            network_timeout=self.timeout,
+            ssl=origin.https,
+            insecure=self.insecure,
+            ssl_context_factory=partial(_tls_context, verify=not self.insecure) if origin.https else None,
+        )
+        origin.client = client
+        origin.pool = client._connection_pool  # connect, TLS and the liveness check on reuse
+        return origin.pool
