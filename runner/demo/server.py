@@ -1,0 +1,70 @@
+"""Serve the demo shop with gevent's WSGI server until SIGINT/SIGTERM (or a stop event)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from gevent.event import Event
+from gevent.pywsgi import WSGIServer
+
+from runner.demo.app import make_app
+from runner.errors import RunError
+
+BACKLOG = 2048  # many virtual users connect at once; the kernel caps it at somaxconn anyway
+
+
+class _Server(WSGIServer):
+    """pywsgi sends the headers and the body in two writes: without TCP_NODELAY, Nagle's algorithm and the
+    client's delayed ACK add ~40 ms to every keep-alive response."""
+
+    def handle(self, sock: socket.socket, address: Any) -> None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().handle(sock, address)
+
+
+def url_for(host: str, port: int) -> str:
+    """The URL a client on this machine uses to reach a server bound to ``host``."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8089,
+    *,
+    ready: Callable[[str], None] | None = None,
+    stop: Event | None = None,
+) -> None:
+    """Serve the demo shop on ``host:port`` (port 0: any free port) until SIGINT/SIGTERM or ``stop`` is set.
+
+    ``ready(url)`` is called with the actual URL once the socket listens. Raises ``RunError`` if the address
+    cannot be bound. Returns normally on a signal (no ``KeyboardInterrupt``).
+    """
+    server = _Server((host, port), make_app(), log=None, backlog=BACKLOG)
+    try:
+        server.start()
+    except OSError as e:
+        raise RunError(f"the demo target cannot listen on {host}:{port}: {e.strerror or e}") from e
+    if stop is None:
+        stop = Event()
+    watchers = []
+    if threading.current_thread() is threading.main_thread():
+        watchers = [gevent.signal_handler(sig, stop.set) for sig in (signal.SIGINT, signal.SIGTERM)]
+    try:
+        if ready is not None:
+            ready(url_for(host, server.server_port))
+        stop.wait()
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+        server.stop(timeout=2)
