@@ -1,0 +1,177 @@
+"""The ``lrun`` command. Imports of heavy modules stay inside commands so ``--help`` is fast.
+
+Exit codes: 0 all good; 1 a run or debug found failures; 2 usage or validation error.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runner import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _patch_gevent() -> None:
+    """Patch the standard library for gevent: once, at the entry of commands that run users."""
+    from gevent import monkey
+
+    if not monkey.is_module_patched("socket"):
+        monkey.patch_all()
+
+
+def _fail(message: str) -> None:
+    click.echo(message, err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _load(path: str) -> Any:
+    from runner.errors import ScenarioError
+    from runner.scenario import load_scenario
+
+    try:
+        loaded = load_scenario(path)
+    except ScenarioError as exc:
+        _fail(str(exc))
+    for warning in loaded.warnings:
+        click.echo(warning.format(), err=True)
+    return loaded
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="lrun")
+def cli() -> None:
+    """lrun: declarative load testing.
+
+    \b
+    Describe virtual users in a YAML scenario, check it, debug it:
+      lrun validate scenarios/          check scenarios (for CI)
+      lrun debug scenarios/quickstart.yaml
+                                        one user, one iteration, every step shown
+      lrun demo                         serve the built-in demo shop
+      lrun schema                       JSON Schema of the scenario language
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Print problems only, no 'ok' lines.")
+def validate(paths: tuple[str, ...], strict: bool, quiet: bool) -> None:
+    """Check scenario files (or every scenario under directories) without running them.
+
+    Prints one line per problem as path:line:col: message. Exit 0 when every file is valid, 2 otherwise.
+    Files that other files only include (fragments) are checked as part of the files that include them.
+    """
+    from runner.errors import ScenarioError
+    from runner.scenario import find_scenarios, load_scenario
+
+    missing = [p for p in paths if not Path(p).exists()]
+    files = find_scenarios(p for p in paths if p not in missing)
+    bad = len(missing)
+    for path in missing:
+        click.echo(f"{path}:1:1: file not found", err=True)
+    if not files and not missing:
+        _fail(f"no scenario files (*.yaml, *.yml, *.json) under {', '.join(paths)}")
+    for path in files:
+        try:
+            loaded = load_scenario(path)
+        except ScenarioError as exc:
+            bad += 1
+            click.echo(str(exc), err=True)
+            continue
+        for warning in loaded.warnings:
+            click.echo(warning.format(), err=True)
+        if strict and loaded.warnings:
+            bad += 1
+        elif not quiet:
+            click.echo(f"{path}: ok")
+    if bad:
+        _fail(f"{bad} of {len(files) + len(missing)} file(s) have problems")
+
+
+@cli.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to a file.")
+def schema(output: str | None) -> None:
+    """Print the JSON Schema of the scenario language (for editors and CI)."""
+    from runner.scenario.schema import schema_text
+
+    text = schema_text()
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path())
+@click.option("-u", "--user", "user_names", multiple=True, help="Only this user type (repeatable).")
+@click.option("-H", "--host", help="Host to use instead of the scenario's (a URL, or 'demo').")
+@click.option("--think", is_flag=True, help="Wait think times (skipped by default).")
+@click.option("--show-body", is_flag=True, help="Print every response body (failed ones are always shown).")
+def debug(scenario: str, user_names: tuple[str, ...], host: str | None, think: bool, show_body: bool) -> None:
+    """Run one user of each type through one iteration and show every step.
+
+    Exit 1 when a request or checkpoint failed.
+    """
+    _patch_gevent()
+    from runner.compiler import CompileOptions, compile_scenario, needs_demo
+    from runner.debug import TraceRuntime, debug_users
+
+    loaded = _load(scenario)
+    unknown = [n for n in user_names if n not in loaded.model.users]
+    if unknown:
+        from runner.scenario.validate import did_you_mean
+
+        hint = did_you_mean(unknown[0], loaded.model.users) or f"user types: {', '.join(loaded.model.users)}"
+        _fail(f"{scenario}: no user type '{unknown[0]}' ({hint})")
+    if host is not None:
+        from runner.scenario.model import check_host
+
+        try:
+            check_host(host)
+        except ValueError as exc:
+            _fail(f"-H: {exc}")
+    with ExitStack() as stack:
+        demo_url = None
+        if needs_demo(loaded.model, host):
+            from runner.demo import start_demo
+
+            demo = stack.enter_context(start_demo())
+            demo_url = demo.url
+            click.echo(f"demo target started at {demo_url}")
+        compiled = compile_scenario(loaded, CompileOptions(host=host, demo_url=demo_url))
+        classes = [c for c in compiled.user_classes if not user_names or c.type_name in user_names]
+        if not all(c.host for c in classes):
+            _fail(f"{scenario}: no host for some users: add host: to the scenario or pass -H URL")
+        passed = debug_users(classes, TraceRuntime(think=think, show_body=show_body))
+    sys.exit(EXIT_OK if passed else EXIT_FAILED)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8089, show_default=True, help="Port to listen on (0: any free port).")
+def demo(host: str, port: int) -> None:
+    """Serve the built-in demo shop (the target of the example scenarios) until Ctrl-C."""
+    from runner.demo.server import serve
+
+    serve(host, port, ready=lambda url: click.echo(f"lrun demo target listening on {url}  (Ctrl-C to stop)"))
+
+
+def main() -> None:
+    from runner.errors import LrunError
+
+    try:
+        cli.main(prog_name="lrun", standalone_mode=True)
+    except LrunError as exc:
+        click.echo(f"lrun: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+if __name__ == "__main__":
+    main()

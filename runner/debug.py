@@ -1,0 +1,102 @@
+"""``lrun debug``: one user of each type through one iteration, every step printed.
+
+The first thing a tester runs while writing a scenario: the request line, status and time of each request,
+the value each extractor saved, each checkpoint's verdict, and why a step failed.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from runner.engine.flow import FlowSignal, StopTest
+from runner.engine.user import RequestResult, VirtualUser
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    """A value as JSON (strings quoted, numbers and lists as they are), cut to ``limit`` characters."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} kB"
+
+
+@dataclass
+class TraceRuntime:
+    """A ``Runtime`` that prints every step as it happens."""
+
+    echo: Callable[[str], None] = click.echo
+    think: bool = False
+    show_body: bool = False
+    color: bool | None = None
+    trace: bool = field(default=True, init=False)
+    requests: int = 0
+    failures: int = 0
+    errors: int = 0
+
+    def _style(self, text: str, **kw: Any) -> str:
+        return click.style(text, **kw) if self.color is not False else text
+
+    def on_request(self, user: VirtualUser, result: RequestResult) -> None:
+        self.requests += 1
+        ok = result.failure is None
+        status = self._style(str(result.status or "---"), fg="green" if ok else "red", bold=True)
+        url = result.url.removeprefix(user.host) if user.host and result.url.startswith(user.host) else result.url
+        line = f"  {result.method} {url or '/'} -> {status}  {result.elapsed_ms:.1f} ms  {_size(result.size)}"
+        if result.name != url:
+            line += self._style(f"  [{result.name}]", dim=True)
+        self.echo(line)
+        for variable, value in (result.trace_extracted or {}).items():
+            self.echo(f"      saved {variable} = {_short(value)}")
+        for message in result.trace_warnings or []:
+            self.echo(self._style(f"      warning: {message}", fg="yellow"))
+        for description, message in result.trace_checks or []:
+            if message is None:
+                self.echo(f"      {self._style('ok  ', fg='green')} {description}")
+            else:
+                self.echo(f"      {self._style('FAIL', fg='red', bold=True)} {description}: {message}")
+        if result.failure is not None:
+            self.failures += 1
+            self.echo(self._style(f"      request failed: {result.failure}", fg="red"))
+        response = result.response
+        if response is not None and (self.show_body or not ok) and response.body:
+            self.echo(self._style(f"      body: {_short(response.text, 300)}", dim=True))
+
+    def on_think(self, user: VirtualUser, seconds: float) -> None:
+        self.echo(f"  think {seconds:.2f}s" + ("" if self.think else " (skipped; --think to wait)"))
+
+    def on_warning(self, user: VirtualUser, message: str) -> None:
+        pass  # printed with its request
+
+    def on_error(self, user: VirtualUser, error: BaseException) -> None:
+        self.errors += 1
+        self.echo(self._style(f"  error in {user.type_name}: {type(error).__name__}: {error}", fg="red"))
+        frames = traceback.format_exception(type(error), error, error.__traceback__, limit=-3)
+        for line in "".join(frames).rstrip().splitlines():
+            self.echo(self._style(f"      {line}", dim=True))
+
+
+def debug_users(classes: list[type[VirtualUser]], runtime: TraceRuntime) -> bool:
+    """Run one iteration of each class; True when every request and checkpoint passed."""
+    for number, cls in enumerate(classes, start=1):
+        runtime.echo(runtime._style(f"user {cls.type_name} (host {cls.host})", bold=True))
+        user = cls(runtime, number)
+        try:
+            user.run(iterations=1)
+        except StopTest as signal:
+            runtime.echo(runtime._style(f"  test stopped: {signal.reason}", fg="red"))
+            return False
+        except FlowSignal:  # pragma: no cover - run() handles the others
+            pass
+        runtime.echo("")
+    summary = f"{runtime.requests} requests, {runtime.failures} failed, {runtime.errors} errors"
+    passed = runtime.failures == 0 and runtime.errors == 0
+    runtime.echo(runtime._style(summary, fg="green" if passed else "red", bold=True))
+    return passed

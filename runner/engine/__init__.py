@@ -1,0 +1,1 @@
+"""Running virtual users: user lifecycle, flow control, runners."""

@@ -1,0 +1,31 @@
+"""Signals a step raises to change what a virtual user does next. They are not errors."""
+
+from __future__ import annotations
+
+
+class FlowSignal(Exception):
+    """Base of the control-flow signals; ``reason`` says why, for logs and reports."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StopIteration_(FlowSignal):
+    """End this iteration now; the user starts the next one."""
+
+
+class StopUser(FlowSignal):
+    """End this user (its on_stop steps still run)."""
+
+
+class StopTest(FlowSignal):
+    """End the whole test."""
+
+
+ON_FAIL: dict[str, type[FlowSignal] | None] = {
+    "continue": None,
+    "stop_iteration": StopIteration_,
+    "stop_user": StopUser,
+    "stop_test": StopTest,
+}

@@ -1,0 +1,39 @@
+"""Shared fixtures: the real demo target on loopback, and the real ``lrun`` command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "scenarios"
+
+
+def lrun_command() -> list[str]:
+    """The installed ``lrun`` script next to this Python, or the module as a fallback."""
+    script = Path(sys.executable).parent / "lrun"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("lrun")
+    return [found] if found else [sys.executable, "-m", "runner.cli"]
+
+
+def run_lrun(*args: str, timeout: float = 120, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run ``lrun ARGS`` as a user would; output captured, bounded in time."""
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([*lrun_command(), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+
+
+@pytest.fixture(scope="session")
+def demo_url() -> Iterator[str]:
+    """The demo target, started once for the session in its own process."""
+    from runner.demo import start_demo
+
+    with start_demo() as demo:
+        yield demo.url
