@@ -1,0 +1,188 @@
+"""The results of a run: one dict, written as JSON (``--json FILE``), read by every report and CI check.
+
+Format ``lrun-results``, version 1. Times at the top level are ISO 8601 UTC strings; inside the series and
+the error groups they are epoch seconds. Milliseconds, rates and averages are rounded to 3 decimals (µs for
+times, the resolution of the histograms); ratios to 6. A value that does not exist — the average of no
+requests, a percentile of an empty interval — is ``null``, never 0 or NaN; the file is strict JSON.
+
+Top level::
+
+    format            "lrun-results"
+    format_version    1
+    lrun_version      the lrun that wrote it
+    scenario          scenario name;  scenario_file  its path;  host  the target;  command  the command line
+    start, end        ISO 8601 UTC, millisecond precision ("2024-05-01T12:00:00.000Z")
+    duration_s        end - start
+    stats_start       when counting started: start, or the reset after spawning (--reset-stats)
+    measured_s        end - stats_start: what the rates (rps, failures_per_s) are divided by
+    load              the load asked for (users, spawn rate, run time, stages …), as given by the runner
+    users_max         the most users running at once
+    total             ENTRY of all requests together (name "Aggregated", method "")
+    requests          ENTRY per (method, name), sorted by type, name, method
+    series            POINT per second (coarser for long runs: see ``runner.stats.series``)
+    errors            FAILURE groups, most frequent first
+    exceptions        EXCEPTION groups, most frequent first
+    thresholds        the verdict of each threshold (``runner.thresholds.evaluate``)
+    passed            exit_code == 0 and every threshold passed
+    exit_code         the process's exit code;  stop_reason  why the run ended
+    (extra keys)      what the runner adds with ``extra=`` (e.g. "warnings")
+
+ENTRY::
+
+    type              "request" (later also "transaction")
+    method, name      "GET", "/items" ("" and "Aggregated" for the total)
+    requests, failures            counts
+    failure_ratio     failures / requests (0.0 without requests)
+    rps, failures_per_s           per second over measured_s
+    avg_ms, min_ms, max_ms, median_ms, stddev_ms   response times (stddev: population); null without requests
+    avg_bytes, total_bytes        response sizes (avg null without requests)
+    percentiles       {"50", "66", "75", "80", "90", "95", "98", "99", "99.9", "99.99", "100": ms or null}
+    histogram         ``Histogram.to_dict()``: {"counts": {"bucket_µs": n}, "count", "min", "max", "sum", "sumsq"},
+                      enough to compute any other percentile or to merge runs
+    series            (only with --csv-full-history) this entry's POINTs since its first request
+
+POINT: ``t`` (end of the interval, epoch s), ``interval_s``, ``users``, ``requests``, ``failures``, ``rps``,
+``failures_per_s``, ``avg_ms``, ``p50_ms``, ``p95_ms``, ``p99_ms``, ``percentiles`` (as in ENTRY) of the interval;
+``total_requests``, ``total_failures``, ``total_avg_ms``, ``total_median_ms``, ``total_min_ms``, ``total_max_ms``,
+``total_avg_bytes`` cumulative at ``t``.
+
+FAILURE: ``method``, ``name``, ``message``, ``count``, ``first_seen``, ``last_seen`` (epoch s), ``other``
+(true for the one group counting everything past the bound of 500 groups).
+
+EXCEPTION: ``type``, ``message``, ``count``, ``traceback`` (the first one seen), ``first_seen``, ``last_seen``,
+``users`` (user types it happened in), ``nodes`` ("local", or the workers), ``other`` (as for failures).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import runner
+from runner.errors import LrunError
+
+if TYPE_CHECKING:
+    from runner.stats import RequestStats
+
+FORMAT = "lrun-results"
+FORMAT_VERSION = 1
+
+
+def iso_time(epoch: float) -> str:
+    """Epoch seconds as ISO 8601 UTC with milliseconds: ``2024-05-01T12:00:00.000Z``."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_results(
+    stats: RequestStats,
+    *,
+    scenario: str,
+    scenario_file: str,
+    host: str,
+    start: float,
+    end: float,
+    users_max: int,
+    load: dict[str, Any],
+    command: str,
+    thresholds: list[dict[str, Any]],
+    stop_reason: str,
+    exit_code: int,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The results dict of a finished (or interrupted) run; see the module docstring."""
+    stats_start = max(start, stats.start_time)
+    measured = max(0.0, end - stats_start)
+    snapshot = stats.snapshot(duration=measured)
+    results: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "lrun_version": runner.__version__,
+        "scenario": scenario,
+        "scenario_file": scenario_file,
+        "host": host,
+        "command": command,
+        "start": iso_time(start),
+        "end": iso_time(end),
+        "duration_s": round(max(0.0, end - start), 3),
+        "stats_start": iso_time(stats_start),
+        "measured_s": round(measured, 3),
+        "load": load,
+        "users_max": users_max,
+        "total": snapshot["total"],
+        "requests": snapshot["requests"],
+        "series": snapshot["series"],
+        "errors": snapshot["errors"],
+        "exceptions": snapshot["exceptions"],
+        "thresholds": thresholds,
+        "passed": exit_code == 0 and all(t.get("passed") for t in thresholds),
+        "exit_code": exit_code,
+        "stop_reason": stop_reason,
+    }
+    for key, value in (extra or {}).items():
+        if key in results:
+            raise ValueError(f"extra result {key!r} would replace a field of the results format")
+        results[key] = value
+    return results
+
+
+def write_json(results: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write ``results`` to ``path`` atomically: a reader sees the old file or the whole new one."""
+    path = Path(path)
+    text = json.dumps(results, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it a normal file's mode
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a results file; ``LrunError`` saying what is wrong for a missing, truncated or foreign file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LrunError(f"{path}: no such results file") from None
+    except IsADirectoryError:
+        raise LrunError(f"{path}: is a directory, not a results file") from None
+    except UnicodeDecodeError:
+        raise LrunError(f"{path}: not an lrun results file (not UTF-8 text)") from None
+    except OSError as exc:
+        raise LrunError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not text.strip():
+        raise LrunError(f"{path}: empty file, not lrun results (was the run interrupted while writing?)")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        truncated = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        why = "truncated: the JSON ends early" if truncated else f"not JSON ({exc.msg}, line {exc.lineno})"
+        raise LrunError(f"{path}: {why}; not a complete lrun results file") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise LrunError(f'{path}: not an lrun results file (no "format": "{FORMAT}" in it)')
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise LrunError(
+                f"{path}: results format version {version}, written by a newer lrun; this one reads version "
+                f"{FORMAT_VERSION}"
+            )
+        raise LrunError(f"{path}: unknown results format version {version!r}; this lrun reads {FORMAT_VERSION}")
+    return data

@@ -1,0 +1,50 @@
+"""``Period``: what one statistics entry saw over some time — one second, a window, or the whole run."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from runner.stats.histogram import Histogram
+
+
+class Period(Histogram):
+    """A response-time histogram plus the failures, the bytes received and the time of the last request.
+
+    The hot path (``RequestStats.log``) writes the buckets, sums, min and max of the current second's
+    ``Period`` directly and leaves ``count`` to ``settle()``, which runs before the second is read or folded.
+    """
+
+    __slots__ = ("bytes", "failures", "last")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+        self.bytes = 0
+        self.last = 0.0  # epoch s of the last request, 0 when none
+
+    def settle(self) -> None:
+        """Make ``count`` agree with the buckets after hot-path writes."""
+        self.count = sum(self.counts.values())
+
+    def merge(self, other: Histogram) -> None:
+        super().merge(other)
+        if isinstance(other, Period):
+            self.failures += other.failures
+            self.bytes += other.bytes
+            self.last = max(self.last, other.last)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(failures=self.failures, bytes=self.bytes, last=self.last)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        new = super().from_dict(data)
+        try:
+            new.failures = int(data.get("failures", 0))
+            new.bytes = int(data.get("bytes", 0))
+            new.last = float(data.get("last", 0.0))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"not a period: {exc!r}") from None
+        return new
