@@ -1,0 +1,51 @@
+"""Which user types to start, and in what order: pure functions, tested on their own.
+
+Fixed counts are honoured first; the remaining users are shared by weight with the largest-remainder method,
+so 10 users at weights 3:1 are 8 and 2 (not 7 and 3). The spawn order interleaves the types (smooth weighted
+round-robin), so that while ramping up the mix already has the right proportions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class Weighted(Protocol):
+    weight: int
+    fixed_count: int | None
+
+
+def distribute(classes: Sequence[Weighted], users: int) -> list[int]:
+    """How many users of each class make ``users`` in all."""
+    counts = [0] * len(classes)
+    left = users
+    for i, cls in enumerate(classes):
+        if cls.fixed_count is not None:
+            counts[i] = min(cls.fixed_count, left)
+            left -= counts[i]
+    weighted = [i for i, cls in enumerate(classes) if cls.fixed_count is None and cls.weight > 0]
+    total = sum(classes[i].weight for i in weighted)
+    if left <= 0 or not total:
+        return counts
+    shares = {i: left * classes[i].weight / total for i in weighted}
+    for i in weighted:
+        counts[i] = int(shares[i])
+    remainder = left - sum(counts[i] for i in weighted)
+    for i in sorted(weighted, key=lambda i: (-(shares[i] - int(shares[i])), i))[:remainder]:
+        counts[i] += 1
+    return counts
+
+
+def spawn_order(counts: Sequence[int]) -> list[int]:
+    """Class indices in the order to start them: interleaved in proportion (smooth weighted round-robin)."""
+    total = sum(counts)
+    current = [0] * len(counts)
+    order = []
+    for _ in range(total):
+        for i, count in enumerate(counts):
+            current[i] += count
+        best = max(range(len(counts)), key=lambda i: current[i])
+        current[best] -= total
+        order.append(best)
+    return order

@@ -1,0 +1,232 @@
+"""The local runner: starts and stops virtual users in one process and reports what they do to statistics.
+
+States follow Locust's: ready → spawning → running → (spawning again when the user count changes) →
+stopping → stopped. ``stop()`` is safe from anywhere, including a user's own greenlet: the stopping itself
+runs in a greenlet of its own. Nothing starts in the constructor; ``start`` does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import gevent
+from gevent.event import Event
+from gevent.pool import Group
+
+from runner.engine.dispatch import distribute, spawn_order
+from runner.engine.user import RequestResult, VirtualUser
+
+
+class State(StrEnum):
+    READY = "ready"
+    SPAWNING = "spawning"
+    RUNNING = "running"
+    CLEANUP = "cleanup"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    MISSING = "missing"  # a worker the master has not heard from
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Go linearly from the current number of users to ``users`` over ``duration`` seconds."""
+
+    duration: float
+    users: int
+
+
+class StatsSink:
+    """What the runner feeds: ``runner.stats.RequestStats`` fits."""
+
+    def log(self, method: str, name: str, ms: float, size: int, failure: str | None) -> None: ...
+
+    def log_error(self, error: BaseException, user_type: str) -> None: ...
+
+
+class LocalRunner:
+    """Runs virtual users of the given classes in this process; it is their ``Runtime``."""
+
+    trace = False
+    think = True
+
+    def __init__(
+        self,
+        classes: Sequence[type[VirtualUser]],
+        stats: StatsSink,
+        *,
+        iterations: int | None = None,
+        stop_timeout: float = 0.0,
+        on_spawned: Callable[[int], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
+        self.classes = list(classes)
+        self.stats = stats
+        self.iterations = iterations
+        self.stop_timeout = stop_timeout
+        self.on_spawned = on_spawned
+        self.warn = on_warning or (lambda message: None)
+        self.state = State.READY
+        self.stop_reason = ""
+        self.started_at: float | None = None
+        self.users: list[list[tuple[VirtualUser, gevent.Greenlet]]] = [[] for _ in self.classes]
+        self.user_count_max = 0
+        self._group = Group()
+        self._spawner: gevent.Greenlet | None = None
+        self._timers: list[gevent.Greenlet] = []
+        self._next_id = 1
+        self._done = Event()
+        self._warned: set[str] = set()
+
+    # ------------------------------------------------------------------------------------------- Runtime
+
+    def on_request(self, user: VirtualUser, result: RequestResult) -> None:
+        self.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure)
+
+    def on_think(self, user: VirtualUser, seconds: float) -> None:
+        pass
+
+    def on_warning(self, user: VirtualUser, message: str) -> None:
+        if message not in self._warned and len(self._warned) < 100:  # say each distinct warning once
+            self._warned.add(message)
+            self.warn(f"{user.type_name}: {message}")
+
+    def on_error(self, user: VirtualUser, error: BaseException) -> None:
+        self.stats.log_error(error, user.type_name)
+
+    # ------------------------------------------------------------------------------------------- control
+
+    @property
+    def user_count(self) -> int:
+        return sum(len(users) for users in self.users)
+
+    def user_counts(self) -> dict[str, int]:
+        return {cls.type_name: len(users) for cls, users in zip(self.classes, self.users, strict=True)}
+
+    def start(self, users: int, spawn_rate: float, run_time: float | None = None) -> None:
+        """Start ``users`` at ``spawn_rate`` per second; stop by itself after ``run_time`` seconds."""
+        self.started_at = time.time()
+        self.set_users(users, spawn_rate)
+        if run_time is not None:
+            self._timers.append(gevent.spawn_later(run_time, self.stop, "run time reached"))
+
+    def start_stages(self, stages: Sequence[Stage]) -> None:
+        """Ramp through ``stages`` (ramp up, hold, ramp down …); stop when the last one ends."""
+        self.started_at = time.time()
+        self._timers.append(gevent.spawn(self._run_stages, list(stages)))
+
+    def _run_stages(self, stages: list[Stage]) -> None:
+        for stage in stages:
+            change = abs(stage.users - self._target_or_count())
+            rate = change / stage.duration if stage.duration > 0 and change else float("inf")
+            self.set_users(stage.users, rate)
+            gevent.sleep(stage.duration)
+        self.stop("stages completed")
+
+    def _target_or_count(self) -> int:
+        return getattr(self, "_target", self.user_count)
+
+    def set_users(self, target: int, spawn_rate: float) -> None:
+        """Move to ``target`` users at ``spawn_rate`` per second (replaces a spawn under way)."""
+        if self.state in (State.STOPPING, State.STOPPED):
+            return
+        if self._spawner is not None:
+            self._spawner.kill(block=False)
+        self._target = max(0, target)
+        self._spawner = gevent.spawn(self._spawn, self._target, spawn_rate)
+
+    def _spawn(self, target: int, rate: float) -> None:
+        self.state = State.SPAWNING
+        wanted = distribute(self.classes, target)
+        current = [len(users) for users in self.users]
+        interval = 1.0 / rate if rate > 0 and rate != float("inf") else 0.0
+        due = time.monotonic()
+        for index in spawn_order([max(0, w - c) for w, c in zip(wanted, current, strict=True)]):
+            self._start_user(index)
+            due += interval
+            gevent.sleep(max(0.0, due - time.monotonic()))
+        for index in reversed(spawn_order([max(0, c - w) for w, c in zip(wanted, current, strict=True)])):
+            self._stop_one(index)
+            due += interval
+            gevent.sleep(max(0.0, due - time.monotonic()))
+        if self.state == State.SPAWNING:
+            self.state = State.RUNNING
+        if self.on_spawned:
+            self.on_spawned(self.user_count)
+        self._spawner = None
+        if self.user_count == 0 and target > 0:
+            self.stop("all users finished")
+
+    def _start_user(self, index: int) -> None:
+        user = self.classes[index](self, self._next_id)
+        self._next_id += 1
+        greenlet = self._group.spawn(self._run_user, user, index)
+        self.users[index].append((user, greenlet))
+        self.user_count_max = max(self.user_count_max, self.user_count)
+
+    def _run_user(self, user: VirtualUser, index: int) -> None:
+        from runner.engine.flow import StopTest
+
+        try:
+            user.run(self.iterations)
+        except StopTest as signal:
+            self.stop(f"stop_test: {signal.reason}" if signal.reason else "stop_test")
+        finally:
+            users = self.users[index]
+            for i, (candidate, _) in enumerate(users):
+                if candidate is user:
+                    del users[i]
+                    break
+            if self.user_count == 0 and self._spawner is None and self.state == State.RUNNING:
+                self.stop("all users finished")
+
+    def _stop_one(self, index: int) -> None:
+        """Stop the newest user of a class: let it finish its iteration within the stop timeout."""
+        if not self.users[index]:
+            return
+        user, greenlet = self.users[index][-1]
+        user.stopping = True
+        if self.stop_timeout > 0:
+            gevent.spawn(self._kill_later, greenlet, self.stop_timeout)
+        else:
+            greenlet.kill(block=False)
+
+    @staticmethod
+    def _kill_later(greenlet: gevent.Greenlet, timeout: float) -> None:
+        greenlet.join(timeout)
+        greenlet.kill(block=False)
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Stop the test (idempotent; safe to call from a user's greenlet)."""
+        if self.state in (State.STOPPING, State.STOPPED) or self.stop_reason:
+            return
+        self.stop_reason = reason
+        gevent.spawn(self._stop)
+
+    def _stop(self) -> None:
+        self.state = State.STOPPING
+        if self._spawner is not None:
+            self._spawner.kill(block=False)
+        for timer in self._timers:
+            if timer is not gevent.getcurrent():
+                timer.kill(block=False)
+        for users in self.users:
+            for user, _ in users:
+                user.stopping = True
+        if self.stop_timeout > 0:
+            self._group.join(timeout=self.stop_timeout)
+        self._group.kill(block=True, timeout=10)
+        self.state = State.STOPPED
+        self._done.set()
+
+    def kill_now(self) -> None:
+        """A second Ctrl-C: do not wait for iterations to finish."""
+        self.stop_timeout = 0
+        self.stop("interrupted")
+        self._group.kill(block=False)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the runner stopped; True when it did."""
+        return self._done.wait(timeout)

@@ -1,0 +1,51 @@
+"""Which user types start, how many, and in what order."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+
+from runner.engine.dispatch import distribute, spawn_order
+
+
+@dataclass
+class Kind:
+    weight: int = 1
+    fixed_count: int | None = None
+
+
+@pytest.mark.parametrize(
+    ("weights", "users", "expected"),
+    [
+        ([3, 1], 10, [8, 2]),
+        ([1, 2, 3], 6, [1, 2, 3]),
+        ([1, 2, 3], 1, [0, 0, 1]),
+        ([1, 1], 3, [2, 1]),
+        ([5, 0], 4, [4, 0]),
+        ([1, 1, 1], 0, [0, 0, 0]),
+    ],
+)
+def test_users_are_shared_by_weight(weights: list[int], users: int, expected: list[int]) -> None:
+    counts = distribute([Kind(w) for w in weights], users)
+    assert counts == expected
+    assert sum(counts) == users or not any(weights)
+
+
+def test_fixed_counts_come_first_and_never_exceed_the_total() -> None:
+    assert distribute([Kind(fixed_count=2), Kind(3), Kind(1)], 10) == [2, 6, 2]
+    assert distribute([Kind(fixed_count=5), Kind(1)], 3) == [3, 0]
+
+
+def test_spawn_order_interleaves_in_proportion() -> None:
+    order = spawn_order([6, 2])
+    assert Counter(order) == {0: 6, 1: 2}
+    first_half = Counter(order[:4])
+    assert first_half == {0: 3, 1: 1}  # the mix is right while ramping up, not all of one type first
+
+
+def test_large_runs_stay_exact() -> None:
+    counts = distribute([Kind(1), Kind(2), Kind(3)], 10_000)
+    assert counts == [1667, 3333, 5000]
+    assert len(spawn_order(counts)) == 10_000
