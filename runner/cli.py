@@ -43,19 +43,98 @@ def _load(path: str) -> Any:
     return loaded
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class DefaultRun(click.Group):
+    """``lrun SCENARIO [OPTIONS]`` means ``lrun run SCENARIO [OPTIONS]``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultRun, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="lrun")
 def cli() -> None:
     """lrun: declarative load testing.
 
     \b
-    Describe virtual users in a YAML scenario, check it, debug it:
-      lrun validate scenarios/          check scenarios (for CI)
+    Describe virtual users in a YAML scenario, then:
+      lrun scenarios/quickstart.yaml    run the load test (same as lrun run ...)
       lrun debug scenarios/quickstart.yaml
                                         one user, one iteration, every step shown
+      lrun validate scenarios/          check scenarios (for CI)
       lrun demo                         serve the built-in demo shop
       lrun schema                       JSON Schema of the scenario language
+
+    Exit codes: 0 all good, 1 failures or failed thresholds, 2 usage or validation error.
     """
+
+
+def _setup_logging(level: str, logfile: str | None) -> None:
+    import logging
+
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        _fail(f"-L/--loglevel: unknown level {level!r} (use DEBUG, INFO, WARNING, ERROR)")
+    handler: logging.Handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("lrun")
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    root.propagate = False
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path())
+@click.option("-u", "--users", type=int, help="Peak number of concurrent users.  [default: scenario's, or 1]")
+@click.option("-r", "--spawn-rate", type=float, help="Users started per second.  [default: scenario's, or 1]")
+@click.option("-t", "--run-time", help="Stop after this long: 300s, 20m, 1h30m.  [default: until Ctrl-C]")
+@click.option("-H", "--host", help="Host to load (a URL, or 'demo'); overrides the scenario's.")
+@click.option("-i", "--iterations", type=int, help="Stop each user after this many iterations.")
+@click.option("--stop-timeout", help="On stop, let users finish their iteration for this long.")
+@click.option("-T", "--tags", help="Only run user types and tasks with one of these tags (comma-separated).")
+@click.option("-E", "--exclude-tags", help="Leave out user types and tasks with one of these tags.")
+@click.option("--csv", "csv_prefix", metavar="PREFIX", help="Write PREFIX_stats.csv and friends (Locust's layout).")
+@click.option("--csv-full-history", is_flag=True, default=None, help="Per-request rows in PREFIX_stats_history.csv.")
+@click.option("--json", "json_file", metavar="FILE", help="Write the results as JSON (the input of reports and CI).")
+@click.option("--print-stats", is_flag=True, default=None, help="Print the statistics table during the run (default).")
+@click.option("--only-summary", is_flag=True, default=None, help="Print only the summary at the end.")
+@click.option("-L", "--loglevel", help="DEBUG, INFO, WARNING or ERROR.  [default: INFO]")
+@click.option("--logfile", help="Write the log to this file instead of stderr.")
+@click.option("--exit-code-on-error", type=int, help="Exit code when requests failed (without thresholds). [1]")
+@click.option("--reset-stats", is_flag=True, default=None, help="Reset statistics once all users are spawned.")
+@click.option("--config", "config_file", help="Settings file (default: ./lrun.conf, or [tool.lrun] in pyproject.toml).")
+def run(scenario: str, config_file: str | None, csv_prefix: str | None, json_file: str | None, **options: Any) -> None:
+    """Run a load test and print its statistics; write --json / --csv results.
+
+    Settings come from, highest first: these options, LRUN_* environment variables (LRUN_USERS,
+    LRUN_RUN_TIME …), the config file, the scenario's load section. Ctrl-C stops gracefully and still writes
+    every output; a second Ctrl-C stops at once. In a terminal, w/W add 1/10 users and s/S remove 1/10.
+    """
+    from runner.config import find_config, resolve
+    from runner.errors import LrunError
+
+    options.update(csv=csv_prefix, json=json_file)
+    loaded = _load(scenario)
+    try:
+        settings = resolve(
+            options, config=find_config(config_file, Path.cwd()), scenario_load=loaded.model.load.model_dump()
+        )
+    except LrunError as exc:
+        _fail(f"lrun: {exc}")
+    if settings.host is not None:
+        from runner.scenario.model import check_host
+
+        try:
+            check_host(settings.host)
+        except ValueError as exc:
+            _fail(f"-H: {exc}")
+    _setup_logging(settings.loglevel, settings.logfile)
+    _patch_gevent()
+    from runner.run import run_load
+
+    code = run_load(loaded, settings, command=" ".join(["lrun", *sys.argv[1:]]))
+    sys.exit(code)
 
 
 @cli.command()

@@ -49,6 +49,20 @@ class CompiledScenario:
 class CompileOptions:
     host: str | None = None  # overrides the scenario's host (-H)
     demo_url: str | None = None  # where 'host: demo' points, once the demo target runs
+    tags: tuple[str, ...] = ()  # keep only user types and tasks with one of these tags (--tags)
+    exclude_tags: tuple[str, ...] = ()  # drop user types and tasks with one of these tags (--exclude-tags)
+
+
+def _selected_tasks(user: User, options: CompileOptions) -> list[Any] | None:
+    """The tasks of a user type that --tags / --exclude-tags keep; None when the type is left out."""
+    wanted, unwanted = set(options.tags), set(options.exclude_tags)
+    if unwanted & set(user.tags):
+        return None
+    user_matches = not wanted or bool(wanted & set(user.tags))
+    if user.tasks is None:
+        return [] if user_matches else None
+    tasks = [t for t in user.tasks if not unwanted & set(t.tags) and (user_matches or wanted & set(t.tags))]
+    return tasks if any(t.weight for t in tasks) else None
 
 
 def compile_think(spec: Any) -> Callable[[], float] | None:
@@ -275,14 +289,16 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
 
     classes: list[type[VirtualUser]] = []
     for name, user in scenario.users.items():
+        tasks = _selected_tasks(user, options)
+        if tasks is None:
+            continue
         ctx = _Context(scenario, user, loaded.base_dir, files_base)
         base = ("users", name)
         if user.sequence is not None:
             iteration = _sequence(_compile_steps(user.sequence, ctx, (*base, "sequence")))
         else:
-            iteration = _weighted(
-                [(t.weight, _compile_step(t, ctx, (*base, "tasks", i))) for i, t in enumerate(user.tasks or [])]
-            )
+            index = {id(t): i for i, t in enumerate(user.tasks or [])}
+            iteration = _weighted([(t.weight, _compile_step(t, ctx, (*base, "tasks", index[id(t)]))) for t in tasks])
         attributes = {
             "__slots__": (),
             "type_name": name,

@@ -10,6 +10,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -432,6 +433,7 @@ class User(Model):
 
     weight: int = Field(1, ge=0, description="Share of the users of this type, relative to the other types.")
     count: int | None = Field(None, ge=0, description="A fixed number of users of this type (instead of weight).")
+    tags: list[str] = Field(default_factory=list, description="Tags to select this user type with --tags.")
     host: str | None = Field(None, description="Host for this user type (default: the scenario's).")
     headers: dict[str, Template] | None = Field(None, description="Headers sent with every request of this user.")
     variables: dict[str, TemplateTree] | None = Field(
@@ -458,14 +460,61 @@ class User(Model):
         return self
 
 
+class Stage(Model):
+    duration: Duration = Field(description="How long this stage lasts.")
+    users: int = Field(ge=0, description="Users at the end of the stage (reached linearly from the previous stage).")
+
+
 class Load(Model):
-    """How much load to generate (the command line overrides each of these)."""
+    """How much load to generate (the command line overrides users, spawn_rate, run_time …)."""
 
     users: int = Field(1, ge=0, description="Number of concurrent users.")
     spawn_rate: float = Field(1, gt=0, description="Users started per second.")
     run_time: Duration | None = Field(None, description="Stop after this long (default: run until stopped).")
     iterations: int | None = Field(None, ge=1, description="Stop each user after this many iterations.")
     stop_timeout: Duration = Field(0, description="On stop, let users finish their iteration for this long.")
+    stages: list[Stage] | None = Field(
+        None,
+        description="Ramp up, hold, ramp down: each stage moves linearly to its number of users over its duration. "
+        "The test ends after the last stage. Replaces users, spawn_rate and run_time.",
+        examples=[[{"duration": "30s", "users": 50}, {"duration": "2m", "users": 50}, {"duration": "10s", "users": 0}]],
+        min_length=1,
+    )
+
+
+def _check_rule(value: str) -> str:
+    from runner.thresholds import parse_rule
+
+    parse_rule(value)  # raises ValueError saying what to write
+    return value
+
+
+Rule = Annotated[str, AfterValidator(_check_rule)]
+
+
+class Threshold(Model):
+    """A pass/fail criterion on the results (an SLA). A failed threshold makes the run exit 1."""
+
+    expect: Rule = Field(
+        description="METRIC OPERATOR LIMIT. Metrics: p50 … p99.9, avg, min, max, median (ms or 1.5s); "
+        "errors (a percentage); requests, failures, rps, failures_per_s.",
+        examples=["p95 < 500ms", "errors < 1%", "rps > 100"],
+    )
+    request: str | None = Field(
+        None, description="Apply to one request: its name, or 'METHOD name' (default: all requests together)."
+    )
+    abort: bool = Field(False, description="Check it every second during the run and stop the test when it fails.")
+    delay: Duration = Field(10, description="With abort: start checking after this long (statistics need time).")
+
+
+def _threshold(value: Any) -> Any:
+    return {"expect": value} if isinstance(value, str) else value
+
+
+def _rule_or_threshold(schema: dict[str, Any]) -> None:
+    """Editors should accept 'p95 < 500ms' as well as {expect: ..., request: ...}."""
+    item = schema["items"]
+    schema["items"] = {"anyOf": [{"type": "string", "examples": ["p95 < 500ms", "errors < 1%"]}, item]}
 
 
 class Http(Model):
@@ -510,6 +559,12 @@ class Scenario(Model):
     http: Http = Field(default_factory=Http, description="HTTP client settings.")
     load: Load = Field(default_factory=Load, description="Default load; command-line options override it.")
     users: dict[str, User] = Field(description="User types by name.", min_length=1)
+    thresholds: list[Annotated[Threshold, BeforeValidator(_threshold)]] = Field(
+        default_factory=list,
+        description="Pass/fail criteria: 'p95 < 500ms', or {expect, request, abort}. They decide the exit code.",
+        json_schema_extra=_rule_or_threshold,
+        examples=[["p95 < 500ms", "errors < 1%", {"expect": "p99 < 800ms", "request": "POST /orders", "abort": True}]],
+    )
 
     _host = field_validator("host")(check_host)
 

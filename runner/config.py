@@ -1,0 +1,185 @@
+"""Run settings and where they come from.
+
+Precedence, highest first: the command line, ``LRUN_*`` environment variables, a config file (``--config FILE``,
+else ``lrun.conf`` in the current directory, else ``[tool.lrun]`` in ``pyproject.toml``), the scenario's
+``load`` section, the defaults. Names are Locust's (``users``, ``spawn-rate``, ``run-time`` …), so a
+``locust.conf`` habit carries over: ``lrun.conf`` holds ``key = value`` lines.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import LrunError
+from runner.scenario.types import parse_duration
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def _tags(value: Any) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [t.strip() for t in str(value).split(",") if t.strip()]
+
+
+def _optional_duration(value: Any) -> float | None:
+    return None if value in (None, "") else parse_duration(value)
+
+
+# name -> (converter, default). Names use underscores; files and env vars may use dashes.
+SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
+    "users": (int, 1),
+    "spawn_rate": (float, 1.0),
+    "run_time": (_optional_duration, None),
+    "host": (str, None),
+    "stop_timeout": (parse_duration, 0.0),
+    "iterations": (int, None),
+    "tags": (_tags, []),
+    "exclude_tags": (_tags, []),
+    "csv": (str, None),
+    "csv_full_history": (_bool, False),
+    "json": (str, None),
+    "print_stats": (_bool, False),
+    "only_summary": (_bool, False),
+    "loglevel": (str, "INFO"),
+    "logfile": (str, None),
+    "exit_code_on_error": (int, 1),
+    "reset_stats": (_bool, False),
+}
+FROM_SCENARIO = ("users", "spawn_rate", "run_time", "iterations", "stop_timeout")
+
+
+@dataclass
+class RunSettings:
+    users: int = 1
+    spawn_rate: float = 1.0
+    run_time: float | None = None
+    host: str | None = None
+    stop_timeout: float = 0.0
+    iterations: int | None = None
+    tags: list[str] = field(default_factory=list)
+    exclude_tags: list[str] = field(default_factory=list)
+    csv: str | None = None
+    csv_full_history: bool = False
+    json: str | None = None
+    print_stats: bool = False
+    only_summary: bool = False
+    loglevel: str = "INFO"
+    logfile: str | None = None
+    exit_code_on_error: int = 1
+    reset_stats: bool = False
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
+
+
+def env_name(name: str) -> str:
+    return "LRUN_" + name.upper()
+
+
+def find_config(explicit: str | None, cwd: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The config file in force and its settings, or None."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise LrunError(f"--config: file not found: {explicit}")
+        return path, read_config(path)
+    if (cwd / "lrun.conf").is_file():
+        return cwd / "lrun.conf", read_config(cwd / "lrun.conf")
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("lrun")
+        except tomllib.TOMLDecodeError:
+            return None  # not ours to judge
+        if table:
+            text = pyproject.read_text(encoding="utf-8")
+            return pyproject, _checked(pyproject, {str(k): (v, _line_of(text, str(k))) for k, v in table.items()})
+    return None
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """``key = value`` lines (TOML, or locust.conf style with bare values); ``#`` comments; an optional [lrun]."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        pass
+    else:
+        data = data.get("lrun", data)
+        return _checked(path, {str(k): (v, _line_of(text, str(k))) for k, v in data.items()})
+    found: dict[str, tuple[Any, int]] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line or (line.startswith("[") and line.endswith("]")):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise LrunError(f"{path}:{number}:1: expected 'key = value', got {raw.strip()!r}")
+        found[key.strip()] = (value.strip().strip("'\""), number)
+    return _checked(path, found)
+
+
+def _line_of(text: str, key: str) -> int:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.split("=", 1)[0].strip() == key:
+            return number
+    return 1
+
+
+def _checked(path: Path, found: dict[str, tuple[Any, int]]) -> dict[str, Any]:
+    from runner.scenario.validate import did_you_mean
+
+    out = {}
+    for key, (value, line) in found.items():
+        name = key.replace("-", "_")
+        if name not in SETTINGS:
+            hint = did_you_mean(name, SETTINGS)
+            raise LrunError(f"{path}:{line}:1: unknown setting '{key}'{' (' + hint + ')' if hint else ''}")
+        out[name] = value
+    return out
+
+
+def resolve(
+    cli: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] = os.environ,
+    config: tuple[Path, dict[str, Any]] | None = None,
+    scenario_load: Mapping[str, Any] | None = None,
+) -> RunSettings:
+    """Merge every source into ``RunSettings``; a bad value names its source."""
+    settings = RunSettings()
+    for name, (convert, default) in SETTINGS.items():
+        candidates: list[tuple[str, Any]] = []
+        if cli.get(name) is not None and cli.get(name) != ():
+            candidates.append(("command line", cli[name]))
+        if env_name(name) in environ:
+            candidates.append((env_name(name), environ[env_name(name)]))
+        if config and name in config[1]:
+            candidates.append((str(config[0]), config[1][name]))
+        if scenario_load and name in FROM_SCENARIO and scenario_load.get(name) is not None:
+            candidates.append(("scenario load", scenario_load[name]))
+        if not candidates:
+            setattr(settings, name, default)
+            settings.sources[name] = "default"
+            continue
+        source, value = candidates[0]
+        try:
+            setattr(settings, name, convert(value) if value is not None else None)
+        except (TypeError, ValueError) as exc:
+            option = "--" + name.replace("_", "-")
+            raise LrunError(f"{option} from {source}: {exc}") from None
+        settings.sources[name] = source
+    return settings

@@ -1,0 +1,136 @@
+"""Console output a Locust user recognises: the statistics table, the percentile table, the error report.
+
+Everything here renders plain dicts shaped like the results (``runner.report.results``): the same code prints
+the live tables during a run and the summary at the end, and never touches a runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+PERCENTILE_COLUMNS = ("50", "66", "75", "80", "90", "95", "98", "99", "99.9", "99.99", "100")
+NAME_WIDTH = 60
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "N/A"
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
+def _name(method: str, name: str) -> str:
+    text = f"{method:<8} {name}" if method else f"{'':<8} {name}"
+    return text if len(text) <= NAME_WIDTH + 9 else text[: NAME_WIDTH + 6] + "..."
+
+
+def _width(entries: list[Mapping[str, Any]]) -> int:
+    """The name column fits the longest name (between 24 and NAME_WIDTH + 9 characters)."""
+    longest = max((len(_name(e.get("method") or "", e["name"])) for e in entries), default=0)
+    return min(max(longest, 24), NAME_WIDTH + 9)
+
+
+def _rows(entries: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return sorted(entries, key=lambda e: (e.get("type", "request") != "request", e["name"], e.get("method") or ""))
+
+
+def stats_table(entries: Iterable[Mapping[str, Any]], total: Mapping[str, Any], *, rps_key: str = "rps") -> str:
+    """Type, name, requests, fails, avg, min, max, median, req/s, failures/s — one row per request name."""
+    entries = _rows(entries)
+    width = _width(entries)
+    head = (
+        f"{'Type     Name':<{width}} {'# reqs':>8} {'# fails':>14} | {'Avg':>7} {'Min':>7} {'Max':>7} {'Med':>7} "
+        f"| {'req/s':>8} {'failures/s':>11}"
+    )
+    rule = "-" * len(head)
+    lines = [head, rule]
+
+    def row(entry: Mapping[str, Any]) -> str:
+        requests, failures = entry.get("requests", 0), entry.get("failures", 0)
+        ratio = failures / requests * 100 if requests else 0.0
+        return (
+            f"{_name(entry.get('method') or '', entry['name']):<{width}} {requests:>8} "
+            f"{f'{failures}({ratio:.2f}%)':>14} | {_ms(entry.get('avg_ms')):>7} {_ms(entry.get('min_ms')):>7} "
+            f"{_ms(entry.get('max_ms')):>7} {_ms(entry.get('median_ms')):>7} "
+            f"| {entry.get(rps_key) or 0:>8.2f} {entry.get('failures_per_s') or 0:>11.2f}"
+        )
+
+    lines += [row(entry) for entry in entries]
+    lines += [rule, row({**total, "method": "", "name": "Aggregated"})]
+    return "\n".join(lines)
+
+
+def percentile_table(entries: Iterable[Mapping[str, Any]], total: Mapping[str, Any]) -> str:
+    """Response time percentiles (ms) per request name and for all together."""
+    entries = _rows(entries)
+    width = _width(entries)
+    head = f"{'Type     Name':<{width}} " + " ".join(f"{c + '%':>7}" for c in PERCENTILE_COLUMNS) + f" {'# reqs':>8}"
+    rule = "-" * len(head)
+
+    def row(entry: Mapping[str, Any]) -> str:
+        values = entry.get("percentiles") or {}
+        cells = " ".join(f"{_ms(values.get(c)):>7}" for c in PERCENTILE_COLUMNS)
+        return f"{_name(entry.get('method') or '', entry['name']):<{width}} {cells} {entry.get('requests', 0):>8}"
+
+    lines = ["Response time percentiles (approximated, ms)", head, rule]
+    lines += [row(entry) for entry in entries]
+    lines += [rule, row({**total, "method": "", "name": "Aggregated"})]
+    return "\n".join(lines)
+
+
+def error_report(errors: Iterable[Mapping[str, Any]]) -> str:
+    """Failures grouped by message, most frequent first; empty when there were none."""
+    errors = sorted(errors, key=lambda e: -e.get("count", 0))
+    if not errors:
+        return ""
+    lines = ["Error report", f"{'# occurrences':>14}  Error", "-" * 80]
+    for error in errors:
+        where = f"{error.get('method') or ''} {error.get('name') or ''}".strip()
+        lines.append(f"{error.get('count', 0):>14}  {where}: {error.get('message', '')}")
+    return "\n".join(lines)
+
+
+def summary(results: Mapping[str, Any]) -> str:
+    """The end-of-run text: statistics, percentiles, errors, thresholds and the verdict."""
+    entries = results.get("requests") or []
+    total = results.get("total") or {"name": "Aggregated", "requests": 0}
+    parts = [stats_table(entries, total), "", percentile_table(entries, total)]
+    errors = error_report(results.get("errors") or [])
+    if errors:
+        parts += ["", errors]
+    exceptions = results.get("exceptions") or []
+    if exceptions:
+        parts += ["", "Exceptions inside users"]
+        parts += [f"{e.get('count', 0):>14}  {e.get('message', '')}" for e in exceptions]
+    thresholds = results.get("thresholds") or []
+    if thresholds:
+        parts += ["", "Thresholds"]
+        for verdict in thresholds:
+            mark = "pass" if verdict["passed"] else "FAIL"
+            scope = f" [{verdict['request']}]" if verdict.get("request") else ""
+            parts.append(f"  {mark}  {verdict['expression']}{scope}: {verdict.get('detail', '')}")
+    parts += ["", verdict_line(results)]
+    return "\n".join(parts)
+
+
+def verdict_line(results: Mapping[str, Any]) -> str:
+    total = results.get("total") or {}
+    requests, failures = total.get("requests", 0), total.get("failures", 0)
+    state = "PASSED" if results.get("passed") else "FAILED"
+    duration = results.get("duration_s", 0.0)
+    return (
+        f"{state}: {requests} requests, {failures} failed, {total.get('rps') or 0:.1f} req/s over {duration:.1f}s"
+        f" ({results.get('stop_reason', '')}); exit code {results.get('exit_code', 0)}"
+    )
+
+
+def progress_line(elapsed: float, run_time: float | None, users: int, rps: float, failure_ratio: float) -> str:
+    """One line for a terminal: elapsed / run time, users, current req/s, errors."""
+
+    def clock(seconds: float) -> str:
+        minutes, secs = divmod(int(seconds), 60)
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+    limit = f"/{clock(run_time)}" if run_time else ""
+    return f"{clock(elapsed)}{limit}  users {users}  {rps:.1f} req/s  errors {failure_ratio * 100:.2f}%"

@@ -1,0 +1,334 @@
+"""``lrun run``: a load test from start to outputs.
+
+One direction: settings → (demo target) → compiled users → runner → statistics → results dict → outputs
+(console, JSON, CSV). Outputs are written from the results dict, also after Ctrl-C, SIGTERM, an aborting
+threshold or a stop_test checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import gevent
+
+from runner.compiler import CompileOptions, compile_scenario, needs_demo
+from runner.config import RunSettings
+from runner.engine.runner import LocalRunner, Stage
+from runner.errors import RunError
+from runner.report import console
+from runner.report.results import build_results, write_json
+from runner.scenario import LoadedScenario
+from runner.stats import RequestStats
+from runner.thresholds import evaluate, parse_rule
+
+log = logging.getLogger("lrun")
+
+CPU_LIMIT = 0.9  # above this share of a core for CPU_SECONDS, response times measured here are inflated
+CPU_SECONDS = 3
+TABLE_EVERY = 2.0
+
+
+@dataclass
+class Live:
+    """What the run loop shares with its periodic tasks."""
+
+    stats: RequestStats
+    runner: LocalRunner
+    settings: RunSettings
+    out: TextIO
+    tty: bool
+    started: float = field(default_factory=time.time)
+    warnings: list[str] = field(default_factory=list)
+    progress_shown: bool = False
+
+    def print(self, text: str) -> None:
+        self.clear_progress()
+        print(text, file=self.out, flush=True)
+
+    def clear_progress(self) -> None:
+        if self.progress_shown:
+            self.out.write("\r\033[K")
+            self.progress_shown = False
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.clear_progress()
+        log.warning(message)
+
+
+def _every(seconds: float, task: Callable[[], None]) -> gevent.Greenlet:
+    def loop() -> None:
+        due = time.monotonic()
+        while True:
+            due += seconds
+            gevent.sleep(max(0.0, due - time.monotonic()))
+            task()
+
+    return gevent.spawn(loop)
+
+
+def _sampler(live: Live) -> Callable[[], None]:
+    cpu = {"wall": time.monotonic(), "cpu": time.process_time(), "hot": 0, "warned": False}
+
+    def sample() -> None:
+        now = time.time()
+        live.stats.sample(now, live.runner.user_count)
+        wall, used = time.monotonic(), time.process_time()
+        share = (used - cpu["cpu"]) / max(1e-9, wall - cpu["wall"])
+        cpu.update(wall=wall, cpu=used)
+        cpu["hot"] = cpu["hot"] + 1 if share > CPU_LIMIT else 0
+        if cpu["hot"] >= CPU_SECONDS and not cpu["warned"]:
+            cpu["warned"] = True
+            live.warn(
+                f"lrun's own CPU use is above {CPU_LIMIT:.0%} of a core: response times measured now are "
+                "inflated by the load generator itself; run fewer users per process"
+            )
+        if live.tty:
+            total = live.stats.total
+            requests = total.num_requests
+            ratio = total.num_failures / requests if requests else 0.0
+            line = console.progress_line(
+                now - live.started, live.settings.run_time, live.runner.user_count, total.current_rps(now), ratio
+            )
+            live.out.write("\r\033[K" + line)
+            live.out.flush()
+            live.progress_shown = True
+
+    return sample
+
+
+def _table(live: Live) -> Callable[[], None]:
+    def show() -> None:
+        snapshot = live.stats.snapshot(duration=max(1e-9, time.time() - live.started), histograms=False)
+        live.print(console.stats_table(snapshot["requests"], snapshot["total"]) + "\n")
+
+    return show
+
+
+def _abort_checks(live: Live, thresholds: list[Any]) -> Callable[[], None] | None:
+    rules = [(parse_rule(t.expect), t.request, t.delay) for t in thresholds if t.abort]
+    if not rules:
+        return None
+
+    def check() -> None:
+        elapsed = time.time() - live.started
+        due = [(rule, request) for rule, request, delay in rules if elapsed >= delay]
+        if not due:
+            return
+        snapshot = live.stats.snapshot(duration=max(1e-9, elapsed), histograms=False)
+        for rule, request in due:
+            verdict = evaluate(rule, request, snapshot)
+            if verdict["actual"] is not None and not verdict["passed"]:
+                scope = f" [{request}]" if request else ""
+                live.runner.stop(f"threshold {rule.text}{scope} failed ({verdict['detail']})")
+                return
+
+    return check
+
+
+def _keys(live: Live) -> gevent.Greenlet | None:
+    """w/W add 1/10 users, s/S remove 1/10, while stdin is a terminal (as in Locust's headless mode)."""
+    if not (sys.stdin.isatty() and live.tty):
+        return None
+    import termios
+    import tty
+
+    from gevent.socket import wait_read
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    tty.setcbreak(fd)
+
+    def read() -> None:
+        steps = {"w": 1, "W": 10, "s": -1, "S": -10}
+        try:
+            while True:
+                wait_read(fd)
+                key = os.read(fd, 1).decode(errors="ignore")
+                if key in steps:
+                    target = max(0, live.runner.user_count + steps[key])
+                    live.runner.set_users(target, float("inf"))
+                    log.info("users set to %d (key %s)", target, key)
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+    greenlet = gevent.spawn(read)
+    greenlet.restore = lambda: termios.tcsetattr(fd, termios.TCSADRAIN, saved)  # type: ignore[attr-defined]
+    return greenlet
+
+
+def run_load(loaded: LoadedScenario, settings: RunSettings, *, command: str, out: TextIO = sys.stdout) -> int:
+    """Run the load test; return the exit code. Outputs are written whatever ends the run."""
+    model = loaded.model
+    outside = {}
+    for name, source in settings.sources.items():
+        if source not in ("default", "scenario load", "command line"):
+            outside.setdefault(source, []).append(f"{name}={getattr(settings, name)}")
+    for source, values in outside.items():
+        log.info("settings from %s: %s", source, ", ".join(values))
+    with ExitStack() as stack:
+        demo_url = None
+        if needs_demo(model, settings.host):
+            from runner.demo import start_demo
+
+            demo = stack.enter_context(start_demo())
+            demo_url = demo.url
+            log.info("demo target started at %s", demo_url)
+        compiled = compile_scenario(
+            loaded,
+            CompileOptions(
+                host=settings.host,
+                demo_url=demo_url,
+                tags=tuple(settings.tags),
+                exclude_tags=tuple(settings.exclude_tags),
+            ),
+        )
+        if not compiled.user_classes:
+            raise RunError("no user type left to run: --tags / --exclude-tags excluded them all")
+        missing_host = [c.type_name for c in compiled.user_classes if not c.host]
+        if missing_host:
+            raise RunError(f"no host for {', '.join(missing_host)}: add host: to the scenario or pass -H URL")
+        return _run(loaded, compiled.user_classes, settings, command=command, out=out)
+
+
+def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, command: str, out: TextIO) -> int:
+    model = loaded.model
+    stats = RequestStats(full_history=settings.csv_full_history)
+    tty = out.isatty()
+    live_box: dict[str, Live] = {}
+
+    def spawned(count: int) -> None:
+        log.info("%d users running", count)
+        if settings.reset_stats:
+            stats.reset()
+
+    runner = LocalRunner(
+        classes,
+        stats,
+        iterations=settings.iterations,
+        stop_timeout=settings.stop_timeout,
+        on_spawned=spawned,
+        on_warning=lambda message: live_box["live"].warn(message),
+    )
+    live = Live(stats, runner, settings, out, tty)
+    live_box["live"] = live
+
+    interrupts = {"count": 0}
+
+    def interrupted(reason: str) -> None:
+        interrupts["count"] += 1
+        if interrupts["count"] == 1:
+            live.clear_progress()
+            log.info("%s: stopping (again to stop at once)", reason)
+            runner.stop(reason)
+        else:
+            runner.kill_now()
+
+    gevent.signal_handler(signal.SIGINT, interrupted, "interrupted")
+    gevent.signal_handler(signal.SIGTERM, interrupted, "terminated")
+
+    stages = model.load.stages if not _load_given_by_user(settings) else None
+    if stages:
+        log.info("ramping through %d stages", len(stages))
+        runner.start_stages([Stage(s.duration, s.users) for s in stages])
+        run_time = sum(s.duration for s in stages)
+    else:
+        log.info("starting %d users at %g/s", settings.users, settings.spawn_rate)
+        runner.start(settings.users, settings.spawn_rate, settings.run_time)
+        run_time = settings.run_time
+    settings.run_time = run_time
+
+    tasks = [_every(1.0, _sampler(live))]
+    if not settings.only_summary:
+        tasks.append(_every(TABLE_EVERY, _table(live)))
+    abort = _abort_checks(live, model.thresholds)
+    if abort:
+        tasks.append(_every(1.0, abort))
+    keys = _keys(live)
+    try:
+        runner.wait()
+    finally:
+        for task in tasks:
+            task.kill(block=False)
+        if keys is not None:
+            keys.kill(block=False)
+            keys.restore()
+        live.clear_progress()
+    end = time.time()
+    return _finish(loaded, settings, live, end, command=command, run_time=run_time)
+
+
+def _load_given_by_user(settings: RunSettings) -> bool:
+    """-u, -r or -t from anywhere but the scenario replace the scenario's stages."""
+    return any(settings.sources.get(name) not in ("default", "scenario load") for name in ("users", "run_time"))
+
+
+def _finish(
+    loaded: LoadedScenario, settings: RunSettings, live: Live, end: float, *, command: str, run_time: float | None
+) -> int:
+    model = loaded.model
+    runner = live.runner
+    stats = live.stats
+    stats.sample(end, runner.user_count)
+    verdicts = []
+    # thresholds and the exit code read the same results the files get
+    results = build_results(
+        stats,
+        scenario=loaded.name,
+        scenario_file=str(loaded.path),
+        host=settings.host or model.host or "",
+        start=live.started,
+        end=end,
+        users_max=runner.user_count_max,
+        load={
+            "users": settings.users,
+            "spawn_rate": settings.spawn_rate,
+            "run_time_s": run_time,
+            "iterations": settings.iterations,
+            "stages": [s.model_dump() for s in model.load.stages] if model.load.stages else None,
+        },
+        command=command,
+        thresholds=[],
+        stop_reason=runner.stop_reason or "stopped",
+        exit_code=0,
+        extra={"warnings": live.warnings},
+    )
+    for threshold in model.thresholds:
+        verdicts.append(
+            {**evaluate(parse_rule(threshold.expect), threshold.request, results), "abort": threshold.abort}
+        )
+    failed_thresholds = any(not v["passed"] for v in verdicts)
+    aborted = runner.stop_reason.startswith(("threshold", "stop_test"))
+    failures = results["total"]["requests"] and results["total"]["failures"]
+    exceptions = bool(results.get("exceptions"))
+    if model.thresholds:
+        code = 1 if failed_thresholds or aborted else 0  # with an SLA, the SLA decides
+    else:
+        code = settings.exit_code_on_error if (failures or exceptions or aborted) else 0
+    if results["total"]["requests"] == 0 and code == 0:
+        code = 1
+        live.warn("no request was made")
+    results.update(thresholds=verdicts, passed=code == 0, exit_code=code)
+    _write_outputs(results, settings, live)
+    return code
+
+
+def _write_outputs(results: dict[str, Any], settings: RunSettings, live: Live) -> None:
+    if settings.json:
+        write_json(results, Path(settings.json))
+        log.info("results written to %s", settings.json)
+    if settings.csv:
+        from runner.report.csv import write_csv
+
+        write_csv(results, settings.csv, full_history=settings.csv_full_history)
+        log.info("CSV written to %s_*.csv", settings.csv)
+    live.print(console.summary(results))

@@ -1,0 +1,148 @@
+"""Thresholds (the SLA): ``p95 < 500ms``, ``errors < 1%``, ``rps > 100`` — parsed once, evaluated on results.
+
+A threshold reads one entry of the results (the total, or the entry of one request name) and compares one
+metric with a limit. Time metrics are in milliseconds (``500ms``, ``1.5s``; a bare number means ms), the
+error rate is a percentage, counts and rates are plain numbers.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from runner.scenario.types import parse_duration
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+}
+TIME_METRICS = {"avg": "avg_ms", "min": "min_ms", "max": "max_ms", "median": "median_ms"}
+COUNT_METRICS = {"requests": "requests", "failures": "failures", "rps": "rps", "failures_per_s": "failures_per_s"}
+RATE_METRICS = ("errors", "error_rate")
+_EXPRESSION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|<|>)\s*(\S+)\s*$")
+_PERCENTILE = re.compile(r"^p(\d+(?:\.\d+)?)$")
+METRICS_HELP = "p50 … p99.9, avg, min, max, median (times); errors (a %); requests, failures, rps, failures_per_s"
+
+
+@dataclass(frozen=True)
+class Rule:
+    metric: str  # as written: p95, errors, rps …
+    op: str
+    limit: float  # ms for times, a ratio (0.01) for errors, a number otherwise
+    text: str  # the expression as written
+
+    def measure(self, entry: dict[str, Any]) -> float | None:
+        """The metric's value in a results entry (None when there is no data)."""
+        if self.metric in RATE_METRICS:
+            return entry.get("failure_ratio") if entry.get("requests") else None
+        if self.metric in COUNT_METRICS:
+            return entry.get(COUNT_METRICS[self.metric])
+        if self.metric in TIME_METRICS:
+            return entry.get(TIME_METRICS[self.metric])
+        quantile = self.metric[1:]
+        percentiles = entry.get("percentiles") or {}
+        key = quantile if quantile in percentiles else _normal_key(quantile)
+        if key in percentiles:
+            return percentiles[key]
+        histogram = entry.get("histogram")
+        if not histogram or not entry.get("requests"):
+            return None
+        from runner.stats.histogram import Histogram
+
+        return Histogram.from_dict(histogram).percentile(float(quantile))
+
+    def passes(self, value: float) -> bool:
+        return OPERATORS[self.op](value, self.limit)
+
+    def show(self, value: float | None) -> str:
+        """A measured value in the rule's unit."""
+        if value is None:
+            return "no data"
+        if self.metric in RATE_METRICS:
+            return f"{value * 100:.2f}%"
+        if self.is_time:
+            return f"{value:.1f} ms"
+        return f"{value:g}" if self.metric != "rps" else f"{value:.1f}"
+
+    @property
+    def is_time(self) -> bool:
+        return self.metric in TIME_METRICS or bool(_PERCENTILE.match(self.metric))
+
+
+def _normal_key(quantile: str) -> str:
+    value = float(quantile)
+    return str(int(value)) if value.is_integer() else str(value)
+
+
+def parse_rule(text: str) -> Rule:
+    """``p95 < 500ms`` → Rule; raises ``ValueError`` with what to write instead."""
+    match = _EXPRESSION.match(text)
+    if not match:
+        raise ValueError(f"cannot read threshold {text!r}: write METRIC OPERATOR LIMIT, e.g. 'p95 < 500ms'")
+    metric, op, raw = match.groups()
+    metric = metric.lower()
+    if metric in RATE_METRICS:
+        if not raw.endswith("%"):
+            raise ValueError(f"write the error rate as a percentage: '{metric} {op} {raw}%'")
+        try:
+            limit = float(raw[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a percentage") from None
+    elif metric in TIME_METRICS or _PERCENTILE.match(metric):
+        try:
+            limit = float(raw) if re.fullmatch(r"\d+(\.\d+)?", raw) else parse_duration(raw) * 1000
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a time: write 500ms, 1.5s or a number of milliseconds") from None
+        if _PERCENTILE.match(metric) and float(metric[1:]) > 100:
+            raise ValueError(f"{metric}: a percentile is at most p100")
+    elif metric in COUNT_METRICS:
+        try:
+            limit = float(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a number") from None
+    else:
+        from runner.scenario.validate import did_you_mean
+
+        hint = did_you_mean(metric, [*TIME_METRICS, *COUNT_METRICS, *RATE_METRICS, "p95", "p99"])
+        raise ValueError(f"unknown metric '{metric}'{' (' + hint + ')' if hint else ''}: use {METRICS_HELP}")
+    return Rule(metric, op, limit, text.strip())
+
+
+def find_entry(results: dict[str, Any], request: str | None) -> dict[str, Any] | None:
+    """The results entry a threshold reads: the total, or one request by 'NAME' or 'METHOD NAME'."""
+    if request is None:
+        return results.get("total")
+    entries = results.get("requests") or []
+    for entry in entries:
+        if request in (entry.get("name"), f"{entry.get('method')} {entry.get('name')}".strip()):
+            return entry
+    return None
+
+
+def evaluate(rule: Rule, request: str | None, results: dict[str, Any]) -> dict[str, Any]:
+    """One threshold's verdict as it goes into the results."""
+    entry = find_entry(results, request)
+    value = rule.measure(entry) if entry else None
+    passed = value is not None and rule.passes(value)
+    if entry is None:
+        detail = f"no request named {request!r} was made"
+    elif value is None:
+        detail = "no data"
+    else:
+        detail = f"measured {rule.show(value)}"
+    return {
+        "expression": rule.text,
+        "request": request,
+        "metric": rule.metric,
+        "operator": rule.op,
+        "limit": rule.limit,
+        "actual": value,
+        "passed": passed,
+        "detail": detail,
+    }
