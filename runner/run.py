@@ -22,6 +22,7 @@ import gevent
 
 from runner.compiler import CompileOptions, compile_scenario, needs_demo
 from runner.config import RunSettings
+from runner.engine.arrivals import ArrivalRunner, RateStage
 from runner.engine.runner import LocalRunner, Stage
 from runner.errors import RunError
 from runner.report import console
@@ -211,14 +212,16 @@ def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, c
         if settings.reset_stats:
             stats.reset()
 
-    runner = LocalRunner(
-        classes,
-        stats,
-        iterations=settings.iterations,
-        stop_timeout=settings.stop_timeout,
-        on_spawned=spawned,
-        on_warning=lambda message: live_box["live"].warn(message),
-    )
+    common = {
+        "stop_timeout": settings.stop_timeout,
+        "on_spawned": spawned,
+        "on_warning": lambda message: live_box["live"].warn(message),
+    }
+    runner: LocalRunner
+    if model.load.is_open and not _load_given_by_user(settings):
+        runner = ArrivalRunner(classes, stats, RequestStats(), max_users=model.load.max_users, **common)
+    else:
+        runner = LocalRunner(classes, stats, iterations=settings.iterations, **common)
     live = Live(stats, runner, settings, out, tty)
     live_box["live"] = live
 
@@ -236,8 +239,20 @@ def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, c
     gevent.signal_handler(signal.SIGINT, interrupted, "interrupted")
     gevent.signal_handler(signal.SIGTERM, interrupted, "terminated")
 
-    stages = model.load.stages if not _load_given_by_user(settings) else None
-    if stages:
+    closed_by_user = _load_given_by_user(settings)
+    stages = model.load.stages if not closed_by_user else None
+    if isinstance(runner, ArrivalRunner):
+        rate_stages = model.load.arrival_stages or []
+        shape = [RateStage(s.duration, s.rate) for s in rate_stages] or [
+            RateStage(settings.run_time or 0.0, model.load.arrival_rate or 0.0)
+        ]
+        start_rate = 0.0 if rate_stages else model.load.arrival_rate or 0.0
+        log.info(
+            "open model: arrivals for %gs, at most %d users at once", sum(s.duration for s in shape), runner.max_users
+        )
+        runner.start_arrivals(shape, start_rate)
+        run_time = sum(s.duration for s in shape)
+    elif stages:
         log.info("ramping through %d stages", len(stages))
         runner.start_stages([Stage(s.duration, s.users) for s in stages])
         run_time = sum(s.duration for s in stages)
@@ -300,7 +315,7 @@ def _finish(
         thresholds=[],
         stop_reason=runner.stop_reason or "stopped",
         exit_code=0,
-        extra={"warnings": live.warnings},
+        extra={"warnings": live.warnings, **_open_model_results(runner, end - live.started)},
     )
     for threshold in model.thresholds:
         verdicts.append(
@@ -320,6 +335,24 @@ def _finish(
     results.update(thresholds=verdicts, passed=code == 0, exit_code=code)
     _write_outputs(results, settings, live)
     return code
+
+
+def _open_model_results(runner: LocalRunner, duration: float) -> dict[str, Any]:
+    """Arrival counts, and each entry's response times measured from the intended start."""
+    if not isinstance(runner, ArrivalRunner):
+        return {}
+    snapshot = runner.intended.snapshot(duration=max(1e-9, duration), histograms=False)
+    fields = ("avg_ms", "max_ms", "median_ms", "percentiles")
+    return {
+        "arrivals": runner.arrivals.as_dict(),
+        "from_intended_start": {
+            "total": {k: snapshot["total"].get(k) for k in fields},
+            "requests": [
+                {"method": e["method"], "name": e["name"], **{k: e.get(k) for k in fields}}
+                for e in snapshot["requests"]
+            ],
+        },
+    }
 
 
 def _write_outputs(results: dict[str, Any], settings: RunSettings, live: Live) -> None:

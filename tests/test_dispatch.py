@@ -49,3 +49,15 @@ def test_large_runs_stay_exact() -> None:
     counts = distribute([Kind(1), Kind(2), Kind(3)], 10_000)
     assert counts == [1667, 3333, 5000]
     assert len(spawn_order(counts)) == 10_000
+
+
+def test_arrival_schedule() -> None:
+    from runner.engine.arrivals import RateStage, arrival_times
+
+    constant = arrival_times([RateStage(2, 20)], start_rate=20)
+    assert len(constant) == 40 and constant[0] == 0 and constant[-1] == pytest.approx(1.95)
+    ramp = arrival_times([RateStage(10, 10)])  # 0 -> 10/s over 10 s: 50 arrivals, denser at the end
+    assert len(ramp) == 50
+    assert ramp[1] - ramp[0] > ramp[-1] - ramp[-2]
+    shape = arrival_times([RateStage(1, 4), RateStage(2, 4), RateStage(1, 0)])
+    assert len(shape) == 12 and shape == sorted(set(shape))

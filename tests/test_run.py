@@ -373,3 +373,38 @@ def test_refused_and_timeouts_are_failures(tmp_path: Path, demo_url: str) -> Non
     assert result.returncode == 1
     assert results["total"]["failures"] == 4
     assert "timed out after 0.2s" in results["errors"][0]["message"]
+
+
+# ---------------------------------------------------------------------------------------------- open model
+
+
+def test_open_model_arrives_at_the_rate_whatever_the_response(tmp_path: Path, demo_url: str) -> None:
+    path = write(
+        tmp_path,
+        "host: demo\nload: {arrival_rate: 20, run_time: 2s, max_users: 50}\n"
+        "users: {u: {on_start: [{get: /about}], sequence: [{get: /items}]}}\n",
+    )
+    demo_reset(demo_url)
+    result, results = run_json(tmp_path, str(path), "-H", demo_url, "--stop-timeout", "5s")  # let the last finish
+    assert result.returncode == 0, result.stdout + result.stderr
+    arrivals = results["arrivals"]
+    assert arrivals["planned"] == arrivals["started"] == 40
+    server = demo_stats(demo_url)["by_path"]
+    assert server["GET /items"] == server["GET /about"] == 40  # each arrival: on_start and one iteration
+    assert results["stop_reason"] == "run time reached"
+
+
+def test_open_model_reports_time_from_the_intended_start(tmp_path: Path, demo_url: str) -> None:
+    path = write(
+        tmp_path,
+        "host: demo\nload: {arrival_rate: 20, run_time: 2s, max_users: 2}\n"
+        "users: {u: {sequence: [{get: /slow?ms=150, name: slow}]}}\n",
+    )
+    result, results = run_json(tmp_path, str(path), "-H", demo_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    arrivals = results["arrivals"]
+    assert arrivals["planned"] == 40 and arrivals["late"] > 0 and arrivals["waiting_at_end"] > 0
+    service = results["total"]["percentiles"]["95"]
+    intended = results["from_intended_start"]["total"]["percentiles"]["95"]
+    assert service < 400 and intended > 2 * service  # two slots for 150 ms requests cannot keep up with 20/s
+    assert "from the intended start" in result.stdout

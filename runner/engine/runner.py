@@ -51,6 +51,7 @@ class LocalRunner:
 
     trace = False
     think = True
+    stop_when_idle = True  # the test ends when the last user finished (iterations, stop_user)
 
     def __init__(
         self,
@@ -179,7 +180,7 @@ class LocalRunner:
                 if candidate is user:
                     del users[i]
                     break
-            if self.user_count == 0 and self._spawner is None and self.state == State.RUNNING:
+            if self.stop_when_idle and self.user_count == 0 and self._spawner is None and self.state == State.RUNNING:
                 self.stop("all users finished")
 
     def _stop_one(self, index: int) -> None:

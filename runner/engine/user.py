@@ -74,13 +74,14 @@ class VirtualUser:
     iteration_step: ClassVar[Step]
     on_stop_steps: ClassVar[tuple[Step, ...]] = ()
 
-    __slots__ = ("iteration", "runtime", "session", "stopping", "user_id", "vars")
+    __slots__ = ("iteration", "late_ms", "runtime", "session", "stopping", "user_id", "vars")
 
     def __init__(self, runtime: Runtime, user_id: int) -> None:
         self.runtime = runtime
         self.user_id = user_id
         self.iteration = 0
         self.stopping = False
+        self.late_ms = 0.0  # open model: how long after its intended start this user began
         self.vars: dict[str, Any] = {
             "user_id": user_id,
             "user_type": self.type_name,

@@ -102,6 +102,9 @@ def summary(results: Mapping[str, Any]) -> str:
     if exceptions:
         parts += ["", "Exceptions inside users"]
         parts += [f"{e.get('count', 0):>14}  {e.get('message', '')}" for e in exceptions]
+    arrivals = results.get("arrivals")
+    if arrivals:
+        parts += ["", _open_model(arrivals, results)]
     thresholds = results.get("thresholds") or []
     if thresholds:
         parts += ["", "Thresholds"]
@@ -111,6 +114,22 @@ def summary(results: Mapping[str, Any]) -> str:
             parts.append(f"  {mark}  {verdict['expression']}{scope}: {verdict.get('detail', '')}")
     parts += ["", verdict_line(results)]
     return "\n".join(parts)
+
+
+def _open_model(arrivals: Mapping[str, Any], results: Mapping[str, Any]) -> str:
+    intended = (results.get("from_intended_start") or {}).get("total") or {}
+    service = (results.get("total") or {}).get("percentiles") or {}
+    lines = [
+        "Open model",
+        f"  arrivals: {arrivals['planned']} planned, {arrivals['started']} started, {arrivals['late']} late "
+        f"(max {_ms(arrivals['max_late_ms'])} ms), {arrivals['waiting_at_end']} still waiting at the end",
+    ]
+    for q in ("50", "95", "99"):
+        measured = (intended.get("percentiles") or {}).get(q)
+        lines.append(f"  p{q}: {_ms(service.get(q))} ms service time, {_ms(measured)} ms from the intended start")
+    if arrivals["late"]:
+        lines.append("  late arrivals waited for a free user slot (max_users): the system kept up less than planned")
+    return "\n".join(lines)
 
 
 def verdict_line(results: Mapping[str, Any]) -> str:

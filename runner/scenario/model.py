@@ -460,12 +460,38 @@ class User(Model):
         return self
 
 
+class ArrivalStage(Model):
+    duration: Duration = Field(description="How long this stage lasts.")
+    rate: float = Field(ge=0, description="Arrivals per second at the end of the stage (reached linearly).")
+
+
+class _OpenModel(Model):
+    arrival_rate: float | None = Field(
+        None,
+        gt=0,
+        description="Open model: new users per second, whatever the system's speed. Each arrival runs on_start, "
+        "one iteration and on_stop, then leaves.",
+    )
+    arrival_stages: list[ArrivalStage] | None = Field(
+        None,
+        min_length=1,
+        description="Open model with a changing rate: each stage moves linearly to its rate over its duration.",
+        examples=[[{"duration": "1m", "rate": 10}, {"duration": "2m", "rate": 50}]],
+    )
+    max_users: int = Field(
+        1000,
+        ge=1,
+        description="Open model: at most this many users at once. Later arrivals wait for a free slot, and their "
+        "requests are also reported from the intended start (coordinated omission).",
+    )
+
+
 class Stage(Model):
     duration: Duration = Field(description="How long this stage lasts.")
     users: int = Field(ge=0, description="Users at the end of the stage (reached linearly from the previous stage).")
 
 
-class Load(Model):
+class Load(_OpenModel):
     """How much load to generate (the command line overrides users, spawn_rate, run_time …)."""
 
     users: int = Field(1, ge=0, description="Number of concurrent users.")
@@ -480,6 +506,19 @@ class Load(Model):
         examples=[[{"duration": "30s", "users": 50}, {"duration": "2m", "users": 50}, {"duration": "10s", "users": 0}]],
         min_length=1,
     )
+
+    @model_validator(mode="after")
+    def _one_model(self) -> Load:
+        shapes = [k for k in ("stages", "arrival_rate", "arrival_stages") if getattr(self, k) is not None]
+        if len(shapes) > 1:
+            raise ValueError(f"choose one load shape: {' or '.join(shapes)}")
+        if self.arrival_rate is not None and self.run_time is None:
+            raise ValueError("arrival_rate: say how long with run_time (or use arrival_stages)")
+        return self
+
+    @property
+    def is_open(self) -> bool:
+        return self.arrival_rate is not None or self.arrival_stages is not None
 
 
 def _check_rule(value: str) -> str:
