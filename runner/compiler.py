@@ -19,7 +19,7 @@ from jinja2 import TemplateError
 
 from runner import templating
 from runner.checks import compile_checks
-from runner.engine.flow import ON_FAIL
+from runner.engine.flow import ON_FAIL, FlowSignal
 from runner.engine.user import HttpSettings, RequestResult, Step, VirtualUser
 from runner.extract import compile_extractor
 from runner.http.response import Response
@@ -114,7 +114,8 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> Step:
     think = compile_think(step.think) if step.think is not None else ctx.default_think
     signals = [ON_FAIL[c.on_fail] for c in checkpoints]
 
-    def run(user: VirtualUser) -> None:
+    def exchange(user: VirtualUser) -> FlowSignal | None:
+        """Send, extract, check, report; the response dies with this frame, before any think time."""
         variables = user.vars
         runtime = user.runtime
         trace = runtime.trace
@@ -136,7 +137,7 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> Step:
         except (TemplateError, ValueError, TypeError, ArithmeticError) as exc:
             # Not sent: report it under the request's name so the failure is counted where users look.
             runtime.on_request(user, RequestResult(method, name, step.url, 0, 0.0, 0, _render_error(exc)))
-            return
+            return None
         response = user.session.request(method, target, timeout=timeout, allow_redirects=allow_redirects, **kwargs)
         failure: str | None = None
         missing: str | None = None
@@ -176,6 +177,10 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> Step:
             result.trace_checks = verdicts
             result.trace_warnings = warnings
         runtime.on_request(user, result)
+        return signal
+
+    def run(user: VirtualUser) -> None:
+        signal = exchange(user)
         if signal is not None:
             raise signal
         if think is not None:
