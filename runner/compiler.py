@@ -20,7 +20,7 @@ from jinja2 import TemplateError
 from runner import templating
 from runner.checks import compile_checks
 from runner.engine.flow import ON_FAIL, FlowSignal
-from runner.engine.user import HttpSettings, RequestResult, Step, VirtualUser
+from runner.engine.user import HttpSettings, Program, RequestResult, Step, Think, VirtualUser
 from runner.extract import compile_extractor
 from runner.http.response import Response
 from runner.scenario import LoadedScenario
@@ -36,7 +36,6 @@ from runner.scenario.model import (
 )
 
 Render = Callable[[Mapping[str, Any]], Any]
-NO_THINK: Callable[[], float] | None = None
 
 
 @dataclass
@@ -92,7 +91,7 @@ class _Context:
         self.files_base = files_base
 
 
-def _compile_request(step: Request, ctx: _Context, path: tuple) -> Step:
+def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | Think]:
     method = step.method
     url = templating.compile_template(step.url).render
     name = step.name or step.url
@@ -183,10 +182,8 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> Step:
         signal = exchange(user)
         if signal is not None:
             raise signal
-        if think is not None:
-            user.think(think())
 
-    return run
+    return [run] if think is None else [run, Think(think)]
 
 
 def _compile_set(step: SetStep) -> Step:
@@ -199,52 +196,37 @@ def _compile_set(step: SetStep) -> Step:
     return run
 
 
-def _compile_think_step(step: ThinkStep) -> Step:
-    sample = compile_think(step.think)
-    if sample is None:
-        return lambda user: None
-    return lambda user: user.think(sample())
+def _compile_steps(steps: list[Any], ctx: _Context, path: tuple) -> Program:
+    """A flat program: nested sequences are spliced in, think times become ``Think`` markers."""
+    program: list[Step | Think] = []
+    for index, step in enumerate(steps):
+        program += _compile_step(step, ctx, (*path, index))
+    return tuple(program)
 
 
-def _compile_steps(steps: list[Any], ctx: _Context, path: tuple) -> tuple[Step, ...]:
-    return tuple(_compile_step(step, ctx, (*path, i)) for i, step in enumerate(steps))
-
-
-def _compile_step(step: Any, ctx: _Context, path: tuple) -> Step:
+def _compile_step(step: Any, ctx: _Context, path: tuple) -> list[Step | Think]:
     if isinstance(step, Request):
         return _compile_request(step, ctx, path)
     if isinstance(step, SetStep):
-        return _compile_set(step)
+        return [_compile_set(step)]
     if isinstance(step, ThinkStep):
-        return _compile_think_step(step)
+        sample = compile_think(step.think)
+        return [Think(sample)] if sample is not None else []
     if isinstance(step, SequenceStep):
-        return _sequence(_compile_steps(step.sequence, ctx, (*path, "sequence")))
+        return list(_compile_steps(step.sequence, ctx, (*path, "sequence")))
     raise TypeError(f"cannot compile step {type(step).__name__}")  # pragma: no cover - the model forbids it
 
 
-def _sequence(steps: tuple[Step, ...]) -> Step:
-    if len(steps) == 1:
-        return steps[0]
-
-    def run(user: VirtualUser) -> None:
-        for step in steps:
-            step(user)
-
-    return run
-
-
-def _weighted(tasks: list[tuple[int, Step]]) -> Step:
-    tasks = [(w, s) for w, s in tasks if w > 0]
-    if len(tasks) == 1:
-        return tasks[0][1]
-    steps = [s for _, s in tasks]
-    cumulative = list(itertools.accumulate(w for w, _ in tasks))
+def _pick(programs: list[tuple[int, Program]]) -> Callable[[], Program]:
+    """Each iteration: one program (a task) by weight."""
+    programs = [(w, p) for w, p in programs if w > 0]
+    if len(programs) == 1:
+        only = programs[0][1]
+        return lambda: only
+    choices = [p for _, p in programs]
+    cumulative = list(itertools.accumulate(w for w, _ in programs))
     total = cumulative[-1]
-
-    def run(user: VirtualUser) -> None:
-        steps[bisect.bisect_right(cumulative, random.random() * total)](user)
-
-    return run
+    return lambda: choices[bisect.bisect_right(cumulative, random.random() * total)]
 
 
 def _headers(scenario: Scenario, user: User) -> Render:
@@ -300,10 +282,10 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
         ctx = _Context(scenario, user, loaded.base_dir, files_base)
         base = ("users", name)
         if user.sequence is not None:
-            iteration = _sequence(_compile_steps(user.sequence, ctx, (*base, "sequence")))
+            pick = _pick([(1, _compile_steps(user.sequence, ctx, (*base, "sequence")))])
         else:
             index = {id(t): i for i, t in enumerate(user.tasks or [])}
-            iteration = _weighted([(t.weight, _compile_step(t, ctx, (*base, "tasks", index[id(t)]))) for t in tasks])
+            pick = _pick([(t.weight, tuple(_compile_step(t, ctx, (*base, "tasks", index[id(t)])))) for t in tasks])
         attributes = {
             "__slots__": (),
             "type_name": name,
@@ -313,9 +295,9 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
             "http": http,
             "make_headers": staticmethod(_headers(scenario, user)),
             "make_variables": staticmethod(_variables(scenario, user)),
-            "on_start_steps": _compile_steps(user.on_start, ctx, (*base, "on_start")),
-            "iteration_step": staticmethod(iteration),
-            "on_stop_steps": _compile_steps(user.on_stop, ctx, (*base, "on_stop")),
+            "on_start_program": _compile_steps(user.on_start, ctx, (*base, "on_start")),
+            "pick_iteration": staticmethod(pick),
+            "on_stop_program": _compile_steps(user.on_stop, ctx, (*base, "on_stop")),
         }
         classes.append(type(_class_name(name), (VirtualUser,), attributes))
     return CompiledScenario(loaded.name, classes)

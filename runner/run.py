@@ -66,6 +66,25 @@ class Live:
         log.warning(message)
 
 
+def _heap_trimmer() -> Callable[[], None]:
+    """Give freed heap back to the OS (glibc's malloc_trim; elsewhere nothing).
+
+    Spawning thousands of users at once leaves megabytes of freed greenlet stacks that glibc keeps: with
+    10,000 idle users that was 3 KiB per user of resident memory nobody used.
+    """
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    return lambda: trim(0) and None
+
+
+TRIM_HEAP = _heap_trimmer()
+TRIM_EVERY = 10  # seconds
+
+
 def _every(seconds: float, task: Callable[[], None]) -> gevent.Greenlet:
     def loop() -> None:
         due = time.monotonic()
@@ -209,6 +228,7 @@ def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, c
 
     def spawned(count: int) -> None:
         log.info("%d users running", count)
+        TRIM_HEAP()
         if settings.reset_stats:
             stats.reset()
 
@@ -262,7 +282,7 @@ def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, c
         run_time = settings.run_time
     settings.run_time = run_time
 
-    tasks = [_every(1.0, _sampler(live))]
+    tasks = [_every(1.0, _sampler(live)), _every(TRIM_EVERY, TRIM_HEAP)]
     if not settings.only_summary:
         tasks.append(_every(TABLE_EVERY, _table(live)))
     abort = _abort_checks(live, model.thresholds)

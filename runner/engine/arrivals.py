@@ -117,20 +117,17 @@ class ArrivalRunner(LocalRunner):
     def _begin(self, intended: float) -> None:
         index = next(self._kinds)
         late_ms = max(0.0, (time.monotonic() - intended) * 1000)
-        self._start_user(index)
-        user = self.users[index][-1][0]
+        user = self._start_user(index)
         user.late_ms = late_ms
         self.arrivals.started += 1
         if late_ms > 1.0:
             self.arrivals.late += 1
             self.arrivals.max_late_ms = max(self.arrivals.max_late_ms, late_ms)
 
-    def _run_user(self, user: VirtualUser, index: int) -> None:
-        try:
-            super()._run_user(user, index)
-        finally:
-            if self._waiting and self.state == State.RUNNING:
-                self._begin(self._waiting.popleft())
+    def _forget(self, user: VirtualUser, index: int) -> None:
+        super()._forget(user, index)
+        if self._waiting and self.state == State.RUNNING:
+            self._begin(self._waiting.popleft())
 
     def _stop(self) -> None:
         self.arrivals.waiting_at_end = len(self._waiting)

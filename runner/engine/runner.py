@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import gevent
+from gevent import GreenletExit
 from gevent.event import Event
 from gevent.pool import Group
 
@@ -72,7 +73,7 @@ class LocalRunner:
         self.state = State.READY
         self.stop_reason = ""
         self.started_at: float | None = None
-        self.users: list[list[tuple[VirtualUser, gevent.Greenlet]]] = [[] for _ in self.classes]
+        self.users: list[dict[int, VirtualUser]] = [{} for _ in self.classes]  # by class, in start order
         self.user_count_max = 0
         self._group = Group()
         self._spawner: gevent.Greenlet | None = None
@@ -160,44 +161,67 @@ class LocalRunner:
         if self.user_count == 0 and target > 0:
             self.stop("all users finished")
 
-    def _start_user(self, index: int) -> None:
+    def _start_user(self, index: int) -> VirtualUser:
         user = self.classes[index](self, self._next_id)
         self._next_id += 1
-        greenlet = self._group.spawn(self._run_user, user, index)
-        self.users[index].append((user, greenlet))
+        self.users[index][user.user_id] = user
+        user.greenlet = self._group.spawn(self._run_user, user, index)
         self.user_count_max = max(self.user_count_max, self.user_count)
+        return user
 
     def _run_user(self, user: VirtualUser, index: int) -> None:
+        """Run ``user`` until it thinks (then park it on a timer) or its life ends."""
         from runner.engine.flow import StopTest
 
         try:
-            user.run(self.iterations)
+            seconds = user.advance(self.iterations)
         except StopTest as signal:
             self.stop(f"stop_test: {signal.reason}" if signal.reason else "stop_test")
-        finally:
-            users = self.users[index]
-            for i, (candidate, _) in enumerate(users):
-                if candidate is user:
-                    del users[i]
-                    break
-            if self.stop_when_idle and self.user_count == 0 and self._spawner is None and self.state == State.RUNNING:
-                self.stop("all users finished")
+            seconds = None
+        except GreenletExit:
+            user.close()
+            seconds = None
+        user.greenlet = None
+        if seconds is None:
+            self._forget(user, index)
+        else:
+            user.parked = timer = gevent.get_hub().loop.timer(seconds)
+            timer.start(self._wake, user, index)
+
+    def _wake(self, user: VirtualUser, index: int) -> None:
+        user.parked = None
+        user.greenlet = self._group.spawn(self._run_user, user, index)
+
+    def _forget(self, user: VirtualUser, index: int) -> None:
+        """A user's life ended: take it off the books; maybe that was the last one."""
+        self.users[index].pop(user.user_id, None)
+        if self.stop_when_idle and self.user_count == 0 and self._spawner is None and self.state == State.RUNNING:
+            self.stop("all users finished")
+
+    def _terminate(self, user: VirtualUser, index: int) -> None:
+        """End a user now, wherever it is, without its on_stop."""
+        if user.parked is not None:
+            user.parked.stop()
+            user.parked = None
+            user.close()
+            self._forget(user, index)
+        elif user.greenlet is not None:
+            user.greenlet.kill(block=False)
 
     def _stop_one(self, index: int) -> None:
         """Stop the newest user of a class: let it finish its iteration within the stop timeout."""
         if not self.users[index]:
             return
-        user, greenlet = self.users[index][-1]
+        user = self.users[index][next(reversed(self.users[index]))]
         user.stopping = True
         if self.stop_timeout > 0:
-            gevent.spawn(self._kill_later, greenlet, self.stop_timeout)
+            gevent.spawn_later(self.stop_timeout, self._terminate_if_alive, user, index)
         else:
-            greenlet.kill(block=False)
+            self._terminate(user, index)
 
-    @staticmethod
-    def _kill_later(greenlet: gevent.Greenlet, timeout: float) -> None:
-        greenlet.join(timeout)
-        greenlet.kill(block=False)
+    def _terminate_if_alive(self, user: VirtualUser, index: int) -> None:
+        if user.user_id in self.users[index]:
+            self._terminate(user, index)
 
     def stop(self, reason: str = "stopped") -> None:
         """Stop the test (idempotent; safe to call from a user's greenlet)."""
@@ -214,11 +238,15 @@ class LocalRunner:
             if timer is not gevent.getcurrent():
                 timer.kill(block=False)
         for users in self.users:
-            for user, _ in users:
+            for user in users.values():
                 user.stopping = True
-        if self.stop_timeout > 0:
-            self._group.join(timeout=self.stop_timeout)
-        self._group.kill(block=True, timeout=10)
+        deadline = time.monotonic() + self.stop_timeout
+        while self.user_count and time.monotonic() < deadline:
+            gevent.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        for index, users in enumerate(self.users):
+            for user in list(users.values()):
+                self._terminate(user, index)
+        self._group.join(timeout=10)
         self.state = State.STOPPED
         self._done.set()
 
@@ -226,7 +254,9 @@ class LocalRunner:
         """A second Ctrl-C: do not wait for iterations to finish."""
         self.stop_timeout = 0
         self.stop("interrupted")
-        self._group.kill(block=False)
+        for index, users in enumerate(self.users):
+            for user in list(users.values()):
+                self._terminate(user, index)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the runner stopped; True when it did."""

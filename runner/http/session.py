@@ -1,16 +1,14 @@
 """``HttpSession``: the HTTP client of one virtual user.
 
-One ``geventhttpclient.HTTPClient`` per origin, created on first use with ``concurrency=1``: one keep-alive
-connection per user and origin, like a browser tab. The client provides the connection (connect, TLS,
-timeouts, a liveness check before reuse); the request head is written here in one go and the response is
-read with geventhttpclient's C parser (llhttp) into exactly what ``Response`` needs, headers in arrival
-order. That skips the generic header machinery of ``HTTPClient.request`` and keeps retries under our
-control: a kept-alive connection the server closed is retried once, only when nothing of the response
-arrived.
+One keep-alive connection per user and origin, like a browser tab: a gevent socket (TLS-wrapped for https),
+opened on first use and kept between requests, with a liveness check before reuse. Nothing else is held per
+origin, so 10,000 idle users stay small. The request head is written in one go and the response is read with
+geventhttpclient's C parser (llhttp) into exactly what ``Response`` needs, headers in arrival order. A
+kept-alive connection the server closed is retried once, only when nothing of the response arrived.
 
-``elapsed_ms`` runs from just before the connection is taken from the pool (so it includes connecting,
-and TLS, when a new connection is needed) to the last byte of the body; with redirects it is the sum of
-the exchanges. Decompression and cookie handling are outside it.
+``elapsed_ms`` runs from just before the connection is taken (so it includes connecting, and TLS, when a
+new connection is needed) to the last byte of the body; with redirects it is the sum of the exchanges.
+Decompression and cookie handling are outside it.
 
 Network and server faults never raise: they come back as ``Response(status=0, error=...)``. Misuse by the
 caller (two bodies, a CR/LF in a header, a relative URL without a base URL) raises ``ValueError``.
@@ -25,15 +23,16 @@ import ssl
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
-from functools import partial
-from socket import gaierror
+from functools import lru_cache
+from socket import IPPROTO_TCP, TCP_NODELAY, gaierror
 from time import perf_counter
 from typing import Any
 from urllib.parse import quote, quote_plus, urljoin, urlsplit
 
 import gevent
+import gevent.socket
+from gevent import monkey
 from gevent import ssl as gevent_ssl
-from geventhttpclient import HTTPClient
 from geventhttpclient._parser import HTTPParseError, HTTPResponseParser
 
 from runner import __version__
@@ -137,9 +136,9 @@ class _Parser(HTTPResponseParser):
 
 
 class _Origin:
-    """(scheme, host, port) and its lazily created client."""
+    """(scheme, host, port) and the user's idle keep-alive connection to it."""
 
-    __slots__ = ("client", "host", "host_header", "https", "idle", "label", "pool", "port", "url")
+    __slots__ = ("host", "host_header", "https", "label", "port", "sock", "url")
 
     def __init__(self, scheme: str, host: str, port: int) -> None:
         self.https = scheme == "https"
@@ -149,9 +148,7 @@ class _Origin:
         self.host_header = name if port == _DEFAULT_PORTS[scheme] else f"{name}:{port}"
         self.url = f"{scheme}://{self.host_header}"
         self.label = f"{name}:{port}"
-        self.client: HTTPClient | None = None
-        self.pool: Any = None  # the client's connection pool, a socket per use
-        self.idle: Any = None  # the socket last handed back to the pool, to tell a reused one
+        self.sock: Any = None  # the idle keep-alive connection, between requests
 
 
 class _Headers:
@@ -268,6 +265,26 @@ def _tls_context(cafile: str | None = None, *, verify: bool = True) -> ssl.SSLCo
     return context
 
 
+@lru_cache(maxsize=2)
+def _shared_tls_context(verify: bool) -> ssl.SSLContext:
+    """One TLS context per process and verify setting: loading the CA store per user would cost memory."""
+    return _tls_context(verify=verify)
+
+
+_select = monkey.get_original("select", "select")  # the real, non-blocking select (gevent may patch it)
+
+
+def _alive(sock: Any) -> bool:
+    """An idle keep-alive connection is alive when it has nothing to read (no FIN, no stray bytes)."""
+    try:
+        if sock.fileno() < 0:
+            return False
+        readable, _, _ = _select([sock], [], [], 0.0)
+        return not readable
+    except (OSError, ValueError):
+        return False
+
+
 def _connect_error(exc: BaseException, origin: _Origin, connect_timeout: float) -> str | None:
     if isinstance(exc, gaierror):
         return f"could not resolve host {origin.host} ({exc.strerror or exc})"
@@ -280,7 +297,7 @@ def _connect_error(exc: BaseException, origin: _Origin, connect_timeout: float) 
         return f"TLS handshake failed ({origin.label}): {reason}"
     if isinstance(exc, OSError):
         return f"cannot connect to {origin.label}: {exc.strerror or exc}"
-    if isinstance(exc, RuntimeError):  # geventhttpclient: getaddrinfo gave no address
+    if isinstance(exc, RuntimeError):  # getaddrinfo gave no address
         return f"could not resolve host {origin.host}"
     return None
 
@@ -404,9 +421,9 @@ class HttpSession:
     def close(self) -> None:
         """Close every connection; the session stays usable and reconnects on the next request."""
         for origin in self._canonical.values():
-            if origin.client is not None:
-                origin.client.close()
-            origin.client = origin.pool = origin.idle = None
+            if origin.sock is not None:
+                origin.sock.close()
+            origin.sock = None
 
     def __enter__(self) -> HttpSession:
         return self
@@ -536,24 +553,27 @@ class HttpSession:
         self, origin: _Origin, method: str, wire: bytes, timer: gevent.Timeout | None
     ) -> tuple[_Parser | None, float, str | None]:
         """Write ``wire`` and read one response: (parser, seconds, None) or (None, seconds, error)."""
-        pool = origin.pool
-        if pool is None:
-            pool = self._open(origin)
         timeout = self.timeout if timer is None else timer.seconds
         retried = False
         started = perf_counter()
         while True:
-            try:
-                sock = pool.get_socket()
-            except BaseException as exc:
-                error = (
-                    f"timed out after {timeout}s" if exc is timer else _connect_error(exc, origin, self.connect_timeout)
-                )
-                if error is None:
-                    raise
-                return None, perf_counter() - started, error
-            reused = sock is origin.idle
-            origin.idle = None
+            sock, origin.sock = origin.sock, None
+            reused = sock is not None
+            if reused and not _alive(sock):
+                sock.close()
+                sock, reused = None, False
+            if sock is None:
+                try:
+                    sock = self._connect(origin)
+                except BaseException as exc:
+                    error = (
+                        f"timed out after {timeout}s"
+                        if exc is timer
+                        else _connect_error(exc, origin, self.connect_timeout)
+                    )
+                    if error is None:
+                        raise
+                    return None, perf_counter() - started, error
             if timer is not None:
                 sock.settimeout(timeout)
             parser = _Parser(method == "HEAD")
@@ -580,7 +600,7 @@ class HttpSession:
                             raise _Incomplete
                 elapsed = perf_counter() - started
             except BaseException as exc:
-                pool.release_socket(sock)
+                sock.close()
                 if reused and not received and not retried and isinstance(exc, _STALE):
                     retried = True  # the server closed the idle connection: once more on a new one
                     continue
@@ -592,23 +612,29 @@ class HttpSession:
             if not parser.trailing and parser.should_keep_alive():
                 if timer is not None:
                     sock.settimeout(self.timeout)
-                pool.return_socket(sock)
-                origin.idle = sock
+                origin.sock = sock
             else:
-                pool.release_socket(sock)
+                sock.close()
             return parser, elapsed, None
 
-    def _open(self, origin: _Origin) -> Any:
-        client = HTTPClient(
-            origin.host,
-            origin.port,
-            concurrency=1,
-            connection_timeout=self.connect_timeout,
-            network_timeout=self.timeout,
-            ssl=origin.https,
-            insecure=self.insecure,
-            ssl_context_factory=partial(_tls_context, verify=not self.insecure) if origin.https else None,
-        )
-        origin.client = client
-        origin.pool = client._connection_pool  # connect, TLS and the liveness check on reuse
-        return origin.pool
+    def _connect(self, origin: _Origin) -> Any:
+        """A new connection to ``origin`` (TCP_NODELAY; TLS for https), trying each address in turn."""
+        infos = gevent.socket.getaddrinfo(origin.host, origin.port, 0, gevent.socket.SOCK_STREAM)
+        if not infos:
+            raise RuntimeError("getaddrinfo gave no address")
+        first_error: BaseException | None = None
+        for family, kind, proto, _, address in infos:
+            sock = gevent.socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(self.connect_timeout)
+                sock.connect(address)
+                sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
+                if origin.https:
+                    sock = _shared_tls_context(not self.insecure).wrap_socket(sock, server_hostname=origin.host)
+                sock.settimeout(self.timeout)
+                return sock
+            except OSError as exc:
+                sock.close()
+                first_error = first_error or exc
+        assert first_error is not None
+        raise first_error
