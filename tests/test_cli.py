@@ -269,3 +269,13 @@ def test_lrun_demo_serves_until_ctrl_c() -> None:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+def test_validate_skips_hidden_folders_and_results_files(tmp_path: Path) -> None:
+    (tmp_path / "ok.yaml").write_text("host: demo\nusers: {u: {sequence: [{get: /}]}}\n")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "broken.yaml").write_text("users: [\n")
+    (tmp_path / "results.json").write_text('{\n  "format": "lrun-results",\n  "format_version": 1\n}\n')
+    result = run_lrun("validate", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{tmp_path / 'ok.yaml'}: ok"

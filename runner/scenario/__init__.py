@@ -57,7 +57,14 @@ def find_scenarios(paths: Iterable[str | Path]) -> list[Path]:
     found: list[Path] = []
     for item in map(Path, paths):
         if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.suffix in SCENARIO_SUFFIXES and p.is_file())
+            found += sorted(
+                p
+                for p in item.rglob("*")
+                if p.suffix in SCENARIO_SUFFIXES
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(item).parts)  # .venv, .git …
+                and not _is_results_file(p)
+            )
         else:
             named.append(item)
     includes: dict[Path, set[Path]] = {}
@@ -72,6 +79,17 @@ def find_scenarios(paths: Iterable[str | Path]) -> list[Path]:
                 fragments.add(child)
                 pending.append(child)
     return named + [p for p in found if p.resolve() not in fragments]
+
+
+def _is_results_file(path: Path) -> bool:
+    """An lrun results file (``--json``) kept next to scenarios is not a scenario."""
+    if path.suffix != ".json":
+        return False
+    try:
+        with path.open("rb") as handle:
+            return b'"format": "lrun-results"' in handle.read(200)
+    except OSError:
+        return False
 
 
 def _includes_of(path: Path) -> set[Path]:
