@@ -6,7 +6,7 @@ that only counts, pinned to core 0 (nginx on core 1), for ``--duration`` seconds
 the compiled steps and the HTTP session, without the command line and without the real statistics, so it is
 a lower bound of what ``lrun run`` costs per request; run.py measures the real thing.
 
-    /tmp/venv/bin/python bench/engine_probe.py [--scenario plain] [--duration 10] [--profile [--top 30]]
+    python bench/engine_probe.py [--scenario plain] [--duration 10] [--profile [--top 30]]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A raw gevent socket server in a child process answers every request with the sam
 client runs N sequential keep-alive GETs with each contender, twice, interleaved, and keeps the best round.
 Reported: requests/s (wall) and client CPU per request, which is where our overhead shows.
 
-    /tmp/venv/bin/python bench/http_session_bench.py [-n 20000]
+    python bench/http_session_bench.py [-n 20000]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """lrun side by side with Locust, measured in one run, against nginx on loopback.
 
-    /tmp/venv/bin/python bench/run.py [--duration 20] [--only plain,correlated,idle] [--idle-users 10000]
+    python bench/run.py [--duration 20] [--only plain,correlated,idle] [--idle-users 10000]
                                       [--out bench/results.json] [--install]
 
 What it does (see bench/README.md):

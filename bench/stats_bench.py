@@ -3,7 +3,7 @@
 Timings are the best of several rounds (other processes on the machine only ever make a round slower). Also
 shown: a 1% failure mix, the once-a-second ``sample`` and the final ``snapshot``.
 
-    /tmp/venv/bin/python bench/stats_bench.py [-n 1000000] [--rounds 5]
+    python bench/stats_bench.py [-n 1000000] [--rounds 5]
 """
 
 from __future__ import annotations
