@@ -66,6 +66,16 @@ class Live:
         log.warning(message)
 
 
+class _ClearProgress(logging.Filter):
+    def __init__(self, live: Live) -> None:
+        super().__init__()
+        self.live = live
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.live.clear_progress()
+        return True
+
+
 def _heap_trimmer() -> Callable[[], None]:
     """Give freed heap back to the OS (glibc's malloc_trim; elsewhere nothing).
 
@@ -244,6 +254,9 @@ def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, c
         runner = LocalRunner(classes, stats, iterations=settings.iterations, **common)
     live = Live(stats, runner, settings, out, tty)
     live_box["live"] = live
+    clear_first = _ClearProgress(live)  # a log line must not be glued to the progress line
+    for handler in log.handlers:
+        handler.addFilter(clear_first)
 
     interrupts = {"count": 0}
 
@@ -298,6 +311,8 @@ def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, c
             keys.kill(block=False)
             keys.restore()
         live.clear_progress()
+        for handler in log.handlers:
+            handler.removeFilter(clear_first)
     end = time.time()
     return _finish(loaded, settings, live, end, command=command, run_time=run_time)
 
