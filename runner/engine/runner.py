@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 import gevent
 from gevent import GreenletExit
@@ -39,7 +40,7 @@ class Stage:
     users: int
 
 
-class StatsSink:
+class StatsSink(Protocol):
     """What the runner feeds: ``runner.stats.RequestStats`` fits."""
 
     def log(self, method: str, name: str, ms: float, size: int, failure: str | None) -> None: ...
@@ -79,6 +80,7 @@ class LocalRunner:
         self._spawner: gevent.Greenlet | None = None
         self._timers: list[gevent.Greenlet] = []
         self._next_id = 1
+        self._target = 0  # the user count the last set_users asked for
         self._done = Event()
         self._warned: set[str] = set()
 
@@ -121,14 +123,11 @@ class LocalRunner:
 
     def _run_stages(self, stages: list[Stage]) -> None:
         for stage in stages:
-            change = abs(stage.users - self._target_or_count())
+            change = abs(stage.users - self._target)
             rate = change / stage.duration if stage.duration > 0 and change else float("inf")
             self.set_users(stage.users, rate)
             gevent.sleep(stage.duration)
         self.stop("stages completed")
-
-    def _target_or_count(self) -> int:
-        return getattr(self, "_target", self.user_count)
 
     def set_users(self, target: int, spawn_rate: float) -> None:
         """Move to ``target`` users at ``spawn_rate`` per second (replaces a spawn under way)."""
