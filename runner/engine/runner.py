@@ -106,9 +106,6 @@ class LocalRunner:
     def user_count(self) -> int:
         return sum(len(users) for users in self.users)
 
-    def user_counts(self) -> dict[str, int]:
-        return {cls.type_name: len(users) for cls, users in zip(self.classes, self.users, strict=True)}
-
     def start(self, users: int, spawn_rate: float, run_time: float | None = None) -> None:
         """Start ``users`` at ``spawn_rate`` per second; stop by itself after ``run_time`` seconds."""
         self.started_at = time.time()

@@ -201,9 +201,6 @@ class StatsEntry:
         """Percentile ``q`` of the last ``window`` complete seconds; None without requests in them."""
         return self._window(now)[0].percentile(q)
 
-    def total_rps(self, duration: float) -> float:
-        return self.num_requests / duration if duration > 0 else 0.0
-
     def to_dict(self, duration: float, *, histogram: bool = True) -> dict[str, Any]:
         """This entry as it goes into the results (see ``runner.report.results``); ``histogram`` for its buckets."""
         h = self.histogram
