@@ -47,7 +47,9 @@ class DefaultRun(click.Group):
     """``lrun SCENARIO [OPTIONS]`` means ``lrun run SCENARIO [OPTIONS]``."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        first = args[0] if args else ""
+        looks_like_file = Path(first).suffix in (".yaml", ".yml", ".json") or Path(first).exists()
+        if first and first not in self.commands and not first.startswith("-") and looks_like_file:
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
@@ -154,7 +156,10 @@ def validate(paths: tuple[str, ...], strict: bool, quiet: bool) -> None:
     files = find_scenarios(p for p in paths if p not in missing)
     bad = len(missing)
     for path in missing:
-        click.echo(f"{path}:1:1: file not found", err=True)
+        try:
+            load_scenario(path)
+        except ScenarioError as exc:  # file not found, with a did-you-mean for a misspelt name
+            click.echo(str(exc), err=True)
     if not files and not missing:
         _fail(f"no scenario files (*.yaml, *.yml, *.json) under {', '.join(paths)}")
     for path in files:

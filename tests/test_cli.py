@@ -279,3 +279,13 @@ def test_validate_skips_hidden_folders_and_results_files(tmp_path: Path) -> None
     result = run_lrun("validate", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{tmp_path / 'ok.yaml'}: ok"
+
+
+def test_typos_in_commands_and_file_names_get_a_suggestion() -> None:
+    command = run_lrun("runn", "scenarios/quickstart.yaml")
+    assert command.returncode == 2 and "No such command 'runn'. Did you mean 'run'?" in command.stderr
+    for args in (["scenarios/quickstrat.yaml"], ["validate", "scenarios/quickstrat.yaml"]):
+        result = run_lrun(*args)
+        assert result.returncode == 2
+        assert "scenarios/quickstrat.yaml:1:1: file not found" in result.stderr
+        assert "did you mean scenarios/quickstart.yaml?" in result.stderr

@@ -240,7 +240,7 @@ def read_file(path: Path) -> Document:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise ScenarioError([Problem(file, 1, 1, "file not found")]) from None
+        raise ScenarioError([Problem(file, 1, 1, "file not found", _similar_file(path))]) from None
     except IsADirectoryError:
         raise ScenarioError([Problem(file, 1, 1, "is a directory, not a scenario file")]) from None
     except UnicodeDecodeError as exc:
@@ -261,6 +261,16 @@ def existing_file(path: Path) -> Path | None:
         return path.resolve() if path.is_file() else None
     except (OSError, ValueError):
         return None
+
+
+def _similar_file(path: Path) -> str:
+    """'did you mean scenarios/quickstart.yaml?' for a misspelt file name, or ""."""
+    try:
+        names = [p.name for p in path.parent.iterdir() if p.is_file()]
+    except OSError:
+        return ""
+    found = difflib.get_close_matches(path.name, names, n=1, cutoff=0.75)
+    return f"did you mean {path.parent / found[0]}?" if found else ""
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
