@@ -21,7 +21,7 @@ import os
 import re
 import ssl
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from functools import lru_cache
 from socket import gaierror
@@ -31,7 +31,7 @@ from urllib.parse import quote, quote_plus, urljoin, urlsplit
 
 import gevent
 import gevent.socket
-from gevent import monkey
+from gevent import getcurrent, monkey
 from gevent import ssl as gevent_ssl
 from geventhttpclient._parser import HTTPParseError, HTTPResponseParser
 
@@ -53,6 +53,7 @@ NOTHING: Any = _Nothing()
 USER_AGENT = f"lrun/{__version__}"
 
 _RECV_SIZE = 65536
+_FRESH = 1.0  # seconds: a connection idle for less is reused without a liveness check
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
@@ -138,7 +139,7 @@ class _Parser(HTTPResponseParser):
 class _Origin:
     """(scheme, host, port) and the user's idle keep-alive connection to it."""
 
-    __slots__ = ("host", "host_header", "https", "label", "port", "sock", "url")
+    __slots__ = ("host", "host_header", "https", "idle_since", "label", "port", "sock", "url")
 
     def __init__(self, scheme: str, host: str, port: int) -> None:
         self.https = scheme == "https"
@@ -149,6 +150,7 @@ class _Origin:
         self.url = f"{scheme}://{self.host_header}"
         self.label = f"{name}:{port}"
         self.sock: Any = None  # the idle keep-alive connection, between requests
+        self.idle_since = 0.0  # perf_counter() when it went idle
 
 
 class _Headers:
@@ -340,6 +342,7 @@ class HttpSession:
         self.insecure = insecure
         self.max_redirects = max_redirects
         self.cookies = CookieJar()
+        self._timer: Any = None  # the network-timeout timer of the raw I/O path, made on first use
         self._origins: dict[str, _Origin] = {}  # "scheme://netloc" as written -> origin
         self._canonical: dict[tuple[str, str, int], _Origin] = {}
         pairs = {"user-agent": ("User-Agent", USER_AGENT)}
@@ -559,7 +562,7 @@ class HttpSession:
         while True:
             sock, origin.sock = origin.sock, None
             reused = sock is not None
-            if reused and not _alive(sock):
+            if reused and started - origin.idle_since > _FRESH and not _alive(sock):
                 sock.close()
                 sock, reused = None, False
             if sock is None:
@@ -579,8 +582,11 @@ class HttpSession:
             parser = _Parser(method == "HEAD")
             received = False
             try:
-                sock.sendall(wire)
-                recv = sock.recv
+                if origin.https:
+                    sock.sendall(wire)
+                    recv = sock.recv
+                else:
+                    recv = self._raw_io(sock, wire, timer is None)
                 while not parser.complete:
                     data = recv(_RECV_SIZE)
                     if data:
@@ -613,9 +619,51 @@ class HttpSession:
                 if timer is not None:
                     sock.settimeout(self.timeout)
                 origin.sock = sock
+                origin.idle_since = perf_counter()
             else:
                 sock.close()
             return parser, elapsed, None
+
+    def _raw_io(self, sock: Any, wire: bytes, network_timeout: bool) -> Callable[[int], bytes]:
+        """Send ``wire`` and return a recv for plain TCP that skips gevent's socket wrapper.
+
+        gevent's socket methods are Python and start a new ``Timeout`` for every wait; here the kernel socket
+        is used directly (it is non-blocking under gevent) and a wait arms the session's one reusable libev
+        timer for the network timeout (a per-request ``timeout`` has its own timer around the whole request).
+        """
+        raw = sock._sock
+        try:
+            sent = raw.send(wire)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(wire):
+            sock.sendall(memoryview(wire)[sent:])
+        read_event, hub = sock._read_event, sock.hub
+        timer = self._wait_timer() if network_timeout else None
+
+        def recv(size: int) -> bytes:
+            while True:
+                try:
+                    return raw.recv(size)
+                except BlockingIOError:
+                    pass
+                if timer is None:
+                    hub.wait(read_event)
+                    continue
+                timer.again(getcurrent().throw, TimeoutError, update=True)  # _io_error words it
+                try:
+                    hub.wait(read_event)
+                finally:
+                    timer.stop()
+
+        return recv
+
+    def _wait_timer(self) -> Any:
+        timer = self._timer
+        if timer is None:
+            # a repeating timer re-armed with again(): a one-shot libev timer cannot be started twice
+            timer = self._timer = gevent.get_hub().loop.timer(self.timeout, self.timeout)
+        return timer
 
     def _connect(self, origin: _Origin) -> Any:
         """A new connection to ``origin`` (TLS for https), trying each address in turn.
