@@ -92,7 +92,7 @@ def _heap_trimmer() -> Callable[[], None]:
 
 
 TRIM_HEAP = _heap_trimmer()
-TRIM_EVERY = 10  # seconds
+TRIM_EVERY = 2  # seconds: a trim costs about 4 ms when it returns memory, 0.3 ms when there is none
 
 
 def _every(seconds: float, task: Callable[[], None]) -> gevent.Greenlet:
