@@ -210,7 +210,7 @@ def debug(scenario: str, user_names: tuple[str, ...], host: str | None, think: b
     loaded = _load(scenario)
     unknown = [n for n in user_names if n not in loaded.model.users]
     if unknown:
-        from runner.scenario.validate import did_you_mean
+        from runner.scenario.loader import did_you_mean
 
         hint = did_you_mean(unknown[0], loaded.model.users) or f"user types: {', '.join(loaded.model.users)}"
         _fail(f"{scenario}: no user type '{unknown[0]}' ({hint})")

@@ -22,7 +22,6 @@ from runner.checks import compile_checks
 from runner.engine.flow import ON_FAIL, FlowSignal
 from runner.engine.user import HttpSettings, Program, RequestResult, Step, Think, VirtualUser
 from runner.extract import compile_extractor
-from runner.http.response import Response
 from runner.scenario import LoadedScenario
 from runner.scenario.model import (
     Between,
@@ -85,9 +84,8 @@ def _render_error(exc: Exception) -> str:
 class _Context:
     """What compiling one user needs to know."""
 
-    def __init__(self, scenario: Scenario, user: User, base_dir: Path, files_base: Callable[[tuple], Path]) -> None:
+    def __init__(self, scenario: Scenario, user: User, files_base: Callable[[tuple], Path]) -> None:
         self.default_think = compile_think(user.think if user.think is not None else scenario.think)
-        self.base_dir = base_dir
         self.files_base = files_base
 
 
@@ -279,7 +277,7 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
         tasks = _selected_tasks(user, options)
         if tasks is None:
             continue
-        ctx = _Context(scenario, user, loaded.base_dir, files_base)
+        ctx = _Context(scenario, user, files_base)
         base = ("users", name)
         if user.sequence is not None:
             pick = _pick([(1, _compile_steps(user.sequence, ctx, (*base, "sequence")))])
@@ -306,7 +304,6 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
 __all__ = [
     "CompileOptions",
     "CompiledScenario",
-    "Response",
     "compile_scenario",
     "compile_think",
     "needs_demo",

@@ -140,7 +140,7 @@ def _line_of(text: str, key: str) -> int:
 
 
 def _checked(path: Path, found: dict[str, tuple[Any, int]]) -> dict[str, Any]:
-    from runner.scenario.validate import did_you_mean
+    from runner.scenario.loader import did_you_mean
 
     out = {}
     for key, (value, line) in found.items():

@@ -248,7 +248,8 @@ def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, c
         "on_warning": lambda message: live_box["live"].warn(message),
     }
     runner: LocalRunner
-    if model.load.is_open and not _load_given_by_user(settings):
+    closed_by_user = _load_given_by_user(settings)  # -u or -t replace the scenario's stages or arrivals
+    if model.load.is_open and not closed_by_user:
         runner = ArrivalRunner(classes, stats, RequestStats(), max_users=model.load.max_users, **common)
     else:
         runner = LocalRunner(classes, stats, iterations=settings.iterations, **common)
@@ -272,7 +273,6 @@ def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, c
     gevent.signal_handler(signal.SIGINT, interrupted, "interrupted")
     gevent.signal_handler(signal.SIGTERM, interrupted, "terminated")
 
-    closed_by_user = _load_given_by_user(settings)
     stages = model.load.stages if not closed_by_user else None
     if isinstance(runner, ArrivalRunner):
         rate_stages = model.load.arrival_stages or []

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = [
@@ -78,12 +78,11 @@ def is_template(text: str) -> bool:
 class Template:
     """A compiled template string. ``render(variables)`` returns the text."""
 
-    __slots__ = ("render", "source", "variables")
+    __slots__ = ("render", "source")
 
-    def __init__(self, source: str, render: Callable[[Mapping[str, Any]], Any], variables: frozenset[str]):
+    def __init__(self, source: str, render: Callable[[Mapping[str, Any]], Any]):
         self.source = source
         self.render = render
-        self.variables = variables  # names the template reads that are not template-local
 
     @property
     def is_constant(self) -> bool:
@@ -96,13 +95,6 @@ class Template:
 def parse(source: str) -> nodes.Template:
     """Parse ``source``; raises ``TemplateSyntaxError`` with ``lineno`` relative to the string."""
     return _env.parse(source)
-
-
-def referenced_names(source: str) -> frozenset[str]:
-    """Variables ``source`` reads (its root names), excluding template-local ones."""
-    if not is_template(source):
-        return frozenset()
-    return frozenset(meta.find_undeclared_variables(parse(source)))
 
 
 _BARE_NAME = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
@@ -156,11 +148,10 @@ def compile_template(source: str, native: bool = False) -> Template:
     (an int stays an int): used for JSON bodies, where ``{"qty": "{{ n }}"}`` should send a number.
     """
     if not is_template(source):
-        return Template(source, Constant(source), frozenset())
-    names = referenced_names(source)
+        return Template(source, Constant(source))
     fast = _fast_path(source, native)
     if fast is not None:
-        return Template(source, fast, names)
+        return Template(source, fast)
     stripped = source.strip()
     if native and stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
         expression = _env.compile_expression(stripped[2:-2], undefined_to_none=False)
@@ -171,9 +162,9 @@ def compile_template(source: str, native: bool = False) -> Template:
                 value._fail_with_undefined_error()  # raises UndefinedError naming the variable
             return value
 
-        return Template(source, render_native, names)
+        return Template(source, render_native)
     template = _env.from_string(source)
-    return Template(source, template.render, names)
+    return Template(source, template.render)
 
 
 class Constant:
@@ -207,20 +198,3 @@ def compile_value(value: Any, native: bool = True) -> Callable[[Mapping[str, Any
             return Constant(value)
         return lambda variables: [item(variables) for item in items]
     return Constant(value)
-
-
-def value_names(value: Any) -> frozenset[str]:
-    """Every variable a nested structure's templates read."""
-    if isinstance(value, str):
-        return referenced_names(value)
-    if isinstance(value, dict):
-        out: frozenset[str] = frozenset()
-        for k, v in value.items():
-            out |= referenced_names(str(k)) | value_names(v)
-        return out
-    if isinstance(value, list):
-        out = frozenset()
-        for v in value:
-            out |= value_names(v)
-        return out
-    return frozenset()

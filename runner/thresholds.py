@@ -107,7 +107,7 @@ def parse_rule(text: str) -> Rule:
         except ValueError:
             raise ValueError(f"{raw!r} is not a number") from None
     else:
-        from runner.scenario.validate import did_you_mean
+        from runner.scenario.loader import did_you_mean
 
         hint = did_you_mean(metric, [*TIME_METRICS, *COUNT_METRICS, *RATE_METRICS, "p95", "p99"])
         raise ValueError(f"unknown metric '{metric}'{' (' + hint + ')' if hint else ''}: use {METRICS_HELP}")

@@ -19,10 +19,9 @@ from pydantic import BaseModel
 
 from runner import templating
 from runner.errors import Problem
-from runner.scenario.loader import DataPath, Document, existing_file
+from runner.scenario.loader import DataPath, Document, did_you_mean, existing_file
 from runner.scenario.model import Request, Scenario, SequenceStep, SetStep, User
 from runner.scenario.types import Tmpl
-from runner.scenario.validate import did_you_mean
 
 _UNKNOWN = re.compile(r"no (filter|test) named '([^']*)'")
 GUARDS = {"default", "d"}  # {{ x | default('') }} may read an undefined x

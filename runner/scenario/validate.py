@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from runner.errors import Problem, ScenarioError
 from runner.scenario.loader import DataPath, Document, did_you_mean
-from runner.scenario.model import HTTP_METHODS, STEP_KINDS, TASK_KINDS, Scenario
+from runner.scenario.model import STEP_KINDS, TASK_KINDS, Scenario
 from runner.scenario.types import check_template
 
 # Keys people bring from other tools, and what lrun calls them.
@@ -340,4 +340,4 @@ def validate(doc: Document) -> Scenario:
         raise ScenarioError(problems) from None
 
 
-__all__ = ["HTTP_METHODS", "did_you_mean", "validate"]
+__all__ = ["validate"]
