@@ -19,6 +19,7 @@ from jinja2 import Undefined, UndefinedError
 from runner.extract import NoValue, json_finder, shorten, xpath_finder
 from runner.http.response import Response
 from runner.scenario.model import Check
+from runner.scripting import Script, describe
 from runner.templating import Constant, compile_template, compile_value
 
 __all__ = ["Checkpoint", "compile_checkpoint", "compile_checks"]
@@ -392,8 +393,34 @@ def _subject(spec: Check) -> tuple[str, Callable[[Response], list[Any]]]:
     return f"header {name}", lambda response: response.header_values(name)
 
 
-def compile_checkpoint(spec: Check) -> Checkpoint:
+class _Python(Checkpoint):
+    """f(response, variables) of the scenario's module: True or None passes; False or a message fails."""
+
+    __slots__ = ("_file", "_function", "_name")
+
+    def __init__(self, spec: Check, script: Script) -> None:
+        super().__init__(f"python {spec.python}", spec.on_fail, spec.message)
+        assert spec.python is not None
+        self._name = spec.python
+        self._function = script.function(spec.python)
+        self._file = str(script.path)
+
+    def _test(self, response: Response, variables: Mapping[str, Any]) -> str | None:
+        try:
+            verdict = self._function(response, variables)
+        except Exception as exc:
+            return describe(exc, self._file)
+        if verdict is None or verdict is True:
+            return None
+        return f"python check {self._name} failed" if verdict is False else str(verdict)
+
+
+def compile_checkpoint(spec: Check, script: Script | None = None) -> Checkpoint:
     subject = spec.subject
+    if subject == "python":
+        if script is None:
+            raise ValueError("a python checkpoint needs the scenario's python: module")
+        return _Python(spec, script)
     if subject == "status":
         return _Status(spec)
     if subject == "time":
@@ -414,12 +441,12 @@ def compile_checkpoint(spec: Check) -> Checkpoint:
     return _Contains(spec, negate=predicate == "not_contains")
 
 
-def compile_checks(checks: list[Check]) -> list[Checkpoint]:
+def compile_checks(checks: list[Check], script: Script | None = None) -> list[Checkpoint]:
     """Compile a request's checkpoints. Without a status checkpoint, a default one fails 4xx and 5xx.
 
     The default one comes first, so a 500 is reported as ``HTTP 500 …`` rather than as a missing text.
     """
-    compiled = [compile_checkpoint(spec) for spec in checks]
+    compiled = [compile_checkpoint(spec, script) for spec in checks]
     if not any(spec.subject == "status" for spec in checks):
         compiled.insert(0, _DefaultStatus())
     return compiled

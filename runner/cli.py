@@ -30,12 +30,12 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def _load(path: str) -> Any:
+def _load(path: str, data_dir: str | None = None) -> Any:
     from runner.errors import ScenarioError
     from runner.scenario import load_scenario
 
     try:
-        loaded = load_scenario(path)
+        loaded = load_scenario(path, data_dir)
     except ScenarioError as exc:
         _fail(str(exc))
     for warning in loaded.warnings:
@@ -105,6 +105,8 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 @click.option("--logfile", help="Write the log to this file instead of stderr.")
 @click.option("--exit-code-on-error", type=int, help="Exit code when requests failed (without thresholds). [1]")
 @click.option("--reset-stats", is_flag=True, default=None, help="Reset statistics once all users are spawned.")
+@click.option("--data-dir", help="Look up data pools' CSV files here first (then next to the scenario).")
+@click.option("--no-rendezvous", is_flag=True, default=None, help="Switch rendezvous off: users pass at once.")
 @click.option("--config", "config_file", help="Settings file (default: ./lrun.conf, or [tool.lrun] in pyproject.toml).")
 def run(scenario: str, config_file: str | None, csv_prefix: str | None, json_file: str | None, **options: Any) -> None:
     """Run a load test and print its statistics; write --json / --csv results.
@@ -117,11 +119,14 @@ def run(scenario: str, config_file: str | None, csv_prefix: str | None, json_fil
     from runner.errors import LrunError
 
     options.update(csv=csv_prefix, json=json_file)
-    loaded = _load(scenario)
     try:
-        settings = resolve(
-            options, config=find_config(config_file, Path.cwd()), scenario_load=loaded.model.load.model_dump()
-        )
+        config = find_config(config_file, Path.cwd())
+        data_dir = resolve(options, config=config).data_dir  # needed to load the scenario's pools
+    except LrunError as exc:
+        _fail(f"lrun: {exc}")
+    loaded = _load(scenario, data_dir)
+    try:
+        settings = resolve(options, config=config, scenario_load=loaded.model.load.model_dump())
     except LrunError as exc:
         _fail(f"lrun: {exc}")
     if settings.host is not None:
@@ -143,7 +148,8 @@ def run(scenario: str, config_file: str | None, csv_prefix: str | None, json_fil
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Print problems only, no 'ok' lines.")
-def validate(paths: tuple[str, ...], strict: bool, quiet: bool) -> None:
+@click.option("--data-dir", envvar="LRUN_DATA_DIR", help="Look up data pools' CSV files here first.")
+def validate(paths: tuple[str, ...], strict: bool, quiet: bool, data_dir: str | None) -> None:
     """Check scenario files (or every scenario under directories) without running them.
 
     Prints one line per problem as path:line:col: message. Exit 0 when every file is valid, 2 otherwise.
@@ -157,14 +163,14 @@ def validate(paths: tuple[str, ...], strict: bool, quiet: bool) -> None:
     bad = len(missing)
     for path in missing:
         try:
-            load_scenario(path)
+            load_scenario(path, data_dir)
         except ScenarioError as exc:  # file not found, with a did-you-mean for a misspelt name
             click.echo(str(exc), err=True)
     if not files and not missing:
         _fail(f"no scenario files (*.yaml, *.yml, *.json) under {', '.join(paths)}")
     for path in files:
         try:
-            loaded = load_scenario(path)
+            loaded = load_scenario(path, data_dir)
         except ScenarioError as exc:
             bad += 1
             click.echo(str(exc), err=True)
@@ -198,7 +204,10 @@ def schema(output: str | None) -> None:
 @click.option("-H", "--host", help="Host to use instead of the scenario's (a URL, or 'demo').")
 @click.option("--think", is_flag=True, help="Wait think times (skipped by default).")
 @click.option("--show-body", is_flag=True, help="Print every response body (failed ones are always shown).")
-def debug(scenario: str, user_names: tuple[str, ...], host: str | None, think: bool, show_body: bool) -> None:
+@click.option("--data-dir", envvar="LRUN_DATA_DIR", help="Look up data pools' CSV files here first.")
+def debug(
+    scenario: str, user_names: tuple[str, ...], host: str | None, think: bool, show_body: bool, data_dir: str | None
+) -> None:
     """Run one user of each type through one iteration and show every step.
 
     Exit 1 when a request or checkpoint failed.
@@ -207,7 +216,7 @@ def debug(scenario: str, user_names: tuple[str, ...], host: str | None, think: b
     from runner.compiler import CompileOptions, compile_scenario, needs_demo
     from runner.debug import TraceRuntime, debug_users
 
-    loaded = _load(scenario)
+    loaded = _load(scenario, data_dir)
     unknown = [n for n in user_names if n not in loaded.model.users]
     if unknown:
         from runner.scenario.loader import did_you_mean
@@ -233,7 +242,7 @@ def debug(scenario: str, user_names: tuple[str, ...], host: str | None, think: b
         classes = [c for c in compiled.user_classes if not user_names or c.type_name in user_names]
         if not all(c.host for c in classes):
             _fail(f"{scenario}: no host for some users: add host: to the scenario or pass -H URL")
-        passed = debug_users(classes, TraceRuntime(think=think, show_body=show_body))
+        passed = debug_users(classes, TraceRuntime(think=think, show_body=show_body), compiled.setup)
     sys.exit(EXIT_OK if passed else EXIT_FAILED)
 
 

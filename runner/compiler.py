@@ -10,8 +10,8 @@ from __future__ import annotations
 import bisect
 import itertools
 import random
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +22,27 @@ from runner.checks import compile_checks
 from runner.engine.flow import ON_FAIL, FlowSignal
 from runner.engine.user import HttpSettings, Program, RequestResult, Step, Think, VirtualUser
 from runner.extract import compile_extractor
+from runner.pools import Pool
+from runner.rendezvous import RendezvousPoint
 from runner.scenario import LoadedScenario
+from runner.scenario.analysis import templates_in, used_names
 from runner.scenario.model import (
     Between,
+    CallStep,
     Gaussian,
+    IfStep,
+    LoopStep,
+    PoolLoop,
+    RendezvousStep,
     Request,
     Scenario,
     SequenceStep,
     SetStep,
     ThinkStep,
+    TransactionStep,
     User,
 )
+from runner.scripting import Script, ScriptError, describe, template_functions
 
 Render = Callable[[Mapping[str, Any]], Any]
 
@@ -41,6 +51,33 @@ Render = Callable[[Mapping[str, Any]], Any]
 class CompiledScenario:
     name: str
     user_classes: list[type[VirtualUser]]
+    pools: dict[str, Pool] = field(default_factory=dict)
+    rendezvous: dict[str, RendezvousPoint] = field(default_factory=dict)
+    setup: type[VirtualUser] | None = None  # a one-off user whose on_start is the scenario's setup steps
+    teardown: type[VirtualUser] | None = None
+    script: Script | None = None
+    checks: list[CheckTally] = field(default_factory=list)
+
+    def check_results(self) -> list[dict[str, Any]]:
+        """Checkpoint verdicts by request and checkpoint, for the results."""
+        merged: dict[tuple[str, str, str], list[int]] = {}
+        for tally in self.checks:
+            counts = merged.setdefault((tally.method, tally.name, tally.check), [0, 0])
+            counts[0] += tally.counts[0]
+            counts[1] += tally.counts[1]
+        return [
+            {"method": m, "name": n, "check": c, "passed": ok, "failed": bad}
+            for (m, n, c), (ok, bad) in merged.items()
+            if ok or bad
+        ]
+
+
+@dataclass(slots=True)
+class CheckTally:
+    method: str
+    name: str
+    check: str
+    counts: list[int]  # [passed, failed]
 
 
 @dataclass(frozen=True)
@@ -82,11 +119,25 @@ def _render_error(exc: Exception) -> str:
 
 
 class _Context:
-    """What compiling one user needs to know."""
+    """What compiling one user needs to know, and what it finds: the pools the user reads, checkpoints."""
 
-    def __init__(self, scenario: Scenario, user: User, files_base: Callable[[tuple], Path]) -> None:
-        self.default_think = compile_think(user.think if user.think is not None else scenario.think)
-        self.files_base = files_base
+    def __init__(self, scenario: Scenario, user: User | None, shared: _Shared) -> None:
+        think = user.think if user is not None and user.think is not None else scenario.think
+        self.default_think = compile_think(think)
+        self.shared = shared
+        self.pools_read: dict[str, Pool] = {}
+
+
+@dataclass
+class _Shared:
+    """What all user types of a scenario share."""
+
+    files_base: Callable[[tuple], Path]
+    pools: dict[str, Pool]
+    points: dict[str, RendezvousPoint]
+    script: Script | None
+    checks: list[CheckTally] = field(default_factory=list)
+    loop_ids: itertools.count = field(default_factory=itertools.count)
 
 
 def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | Think]:
@@ -101,15 +152,19 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
     files = None
     if step.files:
         files = {}
-        for field, upload in step.files.items():
-            file_path = ctx.files_base((*path, "files", field, "path")) / upload.path
-            files[field] = (upload.filename or file_path.name, file_path.read_bytes(), upload.content_type)
+        for field_name, upload in step.files.items():
+            file_path = ctx.shared.files_base((*path, "files", field_name, "path")) / upload.path
+            files[field_name] = (upload.filename or file_path.name, file_path.read_bytes(), upload.content_type)
     timeout = step.timeout
     allow_redirects = step.allow_redirects
-    extractors = [compile_extractor(var, spec) for var, spec in (step.extract or {}).items()]
-    checkpoints = compile_checks(step.check)
+    script = ctx.shared.script
+    extractors = [compile_extractor(var, spec, script) for var, spec in (step.extract or {}).items()]
+    checkpoints = compile_checks(step.check, script)
     think = compile_think(step.think) if step.think is not None else ctx.default_think
     signals = [ON_FAIL[c.on_fail] for c in checkpoints]
+    tallies = [CheckTally(method, name, c.description, [0, 0]) for c in checkpoints]
+    ctx.shared.checks.extend(tallies)
+    counts = [t.counts for t in tallies]
 
     def exchange(user: VirtualUser) -> FlowSignal | None:
         """Send, extract, check, report; the response dies with this frame, before any think time."""
@@ -134,6 +189,8 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
         except (TemplateError, ValueError, TypeError, ArithmeticError) as exc:
             # Not sent: report it under the request's name so the failure is counted where users look.
             runtime.on_request(user, RequestResult(method, name, step.url, 0, 0.0, 0, _render_error(exc)))
+            if user.transactions:
+                user.fail_transactions(_render_error(exc))
             return None
         response = user.session.request(method, target, timeout=timeout, allow_redirects=allow_redirects, **kwargs)
         failure: str | None = None
@@ -156,11 +213,14 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
                 extracted[extractor.variable] = variables[extractor.variable]
         signal = None
         verdicts: list[tuple[str, str | None]] | None = [] if trace else None
-        for checkpoint, on_fail in zip(checkpoints, signals, strict=True):
+        for checkpoint, on_fail, tally in zip(checkpoints, signals, counts, strict=True):
             message = checkpoint.check(response, variables)
             if verdicts is not None:
                 verdicts.append((checkpoint.description, message))
-            if message is not None:
+            if message is None:
+                tally[0] += 1
+            else:
+                tally[1] += 1
                 failure = failure or message
                 if on_fail is not None and signal is None:
                     signal = on_fail(message)
@@ -174,6 +234,8 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
             result.trace_checks = verdicts
             result.trace_warnings = warnings
         runtime.on_request(user, result)
+        if failure is not None and user.transactions:
+            user.fail_transactions(failure)
         return signal
 
     def run(user: VirtualUser) -> None:
@@ -195,7 +257,7 @@ def _compile_set(step: SetStep) -> Step:
 
 
 def _compile_steps(steps: list[Any], ctx: _Context, path: tuple) -> Program:
-    """A flat program: nested sequences are spliced in, think times become ``Think`` markers."""
+    """A flat program: nested steps are spliced in, think times become ``Think`` markers, branches jumps."""
     program: list[Step | Think] = []
     for index, step in enumerate(steps):
         program += _compile_step(step, ctx, (*path, index))
@@ -203,6 +265,21 @@ def _compile_steps(steps: list[Any], ctx: _Context, path: tuple) -> Program:
 
 
 def _compile_step(step: Any, ctx: _Context, path: tuple) -> list[Step | Think]:
+    items = _compile_kind(step, ctx, path)
+    reads = [ctx.shared.pools[n] for n in sorted(_own_names(step) & set(ctx.shared.pools))]
+    if not reads:
+        return items
+    for pool in reads:
+        ctx.pools_read[pool.name] = pool
+
+    def refresh(user: VirtualUser) -> None:
+        for pool in reads:
+            pool.refresh(user)
+
+    return [refresh, *items]
+
+
+def _compile_kind(step: Any, ctx: _Context, path: tuple) -> list[Step | Think]:
     if isinstance(step, Request):
         return _compile_request(step, ctx, path)
     if isinstance(step, SetStep):
@@ -212,7 +289,162 @@ def _compile_step(step: Any, ctx: _Context, path: tuple) -> list[Step | Think]:
         return [Think(sample)] if sample is not None else []
     if isinstance(step, SequenceStep):
         return list(_compile_steps(step.sequence, ctx, (*path, "sequence")))
+    if isinstance(step, TransactionStep):
+        return _compile_transaction(step, ctx, path)
+    if isinstance(step, RendezvousStep):
+        return [_compile_rendezvous(step, ctx)]
+    if isinstance(step, IfStep):
+        return _compile_if(step, ctx, path)
+    if isinstance(step, LoopStep):
+        return _compile_loop(step, ctx, path)
+    if isinstance(step, CallStep):
+        return [_compile_call(step, ctx)]
     raise TypeError(f"cannot compile step {type(step).__name__}")  # pragma: no cover - the model forbids it
+
+
+def _own_names(step: Any) -> set[str]:
+    """Variables a step's own templates read (not those of the steps nested in it)."""
+    if isinstance(step, Request | SetStep | CallStep):
+        own: Any = step
+    elif isinstance(step, IfStep):
+        own = step.if_
+    elif isinstance(step, LoopStep):
+        own = step.loop if isinstance(step.loop, str) else None
+    else:
+        return set()
+    names: set[str] = set()
+    for _, source in templates_in(own, ()):
+        names |= used_names(source)
+    return names
+
+
+def _compile_transaction(step: TransactionStep, ctx: _Context, path: tuple) -> list[Step | Think]:
+    name = step.transaction
+
+    def begin(user: VirtualUser) -> None:
+        user.begin_transaction(name)
+
+    def end(user: VirtualUser) -> None:
+        user.end_transaction()
+
+    return [begin, *_compile_steps(step.steps, ctx, (*path, "steps")), end]
+
+
+def _compile_rendezvous(step: RendezvousStep, ctx: _Context) -> Step:
+    point = ctx.shared.points.get(step.rendezvous)
+    if point is None:
+        kind, value = step.policy
+        point = ctx.shared.points[step.rendezvous] = RendezvousPoint(step.rendezvous, kind, value, step.timeout)
+
+    def arrive(user: VirtualUser) -> None:
+        waited = point.wait()
+        if waited and user.transactions:
+            user.exclude_from_transactions(waited)
+
+    return arrive
+
+
+def _compile_if(step: IfStep, ctx: _Context, path: tuple) -> list[Step | Think]:
+    condition = templating.compile_template(step.if_, native=True).render
+    then = _compile_steps(step.then, ctx, (*path, "then"))
+    otherwise = _compile_steps(step.else_, ctx, (*path, "else"))
+    skip_then = len(then) + (1 if otherwise else 0)
+
+    def branch(user: VirtualUser) -> int | None:
+        return None if condition(user.vars) else skip_then
+
+    if not otherwise:
+        return [branch, *then]
+    skip_else = len(otherwise)
+
+    def jump(user: VirtualUser) -> int:
+        return skip_else
+
+    return [branch, *then, jump, *otherwise]
+
+
+def _compile_loop(step: LoopStep, ctx: _Context, path: tuple) -> list[Step | Think]:
+    body = _compile_steps(step.steps, ctx, (*path, "steps"))
+    loop_id = next(ctx.shared.loop_ids)
+    variable = step.as_
+    spec = step.loop
+    if isinstance(spec, PoolLoop):
+        data = ctx.shared.pools[spec.pool].data
+
+        def elements(user: VirtualUser) -> Iterator[Any]:
+            return (data.row(i) for i in range(len(data)))
+
+    elif isinstance(spec, str):
+        render = templating.compile_template(spec, native=True).render
+
+        def elements(user: VirtualUser) -> Iterator[Any]:
+            value = render(user.vars)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return iter(range(1, value + 1))
+            if isinstance(value, str) and value.strip().isdigit():
+                return iter(range(1, int(value) + 1))
+            if isinstance(value, list | tuple | dict):
+                return iter(list(value))
+            raise ValueError(f"loop: {spec!r} gave {value!r}; expected a count or a list")
+
+    elif isinstance(spec, list):
+        items = list(spec)
+
+        def elements(user: VirtualUser) -> Iterator[Any]:
+            return iter(items)
+
+    else:
+        count = spec
+
+        def elements(user: VirtualUser) -> Iterator[Any]:
+            return iter(range(1, count + 1))
+
+    leave = len(body) + 1
+    back = -(len(body) + 2)
+
+    def enter(user: VirtualUser) -> None:
+        user.loops[loop_id] = elements(user)
+
+    def head(user: VirtualUser) -> int | None:
+        for element in user.loops[loop_id]:
+            user.vars[variable] = element
+            return None
+        del user.loops[loop_id]
+        return leave
+
+    def again(user: VirtualUser) -> int:
+        return back
+
+    return [enter, head, *body, again]
+
+
+def _compile_call(step: CallStep, ctx: _Context) -> Step:
+    script = ctx.shared.script
+    assert script is not None  # the analysis reports a call without a module
+    function = script.function(step.call)
+    module_file = str(script.path)
+    args = templating.compile_value(step.args, native=True) if step.args else templating.Constant({})
+    save = step.save
+    signal = ON_FAIL[step.on_error]
+
+    def call(user: VirtualUser) -> None:
+        try:
+            value = function(user, **args(user.vars))
+        except FlowSignal:
+            raise
+        except Exception as exc:
+            message = describe(exc, module_file)
+            if user.transactions:
+                user.fail_transactions(message)
+            error = ScriptError(message).with_traceback(exc.__traceback__)
+            user.runtime.on_error(user, error)
+            if signal is not None:
+                raise signal(message) from None
+            return
+        if save is not None:
+            user.vars[save] = value
+
+    return call
 
 
 def _pick(programs: list[tuple[int, Program]]) -> Callable[[], Program]:
@@ -227,16 +459,17 @@ def _pick(programs: list[tuple[int, Program]]) -> Callable[[], Program]:
     return lambda: choices[bisect.bisect_right(cumulative, random.random() * total)]
 
 
-def _headers(scenario: Scenario, user: User) -> Render:
-    merged = {**(scenario.headers or {}), **(user.headers or {})}
+def _headers(scenario: Scenario, user: User | None) -> Render:
+    merged = {**(scenario.headers or {}), **((user.headers if user else None) or {})}
     return templating.compile_value(merged, native=False) if merged else templating.Constant({})
 
 
-def _variables(scenario: Scenario, user: User) -> Callable[[dict[str, Any]], None]:
+def _variables(scenario: Scenario, user: User | None) -> Callable[[dict[str, Any]], None]:
     """Render the initial variables into a new user's variables, in the order they were written."""
+    mine = (user.variables if user else None) or {}
     parts = [
         (name, templating.compile_value(value, native=True))
-        for name, value in {**(scenario.variables or {}), **(user.variables or {})}.items()
+        for name, value in {**(scenario.variables or {}), **mine}.items()
     ]
 
     def fill(variables: dict[str, Any]) -> None:
@@ -260,6 +493,7 @@ def _resolve_host(host: str | None, options: CompileOptions) -> str:
 
 
 def needs_demo(scenario: Scenario, host_override: str | None = None) -> bool:
+    """Whether the run must start the demo target."""
     hosts = [u.host for u in scenario.users.values()] + [host_override or scenario.host]
     return "demo" in hosts
 
@@ -272,33 +506,64 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
     def files_base(path: tuple) -> Path:
         return Path(document.mark(path).file).parent
 
-    classes: list[type[VirtualUser]] = []
-    for name, user in scenario.users.items():
-        tasks = _selected_tasks(user, options)
-        if tasks is None:
-            continue
-        ctx = _Context(scenario, user, files_base)
-        base = ("users", name)
-        if user.sequence is not None:
-            pick = _pick([(1, _compile_steps(user.sequence, ctx, (*base, "sequence")))])
-        else:
-            index = {id(t): i for i, t in enumerate(user.tasks or [])}
-            pick = _pick([(t.weight, tuple(_compile_step(t, ctx, (*base, "tasks", index[id(t)])))) for t in tasks])
-        attributes = {
-            "__slots__": (),
-            "type_name": name,
-            "weight": user.weight,
-            "fixed_count": user.count,
-            "host": _resolve_host(user.host or options.host or scenario.host, options),
-            "http": http,
-            "make_headers": staticmethod(_headers(scenario, user)),
-            "make_variables": staticmethod(_variables(scenario, user)),
-            "on_start_program": _compile_steps(user.on_start, ctx, (*base, "on_start")),
-            "pick_iteration": staticmethod(pick),
-            "on_stop_program": _compile_steps(user.on_stop, ctx, (*base, "on_stop")),
-        }
-        classes.append(type(_class_name(name), (VirtualUser,), attributes))
-    return CompiledScenario(loaded.name, classes)
+    pools = {
+        name: Pool(name, loaded.pool_data[name], spec, loaded.pool_sources.get(name, "inline"))
+        for name, spec in (scenario.pools or {}).items()
+    }
+    shared = _Shared(files_base, pools, {}, loaded.script)
+    compiled = CompiledScenario(loaded.name, [], pools, shared.points, script=loaded.script, checks=shared.checks)
+    scenario_host = _resolve_host(options.host or scenario.host, options)
+    with templating.functions(template_functions(loaded.script)):
+        for name, user in scenario.users.items():
+            tasks = _selected_tasks(user, options)
+            if tasks is None:
+                continue
+            ctx = _Context(scenario, user, shared)
+            base = ("users", name)
+            if user.sequence is not None:
+                programs = [(1, _compile_steps(user.sequence, ctx, (*base, "sequence")))]
+            else:
+                index = {id(t): i for i, t in enumerate(user.tasks or [])}
+                programs = [(t.weight, tuple(_compile_step(t, ctx, (*base, "tasks", index[id(t)])))) for t in tasks]
+            pacing = compile_think(user.pacing)
+            if pacing is not None:
+                programs = [(weight, (*program, Think(pacing, pacing=True))) for weight, program in programs]
+            attributes = {
+                "host": _resolve_host(user.host, options) if user.host else scenario_host,
+                "make_headers": staticmethod(_headers(scenario, user)),
+                "make_variables": staticmethod(_variables(scenario, user)),
+                "on_start_program": _compile_steps(user.on_start, ctx, (*base, "on_start")),
+                "pick_iteration": staticmethod(_pick(programs)),
+                "on_stop_program": _compile_steps(user.on_stop, ctx, (*base, "on_stop")),
+                "weight": user.weight,
+                "fixed_count": user.count,
+            }
+            compiled.user_classes.append(_user_class(name, http, ctx, attributes))
+        for phase in ("setup", "teardown"):
+            steps = getattr(scenario, phase)
+            if steps:
+                ctx = _Context(scenario, None, shared)
+                program = _compile_steps(steps, ctx, (phase,))
+                attributes = {
+                    "host": scenario_host,
+                    "make_headers": staticmethod(_headers(scenario, None)),
+                    "make_variables": staticmethod(_variables(scenario, None)),
+                    "on_start_program": program,
+                }
+                setattr(compiled, phase, _user_class(phase, http, ctx, attributes))
+    return compiled
+
+
+def _user_class(name: str, http: HttpSettings, ctx: _Context, attributes: dict[str, Any]) -> type[VirtualUser]:
+    attributes = {
+        "__slots__": (),
+        "type_name": name,
+        "http": http,
+        "pools": tuple(ctx.pools_read.values()),
+        "pick_iteration": staticmethod(lambda: ()),
+        **attributes,
+    }
+    return type(_class_name(name), (VirtualUser,), attributes)
 
 
 __all__ = [

@@ -59,6 +59,8 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "logfile": (str, None),
     "exit_code_on_error": (int, 1),
     "reset_stats": (_bool, False),
+    "no_rendezvous": (_bool, False),
+    "data_dir": (str, None),
 }
 FROM_SCENARIO = ("users", "spawn_rate", "run_time", "iterations", "stop_timeout")
 
@@ -82,6 +84,8 @@ class RunSettings:
     logfile: str | None = None
     exit_code_on_error: int = 1
     reset_stats: bool = False
+    no_rendezvous: bool = False
+    data_dir: str | None = None
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
 
 

@@ -7,6 +7,7 @@ the value each extractor saved, each checkpoint's verdict, and why a step failed
 from __future__ import annotations
 
 import json
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 import click
 
 from runner.engine.flow import FlowSignal, StopTest
-from runner.engine.user import RequestResult, VirtualUser
+from runner.engine.user import RequestResult, Transaction, VirtualUser
 
 
 def _short(value: Any, limit: int = 100) -> str:
@@ -75,6 +76,12 @@ class TraceRuntime:
     def on_warning(self, user: VirtualUser, message: str) -> None:
         pass  # printed with its request
 
+    def on_transaction(self, user: VirtualUser, transaction: Transaction, failure: str | None) -> None:
+        ms = transaction.elapsed_ms(time.perf_counter())
+        verdict = self._style("ok", fg="green") if failure is None else self._style(f"FAILED: {failure}", fg="red")
+        think = f", {transaction.think:.2f}s think excluded" if transaction.think else ""
+        self.echo(f"  transaction {transaction.name}: {ms:.1f} ms{think}  {verdict}")
+
     def on_error(self, user: VirtualUser, error: BaseException) -> None:
         self.errors += 1
         self.echo(self._style(f"  error in {user.type_name}: {type(error).__name__}: {error}", fg="red"))
@@ -83,8 +90,25 @@ class TraceRuntime:
             self.echo(self._style(f"      {line}", dim=True))
 
 
-def debug_users(classes: list[type[VirtualUser]], runtime: TraceRuntime) -> bool:
-    """Run one iteration of each class; True when every request and checkpoint passed."""
+def debug_users(
+    classes: list[type[VirtualUser]], runtime: TraceRuntime, setup: type[VirtualUser] | None = None
+) -> bool:
+    """Run the setup steps, then one iteration of each class; True when every request and checkpoint passed.
+
+    Rendezvous points let users pass at once here (one user could never fill them).
+    """
+    if setup is not None:
+        runtime.echo(runtime._style("setup", bold=True))
+        user = setup(runtime, 0)
+        try:
+            user.run(iterations=0)
+        except StopTest as signal:
+            runtime.echo(runtime._style(f"  test stopped: {signal.reason}", fg="red"))
+            return False
+        shared = {k: v for k, v in user.vars.items() if k not in ("user_id", "user_type", "iteration", "host")}
+        for cls in classes:
+            cls.setup_vars = shared
+        runtime.echo("")
     for number, cls in enumerate(classes, start=1):
         runtime.echo(runtime._style(f"user {cls.type_name} (host {cls.host})", bold=True))
         user = cls(runtime, number)

@@ -22,6 +22,7 @@ from lxml import etree
 from runner.http.response import Response
 from runner.jsonpath import compile_jsonpath
 from runner.scenario.model import Extract
+from runner.scripting import Script, describe
 
 __all__ = [
     "CookieGetter",
@@ -232,6 +233,8 @@ def _values_and_description(spec: Extract) -> tuple[Values, str]:
     if kind == "cookie":
         assert spec.cookie is not None
         return _cookie_values(spec.cookie), f"cookie {spec.cookie}"
+    if kind == "python":
+        return lambda response, _cookies: (), f"python {spec.python}"
     return lambda response, _cookies: (response.status,), "status"
 
 
@@ -303,6 +306,34 @@ class Extractor:
         return f"<Extractor {self.variable}: {self.description}>"
 
 
-def compile_extractor(variable: str, spec: Extract) -> Extractor:
+class _PythonExtractor(Extractor):
+    """An extractor that is a function of the scenario's module: f(response, variables) -> value or None."""
+
+    __slots__ = ("_file", "_function")
+
+    def __init__(self, variable: str, spec: Extract, script: Script) -> None:
+        super().__init__(variable, spec)
+        assert spec.python is not None
+        self._function = script.function(spec.python)
+        self._file = str(script.path)
+
+    def extract(self, response: Response, variables: dict[str, Any], cookies: CookieGetter | None = None) -> str | None:
+        if not response.status:
+            return self._miss(variables, f": no response ({response.error or 'no error given'})")
+        try:
+            value = self._function(response, variables)
+        except Exception as exc:
+            return self._miss(variables, f": {describe(exc, self._file)}")
+        if value is None:
+            return self._miss(variables, " found nothing")
+        variables[self.variable] = value
+        return None
+
+
+def compile_extractor(variable: str, spec: Extract, script: Script | None = None) -> Extractor:
     """Compile one extractor; raises ``ValueError`` for a regex group the pattern does not have."""
+    if spec.python is not None:
+        if script is None:
+            raise ValueError("a python extractor needs the scenario's python: module")
+        return _PythonExtractor(variable, spec, script)
     return Extractor(variable, spec)

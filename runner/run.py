@@ -19,16 +19,21 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import gevent
+from gevent import GreenletExit
 
-from runner.compiler import CompileOptions, compile_scenario, needs_demo
+from runner import templating
+from runner.compiler import CompiledScenario, CompileOptions, compile_scenario, needs_demo
 from runner.config import RunSettings
 from runner.engine.arrivals import ArrivalRunner, RateStage
+from runner.engine.flow import StopTest
 from runner.engine.runner import LocalRunner, Stage
+from runner.engine.user import VirtualUser
 from runner.errors import RunError
 from runner.report import console
 from runner.report.results import build_results, write_json
 from runner.scenario import LoadedScenario
-from runner.stats import RequestStats
+from runner.scripting import HookEnvironment, Script, request_hook
+from runner.stats import RequestStats, TransactionStats
 from runner.thresholds import evaluate, parse_rule
 
 log = logging.getLogger("lrun")
@@ -47,6 +52,7 @@ class Live:
     settings: RunSettings
     out: TextIO
     tty: bool
+    transactions: TransactionStats = field(default_factory=TransactionStats)
     started: float = field(default_factory=time.time)
     warnings: list[str] = field(default_factory=list)
     progress_shown: bool = False
@@ -112,6 +118,7 @@ def _sampler(live: Live) -> Callable[[], None]:
     def sample() -> None:
         now = time.time()
         live.stats.sample(now, live.runner.user_count)
+        live.transactions.sample(now, live.runner.user_count)
         wall, used = time.monotonic(), time.process_time()
         share = (used - cpu["cpu"]) / max(1e-9, wall - cpu["wall"])
         cpu.update(wall=wall, cpu=used)
@@ -227,12 +234,17 @@ def run_load(loaded: LoadedScenario, settings: RunSettings, *, command: str, out
         missing_host = [c.type_name for c in compiled.user_classes if not c.host]
         if missing_host:
             raise RunError(f"no host for {', '.join(missing_host)}: add host: to the scenario or pass -H URL")
-        return _run(loaded, compiled.user_classes, settings, command=command, out=out)
+        return _run(loaded, compiled, settings, command=command, out=out)
 
 
-def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, command: str, out: TextIO) -> int:
+def _run(
+    loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, *, command: str, out: TextIO
+) -> int:
     model = loaded.model
+    classes = compiled.user_classes
     stats = RequestStats(full_history=settings.csv_full_history)
+    transactions = TransactionStats()
+    script = compiled.script
     tty = out.isatty()
     live_box: dict[str, Live] = {}
 
@@ -241,11 +253,22 @@ def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, c
         TRIM_HEAP()
         if settings.reset_stats:
             stats.reset()
+            transactions.reset()
+
+    def warn(message: str) -> None:
+        live_box["live"].warn(message)
+
+    def stopping() -> None:
+        for point in compiled.rendezvous.values():
+            point.release_all("stopping")
 
     common = {
         "stop_timeout": settings.stop_timeout,
         "on_spawned": spawned,
-        "on_warning": lambda message: live_box["live"].warn(message),
+        "on_warning": warn,
+        "transactions": transactions,
+        "on_stopping": stopping,
+        "request_hook": request_hook(script, warn),
     }
     runner: LocalRunner
     closed_by_user = _load_given_by_user(settings)  # -u or -t replace the scenario's stages or arrivals
@@ -253,8 +276,15 @@ def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, c
         runner = ArrivalRunner(classes, stats, RequestStats(), max_users=model.load.max_users, **common)
     else:
         runner = LocalRunner(classes, stats, iterations=settings.iterations, **common)
-    live = Live(stats, runner, settings, out, tty)
+    live = Live(stats, runner, settings, out, tty, transactions)
     live_box["live"] = live
+    for point in compiled.rendezvous.values():
+        point.enabled = not settings.no_rendezvous
+        point.population = lambda: (runner.target_users, runner.user_count)
+    if settings.no_rendezvous and compiled.rendezvous:
+        log.info("rendezvous switched off (--no-rendezvous): users pass %s at once", ", ".join(compiled.rendezvous))
+    env = HookEnvironment(loaded.name, settings.host or model.host or "", settings, {}, stats, runner)
+    once = Once(runner, env.variables)
     clear_first = _ClearProgress(live)  # a log line must not be glued to the progress line
     for handler in log.handlers:
         handler.addFilter(clear_first)
@@ -267,14 +297,31 @@ def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, c
             live.clear_progress()
             log.info("%s: stopping (again to stop at once)", reason)
             runner.stop(reason)
+            once.interrupt(teardown_too=False)
         else:
             runner.kill_now()
+            once.interrupt(teardown_too=True)
 
     gevent.signal_handler(signal.SIGINT, interrupted, "interrupted")
     gevent.signal_handler(signal.SIGTERM, interrupted, "terminated")
 
+    for warning in _hook(script, "on_init", env):
+        live.warn(warning)
+    if compiled.setup is not None:
+        log.info("setup: %d step(s)", len(compiled.setup.on_start_program))
+        failure = once.run(compiled.setup, "setup")
+        if failure:
+            runner.stop(failure)
+    for cls in (*classes, compiled.teardown):
+        if cls is not None:
+            cls.setup_vars = env.variables
+    for warning in _hook(script, "on_test_start", env):
+        live.warn(warning)
+
     stages = model.load.stages if not closed_by_user else None
-    if isinstance(runner, ArrivalRunner):
+    if runner.stop_reason:
+        run_time = settings.run_time
+    elif isinstance(runner, ArrivalRunner):
         rate_stages = model.load.arrival_stages or []
         shape = [RateStage(s.duration, s.rate) for s in rate_stages] or [
             RateStage(settings.run_time or 0.0, model.load.arrival_rate or 0.0)
@@ -304,6 +351,13 @@ def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, c
     keys = _keys(live)
     try:
         runner.wait()
+        for warning in _hook(script, "on_test_stop", env):
+            live.warn(warning)
+        if compiled.teardown is not None:
+            log.info("teardown: %d step(s)", len(compiled.teardown.on_start_program))
+            failure = once.run(compiled.teardown, "teardown")
+            if failure:
+                live.warn(failure)
     finally:
         for task in tasks:
             task.kill(block=False)
@@ -314,7 +368,76 @@ def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, c
         for handler in log.handlers:
             handler.removeFilter(clear_first)
     end = time.time()
-    return _finish(loaded, settings, live, end, command=command, run_time=run_time)
+    transactions.sample(end, runner.user_count)
+    extra = {
+        "transactions": _transaction_results(transactions, end - max(live.started, transactions.start_time)),
+        "checks": compiled.check_results(),
+        "rendezvous": [p.gate.summary() for p in compiled.rendezvous.values()],
+        "pools": [p.summary() for p in compiled.pools.values() if any(p in c.pools for c in _all_classes(compiled))],
+    }
+    return _finish(loaded, settings, live, end, command=command, run_time=run_time, extra=extra)
+
+
+def _transaction_results(transactions: TransactionStats, duration: float) -> dict[str, Any]:
+    snapshot = transactions.snapshot(duration=max(1e-9, duration))
+    return {
+        "total": snapshot["total"],
+        "entries": snapshot["requests"],
+        "series": snapshot["series"],
+        "errors": snapshot["errors"],
+    }
+
+
+def _all_classes(compiled: CompiledScenario) -> list[type[VirtualUser]]:
+    return [c for c in (compiled.setup, *compiled.user_classes, compiled.teardown) if c is not None]
+
+
+def _hook(script: Script | None, name: str, env: HookEnvironment) -> list[str]:
+    """Run a lifecycle hook of the scenario's module; its error, if any, as a warning."""
+    failure = script.call_hook(name, env) if script is not None else None
+    return [failure] if failure else []
+
+
+class Once:
+    """Runs the scenario's setup and teardown steps: one user, once, reported like the others.
+
+    Variables the setup defines join ``variables`` (given to every user). Ctrl-C stops the setup; the teardown
+    still runs after it, and only a second Ctrl-C (or TEARDOWN_LIMIT seconds) cuts it short.
+    """
+
+    def __init__(self, runtime: LocalRunner, variables: dict[str, Any]) -> None:
+        self.runtime = runtime
+        self.variables = variables
+        self._current: tuple[gevent.Greenlet, str] | None = None
+
+    def run(self, cls: type[VirtualUser], phase: str) -> str | None:
+        """Run ``cls``'s on_start program; a message when it stopped the test or failed."""
+        cls.setup_vars = self.variables
+        user = cls(self.runtime, 0)
+        greenlet = gevent.spawn(user.run, 0)
+        self._current = (greenlet, phase)
+        try:
+            greenlet.join(timeout=TEARDOWN_LIMIT if phase == "teardown" else None)
+            if not greenlet.dead:
+                greenlet.kill()
+                return f"{phase} cut short after {TEARDOWN_LIMIT:g}s"
+        finally:
+            self._current = None
+            user.close()
+        if isinstance(greenlet.exception, StopTest):
+            return f"stop_test in {phase}: {greenlet.exception.reason}"
+        if isinstance(greenlet.value, GreenletExit) or greenlet.exception is not None:
+            return f"{phase} interrupted"
+        if phase == "setup":
+            self.variables.update({k: v for k, v in user.vars.items() if k not in templating.RUNTIME_VARIABLES})
+        return None
+
+    def interrupt(self, teardown_too: bool) -> None:
+        if self._current is not None and (teardown_too or self._current[1] != "teardown"):
+            self._current[0].kill(block=False)
+
+
+TEARDOWN_LIMIT = 60.0
 
 
 def _load_given_by_user(settings: RunSettings) -> bool:
@@ -323,7 +446,14 @@ def _load_given_by_user(settings: RunSettings) -> bool:
 
 
 def _finish(
-    loaded: LoadedScenario, settings: RunSettings, live: Live, end: float, *, command: str, run_time: float | None
+    loaded: LoadedScenario,
+    settings: RunSettings,
+    live: Live,
+    end: float,
+    *,
+    command: str,
+    run_time: float | None,
+    extra: dict[str, Any],
 ) -> int:
     model = loaded.model
     runner = live.runner
@@ -350,7 +480,7 @@ def _finish(
         thresholds=[],
         stop_reason=runner.stop_reason or "stopped",
         exit_code=0,
-        extra={"warnings": live.warnings, **_open_model_results(runner, end - live.started)},
+        extra={"warnings": live.warnings, **extra, **_open_model_results(runner, end - live.started)},
     )
     for threshold in model.thresholds:
         verdicts.append(

@@ -15,11 +15,13 @@ import re
 import string
 import time
 import uuid as _uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, nodes
+from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = [
@@ -69,6 +71,28 @@ BUILTIN_NAMES = frozenset(GLOBALS) | RUNTIME_VARIABLES | {"range", "dict", "lips
 _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 _env.globals.update(GLOBALS)
 _env.filters.update(FILTERS)
+_current: ContextVar[Environment] = ContextVar("lrun_templates", default=_env)
+
+
+@contextmanager
+def functions(extra: Mapping[str, Callable[..., Any]]) -> Iterator[None]:
+    """Compile templates with ``extra`` as filters and functions too (a scenario's Python module)."""
+    if not extra:
+        yield
+        return
+    env = _env.overlay()
+    env.filters = {**_env.filters, **extra}
+    env.globals = {**_env.globals, **extra}
+    token = _current.set(env)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def function_names() -> set[str]:
+    """Names of the extra functions templates may call now (see ``functions``)."""
+    return set(_current.get().globals) - set(_env.globals)
 
 
 def is_template(text: str) -> bool:
@@ -94,7 +118,7 @@ class Template:
 
 def parse(source: str) -> nodes.Template:
     """Parse ``source``; raises ``TemplateSyntaxError`` with ``lineno`` relative to the string."""
-    return _env.parse(source)
+    return _current.get().parse(source)
 
 
 _BARE_NAME = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
@@ -108,7 +132,8 @@ def _fast_path(source: str, native: bool) -> Callable[[Mapping[str, Any]], Any] 
     """
     parts = _BARE_NAME.split(source)
     texts, names = parts[0::2], parts[1::2]
-    if any(is_template(text) for text in texts) or any(name in GLOBALS or name in _JINJA_WORDS for name in names):
+    known = _current.get().globals
+    if any(is_template(text) for text in texts) or any(name in known or name in _JINJA_WORDS for name in names):
         return None
 
     def value(variables: Mapping[str, Any], name: str) -> Any:
@@ -154,7 +179,7 @@ def compile_template(source: str, native: bool = False) -> Template:
         return Template(source, fast)
     stripped = source.strip()
     if native and stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
-        expression = _env.compile_expression(stripped[2:-2], undefined_to_none=False)
+        expression = _current.get().compile_expression(stripped[2:-2], undefined_to_none=False)
 
         def render_native(variables: Mapping[str, Any]) -> Any:
             value = expression(**variables)
@@ -163,7 +188,7 @@ def compile_template(source: str, native: bool = False) -> Template:
             return value
 
         return Template(source, render_native)
-    template = _env.from_string(source)
+    template = _current.get().from_string(source)
     return Template(source, template.render)
 
 

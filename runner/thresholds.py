@@ -115,10 +115,10 @@ def parse_rule(text: str) -> Rule:
 
 
 def find_entry(results: dict[str, Any], request: str | None) -> dict[str, Any] | None:
-    """The results entry a threshold reads: the total, or one request by 'NAME' or 'METHOD NAME'."""
+    """The results entry a threshold reads: the total, or one request (or transaction) by 'NAME' or 'METHOD NAME'."""
     if request is None:
         return results.get("total")
-    entries = results.get("requests") or []
+    entries = [*(results.get("requests") or []), *((results.get("transactions") or {}).get("entries") or [])]
     for entry in entries:
         if request in (entry.get("name"), f"{entry.get('method')} {entry.get('name')}".strip()):
             return entry

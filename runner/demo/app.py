@@ -168,6 +168,8 @@ class DemoShop:
             ("GET", "/orders", self.list_orders),
             ("POST", "/register", self.register),
             ("GET", "/profile", self.profile),
+            ("POST", "/profile", self.submit_profile),
+            ("GET", "/credit-limit", self.credit_limit),
             ("GET", "/slow", self.slow),
             ("GET", "/fail", self.fail),
             ("GET", "/json", self.json_doc),
@@ -188,6 +190,7 @@ class DemoShop:
         self.tokens: OrderedDict[str, str] = OrderedDict()  # bearer token -> user
         self.users: set[str] = set()  # users that logged in (for the demo_user cookie)
         self.phones: dict[str, str] = {}  # registered phone -> name
+        self.profiles: dict[str, dict[str, Any]] = {}  # user -> submitted profile
         self.registrations: dict[str, int] = {}  # phone -> attempts, duplicates included
         self.orders: deque[dict[str, Any]] = deque(maxlen=MAX_REMEMBERED)
         self.next_order_id = 1
@@ -356,12 +359,34 @@ class DemoShop:
         self.phones[phone] = name
         return json_response({"status": "ok", "phone": phone, "name": name}, 201)
 
-    def profile(self, request: Request) -> Response:
+    def cookie_user(self, request: Request) -> str:
         user = request.cookies.get("demo_user", "")
         if user not in self.users:
             raise HTTPError(401, "not logged in")
+        return user
+
+    def profile(self, request: Request) -> Response:
+        user = self.cookie_user(request)
         credit_limit = 1000 + zlib.crc32(user.encode()) % 50 * 100
-        return json_response({"user": user, "credit_limit": credit_limit})
+        return json_response({"user": user, "credit_limit": credit_limit, **self.profiles.get(user, {})})
+
+    def submit_profile(self, request: Request) -> Response:
+        user = self.cookie_user(request)
+        fields = request.fields()
+        income = as_int(fields.get("income"))
+        if income is None or income < 0:
+            raise HTTPError(400, "income must be a whole number")
+        self.profiles[user] = {"name": str(fields.get("name") or ""), "income": income}
+        return json_response({"status": "ok", "user": user}, 201)
+
+    def credit_limit(self, request: Request) -> Response:
+        """The credit limit of the logged-in user: needs a submitted profile (income decides the limit)."""
+        user = self.cookie_user(request)
+        profile = self.profiles.get(user)
+        if profile is None:
+            raise HTTPError(409, "submit a profile first")
+        limit = min(50_000, profile["income"] // 10 // 100 * 100)
+        return json_response({"user": user, "credit_limit": limit, "currency": "EUR"})
 
     # -- test helpers ------------------------------------------------------------------------------------
 

@@ -80,6 +80,10 @@ class ArrivalRunner(LocalRunner):
 
     stop_when_idle = False  # between arrivals no user may be running: that is not the end
 
+    @property
+    def target_users(self) -> int:
+        return self.max_users
+
     def __init__(
         self, classes: Sequence[type[VirtualUser]], stats: StatsSink, intended: StatsSink, *, max_users: int, **kw
     ) -> None:

@@ -20,7 +20,12 @@ class StopUser(FlowSignal):
 
 
 class StopTest(FlowSignal):
-    """End the whole test."""
+    """End the whole test: a failure (stop_test after a failed checkpoint), or the planned end (``failed=False``:
+    a data pool with when_empty: stop_test ran out of rows)."""
+
+    def __init__(self, reason: str = "", failed: bool = True) -> None:
+        super().__init__(reason)
+        self.failed = failed
 
 
 ON_FAIL: dict[str, type[FlowSignal] | None] = {

@@ -19,7 +19,7 @@ from gevent.event import Event
 from gevent.pool import Group
 
 from runner.engine.dispatch import distribute, spawn_order
-from runner.engine.user import RequestResult, VirtualUser
+from runner.engine.user import RequestResult, Transaction, VirtualUser
 
 
 class State(StrEnum):
@@ -48,6 +48,12 @@ class StatsSink(Protocol):
     def log_error(self, error: BaseException, user_type: str) -> None: ...
 
 
+class TransactionSink(Protocol):
+    """Where transactions go: ``runner.stats.TransactionStats`` fits."""
+
+    def log_transaction(self, name: str, ms: float, think_s: float, failure: str | None) -> None: ...
+
+
 class LocalRunner:
     """Runs virtual users of the given classes in this process; it is their ``Runtime``."""
 
@@ -64,9 +70,15 @@ class LocalRunner:
         stop_timeout: float = 0.0,
         on_spawned: Callable[[int], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
+        transactions: TransactionSink | None = None,
+        on_stopping: Callable[[], None] | None = None,
+        request_hook: Callable[[VirtualUser, RequestResult], None] | None = None,
     ) -> None:
         self.classes = list(classes)
         self.stats = stats
+        self.transactions = transactions
+        self.on_stopping = on_stopping  # the test begins to stop (release rendezvous waiters …)
+        self.request_hook = request_hook
         self.iterations = iterations
         self.stop_timeout = stop_timeout
         self.on_spawned = on_spawned
@@ -88,6 +100,13 @@ class LocalRunner:
 
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
         self.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure)
+        if self.request_hook is not None:
+            self.request_hook(user, result)
+
+    def on_transaction(self, user: VirtualUser, transaction: Transaction, failure: str | None) -> None:
+        if self.transactions is not None:
+            ms = transaction.elapsed_ms(time.perf_counter())
+            self.transactions.log_transaction(transaction.name, ms, transaction.think, failure)
 
     def on_think(self, user: VirtualUser, seconds: float) -> None:
         pass
@@ -172,7 +191,7 @@ class LocalRunner:
         try:
             seconds = user.advance(self.iterations)
         except StopTest as signal:
-            self.stop(f"stop_test: {signal.reason}" if signal.reason else "stop_test")
+            self.stop(signal.reason if not signal.failed else f"stop_test: {signal.reason}".rstrip(": "))
             seconds = None
         except GreenletExit:
             user.close()
@@ -226,8 +245,15 @@ class LocalRunner:
         self.stop_reason = reason
         gevent.spawn(self._stop)
 
+    @property
+    def target_users(self) -> int:
+        """The user count the load asks for now (what 'percent of all users' is taken of)."""
+        return self._target
+
     def _stop(self) -> None:
         self.state = State.STOPPING
+        if self.on_stopping is not None:
+            self.on_stopping()
         if self._spawner is not None:
             self._spawner.kill(block=False)
         for timer in self._timers:

@@ -8,6 +8,7 @@ and raise flow signals (``runner.engine.flow``) to end an iteration, the user or
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -19,7 +20,7 @@ from runner.engine.flow import FlowSignal, StopIteration_, StopTest, StopUser
 from runner.http.response import Response
 from runner.http.session import HttpSession
 
-Step = Callable[["VirtualUser"], None]
+Step = Callable[["VirtualUser"], int | None]  # returns None, or a jump: how many items to skip (or go back)
 
 
 @dataclass(slots=True)
@@ -53,6 +54,8 @@ class Runtime(Protocol):
 
     def on_error(self, user: VirtualUser, error: BaseException) -> None: ...
 
+    def on_transaction(self, user: VirtualUser, transaction: Transaction, failure: str | None) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class HttpSettings:
@@ -62,12 +65,30 @@ class HttpSettings:
 
 
 class Think:
-    """A pause in a user's program. ``sample()`` gives the seconds to wait."""
+    """A pause in a user's program. ``sample()`` gives the seconds to wait.
 
-    __slots__ = ("sample",)
+    A ``pacing`` think ends an iteration: it waits what is left of ``sample()`` seconds since the iteration began.
+    """
 
-    def __init__(self, sample: Callable[[], float]) -> None:
+    __slots__ = ("pacing", "sample")
+
+    def __init__(self, sample: Callable[[], float], pacing: bool = False) -> None:
         self.sample = sample
+        self.pacing = pacing
+
+
+@dataclass(slots=True)
+class Transaction:
+    """A transaction under way in a user: its clock excludes think time and rendezvous waits."""
+
+    name: str
+    start: float  # perf_counter
+    excluded: float = 0.0  # seconds of think time and rendezvous waits inside
+    think: float = 0.0  # of which think time
+    failure: str | None = None
+
+    def elapsed_ms(self, now: float) -> float:
+        return max(0.0, now - self.start - self.excluded) * 1000.0
 
 
 Program = tuple[Step | Think, ...]
@@ -95,7 +116,12 @@ class VirtualUser:
     pick_iteration: ClassVar[Callable[[], Program]]
     on_stop_program: ClassVar[Program] = ()
 
+    pools: ClassVar[tuple[Any, ...]] = ()  # the data pools this user type reads (runner.pools.Pool)
+    setup_vars: ClassVar[dict[str, Any]] = {}  # what the scenario's setup steps defined
+
     __slots__ = (
+        "_iteration_start",
+        "_paused_at",
         "_pc",
         "_phase",
         "_program",
@@ -103,10 +129,13 @@ class VirtualUser:
         "greenlet",
         "iteration",
         "late_ms",
+        "loops",
         "parked",
+        "pool_rows",
         "runtime",
         "session",
         "stopping",
+        "transactions",
         "user_id",
         "vars",
     )
@@ -123,11 +152,17 @@ class VirtualUser:
         self._program: Program = self.on_start_program
         self._pc = 0
         self._stop_test: StopTest | None = None
+        self._iteration_start = 0.0
+        self._paused_at = 0.0
+        self.transactions: list[Transaction] = []  # open ones, innermost last
+        self.loops: dict[int, Any] = {}  # loop state by loop id
+        self.pool_rows: dict[str, Any] = {}  # the row held in each pool
         self.vars: dict[str, Any] = {
             "user_id": user_id,
             "user_type": self.type_name,
             "iteration": 0,
             "host": self.host,
+            **self.setup_vars,
         }
         self.make_variables(self.vars)
         self.session = HttpSession(
@@ -145,6 +180,8 @@ class VirtualUser:
         still runs) or the test (``stop_test``: on_stop runs, then ``StopTest`` is raised from here). An
         exception inside a step is reported and ends the iteration: a bug in a user must not end the test.
         """
+        if self._paused_at:
+            self._resume_transactions()
         while True:
             program, pc = self._program, self._pc
             if pc >= len(program):
@@ -155,12 +192,22 @@ class VirtualUser:
             self._pc = pc + 1
             if item.__class__ is Think:
                 seconds = item.sample()  # type: ignore[union-attr]
+                if item.pacing:  # type: ignore[union-attr]
+                    seconds -= time.monotonic() - self._iteration_start
+                    if seconds <= 0:
+                        continue
                 self.runtime.on_think(self, seconds)
                 if seconds > 0 and self.runtime.think:
+                    if self.transactions:
+                        self._paused_at = time.perf_counter()
+                        for transaction in self.transactions:
+                            transaction.think += seconds
                     return seconds
                 continue
             try:
-                item(self)  # type: ignore[operator]
+                jump = item(self)  # type: ignore[operator]
+                if jump is not None:
+                    self._pc += jump
             except StopIteration_:
                 self._end_program(stop_user=self._phase == ON_START)
             except StopUser:
@@ -172,11 +219,51 @@ class VirtualUser:
                 self._end_program(stop_user=True)
             except Exception as exc:
                 self.runtime.on_error(self, exc)
+                if self.transactions:
+                    self.fail_transactions(f"{type(exc).__name__}: {exc}")
                 self._end_program(stop_user=self._phase == ON_START)
 
+    def _resume_transactions(self) -> None:
+        paused = time.perf_counter() - self._paused_at
+        self._paused_at = 0.0
+        for transaction in self.transactions:
+            transaction.excluded += paused
+
+    def begin_transaction(self, name: str) -> None:
+        self.transactions.append(Transaction(name, time.perf_counter()))
+
+    def end_transaction(self, failure: str | None = None) -> None:
+        """End the innermost transaction and report it (failed if anything inside failed, or ``failure``)."""
+        transaction = self.transactions.pop()
+        transaction.failure = transaction.failure or failure
+        self.runtime.on_transaction(self, transaction, transaction.failure)
+
+    def fail_transactions(self, failure: str) -> None:
+        """A request or checkpoint failed: every transaction under way fails with it."""
+        for transaction in self.transactions:
+            if transaction.failure is None:
+                transaction.failure = failure
+
+    def exclude_from_transactions(self, seconds: float) -> None:
+        """Time that is not the system's (a rendezvous wait) does not count in the transactions under way."""
+        for transaction in self.transactions:
+            transaction.excluded += seconds
+
     def _end_program(self, stop_user: bool) -> None:
-        """Skip the rest of the current program; with ``stop_user``, go to on_stop (or end, from on_stop)."""
-        self._pc = len(self._program)
+        """Skip the rest of the current program; with ``stop_user``, go to on_stop (or end, from on_stop).
+
+        Transactions under way that saw a failure are reported failed; the others never finished and are not
+        reported (a pool that ran dry, a test stopping). An iteration still keeps its pacing (its last item).
+        """
+        while self.transactions:
+            if self.transactions[-1].failure is not None:
+                self.end_transaction()
+            else:
+                self.transactions.pop()
+        program = self._program
+        last = program[-1] if program else None
+        paced = self._phase == ITERATING and last.__class__ is Think and last.pacing  # type: ignore[union-attr]
+        self._pc = len(program) - 1 if paced and not stop_user else len(program)
         if stop_user and self._phase in (ON_START, ITERATING):
             self._enter(ON_STOP, self.on_stop_program)
 
@@ -188,6 +275,7 @@ class VirtualUser:
             if not self.stopping and (iterations is None or self.iteration < iterations):
                 self.iteration += 1
                 self.vars["iteration"] = self.iteration
+                self._iteration_start = time.monotonic()
                 self._enter(ITERATING, self.pick_iteration())
             else:
                 self._enter(ON_STOP, self.on_stop_program)
@@ -203,9 +291,18 @@ class VirtualUser:
     def done(self) -> bool:
         return self._phase == DONE
 
+    @property
+    def client(self) -> Any:
+        """An HTTP client for Python steps: its requests are reported like the scenario's own."""
+        from runner.scripting import Client
+
+        return Client(self)
+
     def close(self) -> None:
-        """Release the user's connections (also when it was killed without its on_stop)."""
+        """Release the user's connections and pool rows (also when it was killed without its on_stop)."""
         self.session.close()
+        for pool in self.pools:
+            pool.release(self)
 
     def run(self, iterations: int | None = None) -> None:
         """Run the whole life in this greenlet, sleeping through think times (debug, tests)."""

@@ -102,6 +102,26 @@ def summary(results: Mapping[str, Any]) -> str:
     if exceptions:
         parts += ["", "Exceptions inside users"]
         parts += [f"{e.get('count', 0):>14}  {e.get('message', '')}" for e in exceptions]
+    transactions = results.get("transactions") or {}
+    if transactions.get("entries"):
+        tps = transactions["total"].get("rps") or 0.0
+        parts += ["", f"Transactions (think time excluded): {tps:.2f} per second"]
+        parts += [stats_table(transactions["entries"], transactions["total"]), ""]
+        parts += [percentile_table(transactions["entries"], transactions["total"])]
+    for point in results.get("rendezvous") or []:
+        releases = point["releases"]
+        groups = ", ".join(f"{r['released']} ({r['reason']})" for r in releases[:8])
+        more = f" … {len(releases) - 8} more" if len(releases) > 8 else ""
+        parts += [
+            "",
+            f"Rendezvous {point['name']} ({point['policy']}): {point['arrivals']} arrivals, "
+            f"{len(releases)} releases{': ' + groups + more if releases else ''}",
+        ]
+    for pool in results.get("pools") or []:
+        dry = ", ran out of rows" if pool["dry"] else ""
+        parts += [
+            f"Data pool {pool['name']} ({pool['order']}): {pool['handed_out']} of {pool['rows']} rows handed out{dry}"
+        ]
     arrivals = results.get("arrivals")
     if arrivals:
         parts += ["", _open_model(arrivals, results)]

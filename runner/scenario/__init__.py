@@ -10,11 +10,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runner import templating
 from runner.errors import Problem, ScenarioError
-from runner.scenario.analysis import analyze
+from runner.pools import PoolData, PoolFileError, find_csv, load_data
+from runner.scenario.analysis import Known, analyze
 from runner.scenario.loader import Document, existing_file, load_document, read_file
 from runner.scenario.model import Scenario
 from runner.scenario.validate import validate
+from runner.scripting import Script, ScriptLoadError, load_script, template_functions
 
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -25,6 +28,9 @@ class LoadedScenario:
     model: Scenario
     document: Document
     warnings: list[Problem] = field(default_factory=list)
+    pool_data: dict[str, PoolData] = field(default_factory=dict)  # rows of each pool, read and checked
+    pool_sources: dict[str, str] = field(default_factory=dict)  # the CSV file of each csv pool
+    script: Script | None = None  # the scenario's python: module, imported
 
     @property
     def name(self) -> str:
@@ -35,15 +41,70 @@ class LoadedScenario:
         return self.path.parent
 
 
-def load_scenario(path: str | Path) -> LoadedScenario:
+def load_scenario(path: str | Path, data_dir: str | Path | None = None) -> LoadedScenario:
+    """Load, validate and check a scenario; its pools' CSV files and its Python module are read here too.
+
+    ``data_dir`` (``--data-dir``): where relative CSV paths are looked up first.
+    """
     path = Path(path)
     document = load_document(path)
     model = validate(document)
-    found = analyze(document, model)
+    loaded = LoadedScenario(path, model, document)
+    found = _load_script(loaded) + _load_pools(loaded, Path(data_dir) if data_dir else None)
+    known = Known({n: d.columns for n, d in loaded.pool_data.items()}, None)
+    if loaded.script is not None:
+        known.functions = set(loaded.script.functions)
+    elif model.python is not None:
+        known.functions = set()  # the module failed to load: that is the error to show, not each use
+    with templating.functions(template_functions(loaded.script)):
+        found += analyze(document, model, known)
     errors = [p for p in found if p.severity == "error"]
     if errors:
-        raise ScenarioError(found)
-    return LoadedScenario(path, model, document, [p for p in found if p.severity != "error"])
+        raise ScenarioError(sorted(found, key=lambda p: (p.path, p.line, p.col)))
+    loaded.warnings = [p for p in found if p.severity != "error"]
+    return loaded
+
+
+def _load_script(loaded: LoadedScenario) -> list[Problem]:
+    name = loaded.model.python
+    if name is None:
+        return []
+    where = ("python",)
+    file = existing_file(Path(loaded.document.mark(where).file).parent / name)
+    if file is None:
+        hint = f"paths are relative to {loaded.path.parent}/"
+        return [loaded.document.problem(where, f"python module not found: {name}", hint)]
+    try:
+        loaded.script = load_script(file)
+    except ScriptLoadError as exc:
+        return [exc.problem]
+    return []
+
+
+def _load_pools(loaded: LoadedScenario, data_dir: Path | None) -> list[Problem]:
+    problems = []
+    doc = loaded.document
+    for name, spec in (loaded.model.pools or {}).items():
+        csv_path = None
+        if spec.csv is not None:
+            where = ("pools", name, "csv")
+            declared_in = Path(doc.mark(where).file)
+            csv_path = find_csv(spec.csv, declared_in, data_dir)
+            if csv_path is None:
+                places = f"{data_dir}/ or " if data_dir else ""
+                hint = f"paths are relative to {places}{declared_in.parent}/ (the file declaring the pool)"
+                problems.append(doc.problem(where, f"data file not found: {spec.csv}", hint))
+                continue
+            loaded.pool_sources[name] = str(csv_path)
+        try:
+            loaded.pool_data[name] = load_data(spec, csv_path)
+        except PoolFileError as exc:
+            file = str(csv_path)
+            if exc.line:
+                problems.append(Problem(file, exc.line, exc.col or 1, exc.message, exc.hint))
+            else:
+                problems.append(doc.problem(("pools", name, "csv"), f"{file}: {exc.message}", exc.hint))
+    return problems
 
 
 def find_scenarios(paths: Iterable[str | Path]) -> list[Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,19 @@ from pydantic import BaseModel
 from runner import templating
 from runner.errors import Problem
 from runner.scenario.loader import DataPath, Document, did_you_mean, existing_file
-from runner.scenario.model import Request, Scenario, SequenceStep, SetStep, User
+from runner.scenario.model import (
+    CallStep,
+    IfStep,
+    LoopStep,
+    PoolLoop,
+    RendezvousStep,
+    Request,
+    Scenario,
+    SequenceStep,
+    SetStep,
+    TransactionStep,
+    User,
+)
 from runner.scenario.types import Tmpl
 
 _UNKNOWN = re.compile(r"no (filter|test) named '([^']*)'")
@@ -61,19 +74,47 @@ def used_names(source: str) -> set[str]:
     ast = templating.parse(source)
     from jinja2 import meta
 
-    return set(meta.find_undeclared_variables(ast)) - _guarded(ast) - templating.BUILTIN_NAMES
+    return (
+        set(meta.find_undeclared_variables(ast))
+        - _guarded(ast)
+        - templating.BUILTIN_NAMES
+        - templating.function_names()
+    )
+
+
+def _pool_reads(source: str) -> Iterator[tuple[str, str]]:
+    """(pool, column) for each ``{{ pool.column }}`` / ``{{ pool['column'] }}`` in a template."""
+    if not templating.is_template(source):
+        return
+    for node in templating.parse(source).find_all((nodes.Getattr, nodes.Getitem)):
+        if not isinstance(node.node, nodes.Name):
+            continue
+        if isinstance(node, nodes.Getattr):
+            yield node.node.name, node.attr
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            yield node.node.name, node.arg.value
+
+
+@dataclass
+class Known:
+    """What the analysis knows besides the scenario: pool columns, the Python module's functions."""
+
+    pools: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    functions: set[str] | None = None  # None: the scenario has no python module
 
 
 class _Flow:
-    def __init__(self, doc: Document, everywhere: set[str]) -> None:
+    def __init__(self, doc: Document, everywhere: set[str], known: Known) -> None:
         self.doc = doc
         self.everywhere = everywhere  # every name anything in this user defines
+        self.known = known
         self.problems: list[Problem] = []
 
     def need(self, value: Any, path: DataPath, defined: set[str], elsewhere: set[str] = frozenset()) -> None:
         for where, source in templates_in(value, path):
             try:
                 names = used_names(source)
+                self._columns(source, where)
             except TemplateSyntaxError as exc:  # parsed, but cannot compile: an unknown filter or test
                 message = (exc.message or "cannot compile").rstrip(".")
                 message = message[0].lower() + message[1:]
@@ -84,6 +125,37 @@ class _Flow:
                 continue
             for name in sorted(names - defined):
                 self._undefined(where, name, elsewhere)
+
+    def _columns(self, source: str, where: DataPath) -> None:
+        for pool, column in _pool_reads(source):
+            columns = self.known.pools.get(pool)
+            if columns is not None and column not in columns:
+                self.problems.append(
+                    self.doc.problem(
+                        where,
+                        f"data pool '{pool}' has no column '{column}' (columns: {', '.join(columns)})",
+                        did_you_mean(column, columns),
+                    )
+                )
+
+    def function(self, name: str, path: DataPath) -> None:
+        """A python: function name (call step, extractor, checkpoint) the module must have."""
+        if self.known.functions is None:
+            self.problems.append(
+                self.doc.problem(
+                    path,
+                    f"'{name}' is a Python function, but the scenario has no python: module",
+                    "add python: hooks.py (a file next to the scenario) defining it",
+                )
+            )
+        elif name not in self.known.functions:
+            self.problems.append(
+                self.doc.problem(
+                    path,
+                    f"the python module has no function '{name}'",
+                    did_you_mean(name, self.known.functions) or "define it in the module (a public function)",
+                )
+            )
 
     def _undefined(self, where: DataPath, name: str, elsewhere: set[str]) -> None:
         if name in elsewhere:
@@ -108,8 +180,10 @@ class _Flow:
             self.problems.append(
                 self.doc.problem(
                     where,
-                    f"variable '{name}' is not defined by any variables, extractor or set step",
+                    f"variable '{name}' is not defined by any variables, extractor or set step"
+                    + (" (unless a Python call step sets it)" if self.known.functions is not None else ""),
                     hint or "define it under variables, extract it from a response, or set it with a set step",
+                    severity="warning" if self.known.functions is not None else "error",
                 )
             )
 
@@ -123,15 +197,43 @@ class _Flow:
         if isinstance(step, Request):
             before = step.model_copy(update={"check": []})
             self.need(before, path, defined, elsewhere)
+            for name, spec in (step.extract or {}).items():
+                if spec.python is not None:
+                    self.function(spec.python, (*path, "extract", name, "python"))
             defined = defined | set(step.extract or {})
             for index, check in enumerate(step.check):
                 self.need(check, (*path, "check", index), defined, elsewhere)
+                if check.python is not None:
+                    self.function(check.python, (*path, "check", index, "python"))
         elif isinstance(step, SetStep):
             for name, value in step.set.items():
                 self.need(value, (*path, "set", name), defined, elsewhere)
                 defined = defined | {name}
         elif isinstance(step, SequenceStep):
             defined = self.steps(step.sequence, (*path, "sequence"), defined, elsewhere)
+        elif isinstance(step, TransactionStep):
+            defined = self.steps(step.steps, (*path, "steps"), defined, elsewhere)
+        elif isinstance(step, IfStep):
+            self.need(step.if_, (*path, "if"), defined, elsewhere)
+            then = self.steps(step.then, (*path, "then"), defined, elsewhere)
+            defined = then | self.steps(step.else_, (*path, "else"), defined, elsewhere)
+        elif isinstance(step, LoopStep):
+            if isinstance(step.loop, PoolLoop):
+                if step.loop.pool not in self.known.pools:
+                    self.problems.append(
+                        self.doc.problem(
+                            (*path, "loop", "pool"),
+                            f"no data pool named '{step.loop.pool}'",
+                            did_you_mean(step.loop.pool, self.known.pools) or "declare it under pools:",
+                        )
+                    )
+            else:
+                self.need(step.loop, (*path, "loop"), defined, elsewhere)
+            defined = self.steps(step.steps, (*path, "steps"), defined | {step.as_}, elsewhere)
+        elif isinstance(step, CallStep):
+            self.function(step.call, (*path, "call"))
+            self.need(step.args, (*path, "args"), defined, elsewhere)
+            defined = defined | ({step.save} if step.save else set())
         return defined
 
 
@@ -145,14 +247,24 @@ def defines(value: Any) -> set[str]:
         return set(value.set)
     if isinstance(value, SequenceStep):
         return defines(value.sequence)
+    if isinstance(value, TransactionStep):
+        return defines(value.steps)
+    if isinstance(value, IfStep):
+        return defines(value.then) | defines(value.else_)
+    if isinstance(value, LoopStep):
+        return defines(value.steps) | {value.as_}
+    if isinstance(value, CallStep):
+        return {value.save} if value.save else set()
     return set()
 
 
-def _user_problems(doc: Document, scenario: Scenario, name: str, user: User, initial: set[str]) -> list[Problem]:
+def _user_problems(
+    doc: Document, scenario: Scenario, name: str, user: User, initial: set[str], known: Known
+) -> list[Problem]:
     path: DataPath = ("users", name)
     main = user.sequence if user.sequence is not None else user.tasks or []
     everywhere = initial | set(user.variables or {}) | defines(user.on_start) | defines(main) | defines(user.on_stop)
-    flow = _Flow(doc, everywhere)
+    flow = _Flow(doc, everywhere, known)
     flow.need(user.headers, (*path, "headers"), initial | set(user.variables or {}))
     flow.need(user.variables, (*path, "variables"), initial | set(user.variables or {}))
     defined = initial | set(user.variables or {})
@@ -170,38 +282,119 @@ def _user_problems(doc: Document, scenario: Scenario, name: str, user: User, ini
 
 def _file_problems(doc: Document, scenario: Scenario) -> list[Problem]:
     problems = []
-    for user_name, user in scenario.users.items():
-        for section in ("on_start", "sequence", "tasks", "on_stop"):
-            steps = getattr(user, section) or []
-            for path, request in _requests(steps, ("users", user_name, section)):
-                for field, upload in (request.files or {}).items():
-                    where = (*path, "files", field, "path")
-                    base = Path(doc.mark(where).file).parent
-                    if existing_file(base / upload.path) is None:
-                        problems.append(
-                            doc.problem(where, f"file not found: {upload.path}", f"paths are relative to {base}/")
-                        )
+    for base, steps in step_lists(scenario):
+        for path, request in _requests(steps, base):
+            for field_name, upload in (request.files or {}).items():
+                where = (*path, "files", field_name, "path")
+                folder = Path(doc.mark(where).file).parent
+                if existing_file(folder / upload.path) is None:
+                    problems.append(
+                        doc.problem(where, f"file not found: {upload.path}", f"paths are relative to {folder}/")
+                    )
     return problems
 
 
-def _requests(steps: list[Any], path: DataPath) -> Iterator[tuple[DataPath, Request]]:
+def walk_steps(steps: list[Any], path: DataPath) -> Iterator[tuple[DataPath, Any]]:
+    """Every step, nested ones included, with its data path."""
     for index, step in enumerate(steps):
+        here = (*path, index)
+        yield here, step
+        for kind, attribute, key in NESTED:
+            if isinstance(step, kind):
+                yield from walk_steps(getattr(step, attribute), (*here, key))
+
+
+NESTED: list[tuple[type, str, str]] = [  # (step type, attribute holding steps, its key in the file)
+    (SequenceStep, "sequence", "sequence"),
+    (TransactionStep, "steps", "steps"),
+    (LoopStep, "steps", "steps"),
+    (IfStep, "then", "then"),
+    (IfStep, "else_", "else"),
+]
+
+
+def _requests(steps: list[Any], path: DataPath) -> Iterator[tuple[DataPath, Request]]:
+    for where, step in walk_steps(steps, path):
         if isinstance(step, Request):
-            yield (*path, index), step
-        elif isinstance(step, SequenceStep):
-            yield from _requests(step.sequence, (*path, index, "sequence"))
+            yield where, step
 
 
-def analyze(doc: Document, scenario: Scenario) -> list[Problem]:
+def step_lists(scenario: Scenario) -> Iterator[tuple[DataPath, list[Any]]]:
+    """Every top-level list of steps in the scenario, with its data path."""
+    for phase in ("setup", "teardown"):
+        yield (phase,), getattr(scenario, phase)
+    for user_name, user in scenario.users.items():
+        for section in ("on_start", "sequence", "tasks", "on_stop"):
+            yield ("users", user_name, section), getattr(user, section) or []
+
+
+def _rendezvous_problems(doc: Document, scenario: Scenario) -> list[Problem]:
+    """Same-named points must agree; a point waiting for more users than the test has can never fill."""
+    problems = []
+    seen: dict[str, RendezvousStep] = {}
+    load = scenario.load
+    users = max((s.users for s in load.stages), default=0) if load.stages else load.users
+    explicit = bool(load.stages) or "users" in load.model_fields_set
+    if load.is_open:
+        users, explicit = load.max_users, True
+    for base, steps in step_lists(scenario):
+        for path, step in walk_steps(steps, base):
+            if not isinstance(step, RendezvousStep):
+                continue
+            first = seen.setdefault(step.rendezvous, step)
+            if first is not step and (first.policy, first.timeout) != (step.policy, step.timeout):
+                problems.append(
+                    doc.problem(
+                        (*path, "rendezvous"),
+                        f"rendezvous '{step.rendezvous}' is declared again with another policy or timeout",
+                        "give each point one policy (or another name)",
+                    )
+                )
+            kind, value = step.policy
+            if kind == "users" and value > users:
+                problems.append(
+                    doc.problem(
+                        (*path, "users"),
+                        f"rendezvous '{step.rendezvous}' waits for {value:g} users, but the load has "
+                        f"{users} at most: only its timeout ({step.timeout:g}s) would release them",
+                        "lower users:, use percent: or percent_running:, or raise the load's users",
+                        severity="error" if explicit else "warning",
+                    )
+                )
+    return problems
+
+
+def _pool_problems(doc: Document, scenario: Scenario) -> list[Problem]:
+    problems = []
+    for name, pool in (scenario.pools or {}).items():
+        if pool.order == "unique" and pool.empty_policy == "cycle":
+            problems.append(
+                doc.problem(
+                    ("pools", name, "when_empty"),
+                    f"pool '{name}': unique + cycle means no two users hold a row at the same time, but rows are "
+                    "handed out again once all have been used",
+                    "use stop_user or stop_test if every row must be used once only",
+                    severity="warning",
+                )
+            )
+    return problems
+
+
+def analyze(doc: Document, scenario: Scenario, known: Known | None = None) -> list[Problem]:
     """Problems the schema cannot see: errors and warnings (``Problem.severity``)."""
-    initial = set(templating.RUNTIME_VARIABLES) | set(scenario.variables or {})
-    flow = _Flow(doc, initial)
+    known = known or Known()
+    initial = set(templating.RUNTIME_VARIABLES) | set(scenario.variables or {}) | set(scenario.pools or {})
+    flow = _Flow(doc, initial | defines(scenario.setup), known)
     flow.need(scenario.headers, ("headers",), initial)
     flow.need(scenario.variables, ("variables",), initial)
+    after_setup = flow.steps(scenario.setup, ("setup",), initial)
+    flow.steps(scenario.teardown, ("teardown",), after_setup)
     problems = list(flow.problems)
     for name, user in scenario.users.items():
-        problems += _user_problems(doc, scenario, name, user, initial)
+        problems += _user_problems(doc, scenario, name, user, after_setup, known)
     problems += _file_problems(doc, scenario)
+    problems += _rendezvous_problems(doc, scenario)
+    problems += _pool_problems(doc, scenario)
     if scenario.host is None and not all(u.host for u in scenario.users.values()):
         problems.append(
             doc.problem(

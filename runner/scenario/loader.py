@@ -251,7 +251,7 @@ def read_file(path: Path) -> Document:
     return Document(path, data, marks)
 
 
-MERGED_DICT_KEYS = ("headers", "variables", "users", "http")
+MERGED_DICT_KEYS = ("headers", "variables", "users", "http", "pools")
 MERGED_VALUE_KEYS = ("think", "host")
 
 

@@ -24,8 +24,11 @@ from pydantic import (
 
 from runner.scenario.types import (
     Duration,
+    Expression,
     JsonPath,
+    PythonName,
     Regex,
+    Scalar,
     Template,
     TemplateScalar,
     TemplateTree,
@@ -110,7 +113,7 @@ Think = Annotated[
 
 # ----------------------------------------------------------------------------------------------- extractors
 
-EXTRACTOR_KINDS = ("regex", "boundary", "jsonpath", "xpath", "header", "cookie", "status")
+EXTRACTOR_KINDS = ("regex", "boundary", "jsonpath", "xpath", "header", "cookie", "status", "python")
 
 
 class Boundary(Model):
@@ -136,6 +139,11 @@ class Extract(Model):
     header: str | None = Field(None, description="A response header name (case-insensitive).")
     cookie: str | None = Field(None, description="A cookie name (as set by this response, or held by the user).")
     status: bool | None = Field(None, description="true: save the response status code.")
+    python: PythonName | None = Field(
+        None,
+        description="A function of the scenario's Python module: f(response, variables) returns the value "
+        "(None: nothing matched).",
+    )
     document: Literal["auto", "html", "xml"] = Field(
         "auto", description="How xpath parses the body: by Content-Type (auto), as HTML or as XML."
     )
@@ -183,7 +191,7 @@ class Extract(Model):
 
 CHECK_SUBJECTS = ("jsonpath", "xpath", "header")
 CHECK_PREDICATES = ("equals", "contains", "not_contains", "matches", "exists")
-CHECK_STANDALONE = ("status", "max_time", "max_size", "min_size")
+CHECK_STANDALONE = ("status", "max_time", "max_size", "min_size", "python")
 StatusCode = int | Annotated[str, Field(pattern=r"^[1-5]xx$")]
 
 
@@ -208,6 +216,11 @@ class Check(Model):
     max_time: Duration | None = Field(None, description="The response time is at most this.", examples=["500ms"])
     max_size: int | None = Field(None, ge=0, description="The body has at most this many bytes.")
     min_size: int | None = Field(None, ge=0, description="The body has at least this many bytes.")
+    python: PythonName | None = Field(
+        None,
+        description="A function of the scenario's Python module: f(response, variables) returns True/None "
+        "(passed), or False or a message (failed).",
+    )
     document: Literal["auto", "html", "xml"] = Field("auto", description="How xpath parses the body.")
     ignore_case: bool = Field(False, description="Case-insensitive contains / not_contains / matches / equals.")
     on_fail: OnFail = Field(
@@ -250,6 +263,8 @@ class Check(Model):
             return "time"
         if self.max_size is not None or self.min_size is not None:
             return "size"
+        if self.python is not None:
+            return "python"
         return "body"
 
     @property
@@ -369,6 +384,93 @@ class SequenceStep(Model):
     name: str | None = Field(None, description="A label for logs.")
 
 
+class TransactionStep(Model):
+    transaction: str = Field(
+        min_length=1,
+        description="A named group of steps timed as one (think time inside excluded); it fails if any request "
+        "or checkpoint inside fails.",
+        examples=["checkout"],
+    )
+    steps: list[Step] = Field(description="The steps of the transaction.", min_length=1)
+
+
+class RendezvousStep(Model):
+    rendezvous: str = Field(
+        min_length=1,
+        description="A named point where users wait, then all go at once (flash sale, concurrent submit).",
+        examples=["flash_sale"],
+    )
+    users: int | None = Field(None, ge=1, description="Release when this many users have arrived.")
+    percent: float | None = Field(
+        None, gt=0, le=100, description="Release when this percentage of all users (the load's users) arrived."
+    )
+    percent_running: float | None = Field(
+        None, gt=0, le=100, description="Release when this percentage of the users running now arrived."
+    )
+    timeout: Duration = Field(
+        30,
+        gt=0,
+        description="Release whoever waits when no user arrived for this long (LoadRunner's timeout between "
+        "users). A rendezvous never waits longer.",
+    )
+
+    @model_validator(mode="after")
+    def _one_policy(self) -> RendezvousStep:
+        given = [k for k in ("users", "percent", "percent_running") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"a rendezvous has one release policy (found {', '.join(given)})")
+        return self
+
+    @property
+    def policy(self) -> tuple[str, float]:
+        """("users", N), ("percent", X) or ("percent_running", X); all running users by default."""
+        for key in ("users", "percent", "percent_running"):
+            value = getattr(self, key)
+            if value is not None:
+                return key, value
+        return "percent_running", 100.0
+
+
+class IfStep(Model):
+    if_: Expression = Field(alias="if", description='A condition on variables, e.g. "balance > 100".')
+    then: list[Step] = Field(description="Steps run when the condition is true.")
+    else_: list[Step] = Field(default_factory=list, alias="else", description="Steps run when it is false.")
+
+
+class PoolLoop(Model):
+    pool: str = Field(description="Loop over every row of this data pool, in file order.")
+
+
+class LoopStep(Model):
+    loop: Annotated[int, Field(ge=0)] | PoolLoop | list[Any] | Template = Field(
+        description="How often: a count, a list, {pool: NAME} (each row), or a template giving a count or a list.",
+        examples=[3, "{{ item_ids }}", {"pool": "products"}],
+    )
+    as_: str = Field(
+        "item",
+        alias="as",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The variable holding the current element (the count 1, 2 … for a count, the row for a pool).",
+    )
+    steps: list[Step] = Field(description="Steps repeated each time.", min_length=1)
+
+
+class CallStep(Model):
+    call: PythonName = Field(
+        description="Call a function of the scenario's Python module: f(user, **args). It gets the user's "
+        "variables (user.vars) and HTTP client (user.client), like a Locust task.",
+    )
+    args: dict[str, TemplateTree] | None = Field(None, description="Keyword arguments (templates allowed).")
+    save: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Save the return value in this variable."
+    )
+    on_error: OnFail = Field(
+        "stop_iteration",
+        description="When the function raises: the error is reported (with the module's file and line), then "
+        "continue, stop_iteration, stop_user or stop_test.",
+    )
+
+
 class _TaskFields(Model):
     weight: int = Field(1, ge=0, description="How often this task is picked relative to the others.")
     tags: list[str] = Field(default_factory=list, description="Tags to select tasks with --tags.")
@@ -387,6 +489,11 @@ STEP_KINDS: dict[str, tuple[str, ...]] = {
     "think": ("think",),
     "set": ("set",),
     "sequence": ("sequence",),
+    "transaction": ("transaction",),
+    "rendezvous": ("rendezvous",),
+    "if": ("if", "if_"),
+    "loop": ("loop",),
+    "call": ("call",),
 }
 TASK_KINDS = ("request", "sequence")
 
@@ -407,11 +514,17 @@ Step = Annotated[
     Annotated[Request, Tag("request")]
     | Annotated[ThinkStep, Tag("think")]
     | Annotated[SetStep, Tag("set")]
-    | Annotated[SequenceStep, Tag("sequence")],
+    | Annotated[SequenceStep, Tag("sequence")]
+    | Annotated[TransactionStep, Tag("transaction")]
+    | Annotated[RendezvousStep, Tag("rendezvous")]
+    | Annotated[IfStep, Tag("if")]
+    | Annotated[LoopStep, Tag("loop")]
+    | Annotated[CallStep, Tag("call")],
     Discriminator(
         step_kind,
         custom_error_type="step_kind",
-        custom_error_message="not a step: a step starts with a method (get, post …), think, set or sequence",
+        custom_error_message="not a step: a step starts with a method (get, post …), think, set, sequence, "
+        "transaction, rendezvous, if, loop or call",
     ),
 ]
 
@@ -442,6 +555,11 @@ class User(Model):
     think: Think | None = Field(None, description="Think time between steps (default: the scenario's, or none).")
     on_start: list[Step] = Field(default_factory=list, description="Steps run once when a user starts (login …).")
     on_stop: list[Step] = Field(default_factory=list, description="Steps run once when a user stops (logout …).")
+    pacing: Think | None = Field(
+        None,
+        description="Minimum time per iteration (LoadRunner's pacing): an iteration that ends sooner waits for "
+        "the rest. A duration, {between: [min, max]} or {gaussian: {mean, stddev}}.",
+    )
     sequence: list[Step] | None = Field(
         None, description="Steps run in order; the whole sequence is one iteration. Exclusive with tasks."
     )
@@ -556,6 +674,68 @@ def _rule_or_threshold(schema: dict[str, Any]) -> None:
     schema["items"] = {"anyOf": [{"type": "string", "examples": ["p95 < 500ms", "errors < 1%"]}, item]}
 
 
+class Pool(Model):
+    """A data pool (LoadRunner's parameter file): rows from a CSV file or inline, read as {{ pool.column }}."""
+
+    csv: str | None = Field(
+        None,
+        description="CSV file, relative to the file that declares the pool (or found in --data-dir).",
+        examples=["data/users.csv"],
+    )
+    rows: list[dict[str, Scalar] | Scalar] | None = Field(
+        None,
+        min_length=1,
+        description="Inline rows: mappings column -> value, or plain values (one column named 'value').",
+    )
+    columns: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] | None = Field(
+        None, min_length=1, description="Column names, for a CSV file without a header row."
+    )
+    header: bool | None = Field(
+        None,
+        description="The CSV's first row names the columns (default: true, or false when columns are given; "
+        "true with columns: skip the first row and use the given names).",
+    )
+    delimiter: str = Field(",", min_length=1, max_length=1, description="Field separator.")
+    quote: str = Field('"', min_length=1, max_length=1, description="Quote character.")
+    encoding: str = Field("utf-8", description="Text encoding of the file.")
+    skip_empty: bool = Field(True, description="Ignore empty lines.")
+    order: Literal["sequential", "random", "unique"] = Field(
+        "sequential",
+        description="Next row: sequential (all users share one cursor), random, or unique (no two users hold "
+        "the same row at once; without cycle no row is ever handed out twice).",
+    )
+    update: Literal["each_iteration", "each_occurrence", "once"] = Field(
+        "each_iteration",
+        description="When a user takes a new row: each iteration (on_start shares the first), each step that "
+        "uses the pool, or once per user.",
+    )
+    when_empty: Literal["cycle", "keep_last", "stop_user", "stop_test"] | None = Field(
+        None,
+        description="When out of rows: cycle (start over), keep_last (the user keeps its row), stop_user, "
+        "stop_test. Default: stop_user for unique, cycle otherwise.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Pool:
+        if (self.csv is None) == (self.rows is None):
+            raise ValueError("a pool has either csv: FILE or rows: [...] (exactly one of them)")
+        if self.rows is not None:
+            for key in ("columns", "header"):
+                if key in self.model_fields_set:
+                    raise ValueError(f"'{key}' applies to a csv pool, not to inline rows")
+        if self.order == "random" and self.when_empty not in (None, "cycle"):
+            raise ValueError("a random pool never runs out of rows: when_empty does not apply")
+        return self
+
+    @property
+    def empty_policy(self) -> str:
+        return self.when_empty or ("stop_user" if self.order == "unique" else "cycle")
+
+    @property
+    def has_header(self) -> bool:
+        return self.header if self.header is not None else self.columns is None
+
+
 class Http(Model):
     """HTTP client settings."""
 
@@ -596,6 +776,24 @@ class Scenario(Model):
     variables: dict[str, TemplateTree] | None = Field(None, description="Variables every user starts with.")
     think: Think | None = Field(None, description="Default think time between steps.")
     http: Http = Field(default_factory=Http, description="HTTP client settings.")
+    python: str | None = Field(
+        None,
+        description="A Python module (file relative to this one) whose functions the scenario can call: call "
+        "steps, python extractors and checkpoints, template filters, and lifecycle hooks (on_init, "
+        "on_test_start, on_test_stop, on_request).",
+        examples=["hooks.py"],
+    )
+    pools: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], Pool] | None = Field(
+        None, description="Data pools by name: templates read {{ name.column }}."
+    )
+    setup: list[Step] = Field(
+        default_factory=list,
+        description="Steps run once before any user starts (create test data …); variables they set or extract "
+        "are given to every user.",
+    )
+    teardown: list[Step] = Field(
+        default_factory=list, description="Steps run once at the end, also after a failure or Ctrl-C."
+    )
     load: Load = Field(default_factory=Load, description="Default load; command-line options override it.")
     users: dict[str, User] = Field(description="User types by name.", min_length=1)
     thresholds: list[Annotated[Threshold, BeforeValidator(_threshold)]] = Field(
@@ -608,6 +806,5 @@ class Scenario(Model):
     _host = field_validator("host")(check_host)
 
 
-SequenceStep.model_rebuild()
-SequenceTask.model_rebuild()
-User.model_rebuild()
+for _model in (SequenceStep, SequenceTask, TransactionStep, IfStep, LoopStep, User, Scenario):
+    _model.model_rebuild()

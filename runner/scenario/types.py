@@ -116,3 +116,40 @@ def _check_xpath(value: str) -> str:
 Regex = Annotated[str, AfterValidator(_check_regex)]
 JsonPath = Annotated[str, AfterValidator(_check_jsonpath)]
 XPath = Annotated[str, AfterValidator(_check_xpath)]
+
+
+def _check_python_name(value: str) -> str:
+    if not value.isidentifier():
+        raise ValueError(f"{value!r} is not a Python function name")
+    return value
+
+
+PythonName = Annotated[str, AfterValidator(_check_python_name)]
+
+
+def _expression(value: Any) -> str:
+    """``if:`` conditions: ``"balance > 100"`` or ``"{{ balance > 100 }}"``, kept as a one-expression template."""
+    if isinstance(value, bool):
+        return "{{ true }}" if value else "{{ false }}"
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError('expected a condition such as "status == \'ok\'" or "balance > 100"')
+    text = value.strip()
+    if text.startswith("{{") and text.endswith("}}") and text.count("{{") == 1:
+        text = text[2:-2].strip()
+    if "{{" in text or "{%" in text:
+        raise ValueError(f"a condition is one expression, without {{{{ }}}} inside: {value!r}")
+    return "{{ " + text + " }}"
+
+
+Expression = Annotated[
+    str,
+    BeforeValidator(_expression),
+    AfterValidator(check_template),
+    WithJsonSchema(
+        {
+            "type": ["string", "boolean"],
+            "description": "A Jinja2 expression, true when it is truthy.",
+            "examples": ["balance > 100", "status == 'ok'", "items | length > 0"],
+        }
+    ),
+]

@@ -25,7 +25,16 @@ from runner.stats.histogram import PERCENTILES, Histogram
 from runner.stats.period import Period
 from runner.stats.series import MAX_POINTS, Series
 
-__all__ = ["PERCENTILES", "ErrorStats", "Histogram", "Period", "RequestStats", "Series", "StatsEntry"]
+__all__ = [
+    "PERCENTILES",
+    "ErrorStats",
+    "Histogram",
+    "Period",
+    "RequestStats",
+    "Series",
+    "StatsEntry",
+    "TransactionStats",
+]
 
 DELTA_FORMAT = "lrun-stats-delta"
 DELTA_VERSION = 1
@@ -211,3 +220,47 @@ class RequestStats:
             "errors": self.errors.failure_list(),
             "exceptions": self.errors.exception_list(),
         }
+
+
+class TransactionStats(RequestStats):
+    """Statistics of transactions: entries of kind "transaction" (method ""), and the think time excluded
+    from each (``think_s`` by name), merged and reported with them."""
+
+    __slots__ = ("think",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.think: dict[str, float] = {}
+
+    def entry(self, method: str, name: str, kind: str = "transaction") -> StatsEntry:
+        return super().entry(method, name, "transaction")
+
+    def log_transaction(self, name: str, ms: float, think_s: float, failure: str | None) -> None:
+        self.log("", name, ms, 0, failure)
+        if think_s:
+            self.think[name] = self.think.get(name, 0.0) + think_s
+
+    def reset(self) -> None:
+        super().reset()
+        self.think.clear()
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "think": dict(self.think)}
+
+    def delta(self) -> dict[str, Any]:
+        state = super().delta()
+        self.think.clear()
+        return state
+
+    def merge(self, other: RequestStats | dict[str, Any]) -> None:
+        state = other.state() if isinstance(other, RequestStats) else other
+        super().merge(state)
+        for name, seconds in (state.get("think") or {}).items():
+            self.think[str(name)] = self.think.get(str(name), 0.0) + float(seconds)
+
+    def snapshot(self, *, duration: float, histograms: bool = True) -> dict[str, Any]:
+        snapshot = super().snapshot(duration=duration, histograms=histograms)
+        for entry in snapshot["requests"]:
+            entry["think_s"] = round(self.think.get(entry["name"], 0.0), 3)
+        snapshot["total"]["think_s"] = round(sum(self.think.values()), 3)
+        return snapshot
