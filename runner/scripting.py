@@ -97,7 +97,7 @@ def load_script(path: Path) -> Script:
             Problem(str(path), exc.lineno or 1, exc.offset or 1, f"Python syntax error: {exc.msg}")
         ) from None
     except BaseException as exc:  # anything the module does at import time
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path.resolve()]
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
         line = frames[-1].lineno if frames else 1
         raise ScriptLoadError(
             Problem(str(path), line or 1, 1, f"the module failed to import: {type(exc).__name__}: {exc}")

@@ -8,7 +8,8 @@ Each case states what ``lrun validate`` must say about it, in comment lines at t
 
 A case is a file directly in tests/broken, or a directory whose ``main.yaml`` is loaded; there, every file
 states the problems reported in that file (an error in an included fragment is reported in the fragment).
-JSON has no comments, so a ``.json`` case states its expectations in ``NAME.json.expect`` next to it.
+JSON and CSV have no comments, so a ``.json`` or ``.csv`` file states its expectations in ``NAME.json.expect``
+next to it. A scenario's Python module (``.py``) states them in its own comment lines.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from runner.scenario import find_scenarios, load_scenario
 
 BROKEN = ROOT / "tests" / "broken"
 SUFFIXES = (".yaml", ".yml", ".json")
+CASE_SUFFIXES = (*SUFFIXES, ".csv", ".py")  # files a case directory may hold problems in
 EXPECT = re.compile(r"#\s*expect(-warning)?:\s*(\d+):(\d+):\s(.*)$")
 HINT = re.compile(r"#\s*hint:\s(.*)$")
 
@@ -40,7 +42,7 @@ class Expected:
 
 
 def _expectations(file: Path) -> list[Expected]:
-    source = Path(f"{file}.expect") if file.suffix == ".json" else file
+    source = Path(f"{file}.expect") if file.suffix in (".json", ".csv") else file
     if not source.exists():
         return []
     found: list[Expected] = []
@@ -65,7 +67,7 @@ def _cases() -> list[Path]:
 def _case_files(entry: Path) -> list[Path]:
     if entry.parent == BROKEN:
         return [entry]
-    return sorted(p for p in entry.parent.rglob("*") if p.suffix in SUFFIXES)
+    return sorted(p for p in entry.parent.rglob("*") if p.suffix in CASE_SUFFIXES)
 
 
 def _reported(entry: Path) -> list[Problem]:
@@ -100,7 +102,7 @@ def test_broken_scenario_reports_what_it_states(entry: Path) -> None:
 def test_corpus_is_complete() -> None:
     """Every scenario file under tests/broken belongs to a case, and every case expects something."""
     in_cases = {file for entry in CASES for file in _case_files(entry)}
-    on_disk = {p for p in BROKEN.rglob("*") if p.suffix in SUFFIXES}
+    on_disk = {p for p in BROKEN.rglob("*") if p.suffix in SUFFIXES or p.suffix in CASE_SUFFIXES and p.parent != BROKEN}
     assert on_disk == in_cases
     assert len(CASES) >= 45
 

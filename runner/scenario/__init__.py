@@ -55,7 +55,7 @@ def load_scenario(path: str | Path, data_dir: str | Path | None = None) -> Loade
     if loaded.script is not None:
         known.functions = set(loaded.script.functions)
     elif model.python is not None:
-        known.functions = set()  # the module failed to load: that is the error to show, not each use
+        known.functions, known.script_failed = set(), True
     with templating.functions(template_functions(loaded.script)):
         found += analyze(document, model, known)
     errors = [p for p in found if p.severity == "error"]
@@ -70,12 +70,13 @@ def _load_script(loaded: LoadedScenario) -> list[Problem]:
     if name is None:
         return []
     where = ("python",)
-    file = existing_file(Path(loaded.document.mark(where).file).parent / name)
+    given = Path(loaded.document.mark(where).file).parent / name
+    file = existing_file(given)
     if file is None:
         hint = f"paths are relative to {loaded.path.parent}/"
         return [loaded.document.problem(where, f"python module not found: {name}", hint)]
     try:
-        loaded.script = load_script(file)
+        loaded.script = load_script(given)
     except ScriptLoadError as exc:
         return [exc.problem]
     return []

@@ -101,6 +101,7 @@ class Known:
 
     pools: dict[str, tuple[str, ...]] = field(default_factory=dict)
     functions: set[str] | None = None  # None: the scenario has no python module
+    script_failed: bool = False  # the module could not be imported (that error is the one to show)
 
 
 class _Flow:
@@ -140,6 +141,8 @@ class _Flow:
 
     def function(self, name: str, path: DataPath) -> None:
         """A python: function name (call step, extractor, checkpoint) the module must have."""
+        if self.known.script_failed:
+            return
         if self.known.functions is None:
             self.problems.append(
                 self.doc.problem(

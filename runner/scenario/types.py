@@ -138,7 +138,12 @@ def _expression(value: Any) -> str:
         text = text[2:-2].strip()
     if "{{" in text or "{%" in text:
         raise ValueError(f"a condition is one expression, without {{{{ }}}} inside: {value!r}")
-    return "{{ " + text + " }}"
+    source = "{{ " + text + " }}"
+    try:
+        templating.parse(source)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"condition {text!r} is not an expression: {exc.message}") from None
+    return source
 
 
 Expression = Annotated[

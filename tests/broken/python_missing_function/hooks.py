@@ -1,0 +1,2 @@
+def make_payload(user):
+    return {"item": 1}
