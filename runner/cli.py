@@ -242,7 +242,14 @@ def debug(
         classes = [c for c in compiled.user_classes if not user_names or c.type_name in user_names]
         if not all(c.host for c in classes):
             _fail(f"{scenario}: no host for some users: add host: to the scenario or pass -H URL")
-        passed = debug_users(classes, TraceRuntime(think=think, show_body=show_body), compiled.setup)
+        from runner.scripting import HookEnvironment
+
+        env = HookEnvironment(loaded.name, host or loaded.model.host or "", None, {})
+        script = compiled.script
+        for hook in ("on_init", "on_test_start"):
+            if script is not None:
+                script.call_hook(hook, env)
+        passed = debug_users(classes, TraceRuntime(think=think, show_body=show_body), compiled.setup, env.variables)
     sys.exit(EXIT_OK if passed else EXIT_FAILED)
 
 

@@ -91,24 +91,29 @@ class TraceRuntime:
 
 
 def debug_users(
-    classes: list[type[VirtualUser]], runtime: TraceRuntime, setup: type[VirtualUser] | None = None
+    classes: list[type[VirtualUser]],
+    runtime: TraceRuntime,
+    setup: type[VirtualUser] | None = None,
+    variables: dict[str, Any] | None = None,
 ) -> bool:
     """Run the setup steps, then one iteration of each class; True when every request and checkpoint passed.
 
-    Rendezvous points let users pass at once here (one user could never fill them).
+    ``variables`` (what hooks prepared) go to every user. Rendezvous points let users pass at once here.
     """
+    shared = dict(variables or {})
     if setup is not None:
         runtime.echo(runtime._style("setup", bold=True))
+        setup.setup_vars = shared
         user = setup(runtime, 0)
         try:
             user.run(iterations=0)
         except StopTest as signal:
             runtime.echo(runtime._style(f"  test stopped: {signal.reason}", fg="red"))
             return False
-        shared = {k: v for k, v in user.vars.items() if k not in ("user_id", "user_type", "iteration", "host")}
-        for cls in classes:
-            cls.setup_vars = shared
+        shared.update({k: v for k, v in user.vars.items() if k not in ("user_id", "user_type", "iteration", "host")})
         runtime.echo("")
+    for cls in classes:
+        cls.setup_vars = shared
     for number, cls in enumerate(classes, start=1):
         runtime.echo(runtime._style(f"user {cls.type_name} (host {cls.host})", bold=True))
         user = cls(runtime, number)

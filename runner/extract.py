@@ -63,7 +63,7 @@ def json_finder(expr: str) -> Finder:
 
     def find_in(response: Response) -> list[Any]:
         try:
-            document = response.json
+            document = response.json()
         except ValueError:
             if not response.body.strip():
                 raise NoValue("body is empty, not JSON") from None

@@ -3,8 +3,8 @@
 Three parts, in the direction data flows:
 
 - ``PoolData``: the rows. A CSV file is scanned once (header, ragged rows, encoding) and kept compactly: the
-  file's bytes plus two offsets per row; a row is parsed when it is handed out. A million rows of
-  ``phone,name`` take about 35 MB this way, instead of ~250 MB as Python lists.
+  file's bytes plus two 4-byte offsets per row; a row is parsed when it is handed out (5 µs). A million rows
+  of ``phone,name`` (a 25 MB file) take about 33 MB this way, instead of ~250 MB as Python lists.
 - A row source (``SequentialRows``, ``RandomRows``, ``UniqueRows``): which row index comes next, shared by all
   users of a process. ``take(n)`` / ``give_back(indices)`` is all a user side needs, so a distributed run can
   put the real source in the master and give workers one that asks it for blocks of rows.
@@ -84,14 +84,16 @@ class CsvData:
         skip_empty: bool = True,
     ) -> None:
         self.path = path
+        self.encoding_name = encoding
         self.encoding = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
         self._dialect = {"delimiter": delimiter, "quotechar": quote, "strict": True}
         try:
             self._data = path.read_bytes()
         except OSError as exc:
             raise PoolFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-        self._starts = array("Q")
-        self._ends = array("Q")
+        offsets = "I" if len(self._data) < 2**32 else "Q"  # 4 bytes per offset for files under 4 GiB
+        self._starts = array(offsets)
+        self._ends = array(offsets)
         self.columns = self._scan(columns, header, skip_empty)
 
     def _records(self) -> Iterator[tuple[int, int, int, list[str]]]:
@@ -111,13 +113,13 @@ class CsvData:
                     yield data[start:end].decode(self.encoding)
                 except UnicodeDecodeError as exc:
                     raise PoolFileError(
-                        f"not {self.encoding} text: {exc.reason} at byte {start + exc.start}",
+                        f"not {self.encoding_name} text: {exc.reason} at byte {start + exc.start}",
                         position["line"],
                         exc.start + 1,
                         "set the pool's encoding (e.g. encoding: latin-1)",
                     ) from None
                 except LookupError:
-                    raise PoolFileError(f"unknown encoding {self.encoding!r}") from None
+                    raise PoolFileError(f"unknown encoding {self.encoding_name!r}") from None
                 start = end
 
         reader = csv.reader(lines(), **self._dialect)

@@ -281,6 +281,14 @@ def _run(
     for point in compiled.rendezvous.values():
         point.enabled = not settings.no_rendezvous
         point.population = lambda: (runner.target_users, runner.user_count)
+    for point in compiled.rendezvous.values():
+        gate = point.gate
+        most = max(settings.users, max((st.users for st in model.load.stages or []), default=0))
+        if point.enabled and gate.kind == "users" and gate.value > most and not model.load.is_open:
+            live.warn(
+                f"rendezvous '{gate.name}' waits for {gate.value:g} users, but the load has {most}: its timeout "
+                f"({gate.timeout:g}s after the last arrival) will release whoever waits"
+            )
     if settings.no_rendezvous and compiled.rendezvous:
         log.info("rendezvous switched off (--no-rendezvous): users pass %s at once", ", ".join(compiled.rendezvous))
     env = HookEnvironment(loaded.name, settings.host or model.host or "", settings, {}, stats, runner)

@@ -102,7 +102,9 @@ def test_broken_scenario_reports_what_it_states(entry: Path) -> None:
 def test_corpus_is_complete() -> None:
     """Every scenario file under tests/broken belongs to a case, and every case expects something."""
     in_cases = {file for entry in CASES for file in _case_files(entry)}
-    on_disk = {p for p in BROKEN.rglob("*") if p.suffix in SUFFIXES or p.suffix in CASE_SUFFIXES and p.parent != BROKEN}
+    on_disk = {
+        p for p in BROKEN.rglob("*") if p.suffix in SUFFIXES or (p.suffix in CASE_SUFFIXES and p.parent != BROKEN)
+    }
     assert on_disk == in_cases
     assert len(CASES) >= 45
 

@@ -231,10 +231,10 @@ def _ok(_request: RawRequest) -> Action:
 def test_relative_urls_join_the_base_path_prefix(app_url: str, make_session: Callable[..., HttpSession]) -> None:
     for base in (f"{app_url}/echo/api", f"{app_url}/echo/api/"):
         session = make_session(base)
-        assert session.request("GET", "/users").json["path"] == "/echo/api/users"
-        assert session.request("GET", "users").json["path"] == "/echo/api/users"
+        assert session.request("GET", "/users").json()["path"] == "/echo/api/users"
+        assert session.request("GET", "users").json()["path"] == "/echo/api/users"
         response = session.request("GET", "?page=2")
-        assert response.json["query"] == "page=2"
+        assert response.json()["query"] == "page=2"
         assert response.url.startswith(base.rstrip("/"))
 
 
@@ -249,10 +249,10 @@ def test_absolute_url_to_another_origin(session: HttpSession, raw_server: Callab
 
 def test_query_is_encoded_and_merged_with_the_url_query(session: HttpSession) -> None:
     response = session.request("GET", "/echo?a=1", query={"b": "x y&z", "l": [1, 2], "t": True, "n": None})
-    assert response.json["query"] == "a=1&b=x+y%26z&l=1&l=2&t=true&n="
+    assert response.json()["query"] == "a=1&b=x+y%26z&l=1&l=2&t=true&n="
     assert response.url.endswith("/echo?a=1&b=x+y%26z&l=1&l=2&t=true&n=")
     response = session.request("GET", "/echo", query=[("k", "v1"), ("k", "v2")])
-    assert response.json["query"] == "k=v1&k=v2"
+    assert response.json()["query"] == "k=v1&k=v2"
 
 
 def test_unsafe_characters_in_the_target_are_quoted(session: HttpSession, raw_server: Callable) -> None:
@@ -274,22 +274,22 @@ def test_relative_url_without_base_url_is_a_programming_error() -> None:
 
 
 def test_json_body_is_compact_with_its_content_type(session: HttpSession) -> None:
-    echo = session.request("POST", "/echo", json={"a": [1, 2], "é": None}).json
+    echo = session.request("POST", "/echo", json={"a": [1, 2], "é": None}).json()
     assert echo["body"] == '{"a":[1,2],"é":null}'
     assert echo["headers"]["content-type"] == "application/json"
-    assert session.request("POST", "/echo", json=None).json["body"] == "null"
-    echo = session.request("PUT", "/echo", json=[], headers={"content-type": "application/vnd.x+json"}).json
+    assert session.request("POST", "/echo", json=None).json()["body"] == "null"
+    echo = session.request("PUT", "/echo", json=[], headers={"content-type": "application/vnd.x+json"}).json()
     assert (echo["body"], echo["headers"]["content-type"]) == ("[]", "application/vnd.x+json")
 
 
 def test_form_and_raw_bodies(session: HttpSession) -> None:
-    echo = session.request("POST", "/echo", form={"user": "a b", "tags": ["x", "y"]}).json
+    echo = session.request("POST", "/echo", form={"user": "a b", "tags": ["x", "y"]}).json()
     assert echo["body"] == "user=a+b&tags=x&tags=y"
     assert echo["headers"]["content-type"] == "application/x-www-form-urlencoded"
-    echo = session.request("POST", "/echo", body="héllo").json
+    echo = session.request("POST", "/echo", body="héllo").json()
     assert (echo["body"], echo["headers"]["content-length"]) == ("héllo", "6")
     assert "content-type" not in echo["headers"]
-    echo = session.request("PATCH", "/echo", body=b"\x00\x01", headers={"Content-Type": "application/x-bin"}).json
+    echo = session.request("PATCH", "/echo", body=b"\x00\x01", headers={"Content-Type": "application/x-bin"}).json()
     assert echo["headers"]["content-type"] == "application/x-bin"
 
 
@@ -300,7 +300,7 @@ def test_files_are_sent_as_multipart_with_form_fields(session: HttpSession) -> N
         form={"title": "report", "n": 3},
         files={"upload": ("a.csv", b"x,y\n1,2\n", "text/csv"), "other": ("b.txt", b"hi", "")},
     )
-    assert response.json == [
+    assert response.json() == [
         {"name": "title", "filename": None, "type": "text/plain", "data": "report"},
         {"name": "n", "filename": None, "type": "text/plain", "data": "3"},
         {"name": "upload", "filename": "a.csv", "type": "text/csv", "data": "x,y\n1,2\n"},
@@ -387,14 +387,14 @@ def test_response_headers_in_arrival_order(session: HttpSession, raw_server: Cal
 def test_gzip_and_deflate_bodies_are_decompressed(session: HttpSession) -> None:
     for path in ("/gzip", "/deflate", "/raw-deflate"):
         response = session.request("GET", path)
-        assert (response.error, response.json) == (None, {"compressed": True}), path
+        assert (response.error, response.json()) == (None, {"compressed": True}), path
     response = session.request("GET", "/bad-gzip")
     assert response.status == 200 and response.error.startswith("malformed response: cannot decode gzip body")
 
 
 def test_accept_encoding_only_when_the_caller_sends_it(session: HttpSession) -> None:
-    assert "accept-encoding" not in session.request("GET", "/echo").json["headers"]
-    echo = session.request("GET", "/echo", headers={"Accept-Encoding": "gzip"}).json
+    assert "accept-encoding" not in session.request("GET", "/echo").json()["headers"]
+    echo = session.request("GET", "/echo", headers={"Accept-Encoding": "gzip"}).json()
     assert echo["headers"]["accept-encoding"] == "gzip"
 
 
@@ -443,29 +443,29 @@ def test_connection_close_and_trailing_bytes_end_the_connection(session: HttpSes
 
 def test_cookie_round_trip_and_deletion(session: HttpSession) -> None:
     session.request("GET", "/set-cookie", query={"c": ["sid=abc; Path=/; HttpOnly", "theme=dark; Path=/"]})
-    assert session.request("GET", "/echo").json["headers"]["cookie"] == "sid=abc; theme=dark"
+    assert session.request("GET", "/echo").json()["headers"]["cookie"] == "sid=abc; theme=dark"
     assert session.cookies.get("sid") == "abc"
     session.request("GET", "/set-cookie", query={"c": "sid=; Path=/; Max-Age=0"})
-    assert session.request("GET", "/echo").json["headers"]["cookie"] == "theme=dark"
+    assert session.request("GET", "/echo").json()["headers"]["cookie"] == "theme=dark"
     session.request("GET", "/set-cookie", query={"c": "theme=x; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT"})
-    assert "cookie" not in session.request("GET", "/echo").json["headers"]
+    assert "cookie" not in session.request("GET", "/echo").json()["headers"]
     assert session.cookies.as_dict() == {}
 
 
 def test_cookie_path_and_secure(session: HttpSession) -> None:
     session.request("GET", "/set-cookie", query={"c": ["p=1; Path=/echo/a", "s=1; Path=/; Secure"]})
-    assert session.request("GET", "/echo/a/x").json["headers"]["cookie"] == "p=1"
-    assert session.request("GET", "/echo/a").json["headers"]["cookie"] == "p=1"
-    assert "cookie" not in session.request("GET", "/echo/b").json["headers"]  # nor s: plain http
+    assert session.request("GET", "/echo/a/x").json()["headers"]["cookie"] == "p=1"
+    assert session.request("GET", "/echo/a").json()["headers"]["cookie"] == "p=1"
+    assert "cookie" not in session.request("GET", "/echo/b").json()["headers"]  # nor s: plain http
 
 
 def test_cookies_set_by_hand_and_a_cookie_header_of_the_caller(session: HttpSession) -> None:
     session.cookies.set("token", "t1")
-    assert session.request("GET", "/echo").json["headers"]["cookie"] == "token=t1"
-    echo = session.request("GET", "/echo", headers={"Cookie": "mine=1"}).json
+    assert session.request("GET", "/echo").json()["headers"]["cookie"] == "token=t1"
+    echo = session.request("GET", "/echo", headers={"Cookie": "mine=1"}).json()
     assert echo["headers"]["cookie"] == "mine=1"
     session.cookies.clear()
-    assert "cookie" not in session.request("GET", "/echo").json["headers"]
+    assert "cookie" not in session.request("GET", "/echo").json()["headers"]
 
 
 # -- redirects -----------------------------------------------------------------------------------------------
@@ -475,7 +475,7 @@ def test_cookies_set_by_hand_and_a_cookie_header_of_the_caller(session: HttpSess
 def test_redirect_as_get_without_body(session: HttpSession, code: int) -> None:
     response = session.request("POST", "/redirect", query={"code": code, "to": "/echo/next"}, json={"a": 1})
     assert response.status == 200 and response.url.endswith("/echo/next") and response.method == "GET"
-    echo = response.json
+    echo = response.json()
     assert (echo["method"], echo["path"], echo["body"]) == ("GET", "/echo/next", "")
     assert "content-type" not in echo["headers"]
 
@@ -483,7 +483,7 @@ def test_redirect_as_get_without_body(session: HttpSession, code: int) -> None:
 @pytest.mark.parametrize("code", [307, 308])
 def test_redirect_keeps_method_and_body(session: HttpSession, code: int) -> None:
     response = session.request("PUT", "/redirect", query={"code": code, "to": "/echo/next"}, json={"a": 1})
-    echo = response.json
+    echo = response.json()
     assert (response.status, echo["method"], echo["path"], echo["body"]) == (
         200,
         "PUT",
@@ -513,7 +513,7 @@ def test_redirect_limit_and_no_redirects(app_url: str, make_session: Callable[..
 
 def test_relative_location_without_leading_slash(session: HttpSession) -> None:
     response = session.request("GET", "/redirect", query={"code": 302, "to": "echo/sibling"})
-    assert response.json["path"] == "/echo/sibling"
+    assert response.json()["path"] == "/echo/sibling"
 
 
 @pytest.mark.parametrize("location", ["ftp://example.test/file", "http://[bad/", "http://h:99999/"])
@@ -726,9 +726,9 @@ def tls_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_https_self_signed(tls_url: str, make_session: Callable[..., HttpSession]) -> None:
     session = make_session(tls_url, timeout=5.0)
     response = session.request("GET", "/echo", query={"a": 1})
-    assert (response.status, response.json["query"]) == (200, "a=1")
+    assert (response.status, response.json()["query"]) == (200, "a=1")
     session.request("GET", "/set-cookie", query={"c": "s=1; Secure; Path=/"})
-    assert session.request("GET", "/echo").json["headers"]["cookie"] == "s=1"  # Secure goes over https
+    assert session.request("GET", "/echo").json()["headers"]["cookie"] == "s=1"  # Secure goes over https
     response = make_session(tls_url, insecure=False, timeout=5.0).request("GET", "/echo")
     assert response.status == 0 and response.error.startswith("TLS handshake failed (127.0.0.1:")
 

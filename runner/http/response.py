@@ -69,9 +69,8 @@ class Response:
         except ValueError as exc:
             return None, exc
 
-    @property
     def json(self) -> Any:
-        """The body parsed as JSON (once); raises ``ValueError`` when it is not JSON."""
+        """The body parsed as JSON (once; as in requests, a method); raises ``ValueError`` when it is not JSON."""
         value, error = self._parsed_json
         if error is not None:
             raise error
@@ -98,6 +97,15 @@ class Response:
     def is_xml(self) -> bool:
         ctype = (self.header("content-type") or "").lower()
         return "xml" in ctype and "html" not in ctype
+
+    @property
+    def status_code(self) -> int:
+        """``status``, under the name requests and Locust use (for Python steps)."""
+        return self.status
+
+    @property
+    def content(self) -> bytes:
+        return self.body
 
     @property
     def size(self) -> int:

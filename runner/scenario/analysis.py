@@ -184,7 +184,7 @@ class _Flow:
                 self.doc.problem(
                     where,
                     f"variable '{name}' is not defined by any variables, extractor or set step"
-                    + (" (unless a Python call step sets it)" if self.known.functions is not None else ""),
+                    + (" (unless the python module sets it)" if self.known.functions is not None else ""),
                     hint or "define it under variables, extract it from a response, or set it with a set step",
                     severity="warning" if self.known.functions is not None else "error",
                 )

@@ -1,0 +1,202 @@
+"""Data pools: reading CSV files compactly and correctly, and LoadRunner's next-row / update / out-of-rows rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from runner.engine.flow import StopTest, StopUser
+from runner.pools import CsvData, InlineData, Pool, PoolFileError, RandomRows, SequentialRows, UniqueRows, find_csv
+from runner.scenario.model import Pool as PoolSpec
+
+
+def csv_file(tmp_path: Path, text: str, name: str = "data.csv", encoding: str = "utf-8") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_csv_with_header_quotes_embedded_newlines_and_blank_lines(tmp_path: Path) -> None:
+    path = csv_file(tmp_path, '\ufeffname,note\nann,"hello, world"\n\nbob,"two\nlines"\r\ncas,""\n')
+    data = CsvData(path)
+    assert data.columns == ("name", "note")  # the byte-order mark is not part of the first name
+    assert len(data) == 3
+    assert [data.row(i) for i in range(3)] == [
+        {"name": "ann", "note": "hello, world"},
+        {"name": "bob", "note": "two\nlines"},
+        {"name": "cas", "note": ""},
+    ]
+
+
+def test_declared_columns_delimiter_and_encoding(tmp_path: Path) -> None:
+    path = csv_file(tmp_path, "zoë;1\njosé;2\n", encoding="latin-1")
+    data = CsvData(path, columns=["name", "id"], header=False, delimiter=";", encoding="latin-1")
+    assert (len(data), data.row(1)) == (2, {"name": "josé", "id": "2"})
+    renamed = CsvData(csv_file(tmp_path, "a,b\n1,2\n", "h.csv"), columns=["x", "y"], header=True)
+    assert (renamed.columns, len(renamed), renamed.row(0)) == (("x", "y"), 1, {"x": "1", "y": "2"})
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        ("a,b\n1,2\n3\n", (3, 1), "row has 1 field(s), the header has 2"),
+        ("a,a\n1,2\n", (1, 1), "duplicate column name(s) in the header: a"),
+        ("a,first name\n1,2\n", (1, 1), "column name 'first name' is not a plain name (column 2)"),
+        ("", (1, 1), "the file is empty: no header row"),
+        ('a,b\n1,"open\n', (2, 1), "malformed CSV"),
+    ],
+)
+def test_bad_csv_files_name_the_line(tmp_path: Path, text: str, where: tuple[int, int], message: str) -> None:
+    with pytest.raises(PoolFileError) as caught:
+        CsvData(csv_file(tmp_path, text))
+    assert (caught.value.line, caught.value.col) == where
+    assert caught.value.message.startswith(message)
+
+
+def test_undecodable_bytes_are_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"a,b\n1,\xff\n")
+    with pytest.raises(PoolFileError) as caught:
+        CsvData(path)
+    assert caught.value.line == 2 and "not utf-8 text" in caught.value.message
+
+
+def test_a_million_rows_are_held_compactly(tmp_path: Path) -> None:
+    path = csv_file(tmp_path, "phone,name\n" + "".join(f"+3160{i:07d},Name {i}\n" for i in range(1_000_000)))
+    data = CsvData(path)
+    assert len(data) == 1_000_000
+    assert data.row(999_999) == {"phone": "+31600999999", "name": "Name 999999"}
+    held = len(data._data) + data._starts.itemsize * len(data._starts) * 2
+    assert held < 45 * 1024 * 1024  # the file's bytes plus two offsets per row, nothing per row in Python
+
+
+def test_csv_is_found_in_the_data_dir_first(tmp_path: Path) -> None:
+    (tmp_path / "scenarios" / "data").mkdir(parents=True)
+    (tmp_path / "ci").mkdir()
+    declared_in = tmp_path / "scenarios" / "pools.yaml"
+    csv_file(tmp_path / "scenarios", "a\n1\n", "data/users.csv")
+    assert find_csv("data/users.csv", declared_in, None) == tmp_path / "scenarios" / "data" / "users.csv"
+    assert find_csv("data/users.csv", declared_in, tmp_path / "ci") == tmp_path / "scenarios" / "data" / "users.csv"
+    (tmp_path / "ci" / "data").mkdir()
+    csv_file(tmp_path / "ci", "a\n2\n", "data/users.csv")
+    assert find_csv("data/users.csv", declared_in, tmp_path / "ci") == tmp_path / "ci" / "data" / "users.csv"
+    assert find_csv("nope.csv", declared_in, tmp_path / "ci") is None
+
+
+# ----------------------------------------------------------------------------------------------- sources
+
+
+def test_sequential_rows_share_one_cursor() -> None:
+    cycling = SequentialRows(3, cycle=True)
+    assert [cycling.take()[0] for _ in range(7)] == [0, 1, 2, 0, 1, 2, 0]
+    once = SequentialRows(3, cycle=False)
+    assert once.take(2) == [0, 1] and once.take(2) == [2] and once.take() == [] and once.dry_at is not None
+    assert once.handed_out == 3
+
+
+def test_unique_rows_are_never_handed_out_twice_without_cycle() -> None:
+    rows = UniqueRows(5, cycle=False)
+    taken = [rows.take()[0] for _ in range(5)]
+    rows.give_back(taken[:2])  # users that end give their rows back: still never reused
+    assert sorted(taken) == [0, 1, 2, 3, 4]
+    assert rows.take() == [] and rows.handed_out == 5
+
+
+def test_unique_rows_with_cycle_reuse_only_rows_given_back() -> None:
+    rows = UniqueRows(3, cycle=True)
+    held = [rows.take()[0] for _ in range(3)]
+    assert rows.take() == []  # every row is held by somebody
+    rows.give_back([held[1]])
+    assert rows.take() == [held[1]]
+
+
+def test_random_rows_never_run_dry() -> None:
+    rows = RandomRows(4)
+    assert all(0 <= i < 4 for _ in range(200) for i in rows.take())
+    assert rows.dry_at is None
+
+
+# ----------------------------------------------------------------------------------------------- per user
+
+
+def user(iteration: int = 0) -> SimpleNamespace:
+    return SimpleNamespace(iteration=iteration, pool_rows={}, vars={})
+
+
+def pool(order: str = "sequential", update: str = "each_iteration", when_empty: str | None = None, n: int = 3) -> Pool:
+    spec = PoolSpec(rows=[{"id": i} for i in range(n)], order=order, update=update, when_empty=when_empty)
+    return Pool("p", InlineData(spec.rows or []), spec)
+
+
+def test_update_each_iteration_once_and_each_occurrence() -> None:
+    each = pool()
+    u = user(0)
+    each.refresh(u)  # on_start
+    first = u.vars["p"]["id"]
+    u.iteration = 1
+    each.refresh(u)
+    assert u.vars["p"]["id"] == first  # on_start shares the first iteration's row
+    each.refresh(u)
+    assert u.vars["p"]["id"] == first  # the same iteration keeps its row
+    u.iteration = 2
+    each.refresh(u)
+    assert u.vars["p"]["id"] == first + 1
+
+    once = pool(update="once")
+    u = user(1)
+    for u.iteration in range(1, 5):
+        once.refresh(u)
+        assert u.vars["p"]["id"] == 0
+
+    occurrence = pool(update="each_occurrence", n=10)
+    u = user(1)
+    seen = []
+    for _ in range(3):
+        occurrence.refresh(u)
+        seen.append(u.vars["p"]["id"])
+    assert seen == [0, 1, 2]
+
+
+def test_out_of_rows_policies() -> None:
+    stop_test = pool(when_empty="stop_test", n=1)
+    a, b = user(1), user(1)
+    stop_test.refresh(a)
+    with pytest.raises(StopTest) as caught:
+        stop_test.refresh(b)
+    assert caught.value.failed is False  # the planned end of the test, not a failure
+    assert stop_test.summary()["dry"] is True
+
+    stop_user = pool(order="unique", n=1)  # unique stops the user by default
+    stop_user.refresh(a := user(1))
+    with pytest.raises(StopUser):
+        stop_user.refresh(user(1))
+
+    keep = pool(when_empty="keep_last", n=2)
+    u = user(1)
+    keep.refresh(u)
+    keep.refresh(user(1))
+    for u.iteration in (2, 3):
+        keep.refresh(u)
+        assert u.vars["p"]["id"] == 0  # keeps its own last row
+
+    cycle = pool(n=2)
+    u = user(1)
+    ids = []
+    for u.iteration in range(1, 6):
+        cycle.refresh(u)
+        ids.append(u.vars["p"]["id"])
+    assert ids == [0, 1, 0, 1, 0]
+
+
+def test_unique_rows_go_back_when_a_user_ends_with_cycle() -> None:
+    unique = pool(order="unique", when_empty="cycle", n=2)
+    a, b, c = user(1), user(1), user(1)
+    unique.refresh(a)
+    unique.refresh(b)
+    with pytest.raises(StopUser, match="held by other users"):
+        unique.refresh(c)
+    unique.release(a)
+    unique.refresh(c)
+    assert c.vars["p"]["id"] == 0
