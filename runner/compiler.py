@@ -8,6 +8,7 @@ per-request work left is rendering the templates that really vary and the reques
 from __future__ import annotations
 
 import bisect
+import copy
 import itertools
 import random
 from collections.abc import Callable, Iterator, Mapping
@@ -474,7 +475,9 @@ def _variables(scenario: Scenario, user: User | None) -> Callable[[dict[str, Any
 
     def fill(variables: dict[str, Any]) -> None:
         for name, render in parts:
-            variables[name] = render(variables)
+            value = render(variables)
+            # each user gets its own lists and mappings: a Python step that appends to one must not change all
+            variables[name] = copy.deepcopy(value) if isinstance(value, list | dict) else value
 
     return fill
 

@@ -40,3 +40,64 @@ def test_thinking_users_are_parked_without_a_greenlet(tmp_path: Path, demo_url: 
     by_path = demo_stats(demo_url)["by_path"]
     assert by_path["GET /items"] == 20
     assert "GET /xml" not in by_path and "GET /about" not in by_path  # stopped mid-iteration: no on_stop
+
+
+class Recorder:
+    """A runtime that records the order of set steps (through a 'log' list variable) and nothing else."""
+
+    trace = False
+    think = False
+
+    def __init__(self) -> None:
+        self.transactions: list[tuple[str, str | None]] = []
+
+    def on_request(self, user, result) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    def on_think(self, user, seconds) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    def on_warning(self, user, message) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    def on_error(self, user, error) -> None:  # type: ignore[no-untyped-def]
+        raise AssertionError(f"unexpected error: {error}")
+
+    def on_transaction(self, user, transaction, failure) -> None:  # type: ignore[no-untyped-def]
+        self.transactions.append((transaction.name, failure))
+
+
+def test_nested_loops_branches_and_transactions_run_in_order(tmp_path: Path) -> None:
+    """Loops and branches are jumps in a flat program: nesting, empty loops and else branches all land right."""
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        """
+host: http://127.0.0.1:9
+variables: {log: [], empty: []}
+users:
+  u:
+    sequence:
+      - loop: 2
+        as: outer
+        steps:
+          - transaction: inner
+            steps:
+              - loop: "{{ ['a', 'b'] }}"
+                as: letter
+                steps:
+                  - if: "letter == 'a'"
+                    then: [{set: {log: "{{ log + [outer ~ letter] }}"}}]
+                    else: [{set: {log: "{{ log + [outer ~ '!'] }}"}}, {think: 1s}]
+      - loop: "{{ empty }}"
+        steps: [{set: {log: "{{ log + ['never'] }}"}}]
+      - if: false
+        then: [{set: {log: "{{ log + ['no'] }}"}}]
+      - set: {log: "{{ log + ['end'] }}"}
+"""
+    )
+    (cls,) = compile_scenario(load_scenario(path), CompileOptions()).user_classes
+    runtime = Recorder()
+    user = cls(runtime, 1)
+    user.run(iterations=2)
+    assert user.vars["log"] == ["1a", "1!", "2a", "2!", "end"] * 2
+    assert runtime.transactions == [("inner", None)] * 4
