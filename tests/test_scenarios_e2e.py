@@ -372,3 +372,14 @@ users:
     assert "Traceback" not in result.stderr
     assert (tmp_path / "events.txt").read_text().splitlines() == ["start", "stop 10"]  # 2 in on_start, 4 per iteration
     assert len(demo_stats(demo_url)["orders"]) == 2
+
+
+def test_weighted_example_picks_tasks_one_two_three(tmp_path: Path, demo_url: str) -> None:
+    result, results = run_json(
+        tmp_path, str(SCENARIOS / "weighted.yaml"), "-H", demo_url, "-u", "5", "-r", "100", "--iterations", "300"
+    )
+    assert result.returncode == 0, result.stderr
+    counts = {name: entry["requests"] for name, entry in by_name(results).items()}
+    assert sum(counts.values()) == 5 * 300
+    for name, share in (("GET /about", 1 / 6), ("GET /items", 2 / 6), ("GET /", 3 / 6)):
+        assert abs(counts[name] / 1500 - share) < 0.05, (name, counts)
