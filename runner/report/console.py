@@ -115,7 +115,7 @@ def summary(results: Mapping[str, Any]) -> str:
         parts += [
             "",
             f"Rendezvous {point['name']} ({point['policy']}): {point['arrivals']} arrivals, "
-            f"{len(releases)} releases{': ' + groups + more if releases else ''}",
+            f"{len(releases)} release{'s' if len(releases) != 1 else ''}{': ' + groups + more if releases else ''}",
         ]
     for pool in results.get("pools") or []:
         dry = ", ran out of rows" if pool["dry"] else ""
