@@ -99,6 +99,9 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 @click.option("--csv", "csv_prefix", metavar="PREFIX", help="Write PREFIX_stats.csv and friends (Locust's layout).")
 @click.option("--csv-full-history", is_flag=True, default=None, help="Per-request rows in PREFIX_stats_history.csv.")
 @click.option("--json", "json_file", metavar="FILE", help="Write the results as JSON (the input of reports and CI).")
+@click.option(
+    "--monitor", multiple=True, metavar="PID_OR_NAME", help="Also watch this local process's CPU and memory (repeat)."
+)
 @click.option("--print-stats", is_flag=True, default=None, help="Print the statistics table during the run (default).")
 @click.option("--only-summary", is_flag=True, default=None, help="Print only the summary at the end.")
 @click.option("-L", "--loglevel", help="DEBUG, INFO, WARNING or ERROR.  [default: INFO]")

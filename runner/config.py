@@ -59,6 +59,7 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "logfile": (str, None),
     "exit_code_on_error": (int, 1),
     "reset_stats": (_bool, False),
+    "monitor": (_tags, []),
 }
 FROM_SCENARIO = ("users", "spawn_rate", "run_time", "iterations", "stop_timeout")
 
@@ -82,6 +83,7 @@ class RunSettings:
     logfile: str | None = None
     exit_code_on_error: int = 1
     reset_stats: bool = False
+    monitor: list[str] = field(default_factory=list)  # local processes to watch: PIDs or names
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
 
 

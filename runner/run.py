@@ -1,8 +1,8 @@
 """``lrun run``: a load test from start to outputs.
 
 One direction: settings → (demo target) → compiled users → runner → statistics → results dict → outputs
-(console, JSON, CSV). Outputs are written from the results dict, also after Ctrl-C, SIGTERM, an aborting
-threshold or a stop_test checkpoint.
+(console, JSON, CSV). Outputs are written from the results dict, also after Ctrl-C, SIGTERM, an
+aborting threshold or a stop_test checkpoint.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from runner.config import RunSettings
 from runner.engine.arrivals import ArrivalRunner, RateStage
 from runner.engine.runner import LocalRunner, Stage
 from runner.errors import RunError
+from runner.monitor import ResourceMonitor, ResourceRule, ResourceWatch
 from runner.report import console
 from runner.report.results import build_results, write_json
 from runner.scenario import LoadedScenario
@@ -50,6 +51,8 @@ class Live:
     started: float = field(default_factory=time.time)
     warnings: list[str] = field(default_factory=list)
     progress_shown: bool = False
+    monitor: ResourceMonitor = field(default_factory=ResourceMonitor)
+    watch: ResourceWatch = field(default_factory=lambda: ResourceWatch([]))
 
     def print(self, text: str) -> None:
         self.clear_progress()
@@ -106,28 +109,41 @@ def _every(seconds: float, task: Callable[[], None]) -> gevent.Greenlet:
     return gevent.spawn(loop)
 
 
-def _sampler(live: Live) -> Callable[[], None]:
-    cpu = {"wall": time.monotonic(), "cpu": time.process_time(), "hot": 0, "warned": False}
+GENERATOR_HOT = ResourceRule.build(
+    "generator_cpu",
+    CPU_LIMIT * 100,
+    for_s=CPU_SECONDS,
+    message=f"lrun's own CPU use is above {CPU_LIMIT:.0%} of a core: response times measured now are inflated by the "
+    "load generator itself; run fewer users per process",
+)
 
+
+def _resources(live: Live, now: float) -> None:
+    """Sample CPU and memory; act on resource thresholds (warn, or stop the test)."""
+    sample = live.monitor.sample(now)
+    for rule, detail in live.watch.update(sample):
+        if rule.action == "abort":
+            live.runner.stop(f"resource threshold {rule.text} failed ({detail})")
+        else:
+            live.warn(rule.message or f"resource threshold {rule.text}: {detail}")
+
+
+def _sampler(live: Live) -> Callable[[], None]:
     def sample() -> None:
         now = time.time()
         live.stats.sample(now, live.runner.user_count)
-        wall, used = time.monotonic(), time.process_time()
-        share = (used - cpu["cpu"]) / max(1e-9, wall - cpu["wall"])
-        cpu.update(wall=wall, cpu=used)
-        cpu["hot"] = cpu["hot"] + 1 if share > CPU_LIMIT else 0
-        if cpu["hot"] >= CPU_SECONDS and not cpu["warned"]:
-            cpu["warned"] = True
-            live.warn(
-                f"lrun's own CPU use is above {CPU_LIMIT:.0%} of a core: response times measured now are "
-                "inflated by the load generator itself; run fewer users per process"
-            )
+        _resources(live, now)
         if live.tty:
             total = live.stats.total
             requests = total.num_requests
             ratio = total.num_failures / requests if requests else 0.0
             line = console.progress_line(
-                now - live.started, live.settings.run_time, live.runner.user_count, total.current_rps(now), ratio
+                now - live.started,
+                live.settings.run_time,
+                live.runner.user_count,
+                total.current_rps(now),
+                ratio,
+                resources=live.monitor.last,
             )
             live.out.write("\r\033[K" + line)
             live.out.flush()
@@ -253,8 +269,10 @@ def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, c
         runner = ArrivalRunner(classes, stats, RequestStats(), max_users=model.load.max_users, **common)
     else:
         runner = LocalRunner(classes, stats, iterations=settings.iterations, **common)
-    live = Live(stats, runner, settings, out, tty)
+    live = Live(stats, runner, settings, out, tty, **_monitoring(model, settings))
     live_box["live"] = live
+    for target in live.monitor.missing():
+        live.warn(f"monitor: no process {target.label} is running now (looked for again every few seconds)")
     clear_first = _ClearProgress(live)  # a log line must not be glued to the progress line
     for handler in log.handlers:
         handler.addFilter(clear_first)
@@ -317,6 +335,14 @@ def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, c
     return _finish(loaded, settings, live, end, command=command, run_time=run_time)
 
 
+def _monitoring(model: Any, settings: RunSettings) -> dict[str, Any]:
+    """The resource monitor (lrun, the machine, the scenario's and --monitor's processes) and its thresholds."""
+    declared = model.monitor.processes if model.monitor else []
+    thresholds = model.monitor.thresholds if model.monitor else []
+    monitor = ResourceMonitor([*declared, *settings.monitor])
+    return {"monitor": monitor, "watch": ResourceWatch([t.rule() for t in thresholds], builtin=[GENERATOR_HOT])}
+
+
 def _load_given_by_user(settings: RunSettings) -> bool:
     """-u, -r or -t from anywhere but the scenario replace the scenario's stages."""
     return any(settings.sources.get(name) not in ("default", "scenario load") for name in ("users", "run_time"))
@@ -350,14 +376,19 @@ def _finish(
         thresholds=[],
         stop_reason=runner.stop_reason or "stopped",
         exit_code=0,
-        extra={"warnings": live.warnings, **_open_model_results(runner, end - live.started)},
+        extra={
+            "warnings": live.warnings,
+            "resources": live.monitor.results(),
+            "resource_thresholds": live.watch.verdicts(),
+            **_open_model_results(runner, end - live.started),
+        },
     )
     for threshold in model.thresholds:
         verdicts.append(
             {**evaluate(parse_rule(threshold.expect), threshold.request, results), "abort": threshold.abort}
         )
     failed_thresholds = any(not v["passed"] for v in verdicts)
-    aborted = runner.stop_reason.startswith(("threshold", "stop_test"))
+    aborted = runner.stop_reason.startswith(("threshold", "stop_test", "resource threshold"))
     failures = results["total"]["requests"] and results["total"]["failures"]
     exceptions = bool(results.get("exceptions"))
     if model.thresholds:
