@@ -59,6 +59,8 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "logfile": (str, None),
     "exit_code_on_error": (int, 1),
     "reset_stats": (_bool, False),
+    "html": (str, None),
+    "junit": (str, None),
     "monitor": (_tags, []),
 }
 FROM_SCENARIO = ("users", "spawn_rate", "run_time", "iterations", "stop_timeout")
@@ -83,6 +85,8 @@ class RunSettings:
     logfile: str | None = None
     exit_code_on_error: int = 1
     reset_stats: bool = False
+    html: str | None = None  # the HTML report
+    junit: str | None = None  # JUnit XML of the thresholds and checkpoints
     monitor: list[str] = field(default_factory=list)  # local processes to watch: PIDs or names
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
 

@@ -1,7 +1,7 @@
 """``lrun run``: a load test from start to outputs.
 
 One direction: settings → (demo target) → compiled users → runner → statistics → results dict → outputs
-(console, JSON, CSV). Outputs are written from the results dict, also after Ctrl-C, SIGTERM, an
+(console, JSON, CSV, HTML, JUnit). Outputs are written from the results dict, also after Ctrl-C, SIGTERM, an
 aborting threshold or a stop_test checkpoint.
 """
 
@@ -430,4 +430,14 @@ def _write_outputs(results: dict[str, Any], settings: RunSettings, live: Live) -
 
         write_csv(results, settings.csv, full_history=settings.csv_full_history)
         log.info("CSV written to %s_*.csv", settings.csv)
+    if settings.html:
+        from runner.report.html import write_html
+
+        write_html(results, settings.html)
+        log.info("HTML report written to %s", settings.html)
+    if settings.junit:
+        from runner.report.junit import write_junit
+
+        write_junit(results, settings.junit)
+        log.info("JUnit XML written to %s", settings.junit)
     live.print(console.summary(results))
