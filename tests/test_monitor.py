@@ -284,3 +284,12 @@ monitor:
     assert verdicts["target_memory"]["passed"] is False and verdicts["target_memory"]["breached_at"]
     assert any("resource threshold generator_memory above 1MB" in w for w in results["warnings"])
     assert "Resources (peak)" in result.stdout and "FAIL  target_memory[sleep] above 1KB for 2s" in result.stdout
+
+
+def test_the_progress_line_shows_lrun_and_the_machine() -> None:
+    from runner.report.console import progress_line
+
+    sample = {"process_cpu_percent": 45.4, "process_rss_bytes": 60 * 2**20, "system_cpu_percent": 71.0}
+    line = progress_line(75, 120, 10, 42.0, 0.01, resources=sample)
+    assert line == "01:15/02:00  users 10  42.0 req/s  errors 1.00%  lrun cpu 45% mem 60 MiB  machine cpu 71%"
+    assert progress_line(75, None, 10, 42.0, 0.0).endswith("errors 0.00%")  # before the first sample

@@ -199,7 +199,10 @@ def test_a_one_hour_run_stays_small() -> None:
     results = full_results(3600, full_history=True)
     assert len(results["series"]) == 3600 and len(results["resources"]["series"]) == 3600
     text = render_html(results)
-    assert len(text.encode()) < 250_000, len(text.encode())  # README: about 130 KB
+    assert len(text.encode()) < 150_000, len(text.encode())  # README: 130 KB with every optional part
+    plain = run_results(3600)
+    plain["resources"] = results["resources"]
+    assert len(render_html(plain).encode()) < 100_000  # README: about 86 KB
     doc = page(text)
     for path in doc.xpath("//svg//path"):
         assert 2 <= len(points(path)) <= charts.MAX_DRAWN, path.get("data-label")
