@@ -155,6 +155,8 @@ def test_every_chart_of_a_full_run_draws_its_lines() -> None:
         paths = svg.findall(".//path")
         assert sorted(p.get("data-label") for p in paths) == sorted(labels), chart_id
         assert all(len(points(p)) >= 2 for p in paths), chart_id
+        legend = svg.getparent().find("div[@class='legend']")
+        assert sorted(legend.itertext()) == sorted(labels), chart_id  # no legend for a line never drawn
 
 
 def test_the_report_is_self_contained() -> None:

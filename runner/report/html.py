@@ -122,6 +122,8 @@ def _series(points: Any, key: str, scale: float = 1.0) -> list[tuple[float, floa
 
 
 def _chart(chart_id: str, title: str, lines: list[Line], *, note: str = "", **options: Any) -> dict[str, Any]:
+    with_data = [line for line in lines if any(y is not None for _, y in line.points)]
+    lines = with_data or lines[:1]  # a line that never had a value (a target never found) is left out
     return {
         "id": chart_id,
         "title": title,
@@ -306,7 +308,8 @@ def _threshold_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "what": verdict.get("expression"),
-                "scope": verdict.get("process") or ("each monitored process" if "target" in str(verdict) else ""),
+                "scope": verdict.get("process")
+                or ("each monitored process" if str(verdict.get("metric")).startswith("target_") else ""),
                 "measured": f"peak {measured}",
                 "limit": f"> {verdict.get('above')}{held}",
                 "state": ("fail" if verdict.get("action") == "abort" else "warn") if breached else "pass",
