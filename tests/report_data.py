@@ -151,6 +151,17 @@ def full_results(seconds: int = 30, **options: Any) -> dict:
         "total": {**copy.deepcopy(transaction), "name": "Aggregated"},
         "entries": [transaction],
         "series": [{**p, "rps": p["rps"] / 5} for p in results["series"]],
+        "errors": [
+            {
+                "method": "",
+                "name": "checkout",
+                "message": "POST /login failed",
+                "count": 2,
+                "first_seen": START + 3.0,
+                "last_seen": START + 9.0,
+                "other": False,
+            }
+        ],
     }
     results["checks"] = [
         {"method": "GET", "name": "/items", "check": "status 200", "passed": 300, "failed": 0},

@@ -122,6 +122,7 @@ def test_report_shows_every_part_of_a_full_run() -> None:
     assert "GET /fail status 200 0 30 0.0%" in section_text(doc, "checks")
     failures = section_text(doc, "failures")
     assert "GET /fail HTTP 500 Internal Server Error 30 +0:01 +0:30" in failures  # count, first and last seen
+    assert "transaction checkout POST /login failed 2 +0:03 +0:09" in failures
     exceptions = doc.get_element_by_id("exceptions")
     assert "ZeroDivisionError: division by zero" in exceptions.find(".//pre").text  # the traceback
     rendezvous = section_text(doc, "rendezvous")

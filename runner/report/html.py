@@ -435,7 +435,14 @@ def run_view(results: dict[str, Any]) -> dict[str, Any]:
         else None,
         "errors": [
             {**e, "first": _elapsed(e.get("first_seen"), origin), "last": _elapsed(e.get("last_seen"), origin)}
-            for e in results.get("errors") or []
+            for e in [
+                *(results.get("errors") or []),
+                *(
+                    {**e, "method": "transaction"}
+                    for e in (transactions or {}).get("errors") or []
+                    if isinstance(e, dict)
+                ),
+            ]
             if isinstance(e, dict)
         ],
         "exceptions": [

@@ -33,9 +33,9 @@ Optional keys (absent in older files and in runs without the feature; every read
     resources         RESOURCES: CPU and memory of lrun, the machine and monitored processes (``runner.monitor``)
     resource_thresholds   RESOURCE_VERDICT per threshold in the scenario's ``monitor: {thresholds: [...]}``
     arrivals, from_intended_start   open model: arrival counts; response times from the intended start
-    transactions      {"total": ENTRY, "entries": [ENTRY], "series": [POINT]}; ENTRY with "type": "transaction",
-                      method "", and "think_s" (think time inside it, not counted in its times). TPS is
-                      ``transactions.total.rps``
+    transactions      {"total": ENTRY, "entries": [ENTRY], "series": [POINT], "errors": [FAILURE]}; ENTRY with
+                      "type": "transaction", method "", and "think_s" (think time inside it, not counted in its
+                      times). TPS is ``transactions.total.rps``
     checks            [{"method", "name", "check", "passed", "failed"}]: per request and checkpoint description
                       ("status 200", "jsonpath $.ok equals true"), how often it passed and failed
     rendezvous        [{"name", "policy" ("50 users", "80% of all users"), "timeout_s", "arrivals",
