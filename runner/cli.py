@@ -65,6 +65,8 @@ def cli() -> None:
       lrun debug scenarios/quickstart.yaml
                                         one user, one iteration, every step shown
       lrun validate scenarios/          check scenarios (for CI)
+      lrun report results.json -o report.html
+                                        the HTML report of saved results
       lrun demo                         serve the built-in demo shop
       lrun schema                       JSON Schema of the scenario language
 
@@ -99,6 +101,11 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 @click.option("--csv", "csv_prefix", metavar="PREFIX", help="Write PREFIX_stats.csv and friends (Locust's layout).")
 @click.option("--csv-full-history", is_flag=True, default=None, help="Per-request rows in PREFIX_stats_history.csv.")
 @click.option("--json", "json_file", metavar="FILE", help="Write the results as JSON (the input of reports and CI).")
+@click.option("--html", metavar="FILE", help="Write the HTML report (self-contained, for people).")
+@click.option("--junit", metavar="FILE", help="Write JUnit XML: a test per threshold and checkpoint.")
+@click.option(
+    "--monitor", multiple=True, metavar="PID_OR_NAME", help="Also watch this local process's CPU and memory (repeat)."
+)
 @click.option("--print-stats", is_flag=True, default=None, help="Print the statistics table during the run (default).")
 @click.option("--only-summary", is_flag=True, default=None, help="Print only the summary at the end.")
 @click.option("-L", "--loglevel", help="DEBUG, INFO, WARNING or ERROR.  [default: INFO]")
@@ -109,7 +116,7 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 @click.option("--no-rendezvous", is_flag=True, default=None, help="Switch rendezvous off: users pass at once.")
 @click.option("--config", "config_file", help="Settings file (default: ./lrun.conf, or [tool.lrun] in pyproject.toml).")
 def run(scenario: str, config_file: str | None, csv_prefix: str | None, json_file: str | None, **options: Any) -> None:
-    """Run a load test and print its statistics; write --json / --csv results.
+    """Run a load test and print its statistics; write --json / --csv / --html / --junit outputs.
 
     Settings come from, highest first: these options, LRUN_* environment variables (LRUN_USERS,
     LRUN_RUN_TIME …), the config file, the scenario's load section. Ctrl-C stops gracefully and still writes
@@ -149,7 +156,15 @@ def run(scenario: str, config_file: str | None, csv_prefix: str | None, json_fil
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Print problems only, no 'ok' lines.")
 @click.option("--data-dir", envvar="LRUN_DATA_DIR", help="Look up data pools' CSV files here first.")
-def validate(paths: tuple[str, ...], strict: bool, quiet: bool, data_dir: str | None) -> None:
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "junit"]),
+    default="text",
+    show_default=True,
+    help="text: one line per problem (stderr); json or junit: one document on stdout, for CI.",
+)
+def validate(paths: tuple[str, ...], strict: bool, quiet: bool, output_format: str, data_dir: str | None) -> None:
     """Check scenario files (or every scenario under directories) without running them.
 
     Prints one line per problem as path:line:col: message. Exit 0 when every file is valid, 2 otherwise.
@@ -160,29 +175,100 @@ def validate(paths: tuple[str, ...], strict: bool, quiet: bool, data_dir: str | 
 
     missing = [p for p in paths if not Path(p).exists()]
     files = find_scenarios(p for p in paths if p not in missing)
-    bad = len(missing)
-    for path in missing:
-        try:
-            load_scenario(path, data_dir)
-        except ScenarioError as exc:  # file not found, with a did-you-mean for a misspelt name
-            click.echo(str(exc), err=True)
     if not files and not missing:
         _fail(f"no scenario files (*.yaml, *.yml, *.json) under {', '.join(paths)}")
-    for path in files:
+    checked = []  # (path, problems, valid)
+    for path in [*missing, *files]:
         try:
-            loaded = load_scenario(path, data_dir)
+            problems = load_scenario(path, data_dir).warnings  # a missing file raises, with a did-you-mean
         except ScenarioError as exc:
-            bad += 1
-            click.echo(str(exc), err=True)
+            checked.append((str(path), exc.problems, False))
             continue
-        for warning in loaded.warnings:
-            click.echo(warning.format(), err=True)
-        if strict and loaded.warnings:
-            bad += 1
-        elif not quiet:
-            click.echo(f"{path}: ok")
-    if bad:
-        _fail(f"{bad} of {len(files) + len(missing)} file(s) have problems")
+        checked.append((str(path), problems, not (strict and problems)))
+    bad = sum(1 for _, _, valid in checked if not valid)
+    if output_format == "text":
+        for path, problems, valid in checked:
+            for problem in problems:
+                click.echo(problem.format(), err=True)
+            if valid and not quiet:
+                click.echo(f"{path}: ok")
+        if bad:
+            _fail(f"{bad} of {len(checked)} file(s) have problems")
+        return
+    documents = [
+        {
+            "path": path,
+            "valid": valid,
+            "problems": [
+                {
+                    "path": p.path,
+                    "line": p.line,
+                    "col": p.col,
+                    "severity": p.severity,
+                    "message": p.message,
+                    "hint": p.hint,
+                    "text": p.format(),
+                }
+                for p in problems
+            ],
+        }
+        for path, problems, valid in checked
+    ]
+    if output_format == "json":
+        import json
+
+        click.echo(json.dumps({"valid": not bad, "strict": strict, "files": documents}, indent=2, ensure_ascii=False))
+    else:
+        from runner.report.junit import validation_junit
+
+        click.echo(validation_junit(documents, strict=strict), nl=False)
+    sys.exit(EXIT_USAGE if bad else EXIT_OK)
+
+
+@cli.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="The HTML file to write.  [default: report.html, or comparison.html for several results]",
+)
+@click.option("--junit", type=click.Path(dir_okay=False), help="Also write JUnit XML (one results file only).")
+def report(results: tuple[str, ...], output: str | None, junit: str | None) -> None:
+    """Render the HTML report from saved JSON results (lrun run --json FILE).
+
+    \b
+    One file: the report of that run.
+    Several files: a side-by-side comparison; the first is the baseline, the others show deltas against it
+    (p95, requests/s, failures, per request).
+    """
+    from runner.errors import LrunError
+    from runner.report.html import write_html
+    from runner.report.results import read_json
+
+    if junit and len(results) > 1:
+        _fail("lrun: --junit takes one results file, not a comparison")
+    try:
+        loaded = [read_json(path) for path in results]
+        output = output or ("report.html" if len(loaded) == 1 else "comparison.html")
+        labels = _run_labels(results)
+        write_html(loaded[0] if len(loaded) == 1 else loaded, output, labels=labels)
+        if junit:
+            from runner.report.junit import write_junit
+
+            write_junit(loaded[0], junit)
+    except LrunError as exc:
+        _fail(f"lrun: {exc}")
+    what = "report" if len(loaded) == 1 else f"comparison of {len(loaded)} runs"
+    click.echo(f"{what} written to {output}" + (f"; JUnit XML to {junit}" if junit else ""))
+
+
+def _run_labels(paths: tuple[str, ...]) -> list[str]:
+    """Short names for the runs of a comparison: the file names, or the paths when names repeat."""
+    names = [Path(p).stem for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    return [str(Path(p).with_suffix("")) for p in paths]
 
 
 @cli.command()

@@ -61,6 +61,9 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "reset_stats": (_bool, False),
     "no_rendezvous": (_bool, False),
     "data_dir": (str, None),
+    "html": (str, None),
+    "junit": (str, None),
+    "monitor": (_tags, []),
 }
 FROM_SCENARIO = ("users", "spawn_rate", "run_time", "iterations", "stop_timeout")
 
@@ -86,6 +89,9 @@ class RunSettings:
     reset_stats: bool = False
     no_rendezvous: bool = False
     data_dir: str | None = None
+    html: str | None = None  # the HTML report
+    junit: str | None = None  # JUnit XML of the thresholds and checkpoints
+    monitor: list[str] = field(default_factory=list)  # local processes to watch: PIDs or names
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
 
 

@@ -1,8 +1,8 @@
 """``lrun run``: a load test from start to outputs.
 
 One direction: settings → (demo target) → compiled users → runner → statistics → results dict → outputs
-(console, JSON, CSV). Outputs are written from the results dict, also after Ctrl-C, SIGTERM, an aborting
-threshold or a stop_test checkpoint.
+(console, JSON, CSV, HTML, JUnit). Outputs are written from the results dict, also after Ctrl-C, SIGTERM, an
+aborting threshold or a stop_test checkpoint.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from runner.engine.flow import StopTest
 from runner.engine.runner import LocalRunner, Stage
 from runner.engine.user import VirtualUser
 from runner.errors import RunError
+from runner.monitor import ResourceMonitor, ResourceRule, ResourceWatch
 from runner.report import console
 from runner.report.results import build_results, write_json
 from runner.scenario import LoadedScenario
@@ -56,6 +57,8 @@ class Live:
     started: float = field(default_factory=time.time)
     warnings: list[str] = field(default_factory=list)
     progress_shown: bool = False
+    monitor: ResourceMonitor = field(default_factory=ResourceMonitor)
+    watch: ResourceWatch = field(default_factory=lambda: ResourceWatch([]))
 
     def print(self, text: str) -> None:
         self.clear_progress()
@@ -112,29 +115,42 @@ def _every(seconds: float, task: Callable[[], None]) -> gevent.Greenlet:
     return gevent.spawn(loop)
 
 
-def _sampler(live: Live) -> Callable[[], None]:
-    cpu = {"wall": time.monotonic(), "cpu": time.process_time(), "hot": 0, "warned": False}
+GENERATOR_HOT = ResourceRule.build(
+    "generator_cpu",
+    CPU_LIMIT * 100,
+    for_s=CPU_SECONDS,
+    message=f"lrun's own CPU use is above {CPU_LIMIT:.0%} of a core: response times measured now are inflated by the "
+    "load generator itself; run fewer users per process",
+)
 
+
+def _resources(live: Live, now: float) -> None:
+    """Sample CPU and memory; act on resource thresholds (warn, or stop the test)."""
+    sample = live.monitor.sample(now)
+    for rule, detail in live.watch.update(sample):
+        if rule.action == "abort":
+            live.runner.stop(f"resource threshold {rule.text} failed ({detail})")
+        else:
+            live.warn(rule.message or f"resource threshold {rule.text}: {detail}")
+
+
+def _sampler(live: Live) -> Callable[[], None]:
     def sample() -> None:
         now = time.time()
         live.stats.sample(now, live.runner.user_count)
         live.transactions.sample(now, live.runner.user_count)
-        wall, used = time.monotonic(), time.process_time()
-        share = (used - cpu["cpu"]) / max(1e-9, wall - cpu["wall"])
-        cpu.update(wall=wall, cpu=used)
-        cpu["hot"] = cpu["hot"] + 1 if share > CPU_LIMIT else 0
-        if cpu["hot"] >= CPU_SECONDS and not cpu["warned"]:
-            cpu["warned"] = True
-            live.warn(
-                f"lrun's own CPU use is above {CPU_LIMIT:.0%} of a core: response times measured now are "
-                "inflated by the load generator itself; run fewer users per process"
-            )
+        _resources(live, now)
         if live.tty:
             total = live.stats.total
             requests = total.num_requests
             ratio = total.num_failures / requests if requests else 0.0
             line = console.progress_line(
-                now - live.started, live.settings.run_time, live.runner.user_count, total.current_rps(now), ratio
+                now - live.started,
+                live.settings.run_time,
+                live.runner.user_count,
+                total.current_rps(now),
+                ratio,
+                resources=live.monitor.last,
             )
             live.out.write("\r\033[K" + line)
             live.out.flush()
@@ -242,6 +258,9 @@ def _run(
 ) -> int:
     model = loaded.model
     classes = compiled.user_classes
+    # Loading the scenario (a big CSV pool takes seconds) ran before the event loop: its cached time is stale,
+    # and timers (the run time) count from it.
+    gevent.get_hub().loop.update_now()
     stats = RequestStats(full_history=settings.csv_full_history)
     transactions = TransactionStats()
     script = compiled.script
@@ -276,7 +295,7 @@ def _run(
         runner = ArrivalRunner(classes, stats, RequestStats(), max_users=model.load.max_users, **common)
     else:
         runner = LocalRunner(classes, stats, iterations=settings.iterations, **common)
-    live = Live(stats, runner, settings, out, tty, transactions)
+    live = Live(stats, runner, settings, out, tty, transactions, **_monitoring(model, settings))
     live_box["live"] = live
     for point in compiled.rendezvous.values():
         point.enabled = not settings.no_rendezvous
@@ -293,6 +312,8 @@ def _run(
         log.info("rendezvous switched off (--no-rendezvous): users pass %s at once", ", ".join(compiled.rendezvous))
     env = HookEnvironment(loaded.name, settings.host or model.host or "", settings, {}, stats, runner)
     once = Once(runner, env.variables)
+    for target in live.monitor.missing():
+        live.warn(f"monitor: no process {target.label} is running now (looked for again every few seconds)")
     clear_first = _ClearProgress(live)  # a log line must not be glued to the progress line
     for handler in log.handlers:
         handler.addFilter(clear_first)
@@ -448,6 +469,14 @@ class Once:
 TEARDOWN_LIMIT = 60.0
 
 
+def _monitoring(model: Any, settings: RunSettings) -> dict[str, Any]:
+    """The resource monitor (lrun, the machine, the scenario's and --monitor's processes) and its thresholds."""
+    declared = model.monitor.processes if model.monitor else []
+    thresholds = model.monitor.thresholds if model.monitor else []
+    monitor = ResourceMonitor([*declared, *settings.monitor])
+    return {"monitor": monitor, "watch": ResourceWatch([t.rule() for t in thresholds], builtin=[GENERATOR_HOT])}
+
+
 def _load_given_by_user(settings: RunSettings) -> bool:
     """-u, -r or -t from anywhere but the scenario replace the scenario's stages."""
     return any(settings.sources.get(name) not in ("default", "scenario load") for name in ("users", "run_time"))
@@ -488,14 +517,20 @@ def _finish(
         thresholds=[],
         stop_reason=runner.stop_reason or "stopped",
         exit_code=0,
-        extra={"warnings": live.warnings, **extra, **_open_model_results(runner, end - live.started)},
+        extra={
+            "warnings": live.warnings,
+            **extra,
+            "resources": live.monitor.results(),
+            "resource_thresholds": live.watch.verdicts(),
+            **_open_model_results(runner, end - live.started),
+        },
     )
     for threshold in model.thresholds:
         verdicts.append(
             {**evaluate(parse_rule(threshold.expect), threshold.request, results), "abort": threshold.abort}
         )
     failed_thresholds = any(not v["passed"] for v in verdicts)
-    aborted = runner.stop_reason.startswith(("threshold", "stop_test"))
+    aborted = runner.stop_reason.startswith(("threshold", "stop_test", "resource threshold"))
     failures = results["total"]["requests"] and results["total"]["failures"]
     exceptions = bool(results.get("exceptions"))
     if model.thresholds:
@@ -537,4 +572,14 @@ def _write_outputs(results: dict[str, Any], settings: RunSettings, live: Live) -
 
         write_csv(results, settings.csv, full_history=settings.csv_full_history)
         log.info("CSV written to %s_*.csv", settings.csv)
+    if settings.html:
+        from runner.report.html import write_html
+
+        write_html(results, settings.html)
+        log.info("HTML report written to %s", settings.html)
+    if settings.junit:
+        from runner.report.junit import write_junit
+
+        write_junit(results, settings.junit)
+        log.info("JUnit XML written to %s", settings.junit)
     live.print(console.summary(results))

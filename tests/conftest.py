@@ -37,3 +37,12 @@ def demo_url() -> Iterator[str]:
 
     with start_demo() as demo:
         yield demo.url
+
+
+@pytest.fixture(autouse=True)
+def fresh_loop_time() -> None:
+    """gevent's timers count from the loop's cached time, which goes stale while a test blocks without yielding
+    (reading a million-row CSV): a 5 s timeout started after that would fire at once."""
+    import gevent
+
+    gevent.get_hub().loop.update_now()

@@ -1,1 +1,1 @@
-"""Reports made from the results dict (``runner.report.results``): console, JSON, CSV."""
+"""Reports made from the results dict (``runner.report.results``): console, JSON, CSV, HTML, JUnit XML."""

@@ -125,13 +125,20 @@ def summary(results: Mapping[str, Any]) -> str:
     arrivals = results.get("arrivals")
     if arrivals:
         parts += ["", _open_model(arrivals, results)]
+    resources = results.get("resources")
+    if resources and resources.get("series"):
+        parts += ["", resource_summary(resources)]
     thresholds = results.get("thresholds") or []
-    if thresholds:
+    resource_thresholds = results.get("resource_thresholds") or []
+    if thresholds or resource_thresholds:
         parts += ["", "Thresholds"]
         for verdict in thresholds:
             mark = "pass" if verdict["passed"] else "FAIL"
             scope = f" [{verdict['request']}]" if verdict.get("request") else ""
             parts.append(f"  {mark}  {verdict['expression']}{scope}: {verdict.get('detail', '')}")
+        for verdict in resource_thresholds:
+            mark = "pass" if verdict["passed"] else "FAIL" if verdict.get("action") == "abort" else "warn"
+            parts.append(f"  {mark}  {verdict['expression']}: {verdict.get('detail', '')}")
     parts += ["", verdict_line(results)]
     return "\n".join(parts)
 
@@ -152,6 +159,37 @@ def _open_model(arrivals: Mapping[str, Any], results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _mib(value: float | None) -> str:
+    return "N/A" if value is None else f"{value / 2**20:.0f} MiB"
+
+
+def _pct(value: float | None) -> str:
+    return "N/A" if value is None else f"{value:.0f}%"
+
+
+def resource_summary(resources: Mapping[str, Any]) -> str:
+    """Peak CPU and memory of lrun, the machine and each monitored process."""
+    peak = resources.get("peak") or {}
+    last = (resources.get("series") or [{}])[-1]
+    own_cpu, own_memory = _pct(peak.get("process_cpu_percent")), _mib(peak.get("process_rss_bytes"))
+    lines = ["Resources (peak)", f"  lrun:    cpu {own_cpu} of a core, memory {own_memory}"]
+    if peak.get("system_cpu_percent") is not None:
+        lines.append(
+            f"  machine: cpu {_pct(peak.get('system_cpu_percent'))} of {resources.get('cpu_count') or '?'} cores, "
+            f"memory {_mib(peak.get('system_memory_used_bytes'))} of {_mib(last.get('system_memory_total_bytes'))}"
+        )
+    for target in resources.get("targets") or []:
+        values = (peak.get("targets") or {}).get(target["spec"]) or {}
+        if not target.get("found"):
+            lines.append(f"  {target.get('label') or target['spec']}: not found")
+            continue
+        lines.append(
+            f"  {target.get('label') or target['spec']}: cpu {_pct(values.get('cpu_percent'))} of a core, "
+            f"memory {_mib(values.get('rss_bytes'))}"
+        )
+    return "\n".join(lines)
+
+
 def verdict_line(results: Mapping[str, Any]) -> str:
     total = results.get("total") or {}
     requests, failures = total.get("requests", 0), total.get("failures", 0)
@@ -163,8 +201,16 @@ def verdict_line(results: Mapping[str, Any]) -> str:
     )
 
 
-def progress_line(elapsed: float, run_time: float | None, users: int, rps: float, failure_ratio: float) -> str:
-    """One line for a terminal: elapsed / run time, users, current req/s, errors."""
+def progress_line(
+    elapsed: float,
+    run_time: float | None,
+    users: int,
+    rps: float,
+    failure_ratio: float,
+    *,
+    resources: Mapping[str, Any] | None = None,
+) -> str:
+    """One line for a terminal: elapsed / run time, users, current req/s, errors, lrun's CPU and memory."""
 
     def clock(seconds: float) -> str:
         minutes, secs = divmod(int(seconds), 60)
@@ -172,4 +218,14 @@ def progress_line(elapsed: float, run_time: float | None, users: int, rps: float
         return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
     limit = f"/{clock(run_time)}" if run_time else ""
-    return f"{clock(elapsed)}{limit}  users {users}  {rps:.1f} req/s  errors {failure_ratio * 100:.2f}%"
+    line = f"{clock(elapsed)}{limit}  users {users}  {rps:.1f} req/s  errors {failure_ratio * 100:.2f}%"
+    if resources:
+        cpu, rss = resources.get("process_cpu_percent"), resources.get("process_rss_bytes")
+        if cpu is not None:
+            line += f"  lrun cpu {cpu:.0f}%"
+        if rss is not None:
+            line += f" mem {rss / 2**20:.0f} MiB"
+        machine = resources.get("system_cpu_percent")
+        if machine is not None:
+            line += f"  machine cpu {machine:.0f}%"
+    return line

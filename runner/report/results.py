@@ -25,7 +25,28 @@ Top level::
     thresholds        the verdict of each threshold (``runner.thresholds.evaluate``)
     passed            exit_code == 0 and every threshold passed
     exit_code         the process's exit code;  stop_reason  why the run ended
-    (extra keys)      what the runner adds with ``extra=`` (e.g. "warnings")
+    (extra keys)      what the runner adds with ``extra=``; the optional keys below
+
+Optional keys (absent in older files and in runs without the feature; every reader tolerates their absence)::
+
+    warnings          [text]: what went wrong without failing the run (lrun's own CPU, resource thresholds …)
+    resources         RESOURCES: CPU and memory of lrun, the machine and monitored processes (``runner.monitor``)
+    resource_thresholds   RESOURCE_VERDICT per threshold in the scenario's ``monitor: {thresholds: [...]}``
+    arrivals, from_intended_start   open model: arrival counts; response times from the intended start
+    transactions      {"total": ENTRY, "entries": [ENTRY], "series": [POINT], "errors": [FAILURE]}; ENTRY with
+                      "type": "transaction", method "", and "think_s" (think time inside it, not counted in its
+                      times). TPS is ``transactions.total.rps``
+    checks            [{"method", "name", "check", "passed", "failed"}]: per request and checkpoint description
+                      ("status 200", "jsonpath $.ok equals true"), how often it passed and failed
+    rendezvous        [{"name", "policy" ("50 users", "80% of all users"), "timeout_s", "arrivals",
+                      "releases": [{"t" (epoch s), "released", "reason" ("policy" | "timeout" | "stopping"),
+                      "waited_ms" (the longest wait of the group)}]}]
+    pools             [{"name", "source" (file path or "inline"), "rows", "order" ("sequential" | "random" |
+                      "unique"), "update" ("each_iteration" | "each_occurrence" | "once"), "when_empty" ("cycle" |
+                      "keep_last" | "stop_user" | "stop_test"), "handed_out", "dry" (bool), "dry_at" (epoch s or
+                      null)}]
+    workers           distributed runs: [{"id", "host", "state", "users", "cpu_percent", "memory_bytes",
+                      "resources": [SAMPLE]}]
 
 ENTRY::
 
@@ -51,6 +72,29 @@ FAILURE: ``method``, ``name``, ``message``, ``count``, ``first_seen``, ``last_se
 
 EXCEPTION: ``type``, ``message``, ``count``, ``traceback`` (the first one seen), ``first_seen``, ``last_seen``,
 ``users`` (user types it happened in), ``nodes`` ("local", or the workers), ``other`` (as for failures).
+
+RESOURCES::
+
+    interval_s        seconds per point (1; doubles when a long run's points are merged, at most 3,600 points)
+    cpu_count         the machine's cores;  available  false where only lrun's own CPU is known (not Linux)
+    series            SAMPLE per interval
+    targets           [{"spec" (as given: "nginx", "1234"), "label" ("1234 (nginx)"), "pid" (null for a name),
+                      "name", "pids" (the processes it stood for at the end), "found" (seen at least once)}]
+    peak              {"process_cpu_percent", "process_rss_bytes", "system_cpu_percent", "system_memory_used_bytes",
+                      "targets": {spec: {"cpu_percent", "rss_bytes"}}}: the largest sample values
+
+SAMPLE: ``t`` (epoch s), ``process_cpu_percent`` (lrun, % of one core: 200 is two busy cores),
+``process_rss_bytes``, ``system_cpu_percent`` (the machine, % of all cores), ``system_memory_used_bytes`` (total
+minus available), ``system_memory_total_bytes``, ``targets``: {spec: {"cpu_percent", "rss_bytes", "processes"
+(how many were running)}}. A merged point averages CPU and keeps the largest memory. null where unknown (a
+target not running, the first sample of a target's CPU).
+
+RESOURCE_VERDICT: ``expression`` ("target_memory[nginx] above 500MB for 10s"), ``metric`` (generator_cpu,
+generator_memory, system_cpu, system_memory, target_cpu, target_memory), ``process`` (or null: every target),
+``above`` (as written), ``limit`` (percent, or bytes), ``unit`` ("percent" | "bytes"), ``for_s``, ``action``
+("warn" | "abort"), ``peak``, ``above_s`` (seconds above the limit in all), ``breached_at`` (epoch s, or null),
+``passed`` (never breached), ``detail`` (text). A breached "abort" stops the run (stop_reason "resource
+threshold …", exit code 1); a breached "warn" adds a warning and does not change the exit code.
 """
 
 from __future__ import annotations

@@ -803,8 +803,92 @@ class Scenario(Model):
         examples=[["p95 < 500ms", "errors < 1%", {"expect": "p99 < 800ms", "request": "POST /orders", "abort": True}]],
     )
 
+    monitor: Monitor | None = Field(
+        None,
+        description="Resource monitoring: local processes to watch (the system under test) and thresholds on CPU "
+        "and memory. lrun always watches itself and the machine.",
+    )
+
     _host = field_validator("host")(check_host)
 
 
-for _model in (SequenceStep, SequenceTask, TransactionStep, IfStep, LoopStep, User, Scenario):
+for _model in (SequenceStep, SequenceTask, TransactionStep, IfStep, LoopStep, User):
     _model.model_rebuild()
+
+
+# ----------------------------------------------------------------------------------------------- monitoring
+
+
+class ResourceThreshold(Model):
+    """A limit on CPU or memory, held for a while: then warn (response times may be inflated) or stop the test."""
+
+    metric: Literal[
+        "generator_cpu", "generator_memory", "system_cpu", "system_memory", "target_cpu", "target_memory"
+    ] = Field(
+        description="What to watch: lrun itself (generator_*), the whole machine (system_*) or the monitored "
+        "processes (target_*). CPU of a process is in % of one core; of the machine, in % of all cores."
+    )
+    above: str | float = Field(
+        description="The limit: a percentage for CPU (90%); for memory a size (500MB, 1.5GiB, bytes) or a "
+        "percentage of the machine's memory (80%).",
+        examples=["90%", "500MB", "2GiB"],
+    )
+    process: str | int | None = Field(
+        None,
+        description="target_*: one of monitor.processes (default: each of them, the worst one counts).",
+    )
+    for_: Duration = Field(
+        0, alias="for", description="Only when above the limit this long without a break (default: once)."
+    )
+    action: Literal["warn", "abort"] = Field(
+        "warn", description="warn: say so in the log, the results and the report; abort: stop the test (exit 1)."
+    )
+    message: str | None = Field(None, description="What to say when the limit is crossed (default: generated).")
+
+    @model_validator(mode="after")
+    def _readable(self) -> ResourceThreshold:
+        self.rule()  # raises ValueError saying what to write
+        return self
+
+    def rule(self) -> Any:
+        from runner.monitor import ResourceRule
+
+        return ResourceRule.build(
+            self.metric, self.above, process=self.process, for_s=self.for_, action=self.action, message=self.message
+        )
+
+
+class Monitor(Model):
+    """Resource monitoring besides lrun itself and the machine (always watched)."""
+
+    processes: list[str | int] = Field(
+        default_factory=list,
+        description="Local processes to watch, by PID or by name (every process with that name counts as one).",
+        examples=[["nginx", 1234]],
+    )
+    thresholds: list[ResourceThreshold] = Field(
+        default_factory=list,
+        description="Limits on CPU and memory: {metric, above, for, action}.",
+        examples=[
+            [
+                {"metric": "generator_cpu", "above": "90%", "for": "10s"},
+                {"metric": "target_memory", "process": "nginx", "above": "500MB", "action": "abort"},
+            ]
+        ],
+    )
+
+    @model_validator(mode="after")
+    def _known_processes(self) -> Monitor:
+        names = [str(p) for p in self.processes]
+        for threshold in self.thresholds:
+            if threshold.metric.startswith("target_") and not names:
+                raise ValueError(f"{threshold.metric} needs processes to watch: add monitor.processes: [NAME or PID]")
+            if threshold.process is not None and str(threshold.process) not in names:
+                raise ValueError(
+                    f"process '{threshold.process}' is not monitored: add it to monitor.processes "
+                    f"(now: {', '.join(names) or 'none'})"
+                )
+        return self
+
+
+Scenario.model_rebuild()
