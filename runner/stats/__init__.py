@@ -179,15 +179,25 @@ class RequestStats:
         return state
 
     def merge(self, other: RequestStats | dict[str, Any]) -> None:
-        """Add another ``RequestStats`` or a ``delta()``/``state()`` dict. Series are not merged."""
+        """Add another ``RequestStats`` or a ``delta()``/``state()`` dict. Series are not merged.
+
+        A malformed dict (a hostile or broken worker) raises ``ValueError`` before anything is added.
+        """
         state = other.state() if isinstance(other, RequestStats) else other
         if not isinstance(state, dict) or state.get("format") != DELTA_FORMAT:
             raise ValueError("not an lrun statistics delta")
         if state.get("version") != DELTA_VERSION:
             raise ValueError(f"statistics delta version {state.get('version')!r}; this lrun reads {DELTA_VERSION}")
-        for data in state.get("entries", ()):
-            self.entry(str(data["method"]), str(data["name"]), str(data.get("kind", "request"))).merge(data)
-        self.errors.merge(state.get("errors", {}))
+        # Read everything first: a malformed delta raises ValueError and changes nothing.
+        entries = state.get("entries", [])
+        if not isinstance(entries, list):
+            raise ValueError("not an lrun statistics delta: entries is not a list")
+        parsed = [StatsEntry.from_state(data, window=self.window) for data in entries]
+        errors = ErrorStats(self.errors.max_groups, self.node)
+        errors.merge(state.get("errors", {}))
+        for entry in parsed:
+            self.entry(entry.method, entry.name, entry.kind).merge(entry)
+        self.errors.merge(errors)
 
     # ------------------------------------------------------------------------------------------ results
 

@@ -85,8 +85,11 @@ class Histogram:
         if not other.count:
             return
         counts = self.counts
-        for key, n in other.counts.items():
-            counts[key] = counts.get(key, 0) + n
+        if not counts:
+            self.counts = other.counts.copy()  # into an empty histogram (a new second of a master's ring): in C
+        else:
+            for key, n in other.counts.items():
+                counts[key] = counts.get(key, 0) + n
         self.count += other.count
         self.total += other.total
         self.sumsq += other.sumsq
