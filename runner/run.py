@@ -208,7 +208,8 @@ def run_load(loaded: LoadedScenario, settings: RunSettings, *, command: str, out
     outside = {}
     for name, source in settings.sources.items():
         if source not in ("default", "scenario load", "command line"):
-            outside.setdefault(source, []).append(f"{name}={getattr(settings, name)}")
+            value = "***" if name == "master_token" else getattr(settings, name)  # a secret stays out of logs
+            outside.setdefault(source, []).append(f"{name}={value}")
     for source, values in outside.items():
         log.info("settings from %s: %s", source, ", ".join(values))
     with ExitStack() as stack:
@@ -233,6 +234,10 @@ def run_load(loaded: LoadedScenario, settings: RunSettings, *, command: str, out
         missing_host = [c.type_name for c in compiled.user_classes if not c.host]
         if missing_host:
             raise RunError(f"no host for {', '.join(missing_host)}: add host: to the scenario or pass -H URL")
+        if settings.master or settings.processes:
+            from runner.distributed.master import run_master
+
+            return run_master(loaded, compiled.user_classes, settings, demo_url=demo_url, command=command, out=out)
         return _run(loaded, compiled.user_classes, settings, command=command, out=out)
 
 
