@@ -67,6 +67,7 @@ class MasterOptions:
     demo_url: str | None = None
     tags: list[str] = field(default_factory=list)
     exclude_tags: list[str] = field(default_factory=list)
+    entry_seconds: bool = False  # workers send each entry's seconds (for --csv-full-history)
     scenario: tuple[str, dict[str, bytes]] | None = None  # for workers without a copy: bundle.collect()
     variables: dict[str, Any] = field(default_factory=dict)  # for every user (setup steps, later)
 
@@ -376,6 +377,7 @@ class MasterRunner:
                 exclude_tags=list(o.exclude_tags),
                 iterations=o.iterations,
                 stop_timeout=self.stop_timeout,
+                entry_seconds=o.entry_seconds,
                 scenario_path=files[0] if files else "",
                 scenario_files=files[1] if files else None,
             ),
@@ -561,6 +563,8 @@ class MasterRunner:
         self.user_count_max = max(self.user_count_max, self.user_count)
 
     def _set_users(self, worker: WorkerInfo, users: int) -> None:
+        if users == worker.users:  # the usual case: no sum over all workers for every message
+            return
         worker.users = users
         worker.users_max = max(worker.users_max, users)
         self._count_users()
@@ -730,12 +734,19 @@ def run_master(
         demo_url=demo_url,
         tags=list(settings.tags),
         exclude_tags=list(settings.exclude_tags),
+        entry_seconds=settings.csv_full_history,
         scenario=collect(loaded),
     )
     master = MasterRunner(classes, stats, options, **runner_hooks(live))
     live.runner = master
     live.extra_results = master.results
     port = master.bind()
+    if demo_url and not is_loopback(bind_host):
+        log.warning(
+            "host: demo serves the demo target on this machine's loopback (%s): workers on other machines cannot "
+            "reach it; give them a host they can reach with -H URL",
+            demo_url,
+        )
     log.info("master listening on %s:%d", "*" if bind_host in ("*", "0.0.0.0") else bind_host, port)
     level = "DEBUG" if settings.loglevel.upper() == "DEBUG" else "WARNING"  # workers' own log: problems only
     workers = LocalWorkers(local, port=port, token=token, scenario=Path(loaded.path).resolve(), loglevel=level)

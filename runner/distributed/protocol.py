@@ -234,6 +234,7 @@ class Welcome(Message):
     exclude_tags: list[str]
     iterations: int | None
     stop_timeout: float
+    entry_seconds: bool  # reports carry each request's per-second data (--csv-full-history), not only totals
     scenario_path: str  # the scenario's name inside scenario_files
     scenario_files: dict[str, bytes] | None  # relative path -> content, when the worker asked for them
 

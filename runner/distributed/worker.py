@@ -269,7 +269,7 @@ class WorkerRunner:
     def _report(self, final: bool = False) -> None:
         if self.stats is None:
             return
-        delta = self.stats.delta()
+        delta = self.stats.delta(entry_seconds=self.welcome is not None and self.welcome.entry_seconds)
         if final or delta["entries"] or delta["errors"]["failures"] or delta["errors"]["exceptions"]:
             self._report_seq += 1
             users = self.runner.user_count if self.runner is not None else 0
