@@ -49,7 +49,9 @@ class DefaultRun(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         first = args[0] if args else ""
         looks_like_file = Path(first).suffix in (".yaml", ".yml", ".json") or Path(first).exists()
-        if first and first not in self.commands and not first.startswith("-") and looks_like_file:
+        a_file = first and first not in self.commands and not first.startswith("-") and looks_like_file
+        an_option = first.startswith("--") and first not in ("--help", "--version")  # lrun --worker --master-host …
+        if a_file or an_option:
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
@@ -89,7 +91,7 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 
 
 @cli.command()
-@click.argument("scenario", type=click.Path())
+@click.argument("scenario", type=click.Path(), required=False)
 @click.option("-u", "--users", type=int, help="Peak number of concurrent users.  [default: scenario's, or 1]")
 @click.option("-r", "--spawn-rate", type=float, help="Users started per second.  [default: scenario's, or 1]")
 @click.option("-t", "--run-time", help="Stop after this long: 300s, 20m, 1h30m.  [default: until Ctrl-C]")
@@ -115,12 +117,39 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 @click.option("--data-dir", help="Look up data pools' CSV files here first (then next to the scenario).")
 @click.option("--no-rendezvous", is_flag=True, default=None, help="Switch rendezvous off: users pass at once.")
 @click.option("--config", "config_file", help="Settings file (default: ./lrun.conf, or [tool.lrun] in pyproject.toml).")
-def run(scenario: str, config_file: str | None, csv_prefix: str | None, json_file: str | None, **options: Any) -> None:
+@click.option("--processes", help="Run a master and N worker processes here (auto: one per core).")
+@click.option("--master", is_flag=True, default=None, help="Be the master of workers on other machines.")
+@click.option("--worker", is_flag=True, default=None, help="Be a worker of a master (SCENARIO optional: it sends it).")
+@click.option("--master-host", help="Worker: the master's address.  [default: 127.0.0.1]")
+@click.option("--master-port", type=int, help="Worker: the master's port.  [default: 5557]")
+@click.option("--master-bind-host", help="Master: the address to listen on.  [default: * (all)]")
+@click.option("--master-bind-port", type=int, help="Master: the port to listen on.  [default: 5557]")
+@click.option("--expect-workers", type=int, help="Master: start when this many workers are ready.  [default: 1]")
+@click.option("--expect-workers-max-wait", help="Master: give up when they are not there after this long.")
+@click.option("--master-token", help="Shared secret workers must present (or LRUN_MASTER_TOKEN).")
+@click.option("--heartbeat-interval", help="Seconds between worker heartbeats.  [default: 1s]")
+@click.option("--heartbeat-liveness", type=int, help="Heartbeats missed before a worker is missing.  [default: 3]")
+@click.option("--report-interval", help="Seconds between workers' statistics reports.  [default: 3s]")
+@click.option("--master-timeout", help="Worker: stop the users and exit when the master is silent this long. [10s]")
+@click.option("--exit-with-parent", is_flag=True, hidden=True, help="Worker: exit when stdin closes (--processes).")
+def run(
+    scenario: str | None,
+    config_file: str | None,
+    csv_prefix: str | None,
+    json_file: str | None,
+    exit_with_parent: bool,
+    **options: Any,
+) -> None:
     """Run a load test and print its statistics; write --json / --csv / --html / --junit outputs.
 
     Settings come from, highest first: these options, LRUN_* environment variables (LRUN_USERS,
     LRUN_RUN_TIME …), the config file, the scenario's load section. Ctrl-C stops gracefully and still writes
     every output; a second Ctrl-C stops at once. In a terminal, w/W add 1/10 users and s/S remove 1/10.
+
+    \b
+    Distributed: lrun SCENARIO --processes 4       master and 4 workers on this machine
+                 lrun SCENARIO --master            master; then, on other machines:
+                 lrun --worker --master-host HOST  a worker (add --processes auto for one per core)
     """
     from runner.config import find_config, resolve
     from runner.errors import LrunError
@@ -131,11 +160,18 @@ def run(scenario: str, config_file: str | None, csv_prefix: str | None, json_fil
         data_dir = resolve(options, config=config).data_dir  # needed to load the scenario's pools
     except LrunError as exc:
         _fail(f"lrun: {exc}")
-    loaded = _load(scenario, data_dir)
+    loaded = _load(scenario, data_dir) if scenario else None
     try:
-        settings = resolve(options, config=config, scenario_load=loaded.model.load.model_dump())
+        settings = resolve(options, config=config, scenario_load=loaded.model.load.model_dump() if loaded else None)
     except LrunError as exc:
         _fail(f"lrun: {exc}")
+    _roles(settings, exit_with_parent)
+    if settings.worker:
+        _setup_logging(settings.loglevel, settings.logfile)
+        _patch_gevent()
+        _run_worker(scenario, settings, exit_with_parent)
+    if loaded is None:
+        _fail("lrun run: missing SCENARIO (only a --worker may go without one)")
     if settings.host is not None:
         from runner.scenario.model import check_host
 
@@ -149,6 +185,37 @@ def run(scenario: str, config_file: str | None, csv_prefix: str | None, json_fil
 
     code = run_load(loaded, settings, command=" ".join(["lrun", *sys.argv[1:]]))
     sys.exit(code)
+
+
+def _roles(settings: Any, local_child: bool) -> None:
+    """--master / --worker / --processes together: the command line wins over the environment and files."""
+    if settings.master and settings.worker:
+        from_cli = [name for name in ("master", "worker") if settings.sources.get(name) == "command line"]
+        if len(from_cli) != 1:
+            _fail("lrun: --master and --worker: a process is one or the other")
+        setattr(settings, "worker" if from_cli == ["master"] else "master", False)
+    if local_child:  # a worker started by --processes never starts workers of its own
+        settings.processes = None
+    for name in ("users", "spawn_rate", "run_time") if settings.worker else ():
+        if settings.sources.get(name) == "command line":
+            click.echo(f"lrun: --{name.replace('_', '-')} is the master's to decide; this worker ignores it", err=True)
+
+
+def _run_worker(scenario: str | None, settings: Any, exit_with_parent: bool) -> None:
+    from runner.distributed.worker import WorkerOptions, run_worker
+
+    if settings.processes:
+        from runner.distributed.local import supervise
+
+        sys.exit(supervise(settings.processes, Path(scenario).resolve() if scenario else None, settings))
+    options = WorkerOptions(
+        master_host=settings.master_host,
+        master_port=settings.master_port,
+        token=settings.master_token,
+        master_timeout=settings.master_timeout,
+        connect_timeout=max(60.0, settings.master_timeout),
+    )
+    sys.exit(run_worker(Path(scenario) if scenario else None, options, exit_with_parent=exit_with_parent))
 
 
 @cli.command()

@@ -40,6 +40,45 @@ def _optional_duration(value: Any) -> float | None:
     return None if value in (None, "") else parse_duration(value)
 
 
+def _positive_duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"{value!r} is not a positive duration")
+    return seconds
+
+
+def _positive_int(value: Any) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"{value!r} is not a positive number")
+    return number
+
+
+def _port(value: Any) -> int:
+    if str(value).startswith("tcp://"):  # what Kubernetes sets for a Service named lrun-master
+        raise ValueError(
+            f"{value!r} is not a port number: a Kubernetes service link? "
+            "set enableServiceLinks: false in the pod, or give the Service another name"
+        )
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise ValueError(f"{value!r} is not a port number (0 to 65535)")
+    return number
+
+
+def _processes(value: Any) -> int:
+    """A number of processes, or "auto" (or -1, as in Locust): one per core."""
+    if str(value).strip().lower() in ("auto", "-1"):
+        return os.cpu_count() or 1
+    try:
+        return _positive_int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is neither a positive number nor 'auto'") from None
+
+
 # name -> (converter, default). Names use underscores; files and env vars may use dashes.
 SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "users": (int, 1),
@@ -64,6 +103,21 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "html": (str, None),
     "junit": (str, None),
     "monitor": (_tags, []),
+    # distributed runs (runner.distributed)
+    "processes": (_processes, None),
+    "master": (_bool, False),
+    "worker": (_bool, False),
+    "master_host": (str, "127.0.0.1"),
+    "master_port": (_port, 5557),
+    "master_bind_host": (str, "*"),
+    "master_bind_port": (_port, 5557),
+    "expect_workers": (_positive_int, None),
+    "expect_workers_max_wait": (_optional_duration, None),
+    "master_token": (str, None),
+    "heartbeat_interval": (_positive_duration, 1.0),
+    "heartbeat_liveness": (_positive_int, 3),
+    "report_interval": (_positive_duration, 3.0),
+    "master_timeout": (_positive_duration, 10.0),
 }
 FROM_SCENARIO = ("users", "spawn_rate", "run_time", "iterations", "stop_timeout")
 
@@ -92,6 +146,20 @@ class RunSettings:
     html: str | None = None  # the HTML report
     junit: str | None = None  # JUnit XML of the thresholds and checkpoints
     monitor: list[str] = field(default_factory=list)  # local processes to watch: PIDs or names
+    processes: int | None = None  # local worker processes (--processes N or auto)
+    master: bool = False
+    worker: bool = False
+    master_host: str = "127.0.0.1"  # where a worker finds its master
+    master_port: int = 5557
+    master_bind_host: str = "*"  # where the master listens ("*": every interface)
+    master_bind_port: int = 5557
+    expect_workers: int | None = None  # None: 1 with --master, N with --processes N
+    expect_workers_max_wait: float | None = None  # None: wait forever (--master), 60 s (--processes)
+    master_token: str | None = None
+    heartbeat_interval: float = 1.0
+    heartbeat_liveness: int = 3  # heartbeats missed before a worker counts as missing
+    report_interval: float = 3.0
+    master_timeout: float = 10.0  # a worker that hears nothing from its master for this long stops
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
 
 

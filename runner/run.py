@@ -49,7 +49,7 @@ class Live:
     """What the run loop shares with its periodic tasks."""
 
     stats: RequestStats
-    runner: LocalRunner
+    runner: Any  # LocalRunner, ArrivalRunner, or the MasterRunner of a distributed run
     settings: RunSettings
     out: TextIO
     tty: bool
@@ -59,6 +59,8 @@ class Live:
     progress_shown: bool = False
     monitor: ResourceMonitor = field(default_factory=ResourceMonitor)
     watch: ResourceWatch = field(default_factory=lambda: ResourceWatch([]))
+    lag: float = 0.0  # seconds the statistics trail real time (a master hears its workers a report late)
+    extra_results: Callable[[], dict[str, Any]] | None = None  # more top-level keys for the results
 
     def print(self, text: str) -> None:
         self.clear_progress()
@@ -137,8 +139,8 @@ def _resources(live: Live, now: float) -> None:
 def _sampler(live: Live) -> Callable[[], None]:
     def sample() -> None:
         now = time.time()
-        live.stats.sample(now, live.runner.user_count)
-        live.transactions.sample(now, live.runner.user_count)
+        live.stats.sample(now - live.lag, live.runner.user_count)
+        live.transactions.sample(now - live.lag, live.runner.user_count)
         _resources(live, now)
         if live.tty:
             total = live.stats.total
@@ -148,7 +150,7 @@ def _sampler(live: Live) -> Callable[[], None]:
                 now - live.started,
                 live.settings.run_time,
                 live.runner.user_count,
-                total.current_rps(now),
+                total.current_rps(now - live.lag),
                 ratio,
                 resources=live.monitor.last,
             )
@@ -225,7 +227,8 @@ def run_load(loaded: LoadedScenario, settings: RunSettings, *, command: str, out
     outside = {}
     for name, source in settings.sources.items():
         if source not in ("default", "scenario load", "command line"):
-            outside.setdefault(source, []).append(f"{name}={getattr(settings, name)}")
+            value = "***" if name == "master_token" else getattr(settings, name)  # a secret stays out of logs
+            outside.setdefault(source, []).append(f"{name}={value}")
     for source, values in outside.items():
         log.info("settings from %s: %s", source, ", ".join(values))
     with ExitStack() as stack:
@@ -250,6 +253,10 @@ def run_load(loaded: LoadedScenario, settings: RunSettings, *, command: str, out
         missing_host = [c.type_name for c in compiled.user_classes if not c.host]
         if missing_host:
             raise RunError(f"no host for {', '.join(missing_host)}: add host: to the scenario or pass -H URL")
+        if settings.master or settings.processes:
+            from runner.distributed.master import run_master
+
+            return run_master(loaded, compiled, settings, demo_url=demo_url, command=command, out=out)
         return _run(loaded, compiled, settings, command=command, out=out)
 
 
@@ -262,56 +269,53 @@ def _run(
     # and timers (the run time) count from it.
     gevent.get_hub().loop.update_now()
     stats = RequestStats(full_history=settings.csv_full_history)
-    transactions = TransactionStats()
-    script = compiled.script
-    tty = out.isatty()
-    live_box: dict[str, Live] = {}
+    live = Live(stats, None, settings, out, out.isatty(), **_monitoring(model, settings))
+    common = runner_hooks(live, compiled)
+    runner: LocalRunner
+    if model.load.is_open and not _load_given_by_user(settings):  # -u or -t replace the scenario's arrivals
+        runner = ArrivalRunner(classes, stats, RequestStats(), max_users=model.load.max_users, **common)
+    else:
+        runner = LocalRunner(classes, stats, iterations=settings.iterations, **common)
+    live.runner = runner
+    return drive(loaded, compiled, settings, live, command=command)
+
+
+def runner_hooks(live: Live, compiled: CompiledScenario) -> dict[str, Any]:
+    """The keyword arguments every runner takes from the run: stop timeout, what to do once spawned, warnings,
+    where transactions go, what to release when the test stops, the Python module's request hook."""
 
     def spawned(count: int) -> None:
         log.info("%d users running", count)
         TRIM_HEAP()
-        if settings.reset_stats:
-            stats.reset()
-            transactions.reset()
-
-    def warn(message: str) -> None:
-        live_box["live"].warn(message)
+        if live.settings.reset_stats:
+            live.stats.reset()
+            live.transactions.reset()
 
     def stopping() -> None:
         for point in compiled.rendezvous.values():
             point.release_all("stopping")
 
-    common = {
-        "stop_timeout": settings.stop_timeout,
+    return {
+        "stop_timeout": live.settings.stop_timeout,
         "on_spawned": spawned,
-        "on_warning": warn,
-        "transactions": transactions,
+        "on_warning": live.warn,
+        "transactions": live.transactions,
         "on_stopping": stopping,
-        "request_hook": request_hook(script, warn),
+        "request_hook": request_hook(compiled.script, live.warn),
     }
-    runner: LocalRunner
-    closed_by_user = _load_given_by_user(settings)  # -u or -t replace the scenario's stages or arrivals
-    if model.load.is_open and not closed_by_user:
-        runner = ArrivalRunner(classes, stats, RequestStats(), max_users=model.load.max_users, **common)
-    else:
-        runner = LocalRunner(classes, stats, iterations=settings.iterations, **common)
-    live = Live(stats, runner, settings, out, tty, transactions, **_monitoring(model, settings))
-    live_box["live"] = live
-    for point in compiled.rendezvous.values():
-        point.enabled = not settings.no_rendezvous
-        point.population = lambda: (runner.target_users, runner.user_count)
-    for point in compiled.rendezvous.values():
-        gate = point.gate
-        most = max(settings.users, max((st.users for st in model.load.stages or []), default=0))
-        if point.enabled and gate.kind == "users" and gate.value > most and not model.load.is_open:
-            live.warn(
-                f"rendezvous '{gate.name}' waits for {gate.value:g} users, but the load has {most}: its timeout "
-                f"({gate.timeout:g}s after the last arrival) will release whoever waits"
-            )
-    if settings.no_rendezvous and compiled.rendezvous:
-        log.info("rendezvous switched off (--no-rendezvous): users pass %s at once", ", ".join(compiled.rendezvous))
-    env = HookEnvironment(loaded.name, settings.host or model.host or "", settings, {}, stats, runner)
-    once = Once(runner, env.variables)
+
+
+def drive(
+    loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, live: Live, *, command: str
+) -> int:
+    """Start the load shape on ``live.runner``, run the periodic tasks until it stops, then end the run: results,
+    thresholds, outputs. A local run and the master of a distributed run both go through here; both run the
+    scenario's setup, teardown and lifecycle hooks."""
+    model, runner, script = loaded.model, live.runner, compiled.script
+    closed_by_user = _load_given_by_user(settings)  # -u or -t replace the scenario's stages
+    _bind_rendezvous(compiled, settings, live, model)
+    env = HookEnvironment(loaded.name, settings.host or model.host or "", settings, {}, live.stats, runner)
+    once = Once(OnceRuntime(live), env.variables)
     for target in live.monitor.missing():
         live.warn(f"monitor: no process {target.label} is running now (looked for again every few seconds)")
     clear_first = _ClearProgress(live)  # a log line must not be glued to the progress line
@@ -341,7 +345,7 @@ def _run(
         failure = once.run(compiled.setup, "setup")
         if failure:
             runner.stop(failure)
-    for cls in (*classes, compiled.teardown):
+    for cls in (*compiled.user_classes, compiled.teardown):
         if cls is not None:
             cls.setup_vars = env.variables
     for warning in _hook(script, "on_test_start", env):
@@ -397,7 +401,8 @@ def _run(
         for handler in log.handlers:
             handler.removeFilter(clear_first)
     end = time.time()
-    transactions.sample(end, runner.user_count)
+    transactions = live.transactions
+    transactions.sample(end - live.lag, runner.user_count)
     extra = {
         "transactions": _transaction_results(transactions, end - max(live.started, transactions.start_time)),
         "checks": compiled.check_results(),
@@ -405,6 +410,24 @@ def _run(
         "pools": [p.summary() for p in compiled.pools.values() if any(p in c.pools for c in _all_classes(compiled))],
     }
     return _finish(loaded, settings, live, end, command=command, run_time=run_time, extra=extra)
+
+
+def _bind_rendezvous(compiled: CompiledScenario, settings: RunSettings, live: Live, model: Any) -> None:
+    """Rendezvous points count the runner's users (all of them, and those running) and may be switched off."""
+    runner = live.runner
+    stages = [] if _load_given_by_user(settings) else model.load.stages or []
+    most = max(settings.users, max((stage.users for stage in stages), default=0))
+    for point in compiled.rendezvous.values():
+        point.enabled = not settings.no_rendezvous
+        point.population = lambda: (runner.target_users, runner.user_count)
+        gate = point.gate
+        if point.enabled and gate.kind == "users" and gate.value > most and not model.load.is_open:
+            live.warn(
+                f"rendezvous '{gate.name}' waits for {gate.value:g} users, but the load has {most}: its timeout "
+                f"({gate.timeout:g}s after the last arrival) will release whoever waits"
+            )
+    if settings.no_rendezvous and compiled.rendezvous:
+        log.info("rendezvous switched off (--no-rendezvous): users pass %s at once", ", ".join(compiled.rendezvous))
 
 
 def _transaction_results(transactions: TransactionStats, duration: float) -> dict[str, Any]:
@@ -427,6 +450,32 @@ def _hook(script: Script | None, name: str, env: HookEnvironment) -> list[str]:
     return [failure] if failure else []
 
 
+class OnceRuntime:
+    """The runtime of the setup and teardown users: their requests and transactions count like the others."""
+
+    trace = False
+    think = True
+
+    def __init__(self, live: Live) -> None:
+        self.live = live
+
+    def on_request(self, user: VirtualUser, result: Any) -> None:
+        self.live.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure)
+
+    def on_think(self, user: VirtualUser, seconds: float) -> None:
+        pass
+
+    def on_warning(self, user: VirtualUser, message: str) -> None:
+        self.live.warn(f"{user.type_name}: {message}")
+
+    def on_error(self, user: VirtualUser, error: BaseException) -> None:
+        self.live.stats.log_error(error, user.type_name)
+
+    def on_transaction(self, user: VirtualUser, transaction: Any, failure: str | None) -> None:
+        ms = transaction.elapsed_ms(time.perf_counter())
+        self.live.transactions.log_transaction(transaction.name, ms, transaction.think, failure)
+
+
 class Once:
     """Runs the scenario's setup and teardown steps: one user, once, reported like the others.
 
@@ -434,7 +483,7 @@ class Once:
     still runs after it, and only a second Ctrl-C (or TEARDOWN_LIMIT seconds) cuts it short.
     """
 
-    def __init__(self, runtime: LocalRunner, variables: dict[str, Any]) -> None:
+    def __init__(self, runtime: OnceRuntime, variables: dict[str, Any]) -> None:
         self.runtime = runtime
         self.variables = variables
         self._current: tuple[gevent.Greenlet, str] | None = None
@@ -523,6 +572,7 @@ def _finish(
             "resources": live.monitor.results(),
             "resource_thresholds": live.watch.verdicts(),
             **_open_model_results(runner, end - live.started),
+            **(live.extra_results() if live.extra_results else {}),
         },
     )
     for threshold in model.thresholds:
@@ -545,7 +595,7 @@ def _finish(
     return code
 
 
-def _open_model_results(runner: LocalRunner, duration: float) -> dict[str, Any]:
+def _open_model_results(runner: Any, duration: float) -> dict[str, Any]:
     """Arrival counts, and each entry's response times measured from the intended start."""
     if not isinstance(runner, ArrivalRunner):
         return {}

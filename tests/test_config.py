@@ -50,3 +50,29 @@ def test_mistakes_name_their_source(tmp_path: Path) -> None:
         find_config(str(tmp_path / "nope.conf"), tmp_path)
     with pytest.raises(LrunError, match=r"--run-time from command line: 'soon' is not a duration"):
         resolve({"run_time": "soon"}, environ={})
+
+
+def test_distributed_settings(tmp_path: Path) -> None:
+    (tmp_path / "lrun.conf").write_text("master = true\nexpect-workers = 4\nreport-interval = 2s\n")
+    settings = resolve(
+        {"heartbeat_interval": "500ms", "processes": "auto"},
+        environ={"LRUN_MASTER_TOKEN": "s3cret", "LRUN_EXPECT_WORKERS": "6"},
+        config=find_config(None, tmp_path),
+    )
+    assert settings.master is True and settings.expect_workers == 6 and settings.report_interval == 2.0
+    assert (settings.heartbeat_interval, settings.master_token) == (0.5, "s3cret")
+    assert settings.processes == (__import__("os").cpu_count() or 1)
+    assert (settings.master_port, settings.master_bind_host, settings.heartbeat_liveness) == (5557, "*", 3)
+    for cli, message in (
+        ({"processes": "0"}, "--processes from command line: '0' is neither a positive number nor 'auto'"),
+        ({"master_port": "70000"}, "--master-port from command line: '70000' is not a port number"),
+        ({"heartbeat_interval": "0s"}, "--heartbeat-interval from command line: '0s' is not a positive duration"),
+        ({"heartbeat_liveness": "0"}, "--heartbeat-liveness from command line: '0' is not a positive number"),
+    ):
+        with pytest.raises(LrunError, match=message):
+            resolve(cli, environ={})
+    with pytest.raises(
+        LrunError,
+        match=r"--master-port from LRUN_MASTER_PORT: .tcp://10.0.0.1:5557. is not a port number: a Kubernetes",
+    ):
+        resolve({}, environ={"LRUN_MASTER_PORT": "tcp://10.0.0.1:5557"})  # a Kubernetes service link

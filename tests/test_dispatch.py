@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from runner.engine.dispatch import distribute, spawn_order
+from runner.engine.dispatch import assign, distribute, spawn_order
 
 
 @dataclass
@@ -61,3 +61,27 @@ def test_arrival_schedule() -> None:
     assert ramp[1] - ramp[0] > ramp[-1] - ramp[-2]
     shape = arrival_times([RateStage(1, 4), RateStage(2, 4), RateStage(1, 0)])
     assert len(shape) == 12 and shape == sorted(set(shape))
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 7])
+def test_users_are_dealt_to_workers_evenly(workers: int) -> None:
+    for counts in ([8, 2], [1, 2, 3], [0, 5, 0], [13, 1, 1], [0, 0]):
+        split = assign(counts, workers)
+        assert [sum(column) for column in zip(*split, strict=True)] == counts  # every user, once
+        totals = [sum(row) for row in split]
+        assert max(totals) - min(totals) <= 1
+        for index, count in enumerate(counts):  # each class evenly too
+            assert {row[index] for row in split} <= {count // workers, -(-count // workers)}
+
+
+def test_one_more_user_moves_few_others() -> None:
+    workers = 3
+    for first in range(12):
+        before, after = assign([first, 4, 5], workers), assign([first + 1, 4, 5], workers)
+        for index in (1, 2):
+            moved = sum(abs(b[index] - a[index]) for b, a in zip(before, after, strict=True))
+            assert moved <= 2  # one stopped here, one started there
+
+
+def test_no_workers_get_nothing() -> None:
+    assert assign([3, 1], 0) == []

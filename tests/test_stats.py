@@ -297,7 +297,8 @@ def test_reset_forgets_everything_but_the_entries() -> None:
 # ------------------------------------------------------------------------------------ workers → master
 
 
-def test_deltas_merged_on_a_master_equal_one_process_that_saw_everything() -> None:
+@pytest.mark.parametrize("entry_seconds", [True, False])
+def test_deltas_merged_on_a_master_equal_one_process_that_saw_everything(entry_seconds: bool) -> None:
     clock = Clock(5000.0)
     workers = [RequestStats(clock=clock, node=f"worker-{i}") for i in range(3)]
     alone = RequestStats(clock=clock)
@@ -312,20 +313,24 @@ def test_deltas_merged_on_a_master_equal_one_process_that_saw_everything() -> No
             stats.log("GET", name, ms, 123, failure)
         if step % 1000 == 999:  # a report interval: every worker sends what it has
             for worker in workers:
-                master.merge(json.loads(json.dumps(worker.delta(), allow_nan=False)))
+                master.merge(json.loads(json.dumps(worker.delta(entry_seconds=entry_seconds), allow_nan=False)))
     try:
         raise KeyError("missing")
     except KeyError as error:
         workers[1].log_error(error, "shopper")
         alone.log_error(error, "shopper")
     for worker in workers:
-        master.merge(worker.delta())
+        master.merge(worker.delta(entry_seconds=entry_seconds))
         assert worker.total.num_requests == 0 and not worker.errors  # a delta clears
     assert master.total.histogram.counts == alone.total.histogram.counts
     assert master.total.num_failures == alone.total.num_failures
     assert master.total.total_content_length == alone.total.total_content_length
     for key, entry in alone.entries.items():
         assert master.entries[key].histogram.counts == entry.histogram.counts
+        if entry_seconds:  # each entry's own seconds (for --csv-full-history) only when asked
+            assert master.entries[key].interval(0, 10**10).counts == entry.interval(0, 10**10).counts
+        else:
+            assert master.entries[key].interval(0, 10**10).count == 0
     now = clock.now + 1
     assert master.total.current_rps(now) == pytest.approx(alone.total.current_rps(now))
     assert master.total.current_percentile(95, now) == alone.total.current_percentile(95, now)
@@ -347,6 +352,50 @@ def test_merging_a_request_stats_object_and_refusing_foreign_data() -> None:
         one.merge({"entries": []})
     with pytest.raises(ValueError, match="version"):
         one.merge({**two.state(), "version": 99})
+
+
+def test_a_malformed_delta_changes_nothing() -> None:
+    clock = Clock()
+    worker, master = RequestStats(clock=clock), RequestStats(clock=clock)
+    for name in ("/a", "/b"):
+        worker.log("GET", name, 10.0, 1, "HTTP 500")
+    good = worker.state(entry_seconds=False)
+    master.merge(good)
+    before = master.snapshot(duration=1.0)
+    broken_entry = {**good, "entries": [good["entries"][0], {**good["entries"][1], "all": {"counts": [[1], ["x"]]}}]}
+    broken_errors = {**good, "errors": {"failures": [{"method": "GET"}]}}
+    broken_seconds = {**good, "total_seconds": {"soon": good["total_seconds"][next(iter(good["total_seconds"]))]}}
+    for broken in (broken_entry, broken_errors, broken_seconds, {**good, "entries": {"not": "a list"}}):
+        with pytest.raises(ValueError):
+            master.merge(broken)
+        assert master.snapshot(duration=1.0) == before
+
+
+@pytest.mark.parametrize(
+    ("counts", "why"),
+    [
+        ([[1000, 1000], [1, 1]], "each bucket once"),
+        ([[1000], [1, 1]], "one count for each bucket"),
+        ([[-5], [2]], "integers, keys from 0"),
+        ([[1.5], [2]], "integers"),
+        ([[2**50], [2]], "keys from 0 to 2\\*\\*48"),
+        ([["1000"], [2]], "integers"),
+    ],
+)
+def test_compact_histograms_are_checked(counts: list, why: str) -> None:
+    data = {"counts": counts, "count": 2, "sum": 1.0, "sumsq": 1.0, "min": 0.5, "max": 0.5}
+    with pytest.raises(ValueError, match=why):
+        Histogram.from_dict(data)
+
+
+def test_compact_form_round_trips() -> None:
+    histogram = Histogram()
+    for ms in (0.5, 1.0, 1.0, 250.0, 9000.0):
+        histogram.record(ms)
+    data = histogram.to_dict(compact=True)
+    assert data["counts"] == [sorted(histogram.counts), [histogram.counts[k] for k in sorted(histogram.counts)]]
+    back = Histogram.from_dict(data)
+    assert back.counts == histogram.counts and back.percentiles(PERCENTILES) == histogram.percentiles(PERCENTILES)
 
 
 # -------------------------------------------------------------------------------------------- series

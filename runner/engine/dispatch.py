@@ -49,3 +49,21 @@ def spawn_order(counts: Sequence[int]) -> list[int]:
         current[best] -= total
         order.append(best)
     return order
+
+
+def assign(counts: Sequence[int], workers: int) -> list[list[int]]:
+    """Split users per class (``distribute``'s answer) across ``workers``: ``result[w][class]``.
+
+    Each class is shared as evenly as it can be (floor for everyone, then one more for some), and the extra
+    ones are dealt in turn across the classes, so worker totals differ by at most one and every worker runs
+    the mix. One more user of a class moves at most one running user of each later class to another worker.
+    """
+    if workers <= 0:
+        return []
+    result = [[count // workers for count in counts] for _ in range(workers)]
+    turn = 0
+    for index, count in enumerate(counts):
+        for _ in range(count % workers):
+            result[turn % workers][index] += 1
+            turn += 1
+    return result

@@ -147,16 +147,20 @@ class LocalRunner:
 
     def set_users(self, target: int, spawn_rate: float) -> None:
         """Move to ``target`` users at ``spawn_rate`` per second (replaces a spawn under way)."""
+        self.set_counts(distribute(self.classes, max(0, target)), spawn_rate)
+
+    def set_counts(self, wanted: Sequence[int], spawn_rate: float) -> None:
+        """Move to ``wanted[i]`` users of class i (a worker gets these from its master)."""
         if self.state in (State.STOPPING, State.STOPPED):
             return
         if self._spawner is not None:
             self._spawner.kill(block=False)
-        self._target = max(0, target)
-        self._spawner = gevent.spawn(self._spawn, self._target, spawn_rate)
+        self._target = sum(wanted)
+        self._spawner = gevent.spawn(self._spawn, list(wanted), spawn_rate)
 
-    def _spawn(self, target: int, rate: float) -> None:
+    def _spawn(self, wanted: list[int], rate: float) -> None:
         self.state = State.SPAWNING
-        wanted = distribute(self.classes, target)
+        target = sum(wanted)
         current = [len(users) for users in self.users]
         interval = 1.0 / rate if rate > 0 and rate != float("inf") else 0.0
         due = time.monotonic()

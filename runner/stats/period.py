@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any
 
 from runner.stats.histogram import Histogram
 
@@ -33,18 +33,23 @@ class Period(Histogram):
             self.bytes += other.bytes
             self.last = max(self.last, other.last)
 
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
+    def to_dict(self, *, compact: bool = False) -> dict[str, Any]:
+        data = super().to_dict(compact=compact)
         data.update(failures=self.failures, bytes=self.bytes, last=self.last)
         return data
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        new = super().from_dict(data)
+    @staticmethod
+    def parse(data: dict[str, Any]) -> tuple[Any, ...]:
+        """``Histogram.parse`` plus ``(failures, bytes, last)``."""
+        parsed = Histogram.parse(data)
         try:
-            new.failures = int(data.get("failures", 0))
-            new.bytes = int(data.get("bytes", 0))
-            new.last = float(data.get("last", 0.0))
+            return (*parsed, int(data.get("failures", 0)), int(data.get("bytes", 0)), float(data.get("last", 0.0)))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"not a period: {exc!r}") from None
-        return new
+
+    def add_parsed(self, parsed: tuple[Any, ...]) -> None:
+        super().add_parsed(parsed)
+        if len(parsed) > 7 and parsed[2]:
+            self.failures += parsed[7]
+            self.bytes += parsed[8]
+            self.last = max(self.last, parsed[9])

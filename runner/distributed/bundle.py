@@ -1,0 +1,83 @@
+"""A scenario and the files it needs, shipped from the master to workers that have no copy of it.
+
+``collect`` gathers the scenario file, the files it includes and the files it uploads, named relative to their
+deepest common folder; ``unpack`` writes them into a fresh folder on the worker, refusing names that would
+land outside it. Paths inside the scenario stay relative, so the copy loads exactly like the original.
+(Data pools will add their CSV files here: ``extra`` takes them.)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from runner.errors import RunError
+from runner.scenario import LoadedScenario
+from runner.scenario.loader import DataPath
+
+MAX_BUNDLE = 48 * 1024 * 1024  # bytes: a Welcome frame must stay below the protocol's frame limit
+
+
+def _uploads(data: Any, path: DataPath = ()) -> Iterator[DataPath]:
+    """Data paths of every ``files: {field: {path: …}}`` upload in a scenario document."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == "files" and isinstance(value, dict):
+                for field, upload in value.items():
+                    if isinstance(upload, dict) and isinstance(upload.get("path"), str):
+                        yield (*path, "files", field, "path")
+            else:
+                yield from _uploads(value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _uploads(value, (*path, index))
+
+
+def scenario_files(loaded: LoadedScenario, extra: Iterable[Path] = ()) -> list[Path]:
+    """Every file a run of ``loaded`` reads: the scenario, its includes, its uploads, and ``extra``."""
+    document = loaded.document
+    files = [loaded.path, *document.includes]
+    for where in _uploads(document.data):
+        value = document.data
+        for part in where:
+            value = value[part]
+        files.append(Path(document.mark(where).file).parent / value)
+    files.extend(extra)
+    unique: dict[Path, Path] = {}
+    for file in files:
+        unique.setdefault(file.resolve(), file)
+    return list(unique)
+
+
+def collect(loaded: LoadedScenario, extra: Iterable[Path] = ()) -> tuple[str, dict[str, bytes]]:
+    """(the scenario's name in the bundle, {relative name: content}) — what ``Welcome`` carries."""
+    files = scenario_files(loaded, extra)
+    root = Path(os.path.commonpath([str(f.parent) for f in files]))
+    bundle: dict[str, bytes] = {}
+    size = 0
+    for file in files:
+        try:
+            content = file.read_bytes()
+        except OSError as exc:
+            raise RunError(f"cannot read {file} to send it to workers: {exc.strerror or exc}") from None
+        size += len(content)
+        if size > MAX_BUNDLE:
+            raise RunError(
+                f"the scenario's files are larger than {MAX_BUNDLE // 2**20} MiB: too much to send to workers; "
+                "give the workers their own copy (lrun SCENARIO --worker …)"
+            )
+        bundle[file.relative_to(root).as_posix()] = content
+    return loaded.path.resolve().relative_to(root).as_posix(), bundle
+
+
+def unpack(bundle: dict[str, bytes], into: Path) -> None:
+    """Write a bundle under ``into``; a name that is absolute or climbs out (``..``) is refused."""
+    for name, content in bundle.items():
+        relative = PurePosixPath(name)
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts or "\\" in name:
+            raise RunError(f"the master sent a file with an unsafe name: {name[:80]!r}")
+        target = into.joinpath(*relative.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)

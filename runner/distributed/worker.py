@@ -1,0 +1,461 @@
+"""A worker of a distributed run: a ``LocalRunner`` driven by the master's targets.
+
+The worker says hello until the master answers (welcome or refusal), sets up the scenario — its own file, or
+the files the master sent — and then: heartbeats every heartbeat interval (state, users, its own CPU and
+memory), reports ``RequestStats.delta()`` every report interval, applies each newer ``Spawn`` (absolute
+targets per user type) to its ``LocalRunner``, and on ``Stop`` stops its users, sends a final report and
+``Stopped``. It exits on ``Quit``.
+
+A worker that hears nothing from its master for ``master_timeout`` seconds stops its users at once and exits
+(code 1): a load tool must not keep loading a system nobody controls.
+
+``request(message)`` is the request/reply path for the worker's greenlets (data pools, rendezvous): it sends a
+request with a fresh ``request_id`` and blocks on an ``AsyncResult`` until the receive loop hands it the reply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import os
+import resource
+import secrets
+import signal
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gevent
+import zmq.green as zmq
+from gevent.event import AsyncResult, Event
+
+import runner
+from runner.distributed import protocol as p
+from runner.errors import LrunError, RunError
+
+log = logging.getLogger("lrun")
+
+EXIT_OK, EXIT_LOST, EXIT_USAGE = 0, 1, 2
+HELLO_EVERY = 1.0  # seconds between hellos until the master answers
+
+
+class RequestError(Exception):
+    """A request to the master failed: it answered RequestFailed, or nothing in time."""
+
+
+@dataclass
+class WorkerOptions:
+    master_host: str = "127.0.0.1"
+    master_port: int = p.DEFAULT_PORT
+    token: str | None = None
+    master_timeout: float = 10.0  # a silent master for this long: stop the users and exit
+    connect_timeout: float = 60.0  # how long to look for a master before giving up
+
+
+def _rss() -> int:
+    """Resident memory of this process in bytes (Linux: now; elsewhere: the peak)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+class WorkerRunner:
+    """One worker process's part of a distributed run; ``run()`` returns the exit code."""
+
+    def __init__(self, options: WorkerOptions, scenario: Path | None = None) -> None:
+        self.options = options
+        self.scenario = scenario
+        self.id = f"{_hostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+        self.welcome: p.Welcome | None = None
+        self.runner: Any = None  # LocalRunner, once the first Spawn came
+        self.stats: Any = None
+        self.classes: list[Any] = []
+        self.exit_code: int | None = None
+        self.message = ""  # why it ended, when not all good
+        self._socket: Any = None
+        self._context: Any = None
+        self._answered = Event()  # welcome or refusal
+        self._done = Event()
+        self._last_heard = time.monotonic()
+        self._spawn_seq = 0  # the last Spawn received
+        self._applying = 0  # the seq of the spawn under way
+        self._report_seq = 0
+        self._stopping = False  # told to stop (or interrupted): users do not end by themselves
+        self._ids = itertools.count(1)
+        self._pending: dict[int, AsyncResult] = {}
+        self._greenlets: list[gevent.Greenlet] = []
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+        self._cpu = (time.monotonic(), time.process_time())  # (wall, CPU) at the last heartbeat
+
+    # ------------------------------------------------------------------------------------------- the run
+
+    def run(self) -> int:
+        """Connect, take part until told to quit (or the master is lost); the exit code."""
+        o = self.options
+        address = f"tcp://{o.master_host}:{o.master_port}"
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.IDENTITY, self.id.encode())
+        self._socket.setsockopt(zmq.LINGER, 1000)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME)
+        try:
+            self._socket.connect(address)
+        except zmq.ZMQError as exc:
+            self._close()
+            raise RunError(f"--master-host {o.master_host}: cannot connect to {address} ({exc.strerror})") from None
+        self._greenlets.append(gevent.spawn(self._receive))
+        try:
+            return self._run()
+        finally:
+            self._close()
+
+    def _run(self) -> int:
+        o = self.options
+        where = f"{o.master_host}:{o.master_port}"
+        deadline = time.monotonic() + o.connect_timeout
+        log.info("worker %s looking for the master at %s", self.id, where)
+        while not self._answered.is_set() and not self._done.is_set():
+            if time.monotonic() >= deadline:
+                self._end(
+                    EXIT_USAGE,
+                    f"no master answered at {where} within {o.connect_timeout:g}s: is it running, and can this "
+                    "machine reach that address and port?",
+                )
+                return self._finish()
+            self._send(self._hello())
+            self._answered.wait(HELLO_EVERY)
+        if self._done.is_set():
+            return self._finish()
+        welcome = self.welcome
+        assert welcome is not None
+        log.info("worker %s joined the master at %s", self.id, where)
+        try:
+            self._setup(welcome)
+        except LrunError as exc:
+            self._send(p.WorkerFailed(str(exc)))
+            self._end(EXIT_USAGE, f"cannot run the scenario: {exc}")
+            return self._finish()
+        self._last_heard = time.monotonic()
+        self._cpu = (time.monotonic(), time.process_time())  # not the imports and the compiling
+        self._greenlets += [
+            gevent.spawn(self._every, welcome.heartbeat_interval, self._heartbeat),
+            gevent.spawn(self._every, welcome.report_interval, self._report),
+            gevent.spawn(self._watchdog),
+        ]
+        self._heartbeat()
+        self._done.wait()
+        return self._finish()
+
+    def _hello(self) -> p.Hello:
+        return p.Hello(
+            worker_id=self.id,
+            token=self.options.token or "",
+            host=_hostname(),
+            pid=os.getpid(),
+            cores=os.cpu_count() or 1,
+            lrun_version=runner.__version__,
+            want_scenario=self.scenario is None,
+            clock=time.time(),
+        )
+
+    def _setup(self, welcome: p.Welcome) -> None:
+        """Load and compile the scenario as the master says (host, tags …)."""
+        from runner.compiler import CompileOptions, compile_scenario
+        from runner.distributed.bundle import unpack
+        from runner.scenario import load_scenario
+        from runner.stats import RequestStats
+
+        path = self.scenario
+        if path is None:
+            if not welcome.scenario_files:
+                raise RunError("the master sent no scenario; give the worker the scenario file")
+            self._tempdir = tempfile.TemporaryDirectory(prefix="lrun-worker-")
+            unpack(welcome.scenario_files, Path(self._tempdir.name))
+            path = Path(self._tempdir.name, *welcome.scenario_path.split("/"))
+        loaded = load_scenario(path)
+        compiled = compile_scenario(
+            loaded,
+            CompileOptions(
+                host=welcome.host,
+                demo_url=welcome.demo_url,
+                tags=tuple(welcome.tags),
+                exclude_tags=tuple(welcome.exclude_tags),
+            ),
+        )
+        self.classes = compiled.user_classes
+        self.stats = RequestStats(node=self.id)
+
+    def _end(self, code: int, message: str = "") -> None:
+        """The worker is done (the first reason given counts); ``run`` returns."""
+        if self.exit_code is None:
+            self.exit_code = code
+            self.message = message
+        self._done.set()
+
+    def _finish(self) -> int:
+        code = EXIT_OK if self.exit_code is None else self.exit_code
+        if self.message:
+            log.error("worker %s: %s", self.id, self.message)
+        return code
+
+    def _close(self) -> None:
+        for greenlet in self._greenlets:
+            greenlet.kill(block=False)
+        if self.runner is not None and self.runner.state.value not in ("stopped",):
+            self.runner.kill_now()
+            self.runner.wait(5)
+        if self._socket is not None:
+            self._socket.close(linger=1000)
+            self._context.term()
+            self._socket = None
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+
+    # ------------------------------------------------------------------------------------------- sending
+
+    def _send(self, message: p.Message) -> None:
+        if self._socket is None:
+            return
+        try:
+            self._socket.send(p.encode(message), flags=zmq.NOBLOCK)
+        except zmq.ZMQError as exc:  # nobody takes it (the master is away): the watchdog decides
+            log.debug("could not send %s: %s", message.KIND, exc)
+
+    def request(self, message: p.Message, timeout: float = 30.0) -> p.Message:
+        """Send a request (``message.REPLY`` set) with a fresh ``request_id``; block until its reply.
+
+        ``RequestError`` when the master answers ``RequestFailed`` or nothing within ``timeout`` seconds.
+        """
+        if message.REPLY is None:
+            raise TypeError(f"{message.KIND} is not a request")
+        request_id = next(self._ids)
+        result: AsyncResult = AsyncResult()
+        self._pending[request_id] = result
+        try:
+            self._send(dataclasses.replace(message, request_id=request_id))  # type: ignore[type-var]
+            reply = result.get(timeout=timeout)
+        except gevent.Timeout:
+            raise RequestError(f"no answer from the master to {message.KIND} within {timeout:g}s") from None
+        finally:
+            self._pending.pop(request_id, None)
+        if isinstance(reply, p.RequestFailed):
+            raise RequestError(reply.message)
+        return reply
+
+    def _every(self, seconds: float, task: Any) -> None:
+        due = time.monotonic()
+        while True:
+            due += seconds
+            gevent.sleep(max(0.0, due - time.monotonic()))
+            task()
+
+    def _heartbeat(self) -> None:
+        wall, used = time.monotonic(), time.process_time()
+        span = wall - self._cpu[0]
+        share = (used - self._cpu[1]) / span if span >= 0.1 else 0.0  # the first beat comes right after setup
+        self._cpu = (wall, used)
+        state = self.runner.state.value if self.runner is not None else "ready"
+        users = self.runner.user_count if self.runner is not None else 0
+        self._send(p.Heartbeat(state, users, round(share * 100, 1), _rss(), self._spawn_seq))
+
+    def _report(self, final: bool = False) -> None:
+        if self.stats is None:
+            return
+        delta = self.stats.delta(entry_seconds=self.welcome is not None and self.welcome.entry_seconds)
+        if final or delta["entries"] or delta["errors"]["failures"] or delta["errors"]["exceptions"]:
+            self._report_seq += 1
+            users = self.runner.user_count if self.runner is not None else 0
+            self._send(p.Report(self._report_seq, delta, users))
+
+    def _watchdog(self) -> None:
+        timeout = self.options.master_timeout
+        while not self._done.is_set():
+            silent = time.monotonic() - self._last_heard
+            if silent > timeout:
+                self._stop_users("the master is lost", now=True)
+                self._end(
+                    EXIT_LOST,
+                    f"nothing heard from the master for {timeout:g}s: stopped the users and quit "
+                    "(a load test nobody controls must not go on)",
+                )
+                return
+            gevent.sleep(min(0.5, timeout - silent + 0.01))
+
+    # ------------------------------------------------------------------------------------------- receiving
+
+    def _receive(self) -> None:
+        logged = False
+        while True:
+            try:
+                frame = self._socket.recv()
+            except zmq.ZMQError:
+                if self._socket is None or self._socket.closed:
+                    return
+                gevent.sleep(0.01)
+                continue
+            try:
+                message = p.decode(frame)
+            except p.VersionMismatch as exc:
+                reason = exc.body.get("reason") if exc.kind == "Refused" else None
+                self._end(
+                    EXIT_USAGE,
+                    f"the master refused this worker: {reason}"
+                    if isinstance(reason, str)
+                    else f"the master speaks {exc}: run the same lrun version on master and workers",
+                )
+                self._answered.set()
+                continue
+            except p.ProtocolError as exc:
+                if not logged:
+                    logged = True
+                    log.warning("dropped a malformed message from the master: %s", exc)
+                continue
+            self._last_heard = time.monotonic()
+            try:
+                self._handle(message)
+            except Exception:  # a bug must not leave a worker loading with nobody listening
+                log.exception("internal error while handling %s", message.KIND)
+                self._stop_users("internal error", now=True)
+                self._end(EXIT_LOST, "internal error; stopped the users")
+
+    def _handle(self, message: p.Message) -> None:
+        if isinstance(message, p.Welcome):
+            if self.welcome is None:
+                self.welcome = message
+                self._answered.set()
+        elif isinstance(message, p.Refused):
+            where = f"{self.options.master_host}:{self.options.master_port}"
+            self._end(EXIT_USAGE, f"the master at {where} refused this worker: {message.reason}")
+            self._answered.set()
+        elif isinstance(message, p.Spawn):
+            self._spawn(message)
+        elif isinstance(message, p.Stop):
+            self._stop_users(message.reason, now=message.now)
+            if self.runner is None:
+                self._report(final=True)
+                self._send(p.Stopped(message.reason, False))
+        elif isinstance(message, p.Quit):
+            log.info("worker %s: the master says quit (%s)", self.id, message.reason)
+            self._end(EXIT_OK)
+        elif isinstance(message, p.Pong | p.RequestFailed | p.PoolRows):
+            pending = self._pending.get(message.request_id)
+            if pending is not None:
+                pending.set(message)
+        # MasterHeartbeat: hearing it is all (self._last_heard); RendezvousRelease: reserved
+
+    def _spawn(self, spawn: p.Spawn) -> None:
+        from runner.engine.runner import LocalRunner
+
+        if spawn.seq <= self._spawn_seq or self.stats is None:
+            return
+        self._spawn_seq = spawn.seq
+        if self._stopping or (self.runner is not None and self.runner.state.value == "stopped"):
+            return
+        names = [c.type_name for c in self.classes]
+        unknown = sorted(set(spawn.targets) - set(names))
+        if unknown:
+            text = (
+                f"the master's user types {', '.join(unknown)} are not in this worker's scenario: give the worker "
+                "the master's scenario, or none (it then receives it)"
+            )
+            self._send(p.WorkerFailed(text))
+            self._end(EXIT_USAGE, text)
+            return
+        if self.runner is None:
+            assert self.welcome is not None
+            self.runner = LocalRunner(
+                self.classes,
+                self.stats,
+                iterations=self.welcome.iterations,
+                stop_timeout=self.welcome.stop_timeout,
+                on_spawned=lambda count: self._send(p.Spawned(self._applying, count)),
+                on_warning=log.warning,
+            )
+            self.runner.started_at = time.time()
+            self._greenlets.append(gevent.spawn(self._await_runner))
+        self._applying = spawn.seq
+        self.runner.set_counts([spawn.targets.get(name, 0) for name in names], spawn.spawn_rate)
+
+    def _await_runner(self) -> None:
+        """When the users are stopped (told to, or by themselves): the final report, then Stopped."""
+        self.runner.wait()
+        self._report(final=True)
+        self._send(p.Stopped(self.runner.stop_reason or "stopped", not self._stopping))
+
+    def _stop_users(self, reason: str, *, now: bool) -> None:
+        self._stopping = True
+        if self.runner is None:
+            return
+        if now:
+            self.runner.kill_now()
+        else:
+            self.runner.stop(reason)
+        if self.runner.state.value == "stopped":  # stopped by itself before: say it again
+            self._send(p.Stopped(self.runner.stop_reason, False))
+
+    def interrupt(self, reason: str) -> None:
+        """Ctrl-C or SIGTERM on the worker: stop the users, send the final report, say bye, exit."""
+        if self._stopping:
+            self._end(EXIT_OK)
+            return
+        self._stopping = True
+        gevent.spawn(self._leave, reason)
+
+    def _leave(self, reason: str) -> None:
+        if self.runner is not None:
+            self.runner.stop(reason)
+            self.runner.wait(self.runner.stop_timeout + 10)
+        if self.welcome is not None:
+            self._report(final=True)
+            self._send(p.Bye(reason))
+        self._end(EXIT_OK)
+
+
+def _hostname() -> str:
+    try:
+        return socket.gethostname() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def run_worker(scenario: Path | None, options: WorkerOptions, *, exit_with_parent: bool = False) -> int:
+    """``lrun [SCENARIO] --worker``: take part in the master's runs; the exit code."""
+    worker = WorkerRunner(options, scenario)
+    handlers = [
+        gevent.signal_handler(signal.SIGINT, worker.interrupt, "interrupted on the worker"),
+        gevent.signal_handler(signal.SIGTERM, worker.interrupt, "terminated"),
+    ]
+    if exit_with_parent:
+        gevent.spawn(_watch_parent, worker)
+    try:
+        return worker.run()
+    finally:
+        for handler in handlers:
+            handler.cancel()
+
+
+def _watch_parent(worker: WorkerRunner) -> None:
+    """``--processes``: stdin is a pipe from the parent; its end (EOF) means the parent is gone."""
+    from gevent.socket import wait_read
+
+    try:
+        fd = sys.stdin.fileno()
+        while True:
+            wait_read(fd)
+            try:
+                if not os.read(fd, 65536):
+                    break
+            except BlockingIOError:
+                continue
+    except (OSError, ValueError, AttributeError):
+        pass
+    worker._stop_users("the parent process is gone", now=True)
+    worker._end(EXIT_LOST, "the parent process is gone: stopped the users and quit")

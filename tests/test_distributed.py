@@ -1,0 +1,510 @@
+"""Distributed runs with real processes on loopback: a master, workers, the demo target counting requests.
+
+Every process a test starts is known by its PID, bounded in time, and killed in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import gevent
+import msgpack
+import pytest
+import zmq
+from test_cli import demo_reset, demo_stats, write
+
+from conftest import ROOT, lrun_command
+from runner.distributed import protocol as p
+
+pytestmark = pytest.mark.e2e
+
+FAST = ["--heartbeat-interval", "0.2s", "--heartbeat-liveness", "3", "--report-interval", "0.5s"]
+TOKEN = "test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Proc:
+    """A started ``lrun`` process whose output goes to files (no pipe to fill up)."""
+
+    def __init__(
+        self, args: list[str], tmp: Path, name: str, env: dict[str, str] | None, cwd: Path, prefix: list[str]
+    ) -> None:
+        self.name = name
+        self.out_path, self.err_path = tmp / f"{name}.out", tmp / f"{name}.err"
+        with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
+            self.popen = subprocess.Popen(
+                [*prefix, *lrun_command(), *args],
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                cwd=cwd,
+                env={**os.environ, "NO_COLOR": "1", "PYTHONWARNINGS": "ignore", **(env or {})},
+            )
+        self.pid = self.popen.pid
+
+    @property
+    def out(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    @property
+    def err(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(10)
+
+
+class Cluster:
+    """Starts masters and workers for one test; kills what is left, by PID, at the end."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[Proc] = []
+
+    def start(
+        self, *args: str, name: str, env: dict[str, str] | None = None, cwd: Path = ROOT, prefix: list[str] = ()
+    ) -> Proc:
+        proc = Proc(list(args), self.tmp, name, env, cwd, list(prefix))
+        self.procs.append(proc)
+        return proc
+
+    def master(self, scenario: Path, port: int, *args: str, token: str | None = TOKEN) -> Proc:
+        secret = ["--master-token", token] if token else []
+        return self.start(
+            "run", str(scenario), "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+            *secret, "--only-summary", "--json", str(self.tmp / "results.json"), *FAST, *args, name="master",
+        )  # fmt: skip
+
+    def worker(self, port: int, *args: str, name: str, token: str = TOKEN, cwd: Path | None = None) -> Proc:
+        workdir = cwd or self.tmp / name  # no scenario here: it comes from the master
+        workdir.mkdir(exist_ok=True)
+        return self.start(
+            "--worker", "--master-port", str(port), *args,
+            name=name, env={"LRUN_MASTER_TOKEN": token}, cwd=workdir,
+        )  # fmt: skip
+
+    def results(self) -> dict:
+        return json.loads((self.tmp / "results.json").read_text())
+
+    def kill_all(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    started = Cluster(tmp_path)
+    try:
+        yield started
+    finally:
+        started.kill_all()
+
+
+def log_shows(proc: Proc, text: str) -> Callable[[], bool]:
+    return lambda: text in proc.err
+
+
+def by_name(results: dict) -> dict[str, int]:
+    return {f"{e['method']} {e['name']}": e["requests"] for e in results["requests"]}
+
+
+ITERATING = """
+host: demo
+users:
+  a:
+    weight: 2
+    think: 20ms
+    sequence: [{get: /items}, {get: /about}]
+  b:
+    weight: 1
+    think: 20ms
+    sequence: [{get: /json}]
+"""
+
+
+# ------------------------------------------------------------------------------------------ whole runs
+
+
+def test_processes_give_the_same_results_as_one_process(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
+    path = write(tmp_path, ITERATING)
+    demo_reset(demo_url)
+    run = cluster.start(
+        "run", str(path), "-H", demo_url, "--processes", "2", "-u", "6", "-r", "100", "-i", "15",
+        "--json", str(tmp_path / "results.json"), "--csv", str(tmp_path / "out"), "--only-summary", *FAST,
+        name="run",
+    )  # fmt: skip
+    assert run.wait(90) == 0, run.out + run.err
+    results = cluster.results()
+    server = demo_stats(demo_url)["by_path"]
+    mine = by_name(results)
+    # 6 users at 2:1 are 4 a and 2 b, dealt to 2 workers; each user 15 iterations
+    assert mine["GET /items"] == mine["GET /about"] == server["GET /items"] == server["GET /about"] == 4 * 15
+    assert mine["GET /json"] == server["GET /json"] == 2 * 15
+    workers = results["workers"]
+    assert len(workers) == 2 and all(w["users_max"] == 3 for w in workers)
+    assert sum(w["requests"] for w in workers) == results["total"]["requests"] == sum(server.values()) == 150
+    assert results["stop_reason"] == "all users finished" and results["users_max"] == 6
+    assert (tmp_path / "out_stats.csv").exists() and "PASSED: 150 requests" in run.out
+    assert "Traceback" not in run.err
+
+
+def test_master_and_three_workers_that_receive_the_scenario(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "photo.txt").write_text("not really a photo")
+    write(tmp_path, "headers: {X-From: the-fragment}\n", "common.yaml")
+    path = write(
+        tmp_path,
+        ITERATING.replace("host: demo", "host: demo\ninclude: [common.yaml]")
+        + "  c:\n    count: 3\n    sequence:\n      - post: /echo\n        files: {f: {path: data/photo.txt}}\n"
+        "        check: [{contains: the-fragment}, {contains: not really a photo}]\n",
+    )
+    port = free_port()
+    demo_reset(demo_url)
+    master = cluster.master(path, port, "-H", demo_url, "--expect-workers", "3", "-u", "12", "-r", "1000", "-i", "10")
+    workers = [cluster.worker(port, name=f"w{i}") for i in range(3)]
+    assert master.wait(90) == 0, master.out + master.err
+    results = cluster.results()
+    server = demo_stats(demo_url)["by_path"]
+    # 3 fixed c, then 9 at 2:1: 6 a and 3 b; each worker 2 a, 1 b, 1 c
+    assert by_name(results) == {"GET /items": 60, "GET /about": 60, "GET /json": 30, "POST /echo": 30}
+    assert server == {"GET /items": 60, "GET /about": 60, "GET /json": 30, "POST /echo": 30}
+    assert results["total"]["failures"] == 0  # the include and the upload came from the master
+    assert sorted(w["users_max"] for w in results["workers"]) == [4, 4, 4]
+    assert sum(w["requests"] for w in results["workers"]) == 180
+    for worker in workers:
+        assert worker.wait(30) == 0, worker.err
+        assert list((tmp_path / worker.name).iterdir()) == []  # the scenario lived in a temporary folder
+
+
+def test_a_worker_joining_later_takes_users(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
+    path = write(tmp_path, "users: {u: {think: 50ms, sequence: [{get: /items}]}}\n")
+    port = free_port()
+    master = cluster.master(path, port, "-H", demo_url, "-u", "4", "-r", "100", "-t", "5s")
+    cluster.worker(port, name="first")
+    wait_until(log_shows(master, "4 users running"), 30, "the first worker's users")
+    cluster.worker(port, name="second")
+    assert master.wait(60) == 0, master.err
+    workers = {w["id"]: w for w in cluster.results()["workers"]}
+    assert len(workers) == 2 and all(w["users_max"] == 2 or w["users_max"] == 4 for w in workers.values())
+    assert all(w["requests"] > 0 for w in workers.values())  # the second took half of the users
+
+
+# ------------------------------------------------------------------------------------------ losing processes
+
+
+def test_kill_9_of_a_worker_keeps_what_it_reported(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
+    path = write(tmp_path, "users: {u: {think: 20ms, sequence: [{get: /items}]}}\n")
+    port = free_port()
+    demo_reset(demo_url)
+    master = cluster.master(path, port, "-H", demo_url, "--expect-workers", "3", "-u", "6", "-r", "100", "-t", "6s")
+    workers = [cluster.worker(port, name=f"w{i}") for i in range(3)]
+    wait_until(log_shows(master, "6 users running"), 30, "all users running")
+    time.sleep(1.5)  # it reported a few times
+    victim = workers[1]
+    os.kill(victim.pid, signal.SIGKILL)
+    assert master.wait(60) == 0, master.err
+    results = cluster.results()
+    state = {w["pid"]: w for w in results["workers"]}
+    assert state[victim.pid]["state"] == "missing" and state[victim.pid]["requests"] > 0
+    assert any("is missing" in warning for warning in results["warnings"])
+    survivors = [state[w.pid] for w in workers if w is not victim]
+    assert all(w["users_max"] == 3 for w in survivors)  # its 2 users went to the other two
+    total = results["total"]["requests"]
+    assert total == sum(w["requests"] for w in results["workers"])  # what it reported is in the totals
+    server = demo_stats(demo_url)["by_path"]["GET /items"]
+    assert total <= server <= total + 200  # only what it did not report yet is missing (≤ 0.5 s of 2 users)
+    assert results["stop_reason"] == "run time reached"
+
+
+def test_kill_9_of_the_master_stops_the_load(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
+    path = write(tmp_path, "users: {u: {think: 20ms, sequence: [{get: /items}]}}\n")
+    port = free_port()
+    master = cluster.master(path, port, "-H", demo_url, "--expect-workers", "2", "-u", "4", "-r", "100", "-t", "60s")
+    workers = [cluster.worker(port, "--master-timeout", "2s", name=f"w{i}") for i in range(2)]
+    wait_until(log_shows(master, "4 users running"), 30, "all users running")
+    os.kill(master.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    for worker in workers:
+        assert worker.wait(20) == 1
+        assert "nothing heard from the master for 2s: stopped the users and quit" in worker.err
+    assert time.monotonic() - killed < 2 + 3  # the timeout, and a little
+    before = demo_stats(demo_url)["by_path"]["GET /items"]
+    time.sleep(0.5)
+    assert demo_stats(demo_url)["by_path"]["GET /items"] == before  # nobody is loading any more
+
+
+def test_a_silent_worker_is_missing_then_taken_back(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
+    path = write(tmp_path, "users: {u: {think: 20ms, sequence: [{get: /items}]}}\n")
+    port = free_port()
+    master = cluster.master(path, port, "-H", demo_url, "--expect-workers", "2", "-u", "4", "-r", "100", "-t", "7s")
+    workers = [cluster.worker(port, "--master-timeout", "30s", name=f"w{i}") for i in range(2)]
+    wait_until(log_shows(master, "4 users running"), 30, "all users running")
+    os.kill(workers[0].pid, signal.SIGSTOP)
+    try:
+        wait_until(log_shows(master, "is missing"), 10, "the stopped worker to be missing")
+        time.sleep(1)  # the other worker takes its users
+    finally:
+        os.kill(workers[0].pid, signal.SIGCONT)
+    wait_until(log_shows(master, "is back"), 10, "the worker to be back")
+    assert master.wait(60) == 0, master.err
+    results = cluster.results()
+    assert [w["state"] for w in results["workers"]] == ["stopped", "stopped"]
+    assert sorted(w["users_max"] for w in results["workers"]) == [2, 4]  # the other had all 4 for a while
+    assert all(w.wait(20) == 0 for w in workers)
+
+
+def test_ctrl_c_on_the_master_stops_workers_and_writes_outputs(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
+    path = write(tmp_path, "users: {u: {think: 20ms, sequence: [{get: /items}]}}\n")
+    run = cluster.start(
+        "run", str(path), "-H", demo_url, "--processes", "2", "-u", "4", "-r", "100", "-t", "60s",
+        "--json", str(tmp_path / "results.json"), "--only-summary", *FAST, name="run",
+    )  # fmt: skip
+    wait_until(log_shows(run, "4 users running"), 30, "all users running")
+    pids = [int(pid) for pid in run.err.split("pids ", 1)[1].split("\n", 1)[0].split(", ")]
+    time.sleep(1)
+    run.popen.send_signal(signal.SIGINT)
+    assert run.wait(30) == 0, run.err
+    results = cluster.results()
+    assert results["stop_reason"] == "interrupted" and results["total"]["requests"] > 0
+    assert sum(w["requests"] for w in results["workers"]) == results["total"]["requests"]
+    for pid in pids:  # the workers are gone too (they were our children's children: poll /proc)
+        wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists() or _zombie(pid), 10, f"worker {pid} to exit")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+# ------------------------------------------------------------------------------------------ refusals and errors
+
+
+def test_a_worker_with_a_bad_token_is_refused_on_both_sides(tmp_path: Path, cluster: Cluster) -> None:
+    path = write(tmp_path, "users: {u: {sequence: [{get: /}]}}\n")
+    port = free_port()
+    master = cluster.master(path, port, "-H", "http://127.0.0.1:1", "--expect-workers-max-wait", "4s")
+    bad = cluster.worker(port, name="bad", token="wrong")
+    assert bad.wait(30) == 2
+    assert "refused this worker: wrong token: start the worker with --master-token" in bad.err
+    assert master.wait(30) == 2
+    assert "refused worker" in master.err and "wrong token" in master.err
+    assert "lrun: 0 of 1 expected worker(s) connected within 4s" in master.err
+    assert "Traceback" not in master.err + bad.err
+
+
+def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, cluster: Cluster) -> None:
+    path = write(tmp_path, "users: {u: {sequence: [{get: /}]}}\n")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = cluster.master(path, port, "-H", "http://127.0.0.1:1")
+        assert taken.wait(30) == 2
+    assert f"lrun: --master-bind-port {port}: the port is in use" in taken.err
+    both = cluster.start("run", str(path), "--master", "--worker", name="both")
+    assert both.wait(30) == 2 and "a process is one or the other" in both.err
+    nothing = cluster.start("run", "--master", name="nothing")
+    assert nothing.wait(30) == 2 and "missing SCENARIO" in nothing.err
+    nobody = cluster.worker(free_port(), "--master-timeout", "1s", name="nobody")
+    wait_until(log_shows(nobody, "looking for the master"), 30, "the worker to start")
+    nobody.popen.send_signal(signal.SIGTERM)  # it would look for a master for 60 s
+    assert nobody.wait(30) == 0
+    for proc in (taken, both, nothing, nobody):
+        assert "Traceback" not in proc.err, proc.err
+
+
+def test_garbage_on_the_master_port_is_dropped(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
+    path = write(tmp_path, "users: {u: {think: 20ms, sequence: [{get: /items}]}}\n")
+    port = free_port()
+    master = cluster.master(path, port, "-H", demo_url, "-u", "2", "-r", "100", "-t", "2s", token=None)
+    wait_until(log_shows(master, "waiting for 1 worker"), 30, "the master to listen")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:  # not even ZeroMQ
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + os.urandom(2000))
+    context = zmq.Context()
+    try:
+        dealer = context.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.IDENTITY, b"hostile")
+        dealer.connect(f"tcp://127.0.0.1:{port}")
+        for frame in (
+            b"\x00junk",
+            os.urandom(5000),
+            msgpack.packb([p.PROTOCOL_VERSION, "Hello", {"worker_id": 5}]),
+            p.encode(p.Report(1, {"format": "lrun-stats-delta", "version": 1, "entries": [{"x": 1}]}, 1)),
+            msgpack.packb([p.PROTOCOL_VERSION, "Quit", {"reason": "x"}]),
+        ):
+            dealer.send(frame)
+        dealer.send_multipart([b"two", b"frames"])
+        old = context.socket(zmq.DEALER)  # a worker of another version hears why it is refused
+        old.setsockopt(zmq.LINGER, 0)
+        old.connect(f"tcp://127.0.0.1:{port}")
+        old.send(msgpack.packb([99, "Hello", {"lrun_version": "9.9"}]))
+        assert old.poll(10_000), "no answer to a hello of another version"
+        version, kind, body = p.peek(old.recv())
+        assert (version, kind) == (p.PROTOCOL_VERSION, "Refused") and body["code"] == "version"
+        assert "run the same lrun version on master and workers" in body["reason"]
+        wait_until(log_shows(master, "dropped a message from hostile"), 10, "the master to log the garbage")
+    finally:
+        context.destroy(linger=0)
+    cluster.worker(port, name="honest", token="")
+    assert master.wait(60) == 0, master.err  # it still ran the test
+    assert master.err.count("dropped a message from hostile") == 1  # once per peer
+    assert cluster.results()["total"]["requests"] > 0
+    assert "Traceback" not in master.err
+    assert "without a token" not in master.err  # loopback: no warning
+
+
+def test_a_worker_of_another_version_says_so(tmp_path: Path, cluster: Cluster) -> None:
+    """A fake master answering in protocol version 99: the worker exits 2 with the reason."""
+    context = zmq.Context()
+    try:
+        router = context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        worker = cluster.worker(port, name="w")
+        assert router.poll(30_000)
+        identity, _ = router.recv_multipart()
+        router.send_multipart([identity, msgpack.packb([99, "Welcome", {}])])
+        assert worker.wait(30) == 2
+        assert "the master speaks protocol version 99; this lrun speaks version 1" in worker.err
+        assert "run the same lrun version on master and workers" in worker.err
+    finally:
+        context.destroy(linger=0)
+
+
+# ------------------------------------------------------------------------------------------ in this process
+
+
+def test_a_worker_greenlet_asks_the_master_and_waits_for_the_reply(tmp_path: Path) -> None:
+    """The request/reply path (for pools and rendezvous): a real master and worker in this process."""
+    from runner.compiler import CompileOptions, compile_scenario
+    from runner.distributed.master import MasterOptions, MasterRunner
+    from runner.distributed.worker import RequestError, WorkerOptions, WorkerRunner
+    from runner.scenario import load_scenario
+    from runner.stats import RequestStats
+
+    path = write(tmp_path, "users: {u: {sequence: [{get: /}]}}\n")
+    classes = compile_scenario(load_scenario(path), CompileOptions(host="http://127.0.0.1:1")).user_classes
+    master = MasterRunner(classes, RequestStats(), MasterOptions(bind_host="127.0.0.1", bind_port=0, token="t"))
+    port = master.bind()
+    master.serve()
+    worker = WorkerRunner(WorkerOptions(master_port=port, token="t"), path)
+    running = gevent.spawn(worker.run)
+    try:
+        master.wait_for_workers(1, 20)
+        sent = time.time()
+        pong = worker.request(p.Ping(0, sent))
+        assert isinstance(pong, p.Pong) and pong.sent == sent and pong.request_id == 1
+        replies = gevent.joinall([gevent.spawn(worker.request, p.Ping(0, float(n))) for n in range(5)], timeout=10)
+        assert sorted(r.value.sent for r in replies) == [0.0, 1.0, 2.0, 3.0, 4.0]  # each its own answer
+        with pytest.raises(RequestError, match="PoolTake is not handled by this master"):
+            worker.request(p.PoolTake(0, "accounts", 100))
+        assert worker._pending == {}
+    finally:
+        master.stop("test over")
+        master.wait(10)
+        master.close()
+        assert running.get(timeout=10) == 0
+
+
+# ------------------------------------------------------------------------------------------ across hosts
+
+
+def _sh(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=20)
+
+
+@pytest.fixture
+def netns() -> Iterator[tuple[str, str, str]]:
+    """A network namespace joined to this one by a veth pair: (namespace, our address, its address)."""
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("network namespaces need Linux and root")
+    name = f"lrun-test-{os.getpid()}"
+    ours, theirs = f"lr{os.getpid() % 100000}a", f"lr{os.getpid() % 100000}b"
+    added = _sh("ip", "netns", "add", name)
+    if added.returncode != 0:
+        pytest.skip(f"cannot create a network namespace here (ip netns add: {added.stderr.strip() or 'no ip'})")
+    try:
+        for command in (
+            ["ip", "link", "add", ours, "type", "veth", "peer", "name", theirs],
+            ["ip", "link", "set", theirs, "netns", name],
+            ["ip", "addr", "add", "10.213.77.1/30", "dev", ours],
+            ["ip", "link", "set", ours, "up"],
+            ["ip", "netns", "exec", name, "ip", "addr", "add", "10.213.77.2/30", "dev", theirs],
+            ["ip", "netns", "exec", name, "ip", "link", "set", theirs, "up"],
+            ["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
+        ):
+            done = _sh(*command)
+            if done.returncode != 0:
+                pytest.skip(f"cannot set up a veth pair here ({' '.join(command)}: {done.stderr.strip()})")
+        yield name, "10.213.77.1", "10.213.77.2"
+    finally:
+        _sh("ip", "link", "delete", ours)
+        _sh("ip", "netns", "delete", name)
+
+
+def test_a_worker_on_another_host(tmp_path: Path, cluster: Cluster, netns: tuple[str, str, str]) -> None:
+    """The master on this side of a veth pair, a worker in another network namespace (another "host")."""
+    name, master_address, _ = netns
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "runner.demo", "--host", master_address, "--port", "0", "--exit-with-parent"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        url = demo.stdout.readline().strip().rsplit(" ", 1)[-1]
+        assert url.startswith(f"http://{master_address}:"), url
+        path = write(tmp_path, "users: {u: {think: 10ms, sequence: [{get: /items}]}}\n")
+        port = free_port()
+        master = cluster.start(
+            "run", str(path), "--master", "--master-bind-host", master_address, "--master-bind-port", str(port),
+            "--master-token", TOKEN, "-H", url, "-u", "3", "-r", "100", "-i", "20", "--only-summary",
+            "--json", str(tmp_path / "results.json"), *FAST, name="master",
+        )  # fmt: skip
+        workdir = tmp_path / "far"  # no scenario there: it comes from the master, across the veth pair
+        workdir.mkdir()
+        worker = cluster.start(
+            "--worker", "--master-host", master_address, "--master-port", str(port),
+            name="far", env={"LRUN_MASTER_TOKEN": TOKEN}, cwd=workdir, prefix=["ip", "netns", "exec", name],
+        )  # fmt: skip
+        assert master.wait(90) == 0, master.err
+        results = cluster.results()
+        assert results["total"]["requests"] == 60 and demo_stats(url)["by_path"]["GET /items"] == 60
+        assert [(w["pid"], w["requests"]) for w in results["workers"]] == [(worker.pid, 60)]  # ip exec'd lrun
+        assert worker.wait(30) == 0, worker.err
+    finally:
+        demo.kill()
+        demo.wait(10)
