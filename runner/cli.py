@@ -214,6 +214,7 @@ def _run_worker(scenario: str | None, settings: Any, exit_with_parent: bool) -> 
         token=settings.master_token,
         master_timeout=settings.master_timeout,
         connect_timeout=max(60.0, settings.master_timeout),
+        data_dir=settings.data_dir,
     )
     sys.exit(run_worker(Path(scenario) if scenario else None, options, exit_with_parent=exit_with_parent))
 

@@ -59,9 +59,11 @@ class CompiledScenario:
     script: Script | None = None
     checks: list[CheckTally] = field(default_factory=list)
 
+    reported_checks: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)  # from workers
+
     def check_results(self) -> list[dict[str, Any]]:
-        """Checkpoint verdicts by request and checkpoint, for the results."""
-        merged: dict[tuple[str, str, str], list[int]] = {}
+        """Checkpoint verdicts by request and checkpoint (this process's and the workers'), for the results."""
+        merged: dict[tuple[str, str, str], list[int]] = {k: list(v) for k, v in self.reported_checks.items()}
         for tally in self.checks:
             counts = merged.setdefault((tally.method, tally.name, tally.check), [0, 0])
             counts[0] += tally.counts[0]
@@ -72,6 +74,23 @@ class CompiledScenario:
             if ok or bad
         ]
 
+    def check_deltas(self) -> list[list[Any]]:
+        """Verdicts since the last call, as ``[method, name, check, passed, failed]`` rows (a worker's report)."""
+        rows = []
+        for tally in self.checks:
+            passed, failed = tally.counts[0] - tally.sent[0], tally.counts[1] - tally.sent[1]
+            if passed or failed:
+                rows.append([tally.method, tally.name, tally.check, passed, failed])
+                tally.sent[:] = tally.counts
+        return rows
+
+    def add_checks(self, rows: list[list[Any]]) -> None:
+        """Add a worker's ``check_deltas``."""
+        for method, name, check, passed, failed in rows:
+            counts = self.reported_checks.setdefault((str(method), str(name), str(check)), [0, 0])
+            counts[0] += int(passed)
+            counts[1] += int(failed)
+
 
 @dataclass(slots=True)
 class CheckTally:
@@ -79,6 +98,7 @@ class CheckTally:
     name: str
     check: str
     counts: list[int]  # [passed, failed]
+    sent: list[int] = field(default_factory=lambda: [0, 0])  # counts already reported to a master
 
 
 @dataclass(frozen=True)

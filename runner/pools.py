@@ -20,7 +20,7 @@ import random
 import time
 from array import array
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -304,6 +304,38 @@ class UniqueRows(SequentialRows):
     def give_back(self, indices: Sequence[int]) -> None:
         if self.recycle:
             self._returned.extend(indices)
+
+
+class RemoteRows(_Counted):
+    """Rows of a pool another process owns (a distributed run's master), fetched in blocks.
+
+    ``fetch(n)`` asks the owner for up to ``n`` row indices and returns (indices, dry). Rows a user gives back
+    (unique + cycle) are reused here, in this process: they are this process's rows, nobody else holds them.
+    """
+
+    BLOCK = 16  # rows asked for at once; the owner gives fewer near the end of a pool
+
+    def __init__(self, rows: int, fetch: Callable[[int], tuple[list[int], bool]], recycle: bool) -> None:
+        super().__init__(rows)
+        self.fetch = fetch
+        self.recycle = recycle
+        self._buffer: deque[int] = deque()
+        self._exhausted = False
+
+    def take(self, n: int = 1) -> list[int]:
+        while len(self._buffer) < n and not self._exhausted:
+            indices, dry = self.fetch(max(n - len(self._buffer), self.BLOCK))
+            self._buffer.extend(indices)
+            self._exhausted = dry and not indices
+            if not indices:
+                break
+        taken = [self._buffer.popleft() for _ in range(min(n, len(self._buffer)))]
+        self.handed_out += len(taken)
+        return taken or self._dry()
+
+    def give_back(self, indices: Sequence[int]) -> None:
+        if self.recycle:
+            self._buffer.extend(indices)
 
 
 def make_source(order: str, rows: int, policy: str) -> RowSource:

@@ -96,13 +96,16 @@ class Gate:
 class RendezvousPoint:
     """A gate in this process. Disabled (debug, ``--no-rendezvous``) it lets every user pass at once.
 
-    ``population`` gives (all users of the test, users running now); the runner sets it.
+    ``population`` gives (all users of the test, users running now); the runner sets it. In a worker of a
+    distributed run the gate is the master's: ``remote(name, count)`` reports arrivals to it, and ``open()`` lets
+    the users waiting here go when the master broadcasts a release.
     """
 
     def __init__(self, name: str, kind: str, value: float, timeout: float) -> None:
         self.gate = Gate(name, kind, value, timeout)
         self.enabled = False
         self.population: Callable[[], tuple[int, int]] = lambda: (0, 0)
+        self.remote: Callable[[str, int], None] | None = None
         self._event = Event()
         self._watch: gevent.Greenlet | None = None
 
@@ -118,15 +121,21 @@ class RendezvousPoint:
             return 0.0
         start = time.monotonic()
         event = self._event
+        if self.remote is not None:
+            gate.arrivals += 1
+            self.remote(gate.name, 1)
+            event.wait()
+            return time.monotonic() - start
         if gate.arrive(1, time.time(), *self.population()) is not None:
-            self._open()
+            self.open()
             return 0.0
         if self._watch is None:
             self._watch = gevent.spawn(self._watcher)
         event.wait()
         return time.monotonic() - start
 
-    def _open(self) -> None:
+    def open(self) -> None:
+        """Let the users waiting now go (later arrivals wait for the next release)."""
         event, self._event = self._event, Event()
         event.set()
 
@@ -138,11 +147,11 @@ class RendezvousPoint:
                 due = gate.last_arrival + gate.timeout - time.time()
                 gevent.sleep(min(1.0, max(0.001, due)))
                 if gate.check(time.time(), *self.population()) is not None:
-                    self._open()
+                    self.open()
         finally:
             self._watch = None
 
     def release_all(self, reason: str = "stopping") -> None:
         """Let everybody go (the test is stopping)."""
-        if self.gate.release(reason, time.time()) is not None:
-            self._open()
+        if self.remote is not None or self.gate.release(reason, time.time()) is not None:
+            self.open()

@@ -350,6 +350,9 @@ def drive(
             cls.setup_vars = env.variables
     for warning in _hook(script, "on_test_start", env):
         live.warn(warning)
+    share = getattr(runner, "share_variables", None)  # a master sends them to its workers
+    if share is not None:
+        share(env.variables)
 
     stages = model.load.stages if not closed_by_user else None
     if runner.stop_reason:

@@ -428,7 +428,7 @@ def test_a_worker_greenlet_asks_the_master_and_waits_for_the_reply(tmp_path: Pat
         assert isinstance(pong, p.Pong) and pong.sent == sent and pong.request_id == 1
         replies = gevent.joinall([gevent.spawn(worker.request, p.Ping(0, float(n))) for n in range(5)], timeout=10)
         assert sorted(r.value.sent for r in replies) == [0.0, 1.0, 2.0, 3.0, 4.0]  # each its own answer
-        with pytest.raises(RequestError, match="PoolTake is not handled by this master"):
+        with pytest.raises(RequestError, match="the master owns no pool .accounts."):  # a failed request
             worker.request(p.PoolTake(0, "accounts", 100))
         assert worker._pending == {}
     finally:
@@ -508,3 +508,105 @@ def test_a_worker_on_another_host(tmp_path: Path, cluster: Cluster, netns: tuple
     finally:
         demo.kill()
         demo.wait(10)
+
+
+# ------------------------------------------------------------------------------------------ pools, rendezvous
+
+
+CLUSTER_POOL = """
+host: demo
+python: hooks.py
+pools:
+  phones: {csv: data/phones.csv, order: unique, when_empty: stop_test}
+setup:
+  - post: /register
+    form: {phone: setup-0, name: the setup}
+    extract: {campaign: {jsonpath: $.name}}
+users:
+  applicant:
+    think: 5ms
+    sequence:
+      - transaction: sign up
+        steps:
+          - post: /register
+            form: {phone: "{{ phones.phone }}", name: "{{ campaign }}"}
+            check: {status: 201}
+"""
+
+
+def test_a_unique_pool_is_shared_by_the_cluster_without_duplicates(
+    tmp_path: Path, demo_url: str, cluster: Cluster
+) -> None:
+    """5,000 phones, 3 workers that receive the scenario and its CSV: each phone registered once, then the
+    empty pool stops the whole cluster; transactions and checkpoints add up on the master."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "phones.csv").write_text("phone,name\n" + "".join(f"+3180{i:07d},n\n" for i in range(5000)))
+    (tmp_path / "hooks.py").write_text("def on_test_start(env):\n    env.variables['from_hook'] = 1\n")
+    path = write(tmp_path, CLUSTER_POOL)
+    port = free_port()
+    demo_reset(demo_url)
+    master = cluster.master(
+        path,
+        port,
+        "-H",
+        demo_url,
+        "--expect-workers",
+        "3",
+        "-u",
+        "30",
+        "-r",
+        "1000",
+        "-t",
+        "90s",
+        "--stop-timeout",
+        "5s",
+    )
+    for i in range(3):
+        cluster.worker(port, name=f"w{i}")
+    assert master.wait(120) == 0, master.out + master.err
+    results = cluster.results()
+    registrations = demo_stats(demo_url)["registrations"]
+    assert registrations.pop("setup-0") == 1  # the setup ran once, on the master
+    assert set(registrations.values()) == {1}  # no phone twice: never a 409
+    assert len(registrations) >= 4950  # blocks shrink near the end: few rows are left in a worker's hands
+    assert results["stop_reason"] == "data pool 'phones' ran out of rows (5000 handed out)"
+    (pool,) = results["pools"]
+    assert (pool["handed_out"], pool["dry"]) == (5000, True)
+    posts = {f"{e['method']} {e['name']}": e for e in results["requests"]}["POST /register"]
+    assert posts["requests"] == len(registrations) + 1 and posts["failures"] == 0
+    (signup,) = results["transactions"]["entries"]
+    assert signup["requests"] == len(registrations) and signup["failures"] == 0
+    (check,) = [c for c in results["checks"] if c["check"] == "status is 201"]
+    assert check["passed"] == len(registrations)
+
+
+CLUSTER_RENDEZVOUS = """
+host: demo
+load: {users: 30, spawn_rate: 15, iterations: 1}
+users:
+  buyer:
+    sequence:
+      - rendezvous: sale
+        users: 30
+        timeout: 20s
+      - get: /echo
+        name: sale
+"""
+
+
+def test_a_rendezvous_is_global_across_workers(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
+    """30 users over 3 workers arrive over 2 s; the master releases them together, and records it once."""
+    path = write(tmp_path, CLUSTER_RENDEZVOUS)
+    port = free_port()
+    master = cluster.master(path, port, "-H", demo_url, "--expect-workers", "3")
+    for i in range(3):
+        cluster.worker(port, name=f"w{i}")
+    assert master.wait(90) == 0, master.out + master.err
+    results = cluster.results()
+    (point,) = results["rendezvous"]
+    assert point["arrivals"] == 30
+    assert [(r["released"], r["reason"]) for r in point["releases"]] == [(30, "policy")]
+    assert point["releases"][0]["waited_ms"] > 1000  # the first waited while the others were spawned
+    sale = {e["name"]: e for e in results["requests"]}["sale"]
+    assert sale["requests"] == 30
+    assert sorted(w["requests"] for w in results["workers"]) == [10, 10, 10]

@@ -3,7 +3,7 @@
 ``collect`` gathers the scenario file, the files it includes and the files it uploads, named relative to their
 deepest common folder; ``unpack`` writes them into a fresh folder on the worker, refusing names that would
 land outside it. Paths inside the scenario stay relative, so the copy loads exactly like the original.
-(Data pools will add their CSV files here: ``extra`` takes them.)
+Data pools' CSV files and the scenario's Python module travel too.
 """
 
 from __future__ import annotations
@@ -35,8 +35,13 @@ def _uploads(data: Any, path: DataPath = ()) -> Iterator[DataPath]:
             yield from _uploads(value, (*path, index))
 
 
-def scenario_files(loaded: LoadedScenario, extra: Iterable[Path] = ()) -> list[Path]:
-    """Every file a run of ``loaded`` reads: the scenario, its includes, its uploads, and ``extra``."""
+def scenario_files(loaded: LoadedScenario, extra: Iterable[Path] = ()) -> list[tuple[Path, Path]]:
+    """Every file a run of ``loaded`` reads, as (where the scenario expects it, where to read it): the scenario,
+    its includes, uploads, data pools' CSV files, its Python module, and ``extra``.
+
+    A CSV file found in ``--data-dir`` travels to where the declaring file would look for it, so the workers'
+    copy needs no data directory.
+    """
     document = loaded.document
     files = [loaded.path, *document.includes]
     for where in _uploads(document.data):
@@ -44,31 +49,39 @@ def scenario_files(loaded: LoadedScenario, extra: Iterable[Path] = ()) -> list[P
         for part in where:
             value = value[part]
         files.append(Path(document.mark(where).file).parent / value)
+    if loaded.model.python:
+        files.append(Path(document.mark(("python",)).file).parent / loaded.model.python)
     files.extend(extra)
-    unique: dict[Path, Path] = {}
-    for file in files:
-        unique.setdefault(file.resolve(), file)
-    return list(unique)
+    pairs = [(file, file) for file in files]
+    for name, source in loaded.pool_sources.items():
+        spec = (loaded.model.pools or {})[name]
+        declared_in = Path(document.mark(("pools", name, "csv")).file)
+        expected = Path(spec.csv or "") if Path(spec.csv or "").is_absolute() else declared_in.parent / (spec.csv or "")
+        pairs.append((expected, Path(source)))
+    unique: dict[Path, tuple[Path, Path]] = {}
+    for place, source in pairs:
+        unique.setdefault(place.resolve(), (place, source))
+    return list(unique.values())
 
 
 def collect(loaded: LoadedScenario, extra: Iterable[Path] = ()) -> tuple[str, dict[str, bytes]]:
     """(the scenario's name in the bundle, {relative name: content}) — what ``Welcome`` carries."""
     files = scenario_files(loaded, extra)
-    root = Path(os.path.commonpath([str(f.parent) for f in files]))
+    root = Path(os.path.commonpath([str(place.resolve().parent) for place, _ in files]))
     bundle: dict[str, bytes] = {}
     size = 0
-    for file in files:
+    for place, source in files:
         try:
-            content = file.read_bytes()
+            content = source.read_bytes()
         except OSError as exc:
-            raise RunError(f"cannot read {file} to send it to workers: {exc.strerror or exc}") from None
+            raise RunError(f"cannot read {source} to send it to workers: {exc.strerror or exc}") from None
         size += len(content)
         if size > MAX_BUNDLE:
             raise RunError(
                 f"the scenario's files are larger than {MAX_BUNDLE // 2**20} MiB: too much to send to workers; "
                 "give the workers their own copy (lrun SCENARIO --worker …)"
             )
-        bundle[file.relative_to(root).as_posix()] = content
+        bundle[place.resolve().relative_to(root).as_posix()] = content
     return loaded.path.resolve().relative_to(root).as_posix(), bundle
 
 

@@ -72,7 +72,8 @@ class MasterOptions:
     exclude_tags: list[str] = field(default_factory=list)
     entry_seconds: bool = False  # workers send each entry's seconds (for --csv-full-history)
     scenario: tuple[str, dict[str, bytes]] | None = None  # for workers without a copy: bundle.collect()
-    variables: dict[str, Any] = field(default_factory=dict)  # for every user (setup steps, later)
+    variables: dict[str, Any] = field(default_factory=dict)  # for every user (setup steps, hooks)
+    rendezvous: bool = True  # False: --no-rendezvous
 
 
 @dataclass
@@ -160,6 +161,7 @@ class MasterRunner:
         self.classes = list(classes)
         self.transactions = transactions  # TransactionStats: the workers' transaction deltas go here
         self.on_stopping = on_stopping
+        self.compiled: CompiledScenario | None = None  # its pools and rendezvous are the cluster's
         self.names = [c.type_name for c in self.classes]
         self.stats = stats
         self.options = options
@@ -186,7 +188,11 @@ class MasterRunner:
         self._stop_deadline = 0.0
         self._logged: set[bytes] = set()
         self._order = 0
-        self._requests: dict[type[p.Message], Callable[[WorkerInfo, Any], p.Message]] = {p.Ping: self._ping}
+        self._requests: dict[type[p.Message], Callable[[WorkerInfo, Any], p.Message]] = {
+            p.Ping: self._ping,
+            p.PoolTake: self._pool_take,
+        }
+        self._rendezvous_watch: gevent.Greenlet | None = None
 
     # ------------------------------------------------------------------------------------------- sockets
 
@@ -388,6 +394,7 @@ class MasterRunner:
                 entry_seconds=o.entry_seconds,
                 scenario_path=files[0] if files else "",
                 scenario_files=files[1] if files else None,
+                rendezvous=o.rendezvous,
             ),
         )
 
@@ -428,7 +435,11 @@ class MasterRunner:
     def _report(self, worker: WorkerInfo, report: p.Report) -> None:
         try:
             self.stats.merge(report.stats)
-        except ValueError as exc:
+            if report.transactions is not None and self.transactions is not None:
+                self.transactions.merge(report.transactions)
+            if report.checks and self.compiled is not None:
+                self.compiled.add_checks(report.checks)
+        except (ValueError, TypeError) as exc:
             self._drop(worker.identity, f"statistics that do not merge: {exc}")
             return
         worker.reports += 1
@@ -475,8 +486,58 @@ class MasterRunner:
         self._changed.set()
         self._rebalance()
 
+    # ------------------------------------------------------------------------------------------- rendezvous
+
     def _arrive(self, worker: WorkerInfo, arrive: p.RendezvousArrive) -> None:
-        self._drop(worker.identity, "rendezvous are not global yet: RendezvousArrive ignored")
+        """Users of a worker arrived: the master's gate counts them against every worker's users."""
+        point = self.compiled.rendezvous.get(arrive.name) if self.compiled is not None else None
+        if point is None or arrive.count < 1:
+            self._drop(worker.identity, f"RendezvousArrive for an unknown rendezvous {arrive.name[:40]!r}")
+            return
+        if point.gate.arrive(arrive.count, time.time(), self._target, self.user_count) is not None:
+            self._release(point.gate)
+        if self._rendezvous_watch is None:
+            self._rendezvous_watch = gevent.spawn(self._watch_rendezvous)
+
+    def _watch_rendezvous(self) -> None:
+        """Timeouts between arrivals, and fewer running users meeting a percent_running policy."""
+        assert self.compiled is not None
+        gates = [point.gate for point in self.compiled.rendezvous.values()]
+        while self.state not in (State.STOPPING, State.STOPPED):
+            gevent.sleep(0.1)
+            for gate in gates:
+                if gate.check(time.time(), self._target, self.user_count) is not None:
+                    self._release(gate)
+
+    def _release(self, gate: Any, reason: str | None = None) -> None:
+        """Tell every worker that the users waiting at ``gate`` go now."""
+        release = p.RendezvousRelease(gate.name, len(gate.releases), reason or gate.releases[-1].reason)
+        for worker in self.workers.values():
+            if worker.active:
+                self._send(worker, release)
+
+    # ------------------------------------------------------------------------------------------- data pools
+
+    def _pool_take(self, worker: WorkerInfo, take: p.PoolTake) -> p.Message:
+        """The next rows of a pool the master owns, fewer near its end so that no worker sits on the last ones."""
+        pool = self.compiled.pools.get(take.pool) if self.compiled is not None else None
+        if pool is None or pool.order == "random":
+            return p.RequestFailed(take.request_id, f"the master owns no pool {take.pool[:40]!r}")
+        n = max(1, min(take.n, 1000))
+        if pool.policy != "cycle":  # a row a worker holds when the pool runs dry is never used: keep blocks small
+            active = sum(1 for w in self.workers.values() if w.active) or 1
+            left = len(pool.data) - pool.rows.handed_out
+            n = max(1, min(n, left // (8 * active)))
+        indices = pool.rows.take(n)
+        if not indices:
+            pool.ran_dry = True
+            if pool.policy == "stop_test" and self.state not in (State.STOPPING, State.STOPPED):
+                self.stop(f"data pool '{pool.name}' ran out of rows ({pool.rows.handed_out} handed out)")
+        return p.PoolRows(take.request_id, take.pool, indices, not indices)
+
+    def share_variables(self, variables: dict[str, Any]) -> None:
+        """What the setup steps and hooks defined goes to every user, with the spawn targets."""
+        self.options.variables = variables
 
     _handlers: ClassVar[dict[type[p.Message], Callable[[MasterRunner, WorkerInfo, Any], None]]] = {
         p.Heartbeat: _heartbeat,
@@ -659,7 +720,7 @@ class MasterRunner:
     def _stop(self) -> None:
         self.state = State.STOPPING
         if self.on_stopping is not None:
-            self.on_stopping()
+            self.on_stopping()  # records who waited at a rendezvous; the workers let them go themselves
         for timer in self._timers:
             if timer is not gevent.getcurrent():
                 timer.kill(block=False)
@@ -759,8 +820,10 @@ def run_master(
         exclude_tags=list(settings.exclude_tags),
         entry_seconds=settings.csv_full_history,
         scenario=collect(loaded),
+        rendezvous=not settings.no_rendezvous,
     )
     master = MasterRunner(compiled.user_classes, stats, options, **runner_hooks(live, compiled))
+    master.compiled = compiled
     live.runner = master
     live.extra_results = master.results
     port = master.bind()

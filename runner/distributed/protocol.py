@@ -37,8 +37,7 @@ master answers with that reply type carrying the same ``request_id``, or with ``
 fills when the reply with that id arrives (see ``runner.distributed.worker``); on the master, ``REQUESTS``
 maps a request type to its handler. ``Ping`` → ``Pong`` is the trivial pair (also a round-trip measure).
 
-Reserved for data pools and rendezvous (declared now so the protocol has their shape; not yet handled — the
-master answers ``PoolTake`` with ``RequestFailed``):
+Data pools and rendezvous:
 
 - ``PoolTake(request_id, pool, n)`` → ``PoolRows(request_id, pool, indices, dry)``: the master owns sequential
   and unique pools and hands out blocks of row indices; ``dry`` says the pool is exhausted.
@@ -175,11 +174,17 @@ class Heartbeat(Message):
 @message
 @dataclass(frozen=True, slots=True)
 class Report(Message):
-    """Statistics since the last report: ``RequestStats.delta()``. ``seq`` counts reports from 1."""
+    """Statistics since the last report: ``RequestStats.delta()``. ``seq`` counts reports from 1.
+
+    ``transactions``: the ``TransactionStats.delta()`` of the same interval; ``checks``: checkpoint verdicts
+    since the last report, ``[method, name, check, passed, failed]`` each.
+    """
 
     seq: int
     stats: dict[str, Any]
     users: int
+    transactions: dict[str, Any] | None = None
+    checks: list[list[Any]] = field(default_factory=list)
 
 
 @message
@@ -237,6 +242,7 @@ class Welcome(Message):
     entry_seconds: bool  # reports carry each request's per-second data (--csv-full-history), not only totals
     scenario_path: str  # the scenario's name inside scenario_files
     scenario_files: dict[str, bytes] | None  # relative path -> content, when the worker asked for them
+    rendezvous: bool = True  # False: --no-rendezvous, users pass at once
 
 
 @message
@@ -316,7 +322,7 @@ class RequestFailed(Message):
 @message
 @dataclass(frozen=True, slots=True)
 class PoolRows(Message):
-    """Reserved: rows (by index) of a master-owned pool; ``dry``: the pool has no more."""
+    """Rows (by index) of a master-owned pool; ``dry``: the pool has no more."""
 
     request_id: int
     pool: str
@@ -327,7 +333,7 @@ class PoolRows(Message):
 @message
 @dataclass(frozen=True, slots=True)
 class PoolTake(Message):
-    """Reserved: ask for the next ``n`` rows of a sequential or unique pool."""
+    """Ask for the next ``n`` rows of a sequential or unique pool (the master may give fewer)."""
 
     REPLY = PoolRows
     request_id: int
@@ -338,7 +344,7 @@ class PoolTake(Message):
 @message
 @dataclass(frozen=True, slots=True)
 class RendezvousArrive(Message):
-    """Reserved: ``count`` more users of this worker wait at rendezvous ``name``."""
+    """``count`` more users of this worker wait at rendezvous ``name``."""
 
     name: str
     count: int
@@ -347,7 +353,7 @@ class RendezvousArrive(Message):
 @message
 @dataclass(frozen=True, slots=True)
 class RendezvousRelease(Message):
-    """Reserved: release everyone waiting at ``name`` (broadcast); ``seq`` numbers the releases."""
+    """Release everyone waiting at ``name`` (broadcast); ``seq`` numbers the releases."""
 
     name: str
     seq: int

@@ -37,6 +37,9 @@ from gevent.event import AsyncResult, Event
 import runner
 from runner.distributed import protocol as p
 from runner.errors import LrunError, RunError
+from runner.pools import RemoteRows
+from runner.scripting import request_hook
+from runner.stats import TransactionStats
 
 log = logging.getLogger("lrun")
 
@@ -55,6 +58,7 @@ class WorkerOptions:
     token: str | None = None
     master_timeout: float = 10.0  # a silent master for this long: stop the users and exit
     connect_timeout: float = 60.0  # how long to look for a master before giving up
+    data_dir: str | None = None  # --data-dir, for a worker with its own copy of the scenario
 
 
 def _rss() -> int:
@@ -77,6 +81,8 @@ class WorkerRunner:
         self.welcome: p.Welcome | None = None
         self.runner: Any = None  # LocalRunner, once the first Spawn came
         self.stats: Any = None
+        self.transactions: Any = None
+        self.compiled: Any = None  # the CompiledScenario
         self.classes: list[Any] = []
         self.exit_code: int | None = None
         self.message = ""  # why it ended, when not all good
@@ -180,7 +186,7 @@ class WorkerRunner:
             self._tempdir = tempfile.TemporaryDirectory(prefix="lrun-worker-")
             unpack(welcome.scenario_files, Path(self._tempdir.name))
             path = Path(self._tempdir.name, *welcome.scenario_path.split("/"))
-        loaded = load_scenario(path)
+        loaded = load_scenario(path, self.options.data_dir if self.scenario is not None else None)
         compiled = compile_scenario(
             loaded,
             CompileOptions(
@@ -190,8 +196,24 @@ class WorkerRunner:
                 exclude_tags=tuple(welcome.exclude_tags),
             ),
         )
+        self.compiled = compiled
         self.classes = compiled.user_classes
         self.stats = RequestStats(node=self.id)
+        self.transactions = TransactionStats(node=self.id)
+        for pool in compiled.pools.values():  # sequential and unique pools are the master's; random stay here
+            if pool.order != "random":
+                pool.rows = RemoteRows(len(pool.data), self._pool_fetcher(pool.name), pool.policy == "cycle")
+        for point in compiled.rendezvous.values():  # rendezvous are global: the master counts and releases
+            point.enabled = welcome.rendezvous
+            point.remote = lambda name, count: self._send(p.RendezvousArrive(name, count))
+
+    def _pool_fetcher(self, pool: str) -> Any:
+        def fetch(n: int) -> tuple[list[int], bool]:
+            reply = self.request(p.PoolTake(0, pool, n))
+            assert isinstance(reply, p.PoolRows)
+            return list(reply.indices), reply.dry
+
+        return fetch
 
     def _end(self, code: int, message: str = "") -> None:
         """The worker is done (the first reason given counts); ``run`` returns."""
@@ -270,10 +292,13 @@ class WorkerRunner:
         if self.stats is None:
             return
         delta = self.stats.delta(entry_seconds=self.welcome is not None and self.welcome.entry_seconds)
-        if final or delta["entries"] or delta["errors"]["failures"] or delta["errors"]["exceptions"]:
+        transactions = self.transactions.delta(entry_seconds=False)
+        checks = self.compiled.check_deltas()
+        changed = delta["entries"] or delta["errors"]["failures"] or delta["errors"]["exceptions"]
+        if final or changed or transactions["entries"] or checks:
             self._report_seq += 1
             users = self.runner.user_count if self.runner is not None else 0
-            self._send(p.Report(self._report_seq, delta, users))
+            self._send(p.Report(self._report_seq, delta, users, transactions, checks))
 
     def _watchdog(self) -> None:
         timeout = self.options.master_timeout
@@ -349,7 +374,11 @@ class WorkerRunner:
             pending = self._pending.get(message.request_id)
             if pending is not None:
                 pending.set(message)
-        # MasterHeartbeat: hearing it is all (self._last_heard); RendezvousRelease: reserved
+        elif isinstance(message, p.RendezvousRelease):
+            point = self.compiled.rendezvous.get(message.name) if self.compiled is not None else None
+            if point is not None:
+                point.open()
+        # MasterHeartbeat: hearing it is all (self._last_heard)
 
     def _spawn(self, spawn: p.Spawn) -> None:
         from runner.engine.runner import LocalRunner
@@ -371,6 +400,8 @@ class WorkerRunner:
             return
         if self.runner is None:
             assert self.welcome is not None
+            for cls in self.classes:  # what the master's setup steps defined
+                cls.setup_vars = spawn.variables
             self.runner = LocalRunner(
                 self.classes,
                 self.stats,
@@ -378,11 +409,19 @@ class WorkerRunner:
                 stop_timeout=self.welcome.stop_timeout,
                 on_spawned=lambda count: self._send(p.Spawned(self._applying, count)),
                 on_warning=log.warning,
+                transactions=self.transactions,
+                on_stopping=self._release_waiters,
+                request_hook=request_hook(self.compiled.script, log.warning),
             )
             self.runner.started_at = time.time()
             self._greenlets.append(gevent.spawn(self._await_runner))
         self._applying = spawn.seq
         self.runner.set_counts([spawn.targets.get(name, 0) for name in names], spawn.spawn_rate)
+
+    def _release_waiters(self) -> None:
+        """The users are stopping: nobody stays at a rendezvous."""
+        for point in self.compiled.rendezvous.values():
+            point.open()
 
     def _await_runner(self) -> None:
         """When the users are stopped (told to, or by themselves): the final report, then Stopped."""

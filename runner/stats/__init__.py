@@ -284,18 +284,21 @@ class TransactionStats(RequestStats):
         super().reset()
         self.think.clear()
 
-    def state(self) -> dict[str, Any]:
-        return {**super().state(), "think": dict(self.think)}
+    def state(self, *, entry_seconds: bool = True) -> dict[str, Any]:
+        return {**super().state(entry_seconds=entry_seconds), "think": dict(self.think)}
 
-    def delta(self) -> dict[str, Any]:
-        state = super().delta()
+    def delta(self, *, entry_seconds: bool = True) -> dict[str, Any]:
+        state = super().delta(entry_seconds=entry_seconds)
         self.think.clear()
         return state
 
     def merge(self, other: RequestStats | dict[str, Any]) -> None:
         state = other.state() if isinstance(other, RequestStats) else other
+        think = state.get("think") or {} if isinstance(state, dict) else {}
+        if not isinstance(think, dict) or not all(isinstance(v, int | float) for v in think.values()):
+            raise ValueError("a transaction delta's think times are not numbers")
         super().merge(state)
-        for name, seconds in (state.get("think") or {}).items():
+        for name, seconds in think.items():
             self.think[str(name)] = self.think.get(str(name), 0.0) + float(seconds)
 
     def snapshot(self, *, duration: float, histograms: bool = True) -> dict[str, Any]:
