@@ -43,7 +43,7 @@ class Live:
     """What the run loop shares with its periodic tasks."""
 
     stats: RequestStats
-    runner: LocalRunner  # or the MasterRunner of a distributed run (runner.distributed.master)
+    runner: Any  # LocalRunner, ArrivalRunner, or the MasterRunner of a distributed run
     settings: RunSettings
     out: TextIO
     tty: bool
@@ -51,6 +51,7 @@ class Live:
     warnings: list[str] = field(default_factory=list)
     progress_shown: bool = False
     lag: float = 0.0  # seconds the statistics trail real time (a master hears its workers a report late)
+    extra_results: Callable[[], dict[str, Any]] | None = None  # more top-level keys for the results
 
     def print(self, text: str) -> None:
         self.clear_progress()
@@ -127,8 +128,13 @@ def _sampler(live: Live) -> Callable[[], None]:
             total = live.stats.total
             requests = total.num_requests
             ratio = total.num_failures / requests if requests else 0.0
-            rps = total.current_rps(now - live.lag)
-            line = console.progress_line(now - live.started, live.settings.run_time, live.runner.user_count, rps, ratio)
+            line = console.progress_line(
+                now - live.started,
+                live.settings.run_time,
+                live.runner.user_count,
+                total.current_rps(now - live.lag),
+                ratio,
+            )
             live.out.write("\r\033[K" + line)
             live.out.flush()
             live.progress_shown = True
@@ -228,46 +234,44 @@ def run_load(loaded: LoadedScenario, settings: RunSettings, *, command: str, out
         missing_host = [c.type_name for c in compiled.user_classes if not c.host]
         if missing_host:
             raise RunError(f"no host for {', '.join(missing_host)}: add host: to the scenario or pass -H URL")
-        return _run(loaded, compiled.user_classes, settings, command=command, out=out, demo_url=demo_url)
+        if settings.master or settings.processes:
+            from runner.distributed.master import run_master
+
+            return run_master(loaded, compiled.user_classes, settings, demo_url=demo_url, command=command, out=out)
+        return _run(loaded, compiled.user_classes, settings, command=command, out=out)
 
 
-def _run(
-    loaded: LoadedScenario,
-    classes: list[Any],
-    settings: RunSettings,
-    *,
-    command: str,
-    out: TextIO,
-    demo_url: str | None = None,
-) -> int:
+def _run(loaded: LoadedScenario, classes: list[Any], settings: RunSettings, *, command: str, out: TextIO) -> int:
     model = loaded.model
     stats = RequestStats(full_history=settings.csv_full_history)
-    tty = out.isatty()
-    live_box: dict[str, Live] = {}
+    live = Live(stats, None, settings, out, out.isatty())
+    common = runner_hooks(live)
+    runner: LocalRunner
+    if model.load.is_open and not _load_given_by_user(settings):  # -u or -t replace the scenario's arrivals
+        runner = ArrivalRunner(classes, stats, RequestStats(), max_users=model.load.max_users, **common)
+    else:
+        runner = LocalRunner(classes, stats, iterations=settings.iterations, **common)
+    live.runner = runner
+    return drive(loaded, settings, live, command=command)
+
+
+def runner_hooks(live: Live) -> dict[str, Any]:
+    """The keyword arguments every runner takes from the run: stop timeout, what to do once spawned, warnings."""
 
     def spawned(count: int) -> None:
         log.info("%d users running", count)
         TRIM_HEAP()
-        if settings.reset_stats:
-            stats.reset()
+        if live.settings.reset_stats:
+            live.stats.reset()
 
-    common = {
-        "stop_timeout": settings.stop_timeout,
-        "on_spawned": spawned,
-        "on_warning": lambda message: live_box["live"].warn(message),
-    }
-    runner: LocalRunner
-    closed_by_user = _load_given_by_user(settings)  # -u or -t replace the scenario's stages or arrivals
-    if settings.master or settings.processes:  # distributed: this process is the master (waits for its workers)
-        from runner.distributed.master import start_master
+    return {"stop_timeout": live.settings.stop_timeout, "on_spawned": spawned, "on_warning": live.warn}
 
-        runner = start_master(loaded, classes, settings, stats, demo_url=demo_url, **common)  # type: ignore[assignment]
-    elif model.load.is_open and not closed_by_user:
-        runner = ArrivalRunner(classes, stats, RequestStats(), max_users=model.load.max_users, **common)
-    else:
-        runner = LocalRunner(classes, stats, iterations=settings.iterations, **common)
-    live = Live(stats, runner, settings, out, tty, lag=getattr(runner, "lag", 0.0))
-    live_box["live"] = live
+
+def drive(loaded: LoadedScenario, settings: RunSettings, live: Live, *, command: str) -> int:
+    """Start the load shape on ``live.runner``, run the periodic tasks until it stops, then end the run: results,
+    thresholds, outputs. A local run and the master of a distributed run both go through here."""
+    model, runner = loaded.model, live.runner
+    closed_by_user = _load_given_by_user(settings)  # -u or -t replace the scenario's stages
     clear_first = _ClearProgress(live)  # a log line must not be glued to the progress line
     for handler in log.handlers:
         handler.addFilter(clear_first)
@@ -366,7 +370,7 @@ def _finish(
         extra={
             "warnings": live.warnings,
             **_open_model_results(runner, end - live.started),
-            **(runner.results() if hasattr(runner, "results") else {}),  # a master's "workers"
+            **(live.extra_results() if live.extra_results else {}),
         },
     )
     for threshold in model.thresholds:
@@ -389,7 +393,7 @@ def _finish(
     return code
 
 
-def _open_model_results(runner: LocalRunner, duration: float) -> dict[str, Any]:
+def _open_model_results(runner: Any, duration: float) -> dict[str, Any]:
     """Arrival counts, and each entry's response times measured from the intended start."""
     if not isinstance(runner, ArrivalRunner):
         return {}

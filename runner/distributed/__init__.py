@@ -1,11 +1,11 @@
 """Distributed runs: one master, many workers, over ZeroMQ.
 
 - ``protocol``  every message, typed and versioned; encoding and checked decoding (start here)
-- ``master``    ``MasterRunner`` (drives workers, merges their statistics); ``start_master`` sets one up
+- ``master``    ``MasterRunner`` (drives workers, merges their statistics) and ``run_master`` (a whole run)
 - ``worker``    ``WorkerRunner``: a ``LocalRunner`` driven by the master's targets
 - ``local``     ``--processes N``: worker processes on this machine
 - ``bundle``    the scenario's files, sent to workers that have no copy
 
-``runner.run`` takes the master as one more runner: same load shapes, thresholds, console, results and outputs;
-the results gain a ``workers`` list.
+The master reuses the local run's ending (``runner.run.drive``): same load shapes, thresholds, console, results
+and outputs; the results gain a ``workers`` list.
 """

@@ -1,9 +1,8 @@
 """The master of a distributed run: it runs no users, it drives workers and merges what they measure.
 
 ``MasterRunner`` has the public surface of ``LocalRunner`` (``start``, ``start_stages``, ``set_users``,
-``stop``, ``kill_now``, ``wait``, ``user_count`` …), so ``runner.run`` runs a distributed test exactly like a
-local one — same load shape, thresholds, console, results and outputs — with the runner ``start_master`` gives
-(listening, its ``--processes`` workers started, the expected workers ready). What differs happens here:
+``stop``, ``kill_now``, ``wait``, ``user_count`` …), so ``runner.run.drive`` runs a distributed test exactly
+like a local one: same load shape, thresholds, console, results and outputs. What differs happens here:
 
 - a ROUTER socket takes workers' hellos (checking the token and the protocol version), welcomes them, and
   sends each absolute per-user-type targets (``runner.engine.dispatch.assign``) whenever the target, or the
@@ -13,7 +12,7 @@ local one — same load shape, thresholds, console, results and outputs — with
 - each ``Report`` is merged into the master's statistics (``RequestStats.merge``; totals are the exact sum of
   the deltas), and the master samples its series a report interval late, when the workers' seconds are in;
 - on stop, workers stop their users, send a final report and say ``Stopped``; the master waits for them (within
-  the stop timeout and a grace period), tells them to quit, and the run writes its outputs.
+  the stop timeout and a grace period), then the run writes its outputs, then workers are told to quit.
 
 Nothing that arrives on the port can crash the master: a frame that does not decode, a message from a peer
 that never said hello, a statistics delta that does not merge — each is dropped, and logged once per peer.
@@ -25,11 +24,12 @@ import hmac
 import logging
 import secrets
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 import gevent
 import zmq.green as zmq
@@ -52,7 +52,6 @@ CPU_HOT_BEATS = 3
 MAX_LOGGED_PEERS = 1000  # peers whose malformed frames were logged (then only counted)
 SKEW_WARNING = 1.0  # seconds of clock difference between a worker and the master worth a warning
 LOCAL_MAX_WAIT = 60.0  # seconds --processes waits for its own workers to connect
-MASTER_HOOKS = ("stop_timeout", "on_spawned", "on_warning")  # of a LocalRunner's keyword arguments
 
 
 @dataclass
@@ -160,7 +159,7 @@ class MasterRunner:
         self.options = options
         self.stop_timeout = stop_timeout
         self.on_spawned = on_spawned
-        self._on_warning = on_warning or log.warning
+        self.warn = on_warning or log.warning
         self.state = State.READY
         self.stop_reason = ""
         self.started_at: float | None = None
@@ -168,9 +167,6 @@ class MasterRunner:
         self.workers: dict[bytes, WorkerInfo] = {}  # by ZeroMQ identity
         self.dropped = 0  # malformed or unexpected frames
         self.port: int | None = None
-        self.lag = options.report_interval + 1.0  # sample the statistics this late: workers' seconds are in
-        self.local: Any = None  # the LocalWorkers of --processes
-        self._early_warnings: list[str] | None = []  # warnings before the test starts (the run is not ready)
         self._target = 0
         self._rate = 1.0
         self._seq = 0
@@ -185,20 +181,6 @@ class MasterRunner:
         self._logged: set[bytes] = set()
         self._order = 0
         self._requests: dict[type[p.Message], Callable[[WorkerInfo, Any], p.Message]] = {p.Ping: self._ping}
-
-    def warn(self, message: str) -> None:
-        """A warning for the run's results; those before the test starts wait for it."""
-        if self._early_warnings is None:
-            self._on_warning(message)
-        else:
-            log.warning(message)
-            self._early_warnings.append(message)
-
-    def _begin(self) -> None:
-        self.started_at = time.time()
-        early, self._early_warnings = self._early_warnings or [], None
-        for message in early:
-            self._on_warning(message)
 
     # ------------------------------------------------------------------------------------------- sockets
 
@@ -597,26 +579,6 @@ class MasterRunner:
     def user_count(self) -> int:
         return sum(w.users for w in self.workers.values() if not (w.gone or w.missing))
 
-    @property
-    def target_users(self) -> int:
-        return self._target
-
-    # The Runtime of users the master runs itself: once-per-test setup and teardown steps (see the protocol).
-    trace = False
-    think = True
-
-    def on_request(self, user: Any, result: Any) -> None:
-        self.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure)
-
-    def on_think(self, user: Any, seconds: float) -> None:
-        pass
-
-    def on_warning(self, user: Any, message: str) -> None:
-        self.warn(f"{user.type_name}: {message}")
-
-    def on_error(self, user: Any, error: BaseException) -> None:
-        self.stats.log_error(error, user.type_name)
-
     def wait_for_workers(self, expected: int, max_wait: float | None, check: Callable[[], None] | None = None) -> None:
         """Block until ``expected`` workers are ready; ``RunError`` when ``max_wait`` passes first.
 
@@ -653,13 +615,13 @@ class MasterRunner:
                 handler.cancel()
 
     def start(self, users: int, spawn_rate: float, run_time: float | None = None) -> None:
-        self._begin()
+        self.started_at = time.time()
         self.set_users(users, spawn_rate)
         if run_time is not None:
             self._timers.append(gevent.spawn_later(run_time, self.stop, "run time reached"))
 
     def start_stages(self, stages: Sequence[Stage]) -> None:
-        self._begin()
+        self.started_at = time.time()
         self._timers.append(gevent.spawn(self._run_stages, list(stages)))
 
     def _run_stages(self, stages: list[Stage]) -> None:
@@ -709,11 +671,6 @@ class MasterRunner:
             self._changed.clear()
             self._changed.wait(min(0.5, max(0.0, self._stop_deadline - time.monotonic())))
         self.state = State.STOPPED
-        self.close()  # the workers quit: every final report is in
-        if self.local is not None:
-            gevent.spawn(self.local.stop)  # reaps the --processes children (they quit, or exit with this process)
-        if self.dropped:
-            log.info("dropped %d malformed or unexpected message(s) during the run", self.dropped)
         self._done.set()
 
     def kill_now(self) -> None:
@@ -736,21 +693,18 @@ class MasterRunner:
 # ----------------------------------------------------------------------------------------------- a run
 
 
-def start_master(
+def run_master(
     loaded: LoadedScenario,
     classes: list[Any],
     settings: RunSettings,
-    stats: RequestStats,
     *,
-    demo_url: str | None = None,
-    **hooks: Any,
-) -> MasterRunner:
-    """The runner of a distributed run: a master listening, its local workers (``--processes N``) started, and
-    the expected workers ready. ``hooks`` are the runner hooks a ``LocalRunner`` takes (stop timeout, on_spawned,
-    on_warning); those only users need stay with the workers. ``RunError`` (everything cleaned up) when the
-    workers do not come."""
-    from runner.distributed.local import LocalWorkers
-    from runner.run import _load_given_by_user
+    demo_url: str | None,
+    command: str,
+    out: TextIO = sys.stdout,
+) -> int:
+    """A distributed run: the master, and with ``--processes N`` its N local workers. Returns the exit code."""
+    from runner.distributed.local import QUIT_WAIT, LocalWorkers
+    from runner.run import Live, _load_given_by_user, drive, runner_hooks
 
     if loaded.model.load.is_open and not _load_given_by_user(settings):
         raise RunError(
@@ -769,7 +723,9 @@ def start_master(
         max_wait = LOCAL_MAX_WAIT
     if settings.report_interval > 10:
         log.warning("--report-interval above 10s: the per-second series of the master lose the older seconds")
-    stats.node = "master"
+
+    stats = RequestStats(full_history=settings.csv_full_history, node="master")
+    live = Live(stats, None, settings, out, out.isatty(), lag=settings.report_interval + 1.0)
     options = MasterOptions(
         bind_host=bind_host,
         bind_port=bind_port,
@@ -785,7 +741,9 @@ def start_master(
         entry_seconds=settings.csv_full_history,
         scenario=collect(loaded),
     )
-    master = MasterRunner(classes, stats, options, **{k: v for k, v in hooks.items() if k in MASTER_HOOKS})
+    master = MasterRunner(classes, stats, options, **runner_hooks(live))
+    live.runner = master
+    live.extra_results = master.results
     port = master.bind()
     if demo_url and not is_loopback(bind_host):
         log.warning(
@@ -795,13 +753,17 @@ def start_master(
         )
     log.info("master listening on %s:%d", "*" if bind_host in ("*", "0.0.0.0") else bind_host, port)
     level = "DEBUG" if settings.loglevel.upper() == "DEBUG" else "WARNING"  # workers' own log: problems only
-    master.local = LocalWorkers(local, port=port, token=token, scenario=Path(loaded.path).resolve(), loglevel=level)
+    workers = LocalWorkers(local, port=port, token=token, scenario=Path(loaded.path).resolve(), loglevel=level)
+    ran = False
     try:
         master.serve()
-        master.local.start()
-        master.wait_for_workers(expected, max_wait, check=master.local.check)
-    except BaseException:
+        workers.start()
+        master.wait_for_workers(expected, max_wait, check=workers.check)
+        live.started = time.time()
+        ran = True
+        return drive(loaded, settings, live, command=command)
+    finally:
         master.close()
-        master.local.stop(quit_wait=1.0)
-        raise
-    return master
+        workers.stop(quit_wait=QUIT_WAIT if ran else 1.0)
+        if master.dropped:
+            log.info("dropped %d malformed or unexpected message(s) during the run", master.dropped)
