@@ -25,8 +25,7 @@ Top level::
     thresholds        the verdict of each threshold (``runner.thresholds.evaluate``)
     passed            exit_code == 0 and every threshold passed
     exit_code         the process's exit code;  stop_reason  why the run ended
-    (extra keys)      what the runner adds with ``extra=``: "warnings"; the open model's "arrivals" and
-                      "from_intended_start"; a distributed run's "workers" (WORKER per worker, in join order)
+    (extra keys)      what the runner adds with ``extra=`` (e.g. "warnings")
 
 ENTRY::
 
@@ -46,10 +45,6 @@ POINT: ``t`` (end of the interval, epoch s), ``interval_s``, ``users``, ``reques
 ``failures_per_s``, ``avg_ms``, ``p50_ms``, ``p95_ms``, ``p99_ms``, ``percentiles`` (as in ENTRY) of the interval;
 ``total_requests``, ``total_failures``, ``total_avg_ms``, ``total_median_ms``, ``total_min_ms``, ``total_max_ms``,
 ``total_avg_bytes`` cumulative at ``t``.
-
-WORKER: ``id``, ``host``, ``pid``, ``state`` (last known: stopped, missing, failed …), ``users`` (last known),
-``users_max``, ``cpu_percent`` (of one core) and ``memory_bytes`` (resident) from its last heartbeat and their
-``_max`` over the run, ``requests`` and ``failures`` it reported.
 
 FAILURE: ``method``, ``name``, ``message``, ``count``, ``first_seen``, ``last_seen`` (epoch s), ``other``
 (true for the one group counting everything past the bound of 500 groups).
