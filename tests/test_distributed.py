@@ -300,6 +300,18 @@ def test_ctrl_c_on_the_master_stops_workers_and_writes_outputs(tmp_path: Path, d
         wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists() or _zombie(pid), 10, f"worker {pid} to exit")
 
 
+def test_local_workers_exit_with_their_parent(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
+    path = write(tmp_path, "users: {u: {think: 20ms, sequence: [{get: /items}]}}\n")
+    run = cluster.start(
+        "run", str(path), "-H", demo_url, "--processes", "2", "-u", "4", "-r", "100", "-t", "60s", *FAST, name="run"
+    )
+    wait_until(log_shows(run, "4 users running"), 30, "all users running")
+    pids = [int(pid) for pid in run.err.split("pids ", 1)[1].split("\n", 1)[0].split(", ")]
+    os.kill(run.pid, signal.SIGKILL)
+    for pid in pids:
+        wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists() or _zombie(pid), 10, f"worker {pid} to exit")
+
+
 def _zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
@@ -404,6 +416,28 @@ def test_a_worker_of_another_version_says_so(tmp_path: Path, cluster: Cluster) -
 
 
 # ------------------------------------------------------------------------------------------ in this process
+
+
+def test_the_bundle_keeps_its_files_inside_its_folder(tmp_path: Path) -> None:
+    from runner.distributed.bundle import collect, unpack
+    from runner.errors import RunError
+    from runner.scenario import load_scenario
+
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "common.yaml").write_text("variables: {password: secret}\n")
+    (tmp_path / "plans").mkdir()
+    path = write(
+        tmp_path / "plans",
+        "host: demo\ninclude: [../shared/common.yaml]\n"
+        "users: {u: {sequence: [{post: /echo, files: {f: {path: ../shared/common.yaml}}}, {get: /}]}}\n",
+    )
+    name, files = collect(load_scenario(path))
+    assert name == "plans/scenario.yaml" and sorted(files) == ["plans/scenario.yaml", "shared/common.yaml"]
+    unpack(files, tmp_path / "copy")
+    assert load_scenario(tmp_path / "copy" / name).model.variables == {"password": "secret"}
+    for bad in ("../escape.yaml", "/etc/passwd", "a/../../b", "a\\..\\b", ""):
+        with pytest.raises(RunError, match="unsafe name"):
+            unpack({bad: b"x"}, tmp_path / "copy")
 
 
 def test_a_worker_greenlet_asks_the_master_and_waits_for_the_reply(tmp_path: Path) -> None:

@@ -87,6 +87,7 @@ class WorkerInfo:
     cores: int
     order: int  # join order: the dispatch order
     last_seen: float  # monotonic
+    welcomed: float = -1e9  # monotonic time of the last Welcome sent
     ready: bool = False  # set up (scenario compiled) and heartbeating
     missing: bool = False
     gone: bool = False  # left, failed, or was told to quit
@@ -99,7 +100,8 @@ class WorkerInfo:
     cpu_percent_max: float = 0.0
     memory_bytes: int = 0
     memory_bytes_max: int = 0
-    hot_beats: int = 0
+    hot_beats: int = 0  # heartbeats in a row above CPU_HOT
+    warned_hot: bool = False
     targets: dict[str, int] = field(default_factory=dict)
     spawn: p.Spawn | None = None  # the last Spawn sent
     spawn_sent: float = 0.0  # monotonic
@@ -373,7 +375,11 @@ class MasterRunner:
                     f"worker {worker.id}'s clock is {skew:+.1f}s off the master's: per-second charts mix seconds; "
                     "synchronise the clocks (NTP)"
                 )
-        worker.last_seen = time.monotonic()
+        now = time.monotonic()
+        worker.last_seen = now
+        if now - worker.welcomed < 1.0:  # hellos queued while the master was not up yet arrive together
+            return
+        worker.welcomed = now
         o = self.options
         files = o.scenario if hello.want_scenario else None
         if hello.want_scenario and files is None:
@@ -411,15 +417,13 @@ class MasterRunner:
         worker.memory_bytes_max = max(worker.memory_bytes_max, beat.memory_bytes)
         worker.spawn_received = beat.spawn_seq
         self._send(worker, p.MasterHeartbeat(self.state.value, worker.spawn.seq if worker.spawn else 0))
-        if beat.cpu_percent > CPU_HOT:
-            worker.hot_beats += 1
-            if worker.hot_beats == CPU_HOT_BEATS:
-                self.warn(
-                    f"worker {worker.id} ({worker.host}) uses more than {CPU_HOT:.0f}% of a core: response times "
-                    "it measures are inflated by its own queueing; add workers or run fewer users"
-                )
-        else:
-            worker.hot_beats = min(worker.hot_beats, CPU_HOT_BEATS)
+        worker.hot_beats = worker.hot_beats + 1 if beat.cpu_percent > CPU_HOT else 0
+        if worker.hot_beats >= CPU_HOT_BEATS and not worker.warned_hot:
+            worker.warned_hot = True
+            self.warn(
+                f"worker {worker.id} ({worker.host}) uses more than {CPU_HOT:.0f}% of a core: response times "
+                "it measures are inflated by its own queueing; add workers or run fewer users"
+            )
         if first:
             self._changed.set()
             self._rebalance()
