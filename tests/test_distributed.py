@@ -160,7 +160,7 @@ def test_processes_give_the_same_results_as_one_process(tmp_path: Path, demo_url
     run = cluster.start(
         "run", str(path), "-H", demo_url, "--processes", "2", "-u", "6", "-r", "100", "-i", "15",
         "--json", str(tmp_path / "results.json"), "--csv", str(tmp_path / "out"), "--only-summary", *FAST,
-        name="run",
+        "--html", str(tmp_path / "report.html"), name="run",
     )  # fmt: skip
     assert run.wait(90) == 0, run.out + run.err
     results = cluster.results()
@@ -171,6 +171,9 @@ def test_processes_give_the_same_results_as_one_process(tmp_path: Path, demo_url
     assert mine["GET /json"] == server["GET /json"] == 2 * 15
     workers = results["workers"]
     assert len(workers) == 2 and all(w["users_max"] == 3 for w in workers)
+    assert all(w["resources"] and w["resources"][0]["process_rss_bytes"] > 0 for w in workers)  # from heartbeats
+    report = (tmp_path / "report.html").read_text()
+    assert 'id="chart-worker-cpu"' in report and 'id="chart-worker-memory"' in report  # per-worker usage
     assert sum(w["requests"] for w in workers) == results["total"]["requests"] == sum(server.values()) == 150
     assert results["stop_reason"] == "all users finished" and results["users_max"] == 6
     assert (tmp_path / "out_stats.csv").exists() and "PASSED: 150 requests" in run.out

@@ -110,6 +110,18 @@ class WorkerInfo:
     reports: int = 0
     requests: int = 0
     failures: int = 0
+    samples: list[tuple[float, float, int]] = field(default_factory=list)  # (t, CPU %, RSS) for the report
+    sample_every: float = 1.0  # seconds between samples; doubles when they are thinned
+
+    def sample(self, now: float) -> None:
+        """Remember CPU and memory from a heartbeat, at most every ``sample_every`` s and at most SAMPLES points:
+        past that, every other point goes and the spacing doubles (memory stays flat in long runs)."""
+        if self.samples and now - self.samples[-1][0] < self.sample_every:
+            return
+        self.samples.append((now, self.cpu_percent, self.memory_bytes))
+        if len(self.samples) > SAMPLES:
+            del self.samples[1::2]
+            self.sample_every *= 2
 
     @property
     def active(self) -> bool:
@@ -130,7 +142,13 @@ class WorkerInfo:
             "memory_bytes_max": self.memory_bytes_max,
             "requests": self.requests,
             "failures": self.failures,
+            "resources": [
+                {"t": round(t, 3), "process_cpu_percent": cpu, "process_rss_bytes": rss} for t, cpu, rss in self.samples
+            ],
         }
+
+
+SAMPLES = 300  # CPU and memory points kept per worker for the report's charts
 
 
 def is_loopback(host: str) -> bool:
@@ -415,6 +433,7 @@ class MasterRunner:
         worker.cpu_percent_max = max(worker.cpu_percent_max, beat.cpu_percent)
         worker.memory_bytes = beat.memory_bytes
         worker.memory_bytes_max = max(worker.memory_bytes_max, beat.memory_bytes)
+        worker.sample(time.time())
         worker.spawn_received = beat.spawn_seq
         self._send(worker, p.MasterHeartbeat(self.state.value, worker.spawn.seq if worker.spawn else 0))
         worker.hot_beats = worker.hot_beats + 1 if beat.cpu_percent > CPU_HOT else 0

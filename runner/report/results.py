@@ -45,8 +45,10 @@ Optional keys (absent in older files and in runs without the feature; every read
                       "unique"), "update" ("each_iteration" | "each_occurrence" | "once"), "when_empty" ("cycle" |
                       "keep_last" | "stop_user" | "stop_test"), "handed_out", "dry" (bool), "dry_at" (epoch s or
                       null)}]
-    workers           distributed runs: [{"id", "host", "state", "users", "cpu_percent", "memory_bytes",
-                      "resources": [SAMPLE]}]
+    workers           distributed runs: [{"id", "host", "pid", "state" ("missing" for a lost one), "users",
+                      "users_max", "cpu_percent", "cpu_percent_max", "memory_bytes", "memory_bytes_max",
+                      "requests", "failures", "resources": [{"t", "process_cpu_percent", "process_rss_bytes"}]
+                      (from its heartbeats, at most 300 points)}]
 
 ENTRY::
 
