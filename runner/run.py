@@ -338,18 +338,13 @@ def drive(
     gevent.signal_handler(signal.SIGINT, interrupted, "interrupted")
     gevent.signal_handler(signal.SIGTERM, interrupted, "terminated")
 
-    for warning in _hook(script, "on_init", env):
-        live.warn(warning)
-    if compiled.setup is not None:
-        log.info("setup: %d step(s)", len(compiled.setup.on_start_program))
-        failure = once.run(compiled.setup, "setup")
-        if failure:
-            runner.stop(failure)
+    _hook(script, "on_init", env, live)
+    if compiled.setup is not None and (failure := once.run(compiled.setup, "setup")):
+        runner.stop(failure)
     for cls in (*compiled.user_classes, compiled.teardown):
         if cls is not None:
             cls.setup_vars = env.variables
-    for warning in _hook(script, "on_test_start", env):
-        live.warn(warning)
+    _hook(script, "on_test_start", env, live)
     share = getattr(runner, "share_variables", None)  # a master sends them to its workers
     if share is not None:
         share(env.variables)
@@ -387,13 +382,9 @@ def drive(
     keys = _keys(live)
     try:
         runner.wait()
-        for warning in _hook(script, "on_test_stop", env):
-            live.warn(warning)
-        if compiled.teardown is not None:
-            log.info("teardown: %d step(s)", len(compiled.teardown.on_start_program))
-            failure = once.run(compiled.teardown, "teardown")
-            if failure:
-                live.warn(failure)
+        _hook(script, "on_test_stop", env, live)
+        if compiled.teardown is not None and (failure := once.run(compiled.teardown, "teardown")):
+            live.warn(failure)
     finally:
         for task in tasks:
             task.kill(block=False)
@@ -447,10 +438,11 @@ def _all_classes(compiled: CompiledScenario) -> list[type[VirtualUser]]:
     return [c for c in (compiled.setup, *compiled.user_classes, compiled.teardown) if c is not None]
 
 
-def _hook(script: Script | None, name: str, env: HookEnvironment) -> list[str]:
-    """Run a lifecycle hook of the scenario's module; its error, if any, as a warning."""
+def _hook(script: Script | None, name: str, env: HookEnvironment, live: Live) -> None:
+    """Run a lifecycle hook of the scenario's module; its error, if any, is a warning."""
     failure = script.call_hook(name, env) if script is not None else None
-    return [failure] if failure else []
+    if failure:
+        live.warn(failure)
 
 
 class OnceRuntime:
@@ -493,6 +485,7 @@ class Once:
 
     def run(self, cls: type[VirtualUser], phase: str) -> str | None:
         """Run ``cls``'s on_start program; a message when it stopped the test or failed."""
+        log.info("%s: %d step(s)", phase, len(cls.on_start_program))
         cls.setup_vars = self.variables
         user = cls(self.runtime, 0)
         greenlet = gevent.spawn(user.run, 0)

@@ -40,7 +40,7 @@ from runner.config import RunSettings
 from runner.distributed import protocol as p
 from runner.distributed.bundle import collect
 from runner.engine.dispatch import assign, distribute
-from runner.engine.runner import Stage, State
+from runner.engine.runner import LoadShape, State
 from runner.errors import RunError
 from runner.scenario import LoadedScenario
 
@@ -162,7 +162,7 @@ def _peer(identity: bytes) -> str:
     return name if len(name) <= 40 else name[:37] + "..."
 
 
-class MasterRunner:
+class MasterRunner(LoadShape):
     """Drives workers over ZeroMQ; the ``runner`` of a distributed run (see the module docstring)."""
 
     def __init__(
@@ -664,11 +664,6 @@ class MasterRunner:
     # ------------------------------------------------------------------------------------------- the runner
 
     @property
-    def target_users(self) -> int:
-        """The user count the load asks for now, over all workers."""
-        return self._target
-
-    @property
     def user_count(self) -> int:
         return sum(w.users for w in self.workers.values() if not (w.gone or w.missing))
 
@@ -706,24 +701,6 @@ class MasterRunner:
         finally:
             for handler in handlers:
                 handler.cancel()
-
-    def start(self, users: int, spawn_rate: float, run_time: float | None = None) -> None:
-        self.started_at = time.time()
-        self.set_users(users, spawn_rate)
-        if run_time is not None:
-            self._timers.append(gevent.spawn_later(run_time, self.stop, "run time reached"))
-
-    def start_stages(self, stages: Sequence[Stage]) -> None:
-        self.started_at = time.time()
-        self._timers.append(gevent.spawn(self._run_stages, list(stages)))
-
-    def _run_stages(self, stages: list[Stage]) -> None:
-        for stage in stages:
-            change = abs(stage.users - self._target)
-            rate = change / stage.duration if stage.duration > 0 and change else float("inf")
-            self.set_users(stage.users, rate)
-            gevent.sleep(stage.duration)
-        self.stop("stages completed")
 
     def set_users(self, target: int, spawn_rate: float) -> None:
         if self.state in (State.STOPPING, State.STOPPED):

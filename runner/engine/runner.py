@@ -48,13 +48,56 @@ class StatsSink(Protocol):
     def log_error(self, error: BaseException, user_type: str) -> None: ...
 
 
+class LoadShape:
+    """Closed-model load shapes over ``set_users`` and ``stop``: a constant load for a run time, or stages.
+
+    Shared by the local runner and a distributed run's master; they keep ``_target`` (the asked user count),
+    ``_timers`` (greenlets to kill on stop) and ``started_at``.
+    """
+
+    _target: int
+    _timers: list[gevent.Greenlet]
+    started_at: float | None
+
+    def set_users(self, target: int, spawn_rate: float) -> None:
+        raise NotImplementedError
+
+    def stop(self, reason: str = "stopped") -> None:
+        raise NotImplementedError
+
+    def start(self, users: int, spawn_rate: float, run_time: float | None = None) -> None:
+        """Start ``users`` at ``spawn_rate`` per second; stop by itself after ``run_time`` seconds."""
+        self.started_at = time.time()
+        self.set_users(users, spawn_rate)
+        if run_time is not None:
+            self._timers.append(gevent.spawn_later(run_time, self.stop, "run time reached"))
+
+    def start_stages(self, stages: Sequence[Stage]) -> None:
+        """Ramp through ``stages`` (ramp up, hold, ramp down …); stop when the last one ends."""
+        self.started_at = time.time()
+        self._timers.append(gevent.spawn(self._run_stages, list(stages)))
+
+    def _run_stages(self, stages: list[Stage]) -> None:
+        for stage in stages:
+            change = abs(stage.users - self._target)
+            rate = change / stage.duration if stage.duration > 0 and change else float("inf")
+            self.set_users(stage.users, rate)
+            gevent.sleep(stage.duration)
+        self.stop("stages completed")
+
+    @property
+    def target_users(self) -> int:
+        """The user count the load asks for now (what 'percent of all users' is taken of)."""
+        return self._target
+
+
 class TransactionSink(Protocol):
     """Where transactions go: ``runner.stats.TransactionStats`` fits."""
 
     def log_transaction(self, name: str, ms: float, think_s: float, failure: str | None) -> None: ...
 
 
-class LocalRunner:
+class LocalRunner(LoadShape):
     """Runs virtual users of the given classes in this process; it is their ``Runtime``."""
 
     trace = False
@@ -124,26 +167,6 @@ class LocalRunner:
     @property
     def user_count(self) -> int:
         return sum(len(users) for users in self.users)
-
-    def start(self, users: int, spawn_rate: float, run_time: float | None = None) -> None:
-        """Start ``users`` at ``spawn_rate`` per second; stop by itself after ``run_time`` seconds."""
-        self.started_at = time.time()
-        self.set_users(users, spawn_rate)
-        if run_time is not None:
-            self._timers.append(gevent.spawn_later(run_time, self.stop, "run time reached"))
-
-    def start_stages(self, stages: Sequence[Stage]) -> None:
-        """Ramp through ``stages`` (ramp up, hold, ramp down …); stop when the last one ends."""
-        self.started_at = time.time()
-        self._timers.append(gevent.spawn(self._run_stages, list(stages)))
-
-    def _run_stages(self, stages: list[Stage]) -> None:
-        for stage in stages:
-            change = abs(stage.users - self._target)
-            rate = change / stage.duration if stage.duration > 0 and change else float("inf")
-            self.set_users(stage.users, rate)
-            gevent.sleep(stage.duration)
-        self.stop("stages completed")
 
     def set_users(self, target: int, spawn_rate: float) -> None:
         """Move to ``target`` users at ``spawn_rate`` per second (replaces a spawn under way)."""
@@ -248,11 +271,6 @@ class LocalRunner:
             return
         self.stop_reason = reason
         gevent.spawn(self._stop)
-
-    @property
-    def target_users(self) -> int:
-        """The user count the load asks for now (what 'percent of all users' is taken of)."""
-        return self._target
 
     def _stop(self) -> None:
         self.state = State.STOPPING
