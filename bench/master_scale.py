@@ -159,7 +159,9 @@ def measure(workers: int, seconds: float, warmup: float, sample_every: float, ra
         lrun = [sys.executable, "-m", "cProfile", "-o", os.environ["LRUN_BENCH_PROFILE"], "-m", "runner"]
     with tempfile.TemporaryDirectory() as tmp:
         scenario = Path(tmp, "scale.yaml")
-        scenario.write_text("users: {u: {sequence: [{get: /}]}}\n")
+        scenario.write_text(
+            "host: http://127.0.0.1:9\nusers: {u: {sequence: [{get: /}]}}\n"
+        )  # simulated workers send no request
         results = Path(tmp, "results.json")
         master = subprocess.Popen(
             [
