@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import gevent
 from gevent.event import Event
-from gevent.socket import wait_read
 
 from runner.demo.process import READY_PREFIX
 from runner.demo.server import serve
 from runner.errors import RunError
+from runner.parent import wait_for_parent_exit
 
 
 def watch_stdin(stop: Event) -> None:
-    """Set ``stop`` when stdin reaches EOF, i.e. when the parent holding the other end of the pipe is gone.
-
-    Waits with gevent's io watcher and reads only once readable, so no thread is needed and the file
-    descriptor is never switched to non-blocking mode (it may be shared, e.g. a terminal).
-    """
+    """Set ``stop`` when the parent holding the other end of the stdin pipe is gone."""
     try:
-        fd = sys.stdin.fileno()
-        while True:
-            wait_read(fd)
-            try:
-                if not os.read(fd, 65536):
-                    break
-            except BlockingIOError:
-                continue
-    except (OSError, ValueError, AttributeError):
-        pass  # no usable stdin counts as "the parent is gone"
+        wait_for_parent_exit()
     finally:
         stop.set()
 

@@ -711,12 +711,6 @@ class MasterRunner(LoadShape):
         self.state = State.SPAWNING
         self._rebalance()
 
-    def stop(self, reason: str = "stopped") -> None:
-        if self.state in (State.STOPPING, State.STOPPED) or self.stop_reason:
-            return
-        self.stop_reason = reason
-        gevent.spawn(self._stop)
-
     def _stop(self) -> None:
         self.state = State.STOPPING
         if self.on_stopping is not None:

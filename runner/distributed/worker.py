@@ -483,18 +483,8 @@ def run_worker(scenario: Path | None, options: WorkerOptions, *, exit_with_paren
 
 def _watch_parent(worker: WorkerRunner) -> None:
     """``--processes``: stdin is a pipe from the parent; its end (EOF) means the parent is gone."""
-    from gevent.socket import wait_read
+    from runner.parent import wait_for_parent_exit
 
-    try:
-        fd = sys.stdin.fileno()
-        while True:
-            wait_read(fd)
-            try:
-                if not os.read(fd, 65536):
-                    break
-            except BlockingIOError:
-                continue
-    except (OSError, ValueError, AttributeError):
-        pass
+    wait_for_parent_exit()
     worker._stop_users("the parent process is gone", now=True)
     worker._end(EXIT_LOST, "the parent process is gone: stopped the users and quit")

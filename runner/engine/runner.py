@@ -49,21 +49,31 @@ class StatsSink(Protocol):
 
 
 class LoadShape:
-    """Closed-model load shapes over ``set_users`` and ``stop``: a constant load for a run time, or stages.
+    """What the local runner and a distributed run's master share: closed-model load shapes (a constant load
+    for a run time, or stages) over their ``set_users``, and ``stop`` over their ``_stop``.
 
-    Shared by the local runner and a distributed run's master; they keep ``_target`` (the asked user count),
-    ``_timers`` (greenlets to kill on stop) and ``started_at``.
+    They keep ``_target`` (the asked user count), ``_timers`` (greenlets to kill on stop), ``started_at``,
+    ``state`` and ``stop_reason``.
     """
 
     _target: int
     _timers: list[gevent.Greenlet]
     started_at: float | None
+    state: State
+    stop_reason: str
 
     def set_users(self, target: int, spawn_rate: float) -> None:
         raise NotImplementedError
 
-    def stop(self, reason: str = "stopped") -> None:
+    def _stop(self) -> None:
         raise NotImplementedError
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Stop the test (idempotent; safe to call from a user's greenlet): the stopping runs in its own."""
+        if self.state in (State.STOPPING, State.STOPPED) or self.stop_reason:
+            return
+        self.stop_reason = reason
+        gevent.spawn(self._stop)
 
     def start(self, users: int, spawn_rate: float, run_time: float | None = None) -> None:
         """Start ``users`` at ``spawn_rate`` per second; stop by itself after ``run_time`` seconds."""
@@ -264,13 +274,6 @@ class LocalRunner(LoadShape):
     def _terminate_if_alive(self, user: VirtualUser, index: int) -> None:
         if user.user_id in self.users[index]:
             self._terminate(user, index)
-
-    def stop(self, reason: str = "stopped") -> None:
-        """Stop the test (idempotent; safe to call from a user's greenlet)."""
-        if self.state in (State.STOPPING, State.STOPPED) or self.stop_reason:
-            return
-        self.stop_reason = reason
-        gevent.spawn(self._stop)
 
     def _stop(self) -> None:
         self.state = State.STOPPING
