@@ -628,6 +628,7 @@ users:
         timeout: 20s
       - get: /echo
         name: sale
+        extract: {coupon: {regex: "coupon=([a-z]+)", default: none, on_missing: warn}}
 """
 
 
@@ -647,3 +648,5 @@ def test_a_rendezvous_is_global_across_workers(tmp_path: Path, demo_url: str, cl
     sale = {e["name"]: e for e in results["requests"]}["sale"]
     assert sale["requests"] == 30
     assert sorted(w["requests"] for w in results["workers"]) == [10, 10, 10]
+    coupons = [w for w in results["warnings"] if "coupon:" in w]  # said by every worker, kept once
+    assert len(coupons) == 1 and "(worker " in coupons[0]

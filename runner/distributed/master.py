@@ -149,6 +149,7 @@ class WorkerInfo:
 
 
 SAMPLES = 300  # CPU and memory points kept per worker for the report's charts
+MAX_WARNINGS = 100  # distinct warning texts from workers kept in the results
 
 
 def is_loopback(host: str) -> bool:
@@ -213,6 +214,7 @@ class MasterRunner(LoadShape):
             p.PoolTake: self._pool_take,
         }
         self._rendezvous_watch: gevent.Greenlet | None = None
+        self._warnings: set[str] = set()  # workers' warnings already passed on
 
     # ------------------------------------------------------------------------------------------- sockets
 
@@ -494,6 +496,13 @@ class MasterRunner(LoadShape):
         log.warning("worker %s left: %s", worker.id, bye.reason)
         self._leave(worker, State.STOPPED.value)
 
+    def _warning(self, worker: WorkerInfo, warning: p.WorkerWarning) -> None:
+        """Said once in the results, whichever worker says it and how often (at most MAX_WARNINGS texts)."""
+        if warning.message in self._warnings or len(self._warnings) >= MAX_WARNINGS:
+            return
+        self._warnings.add(warning.message)
+        self.warn(f"{warning.message} (worker {worker.id})")
+
     def _failed(self, worker: WorkerInfo, failed: p.WorkerFailed) -> None:
         self.warn(f"worker {worker.id} ({worker.host}) cannot run the scenario: {failed.message}")
         self._send(worker, p.Quit("it cannot run the scenario"))
@@ -569,6 +578,7 @@ class MasterRunner(LoadShape):
         p.Stopped: _stopped,
         p.Bye: _bye,
         p.WorkerFailed: _failed,
+        p.WorkerWarning: _warning,
         p.RendezvousArrive: _arrive,
     }
 

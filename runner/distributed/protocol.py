@@ -222,6 +222,14 @@ class WorkerFailed(Message):
     message: str
 
 
+@message
+@dataclass(frozen=True, slots=True)
+class WorkerWarning(Message):
+    """Something went wrong without failing (an extractor found nothing, a hook failed): once per text."""
+
+    message: str
+
+
 # ------------------------------------------------------------------------------------------ master → worker
 
 
@@ -434,6 +442,7 @@ __all__ = [
     "VersionMismatch",
     "Welcome",
     "WorkerFailed",
+    "WorkerWarning",
     "decode",
     "encode",
     "peek",

@@ -408,15 +408,20 @@ class WorkerRunner:
                 iterations=self.welcome.iterations,
                 stop_timeout=self.welcome.stop_timeout,
                 on_spawned=lambda count: self._send(p.Spawned(self._applying, count)),
-                on_warning=log.warning,
+                on_warning=self._warn,
                 transactions=self.transactions,
                 on_stopping=self._release_waiters,
-                request_hook=request_hook(self.compiled.script, log.warning),
+                request_hook=request_hook(self.compiled.script, self._warn),
             )
             self.runner.started_at = time.time()
             self._greenlets.append(gevent.spawn(self._await_runner))
         self._applying = spawn.seq
         self.runner.set_counts([spawn.targets.get(name, 0) for name in names], spawn.spawn_rate)
+
+    def _warn(self, message: str) -> None:
+        """A warning of this worker's users goes to the master's results too (the runner says each once)."""
+        log.warning("%s", message)
+        self._send(p.WorkerWarning(message[:2000]))
 
     def _release_waiters(self) -> None:
         """The users are stopping: nobody stays at a rendezvous."""
