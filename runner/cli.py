@@ -131,6 +131,20 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 @click.option("--heartbeat-liveness", type=int, help="Heartbeats missed before a worker is missing.  [default: 3]")
 @click.option("--report-interval", help="Seconds between workers' statistics reports.  [default: 3s]")
 @click.option("--master-timeout", help="Worker: stop the users and exit when the master is silent this long. [10s]")
+@click.option("--web", is_flag=True, default=None, help="Serve the web UI (start, watch, steer the test in a browser).")
+@click.option("--web-host", help="Web UI: the address to listen on.  [default: 127.0.0.1]")
+@click.option("--web-port", type=int, help="Web UI: the port to listen on (0: any free port).  [default: 8089]")
+@click.option(
+    "--web-auth", metavar="USER:PASSWORD", help="Web UI: HTTP basic auth (or LRUN_WEB_AUTH); needed beyond loopback."
+)
+@click.option(
+    "--web-allowed-host", multiple=True, metavar="NAME", help="Web UI: another name it is reached as (repeat)."
+)
+@click.option("--tls-cert", help="Web UI: serve HTTPS with this certificate (PEM).")
+@click.option("--tls-key", help="Web UI: the private key of --tls-cert (PEM).")
+@click.option("--autostart", is_flag=True, default=None, help="Web UI: start the test at once.")
+@click.option("--autoquit", metavar="SECONDS", help="Web UI: quit this long after the test ended.")
+@click.option("--headless", is_flag=True, default=None, help="No web UI (the default).")
 @click.option("--exit-with-parent", is_flag=True, hidden=True, help="Worker: exit when stdin closes (--processes).")
 def run(
     scenario: str | None,
@@ -166,6 +180,7 @@ def run(
     except LrunError as exc:
         _fail(f"lrun: {exc}")
     _roles(settings, exit_with_parent)
+    _web_flags(settings)
     if settings.worker:
         _setup_logging(settings.loglevel, settings.logfile)
         _patch_gevent()
@@ -181,10 +196,31 @@ def run(
             _fail(f"-H: {exc}")
     _setup_logging(settings.loglevel, settings.logfile)
     _patch_gevent()
+    command = " ".join(["lrun", *sys.argv[1:]])
+    if settings.web:
+        from runner.web.server import serve_web
+
+        try:
+            sys.exit(serve_web(loaded, settings, command=command))
+        except LrunError as exc:
+            _fail(f"lrun: {exc}")
     from runner.run import run_load
 
-    code = run_load(loaded, settings, command=" ".join(["lrun", *sys.argv[1:]]))
-    sys.exit(code)
+    sys.exit(run_load(loaded, settings, command=command))
+
+
+def _web_flags(settings: Any) -> None:
+    """--web and what only makes sense with it."""
+    if settings.web and settings.headless:
+        _fail("lrun: --web and --headless: choose one (headless is the default)")
+    if settings.web and settings.worker:
+        _fail("lrun: --web on a worker: the master serves the web UI")
+    if not settings.web:
+        given = [
+            n for n in ("autostart", "autoquit", "web_auth", "tls_cert") if settings.sources.get(n) == "command line"
+        ]
+        if given:
+            _fail(f"lrun: --{given[0].replace('_', '-')} goes with --web")
 
 
 def _roles(settings: Any, local_child: bool) -> None:

@@ -118,6 +118,17 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "heartbeat_liveness": (_positive_int, 3),
     "report_interval": (_positive_duration, 3.0),
     "master_timeout": (_positive_duration, 10.0),
+    # the web UI (runner.web)
+    "web": (_bool, False),
+    "web_host": (str, "127.0.0.1"),
+    "web_port": (_port, 8089),
+    "web_auth": (str, None),
+    "web_allowed_host": (_tags, []),
+    "tls_cert": (str, None),
+    "tls_key": (str, None),
+    "autostart": (_bool, False),
+    "autoquit": (_optional_duration, None),
+    "headless": (_bool, False),
 }
 FROM_SCENARIO = ("users", "spawn_rate", "run_time", "iterations", "stop_timeout")
 
@@ -160,6 +171,16 @@ class RunSettings:
     heartbeat_liveness: int = 3  # heartbeats missed before a worker counts as missing
     report_interval: float = 3.0
     master_timeout: float = 10.0  # a worker that hears nothing from its master for this long stops
+    web: bool = False  # serve the web UI (runner.web)
+    web_host: str = "127.0.0.1"
+    web_port: int = 8089
+    web_auth: str | None = None  # USER:PASSWORD: HTTP basic auth; needed beyond loopback
+    web_allowed_host: list[str] = field(default_factory=list)  # more names the UI may be reached as (Host)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    autostart: bool = False  # --web: start the test at once
+    autoquit: float | None = None  # --web: quit this long after the test ended
+    headless: bool = False  # no web UI (the default; for Locust's habit)
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
 
 

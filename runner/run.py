@@ -61,6 +61,7 @@ class Live:
     watch: ResourceWatch = field(default_factory=lambda: ResourceWatch([]))
     lag: float = 0.0  # seconds the statistics trail real time (a master hears its workers a report late)
     extra_results: Callable[[], dict[str, Any]] | None = None  # more top-level keys for the results
+    on_results: Callable[[dict[str, Any]], None] | None = None  # gets the results before the outputs are written
 
     def print(self, text: str) -> None:
         self.clear_progress()
@@ -587,6 +588,8 @@ def _finish(
         code = 1
         live.warn("no request was made")
     results.update(thresholds=verdicts, passed=code == 0, exit_code=code)
+    if live.on_results is not None:
+        live.on_results(results)
     _write_outputs(results, settings, live)
     return code
 

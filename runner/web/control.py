@@ -1,0 +1,440 @@
+"""What the web UI (and Locust's REST API) may do to a session of tests, over whichever runner is behind it.
+
+A ``Controller`` owns one scenario for the life of ``lrun --web``: it starts a test from form values, changes
+users and spawn rate while it runs, stops it, resets its statistics, and starts the next one after it ends. Each
+test compiles the scenario afresh (its own setup variables, data pools, rendezvous gates, checkpoint tallies) and
+gets its own statistics; finished tests stay in the history with their results. The runner behind it is a
+``Backend``: ``LocalBackend`` (users in this process) or ``runner.web.cluster.ClusterBackend`` (a master whose
+workers stay connected between tests). The page reads ``snapshot()`` and never a runner.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO
+
+import gevent
+
+from runner.compiler import CompiledScenario, CompileOptions, compile_scenario, needs_demo
+from runner.config import RunSettings
+from runner.engine.runner import LocalRunner
+from runner.errors import LrunError
+from runner.report.results import build_results
+from runner.run import Live, _all_classes, _monitoring, _transaction_results, drive, runner_hooks
+from runner.scenario import LoadedScenario
+from runner.scenario.model import check_host
+from runner.scenario.types import parse_duration
+from runner.stats import RequestStats, TransactionStats
+from runner.thresholds import evaluate, parse_rule
+
+log = logging.getLogger("lrun")
+
+MAX_HISTORY = 20  # finished tests kept with their results (the newest keeps its live statistics too)
+FORM_SOURCE = "web form"
+
+
+class FormError(LrunError):
+    """Bad values from the start form or ``POST /swarm``: a message per field."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{name}: {message}" for name, message in self.errors.items()))
+
+
+class Backend(Protocol):
+    """Makes the runner of one test and runs it (see ``runner.run.drive``)."""
+
+    lag: float  # seconds the statistics trail real time
+
+    def runner(self, compiled: CompiledScenario, live: Live) -> Any: ...
+
+    def run(self, loaded: LoadedScenario, compiled: CompiledScenario, live: Live, command: str) -> int: ...
+
+    def workers(self) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalBackend:
+    """Users in this process: a ``LocalRunner`` per test."""
+
+    lag = 0.0
+
+    def runner(self, compiled: CompiledScenario, live: Live) -> Any:
+        return LocalRunner(
+            compiled.user_classes, live.stats, iterations=live.settings.iterations, **runner_hooks(live, compiled)
+        )
+
+    def run(self, loaded: LoadedScenario, compiled: CompiledScenario, live: Live, command: str) -> int:
+        return drive(loaded, compiled, live.settings, live, command=command)
+
+    def workers(self) -> list[dict[str, Any]]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class TestRun:
+    """One test of the session: running, or finished with its results."""
+
+    id: int
+    settings: RunSettings
+    compiled: CompiledScenario
+    live: Live | None
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    exit_code: int | None = None
+    results: dict[str, Any] | None = None
+    greenlet: gevent.Greenlet | None = None
+    error: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        results = self.results or {}
+        total = results.get("total") or {}
+        return {
+            "id": self.id,
+            "started": self.started,
+            "ended": self.ended,
+            "users": self.settings.users,
+            "spawn_rate": self.settings.spawn_rate,
+            "run_time": self.settings.run_time,
+            "host": self.settings.host,
+            "requests": total.get("requests"),
+            "failures": total.get("failures"),
+            "passed": results.get("passed"),
+            "exit_code": self.exit_code,
+            "stop_reason": results.get("stop_reason") or self.error,
+        }
+
+
+def _int_field(form: Mapping[str, str], name: str, errors: dict[str, str], low: int) -> int | None:
+    text = str(form.get(name, "")).strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        errors[name] = f"{text!r} is not a whole number"
+        return None
+    if value < low:
+        errors[name] = f"must be at least {low}"
+        return None
+    return value
+
+
+def _rate_field(form: Mapping[str, str], name: str, errors: dict[str, str]) -> float | None:
+    text = str(form.get(name, "")).strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        errors[name] = f"{text!r} is not a number"
+        return None
+    if not value > 0 or value == float("inf"):
+        errors[name] = "must be a number above 0"
+        return None
+    return value
+
+
+class Controller:
+    """One scenario, tests one after the other; see the module docstring. Every method is called from a
+    greenlet of the web server (or the entry point) and returns at once: tests run in their own greenlet."""
+
+    def __init__(
+        self,
+        loaded: LoadedScenario,
+        settings: RunSettings,
+        backend: Backend,
+        *,
+        command: str,
+        demo_url: str | None,
+        out: TextIO,
+    ) -> None:
+        self.loaded = loaded
+        self.base = settings
+        self.backend = backend
+        self.command = command
+        self.demo_url = demo_url
+        self.out = out
+        self.runs: list[TestRun] = []
+        self.ended_at: float | None = None  # when the last test ended (for --autoquit)
+        self._next_id = 1
+        self.on_change: Callable[[], None] = lambda: None  # the page wants a fresh snapshot now
+        self.start_demo: Callable[[], str] | None = None  # a test asks for host: demo, not running yet
+
+    # ------------------------------------------------------------------------------------------- reading
+
+    @property
+    def current(self) -> TestRun | None:
+        return self.runs[-1] if self.runs else None
+
+    @property
+    def running(self) -> bool:
+        run = self.current
+        return run is not None and run.ended is None
+
+    def user_types(self) -> list[dict[str, Any]]:
+        return [
+            {"name": name, "weight": user.weight, "fixed_count": user.count, "tags": list(user.tags)}
+            for name, user in self.loaded.model.users.items()
+        ]
+
+    def defaults(self) -> dict[str, Any]:
+        s = self.base
+        return {
+            "user_count": s.users,
+            "spawn_rate": s.spawn_rate,
+            "host": s.host or self.loaded.model.host or "",
+            "run_time": "" if s.run_time is None else f"{s.run_time:g}s",
+            "tags": ",".join(s.tags),
+        }
+
+    def get(self, run_id: int) -> TestRun | None:
+        return next((r for r in self.runs if r.id == run_id), None)
+
+    def state(self) -> str:
+        """Locust's state names: ready (nothing ran yet), spawning, running, stopping, stopped."""
+        run = self.current
+        if run is None:
+            return "ready"
+        if run.ended is not None or run.live is None or run.live.runner is None:
+            return "stopped"
+        value = run.live.runner.state.value
+        return "spawning" if value == "ready" else value
+
+    # ------------------------------------------------------------------------------------------- acting
+
+    def parse_form(self, form: Mapping[str, str], *, starting: bool) -> dict[str, Any]:
+        """The values of a start (or change) form, checked as the command line checks them; ``FormError``."""
+        errors: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        values["users"] = _int_field(form, "user_count", errors, 1 if starting else 0)
+        values["spawn_rate"] = _rate_field(form, "spawn_rate", errors)
+        if "user_count" not in errors and values["users"] is None and not starting:
+            errors["user_count"] = "give the number of users"
+        if not starting:
+            return self._raise(errors) or values
+        host = str(form.get("host", "")).strip()
+        if host:
+            try:
+                values["host"] = check_host(host)
+            except ValueError as exc:
+                errors["host"] = str(exc)
+        run_time = str(form.get("run_time", "")).strip()
+        if run_time:
+            try:
+                values["run_time"] = parse_duration(run_time)
+                if values["run_time"] <= 0:
+                    errors["run_time"] = "must be a positive duration, such as 30s or 5m"
+            except ValueError as exc:
+                errors["run_time"] = str(exc)
+        if "tags" in form:
+            values["tags"] = [t.strip() for t in str(form["tags"]).split(",") if t.strip()]
+        weights = {}
+        for name in self.loaded.model.users:
+            key = f"weight.{name}"
+            if key in form:
+                weight = _int_field(form, key, errors, 0)
+                weights[name] = 0 if weight is None and key not in errors else weight
+        if weights and not any(weights.values()) and not errors:
+            errors[f"weight.{next(iter(weights))}"] = "give at least one user type a weight above 0"
+        values["weights"] = weights
+        self._raise(errors)
+        return values
+
+    @staticmethod
+    def _raise(errors: dict[str, str]) -> None:
+        if errors:
+            raise FormError(errors)
+
+    def start(self, form: Mapping[str, str] | None = None) -> TestRun:
+        """Start a test: with the form's values, or (``form`` None) with the settings as given (``--autostart``).
+
+        ``FormError`` for bad values or a test under way; ``LrunError`` when the scenario cannot run so.
+        """
+        if self.running:
+            raise FormError({"user_count": "a test is running: stop it first, or change its users"})
+        settings = copy.deepcopy(self.base)
+        settings.sources = dict(self.base.sources)
+        weights: dict[str, int] = {}
+        if form is not None:
+            values = self.parse_form(form, starting=True)
+            for name in ("users", "spawn_rate", "host", "run_time", "tags"):
+                if name in values and values[name] is not None:
+                    setattr(settings, name, values[name])
+                    settings.sources[name] = FORM_SOURCE
+            if "run_time" not in values:  # an empty run time: until stopped
+                settings.run_time = None
+            settings.sources["users"] = FORM_SOURCE  # the form's load replaces the scenario's stages
+            weights = values["weights"]
+        compiled = self._compile(settings, weights)
+        live = Live(
+            RequestStats(full_history=True, node="master" if self.backend.lag else "local"),
+            None,
+            settings,
+            self.out,
+            False,
+            transactions=TransactionStats(full_history=True),
+            lag=self.backend.lag,
+            **_monitoring(self.loaded.model, settings),
+        )
+        live.runner = self.backend.runner(compiled, live)
+        run = TestRun(self._next_id, settings, compiled, live)
+        self._next_id += 1
+        live.on_results = lambda results: setattr(run, "results", results)
+        for old in self.runs:
+            old.live = None if old.results is not None else old.live  # keep the newest run's live data only
+        self.runs.append(run)
+        del self.runs[:-MAX_HISTORY]
+        run.greenlet = gevent.spawn(self._run, run)
+        log.info("test %d started from the web UI: %d users at %g/s", run.id, settings.users, settings.spawn_rate)
+        self.on_change()
+        return run
+
+    def _compile(self, settings: RunSettings, weights: Mapping[str, int]) -> CompiledScenario:
+        if self.demo_url is None and self.start_demo is not None and needs_demo(self.loaded.model, settings.host):
+            self.demo_url = self.start_demo()
+        compiled = compile_scenario(
+            self.loaded,
+            CompileOptions(
+                host=settings.host,
+                demo_url=self.demo_url,
+                tags=tuple(settings.tags),
+                exclude_tags=tuple(settings.exclude_tags),
+            ),
+        )
+        for cls in compiled.user_classes:
+            if cls.type_name in weights:
+                if cls.fixed_count is not None:
+                    cls.fixed_count = weights[cls.type_name]
+                else:
+                    cls.weight = weights[cls.type_name]
+        compiled.user_classes = [
+            c for c in compiled.user_classes if (c.fixed_count if c.fixed_count is not None else c.weight) > 0
+        ]
+        if not compiled.user_classes:
+            raise FormError({"tags": "no user type left to run: change the tags or the weights"})
+        missing = [c.type_name for c in compiled.user_classes if not c.host]
+        if missing:
+            raise FormError({"host": f"no host for {', '.join(missing)}: give one (a URL, or 'demo')"})
+        return compiled
+
+    def _run(self, run: TestRun) -> None:
+        assert run.live is not None
+        try:
+            run.exit_code = self.backend.run(self.loaded, run.compiled, run.live, self.command)
+        except LrunError as exc:
+            run.error = str(exc)
+            run.exit_code = 2
+            log.error("test %d: %s", run.id, exc)
+        except Exception as exc:  # the UI stays up for the next test
+            run.error = f"internal error: {exc}"
+            run.exit_code = 2
+            log.exception("test %d failed", run.id)
+        finally:
+            run.ended = self.ended_at = time.time()
+            self.on_change()
+
+    def set_users(self, users: int, spawn_rate: float | None) -> None:
+        run = self._running()
+        rate = spawn_rate if spawn_rate is not None else run.settings.spawn_rate
+        run.settings.spawn_rate = rate
+        runner = run.live.runner  # type: ignore[union-attr]
+        runner.set_users(users, rate)
+        log.info("test %d: users set to %d at %g/s from the web UI", run.id, users, rate)
+        self.on_change()
+
+    def stop(self) -> bool:
+        """Stop the test under way (False when none is)."""
+        if not self.running:
+            return False
+        run = self.current
+        assert run is not None and run.live is not None
+        run.live.runner.stop("stopped from the web UI")
+        self.on_change()
+        return True
+
+    def reset_stats(self) -> None:
+        run = self.current
+        if run is None or run.live is None or run.ended is not None:
+            return
+        run.live.stats.reset()
+        run.live.transactions.reset()
+        log.info("test %d: statistics reset from the web UI", run.id)
+        self.on_change()
+
+    def _running(self) -> TestRun:
+        if not self.running:
+            raise FormError({"user_count": "no test is running: start one first"})
+        run = self.current
+        assert run is not None
+        return run
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the test under way (if any) ended."""
+        run = self.current
+        if run is not None and run.greenlet is not None:
+            run.greenlet.join(timeout)
+
+    # ------------------------------------------------------------------------------------------- results
+
+    def results(self, run: TestRun | None = None) -> dict[str, Any] | None:
+        """The results of ``run`` (default: the newest): its final ones, or built now from its live statistics
+        (the same shape, so the same CSV and HTML report as at the end)."""
+        run = run or self.current
+        if run is None:
+            return None
+        if run.results is not None:
+            return run.results
+        live = run.live
+        if live is None or live.runner is None:
+            return None
+        now = time.time()
+        model, runner, compiled = self.loaded.model, live.runner, run.compiled
+        results = build_results(
+            live.stats,
+            scenario=self.loaded.name,
+            scenario_file=str(self.loaded.path),
+            host=run.settings.host or model.host or "",
+            start=live.started,
+            end=now,
+            users_max=runner.user_count_max,
+            load={
+                "users": run.settings.users,
+                "spawn_rate": run.settings.spawn_rate,
+                "run_time_s": run.settings.run_time,
+            },
+            command=self.command,
+            thresholds=[],
+            stop_reason=runner.stop_reason or "running",
+            exit_code=0,
+            extra={
+                "warnings": list(live.warnings),
+                "transactions": _transaction_results(
+                    live.transactions, now - max(live.started, live.transactions.start_time)
+                ),
+                "checks": compiled.check_results(),
+                "rendezvous": [p.gate.summary() for p in compiled.rendezvous.values()],
+                "pools": [
+                    p.summary() for p in compiled.pools.values() if any(p in c.pools for c in _all_classes(compiled))
+                ],
+                "resources": live.monitor.results(),
+                **(live.extra_results() if live.extra_results else {}),
+            },
+        )
+        verdicts = [{**evaluate(parse_rule(t.expect), t.request, results), "abort": t.abort} for t in model.thresholds]
+        results.update(thresholds=verdicts, passed=all(v["passed"] for v in verdicts))
+        return results
+
+    def close(self) -> None:
+        """Stop the test under way, wait for its end (outputs written), let the backend go."""
+        if self.stop():
+            self.wait(timeout=None)
+        self.backend.close()

@@ -1,0 +1,226 @@
+"""What the page shows, as plain data: the live snapshot (pushed once a second to every open page), the
+series behind its charts, and Locust's ``/stats/requests`` JSON.
+
+The snapshot is built once per second whatever the number of pages: no histogram buckets, no series (a page
+fetches a series once, then appends the newest point each snapshot carries).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from runner.stats import RequestStats, Series, StatsEntry
+from runner.stats.histogram import percentile_key
+from runner.thresholds import evaluate, parse_rule
+from runner.web.control import Controller, TestRun
+
+LOG_LINES = 300
+POINT_KEYS = ("t", "users", "rps", "failures_per_s", "p50_ms", "p95_ms", "p99_ms", "avg_ms")
+
+
+class LogTail(logging.Handler):
+    """The last LOG_LINES lines of lrun's log, numbered, for the page's log panel."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: deque[tuple[int, str]] = deque(maxlen=LOG_LINES)
+        self.count = 0
+        self.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s: %(message)s", "%H:%M:%S"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:  # a log line must never break a run
+            return
+        self.count += 1
+        self.lines.append((self.count, text))
+
+
+def entry_key(entry: StatsEntry | dict[str, Any]) -> str:
+    """A row's key: "request:GET:/items", "transaction::browse"."""
+    if isinstance(entry, StatsEntry):
+        return f"{entry.kind}:{entry.method}:{entry.name}"
+    return f"{entry.get('type', 'request')}:{entry.get('method') or ''}:{entry.get('name', '')}"
+
+
+def compact(point: dict[str, Any]) -> list[Any]:
+    """A series point as the charts take it: [t, users, rps, failures/s, p50, p95, p99, avg]."""
+    return [point.get(key) for key in POINT_KEYS]
+
+
+def _row(entry: StatsEntry, duration: float, now: float) -> dict[str, Any]:
+    data = entry.to_dict(duration, histogram=False)
+    pct = data.pop("percentiles")
+    data.update(
+        key=entry_key(entry),
+        p50_ms=pct.get(percentile_key(50)),
+        p95_ms=pct.get(percentile_key(95)),
+        p99_ms=pct.get(percentile_key(99)),
+        percentiles=pct,
+        current_rps=round(entry.current_rps(now), 3),
+        current_failures_per_s=round(entry.current_failures_per_s(now), 3),
+    )
+    return data
+
+
+def _last_point(series: Series | None) -> list[Any] | None:
+    return compact(series[-1]) if series is not None and len(series) else None
+
+
+def _table(stats: RequestStats, start: float, now: float, lag: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    stats.total.flush()
+    duration = max(1e-9, now - max(start, stats.start_time))
+    rows = [_row(e, duration, now - lag) for e in sorted(stats.entries.values(), key=lambda e: (e.name, e.method))]
+    total = _row(stats.total, duration, now - lag)
+    total.update(key="total", name="Aggregated")
+    return rows, total
+
+
+def snapshot(controller: Controller, log_tail: LogTail | None = None) -> dict[str, Any]:
+    """Everything the page shows now (see the module docstring)."""
+    now = time.time()
+    run = controller.current
+    data: dict[str, Any] = {
+        "now": now,
+        "state": controller.state(),
+        "run": None,
+        "history": [r.summary() for r in controller.runs],
+        "workers": controller.backend.workers(),
+        "log": list(log_tail.lines)[-100:] if log_tail is not None else [],
+    }
+    if run is not None and run.live is not None:
+        data["run"] = run_view(controller, run, now)
+    return data
+
+
+def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]:
+    live = run.live
+    assert live is not None
+    runner = live.runner
+    requests, total = _table(live.stats, live.started, now, live.lag)
+    transactions, _ = _table(live.transactions, live.started, now, live.lag)
+    thresholds = []
+    table = {"total": total, "requests": requests, "transactions": {"entries": transactions}}
+    for threshold in controller.loaded.model.thresholds:
+        verdict = evaluate(parse_rule(threshold.expect), threshold.request, table)
+        thresholds.append({**verdict, "abort": threshold.abort})
+    compiled = run.compiled
+    points = {"total": _last_point(live.stats.series)}
+    for stats in (live.stats, live.transactions):
+        for entry in stats.entries.values():
+            points[entry_key(entry)] = _last_point(entry.series)
+    end = run.ended or now
+    return {
+        "id": run.id,
+        "started": run.started,
+        "ended": run.ended,
+        "elapsed_s": round(end - run.started, 1),
+        "users": runner.user_count if runner is not None else 0,
+        "target_users": runner.target_users if runner is not None else 0,
+        "spawn_rate": run.settings.spawn_rate,
+        "run_time": run.settings.run_time,
+        "host": run.settings.host or controller.loaded.model.host or "",
+        "stop_reason": (runner.stop_reason if runner is not None else "") or run.error,
+        "exit_code": run.exit_code,
+        "total": total,
+        "requests": requests,
+        "transactions": transactions,
+        "thresholds": thresholds,
+        "errors": live.stats.errors.failure_list()[:100],
+        "exceptions": live.stats.errors.exception_list()[:50],
+        "checks": compiled.check_results(),
+        "rendezvous": [
+            {**point.gate.summary(), "waiting": point.gate.waiting, "enabled": point.enabled}
+            for point in compiled.rendezvous.values()
+        ],
+        "pools": [pool.summary() for pool in compiled.pools.values()],
+        "resources": live.monitor.last,
+        "warnings": live.warnings[-50:],
+        "points": points,
+    }
+
+
+def series(controller: Controller, key: str) -> list[list[Any]] | None:
+    """The points of one chart line: "total", or a row's key; None for an unknown key."""
+    run = controller.current
+    if run is None or run.live is None:
+        return None
+    live = run.live
+    if key == "total":
+        return [compact(p) for p in live.stats.series]
+    for stats in (live.stats, live.transactions):
+        for entry in stats.entries.values():
+            if entry_key(entry) == key:
+                return [compact(p) for p in entry.series] if entry.series is not None else []
+    return None
+
+
+# ----------------------------------------------------------------------------------------------- Locust's JSON
+
+
+def _locust_row(row: dict[str, Any]) -> dict[str, Any]:
+    pct = row.get("percentiles") or {}
+    out = {
+        "method": row.get("method") or "",
+        "name": row.get("name", ""),
+        "safe_name": row.get("name", ""),
+        "num_requests": row.get("requests", 0),
+        "num_failures": row.get("failures", 0),
+        "avg_response_time": row.get("avg_ms") or 0,
+        "min_response_time": row.get("min_ms"),
+        "max_response_time": row.get("max_ms") or 0,
+        "current_rps": row.get("current_rps", 0.0),
+        "current_fail_per_sec": row.get("current_failures_per_s", 0.0),
+        "median_response_time": row.get("median_ms") or 0,
+        "ninetieth_response_time": pct.get("90") or 0,
+        "ninety_ninth_response_time": pct.get("99") or 0,
+        "avg_content_length": row.get("avg_bytes") or 0,
+    }
+    for q in ("50", "95", "99"):
+        out[f"response_time_percentile_0.{q}" if q != "50" else "response_time_percentile_0.5"] = pct.get(q) or 0
+    return out
+
+
+def locust_stats(controller: Controller, now_snapshot: dict[str, Any]) -> dict[str, Any]:
+    """``GET /stats/requests`` as Locust answers it (state, user_count, stats with the Aggregated row last …)."""
+    run = now_snapshot.get("run")
+    state = now_snapshot["state"]
+    if run is None:
+        return {
+            "state": state,
+            "user_count": 0,
+            "total_rps": 0.0,
+            "total_fail_per_sec": 0.0,
+            "fail_ratio": 0.0,
+            "stats": [],
+            "errors": [],
+            "current_response_time_percentiles": {},
+            "workers": now_snapshot["workers"],
+        }
+    total = run["total"]
+    rows = [_locust_row(r) for r in run["requests"]] + [_locust_row(total)]
+    return {
+        "state": state,
+        "user_count": run["users"],
+        "total_rps": total.get("current_rps", 0.0),
+        "total_fail_per_sec": total.get("current_failures_per_s", 0.0),
+        "fail_ratio": total.get("failure_ratio", 0.0),
+        "stats": rows,
+        "errors": [
+            {
+                "method": e.get("method", ""),
+                "name": e.get("name", ""),
+                "error": e.get("message", ""),
+                "occurrences": e.get("count", 0),
+            }
+            for e in run["errors"]
+        ],
+        "current_response_time_percentiles": {
+            "response_time_percentile_0.5": total.get("p50_ms"),
+            "response_time_percentile_0.95": total.get("p95_ms"),
+        },
+        "workers": now_snapshot["workers"],
+    }
