@@ -217,7 +217,7 @@ class Controller:
         values: dict[str, Any] = {}
         values["users"] = _int_field(form, "user_count", errors, 1 if starting else 0)
         values["spawn_rate"] = _rate_field(form, "spawn_rate", errors)
-        if "user_count" not in errors and values["users"] is None and not starting:
+        if "user_count" not in errors and values["users"] is None:
             errors["user_count"] = "give the number of users"
         if not starting:
             return self._raise(errors) or values

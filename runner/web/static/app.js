@@ -259,7 +259,8 @@ function renderHistory(history) {
     for (const [file, label] of [["results.json", "JSON"], ["report.html", "report"], ["stats.csv", "stats CSV"], ["failures.csv", "failures CSV"]]) {
       links.append(el("a", { href: `/api/runs/${h.id}/${file}`, download: "" }, label), " ");
     }
-    const result = h.ended === null ? "running" : h.passed === true ? "passed" : h.passed === false ? `failed (exit ${h.exit_code})` : h.stop_reason || "–";
+    const verdict = h.passed === true ? "passed" : h.passed === false ? `failed (exit ${h.exit_code})` : "";
+    const result = h.ended === null ? "running" : [verdict, h.stop_reason].filter(Boolean).join(": ") || "–";
     return row([h.id, clock(h.started), h.users, h.run_time ? duration(h.run_time) : "until stopped", h.requests ?? "–", h.failures ?? "–", result, links], ["", "", "num", "", "num", "num"]);
   }));
 }

@@ -1,0 +1,221 @@
+"""The web UI over HTTP, as scripts and browsers (their headers) talk to it: real ``lrun --web`` processes on
+loopback against the demo target. The page itself is in ``test_web_browser.py``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from web_process import WebLrun, http, wait_for
+
+from conftest import SCENARIOS, run_lrun
+from runner.web.security import Guard
+
+pytestmark = pytest.mark.e2e
+QUICKSTART = str(SCENARIOS / "quickstart.yaml")
+
+
+def stats(url: str) -> dict:
+    reply = http(f"{url}/stats/requests")
+    assert reply.status == 200
+    return reply.json()
+
+
+def aggregated(data: dict) -> dict:
+    rows = [r for r in data["stats"] if r["name"] == "Aggregated"]
+    assert rows, data
+    return rows[0]
+
+
+def test_rest_api_as_a_locust_user_scripts_it() -> None:
+    """swarm, watch, change users, download, stop, swarm again: Locust's endpoints and answers."""
+    with WebLrun(QUICKSTART) as web:
+        url = web.url
+        assert stats(url)["state"] == "ready"
+        started = http(f"{url}/swarm", method="POST", data={"user_count": 2, "spawn_rate": 10, "host": "demo"})
+        assert started.status == 200, started.text
+        assert started.json()["success"] is True
+        data = wait_for(
+            lambda: (d := stats(url))["state"] == "running" and aggregated(d)["num_requests"] > 5 and d,
+            what="requests counted",
+        )
+        assert data["user_count"] == 2
+        assert data["stats"][-1]["name"] == "Aggregated"  # Locust's order: the total last
+        assert {"total_rps", "fail_ratio", "errors", "current_response_time_percentiles"} <= set(data)
+        changed = http(f"{url}/swarm", method="POST", data={"user_count": 5, "spawn_rate": 50})
+        assert changed.status == 200, changed.text
+        wait_for(lambda: stats(url)["user_count"] == 5, what="5 users")
+
+        table = list(csv.reader(io.StringIO(http(f"{url}/stats/requests/csv").text)))
+        assert table[0][:4] == ["Type", "Name", "Request Count", "Failure Count"]
+        assert table[-1][1] == "Aggregated" and int(table[-1][2]) > 0
+        assert {"/items", "/login"} <= {row[1] for row in table[1:]}
+        failures = list(csv.reader(io.StringIO(http(f"{url}/stats/failures/csv").text)))
+        assert failures[0] == ["Method", "Name", "Error", "Occurrences"]
+        report = http(f"{url}/stats/report")
+        assert report.status == 200 and b"<html" in report.body[:500].lower() and b"/items" in report.body
+
+        assert http(f"{url}/stop").json()["success"] is True
+        wait_for(lambda: stats(url)["state"] == "stopped", what="stopped")
+        again = http(f"{url}/swarm", method="POST", data={"user_count": 1, "spawn_rate": 1, "run_time": "2s"})
+        assert again.status == 200 and again.json()["run"] == 2
+        wait_for(lambda: stats(url)["state"] == "stopped", what="the second test's end", timeout=30)
+        state = http(f"{url}/api/state").json()["snapshot"]
+        assert [run["id"] for run in state["history"]] == [1, 2]
+        first = http(f"{url}/api/runs/1/results.json").json()
+        assert first["total"]["requests"] > 5 and first["stop_reason"] == "stopped from the web UI"
+        second = http(f"{url}/api/runs/2/results.json").json()
+        assert second["stop_reason"] == "run time reached"
+        assert second["total"]["requests"] < first["total"]["requests"]  # its own statistics, not the first's
+    assert web.process.returncode in (0, 1)
+    assert "Traceback" not in "".join(web.stderr)
+
+
+def test_bad_values_get_a_400_with_a_message_per_field_and_the_ui_stays_up() -> None:
+    with WebLrun(QUICKSTART) as web:
+        cases = [
+            ({"user_count": "many", "spawn_rate": 1}, "user_count"),
+            ({"user_count": 2, "spawn_rate": "0"}, "spawn_rate"),
+            ({"user_count": 2, "spawn_rate": 1, "host": "example.com"}, "host"),
+            ({"user_count": 2, "spawn_rate": 1, "run_time": "soon"}, "run_time"),
+            ({"user_count": 2, "spawn_rate": 1, "weight.shopper": "-1"}, "weight.shopper"),
+            ({"user_count": 2, "weight.shopper": "0", "weight.browser": "0"}, "weight.shopper"),
+        ]
+        for form, field in cases:
+            reply = http(f"{web.url}/swarm", method="POST", data=form)
+            assert reply.status == 400, (form, reply.text)
+            body = reply.json()
+            assert body["success"] is False and field in body["errors"], body
+        assert stats(web.url)["state"] == "ready"  # nothing started
+        assert http(f"{web.url}/api/users", method="POST", data={"user_count": 3}).status == 400  # nothing runs
+        empty = http(f"{web.url}/swarm", method="POST", data={}, headers={"Content-Type": "application/json"})
+        assert empty.status == 400 and "user_count" in empty.json()["errors"]
+        assert stats(web.url)["state"] == "ready"
+        assert http(f"{web.url}/").status == 200
+
+
+def test_a_page_of_another_site_cannot_drive_the_test() -> None:
+    """A foreign Origin, a cross-site Sec-Fetch-Site and a rebinding Host are refused; scripts are not."""
+    with WebLrun(QUICKSTART) as web:
+        url = web.url
+        host = url.split("://", 1)[1]
+        form = {"user_count": 1, "spawn_rate": 1}
+        evil = http(f"{url}/swarm", method="POST", data=form, headers={"Origin": "http://evil.example"})
+        assert evil.status == 403, evil.text
+        cross = http(f"{url}/swarm", method="POST", data=form, headers={"Sec-Fetch-Site": "cross-site"})
+        assert cross.status == 403
+        null = http(f"{url}/swarm", method="POST", data=form, headers={"Origin": "null"})
+        assert null.status == 403
+        assert stats(url)["state"] == "ready"
+        rebound = http(f"{url}/stats/requests", headers={"Host": "evil.example:8089"})
+        assert rebound.status == 403
+        same = http(f"{url}/swarm", method="POST", data=form, headers={"Origin": f"http://{host}"})
+        assert same.status == 200, same.text
+        wait_for(lambda: stats(url)["state"] == "running", what="running")
+        # Locust's state-changing GETs too
+        assert http(f"{url}/stop", headers={"Origin": "http://evil.example"}).status == 403
+        assert http(f"{url}/stats/reset", headers={"Sec-Fetch-Site": "same-site"}).status == 403
+        assert stats(url)["state"] == "running"
+        assert http(f"{url}/stop", headers={"Sec-Fetch-Site": "same-origin"}).status == 200
+
+
+def test_binding_beyond_loopback_needs_auth() -> None:
+    result = run_lrun(QUICKSTART, "--web", "--web-host", "0.0.0.0", "--web-port", "0", timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--web-auth" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--web", "--headless"], "--headless"),
+        (["--web", "--web-auth", "nopassword"], "USER:PASSWORD"),
+        (["--web", "--tls-cert", "cert.pem"], "--tls-key"),
+        (["--autostart"], "goes with --web"),
+    ],
+)
+def test_web_usage_errors_are_one_line(args: list[str], expected: str) -> None:
+    result = run_lrun(QUICKSTART, *args, "--web-port", "0", timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_auth_is_asked_for_every_page_and_endpoint() -> None:
+    with WebLrun(QUICKSTART, "--web-auth", "tester:s3cret") as web:
+        for path in ("/", "/api/state", "/stats/requests", "/static/app.js", "/api/events"):
+            reply = http(f"{web.url}{path}")
+            assert reply.status == 401, path
+            assert reply.headers.get("WWW-Authenticate", "").startswith("Basic")
+        assert http(f"{web.url}/stats/requests", auth=("tester", "wrong")).status == 401
+        assert http(f"{web.url}/stop", auth=("other", "s3cret")).status == 401
+        assert http(f"{web.url}/stats/requests", auth=("tester", "s3cret")).status == 200
+        assert http(f"{web.url}/", auth=("tester", "s3cret")).status == 200
+
+
+def test_auth_from_the_environment() -> None:
+    with WebLrun(QUICKSTART, env={"LRUN_WEB_AUTH": "env:pw"}) as web:
+        assert http(f"{web.url}/stats/requests").status == 401
+        assert http(f"{web.url}/stats/requests", auth=("env", "pw")).status == 200
+
+
+def read_event(url: str, results: list, timeout: float = 20.0) -> None:
+    """Read the first ``snapshot`` event of the stream with a raw socket (bounded)."""
+    host, port = url.split("://", 1)[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(f"GET /api/events HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n".encode())
+        data = b""
+        deadline = time.monotonic() + timeout
+        while not complete_event(data) and time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    payload = data.split(b"\ndata: ", 1)[1]
+    results.append(json.loads(payload.split(b"\n", 1)[0]))
+
+
+def complete_event(data: bytes) -> bool:
+    """The stream so far holds a whole ``data:`` line (one event)."""
+    return b"\ndata: " in data and b"\n" in data.split(b"\ndata: ", 1)[1]
+
+
+def test_two_streams_show_the_same_state(tmp_path: Path) -> None:
+    with WebLrun(QUICKSTART, "--autostart", "-u", "2", "-t", "30s") as web:
+        wait_for(lambda: stats(web.url)["state"] == "running", what="running")
+        results: list = []
+        readers = [threading.Thread(target=read_event, args=(web.url, results)) for _ in range(2)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(30)
+        assert len(results) == 2
+        a, b = results
+        assert a["run"]["id"] == b["run"]["id"] == 1
+        assert a["state"] == b["state"] == "running"
+        assert [r["name"] for r in a["run"]["requests"]] or [r["name"] for r in b["run"]["requests"]]
+
+
+def test_autostart_and_autoquit_end_like_a_headless_run(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    web = WebLrun(QUICKSTART, "--autostart", "--autoquit", "1", "-u", "2", "-r", "10", "-t", "3s", "--json", str(out))
+    code = web.process.wait(90)
+    results = json.loads(out.read_text())
+    assert results["stop_reason"] == "run time reached" and results["total"]["requests"] > 0
+    assert code == results["exit_code"]
+
+
+def test_the_host_guard() -> None:
+    loopback = Guard("127.0.0.1")
+    assert loopback.host_allowed("127.0.0.1:8089") and loopback.host_allowed("localhost:8089")
+    assert loopback.host_allowed("[::1]:8089") and loopback.host_allowed("10.1.2.3")  # an address cannot rebind
+    assert not loopback.host_allowed("evil.example:8089") and not loopback.host_allowed("")
+    named = Guard("127.0.0.1", allowed=["lrun.internal"])
+    assert named.host_allowed("lrun.internal:8089") and not named.host_allowed("lrun.internal.evil.example")

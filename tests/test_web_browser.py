@@ -1,0 +1,131 @@
+"""The web UI in a real browser: Playwright driving Debian's chromium against a real ``lrun --web`` process and
+the demo target. What a person does: a bad value, start from the form, rows fill, charts draw, more users live,
+a row's own chart, stop, download the CSV, reload and find the history. Skips (saying why) without playwright or
+chromium."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web_process import WebLrun, http
+
+from conftest import ROOT, SCENARIOS
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) drives chromium")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: apt-get install chromium (.ci/run does)"),
+]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+WAIT = 30_000  # ms: generous, the machine is shared
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()
+
+
+def colored_pixels(page: Any, chart: str) -> int:
+    """Pixels of the chart's canvas that are neither blank nor grey: drawn series."""
+    return page.evaluate(
+        """id => {
+            const canvas = document.querySelector(`#${id} canvas`);
+            const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+            let n = 0;
+            for (let i = 0; i < data.length; i += 4) {
+                const [r, g, b, a] = [data[i], data[i + 1], data[i + 2], data[i + 3]];
+                if (a > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 60) n++;
+            }
+            return n;
+        }""",
+        chart,
+    )
+
+
+def test_a_test_from_the_form_to_the_history(browser: Any, tmp_path: Path) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with WebLrun(str(SCENARIOS / "quickstart.yaml")) as web:
+        # the page's CSP forbids eval; Playwright's own probes (wait_for_function) need it
+        context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True, bypass_csp=True)
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+        refused: list[str] = []  # the bad value's 400, which the browser logs as a console error
+        page.on("response", lambda response: refused.append(response.url) if response.status >= 400 else None)
+        page.goto(web.url)
+
+        # a bad value: the error shows at its field and nothing starts
+        page.fill("#start-form input[name=user_count]", "lots")
+        page.click("#start-form button[type=submit]")
+        error = page.locator('#start-form .error[data-for="user_count"]')
+        sync_api.expect(error).to_contain_text("not a whole number", timeout=WAIT)
+        assert http(f"{web.url}/stats/requests").json()["state"] == "ready"
+
+        page.fill("#start-form input[name=user_count]", "3")
+        page.fill("#start-form input[name=spawn_rate]", "10")
+        page.click("#start-form button[type=submit]")
+        sync_api.expect(page.locator("#state")).to_have_text("running", timeout=WAIT)
+        rows_with = """names => names.every(name => Array.from(document.querySelectorAll('#stats-table tbody tr'))
+            .some(tr => tr.children[1].textContent === name && Number(tr.children[2].textContent) > 0))"""
+        page.wait_for_function(rows_with, arg=["/items", "/login", "/items/[id]"], timeout=WAIT)
+
+        page.click("#tabs button[data-tab=charts]")
+        page.wait_for_function("ui.charts['chart-rps'].data[0].length >= 3", timeout=WAIT)
+        assert colored_pixels(page, "chart-rps") > 50
+        assert colored_pixels(page, "chart-rt") > 50
+
+        # more users, live: the users figure and the users line move
+        page.fill("#change-form input[name=user_count]", "6")
+        page.click("#change-form button[type=submit]")
+        sync_api.expect(page.locator("#users")).to_have_text("6", timeout=WAIT)
+        page.wait_for_function("ui.charts['chart-users'].data[1].slice(-1)[0] === 6", timeout=WAIT)
+
+        # one row's own charts
+        page.click("#tabs button[data-tab=stats]")
+        page.locator("#stats-table tbody tr", has_text="/items/[id]").first.click()
+        sync_api.expect(page.locator("#entry-title")).to_contain_text("/items/[id]", timeout=WAIT)
+        page.wait_for_function("ui.charts['chart-entry-rt'].data[0].length >= 1", timeout=WAIT)
+        page.screenshot(path=str(ARTIFACTS / "web_charts.png"), full_page=True)
+
+        page.click("#stop")
+        sync_api.expect(page.locator("#state")).to_have_text("stopped", timeout=WAIT)
+
+        page.click("#tabs button[data-tab=history]")
+        with page.expect_download(timeout=WAIT) as download:
+            page.click("#dl-stats")
+        saved = tmp_path / "stats.csv"
+        download.value.save_as(saved)
+        rows = list(csv.reader(saved.open(encoding="utf-8")))
+        assert rows[0][:3] == ["Type", "Name", "Request Count"]
+        assert rows[-1][1] == "Aggregated" and int(rows[-1][2]) > 0
+
+        # a reload keeps what was seen: the history and the chart lines (the server keeps the series)
+        seen = page.evaluate("ui.series.total.length")
+        page.reload()
+        page.click("#tabs button[data-tab=history]")
+        sync_api.expect(page.locator("#history tbody tr")).to_have_count(1, timeout=WAIT)
+        sync_api.expect(page.locator("#history tbody tr").first).to_contain_text("stopped from the web UI")
+        page.wait_for_function(f"ui.series.total.length >= {seen}", timeout=WAIT)
+        page.click("#tabs button[data-tab=charts]")
+        page.wait_for_function("ui.charts['chart-rps'].data[0].length >= 3", timeout=WAIT)
+
+        # and a new test after the end
+        page.click("#new-test")
+        page.fill("#start-form input[name=user_count]", "1")
+        page.fill("#start-form input[name=run_time]", "2s")
+        page.click("#start-form button[type=submit]")
+        page.click("#tabs button[data-tab=history]")
+        sync_api.expect(page.locator("#history tbody tr")).to_have_count(2, timeout=WAIT)
+        page.screenshot(path=str(ARTIFACTS / "web_history.png"), full_page=True)
+        assert refused == [f"{web.url}/swarm"]
+        assert [p for p in problems if "status of 400" not in p] == []
