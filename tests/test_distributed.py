@@ -412,7 +412,7 @@ def test_a_worker_of_another_version_says_so(tmp_path: Path, cluster: Cluster) -
         identity, _ = router.recv_multipart()
         router.send_multipart([identity, msgpack.packb([99, "Welcome", {}])])
         assert worker.wait(30) == 2
-        assert "the master speaks protocol version 99; this lrun speaks version 1" in worker.err
+        assert f"the master speaks protocol version 99; this lrun speaks version {p.PROTOCOL_VERSION}" in worker.err
         assert "run the same lrun version on master and workers" in worker.err
     finally:
         context.destroy(linger=0)

@@ -219,3 +219,57 @@ def test_the_host_guard() -> None:
     assert not loopback.host_allowed("evil.example:8089") and not loopback.host_allowed("")
     named = Guard("127.0.0.1", allowed=["lrun.internal"])
     assert named.host_allowed("lrun.internal:8089") and not named.host_allowed("lrun.internal.evil.example")
+
+
+NEXT_TEST = """
+name: web next test
+pools:
+  accounts: {{csv: {accounts}, order: sequential, update: once}}
+load: {{users: 4, spawn_rate: 50, iterations: 1}}
+users:
+  customer:
+    sequence:
+      - get: /items
+      - rendezvous: gate
+        users: 4
+        timeout: 20s
+      - get: "/about?who={{{{ accounts.username }}}}"
+        name: /about
+"""
+
+
+def swarm(url: str, **form: object) -> object:
+    """POST /swarm; the reply when it started, else None (the workers are not all ready yet)."""
+    reply = http(f"{url}/swarm", method="POST", data=form)
+    return reply if reply.status == 200 else None
+
+
+def test_the_master_page_shows_every_worker_and_workers_stay_for_the_next_test(tmp_path: Path, demo_url: str) -> None:
+    """--processes 2: both workers on the page; two tests in a row, each with its own pools, rendezvous, stats."""
+    scenario = tmp_path / "next.yaml"
+    scenario.write_text(NEXT_TEST.format(accounts=SCENARIOS / "data" / "accounts.csv"))
+    with WebLrun(str(scenario), "-H", demo_url, "--processes", "2", "--heartbeat-interval", "0.5") as web:
+        url = web.url
+        wait_for(lambda: len(stats(url)["workers"]) == 2, what="two workers", timeout=60)
+        workers = stats(url)["workers"]
+        assert {w["state"] for w in workers} == {"ready"} and len({w["pid"] for w in workers}) == 2
+        results = []
+        for run in (1, 2):
+            started = wait_for(lambda: swarm(url, user_count=4, spawn_rate=50), what="a test starting")
+            assert started.json()["run"] == run
+            wait_for(lambda: stats(url)["state"] == "stopped", what=f"test {run} ending", timeout=60)
+            results.append(http(f"{url}/api/runs/{run}/results.json").json())
+        for result in results:
+            assert result["stop_reason"] == "all users finished", result["stop_reason"]
+            assert {e["name"]: e["requests"] for e in result["requests"]} == {"/items": 4, "/about": 4}
+            (pool,) = result["pools"]
+            assert 4 <= pool["handed_out"] <= 100 and not pool["dry"]  # workers take rows in blocks
+            (gate,) = result["rendezvous"]
+            assert gate["arrivals"] == 4 and [(r["released"], r["reason"]) for r in gate["releases"]] == [(4, "policy")]
+            assert [w["requests"] for w in result["workers"]] == [4, 4]  # 2 users each; this test's only
+
+        handed = [result["pools"][0]["handed_out"] for result in results]
+        assert handed[0] == handed[1]  # a fresh pool: the second test starts again from the first row
+        page = http(f"{url}/api/state").json()["snapshot"]
+        assert len(page["workers"]) == 2 and all(w["heartbeat_ago_s"] < 30 for w in page["workers"])
+    assert web.process.returncode == 0, "".join(web.stderr)

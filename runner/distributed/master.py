@@ -761,6 +761,30 @@ class MasterRunner(LoadShape):
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
 
+    def next_test(self, compiled: CompiledScenario, stats: RequestStats, **hooks: Any) -> None:
+        """Get ready for another test with the same workers (``lrun --web``): fresh load state, statistics and run
+        state (``compiled``'s pools and rendezvous); ``hooks`` as the constructor takes them. The workers set up
+        afresh (``NextTest``) before their next Spawn; workers may join until the test starts."""
+        self.classes = list(compiled.user_classes)
+        self.names = [c.type_name for c in self.classes]
+        self.compiled, self.stats = compiled, stats
+        self.transactions = hooks.get("transactions")
+        self.stop_timeout = hooks.get("stop_timeout", 0.0)
+        self.on_spawned, self.on_stopping = hooks.get("on_spawned"), hooks.get("on_stopping")
+        self.warn = hooks.get("on_warning") or log.warning
+        self.state, self.stop_reason, self.started_at, self.user_count_max = State.READY, "", None, 0
+        self._target, self._timers, self._done, self._spawn_reported = 0, [], Event(), True
+        self._rendezvous_watch, self._warnings = None, set()
+        o = self.options
+        settings = p.NextTest(o.host, list(o.tags), list(o.exclude_tags), o.iterations, self.stop_timeout)
+        for worker in self.workers.values():
+            worker.stopped = worker.finished = False
+            worker.targets, worker.spawn = {}, None
+            worker.users = worker.users_max = worker.requests = worker.failures = worker.reports = 0
+            worker.samples, worker.sample_every = [], 1.0
+            if not worker.gone:
+                self._send(worker, settings)
+
     def results(self) -> dict[str, Any]:
         """The ``workers`` part of the results."""
         return {"workers": [w.as_result() for w in sorted(self.workers.values(), key=lambda w: w.order)]}
@@ -779,24 +803,14 @@ def run_master(
     out: TextIO = sys.stdout,
 ) -> int:
     """A distributed run: the master, and with ``--processes N`` its N local workers. Returns the exit code."""
-    from runner.distributed.local import QUIT_WAIT, LocalWorkers
-    from runner.run import Live, _load_given_by_user, _monitoring, drive, runner_hooks
+    from runner.distributed.local import QUIT_WAIT
+    from runner.run import Live, _load_given_by_user, _monitoring, drive
 
     if loaded.model.load.is_open and not _load_given_by_user(settings):
         raise RunError(
             "the open model (arrival_rate, arrival_stages) does not run distributed yet: run it in one process, "
             "or give -u/-t for a closed-model run"
         )
-    local = settings.processes or 0
-    token = settings.master_token
-    bind_host, bind_port = settings.master_bind_host, settings.master_bind_port
-    if local and not settings.master:  # all on this machine: loopback, any free port, a token of its own
-        bind_host, bind_port = "127.0.0.1", 0
-        token = token or secrets.token_hex(16)
-    expected = settings.expect_workers or max(1, local)
-    max_wait = settings.expect_workers_max_wait
-    if max_wait is None and local and not settings.master:
-        max_wait = LOCAL_MAX_WAIT
     if settings.report_interval > 10:
         log.warning("--report-interval above 10s: the per-second series of the master lose the older seconds")
 
@@ -810,6 +824,41 @@ def run_master(
         lag=settings.report_interval + 1.0,
         **_monitoring(loaded.model, settings),
     )
+    master, workers, expected, max_wait = cluster(loaded, compiled, settings, live, demo_url)
+    ran = False
+    try:
+        master.serve()
+        workers.start()
+        master.wait_for_workers(expected, max_wait, check=workers.check)
+        live.started = time.time()
+        ran = True
+        return drive(loaded, compiled, settings, live, command=command)
+    finally:
+        master.close()
+        workers.stop(quit_wait=QUIT_WAIT if ran else 1.0)
+        if master.dropped:
+            log.info("dropped %d malformed or unexpected message(s) during the run", master.dropped)
+
+
+def cluster(
+    loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, live: Any, demo_url: str | None
+) -> tuple[MasterRunner, Any, int, float | None]:
+    """The bound master of ``live`` (its runner), the local workers to start (``--processes``), how many workers
+    to expect and how long to wait for them."""
+    from runner.distributed.local import LocalWorkers
+    from runner.run import runner_hooks
+
+    local = settings.processes or 0
+    token = settings.master_token
+    bind_host, bind_port = settings.master_bind_host, settings.master_bind_port
+    if local and not settings.master:  # all on this machine: loopback, any free port, a token of its own
+        bind_host, bind_port = "127.0.0.1", 0
+        token = token or secrets.token_hex(16)
+    expected = settings.expect_workers or max(1, local)
+    max_wait = settings.expect_workers_max_wait
+    if max_wait is None and local and not settings.master:
+        max_wait = LOCAL_MAX_WAIT
+
     options = MasterOptions(
         bind_host=bind_host,
         bind_port=bind_port,
@@ -826,7 +875,7 @@ def run_master(
         scenario=collect(loaded),
         rendezvous=not settings.no_rendezvous,
     )
-    master = MasterRunner(compiled.user_classes, stats, options, **runner_hooks(live, compiled))
+    master = MasterRunner(compiled.user_classes, live.stats, options, **runner_hooks(live, compiled))
     master.compiled = compiled
     live.runner = master
     live.extra_results = master.results
@@ -840,16 +889,4 @@ def run_master(
     log.info("master listening on %s:%d", "*" if bind_host in ("*", "0.0.0.0") else bind_host, port)
     level = "DEBUG" if settings.loglevel.upper() == "DEBUG" else "WARNING"  # workers' own log: problems only
     workers = LocalWorkers(local, port=port, token=token, scenario=Path(loaded.path).resolve(), loglevel=level)
-    ran = False
-    try:
-        master.serve()
-        workers.start()
-        master.wait_for_workers(expected, max_wait, check=workers.check)
-        live.started = time.time()
-        ran = True
-        return drive(loaded, compiled, settings, live, command=command)
-    finally:
-        master.close()
-        workers.stop(quit_wait=QUIT_WAIT if ran else 1.0)
-        if master.dropped:
-            log.info("dropped %d malformed or unexpected message(s) during the run", master.dropped)
+    return master, workers, expected, max_wait

@@ -23,6 +23,7 @@ A run, seen from a worker::
     Report(seq, stats delta, users)   ──►   (every report interval, ``RequestStats.delta()``)
                                       ◄──   Stop(reason, now)
     Report(final delta), Stopped      ──►
+                                      ◄──   NextTest(settings)   (lrun --web: another test follows; back to Spawn)
                                       ◄──   Quit(reason)
     Bye(reason)                       ──►   (a worker leaving on its own: Ctrl-C, SIGTERM)
 
@@ -57,7 +58,7 @@ from typing import Any, ClassVar
 
 import msgpack
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: NextTest (workers stay for the next test of lrun --web)
 DEFAULT_PORT = 5557
 MAX_FRAME = 64 * 1024 * 1024  # bytes; larger frames are refused by the sockets themselves
 
@@ -289,6 +290,19 @@ class Quit(Message):
     """The test is over: exit."""
 
     reason: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NextTest(Message):
+    """The test ended and another follows (``lrun --web``): set the scenario up afresh with these settings (new
+    statistics, pools, rendezvous, checkpoint tallies), then wait for its Spawn."""
+
+    host: str | None
+    tags: list[str]
+    exclude_tags: list[str]
+    iterations: int | None
+    stop_timeout: float
 
 
 @message

@@ -183,8 +183,9 @@ class WorkerRunner:
         if path is None:
             if not welcome.scenario_files:
                 raise RunError("the master sent no scenario; give the worker the scenario file")
-            self._tempdir = tempfile.TemporaryDirectory(prefix="lrun-worker-")
-            unpack(welcome.scenario_files, Path(self._tempdir.name))
+            if self._tempdir is None:  # a next test (NextTest) reuses the files
+                self._tempdir = tempfile.TemporaryDirectory(prefix="lrun-worker-")
+                unpack(welcome.scenario_files, Path(self._tempdir.name))
             path = Path(self._tempdir.name, *welcome.scenario_path.split("/"))
         loaded = load_scenario(path, self.options.data_dir if self.scenario is not None else None)
         compiled = compile_scenario(
@@ -367,6 +368,8 @@ class WorkerRunner:
             if self.runner is None:
                 self._report(final=True)
                 self._send(p.Stopped(message.reason, False))
+        elif isinstance(message, p.NextTest):
+            self._next_test(message)
         elif isinstance(message, p.Quit):
             log.info("worker %s: the master says quit (%s)", self.id, message.reason)
             self._end(EXIT_OK)
@@ -418,6 +421,29 @@ class WorkerRunner:
         self._applying = spawn.seq
         self.runner.set_counts([spawn.targets.get(name, 0) for name in names], spawn.spawn_rate)
 
+    def _next_test(self, settings: p.NextTest) -> None:
+        """Another test follows: the users of the last one go, the scenario is set up afresh for the next."""
+        if self.welcome is None:
+            return
+        if self.runner is not None and self.runner.state.value != "stopped":
+            self.runner.kill_now()
+        self.welcome = dataclasses.replace(
+            self.welcome,
+            host=settings.host,
+            tags=settings.tags,
+            exclude_tags=settings.exclude_tags,
+            iterations=settings.iterations,
+            stop_timeout=settings.stop_timeout,
+        )
+        try:
+            self._setup(self.welcome)
+        except LrunError as exc:
+            self._send(p.WorkerFailed(str(exc)))
+            self._end(EXIT_USAGE, f"cannot run the scenario: {exc}")
+            return
+        self.runner, self._stopping = None, False
+        log.info("worker %s: set up for the next test", self.id)
+
     def _warn(self, message: str) -> None:
         """A warning of this worker's users goes to the master's results too (the runner says each once)."""
         log.warning("%s", message)
@@ -430,7 +456,10 @@ class WorkerRunner:
 
     def _await_runner(self) -> None:
         """When the users are stopped (told to, or by themselves): the final report, then Stopped."""
-        self.runner.wait()
+        runner = self.runner
+        runner.wait()
+        if runner is not self.runner:  # a test that ended long ago (NextTest came before it stopped)
+            return
         self._report(final=True)
         self._send(p.Stopped(self.runner.stop_reason or "stopped", not self._stopping))
 

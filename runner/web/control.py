@@ -49,6 +49,9 @@ class Backend(Protocol):
     """Makes the runner of one test and runs it (see ``runner.run.drive``)."""
 
     lag: float  # seconds the statistics trail real time
+    max_wait: float | None  # how long --autostart waits for ready_error() to clear
+
+    def ready_error(self) -> str | None: ...
 
     def runner(self, compiled: CompiledScenario, live: Live) -> Any: ...
 
@@ -63,6 +66,10 @@ class LocalBackend:
     """Users in this process: a ``LocalRunner`` per test."""
 
     lag = 0.0
+    max_wait = None
+
+    def ready_error(self) -> str | None:
+        return None
 
     def runner(self, compiled: CompiledScenario, live: Live) -> Any:
         return LocalRunner(
@@ -261,6 +268,9 @@ class Controller:
         """
         if self.running:
             raise FormError({"user_count": "a test is running: stop it first, or change its users"})
+        problem = self.backend.ready_error()
+        if problem:
+            raise FormError({"form": problem})
         settings = copy.deepcopy(self.base)
         settings.sources = dict(self.base.sources)
         weights: dict[str, int] = {}

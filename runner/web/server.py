@@ -134,6 +134,10 @@ def serve_web(loaded: LoadedScenario, settings: RunSettings, *, command: str, ou
         handlers = [gevent.signal_handler(s, quit_now.set) for s in (signal.SIGINT, signal.SIGTERM)]
         stack.callback(lambda: [h.cancel() for h in handlers])
         if options.autostart:
+            waited = time.monotonic()
+            while (problem := backend.ready_error()) and not quit_now.wait(0.5):
+                if backend.max_wait is not None and time.monotonic() - waited > backend.max_wait:
+                    raise WebSettingsError(f"--autostart: {problem}")
             try:
                 controller.start()
             except LrunError as exc:

@@ -236,7 +236,7 @@ function renderDetails(run) {
   }));
   fillRows($("#rendezvous tbody"), run.rendezvous.map(r => {
     const last = r.releases[r.releases.length - 1];
-    return row([r.name + (r.enabled ? "" : " (off)"), r.policy, r.waiting, r.arrivals, r.releases.length, last ? `${last.users ?? ""} released: ${last.reason}` : "–"], ["", "", "num", "num", "num"]);
+    return row([r.name + (r.enabled ? "" : " (off)"), r.policy, r.waiting, r.arrivals, r.releases.length, last ? `${last.released} released (${last.reason}) after ${ms(last.waited_ms)} ms` : "–"], ["", "", "num", "num", "num"]);
   }));
   fillRows($("#pools tbody"), run.pools.map(p => row([p.name, p.source, p.order, p.rows, p.handed_out, p.order === "random" ? "–" : Math.max(0, p.rows - p.handed_out), p.when_empty + (p.dry ? " (ran dry)" : "")], ["", "", "", "num", "num", "num"])));
   const res = run.resources;
