@@ -6,7 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -158,6 +161,25 @@ def test_auth_is_asked_for_every_page_and_endpoint() -> None:
         assert http(f"{web.url}/stop", auth=("other", "s3cret")).status == 401
         assert http(f"{web.url}/stats/requests", auth=("tester", "s3cret")).status == 200
         assert http(f"{web.url}/", auth=("tester", "s3cret")).status == 200
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")
+def test_tls(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
+    subprocess.run(
+        [*request, "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    with WebLrun(QUICKSTART, "--tls-cert", str(cert), "--tls-key", str(key)) as web:
+        assert web.url.startswith("https://127.0.0.1:")
+        trusting = ssl.create_default_context(cafile=str(cert))
+        trusting.check_hostname = False  # the certificate names localhost; the URL is 127.0.0.1
+        assert http(f"{web.url}/stats/requests", context=trusting).json()["state"] == "ready"
+        with pytest.raises(OSError):
+            http(web.url.replace("https://", "http://") + "/stats/requests", timeout=5)
 
 
 def test_auth_from_the_environment() -> None:

@@ -8,6 +8,7 @@ import os
 import queue
 import re
 import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -99,6 +100,7 @@ def http(
     headers: dict[str, str] | None = None,
     auth: tuple[str, str] | None = None,
     timeout: float = 15.0,
+    context: ssl.SSLContext | None = None,
 ) -> Reply:
     """One request, as a script would send it (no browser headers unless given)."""
     body = urllib.parse.urlencode(data).encode() if data is not None else None
@@ -107,7 +109,7 @@ def http(
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return Reply(response.status, dict(response.headers), response.read())
     except urllib.error.HTTPError as error:
         return Reply(error.code, dict(error.headers), error.read())

@@ -21,10 +21,19 @@ import gevent
 
 from runner.compiler import CompiledScenario, CompileOptions, compile_scenario, needs_demo
 from runner.config import RunSettings
+from runner.engine.arrivals import ArrivalRunner
 from runner.engine.runner import LocalRunner
 from runner.errors import LrunError
 from runner.report.results import build_results
-from runner.run import Live, _all_classes, _monitoring, _transaction_results, drive, runner_hooks
+from runner.run import (
+    Live,
+    _all_classes,
+    _load_given_by_user,
+    _monitoring,
+    _transaction_results,
+    drive,
+    runner_hooks,
+)
 from runner.scenario import LoadedScenario
 from runner.scenario.model import check_host
 from runner.scenario.types import parse_duration
@@ -71,10 +80,15 @@ class LocalBackend:
     def ready_error(self) -> str | None:
         return None
 
+    def __init__(self, loaded: LoadedScenario) -> None:
+        self.loaded = loaded
+
     def runner(self, compiled: CompiledScenario, live: Live) -> Any:
-        return LocalRunner(
-            compiled.user_classes, live.stats, iterations=live.settings.iterations, **runner_hooks(live, compiled)
-        )
+        hooks = runner_hooks(live, compiled)
+        load = self.loaded.model.load
+        if load.is_open and not _load_given_by_user(live.settings):  # --autostart of an open-model scenario
+            return ArrivalRunner(compiled.user_classes, live.stats, RequestStats(), max_users=load.max_users, **hooks)
+        return LocalRunner(compiled.user_classes, live.stats, iterations=live.settings.iterations, **hooks)
 
     def run(self, loaded: LoadedScenario, compiled: CompiledScenario, live: Live, command: str) -> int:
         return drive(loaded, compiled, live.settings, live, command=command)

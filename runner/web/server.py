@@ -87,7 +87,7 @@ def _backend(loaded: LoadedScenario, settings: RunSettings, demo_url: str | None
         stack.callback(backend.close)
         backend.open()
         return backend
-    return LocalBackend()
+    return LocalBackend(loaded)
 
 
 def serve_web(loaded: LoadedScenario, settings: RunSettings, *, command: str, out: TextIO = sys.stdout) -> int:

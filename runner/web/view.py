@@ -75,7 +75,12 @@ def _table(stats: RequestStats, start: float, now: float, lag: float) -> tuple[l
     duration = max(1e-9, now - max(start, stats.start_time))
     rows = [_row(e, duration, now - lag) for e in sorted(stats.entries.values(), key=lambda e: (e.name, e.method))]
     total = _row(stats.total, duration, now - lag)
-    total.update(key="total", name="Aggregated")
+    total.update(
+        key="total",
+        name="Aggregated",
+        current_p50_ms=stats.total.current_percentile(50, now - lag),
+        current_p95_ms=stats.total.current_percentile(95, now - lag),
+    )
     return rows, total
 
 
@@ -219,8 +224,8 @@ def locust_stats(controller: Controller, now_snapshot: dict[str, Any]) -> dict[s
             for e in run["errors"]
         ],
         "current_response_time_percentiles": {
-            "response_time_percentile_0.5": total.get("p50_ms"),
-            "response_time_percentile_0.95": total.get("p95_ms"),
+            "response_time_percentile_0.5": total.get("current_p50_ms"),
+            "response_time_percentile_0.95": total.get("current_p95_ms"),
         },
         "workers": now_snapshot["workers"],
     }
