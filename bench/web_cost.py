@@ -31,6 +31,7 @@ sys.path.insert(0, str(BENCH))
 import run as harness  # noqa: E402  (bench/run.py: children by PID, nginx, /proc readers)
 
 URL = re.compile(rb"lrun web UI: (http://[\d.]+:\d+)")
+SNAPSHOTS = re.compile(rb"web UI: (\d+) snapshots pushed, ([\d.]+) ms of CPU each")
 
 
 def sse_client(url: str, until: float, counts: dict[str, int]) -> None:
@@ -102,6 +103,7 @@ def one_run(
     total_cpu = usage.ru_utime + usage.ru_stime
     cpu = usage.ru_utime + usage.ru_stime - cpu0
     requests -= requests0
+    snapshots = SNAPSHOTS.search(child.log_path.read_bytes())
     return {
         "name": name,
         "web": web,
@@ -112,6 +114,8 @@ def one_run(
         "cpu_us_per_request": round(cpu / requests * 1e6, 3) if requests else None,
         "rps": round(results["total"]["rps"], 1),
         "events_read": counts["events"],
+        "snapshots": int(snapshots.group(1)) if snapshots else 0,
+        "snapshot_cpu_ms": float(snapshots.group(2)) if snapshots else None,
         "peak_rss_kib": usage.ru_maxrss,
         "rss_kib": rss,
     }
@@ -156,9 +160,17 @@ def main() -> int:
     }
     print(f"CPU per request: headless {headless:.2f} µs, with {args.clients} SSE clients {web_cost:.2f} µs")
     print(f"ratio web/headless: {summary['ratio']:.4f} ({(summary['ratio'] - 1) * 100:+.2f} %)")
+    pairs = zip([r for r in runs if not r["web"]], [r for r in runs if r["web"]], strict=True)
+    print("per round:", ", ".join(f"{w['cpu_us_per_request'] / h['cpu_us_per_request']:.3f}" for h, w in pairs))
+    building = [r["snapshot_cpu_ms"] for r in runs if r["snapshot_cpu_ms"] is not None]
+    if building:
+        ms = statistics.median(building)
+        summary["snapshot_cpu_ms"] = ms
+        print(f"the UI's snapshot: {ms:.2f} ms of CPU once a second for all pages ({ms / 10:.2f} % of a core)")
     if memory is not None:
         samples = memory["rss_kib"]
-        settled = [kib for t, kib in samples if t >= 30] or [kib for _, kib in samples]
+        during = [(t, kib) for t, kib in samples if t <= args.memory_duration]  # not the results at the end
+        settled = [kib for t, kib in during if t >= 30] or [kib for _, kib in during]
         summary["memory"] = {
             "duration_s": args.memory_duration,
             "rss_kib_after_30s": settled[0],

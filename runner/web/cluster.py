@@ -16,6 +16,7 @@ from runner.compiler import CompiledScenario, CompileOptions, compile_scenario
 from runner.config import RunSettings
 from runner.distributed.local import QUIT_WAIT
 from runner.distributed.master import MasterRunner, cluster
+from runner.engine.runner import State
 from runner.run import Live, drive, runner_hooks
 from runner.scenario import LoadedScenario
 from runner.stats import RequestStats
@@ -69,7 +70,11 @@ class ClusterBackend:
 
     def run(self, loaded: LoadedScenario, compiled: CompiledScenario, live: Live, command: str) -> int:
         live.started = time.time()
-        return drive(loaded, compiled, live.settings, live, command=command)
+        try:
+            return drive(loaded, compiled, live.settings, live, command=command)
+        finally:
+            if self.master is not None:  # between tests, workers may join (a stopped master refuses them)
+                self.master.state = State.READY
 
     def workers(self) -> list[dict[str, Any]]:
         if self.master is None:

@@ -54,14 +54,20 @@ def compact(point: dict[str, Any]) -> list[Any]:
 def _row(entry: StatsEntry, duration: float, now: float) -> dict[str, Any]:
     data = entry.to_dict(duration, histogram=False)
     pct = data.pop("percentiles")
+    end = int(now)  # the last complete seconds of the window, read once for rates and percentiles
+    window = entry.interval(end - entry.window, end)
+    span = end - max(end - entry.window, entry.start_time)
+    current = window.percentiles((50, 95)) if window.count else {50: None, 95: None}
     data.update(
         key=entry_key(entry),
         p50_ms=pct.get(percentile_key(50)),
         p95_ms=pct.get(percentile_key(95)),
         p99_ms=pct.get(percentile_key(99)),
         percentiles=pct,
-        current_rps=round(entry.current_rps(now), 3),
-        current_failures_per_s=round(entry.current_failures_per_s(now), 3),
+        current_rps=round(window.count / span, 3) if span > 0 else 0.0,
+        current_failures_per_s=round(window.failures / span, 3) if span > 0 else 0.0,
+        current_p50_ms=current[50],
+        current_p95_ms=current[95],
     )
     return data
 
@@ -75,12 +81,7 @@ def _table(stats: RequestStats, start: float, now: float, lag: float) -> tuple[l
     duration = max(1e-9, now - max(start, stats.start_time))
     rows = [_row(e, duration, now - lag) for e in sorted(stats.entries.values(), key=lambda e: (e.name, e.method))]
     total = _row(stats.total, duration, now - lag)
-    total.update(
-        key="total",
-        name="Aggregated",
-        current_p50_ms=stats.total.current_percentile(50, now - lag),
-        current_p95_ms=stats.total.current_percentile(95, now - lag),
-    )
+    total.update(key="total", name="Aggregated")
     return rows, total
 
 
