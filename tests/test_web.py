@@ -136,6 +136,18 @@ def test_binding_beyond_loopback_needs_auth() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_port_in_use_is_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_lrun(QUICKSTART, "--web", "--web-port", str(port), "-H", "http://127.0.0.1:9", timeout=60)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"--web-port {port}: cannot listen on 127.0.0.1:{port}" in last and "--web-port" in last
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

@@ -97,6 +97,14 @@ def test_a_test_from_the_form_to_the_history(browser: Any, tmp_path: Path) -> No
         page.wait_for_function("ui.charts['chart-entry-rt'].data[0].length >= 1", timeout=WAIT)
         page.screenshot(path=str(ARTIFACTS / "web_charts.png"), full_page=True)
 
+        # lrun's own panels: resources, checkpoints, the log
+        page.click("#tabs button[data-tab=resources]")
+        sync_api.expect(page.locator("#resources tbody tr").first).to_contain_text("lrun", timeout=WAIT)
+        page.click("#tabs button[data-tab=checks]")
+        sync_api.expect(page.locator("#checks tbody tr", has_text="GET /login").first).to_be_visible(timeout=WAIT)
+        page.click("#tabs button[data-tab=log]")
+        sync_api.expect(page.locator("#log")).to_contain_text("test 1 started from the web UI", timeout=WAIT)
+
         page.click("#stop")
         sync_api.expect(page.locator("#state")).to_have_text("stopped", timeout=WAIT)
 
