@@ -96,11 +96,37 @@ def test_bad_values_get_a_400_with_a_message_per_field_and_the_ui_stays_up() -> 
             body = reply.json()
             assert body["success"] is False and field in body["errors"], body
         assert stats(web.url)["state"] == "ready"  # nothing started
-        assert http(f"{web.url}/api/users", method="POST", data={"user_count": 3}).status == 400  # nothing runs
         empty = http(f"{web.url}/swarm", method="POST", data={}, headers={"Content-Type": "application/json"})
         assert empty.status == 400 and "user_count" in empty.json()["errors"]
         assert stats(web.url)["state"] == "ready"
         assert http(f"{web.url}/").status == 200
+
+
+FAILING = """
+name: failing
+load: {users: 2, spawn_rate: 10}
+users:
+  u:
+    think: 0.05s
+    tasks:
+      - {weight: 1, get: "/fail?status=503", name: /fail}
+      - {weight: 1, get: /}
+"""
+
+
+def test_failures_are_grouped_with_counts_and_times(tmp_path: Path, demo_url: str) -> None:
+    scenario = tmp_path / "failing.yaml"
+    scenario.write_text(FAILING)
+    with WebLrun(str(scenario), "-H", demo_url, "--autostart", "-t", "60s") as web:
+        data = wait_for(lambda: (d := stats(web.url))["errors"] and d, what="a failure")
+        (error,) = data["errors"]
+        assert (error["method"], error["name"]) == ("GET", "/fail") and "503" in error["error"]
+        wait_for(lambda: stats(web.url)["errors"][0]["occurrences"] >= 3, what="three failures")
+        rows = list(csv.reader(io.StringIO(http(f"{web.url}/stats/failures/csv").text)))
+        assert rows[1][:2] == ["GET", "/fail"] and int(rows[1][3]) >= 3
+        (group,) = http(f"{web.url}/api/state").json()["snapshot"]["run"]["errors"]
+        assert group["count"] >= 3 and group["first_seen"] < group["last_seen"]
+        assert aggregated(stats(web.url))["num_failures"] >= 3
 
 
 def test_a_page_of_another_site_cannot_drive_the_test() -> None:

@@ -145,7 +145,6 @@ class WebApp:
             ("GET", "/api/events"): self.events,
             ("GET", "/api/series"): self.series,
             ("POST", "/swarm"): self.swarm,
-            ("POST", "/api/users"): self.users,
             ("GET", "/stop"): self.stop,
             ("POST", "/stop"): self.stop,
             ("GET", "/stats/reset"): self.reset,
@@ -315,11 +314,6 @@ class WebApp:
                 "run": run.id,
             }
         )
-
-    def users(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
-        values = self.controller.parse_form(self._form(environ), starting=False)
-        self.controller.set_users(values["users"], values["spawn_rate"])
-        return self._json({"success": True, "message": f"users set to {values['users']}"})
 
     def stop(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
         stopped = self.controller.stop()
