@@ -137,3 +137,29 @@ def test_a_test_from_the_form_to_the_history(browser: Any, tmp_path: Path) -> No
         page.screenshot(path=str(ARTIFACTS / "web_history.png"), full_page=True)
         assert refused == [f"{web.url}/swarm"]
         assert [p for p in problems if "status of 400" not in p] == []
+
+
+def test_the_master_page_shows_every_worker(browser: Any, demo_url: str) -> None:
+    with WebLrun(str(SCENARIOS / "quickstart.yaml"), "-H", demo_url, "--processes", "2") as web:
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+        page = context.new_page()
+        page.goto(web.url)
+        page.click("#tabs button[data-tab=resources]")
+        workers = page.locator("#workers tbody tr")
+        sync_api.expect(workers).to_have_count(2, timeout=WAIT)
+        for row in workers.all():
+            sync_api.expect(row).to_contain_text("ready", timeout=WAIT)
+        page.fill("#start-form input[name=user_count]", "4")
+        page.fill("#start-form input[name=spawn_rate]", "20")
+        page.fill("#start-form input[name=run_time]", "")
+        page.click("#start-form button[type=submit]")
+        sync_api.expect(page.locator("#users")).to_have_text("4", timeout=WAIT)
+        # each worker runs its share: the users column (4th) says 2 on both rows
+        page.wait_for_function(
+            "Array.from(document.querySelectorAll('#workers tbody tr')).every(r => r.children[3].textContent === '2')",
+            timeout=WAIT,
+        )
+        page.screenshot(path=str(ARTIFACTS / "web_workers.png"), full_page=True)
+        page.click("#stop")
+        sync_api.expect(page.locator("#state")).to_have_text("stopped", timeout=WAIT)
+        context.close()
