@@ -152,7 +152,7 @@ class LocalRunner(LoadShape):
     # ------------------------------------------------------------------------------------------- Runtime
 
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
-        self.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure)
+        self.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure, result.retries)
         if self.request_hook is not None:
             self.request_hook(user, result)
 

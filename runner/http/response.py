@@ -12,7 +12,20 @@ from typing import Any
 
 
 class Response:
-    __slots__ = ("__dict__", "body", "elapsed_ms", "error", "headers", "method", "reason", "status", "url")
+    __slots__ = (
+        "__dict__",
+        "body",
+        "elapsed_ms",
+        "error",
+        "headers",
+        "method",
+        "reason",
+        "retries",
+        "size",
+        "status",
+        "unread",
+        "url",
+    )
 
     def __init__(
         self,
@@ -24,6 +37,10 @@ class Response:
         body: bytes = b"",
         elapsed_ms: float = 0.0,
         error: str | None = None,
+        *,
+        size: int | None = None,
+        retries: int = 0,
+        unread: str | None = None,
     ) -> None:
         self.method = method
         self.url = url
@@ -32,7 +49,10 @@ class Response:
         self.headers = headers or []  # in arrival order, names as sent by the server
         self.body = body
         self.elapsed_ms = elapsed_ms
-        self.error = error  # connection-level failure: refused, reset, timeout …
+        self.error = error  # the request failed: refused, reset, timeout, too many redirects …
+        self.size = len(body) if size is None else size  # body bytes (decoded; as received when not kept)
+        self.retries = retries  # resent on a new connection after a kept-alive one was found closed
+        self.unread = unread  # why ``body`` is empty though bytes arrived: over max_body, or discarded
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
@@ -106,10 +126,6 @@ class Response:
     @property
     def content(self) -> bytes:
         return self.body
-
-    @property
-    def size(self) -> int:
-        return len(self.body)
 
     def __repr__(self) -> str:
         return f"<Response {self.method} {self.url} {self.status or self.error}>"

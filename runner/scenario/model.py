@@ -29,6 +29,7 @@ from runner.scenario.types import (
     PythonName,
     Regex,
     Scalar,
+    Size,
     Template,
     TemplateScalar,
     TemplateTree,
@@ -327,8 +328,13 @@ class Request(Model):
     form: dict[str, TemplateScalar] | None = Field(None, description="Form body (urlencoded).")
     body: Template | None = Field(None, description="Raw body text.")
     files: dict[str, FileUpload] | None = Field(None, description="Multipart file upload: field -> file.")
-    timeout: Duration | None = Field(None, description="Give up after this long (counts as a failure).")
+    timeout: Duration | None = Field(
+        None, description="Give up after this long, redirects included (counts as a failure)."
+    )
     allow_redirects: bool = Field(True, description="Follow redirects (the request is timed to the last one).")
+    discard_body: bool | None = Field(
+        None, description="Read the body and count its bytes without keeping it (default: http.discard_body)."
+    )
     extract: dict[str, Extract] | None = Field(
         None, description="Correlation: variable name -> extractor. Runs after the response, before checks."
     )
@@ -739,9 +745,19 @@ class Pool(Model):
 class Http(Model):
     """HTTP client settings."""
 
-    timeout: Duration = Field(60, description="Default request timeout.")
+    timeout: Duration = Field(
+        60, description="Default request timeout: a deadline for the whole exchange, redirects included."
+    )
     connect_timeout: Duration = Field(10, description="Time allowed to open a connection.")
-    max_redirects: int = Field(10, ge=0, description="Redirects followed at most per request.")
+    max_redirects: int = Field(10, ge=0, description="Redirects followed at most; past them the request fails.")
+    max_body: Size = Field(
+        10 * 2**20,
+        description="Response body kept in memory at most (after decompression); a bigger body is read, counted "
+        "and dropped, and checkpoints and extractors on it fail.",
+    )
+    discard_body: bool = Field(
+        False, description="Read response bodies and count their bytes without keeping them (downloads)."
+    )
 
 
 class Scenario(Model):
