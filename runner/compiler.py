@@ -256,7 +256,15 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
                     break
         failure = failure or missing
         result = RequestResult(
-            method, name, response.url, response.status, response.elapsed_ms, response.size, failure, response.retries
+            method,
+            name,
+            response.url,
+            response.status,
+            response.elapsed_ms,
+            response.size,
+            failure,
+            response.retries,
+            response.connect_failed,
         )
         if trace:
             result.response = response

@@ -105,6 +105,8 @@ def xpath_finder(expr: str, document: str = "auto") -> Finder:
             raise NoValue(f"xpath error: {exc}") from None
         except (ValueError, etree.LxmlError) as exc:
             raise NoValue(str(exc) if as_xml else f"body is not HTML: {exc}") from None
+        if not as_xml and response.html_cut and (not result or isinstance(result, bool | float)):
+            raise NoValue(response.html_cut)  # the answer may lie in the part lxml cut off
         if isinstance(result, list):
             return [_xpath_value(item) for item in result]
         if isinstance(result, float):

@@ -35,6 +35,7 @@ class RequestResult:
     size: int
     failure: str | None = None
     retries: int = 0  # sent again on a new connection (a kept-alive one was found closed)
+    connect_failed: bool = False  # no connection could be made (``failure`` says why)
     response: Response | None = None
     trace_extracted: dict[str, Any] | None = None
     trace_checks: list[tuple[str, str | None]] | None = None

@@ -81,6 +81,12 @@ class _Deadline(BaseException):
     """Thrown into the user's greenlet when a request's deadline passes (a BaseException, like gevent's)."""
 
 
+class _ConnectError(str):
+    """The error of an exchange that could not connect."""
+
+    __slots__ = ()
+
+
 class _NoResponse(Exception):
     """The server closed the connection before sending a byte."""
 
@@ -611,7 +617,10 @@ class HttpSession:
             retries += retried
             url = origin.url + target
             if parser is None:
-                return Response(method, url, 0, "", None, b"", elapsed * 1000.0, error, retries=retries)
+                failed = isinstance(error, _ConnectError)
+                return Response(
+                    method, url, 0, "", None, b"", elapsed * 1000.0, str(error), retries=retries, connect_failed=failed
+                )
 
             status = parser.get_code()
             location = encoding = None
@@ -692,7 +701,7 @@ class HttpSession:
                     )
                     if error is None:
                         raise
-                    return None, perf_counter() - started, error, retried
+                    return None, perf_counter() - started, _ConnectError(error), retried
             parser = _Parser(method == "HEAD", limit)
             received = False
             try:
