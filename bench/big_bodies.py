@@ -81,7 +81,8 @@ def main() -> None:
             for users in args.users:
                 out = Path(tmp) / "r.json"
                 command = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "runner", "run", str(scenario)]
-                command += ["-u", str(users), "-r", str(users), "-i", str(args.iterations), "--json", str(out), "--only-summary"]
+                command += ["-u", str(users), "-r", str(users), "-i", str(args.iterations)]
+                command += ["--json", str(out), "--only-summary"]
                 done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=os.environ)
                 peak_kib = int(done.stderr.strip().splitlines()[-1])
                 total = json.loads(out.read_text())["total"]
