@@ -365,3 +365,17 @@ def test_a_request_whose_template_fails_obeys_its_checkpoints_on_fail(
     entries = {e["name"]: e for e in results["requests"]}
     assert (entries["account"]["requests"], entries["account"]["failures"]) == (1, 1)
     assert "template error" in results["errors"][0]["message"]
+
+
+def test_validate_refuses_a_body_checkpoint_on_a_discarded_body(tmp_path: Path) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text(
+        "host: http://127.0.0.1:1\nusers:\n  u:\n    sequence:\n"
+        "      - get: /x\n        discard_body: true\n        extract: {n: {regex: 'n=(\\d+)'}}\n"
+        "      - get: /y\n        discard_body: true\n        check: [{status: 200}, {header: X, exists: true}]\n"
+    )
+    result = run_lrun("validate", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "discard_body" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"{path}:6:"), result.stdout + result.stderr
+    assert "extractor n (regex) reads it" in lines[0]

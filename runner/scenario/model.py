@@ -301,6 +301,9 @@ class FileUpload(Model):
     content_type: str = Field("application/octet-stream", description="Content type of the part.")
 
 
+_BODY_READERS = frozenset(("body", "jsonpath", "xpath", "regex", "boundary"))
+
+
 class Request(Model):
     """An HTTP request. Write the method as the key: ``get: /items``, ``post: /orders`` …"""
 
@@ -359,6 +362,22 @@ class Request(Model):
             raise ValueError(f"a request has one body: json, form or body (found {', '.join(bodies)})")
         if self.files and ("json_" in self.model_fields_set or self.body is not None):
             raise ValueError("files are sent as multipart form data: combine them with form, not json or body")
+        return self
+
+    @model_validator(mode="after")
+    def _body_kept_when_read(self) -> Request:
+        if self.discard_body:
+            readers = [f"extractor {n} ({e.kind})" for n, e in (self.extract or {}).items() if e.kind in _BODY_READERS]
+            readers += [
+                f"checkpoint {c.predicate if c.subject == 'body' else c.subject}"
+                for c in self.check
+                if c.subject in _BODY_READERS
+            ]
+            if readers:
+                raise ValueError(
+                    f"discard_body: true keeps no body, yet {readers[0]} reads it: drop discard_body or that "
+                    "one (status, header, cookie, max_time and size still work)"
+                )
         return self
 
     @property
