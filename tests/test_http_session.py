@@ -704,7 +704,9 @@ def test_idle_connection_closed_by_the_server_is_replaced(session: HttpSession, 
 def test_a_killed_user_leaves_the_session_usable(session: HttpSession, raw_server: Callable) -> None:
     server = raw_server(lambda request: _silent if request.conn == 0 else http_response())
     user = gevent.spawn(session.request, "GET", server.url)
-    gevent.sleep(0.05)
+    with gevent.Timeout(10):  # mid-request: the server holds the request (a fixed sleep races a loaded machine)
+        while not server.requests:
+            gevent.sleep(0.01)
     user.kill()  # the engine stops a virtual user mid-request
     with gevent.Timeout(2):
         response = session.request("GET", server.url)
