@@ -103,13 +103,14 @@ def _charset_kind(charset: str) -> int:
 class _Needle:
     """The text of a contains / not_contains, compiled once; a constant is encoded once too."""
 
-    __slots__ = ("_data", "_folded", "_render", "ignore_case", "source")
+    __slots__ = ("_data", "_folded", "_render", "ignore_case", "is_constant", "source")
 
     def __init__(self, source: str, ignore_case: bool) -> None:
         template = compile_template(source)
         self.source = source
         self.ignore_case = ignore_case
         self._render: Render | None = None if template.is_constant else template.render
+        self.is_constant = template.is_constant
         self._folded = source.lower() if ignore_case else source
         self._data = self._folded.encode()
 
@@ -145,20 +146,29 @@ class Checkpoint:
     """One compiled checkpoint. ``check`` returns None when the response passes, else a failure message."""
 
     __slots__ = ("description", "message", "on_fail")
+    reads_body = False  # a checkpoint on the body fails when the body was not kept (``Response.unread``)
 
     def __init__(self, description: str, on_fail: str = "continue", message: str | None = None) -> None:
-        self.description = description
+        self.description = description  # as written: the checkpoint's name in the results
         self.on_fail = on_fail
         self.message = message  # replaces the generated message of a failure
+
+    def label(self, variables: Mapping[str, Any]) -> str:
+        """The description with the values compared as rendered now (``lrun debug`` shows it)."""
+        return self.description
 
     def check(self, response: Response, variables: Mapping[str, Any]) -> str | None:
         """None when it passes; else the failure message (the checkpoint's ``message`` when set).
 
-        A response that never arrived (status 0) fails with its error, and a template that cannot be
-        rendered with the error naming the variable: neither is hidden behind ``message``.
+        A response that never arrived (status 0) or that failed after its status (too many redirects, a body
+        that cannot be decoded) fails with its error; a body that was not kept fails the checkpoints on the
+        body; a template that cannot be rendered fails with the error naming the variable: none of them is
+        hidden behind ``message``.
         """
-        if not response.status:
+        if not response.status or response.error:
             return response.error or "no response"
+        if self.reads_body and response.unread:
+            return response.unread
         try:
             failure = self._test(response, variables)
         except _Unrenderable as exc:
@@ -250,8 +260,18 @@ class _Size(Checkpoint):
         return None
 
 
+def _label(check: Checkpoint, head: str, needle: _Needle, variables: Mapping[str, Any], case: str) -> str:
+    if needle.is_constant:
+        return check.description
+    try:
+        return f"{head} {_show(needle.render(variables, head))}{case}"
+    except _Unrenderable:
+        return check.description
+
+
 class _BodyContains(Checkpoint):
-    __slots__ = ("_needle", "_negate")
+    __slots__ = ("_case", "_needle", "_negate", "_verb")
+    reads_body = True
 
     def __init__(self, spec: Check, negate: bool) -> None:
         source = spec.not_contains if negate else spec.contains
@@ -259,7 +279,12 @@ class _BodyContains(Checkpoint):
         self._needle = _Needle(source, spec.ignore_case)
         self._negate = negate
         verb = "does not contain" if negate else "contains"
-        super().__init__(f"body {verb} {_show(source)}{_case(spec)}", spec.on_fail, spec.message)
+        self._verb = f"body {verb}"
+        self._case = _case(spec)
+        super().__init__(f"{self._verb} {_show(source)}{self._case}", spec.on_fail, spec.message)
+
+    def label(self, variables: Mapping[str, Any]) -> str:
+        return _label(self, self._verb, self._needle, variables, self._case)
 
     def _test(self, response: Response, variables: Mapping[str, Any]) -> str | None:
         found, needle = self._needle.in_body(response, variables)
@@ -270,6 +295,7 @@ class _BodyContains(Checkpoint):
 
 class _BodyMatches(Checkpoint):
     __slots__ = ("_regex",)
+    reads_body = True
 
     def __init__(self, spec: Check) -> None:
         assert spec.matches is not None
@@ -283,17 +309,22 @@ class _BodyMatches(Checkpoint):
 
 
 def _case(spec: Check) -> str:
-    return " (ignoring case)" if spec.ignore_case else ""
+    return _case_of(spec.ignore_case)
+
+
+def _case_of(ignore_case: bool) -> str:
+    return " (ignoring case)" if ignore_case else ""
 
 
 class _Value(Checkpoint):
     """A predicate on a jsonpath, xpath or header value; equals / contains / matches test the first match."""
 
-    __slots__ = ("_find", "_ignore_case", "_subject")
+    __slots__ = ("_find", "_ignore_case", "_subject", "reads_body")
 
     def __init__(self, spec: Check, condition: str) -> None:
         self._subject, self._find = _subject(spec)
         self._ignore_case = spec.ignore_case
+        self.reads_body = spec.header is None
         super().__init__(f"{self._subject} {condition}", spec.on_fail, spec.message)
 
     def _test(self, response: Response, variables: Mapping[str, Any]) -> str | None:
@@ -330,6 +361,15 @@ class _Equals(_Value):
         self._expected = compile_value(spec.equals)
         super().__init__(spec, f"equals {_show(spec.equals)}{_case(spec)}")
 
+    def label(self, variables: Mapping[str, Any]) -> str:
+        if isinstance(self._expected, Constant):
+            return self.description
+        try:
+            expected = _render(self._expected, variables, self._source, self._subject)
+        except _Unrenderable:
+            return self.description
+        return f"{self._subject} equals {_show(expected)}{_case_of(self._ignore_case)}"
+
     def _judge(self, values: list[Any], variables: Mapping[str, Any]) -> str | None:
         expected = self._expected
         if isinstance(expected, Constant):
@@ -353,6 +393,10 @@ class _Contains(_Value):
         self._negate = negate
         verb = "does not contain" if negate else "contains"
         super().__init__(spec, f"{verb} {_show(source)}{_case(spec)}")
+
+    def label(self, variables: Mapping[str, Any]) -> str:
+        verb = "does not contain" if self._negate else "contains"
+        return _label(self, f"{self._subject} {verb}", self._needle, variables, _case_of(self._ignore_case))
 
     def _judge(self, values: list[Any], variables: Mapping[str, Any]) -> str | None:
         needle = self._needle.render(variables, self._subject)

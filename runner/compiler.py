@@ -178,11 +178,15 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
             files[field_name] = (upload.filename or file_path.name, file_path.read_bytes(), upload.content_type)
     timeout = step.timeout
     allow_redirects = step.allow_redirects
+    discard_body = step.discard_body
     script = ctx.shared.script
     extractors = [compile_extractor(var, spec, script) for var, spec in (step.extract or {}).items()]
     checkpoints = compile_checks(step.check, script)
     think = compile_think(step.think) if step.think is not None else ctx.default_think
     signals = [ON_FAIL[c.on_fail] for c in checkpoints]
+    # a request that cannot be rendered is not sent; the first checkpoint's on_fail that says more than
+    # "continue" decides what follows, as it would have for a failed response
+    on_render_error = next((s for s in signals if s is not None), None)
     tallies = [CheckTally(method, name, c.description, [0, 0]) for c in checkpoints]
     ctx.shared.checks.extend(tallies)
     counts = [t.counts for t in tallies]
@@ -209,11 +213,14 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
                 kwargs["files"] = files
         except (TemplateError, ValueError, TypeError, ArithmeticError) as exc:
             # Not sent: report it under the request's name so the failure is counted where users look.
-            runtime.on_request(user, RequestResult(method, name, step.url, 0, 0.0, 0, _render_error(exc)))
+            message = _render_error(exc)
+            runtime.on_request(user, RequestResult(method, name, step.url, 0, 0.0, 0, message))
             if user.transactions:
-                user.fail_transactions(_render_error(exc))
-            return None
-        response = user.session.request(method, target, timeout=timeout, allow_redirects=allow_redirects, **kwargs)
+                user.fail_transactions(message)
+            return None if on_render_error is None else on_render_error(message)
+        response = user.session.request(
+            method, target, timeout=timeout, allow_redirects=allow_redirects, discard_body=discard_body, **kwargs
+        )
         failure: str | None = None
         missing: str | None = None
         extracted = {} if trace else None
@@ -237,7 +244,7 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
         for checkpoint, on_fail, tally in zip(checkpoints, signals, counts, strict=True):
             message = checkpoint.check(response, variables)
             if verdicts is not None:
-                verdicts.append((checkpoint.description, message))
+                verdicts.append((checkpoint.label(variables), message))
             if message is None:
                 tally[0] += 1
             else:
@@ -248,7 +255,17 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
                 if not trace:
                     break
         failure = failure or missing
-        result = RequestResult(method, name, response.url, response.status, response.elapsed_ms, response.size, failure)
+        result = RequestResult(
+            method,
+            name,
+            response.url,
+            response.status,
+            response.elapsed_ms,
+            response.size,
+            failure,
+            response.retries,
+            response.connect_failed,
+        )
         if trace:
             result.response = response
             result.trace_extracted = extracted
@@ -524,7 +541,10 @@ def needs_demo(scenario: Scenario, host_override: str | None = None) -> bool:
 def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOptions()) -> CompiledScenario:
     scenario = loaded.model
     document = loaded.document
-    http = HttpSettings(scenario.http.timeout, scenario.http.connect_timeout, scenario.http.max_redirects)
+    settings = scenario.http
+    http = HttpSettings(
+        settings.timeout, settings.connect_timeout, settings.max_redirects, settings.max_body, settings.discard_body
+    )
 
     def files_base(path: tuple) -> Path:
         return Path(document.mark(path).file).parent

@@ -14,11 +14,11 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from http.cookiejar import http2time
 from typing import Any, Protocol
 
 from lxml import etree
 
+from runner.http.cookies import parse_set_cookie
 from runner.http.response import Response
 from runner.jsonpath import compile_jsonpath
 from runner.scenario.model import Extract
@@ -105,6 +105,8 @@ def xpath_finder(expr: str, document: str = "auto") -> Finder:
             raise NoValue(f"xpath error: {exc}") from None
         except (ValueError, etree.LxmlError) as exc:
             raise NoValue(str(exc) if as_xml else f"body is not HTML: {exc}") from None
+        if not as_xml and response.html_cut and (not result or isinstance(result, bool | float)):
+            raise NoValue(response.html_cut)  # the answer may lie in the part lxml cut off
         if isinstance(result, list):
             return [_xpath_value(item) for item in result]
         if isinstance(result, float):
@@ -171,34 +173,16 @@ def _boundary_values(left: str, right: str, ignore_case: bool) -> Values:
     return values_exact
 
 
-def _cookie_deleted(attributes: str) -> bool:
-    """Whether Set-Cookie attributes expire the cookie now (Max-Age wins over Expires, as in RFC 6265)."""
-    expires = None
-    for attribute in attributes.split(";"):
-        key, _, value = attribute.partition("=")
-        key = key.strip().lower()
-        if key == "max-age":
-            try:
-                return int(value.strip()) <= 0
-            except ValueError:
-                continue
-        if key == "expires":
-            expires = value.strip()
-    when = http2time(expires) if expires else None
-    return when is not None and when <= time.time()
-
-
 def _cookie_values(name: str) -> Values:
     def values(response: Response, cookies: CookieGetter | None) -> list[str]:
-        found, deleted = [], False
+        found, deleted, now = [], False, time.time()
         for header in response.header_values("set-cookie"):
-            pair, _, attributes = header.partition(";")
-            key, sep, value = pair.partition("=")
-            if sep and key.strip() == name:
-                if _cookie_deleted(attributes):
+            parsed = parse_set_cookie(header, now)
+            if parsed is not None and parsed.name == name:
+                if parsed.deleted(now):
                     deleted = True
                 else:
-                    found.append(value.strip())
+                    found.append(parsed.value)
         if found:
             return found
         if deleted:
@@ -241,6 +225,7 @@ def _values_and_description(spec: Extract) -> tuple[Values, str]:
 # ----------------------------------------------------------------------------------------------- extractor
 
 _MISS = object()
+_BODY_KINDS = frozenset(("regex", "boundary", "jsonpath", "xpath"))
 
 
 def _select(match: str | int, values: Iterable[Any]) -> tuple[Any, str]:
@@ -269,11 +254,21 @@ def _select(match: str | int, values: Iterable[Any]) -> tuple[Any, str]:
 class Extractor:
     """One compiled ``extract`` entry: saves a value into ``variable``."""
 
-    __slots__ = ("_default", "_has_default", "_match", "_values", "description", "fail_on_miss", "variable")
+    __slots__ = (
+        "_default",
+        "_has_default",
+        "_match",
+        "_reads_body",
+        "_values",
+        "description",
+        "fail_on_miss",
+        "variable",
+    )
 
     def __init__(self, variable: str, spec: Extract) -> None:
         self.variable = variable
         self._values, self.description = _values_and_description(spec)
+        self._reads_body = spec.kind in _BODY_KINDS
         self._match = spec.match
         self.fail_on_miss = spec.missing_policy == "fail"
         self._has_default = "default" in spec.model_fields_set
@@ -287,6 +282,8 @@ class Extractor:
         """
         if not response.status:
             return self._miss(variables, f": no response ({response.error or 'no error given'})")
+        if self._reads_body and response.unread:
+            return self._miss(variables, f": {response.unread}")
         try:
             value, why = _select(self._match, self._values(response, cookies))
         except NoValue as exc:

@@ -456,7 +456,7 @@ class OnceRuntime:
         self.live = live
 
     def on_request(self, user: VirtualUser, result: Any) -> None:
-        self.live.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure)
+        self.live.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure, result.retries)
 
     def on_think(self, user: VirtualUser, seconds: float) -> None:
         pass

@@ -139,7 +139,7 @@ class Client:
         user = self._user
         response = user.session.request(method.upper(), url, **kwargs)
         failure = None
-        if not response.status:
+        if not response.status or response.error:  # no response, or one past max_redirects …
             failure = response.error or "no response"
         elif ok_status is not None:
             allowed = ok_status if isinstance(ok_status, list | tuple | set) else [ok_status]
@@ -148,7 +148,15 @@ class Client:
         elif response.status >= 400:
             failure = f"HTTP {response.status}"
         result = RequestResult(
-            method.upper(), name or url, response.url, response.status, response.elapsed_ms, response.size, failure
+            method.upper(),
+            name or url,
+            response.url,
+            response.status,
+            response.elapsed_ms,
+            response.size,
+            failure,
+            response.retries,
+            response.connect_failed,
         )
         user.runtime.on_request(user, result)
         if failure is not None and user.transactions:

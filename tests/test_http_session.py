@@ -591,7 +591,7 @@ def test_read_timeout_and_the_broken_connection_is_not_reused(
     server = raw_server(lambda request: _silent if request.conn == 0 else http_response())
     session = make_session(server.url, timeout=0.2)
     response = session.request("GET", "/")
-    assert (response.status, response.error) == (0, "timed out after 0.2s")
+    assert (response.status, response.error) == (0, "timed out after 0.2s (waiting for the response)")
     assert response.elapsed_ms >= 200
     response = session.request("GET", "/")
     assert (response.status, response.error) == (200, None)
@@ -605,9 +605,9 @@ def test_per_request_timeout_shorter_and_longer_than_the_session_one(
     response = session.request("GET", "/delay", query={"s": 0.6}, timeout=1.5)
     assert (response.status, response.error) == (200, None)
     response = session.request("GET", "/delay", query={"s": 0.6})  # the session timeout applies again
-    assert (response.status, response.error) == (0, "timed out after 0.3s")
+    assert (response.status, response.error) == (0, "timed out after 0.3s (waiting for the response)")
     response = session.request("GET", "/delay", query={"s": 2}, timeout=0.1)
-    assert (response.status, response.error) == (0, "timed out after 0.1s")
+    assert (response.status, response.error) == (0, "timed out after 0.1s (waiting for the response)")
     assert 100 <= response.elapsed_ms < 1500
     assert session.request("GET", "/echo", timeout=0.5).status == 200
 
@@ -647,15 +647,31 @@ def test_server_faults_become_responses(session: HttpSession, raw_server: Callab
     assert server.connections == 1  # a fresh connection: no retry
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 def test_stale_keep_alive_connection_is_retried_once(session: HttpSession, raw_server: Callable, method: str) -> None:
     # the server closes the kept-alive connection just as the second request arrives
     server = raw_server(lambda request: None if (request.conn, request.index) == (0, 1) else http_response(body=b"y"))
-    assert session.request(method, server.url, body=b"1").status == 200
+    assert session.request(method, server.url, body=b"1").retries == 0
     response = session.request(method, server.url, body=b"2")
-    assert (response.status, response.body, response.error) == (200, b"y", None)
+    assert (response.status, response.body, response.error, response.retries) == (200, b"y", None, 1)
     assert server.connections == 2
     assert [(r.conn, r.body) for r in server.requests] == [(0, b"1"), (0, b"2"), (1, b"2")]
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_a_request_that_is_not_idempotent_is_never_resent(
+    session: HttpSession, raw_server: Callable, method: str
+) -> None:
+    server = raw_server(lambda request: None if (request.conn, request.index) == (0, 1) else http_response(body=b"y"))
+    assert session.request(method, server.url, body=b"1").status == 200
+    response = session.request(method, server.url, body=b"2")
+    assert (response.status, response.error, response.retries) == (
+        0,
+        "server closed the connection without a response",
+        0,
+    )
+    assert [(r.conn, r.body) for r in server.requests] == [(0, b"1"), (0, b"2")]
+    assert session.request(method, server.url, body=b"3").status == 200  # a new connection
 
 
 def test_stale_retry_happens_once_and_not_after_a_partial_response(session: HttpSession, raw_server: Callable) -> None:
@@ -688,7 +704,9 @@ def test_idle_connection_closed_by_the_server_is_replaced(session: HttpSession, 
 def test_a_killed_user_leaves_the_session_usable(session: HttpSession, raw_server: Callable) -> None:
     server = raw_server(lambda request: _silent if request.conn == 0 else http_response())
     user = gevent.spawn(session.request, "GET", server.url)
-    gevent.sleep(0.05)
+    with gevent.Timeout(10):  # mid-request: the server holds the request (a fixed sleep races a loaded machine)
+        while not server.requests:
+            gevent.sleep(0.01)
     user.kill()  # the engine stops a virtual user mid-request
     with gevent.Timeout(2):
         response = session.request("GET", server.url)

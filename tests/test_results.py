@@ -31,6 +31,7 @@ ENTRY_KEYS = {
     "stddev_ms",
     "avg_bytes",
     "total_bytes",
+    "retries",
     "percentiles",
     "histogram",
 }

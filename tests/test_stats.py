@@ -309,8 +309,9 @@ def test_deltas_merged_on_a_master_equal_one_process_that_saw_everything(entry_s
         name = rng.choice(["/a", "/b", "/c"])
         ms = rng.lognormvariate(3, 1)
         failure = "HTTP 503" if rng.random() < 0.02 else None
+        retries = 1 if rng.random() < 0.05 else 0
         for stats in (workers[step % 3], alone):
-            stats.log("GET", name, ms, 123, failure)
+            stats.log("GET", name, ms, 123, failure, retries)
         if step % 1000 == 999:  # a report interval: every worker sends what it has
             for worker in workers:
                 master.merge(json.loads(json.dumps(worker.delta(entry_seconds=entry_seconds), allow_nan=False)))
@@ -325,8 +326,10 @@ def test_deltas_merged_on_a_master_equal_one_process_that_saw_everything(entry_s
     assert master.total.histogram.counts == alone.total.histogram.counts
     assert master.total.num_failures == alone.total.num_failures
     assert master.total.total_content_length == alone.total.total_content_length
+    assert master.total.histogram.retries == alone.total.histogram.retries > 0
     for key, entry in alone.entries.items():
         assert master.entries[key].histogram.counts == entry.histogram.counts
+        assert master.entries[key].histogram.retries == entry.histogram.retries
         if entry_seconds:  # each entry's own seconds (for --csv-full-history) only when asked
             assert master.entries[key].interval(0, 10**10).counts == entry.interval(0, 10**10).counts
         else:

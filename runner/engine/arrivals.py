@@ -95,7 +95,9 @@ class ArrivalRunner(LocalRunner):
         self._kinds = itertools.cycle(spawn_order(distribute(self.classes, 100)))
 
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
-        self.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure)
+        self.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure, result.retries)
+        if (unreachable := self.unreachable.note(result.failure if result.connect_failed else None)) is not None:
+            self.warn(unreachable)
         self.intended.log(result.method, result.name, result.elapsed_ms + user.late_ms, result.size, result.failure)
 
     def start_arrivals(self, stages: Sequence[RateStage], start_rate: float = 0.0) -> None:

@@ -20,6 +20,7 @@ from gevent.pool import Group
 
 from runner.engine.dispatch import distribute, spawn_order
 from runner.engine.user import RequestResult, Transaction, VirtualUser
+from runner.http.unreachable import Unreachable
 
 
 class State(StrEnum):
@@ -148,11 +149,14 @@ class LocalRunner(LoadShape):
         self._target = 0  # the user count the last set_users asked for
         self._done = Event()
         self._warned: set[str] = set()
+        self.unreachable = Unreachable()  # says once when the target answers nothing but connection errors
 
     # ------------------------------------------------------------------------------------------- Runtime
 
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
-        self.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure)
+        self.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure, result.retries)
+        if (unreachable := self.unreachable.note(result.failure if result.connect_failed else None)) is not None:
+            self.warn(unreachable)
         if self.request_hook is not None:
             self.request_hook(user, result)
 

@@ -34,6 +34,8 @@ class RequestResult:
     elapsed_ms: float
     size: int
     failure: str | None = None
+    retries: int = 0  # sent again on a new connection (a kept-alive one was found closed)
+    connect_failed: bool = False  # no connection could be made (``failure`` says why)
     response: Response | None = None
     trace_extracted: dict[str, Any] | None = None
     trace_checks: list[tuple[str, str | None]] | None = None
@@ -62,6 +64,8 @@ class HttpSettings:
     timeout: float = 60.0
     connect_timeout: float = 10.0
     max_redirects: int = 10
+    max_body: int = 10 * 2**20
+    discard_body: bool = False
 
 
 class Think:
@@ -171,6 +175,8 @@ class VirtualUser:
             connect_timeout=self.http.connect_timeout,
             timeout=self.http.timeout,
             max_redirects=self.http.max_redirects,
+            max_body=self.http.max_body,
+            discard_body=self.http.discard_body,
         )
 
     def advance(self, iterations: int | None = None) -> float | None:

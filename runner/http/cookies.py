@@ -6,9 +6,11 @@ that did not change costs a dict lookup and, when some cookie is not ``Path=/``,
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Iterator
 from email.utils import mktime_tz, parsedate_tz
+from typing import NamedTuple
 
 _ANY_HOST = ""  # domain of cookies set by hand without a domain: sent to every host
 
@@ -66,12 +68,70 @@ def _is_ip(host: str) -> bool:
 
 
 def _parse_expires(value: str) -> float | None:
-    parsed = parsedate_tz(value)
+    try:
+        parsed = parsedate_tz(value)
+    except (ValueError, OverflowError, IndexError):
+        return None
     if parsed is None:
         return None
     if parsed[9] is None:  # no zone given: cookie dates are GMT
         parsed = (*parsed[:9], 0)
     return float(mktime_tz(parsed))
+
+
+class SetCookie(NamedTuple):
+    """One ``Set-Cookie`` header value, parsed (RFC 6265 5.2)."""
+
+    name: str
+    value: str
+    domain: str  # lower-case, no leading dot; "" when not given
+    path: str  # as given ("" when not given)
+    secure: bool
+    expires: float | None  # epoch seconds (Max-Age wins over Expires), None for a session cookie
+
+    def deleted(self, now: float) -> bool:
+        """Whether this header expires the cookie at ``now`` (deletes it)."""
+        return self.expires is not None and self.expires <= now
+
+
+_MAX_AGE = re.compile(r"-?[0-9]+")
+
+
+def parse_set_cookie(line: str, now: float | None = None) -> SetCookie | None:
+    """Parse one ``Set-Cookie`` value; None when it sets nothing (no ``=`` or no name).
+
+    The one parser of the jar and the cookie extractor. An invalid ``Max-Age`` (not digits) is ignored, as
+    RFC 6265 5.2.2 says, so ``Expires`` decides; a valid one wins over ``Expires``.
+    """
+    pair, *attrs = line.split(";")
+    name, eq, value = pair.partition("=")
+    name = name.strip()
+    if not eq or not name:
+        return None
+    domain = path = ""
+    secure = False
+    max_age: int | None = None
+    expires: float | None = None
+    for attr in attrs:
+        key, _, val = attr.partition("=")
+        key = key.strip().lower()
+        val = val.strip()
+        if key == "path":
+            path = val
+        elif key == "domain":
+            domain = val.lstrip(".").lower()
+        elif key == "max-age":
+            if _MAX_AGE.fullmatch(val):
+                max_age = int(val)
+        elif key == "expires":
+            when = _parse_expires(val)
+            if when is not None:
+                expires = when
+        elif key == "secure":
+            secure = True
+    if max_age is not None:
+        expires = (time.time() if now is None else now) + max_age if max_age > 0 else 0.0
+    return SetCookie(name, value.strip(), domain, path, secure, expires)
 
 
 class _HostEntry:
@@ -155,56 +215,31 @@ class CookieJar:
 
     def store(self, host: str, target: str, set_cookie_values: Iterable[str]) -> None:
         """Apply the ``Set-Cookie`` header values of a response from ``host`` to a request at ``target``."""
-        now: float | None = None
+        now = time.time()
         for line in set_cookie_values:
-            pair, *attrs = line.split(";")
-            name, eq, value = pair.partition("=")
-            name = name.strip()
-            if not eq or not name:
-                continue  # RFC 6265 5.2: a pair without '=' or without a name is ignored
-            value = value.strip()
-            domain = ""
-            path = ""
-            secure = False
-            max_age: str | None = None
-            expires: str | None = None
-            for attr in attrs:
-                key, _, val = attr.partition("=")
-                key = key.strip().lower()
-                if key == "path":
-                    path = val.strip()
-                elif key == "domain":
-                    domain = val.strip().lstrip(".").lower()
-                elif key == "max-age":
-                    max_age = val.strip()
-                elif key == "expires":
-                    expires = val.strip()
-                elif key == "secure":
-                    secure = True
-
+            parsed = parse_set_cookie(line, now)
+            if parsed is None:
+                continue
+            domain = parsed.domain
             if domain and domain != host and (_is_ip(host) or not host.endswith("." + domain)):
                 continue  # a domain the host may not set cookies for
-            if not path.startswith("/"):
-                path = _default_path(target.split("?", 1)[0])
-
-            expiry: float | None = None
-            if max_age is not None:
-                try:
-                    seconds = int(max_age)
-                except ValueError:
-                    seconds = None
-                if seconds is not None:
-                    now = now or time.time()
-                    expiry = now + seconds if seconds > 0 else 0.0
-            elif expires is not None:
-                expiry = _parse_expires(expires)
-
+            path = parsed.path if parsed.path.startswith("/") else _default_path(target.split("?", 1)[0])
             cookie_domain = domain or host
-            if expiry is not None and expiry <= (now := now or time.time()):
-                if self._cookies.pop((cookie_domain, path, name), None) is not None:
+            if parsed.deleted(now):
+                if self._cookies.pop((cookie_domain, path, parsed.name), None) is not None:
                     self._changed()
                 continue
-            self._put(Cookie(name, value, cookie_domain, path, host_only=not domain, secure=secure, expires=expiry))
+            self._put(
+                Cookie(
+                    parsed.name,
+                    parsed.value,
+                    cookie_domain,
+                    path,
+                    host_only=not domain,
+                    secure=parsed.secure,
+                    expires=parsed.expires,
+                )
+            )
 
     # -- internals -------------------------------------------------------------------------------------------
 

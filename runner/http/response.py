@@ -11,8 +11,29 @@ from functools import cached_property
 from typing import Any
 
 
+def _cut(errors: Any) -> str | None:
+    for error in errors:
+        if "Excessive depth" in error.message:
+            return "HTML nested deeper than 2048 levels: lxml cut the document there"
+    return None
+
+
 class Response:
-    __slots__ = ("__dict__", "body", "elapsed_ms", "error", "headers", "method", "reason", "status", "url")
+    __slots__ = (
+        "__dict__",
+        "body",
+        "connect_failed",
+        "elapsed_ms",
+        "error",
+        "headers",
+        "method",
+        "reason",
+        "retries",
+        "size",
+        "status",
+        "unread",
+        "url",
+    )
 
     def __init__(
         self,
@@ -24,6 +45,11 @@ class Response:
         body: bytes = b"",
         elapsed_ms: float = 0.0,
         error: str | None = None,
+        *,
+        size: int | None = None,
+        retries: int = 0,
+        unread: str | None = None,
+        connect_failed: bool = False,
     ) -> None:
         self.method = method
         self.url = url
@@ -32,7 +58,11 @@ class Response:
         self.headers = headers or []  # in arrival order, names as sent by the server
         self.body = body
         self.elapsed_ms = elapsed_ms
-        self.error = error  # connection-level failure: refused, reset, timeout …
+        self.error = error  # the request failed: refused, reset, timeout, too many redirects …
+        self.size = len(body) if size is None else size  # body bytes (decoded; as received when not kept)
+        self.retries = retries  # resent on a new connection after a kept-alive one was found closed
+        self.connect_failed = connect_failed  # no connection could be made: ``error`` says why
+        self.unread = unread  # why ``body`` is empty though bytes arrived: over max_body, or discarded
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
@@ -65,7 +95,7 @@ class Response:
     @cached_property
     def _parsed_json(self) -> tuple[Any, ValueError | None]:
         try:
-            return json.loads(self.body), None
+            return json.loads(self.text), None  # the text every extractor sees, invalid bytes replaced
         except ValueError as exc:
             return None, exc
 
@@ -78,18 +108,35 @@ class Response:
 
     @cached_property
     def html(self) -> Any:
-        """The body parsed as HTML (an ``lxml`` element tree root)."""
+        """The body parsed as HTML (an ``lxml`` element tree root), from ``text`` like every extractor.
+
+        ``huge_tree`` lifts libxml2's nesting limit from 256 to 2048 levels (the body is bounded by
+        ``max_body`` anyway); a document nested deeper is cut there, and ``html_cut`` says so.
+        """
         from lxml import html
 
-        return html.fromstring(self.body or b"<html/>")
+        parser = html.HTMLParser(huge_tree=True)
+        text = self.text
+        root = html.fromstring(text or "<html/>", parser=parser)
+        self.html_cut = _cut(parser.error_log)
+        return root
+
+    html_cut: str | None = None  # why the HTML tree lacks part of the document (set by ``html``)
 
     @cached_property
     def xml(self) -> Any:
-        """The body parsed as XML (an ``lxml`` element); raises ``ValueError`` when it is not XML."""
+        """The body parsed as XML (an ``lxml`` element); raises ``ValueError`` when it is not XML.
+
+        Decoded like ``text`` (the ``Content-Type`` charset, else UTF-8, invalid bytes replaced), whatever the
+        XML declaration says, so all extractors see the same characters.
+        """
         from lxml import etree
 
+        parser = etree.XMLParser(
+            resolve_entities=False, no_network=True, huge_tree=True, encoding="utf-8", remove_blank_text=False
+        )
         try:
-            return etree.fromstring(self.body, etree.XMLParser(resolve_entities=False, no_network=True))
+            return etree.fromstring(self.text.encode("utf-8"), parser)
         except etree.XMLSyntaxError as exc:
             raise ValueError(f"body is not XML: {exc}") from None
 
@@ -106,10 +153,6 @@ class Response:
     @property
     def content(self) -> bytes:
         return self.body
-
-    @property
-    def size(self) -> int:
-        return len(self.body)
 
     def __repr__(self) -> str:
         return f"<Response {self.method} {self.url} {self.status or self.error}>"

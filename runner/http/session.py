@@ -8,7 +8,12 @@ through the kernel socket directly (``_raw_io``: it relies on gevent's ``socket.
 
 The request head is written in one go and the response is read with geventhttpclient's C parser (llhttp)
 into exactly what ``Response`` needs, headers in arrival order. A kept-alive connection the server closed is
-retried once, only when nothing of the response arrived.
+retried once, only when nothing of the response arrived and the method is idempotent (RFC 9110 9.2.2); the
+response counts its ``retries``.
+
+A request's ``timeout`` is a deadline for the whole exchange (connecting, sending, the response, the
+redirects followed), one libev timer per session and timeout value, re-armed per request. Bodies are kept up
+to ``max_body`` bytes (after decompression too); beyond, they are read, counted and dropped (``unread``).
 
 ``elapsed_ms`` runs from just before the connection is taken (so it includes connecting, and TLS, when a
 new connection is needed) to the last byte of the body; with redirects it is the sum of the exchanges.
@@ -61,6 +66,8 @@ _FRESH = 1.0  # seconds: a connection idle for less is reused without a liveness
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
+_IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"))  # RFC 9110 9.2.2: safe to resend
+MAX_BODY = 10 * 2**20  # body bytes kept in memory by default, after decompression too
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"))
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _ABSOLUTE = re.compile(r"(https?://[^/?#]*)(.*)", re.IGNORECASE | re.DOTALL)
@@ -68,6 +75,16 @@ _OTHER_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 _UNSAFE = re.compile(r"[^\x21-\x7e]")  # what may not appear raw in a request target
 _SAFE = "!#$%&'()*+,/:;=?@[]~"  # kept by the re-quoting of an unsafe target, so %xx escapes survive
 _SKIPPED = frozenset(("host", "cookie", "content-length"))  # rendered per request, not from the header block
+
+
+class _Deadline(BaseException):
+    """Thrown into the user's greenlet when a request's deadline passes (a BaseException, like gevent's)."""
+
+
+class _ConnectError(str):
+    """The error of an exchange that could not connect."""
+
+    __slots__ = ()
 
 
 class _NoResponse(Exception):
@@ -85,11 +102,25 @@ _STALE = (_NoResponse, ConnectionResetError, BrokenPipeError, ConnectionAbortedE
 class _Parser(HTTPResponseParser):
     """One response from llhttp's callbacks: status, headers in arrival order, body."""
 
-    __slots__ = ("body", "complete", "field", "headers", "reason", "skip_body", "state", "trailing", "value")
+    __slots__ = (
+        "body",
+        "complete",
+        "field",
+        "headers",
+        "limit",
+        "reason",
+        "received",
+        "skip_body",
+        "state",
+        "trailing",
+        "value",
+    )
 
-    def __init__(self, skip_body: bool) -> None:
+    def __init__(self, skip_body: bool, limit: int) -> None:
         super().__init__()
         self.skip_body = skip_body
+        self.limit = limit  # body bytes kept at most; beyond, they are counted and dropped
+        self.received = 0  # body bytes received
         self.reason = ""
         self.headers: list[tuple[str, str]] = []
         self.field = ""
@@ -130,7 +161,11 @@ class _Parser(HTTPResponseParser):
         return self.skip_body
 
     def _on_body(self, data: bytearray) -> None:
-        self.body += data
+        self.received += len(data)
+        if self.received <= self.limit:
+            self.body += data
+        elif self.body:
+            self.body = bytearray()  # over the limit: keep nothing, count the rest
 
     def _on_message_complete(self) -> None:
         code = self.get_code()
@@ -242,19 +277,36 @@ def _encode_body(
     return bytes(body or b""), None
 
 
-def _decode(body: bytes, encoding: str) -> tuple[bytes, str | None]:
+def _inflate(body: bytes, wbits: int, limit: int) -> bytes | None:
+    """``body`` inflated, or None when it would grow past ``limit`` bytes (inflating stops there)."""
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(body, limit + 1)
+    if len(out) > limit:
+        return None
+    out += inflater.flush()
+    if not inflater.eof:
+        raise zlib.error("incomplete or truncated stream")
+    return out if len(out) <= limit else None
+
+
+def _decode(body: bytes, encoding: str, limit: int) -> tuple[bytes | None, str | None]:
+    """(the decoded body or None when it is over ``limit``, None) or (body, the error)."""
     coding = encoding.strip().lower()
     try:
         if coding in ("gzip", "x-gzip"):
-            return zlib.decompress(body, 47), None  # 32 + 15: gzip or zlib header
+            return _inflate(body, 47, limit), None  # 32 + 15: gzip or zlib header
         if coding == "deflate":
             try:
-                return zlib.decompress(body), None
+                return _inflate(body, 15, limit), None
             except zlib.error:
-                return zlib.decompress(body, -15), None  # raw deflate, as some servers send it
+                return _inflate(body, -15, limit), None  # raw deflate, as some servers send it
     except zlib.error as exc:
         return body, f"malformed response: cannot decode {coding} body ({exc})"
     return body, None
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:g} MiB" if size >= 2**20 else f"{size} bytes"
 
 
 def _tls_context(cafile: str | None = None, *, verify: bool = True) -> ssl.SSLContext:
@@ -308,9 +360,11 @@ def _connect_error(exc: BaseException, origin: _Origin, connect_timeout: float) 
     return None
 
 
-def _io_error(exc: BaseException, timeout: float) -> str | None:
-    if isinstance(exc, TimeoutError):
-        return f"timed out after {timeout}s"
+def _timed_out(seconds: float, doing: str) -> str:
+    return f"timed out after {seconds:g}s ({doing})"
+
+
+def _io_error(exc: BaseException) -> str | None:
     if isinstance(exc, ConnectionResetError):
         return "connection reset by peer"
     if isinstance(exc, _NoResponse):
@@ -328,6 +382,31 @@ def _io_error(exc: BaseException, timeout: float) -> str | None:
     return None
 
 
+def _raw_io(sock: Any, wire: bytes) -> Callable[[int], bytes]:
+    """Send ``wire`` and return a recv for plain TCP that skips gevent's socket wrapper.
+
+    gevent's socket methods are Python; here the kernel socket is used directly (it is non-blocking under
+    gevent) and a wait is a plain wait on the read event: the request's deadline interrupts it.
+    """
+    raw = sock._sock
+    try:
+        sent = raw.send(wire)
+    except BlockingIOError:
+        sent = 0
+    if sent < len(wire):
+        sock.sendall(memoryview(wire)[sent:])
+    read_event, hub = sock._read_event, sock.hub
+
+    def recv(size: int) -> bytes:
+        while True:
+            try:
+                return raw.recv(size)
+            except BlockingIOError:
+                hub.wait(read_event)
+
+    return recv
+
+
 class HttpSession:
     """The HTTP client of one virtual user: keep-alive connections, cookies, redirects, timing."""
 
@@ -340,13 +419,17 @@ class HttpSession:
         timeout: float = 60.0,
         insecure: bool = True,
         max_redirects: int = 10,
+        max_body: int = MAX_BODY,
+        discard_body: bool = False,
     ) -> None:
         self.connect_timeout = float(connect_timeout)
         self.timeout = float(timeout)
         self.insecure = insecure
         self.max_redirects = max_redirects
+        self.max_body = max_body
+        self.discard_body = discard_body
         self.cookies = CookieJar()
-        self._timer: Any = None  # the network-timeout timer of the raw I/O path, made on first use
+        self._timers: dict[float, Any] = {}  # deadline seconds -> a reusable libev timer, made on first use
         self._origins: dict[str, _Origin] = {}  # "scheme://netloc" as written -> origin
         self._canonical: dict[tuple[str, str, int], _Origin] = {}
         pairs = {"user-agent": ("User-Agent", USER_AGENT)}
@@ -395,8 +478,14 @@ class HttpSession:
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
         timeout: float | None = None,
         allow_redirects: bool = True,
+        discard_body: bool | None = None,
     ) -> Response:
-        """Send one request (and follow its redirects); faults come back as ``status=0`` with ``error``."""
+        """Send one request (and follow its redirects); faults come back as ``status=0`` with ``error``.
+
+        ``timeout`` (default: the session's) is a deadline for the whole exchange: connecting, sending,
+        the response and the redirects followed. ``discard_body`` (default: the session's) reads the body
+        and counts its bytes without keeping it.
+        """
         method = method.upper()
         if method not in _METHODS and not _TOKEN.fullmatch(method):
             raise ValueError(f"invalid HTTP method {method!r}")
@@ -415,15 +504,19 @@ class HttpSession:
         else:
             request_headers = self._headers
 
-        if timeout is None or timeout == self.timeout:
-            return self._send(method, origin, target, request_headers, payload, ctype, allow_redirects, None)
-        # a deadline of its own for the whole request, redirects included
-        timer = gevent.Timeout(float(timeout))
-        timer.start()
+        discard = self.discard_body if discard_body is None else discard_body
+        seconds = self.timeout if timeout is None else float(timeout)
+        timer = self._timers.get(seconds)
+        if timer is None:
+            # a repeating timer re-armed with again(): a one-shot libev timer cannot be started twice
+            timer = self._timers[seconds] = gevent.get_hub().loop.timer(seconds, seconds)
+        timer.again(getcurrent().throw, _Deadline, update=True)
         try:
-            return self._send(method, origin, target, request_headers, payload, ctype, allow_redirects, timer)
+            return self._send(
+                method, origin, target, request_headers, payload, ctype, allow_redirects, discard, seconds
+            )
         finally:
-            timer.close()
+            timer.stop()
 
     def close(self) -> None:
         """Close every connection; the session stays usable and reconnects on the next request."""
@@ -511,17 +604,23 @@ class HttpSession:
         payload: bytes,
         ctype: str | None,
         allow_redirects: bool,
-        timer: gevent.Timeout | None,
+        discard: bool,
+        deadline: float,
     ) -> Response:
         elapsed = 0.0  # the sum of the exchanges: cookie handling between redirects is not timed
-        redirects = 0
+        redirects = retries = 0
+        limit = 0 if discard else self.max_body
         while True:
             wire = self._wire(method, origin, target, headers, payload, ctype)
-            parser, seconds, error = self._exchange(origin, method, wire, timer)
+            parser, seconds, error, retried = self._exchange(origin, method, wire, deadline, limit)
             elapsed += seconds
+            retries += retried
             url = origin.url + target
             if parser is None:
-                return Response(method, url, 0, "", None, b"", elapsed * 1000.0, error)
+                failed = isinstance(error, _ConnectError)
+                return Response(
+                    method, url, 0, "", None, b"", elapsed * 1000.0, str(error), retries=retries, connect_failed=failed
+                )
 
             status = parser.get_code()
             location = encoding = None
@@ -551,16 +650,38 @@ class HttpSession:
                 else:
                     error = f"too many redirects (max_redirects={self.max_redirects})"
 
-            body = bytes(parser.body)
-            if encoding is not None and body and error is None:
-                body, error = _decode(body, encoding)
-            return Response(method, url, status, parser.reason, parser.headers, body, elapsed * 1000.0, error)
+            body: bytes | None = bytes(parser.body)
+            size = parser.received
+            if size > limit:
+                body = None
+            elif encoding is not None and body and error is None:
+                body, error = _decode(body, encoding, limit)
+                if body is not None:
+                    size = len(body)
+            unread = None
+            if body is None:
+                unread = "body not kept (discard_body)" if discard else f"body over {_mib(limit)} (max_body)"
+            return Response(
+                method,
+                url,
+                status,
+                parser.reason,
+                parser.headers,
+                body or b"",
+                elapsed * 1000.0,
+                error,
+                size=size,
+                retries=retries,
+                unread=unread,
+            )
 
     def _exchange(
-        self, origin: _Origin, method: str, wire: bytes, timer: gevent.Timeout | None
-    ) -> tuple[_Parser | None, float, str | None]:
-        """Write ``wire`` and read one response: (parser, seconds, None) or (None, seconds, error)."""
-        timeout = self.timeout if timer is None else timer.seconds
+        self, origin: _Origin, method: str, wire: bytes, deadline: float, limit: int
+    ) -> tuple[_Parser | None, float, str | None, bool]:
+        """Write ``wire`` and read one response: (parser, seconds, None, retried) or (None, seconds, error, retried).
+
+        The request's deadline (a ``_Deadline`` thrown into this greenlet) may interrupt any wait here.
+        """
         retried = False
         started = perf_counter()
         while True:
@@ -574,23 +695,21 @@ class HttpSession:
                     sock = self._connect(origin)
                 except BaseException as exc:
                     error = (
-                        f"timed out after {timeout}s"
-                        if exc is timer
+                        _timed_out(deadline, "connecting")
+                        if isinstance(exc, _Deadline)
                         else _connect_error(exc, origin, self.connect_timeout)
                     )
                     if error is None:
                         raise
-                    return None, perf_counter() - started, error
-            if timer is not None:
-                sock.settimeout(timeout)
-            parser = _Parser(method == "HEAD")
+                    return None, perf_counter() - started, _ConnectError(error), retried
+            parser = _Parser(method == "HEAD", limit)
             received = False
             try:
                 if origin.https:
                     sock.sendall(wire)
                     recv = sock.recv
                 else:
-                    recv = self._raw_io(sock, wire, timer is None)
+                    recv = _raw_io(sock, wire)
                 while not parser.complete:
                     data = recv(_RECV_SIZE)
                     if data:
@@ -611,63 +730,23 @@ class HttpSession:
                 elapsed = perf_counter() - started
             except BaseException as exc:
                 sock.close()
-                if reused and not received and not retried and isinstance(exc, _STALE):
+                if reused and not received and not retried and isinstance(exc, _STALE) and method in _IDEMPOTENT:
                     retried = True  # the server closed the idle connection: once more on a new one
                     continue
-                error = f"timed out after {timeout}s" if exc is timer else _io_error(exc, timeout)
+                if isinstance(exc, _Deadline):
+                    error = _timed_out(deadline, "reading the response" if received else "waiting for the response")
+                else:
+                    error = _io_error(exc)
                 if error is None:
                     raise
-                return None, perf_counter() - started, error
+                return None, perf_counter() - started, error, retried
 
             if not parser.trailing and parser.should_keep_alive():
-                if timer is not None:
-                    sock.settimeout(self.timeout)
                 origin.sock = sock
                 origin.idle_since = perf_counter()
             else:
                 sock.close()
-            return parser, elapsed, None
-
-    def _raw_io(self, sock: Any, wire: bytes, network_timeout: bool) -> Callable[[int], bytes]:
-        """Send ``wire`` and return a recv for plain TCP that skips gevent's socket wrapper.
-
-        gevent's socket methods are Python and start a new ``Timeout`` for every wait; here the kernel socket
-        is used directly (it is non-blocking under gevent) and a wait arms the session's one reusable libev
-        timer for the network timeout (a per-request ``timeout`` has its own timer around the whole request).
-        """
-        raw = sock._sock
-        try:
-            sent = raw.send(wire)
-        except BlockingIOError:
-            sent = 0
-        if sent < len(wire):
-            sock.sendall(memoryview(wire)[sent:])
-        read_event, hub = sock._read_event, sock.hub
-        timer = self._wait_timer() if network_timeout else None
-
-        def recv(size: int) -> bytes:
-            while True:
-                try:
-                    return raw.recv(size)
-                except BlockingIOError:
-                    pass
-                if timer is None:
-                    hub.wait(read_event)
-                    continue
-                timer.again(getcurrent().throw, TimeoutError, update=True)  # _io_error words it
-                try:
-                    hub.wait(read_event)
-                finally:
-                    timer.stop()
-
-        return recv
-
-    def _wait_timer(self) -> Any:
-        timer = self._timer
-        if timer is None:
-            # a repeating timer re-armed with again(): a one-shot libev timer cannot be started twice
-            timer = self._timer = gevent.get_hub().loop.timer(self.timeout, self.timeout)
-        return timer
+            return parser, elapsed, None, retried
 
     def _connect(self, origin: _Origin) -> Any:
         """A new connection to ``origin`` (TLS for https), trying each address in turn.
@@ -685,10 +764,12 @@ class HttpSession:
                 sock.connect(address)
                 if origin.https:
                     sock = _shared_tls_context(not self.insecure).wrap_socket(sock, server_hostname=origin.host)
-                sock.settimeout(self.timeout)
+                sock.settimeout(None)  # the request's deadline bounds every wait from here on
                 return sock
-            except OSError as exc:
-                sock.close()
+            except BaseException as exc:
+                sock.close()  # also when the deadline or a kill interrupts connecting
+                if not isinstance(exc, OSError):
+                    raise
                 first_error = first_error or exc
         assert first_error is not None
         raise first_error

@@ -59,6 +59,8 @@ ENTRY::
     rps, failures_per_s           per second over measured_s
     avg_ms, min_ms, max_ms, median_ms, stddev_ms   response times (stddev: population); null without requests
     avg_bytes, total_bytes        response sizes (avg null without requests)
+    retries           requests sent again on a new connection, a kept-alive one found closed before any byte
+                      arrived (idempotent methods only, once): the server saw requests + retries
     percentiles       {"50", "66", "75", "80", "90", "95", "98", "99", "99.9", "99.99", "100": ms or null}
     histogram         ``Histogram.to_dict()``: {"counts": {"bucket_µs": n}, "count", "min", "max", "sum", "sumsq"},
                       enough to compute any other percentile or to merge runs

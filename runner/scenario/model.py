@@ -29,6 +29,7 @@ from runner.scenario.types import (
     PythonName,
     Regex,
     Scalar,
+    Size,
     Template,
     TemplateScalar,
     TemplateTree,
@@ -300,6 +301,9 @@ class FileUpload(Model):
     content_type: str = Field("application/octet-stream", description="Content type of the part.")
 
 
+_BODY_READERS = frozenset(("body", "jsonpath", "xpath", "regex", "boundary"))
+
+
 class Request(Model):
     """An HTTP request. Write the method as the key: ``get: /items``, ``post: /orders`` …"""
 
@@ -327,8 +331,13 @@ class Request(Model):
     form: dict[str, TemplateScalar] | None = Field(None, description="Form body (urlencoded).")
     body: Template | None = Field(None, description="Raw body text.")
     files: dict[str, FileUpload] | None = Field(None, description="Multipart file upload: field -> file.")
-    timeout: Duration | None = Field(None, description="Give up after this long (counts as a failure).")
+    timeout: Duration | None = Field(
+        None, description="Give up after this long, redirects included (counts as a failure)."
+    )
     allow_redirects: bool = Field(True, description="Follow redirects (the request is timed to the last one).")
+    discard_body: bool | None = Field(
+        None, description="Read the body and count its bytes without keeping it (default: http.discard_body)."
+    )
     extract: dict[str, Extract] | None = Field(
         None, description="Correlation: variable name -> extractor. Runs after the response, before checks."
     )
@@ -353,6 +362,22 @@ class Request(Model):
             raise ValueError(f"a request has one body: json, form or body (found {', '.join(bodies)})")
         if self.files and ("json_" in self.model_fields_set or self.body is not None):
             raise ValueError("files are sent as multipart form data: combine them with form, not json or body")
+        return self
+
+    @model_validator(mode="after")
+    def _body_kept_when_read(self) -> Request:
+        if self.discard_body:
+            readers = [f"extractor {n} ({e.kind})" for n, e in (self.extract or {}).items() if e.kind in _BODY_READERS]
+            readers += [
+                f"checkpoint {c.predicate if c.subject == 'body' else c.subject}"
+                for c in self.check
+                if c.subject in _BODY_READERS
+            ]
+            if readers:
+                raise ValueError(
+                    f"discard_body: true keeps no body, yet {readers[0]} reads it: drop discard_body or that "
+                    "one (status, header, cookie, max_time and size still work)"
+                )
         return self
 
     @property
@@ -739,9 +764,19 @@ class Pool(Model):
 class Http(Model):
     """HTTP client settings."""
 
-    timeout: Duration = Field(60, description="Default request timeout.")
+    timeout: Duration = Field(
+        60, description="Default request timeout: a deadline for the whole exchange, redirects included."
+    )
     connect_timeout: Duration = Field(10, description="Time allowed to open a connection.")
-    max_redirects: int = Field(10, ge=0, description="Redirects followed at most per request.")
+    max_redirects: int = Field(10, ge=0, description="Redirects followed at most; past them the request fails.")
+    max_body: Size = Field(
+        10 * 2**20,
+        description="Response body kept in memory at most (after decompression); a bigger body is read, counted "
+        "and dropped, and checkpoints and extractors on it fail.",
+    )
+    discard_body: bool = Field(
+        False, description="Read response bodies and count their bytes without keeping them (downloads)."
+    )
 
 
 class Scenario(Model):

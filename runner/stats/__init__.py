@@ -88,8 +88,9 @@ class RequestStats:
 
     # --------------------------------------------------------------------------------------- hot path
 
-    def log(self, method: str, name: str, ms: float, size: int, failure: str | None) -> None:
-        """Count one request: ``ms`` its response time (finite), ``size`` bytes, ``failure`` why it failed."""
+    def log(self, method: str, name: str, ms: float, size: int, failure: str | None, retries: int = 0) -> None:
+        """Count one request: ``ms`` its response time (finite), ``size`` bytes, ``failure`` why it failed,
+        ``retries`` how often it was sent again (so counts reconcile with the server's)."""
         now = self._clock()
         try:
             entry = self._index[name][method]
@@ -118,6 +119,8 @@ class RequestStats:
             cur._max = ms
         cur.bytes += size
         cur.last = now
+        if retries:
+            cur.retries += retries
         if failure is not None:
             cur.failures += 1
             self.errors.add_failure(method, name, failure, now)

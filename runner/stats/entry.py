@@ -261,6 +261,7 @@ class StatsEntry:
             "stddev_ms": _ms(h.stddev),
             "avg_bytes": round(h.bytes / n, 3) if n else None,
             "total_bytes": h.bytes,
+            "retries": h.retries,
             "percentiles": {percentile_key(q): _ms(v) for q, v in percentiles.items()},
         }
         if histogram:

@@ -8,18 +8,20 @@ from runner.stats.histogram import Histogram
 
 
 class Period(Histogram):
-    """A response-time histogram plus the failures, the bytes received and the time of the last request.
+    """A response-time histogram plus the failures, the bytes received, the retries (requests sent again on a
+    new connection after a kept-alive one was found closed) and the time of the last request.
 
     The hot path (``RequestStats.log``) writes the buckets, sums, min and max of the current second's
     ``Period`` directly and leaves ``count`` to ``settle()``, which runs before the second is read or folded.
     """
 
-    __slots__ = ("bytes", "failures", "last")
+    __slots__ = ("bytes", "failures", "last", "retries")
 
     def __init__(self) -> None:
         super().__init__()
         self.failures = 0
         self.bytes = 0
+        self.retries = 0
         self.last = 0.0  # epoch s of the last request, 0 when none
 
     def settle(self) -> None:
@@ -31,19 +33,23 @@ class Period(Histogram):
         if isinstance(other, Period):
             self.failures += other.failures
             self.bytes += other.bytes
+            self.retries += other.retries
             self.last = max(self.last, other.last)
 
     def to_dict(self, *, compact: bool = False) -> dict[str, Any]:
         data = super().to_dict(compact=compact)
         data.update(failures=self.failures, bytes=self.bytes, last=self.last)
+        if self.retries:
+            data["retries"] = self.retries
         return data
 
     @staticmethod
     def parse(data: dict[str, Any]) -> tuple[Any, ...]:
-        """``Histogram.parse`` plus ``(failures, bytes, last)``."""
+        """``Histogram.parse`` plus ``(failures, bytes, last, retries)``."""
         parsed = Histogram.parse(data)
         try:
-            return (*parsed, int(data.get("failures", 0)), int(data.get("bytes", 0)), float(data.get("last", 0.0)))
+            extras = (int(data.get("failures", 0)), int(data.get("bytes", 0)), float(data.get("last", 0.0)))
+            return (*parsed, *extras, int(data.get("retries", 0)))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"not a period: {exc!r}") from None
 
@@ -53,3 +59,4 @@ class Period(Histogram):
             self.failures += parsed[7]
             self.bytes += parsed[8]
             self.last = max(self.last, parsed[9])
+            self.retries += parsed[10] if len(parsed) > 10 else 0
