@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -333,3 +334,32 @@ def test_the_master_page_shows_every_worker_and_workers_stay_for_the_next_test(t
         page = http(f"{url}/api/state").json()["snapshot"]
         assert len(page["workers"]) == 2 and all(w["heartbeat_ago_s"] < 30 for w in page["workers"])
     assert web.process.returncode == 0, "".join(web.stderr)
+
+
+def test_transactions_pools_and_their_charts(tmp_path: Path) -> None:
+    """register.yaml: transactions in the table with their threshold and their own series; a fresh pool per test."""
+    with WebLrun(str(SCENARIOS / "register.yaml"), "--autostart", "-u", "3", "-r", "10", "-t", "60s") as web:
+
+        def run() -> dict:
+            return http(f"{web.url}/api/state").json()["snapshot"]["run"]
+
+        wait_for(lambda: any(t["requests"] >= 2 for t in run()["transactions"]), what="transactions")
+        current = run()
+        assert {t["name"] for t in current["transactions"]} >= {"sign up"}
+        (scoped,) = [v for v in current["thresholds"] if v["request"] == "sign up"]
+        assert scoped["actual"] is not None
+        key = next(t["key"] for t in current["transactions"] if t["name"] == "sign up")
+        series = f"{web.url}/api/series?key={urllib.parse.quote(key)}"
+        points = wait_for(lambda: http(series).json()["points"], what="its series")
+        assert all(len(p) == 8 for p in points)
+        assert http(f"{web.url}/api/series?key=nothing").status == 404
+        first = {p["name"]: p["handed_out"] for p in current["pools"]}
+        assert first["phones"] > 0
+        http(f"{web.url}/stop")
+        wait_for(lambda: stats(web.url)["state"] == "stopped", what="stopped")
+        used = http(f"{web.url}/api/runs/1/results.json").json()
+        used_phones = next(p["handed_out"] for p in used["pools"] if p["name"] == "phones")
+        http(f"{web.url}/swarm", method="POST", data={"user_count": 1, "spawn_rate": 1})
+        wait_for(lambda: run()["id"] == 2 and run()["pools"], what="test 2")
+        again = next(p["handed_out"] for p in run()["pools"] if p["name"] == "phones")
+        assert again <= 2 < used_phones  # test 2 starts the unique pool from its first row
