@@ -256,6 +256,7 @@ class MasterRunner(LoadShape):
             else:
                 sock.bind(f"tcp://{host}:{port}")
         except zmq.ZMQError as exc:
+            self._close_security()
             sock.close(0)
             self._context.term()
             if exc.errno == zmq.EADDRINUSE:
@@ -299,13 +300,16 @@ class MasterRunner(LoadShape):
                 self._send(worker, p.Quit(self.stop_reason or "the master quit"))
         for greenlet in [*self._greenlets, *self._timers]:
             greenlet.kill(block=False)
+        self._close_security()
+        self._socket.close(linger=1000)
+        self._context.term()
+        self._socket = None
+
+    def _close_security(self) -> None:
         if self._handshakes is not None:
             self._handshakes.close()
         if self._gatekeeper is not None:
             self._gatekeeper.close()
-        self._socket.close(linger=1000)
-        self._context.term()
-        self._socket = None
 
     def _send(self, worker: WorkerInfo, message: p.Message) -> None:
         self._send_to(worker.identity, message)
