@@ -88,11 +88,13 @@ def master_keys(master_key_file: str, worker_keys: str | None) -> Keys:
     from zmq.auth import load_certificates
 
     public, private = _certificate(master_key_file, "--master-key-file", secret=True)
-    if not worker_keys or not Path(worker_keys).is_dir():
+    if not worker_keys:
         raise KeyFileError(
-            f"--worker-keys {worker_keys or ''}: give the folder of the workers' public key files (*.key) "
-            "that this master accepts"
+            "--master-key-file needs --worker-keys DIR on the master: the folder of the workers' public key "
+            "files (*.key) that it accepts"
         )
+    if not Path(worker_keys).is_dir():
+        raise KeyFileError(f"--worker-keys {worker_keys}: not a folder; give the folder of the workers' *.key files")
     allowed = frozenset(load_certificates(worker_keys))
     if not allowed:
         raise KeyFileError(f"--worker-keys {worker_keys}: no public key file (*.key) in it")
