@@ -199,6 +199,7 @@ class LocalRunner(LoadShape):
         self.state = State.SPAWNING
         target = sum(wanted)
         current = [len(users) for users in self.users]
+        self.reserve_ids(sum(max(0, w - c) for w, c in zip(wanted, current, strict=True)))
         interval = 1.0 / rate if rate > 0 and rate != float("inf") else 0.0
         due = time.monotonic()
         for index in spawn_order([max(0, w - c) for w, c in zip(wanted, current, strict=True)]):
@@ -217,9 +218,16 @@ class LocalRunner(LoadShape):
         if self.user_count == 0 and target > 0:
             self.stop("all users finished")
 
-    def _start_user(self, index: int) -> VirtualUser:
-        user = self.classes[index](self, self._next_id)
+    def reserve_ids(self, count: int) -> None:
+        """``count`` users are about to start (a worker asks its master for their ids: they are the cluster's)."""
+
+    def take_id(self) -> int:
+        """The next user's ``user_id``: 1, 2, 3 … in the order users start."""
         self._next_id += 1
+        return self._next_id - 1
+
+    def _start_user(self, index: int) -> VirtualUser:
+        user = self.classes[index](self, self.take_id())
         self.users[index][user.user_id] = user
         user.greenlet = self._group.spawn(self._run_user, user, index)
         self.user_count_max = max(self.user_count_max, self.user_count)
