@@ -95,6 +95,8 @@ class ArrivalRunner(LocalRunner):
         self._kinds = itertools.cycle(spawn_order(distribute(self.classes, 100)))
 
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
+        if not self.counts(result):
+            return
         self.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure)
         self.intended.log(result.method, result.name, result.elapsed_ms + user.late_ms, result.size, result.failure)
 
@@ -103,6 +105,7 @@ class ArrivalRunner(LocalRunner):
         self.started_at = time.time()
         self.state = State.RUNNING
         offsets = arrival_times(stages, start_rate)
+        self._end_by(sum(s.duration for s in stages))
         self._timers.append(gevent.spawn(self._arrive, offsets, sum(s.duration for s in stages)))
 
     def _arrive(self, offsets: list[float], duration: float) -> None:

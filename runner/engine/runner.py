@@ -53,7 +53,11 @@ class LoadShape:
     for a run time, or stages) over their ``set_users``, and ``stop`` over their ``_stop``.
 
     They keep ``_target`` (the asked user count), ``_timers`` (greenlets to kill on stop), ``started_at``,
-    ``state`` and ``stop_reason``.
+    ``state``, ``stop_reason`` and ``stop_timeout``.
+
+    The run time is a deadline, also when the event loop is too busy to run the stopping timer on time:
+    from ``ends_at`` (``time.monotonic()``) users begin no new iteration; from ``deadline`` (``ends_at`` plus the
+    stop timeout) they begin no new step, and requests that began after it are not counted.
     """
 
     _target: int
@@ -61,6 +65,14 @@ class LoadShape:
     started_at: float | None
     state: State
     stop_reason: str
+    stop_timeout: float
+    ends_at: float = float("inf")
+    deadline: float = float("inf")
+
+    def _end_by(self, seconds: float) -> None:
+        """The run ends ``seconds`` from now, or earlier if it was already due to."""
+        self.ends_at = min(self.ends_at, time.monotonic() + seconds)
+        self.deadline = min(self.deadline, self.ends_at + self.stop_timeout)
 
     def set_users(self, target: int, spawn_rate: float) -> None:
         raise NotImplementedError
@@ -73,11 +85,14 @@ class LoadShape:
         if self.state in (State.STOPPING, State.STOPPED) or self.stop_reason:
             return
         self.stop_reason = reason
+        self._end_by(0.0)
         gevent.spawn(self._stop)
 
     def start(self, users: int, spawn_rate: float, run_time: float | None = None) -> None:
         """Start ``users`` at ``spawn_rate`` per second; stop by itself after ``run_time`` seconds."""
         self.started_at = time.time()
+        if run_time is not None:
+            self._end_by(run_time)
         self.set_users(users, spawn_rate)
         if run_time is not None:
             self._timers.append(gevent.spawn_later(run_time, self.stop, "run time reached"))
@@ -85,6 +100,7 @@ class LoadShape:
     def start_stages(self, stages: Sequence[Stage]) -> None:
         """Ramp through ``stages`` (ramp up, hold, ramp down …); stop when the last one ends."""
         self.started_at = time.time()
+        self._end_by(sum(stage.duration for stage in stages))
         self._timers.append(gevent.spawn(self._run_stages, list(stages)))
 
     def _run_stages(self, stages: list[Stage]) -> None:
@@ -151,7 +167,13 @@ class LocalRunner(LoadShape):
 
     # ------------------------------------------------------------------------------------------- Runtime
 
+    def counts(self, result: RequestResult) -> bool:
+        """A request counts unless it began after the deadline (a step already under way may send more)."""
+        return self.deadline == float("inf") or time.monotonic() - result.elapsed_ms / 1000 < self.deadline
+
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
+        if not self.counts(result):
+            return
         self.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure)
         if self.request_hook is not None:
             self.request_hook(user, result)
@@ -226,7 +248,7 @@ class LocalRunner(LoadShape):
         from runner.engine.flow import StopTest
 
         try:
-            seconds = user.advance(self.iterations)
+            seconds = user.advance(self.iterations, self.ends_at, self.deadline)
         except StopTest as signal:
             self.stop(signal.reason if not signal.failed else f"stop_test: {signal.reason}".rstrip(": "))
             seconds = None
@@ -287,9 +309,8 @@ class LocalRunner(LoadShape):
         for users in self.users:
             for user in users.values():
                 user.stopping = True
-        deadline = time.monotonic() + self.stop_timeout
-        while self.user_count and time.monotonic() < deadline:
-            gevent.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        while self.user_count and time.monotonic() < self.deadline:
+            gevent.sleep(min(0.05, max(0.0, self.deadline - time.monotonic())))
         for index, users in enumerate(self.users):
             for user in list(users.values()):
                 self._terminate(user, index)
@@ -300,6 +321,7 @@ class LocalRunner(LoadShape):
     def kill_now(self) -> None:
         """A second Ctrl-C: do not wait for iterations to finish."""
         self.stop_timeout = 0
+        self.deadline = min(self.deadline, time.monotonic())
         self.stop("interrupted")
         for index, users in enumerate(self.users):
             for user in list(users.values()):
