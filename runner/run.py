@@ -110,7 +110,7 @@ def _every(seconds: float, task: Callable[[], None]) -> gevent.Greenlet:
     def loop() -> None:
         due = time.monotonic()
         while True:
-            due += seconds
+            due = max(due + seconds, time.monotonic())  # after a stall, go on from now: no burst to catch up
             gevent.sleep(max(0.0, due - time.monotonic()))
             task()
 
