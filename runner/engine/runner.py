@@ -19,6 +19,7 @@ from gevent.event import Event
 from gevent.pool import Group
 
 from runner.engine.dispatch import distribute, spawn_order
+from runner.engine.saturation import Saturation
 from runner.engine.user import RequestResult, Transaction, VirtualUser
 
 
@@ -129,6 +130,7 @@ class LocalRunner(LoadShape):
     trace = False
     think = True
     stop_when_idle = True  # the test ends when the last user finished (iterations, stop_user)
+    saturation: Saturation | None = None  # told when a spawn rate is not reached
 
     def __init__(
         self,
@@ -218,11 +220,14 @@ class LocalRunner(LoadShape):
         target = sum(wanted)
         current = [len(users) for users in self.users]
         interval = 1.0 / rate if rate > 0 and rate != float("inf") else 0.0
-        due = time.monotonic()
-        for index in spawn_order([max(0, w - c) for w, c in zip(wanted, current, strict=True)]):
+        due = began = time.monotonic()
+        order = spawn_order([max(0, w - c) for w, c in zip(wanted, current, strict=True)])
+        for index in order:
             self._start_user(index)
             due += interval
             gevent.sleep(max(0.0, due - time.monotonic()))
+        if self.saturation is not None and order:
+            self.saturation.spawn_slipped(len(order), rate, time.monotonic() - began)
         for index in reversed(spawn_order([max(0, c - w) for w, c in zip(wanted, current, strict=True)])):
             self._stop_one(index)
             due += interval
