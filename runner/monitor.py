@@ -229,6 +229,7 @@ class ResourceMonitor:
         # measured over MIN_CPU_INTERVAL at least; a sample sooner repeats the last CPU figures.
         fresh = elapsed >= MIN_CPU_INTERVAL or self.last is None
         last = self.last or {}
+        own_percent = None
         if fresh:
             self._last_wall = wall
             own_cpu = self._own_cpu()

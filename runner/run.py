@@ -321,7 +321,7 @@ def drive(
     model, runner, script = loaded.model, live.runner, compiled.script
     closed_by_user = _load_given_by_user(settings)  # -u or -t replace the scenario's stages
     _bind_rendezvous(compiled, settings, live, model)
-    live.saturation = runner.saturation = Saturation(live.warn)
+    saturation = live.saturation = runner.saturation = Saturation(live.warn)
     env = HookEnvironment(loaded.name, settings.host or model.host or "", settings, {}, live.stats, runner)
     once = Once(OnceRuntime(live), env.variables)
     for target in live.monitor.missing():
@@ -382,7 +382,7 @@ def drive(
     settings.run_time = run_time
 
     tasks = [_every(1.0, _sampler(live)), _every(TRIM_EVERY, TRIM_HEAP)]
-    live.saturation.lag.start()
+    saturation.lag.start()
     if not settings.only_summary:
         tasks.append(_every(TABLE_EVERY, _table(live)))
     abort = _abort_checks(live, model.thresholds)
@@ -397,7 +397,7 @@ def drive(
     finally:
         for task in tasks:
             task.kill(block=False)
-        live.saturation.lag.stop()
+        saturation.lag.stop()
         if keys is not None:
             keys.kill(block=False)
             keys.restore()
@@ -412,7 +412,7 @@ def drive(
         "checks": compiled.check_results(),
         "rendezvous": [p.gate.summary() for p in compiled.rendezvous.values()],
         "pools": [p.summary() for p in compiled.pools.values() if any(p in c.pools for c in _all_classes(compiled))],
-        "saturation": live.saturation.results(),
+        "saturation": saturation.results(),
     }
     return _finish(loaded, settings, live, end, command=command, run_time=run_time, extra=extra)
 

@@ -127,6 +127,7 @@ class VirtualUser:
         "_phase",
         "_program",
         "_stop_test",
+        "deadline",
         "greenlet",
         "iteration",
         "late_ms",
@@ -146,6 +147,7 @@ class VirtualUser:
         self.user_id = user_id
         self.iteration = 0
         self.stopping = False
+        self.deadline = INF  # time.monotonic() from which this user may begin nothing (``advance`` sets it)
         self.late_ms = 0.0  # open model: how long after its intended start this user began
         self.greenlet: Any = None  # the runner's bookkeeping: the greenlet running it, or
         self.parked: Any = None  # the timer that will wake it
@@ -187,6 +189,7 @@ class VirtualUser:
         """
         if self._paused_at:
             self._resume_transactions()
+        self.deadline = deadline
         while True:
             program, pc = self._program, self._pc
             if deadline != INF and time.monotonic() >= deadline:
@@ -298,6 +301,10 @@ class VirtualUser:
             signal, self._stop_test = self._stop_test, None
             raise signal
         return False
+
+    def past_deadline(self) -> bool:
+        """The run's deadline passed (a response that arrives after it is neither checked nor counted)."""
+        return self.deadline != INF and time.monotonic() >= self.deadline
 
     @property
     def done(self) -> bool:
