@@ -124,6 +124,20 @@ def test_a_generator_sharing_its_core_is_flagged(tmp_path: Path, slow_server: st
     print(f"lrun p50 {results['total']['median_ms']} ms vs server 50 ms; loop lag p50 {saturation['loop_lag_p50_ms']}")
 
 
+@pytest.mark.skipif(not shutil.which("taskset") or (os.cpu_count() or 1) < 2, reason="needs taskset and 2 CPUs")
+def test_a_saturated_worker_says_so_in_the_masters_results(
+    tmp_path: Path, slow_server: str, cpu_hog: subprocess.Popen
+) -> None:
+    """--processes 1 on the hog's core: the worker measures its own loop, and its warning reaches the results."""
+    scenario = write(tmp_path, PARSE_HEAVY, "s.yaml")
+    out = tmp_path / "r.json"
+    command = ["taskset", "-c", "0", *lrun_command(), str(scenario), "-H", slow_server, "-u", "200", "-r", "200"]
+    command += ["-t", "6s", "--processes", "1", "--json", str(out), "--only-summary"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"})
+    warnings = json.loads(out.read_text())["warnings"]
+    assert any("lrun is saturated" in w and "(worker " in w for w in warnings), (warnings, result.stderr[-2000:])
+
+
 # ---------------------------------------------------------------------------------------------- open model
 
 

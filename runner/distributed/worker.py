@@ -36,6 +36,7 @@ from gevent.event import AsyncResult, Event
 
 import runner
 from runner.distributed import protocol as p
+from runner.engine.saturation import Saturation
 from runner.errors import LrunError, RunError
 from runner.pools import RemoteRows
 from runner.scripting import request_hook
@@ -284,6 +285,8 @@ class WorkerRunner:
         span = wall - self._cpu[0]
         share = (used - self._cpu[1]) / span if span >= 0.1 else 0.0  # the first beat comes right after setup
         self._cpu = (wall, used)
+        if self.runner is not None and self.runner.saturation is not None:
+            self.runner.saturation.check(span)
         state = self.runner.state.value if self.runner is not None else "ready"
         users = self.runner.user_count if self.runner is not None else 0
         self._send(p.Heartbeat(state, users, round(share * 100, 1), _rss(), self._spawn_seq))
@@ -414,7 +417,8 @@ class WorkerRunner:
                 request_hook=request_hook(self.compiled.script, self._warn),
             )
             self.runner.started_at = time.time()
-            self._greenlets.append(gevent.spawn(self._await_runner))
+            self.runner.saturation = Saturation(self._warn)  # its warning reaches the master's results
+            self._greenlets += [gevent.spawn(self._await_runner), self.runner.saturation.lag.start()]
         self._applying = spawn.seq
         self.runner.set_counts([spawn.targets.get(name, 0) for name in names], spawn.spawn_rate)
 

@@ -39,8 +39,9 @@ class LoopLag:
         self.recent: deque[tuple[float, float]] = deque(maxlen=int(window / interval) + 1)  # (when, lag ms)
         self._greenlet: gevent.Greenlet | None = None
 
-    def start(self) -> None:
+    def start(self) -> gevent.Greenlet:
         self._greenlet = gevent.spawn(self._probe)
+        return self._greenlet
 
     def stop(self) -> None:
         if self._greenlet is not None:
