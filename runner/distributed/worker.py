@@ -39,6 +39,7 @@ import runner
 from runner import templating
 from runner.distributed import protocol as p
 from runner.distributed.security import HandshakeWatch, Keys, WorkerEnv, secure_client
+from runner.engine.saturation import Saturation
 from runner.errors import LrunError, RunError
 from runner.pools import RemoteRows
 from runner.scripting import request_hook
@@ -316,6 +317,8 @@ class WorkerRunner:
         span = wall - self._cpu[0]
         share = (used - self._cpu[1]) / span if span >= 0.1 else 0.0  # the first beat comes right after setup
         self._cpu = (wall, used)
+        if self.runner is not None and self.runner.saturation is not None:
+            self.runner.saturation.check(span)
         state = self.runner.state.value if self.runner is not None else "ready"
         users = self.runner.user_count if self.runner is not None else 0
         self._send(p.Heartbeat(state, users, round(share * 100, 1), _rss(), self._spawn_seq))
@@ -448,7 +451,8 @@ class WorkerRunner:
             self.runner.started_at = time.time()
             self._local_id = self.runner.take_id
             self.runner.reserve_ids, self.runner.take_id = self._reserve_ids, self._take_id
-            self._greenlets.append(gevent.spawn(self._await_runner))
+            self.runner.saturation = Saturation(self._warn)  # its warning reaches the master's results
+            self._greenlets += [gevent.spawn(self._await_runner), self.runner.saturation.lag.start()]
         self._applying = spawn.seq
         self.runner.set_counts([spawn.targets.get(name, 0) for name in names], spawn.spawn_rate)
 
