@@ -3,11 +3,12 @@
     python bench/master_scale.py                       # 50, 100, 200 workers, 40 s each
     python bench/master_scale.py --workers 200 --minutes 10    # the flat-memory run
 
-Each simulated worker is a real ZeroMQ DEALER socket speaking the real protocol: it says hello with the token,
-heartbeats every second, answers spawns, and every second sends a ``Report`` whose statistics are a real
-``RequestStats.delta()`` of a few dozen request names (about 1,000 requests a second per worker, log-normal
-response times, 1 % failures). The simulated workers all live in one helper process, so the master is the
-only busy lrun. The master is sampled from /proc every second: CPU (user + system) and resident memory.
+Each simulated worker is a real ZeroMQ DEALER socket speaking the real protocol: it connects with the
+token's CURVE keys (the port is encrypted, as in a real run), says hello, heartbeats every second, answers
+spawns, and every second sends a ``Report`` whose statistics are a real ``RequestStats.delta()`` of a few
+dozen request names (about 1,000 requests a second per worker, log-normal response times, 1 % failures).
+The simulated workers all live in one helper process, so the master is the only busy lrun. The master is
+sampled from /proc every second: CPU (user + system) and resident memory.
 At the end the master's total must equal what the simulated workers sent, or the run counts as failed.
 """
 
@@ -65,7 +66,9 @@ def simulate(count: int, port: int, token: str, seconds: float, rate: int = RATE
     import zmq
 
     from runner.distributed import protocol as p
+    from runner.distributed.security import from_token
 
+    keys = from_token(token)  # the master's port is CURVE-secured, as in a real run with a token
     context = zmq.Context()
     sockets, index_of = [], {}
     poller = zmq.Poller()
@@ -73,6 +76,11 @@ def simulate(count: int, port: int, token: str, seconds: float, rate: int = RATE
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, f"sim-{os.getpid()}-{index}".encode())
         sock.setsockopt(zmq.LINGER, 0)
+        sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = (
+            keys.server_public,
+            keys.client_public,
+            keys.client_secret,
+        )
         sock.connect(f"tcp://127.0.0.1:{port}")
         sockets.append(sock)
         index_of[sock] = index

@@ -126,7 +126,12 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 @click.option("--master-bind-port", type=int, help="Master: the port to listen on.  [default: 5557]")
 @click.option("--expect-workers", type=int, help="Master: start when this many workers are ready.  [default: 1]")
 @click.option("--expect-workers-max-wait", help="Master: give up when they are not there after this long.")
-@click.option("--master-token", help="Shared secret workers must present (or LRUN_MASTER_TOKEN).")
+@click.option("--master-token", help="Shared secret: CURVE keys that encrypt and authenticate (or LRUN_MASTER_TOKEN).")
+@click.option("--master-key-file", help="The master's CURVE key file (master: its .key_secret; worker: its .key).")
+@click.option("--worker-key-file", help="Worker: its own CURVE secret key file (with --master-key-file).")
+@click.option("--worker-keys", metavar="DIR", help="Master: the folder of the workers' public key files it accepts.")
+@click.option("--master-insecure", is_flag=True, default=None, help="Master: listen beyond loopback without a token.")
+@click.option("--allow-env", metavar="NAMES", help="Worker: variables env() may read here (NAME,PREFIX*).")
 @click.option("--heartbeat-interval", help="Seconds between worker heartbeats.  [default: 1s]")
 @click.option("--heartbeat-liveness", type=int, help="Heartbeats missed before a worker is missing.  [default: 3]")
 @click.option("--report-interval", help="Seconds between workers' statistics reports.  [default: 3s]")
@@ -248,11 +253,23 @@ def _run_worker(scenario: str | None, settings: Any, exit_with_parent: bool) -> 
         master_host=settings.master_host,
         master_port=settings.master_port,
         token=settings.master_token,
+        keys=_worker_keys(settings),
+        allow_env=tuple(settings.allow_env),
         master_timeout=settings.master_timeout,
         connect_timeout=max(60.0, settings.master_timeout),
         data_dir=settings.data_dir,
     )
     sys.exit(run_worker(Path(scenario) if scenario else None, options, exit_with_parent=exit_with_parent))
+
+
+def _worker_keys(settings: Any) -> Any:
+    from runner.distributed.security import keys_for
+    from runner.errors import LrunError
+
+    try:
+        return keys_for(settings.master_token, settings.master_key_file, settings.worker_key_file, master=False)
+    except LrunError as exc:
+        _fail(f"lrun: {exc}")
 
 
 @cli.command()

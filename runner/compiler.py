@@ -20,7 +20,7 @@ from jinja2 import TemplateError
 
 from runner import templating
 from runner.checks import compile_checks
-from runner.engine.flow import ON_FAIL, FlowSignal
+from runner.engine.flow import ON_FAIL, FlowSignal, StopUser
 from runner.engine.user import HttpSettings, Program, RequestResult, Step, Think, VirtualUser
 from runner.extract import compile_extractor
 from runner.pools import Pool
@@ -221,6 +221,8 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
         response = user.session.request(
             method, target, timeout=timeout, allow_redirects=allow_redirects, discard_body=discard_body, **kwargs
         )
+        if user.past_deadline():  # the run ended while this request was under way: it is cut off, not counted
+            raise StopUser("the run's deadline passed")
         failure: str | None = None
         missing: str | None = None
         extracted = {} if trace else None

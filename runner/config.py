@@ -114,6 +114,11 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "expect_workers": (_positive_int, None),
     "expect_workers_max_wait": (_optional_duration, None),
     "master_token": (str, None),
+    "master_key_file": (str, None),
+    "worker_key_file": (str, None),
+    "worker_keys": (str, None),
+    "master_insecure": (_bool, False),
+    "allow_env": (_tags, []),
     "heartbeat_interval": (_positive_duration, 1.0),
     "heartbeat_liveness": (_positive_int, 3),
     "report_interval": (_positive_duration, 3.0),
@@ -167,6 +172,11 @@ class RunSettings:
     expect_workers: int | None = None  # None: 1 with --master, N with --processes N
     expect_workers_max_wait: float | None = None  # None: wait forever (--master), 60 s (--processes)
     master_token: str | None = None
+    master_key_file: str | None = None  # the master's key file: its secret one on the master, public on a worker
+    worker_key_file: str | None = None  # worker: its own secret key file
+    worker_keys: str | None = None  # master: the folder of the workers' public key files it accepts
+    master_insecure: bool = False  # master: listen beyond loopback without a token or keys
+    allow_env: list[str] = field(default_factory=list)  # worker: names (or NAME* patterns) env() may read here
     heartbeat_interval: float = 1.0
     heartbeat_liveness: int = 3  # heartbeats missed before a worker counts as missing
     report_interval: float = 3.0

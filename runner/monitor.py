@@ -35,6 +35,15 @@ from typing import Any
 
 MAX_POINTS = 3600  # like the request series: 1 s points for an hour, then pairs are merged
 RESOLVE_EVERY = 5.0  # seconds between looking up targets given by name again
+MIN_CPU_INTERVAL = 0.25  # seconds: CPU time is counted in 10 ms ticks; over less, one tick is noise
+CORES = os.cpu_count() or 1
+
+
+def cpu_percent(seconds: float, elapsed: float, cores: int = CORES) -> float:
+    """CPU seconds used over ``elapsed`` wall seconds, in percent of one core: never below 0, never above
+    100 % × the machine's cores (what a process can use at most, whatever the tick rounding)."""
+    return min(max(0.0, seconds / max(elapsed, 1e-6) * 100), 100.0 * cores)
+
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -215,39 +224,52 @@ class ResourceMonitor:
         """Read everything once; store the sample (bounded) and return it."""
         now = self.clock() if now is None else now
         wall = self.monotonic()
-        elapsed = max(1e-6, wall - self._last_wall)
-        self._last_wall = wall
-        own_cpu = self._own_cpu()
+        elapsed = wall - self._last_wall
+        # Two samples too close (a loop that caught up after a stall) would divide a tick by nothing: CPU is
+        # measured over MIN_CPU_INTERVAL at least; a sample sooner repeats the last CPU figures.
+        fresh = elapsed >= MIN_CPU_INTERVAL or self.last is None
+        last = self.last or {}
+        own_percent = None
+        if fresh:
+            self._last_wall = wall
+            own_cpu = self._own_cpu()
+            own_percent = _round(cpu_percent(own_cpu - self._last_own, elapsed))
+            self._last_own = own_cpu
         sample: dict[str, Any] = {
             "t": round(now, 3),
-            "process_cpu_percent": _round((own_cpu - self._last_own) / elapsed * 100),
+            "process_cpu_percent": own_percent if fresh else last.get("process_cpu_percent"),
             "process_rss_bytes": None,
             "system_cpu_percent": None,
             "system_memory_used_bytes": None,
             "system_memory_total_bytes": None,
             "targets": {},
         }
-        self._last_own = own_cpu
         if self.linux:
             own = read_process(self.pid, self.proc)
             sample["process_rss_bytes"] = own[1] if own else None
-            system = read_system_cpu(self.proc)
-            if system is not None and self._last_system is not None:
+            system = read_system_cpu(self.proc) if fresh else None
+            if not fresh:
+                sample["system_cpu_percent"] = last.get("system_cpu_percent")
+            elif system is not None and self._last_system is not None:
                 busy, total = system[0] - self._last_system[0], system[1] - self._last_system[1]
-                sample["system_cpu_percent"] = _round(busy / total * 100) if total > 0 else None
-            self._last_system = system
+                sample["system_cpu_percent"] = _round(min(100.0, max(0.0, busy / total * 100))) if total > 0 else None
+            if fresh:
+                self._last_system = system
             memory = read_memory(self.proc)
             if memory is not None:
                 sample["system_memory_used_bytes"], sample["system_memory_total_bytes"] = memory
             self._resolve(wall)
             for target in self.targets:
-                sample["targets"][target.spec] = self._sample_target(target, elapsed)
+                values = self._sample_target(target, elapsed, fresh)
+                if not fresh:
+                    values["cpu_percent"] = (last.get("targets") or {}).get(target.spec, {}).get("cpu_percent")
+                sample["targets"][target.spec] = values
         self.last = sample
         self._peak(sample)
         self._store(sample)
         return sample
 
-    def _sample_target(self, target: Target, elapsed: float) -> dict[str, Any]:
+    def _sample_target(self, target: Target, elapsed: float, fresh: bool = True) -> dict[str, Any]:
         cpu_total, rss_total, running = 0.0, 0, 0
         seen: dict[int, float] = {}
         for pid in target.pids:
@@ -260,12 +282,13 @@ class ResourceMonitor:
             if pid in target.cpu:
                 cpu_total += max(0.0, cpu - target.cpu[pid])
             rss_total += rss
-        fresh = running and not any(pid in target.cpu for pid in seen)  # first sight: no CPU interval yet
-        target.cpu = seen
+        first = running and not any(pid in target.cpu for pid in seen)  # first sight: no CPU interval yet
+        if fresh:
+            target.cpu = seen
         if running:
             target.found = True
         return {
-            "cpu_percent": _round(cpu_total / elapsed * 100) if running and not fresh else None,
+            "cpu_percent": _round(cpu_percent(cpu_total, elapsed)) if running and not first else None,
             "rss_bytes": rss_total if running else None,
             "processes": running,
         }

@@ -27,6 +27,7 @@ from runner.config import RunSettings
 from runner.engine.arrivals import ArrivalRunner, RateStage
 from runner.engine.flow import StopTest
 from runner.engine.runner import LocalRunner, Stage
+from runner.engine.saturation import Saturation
 from runner.engine.user import VirtualUser
 from runner.errors import RunError
 from runner.monitor import ResourceMonitor, ResourceRule, ResourceWatch
@@ -62,6 +63,7 @@ class Live:
     lag: float = 0.0  # seconds the statistics trail real time (a master hears its workers a report late)
     extra_results: Callable[[], dict[str, Any]] | None = None  # more top-level keys for the results
     on_results: Callable[[dict[str, Any]], None] | None = None  # gets the results before the outputs are written
+    saturation: Saturation | None = None  # is lrun itself the bottleneck? (drive starts it)
 
     def print(self, text: str) -> None:
         self.clear_progress()
@@ -111,7 +113,7 @@ def _every(seconds: float, task: Callable[[], None]) -> gevent.Greenlet:
     def loop() -> None:
         due = time.monotonic()
         while True:
-            due += seconds
+            due = max(due + seconds, time.monotonic())  # after a stall, go on from now: no burst to catch up
             gevent.sleep(max(0.0, due - time.monotonic()))
             task()
 
@@ -143,6 +145,8 @@ def _sampler(live: Live) -> Callable[[], None]:
         live.stats.sample(now - live.lag, live.runner.user_count)
         live.transactions.sample(now - live.lag, live.runner.user_count)
         _resources(live, now)
+        if live.saturation is not None:
+            live.saturation.check()
         if live.tty:
             total = live.stats.total
             requests = total.num_requests
@@ -286,7 +290,10 @@ def runner_hooks(live: Live, compiled: CompiledScenario) -> dict[str, Any]:
     where transactions go, what to release when the test stops, the Python module's request hook."""
 
     def spawned(count: int) -> None:
-        log.info("%d users running", count)
+        if count:
+            log.info("%d users running", count)
+        else:
+            log.info("spawning done: every user has already finished")
         TRIM_HEAP()
         if live.settings.reset_stats:
             live.stats.reset()
@@ -315,6 +322,7 @@ def drive(
     model, runner, script = loaded.model, live.runner, compiled.script
     closed_by_user = _load_given_by_user(settings)  # -u or -t replace the scenario's stages
     _bind_rendezvous(compiled, settings, live, model)
+    saturation = live.saturation = runner.saturation = Saturation(live.warn)
     env = HookEnvironment(loaded.name, settings.host or model.host or "", settings, {}, live.stats, runner)
     once = Once(OnceRuntime(live), env.variables)
     for target in live.monitor.missing():
@@ -375,6 +383,7 @@ def drive(
     settings.run_time = run_time
 
     tasks = [_every(1.0, _sampler(live)), _every(TRIM_EVERY, TRIM_HEAP)]
+    saturation.lag.start()
     if not settings.only_summary:
         tasks.append(_every(TABLE_EVERY, _table(live)))
     abort = _abort_checks(live, model.thresholds)
@@ -389,6 +398,7 @@ def drive(
     finally:
         for task in tasks:
             task.kill(block=False)
+        saturation.lag.stop()
         if keys is not None:
             keys.kill(block=False)
             keys.restore()
@@ -403,6 +413,7 @@ def drive(
         "checks": compiled.check_results(),
         "rendezvous": [p.gate.summary() for p in compiled.rendezvous.values()],
         "pools": [p.summary() for p in compiled.pools.values() if any(p in c.pools for c in _all_classes(compiled))],
+        "saturation": saturation.results(),
     }
     return _finish(loaded, settings, live, end, command=command, run_time=run_time, extra=extra)
 

@@ -45,6 +45,14 @@ def _now(fmt: str | None = None) -> str:
     return moment.strftime(fmt) if fmt else moment.isoformat(timespec="milliseconds")
 
 
+def _os_env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+# What env() reads: this process's environment; a distributed worker sets its own (runner.distributed.security).
+env_source: Callable[[str, str], str] = _os_env
+
+
 GLOBALS: dict[str, Any] = {
     "uuid": lambda: str(_uuid.uuid4()),
     "random_int": random.randint,
@@ -54,7 +62,7 @@ GLOBALS: dict[str, Any] = {
     "now": _now,
     "timestamp": lambda: int(time.time()),
     "timestamp_ms": lambda: int(time.time() * 1000),
-    "env": lambda name, default="": os.environ.get(name, default),
+    "env": lambda name, default="": env_source(name, default),
 }
 
 FILTERS: dict[str, Callable[..., Any]] = {

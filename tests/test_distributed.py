@@ -325,19 +325,6 @@ def _zombie(pid: int) -> bool:
 # ------------------------------------------------------------------------------------------ refusals and errors
 
 
-def test_a_worker_with_a_bad_token_is_refused_on_both_sides(tmp_path: Path, cluster: Cluster) -> None:
-    path = write(tmp_path, "users: {u: {sequence: [{get: /}]}}\n")
-    port = free_port()
-    master = cluster.master(path, port, "-H", "http://127.0.0.1:1", "--expect-workers-max-wait", "4s")
-    bad = cluster.worker(port, name="bad", token="wrong")
-    assert bad.wait(30) == 2
-    assert "refused this worker: wrong token: start the worker with --master-token" in bad.err
-    assert master.wait(30) == 2
-    assert "refused worker" in master.err and "wrong token" in master.err
-    assert "lrun: 0 of 1 expected worker(s) connected within 4s" in master.err
-    assert "Traceback" not in master.err + bad.err
-
-
 def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, cluster: Cluster) -> None:
     path = write(tmp_path, "users: {u: {sequence: [{get: /}]}}\n")
     with socket.socket() as busy:
@@ -407,7 +394,7 @@ def test_a_worker_of_another_version_says_so(tmp_path: Path, cluster: Cluster) -
         router = context.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         port = router.bind_to_random_port("tcp://127.0.0.1")
-        worker = cluster.worker(port, name="w")
+        worker = cluster.worker(port, name="w", token="")  # the fake master speaks plain text
         assert router.poll(30_000)
         identity, _ = router.recv_multipart()
         router.send_multipart([identity, msgpack.packb([99, "Welcome", {}])])

@@ -16,6 +16,7 @@ from runner.monitor import (
     ResourceMonitor,
     ResourceRule,
     ResourceWatch,
+    cpu_percent,
     find_processes,
     format_bytes,
     merge_samples,
@@ -135,6 +136,54 @@ def test_cpu_and_memory_arithmetic(tmp_path: Path) -> None:
     assert sample["targets"]["nginx"] == {"cpu_percent": 200.0, "rss_bytes": 130 * PAGE, "processes": 2}
     assert sample["targets"]["4242"] == {"cpu_percent": 50.0, "rss_bytes": 60 * PAGE, "processes": 1}
     assert monitor.results()["targets"][1]["label"] == "4242 (nginx)"
+
+
+def test_cpu_from_samples_too_close_is_not_a_glitch(tmp_path: Path) -> None:
+    """Two samples 1 ms apart (a run loop catching up after a stall) once showed "5786 % of a core"."""
+    proc = FakeProc(tmp_path)
+    proc.set_process(4242, "nginx", cpu_s=10.0, rss_pages=50)
+    monitor = proc.monitor(["4242"])
+    proc.now += 1.0
+    proc.set_process(os.getpid(), "python3", cpu_s=1.5, rss_pages=100)  # 0.5 s in 1 s: 50 %
+    proc.set_process(4242, "nginx", cpu_s=10.25, rss_pages=50)  # 25 %
+    proc.set_system(busy=40, idle=60)
+    first = monitor.sample()
+    assert (first["process_cpu_percent"], first["targets"]["4242"]["cpu_percent"]) == (50.0, 25.0)
+    proc.now += 0.001
+    proc.set_process(os.getpid(), "python3", cpu_s=1.5 + 6 / TICKS, rss_pages=300)  # a few ticks in 1 ms
+    proc.set_process(4242, "nginx", cpu_s=10.25 + 6 / TICKS, rss_pages=50)
+    proc.set_system(busy=46, idle=60)
+    close = monitor.sample()
+    # the CPU figures of the last interval long enough to measure; memory is read afresh
+    assert (close["process_cpu_percent"], close["targets"]["4242"]["cpu_percent"]) == (50.0, 25.0)
+    assert close["system_cpu_percent"] == 40.0 and close["process_rss_bytes"] == 300 * PAGE
+    proc.now += 1.0  # the next sample measures over the whole 1.001 s since the last real reading
+    later = monitor.sample()
+    assert later["process_cpu_percent"] == round(6 / TICKS / 1.001 * 100, 1)
+    assert later["system_cpu_percent"] == round(6 / 6 * 100, 1)
+
+
+def test_cpu_never_exceeds_the_cores(tmp_path: Path) -> None:
+    proc = FakeProc(tmp_path)
+    monitor = proc.monitor([])
+    proc.now += 1.0
+    proc.set_process(os.getpid(), "python3", cpu_s=1.0 + 500, rss_pages=100)  # 500 s of CPU in 1 s: impossible
+    assert monitor.sample()["process_cpu_percent"] == 100.0 * (os.cpu_count() or 1)
+    assert cpu_percent(-1.0, 1.0) == 0.0 and cpu_percent(0.5, 1.0) == 50.0 and cpu_percent(3.0, 1.0, cores=2) == 200.0
+
+
+def test_an_aborting_cpu_rule_ignores_samples_too_close(tmp_path: Path) -> None:
+    proc = FakeProc(tmp_path)
+    monitor = proc.monitor([])
+    watch = ResourceWatch([ResourceRule.build("generator_cpu", "90%", action="abort")])
+    cpu = 1.0
+    for step in range(20):  # 10 % of a core, sampled after a stall: one real sample, then a burst 1 ms apart
+        proc.now += 1.0 if step % 5 == 0 else 0.001
+        cpu += 0.1 if step % 5 == 0 else 2 / TICKS
+        proc.set_process(os.getpid(), "python3", cpu_s=cpu, rss_pages=100)
+        assert watch.update(monitor.sample()) == []
+    (verdict,) = watch.verdicts()
+    assert verdict["passed"] and verdict["peak"] < 20
 
 
 def test_a_target_that_ends_or_starts_late(tmp_path: Path) -> None:

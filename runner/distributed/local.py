@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from runner.config import RunSettings
+from runner.config import RunSettings, env_name
 from runner.errors import RunError
 
 log = logging.getLogger("lrun")
@@ -34,12 +34,13 @@ def worker_command(scenario: Path | None, host: str, port: int, loglevel: str) -
     return command
 
 
-def _child_env(token: str | None) -> dict[str, str]:
+def _child_env(token: str | None, settings: dict[str, str] | None = None) -> dict[str, str]:
     """This environment, minus what would make a child a master too, plus the token (not on the command line,
-    where ``ps`` shows it)."""
+    where ``ps`` shows it) and ``settings`` (as ``LRUN_*`` variables)."""
     env = {k: v for k, v in os.environ.items() if k not in ("LRUN_MASTER", "LRUN_PROCESSES", "LRUN_MASTER_TOKEN")}
     if token:
         env["LRUN_MASTER_TOKEN"] = token
+    env.update(settings or {})
     return env
 
 
@@ -55,10 +56,11 @@ class LocalWorkers:
         scenario: Path | None,
         host: str = "127.0.0.1",
         loglevel: str = "WARNING",
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.count = count
         self.command = worker_command(scenario, host, port, loglevel)
-        self.env = _child_env(token)
+        self.env = _child_env(token, settings)
         self.children: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
@@ -117,6 +119,15 @@ def supervise(count: int, scenario: Path | None, settings: RunSettings) -> int:
         scenario=scenario,
         host=settings.master_host,
         loglevel=settings.loglevel,
+        settings={
+            env_name(name): value
+            for name, value in [
+                ("master_key_file", settings.master_key_file),
+                ("worker_key_file", settings.worker_key_file),
+                ("allow_env", ",".join(settings.allow_env)),
+            ]
+            if value
+        },
     )
     workers.start()
     handlers = [gevent.signal_handler(s, workers.signal, s) for s in (signal.SIGINT, signal.SIGTERM)]

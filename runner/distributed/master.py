@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -39,6 +40,15 @@ import runner
 from runner.config import RunSettings
 from runner.distributed import protocol as p
 from runner.distributed.bundle import collect
+from runner.distributed.security import (
+    Gatekeeper,
+    HandshakeWatch,
+    Keys,
+    constant_env_names,
+    keep_alive,
+    keys_for,
+    secure_server,
+)
 from runner.engine.dispatch import assign, distribute
 from runner.engine.runner import LoadShape, State
 from runner.errors import RunError
@@ -62,6 +72,7 @@ class MasterOptions:
     bind_host: str = "*"
     bind_port: int = p.DEFAULT_PORT  # 0: any free port
     token: str | None = None
+    keys: Keys | None = None  # CURVE: every frame encrypted and authenticated (runner.distributed.security)
     heartbeat_interval: float = 1.0
     heartbeat_liveness: int = 3
     report_interval: float = 3.0
@@ -74,6 +85,7 @@ class MasterOptions:
     scenario: tuple[str, dict[str, bytes]] | None = None  # for workers without a copy: bundle.collect()
     variables: dict[str, Any] = field(default_factory=dict)  # for every user (setup steps, hooks)
     rendezvous: bool = True  # False: --no-rendezvous
+    env: dict[str, str | None] = field(default_factory=dict)  # env('NAME') of the scenario, as the master has it
 
 
 @dataclass
@@ -82,6 +94,7 @@ class WorkerInfo:
 
     id: str
     identity: bytes
+    peer: str | None  # the CURVE key it authenticated with (the frames' User-Id); None without security
     host: str
     pid: int
     cores: int
@@ -212,8 +225,13 @@ class MasterRunner(LoadShape):
         self._requests: dict[type[p.Message], Callable[[WorkerInfo, Any], p.Message]] = {
             p.Ping: self._ping,
             p.PoolTake: self._pool_take,
+            p.UserIds: self._user_ids,
         }
         self._rendezvous_watch: gevent.Greenlet | None = None
+        self._gatekeeper: Gatekeeper | None = None
+        self._handshakes: HandshakeWatch | None = None
+        self.handshakes_failed = 0  # connections without the master's key
+        self._next_user_id = 1  # user ids are the cluster's: 1..N across workers (UserIds requests)
         self._warnings: set[str] = set()  # workers' warnings already passed on
 
     # ------------------------------------------------------------------------------------------- sockets
@@ -223,8 +241,14 @@ class MasterRunner(LoadShape):
         self._context = zmq.Context()
         sock = self._context.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 1000)
-        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a worker reconnecting under its id takes its place
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 0)  # a second connection under a connected worker's id gets nothing
         sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME)  # a larger frame drops that connection, not the master
+        keep_alive(sock)  # a dead connection goes within 30 s, so that its worker can come back under its id
+        keys = self.options.keys
+        if keys is not None:
+            self._gatekeeper = Gatekeeper(self._context, keys.allowed)
+            secure_server(sock, keys)
+            self._handshakes = HandshakeWatch(sock, self._handshake_failed)
         host, port = self.options.bind_host, self.options.bind_port
         try:
             if port == 0:
@@ -232,6 +256,7 @@ class MasterRunner(LoadShape):
             else:
                 sock.bind(f"tcp://{host}:{port}")
         except zmq.ZMQError as exc:
+            self._close_security()
             sock.close(0)
             self._context.term()
             if exc.errno == zmq.EADDRINUSE:
@@ -245,14 +270,22 @@ class MasterRunner(LoadShape):
             ) from None
         self._socket = sock
         self.port = port
-        if not self.options.token and not is_loopback(host):
+        if keys is None and not is_loopback(host):
             log.warning(
-                "the master listens on %s:%d without a token: anyone who can reach it can join as a worker; "
-                "set --master-token (or LRUN_MASTER_TOKEN) on the master and its workers",
+                "the master listens on %s:%d without a token (--master-insecure): anyone who can reach it can "
+                "join as a worker, and the traffic is not encrypted",
                 "every interface" if host in ("*", "0.0.0.0") else host,
                 port,
             )
         return port
+
+    def _handshake_failed(self, event: dict[str, Any]) -> None:
+        self.handshakes_failed += 1
+        if self.handshakes_failed == 1:
+            log.warning(
+                "refused a connection that failed the security handshake: a worker without this master's "
+                "--master-token (or key files), or not lrun; more are counted, not logged"
+            )
 
     def serve(self) -> None:
         """Start taking messages and watching heartbeats."""
@@ -267,9 +300,16 @@ class MasterRunner(LoadShape):
                 self._send(worker, p.Quit(self.stop_reason or "the master quit"))
         for greenlet in [*self._greenlets, *self._timers]:
             greenlet.kill(block=False)
+        self._close_security()
         self._socket.close(linger=1000)
         self._context.term()
         self._socket = None
+
+    def _close_security(self) -> None:
+        if self._handshakes is not None:
+            self._handshakes.close()
+        if self._gatekeeper is not None:
+            self._gatekeeper.close()
 
     def _send(self, worker: WorkerInfo, message: p.Message) -> None:
         self._send_to(worker.identity, message)
@@ -285,16 +325,22 @@ class MasterRunner(LoadShape):
     # ------------------------------------------------------------------------------------------- receiving
 
     def _receive(self) -> None:
+        secure = self.options.keys is not None
         while True:
             try:
-                frames = self._socket.recv_multipart()
+                if secure:  # each frame says which key's connection it came on
+                    parts = self._socket.recv_multipart(copy=False)
+                    peer = parts[-1].get("User-Id")
+                    frames = [part.bytes for part in parts]
+                else:
+                    frames, peer = self._socket.recv_multipart(), None
             except zmq.ZMQError:
                 if self._socket is None or self._socket.closed:
                     return
                 gevent.sleep(0.01)
                 continue
             try:
-                self._handle(frames)
+                self._handle(frames, peer)
             except Exception:  # a bug must not stop the master taking messages
                 log.exception("internal error while handling a message from %s", _peer(frames[0]))
 
@@ -305,7 +351,7 @@ class MasterRunner(LoadShape):
         self._logged.add(identity)
         log.warning("dropped a message from %s: %s (more from this peer are dropped silently)", _peer(identity), why)
 
-    def _handle(self, frames: list[bytes]) -> None:
+    def _handle(self, frames: list[bytes], peer: str | None = None) -> None:
         identity = frames[0]
         if len(frames) != 2:
             self._drop(identity, f"expected one frame, got {len(frames) - 1}")
@@ -321,10 +367,13 @@ class MasterRunner(LoadShape):
         except p.ProtocolError as exc:
             self._drop(identity, str(exc))
             return
-        if isinstance(message, p.Hello):
-            self._hello(identity, message)
-            return
         worker = self.workers.get(identity)
+        if worker is not None and worker.peer != peer:  # another connection presents this worker's id
+            self._drop(identity, f"{message.KIND} under worker {worker.id}'s id from a connection with another key")
+            return
+        if isinstance(message, p.Hello):
+            self._hello(identity, message, peer)
+            return
         if worker is None:
             self._drop(identity, f"{message.KIND} from a peer that did not say hello")
             return
@@ -350,7 +399,7 @@ class MasterRunner(LoadShape):
             log.warning("refused worker %s: %s", _peer(identity), reason)
         self._send_to(identity, p.Refused("version", reason))
 
-    def _hello(self, identity: bytes, hello: p.Hello) -> None:
+    def _hello(self, identity: bytes, hello: p.Hello, peer: str | None = None) -> None:
         token = self.options.token
         if token and not hmac.compare_digest(hello.token.encode(), token.encode()):
             if identity not in self._logged:
@@ -378,7 +427,7 @@ class MasterRunner(LoadShape):
         if worker is None or worker.id != hello.worker_id:
             self._order += 1
             worker = WorkerInfo(
-                hello.worker_id, identity, hello.host, hello.pid, hello.cores, self._order, time.monotonic()
+                hello.worker_id, identity, peer, hello.host, hello.pid, hello.cores, self._order, time.monotonic()
             )
             self.workers[identity] = worker
             log.info(
@@ -421,6 +470,7 @@ class MasterRunner(LoadShape):
                 scenario_path=files[0] if files else "",
                 scenario_files=files[1] if files else None,
                 rendezvous=o.rendezvous,
+                env=o.env,
             ),
         )
 
@@ -595,6 +645,12 @@ class MasterRunner(LoadShape):
                 log.exception("internal error answering %s from %s", request.KIND, worker.id)
                 reply = p.RequestFailed(request.request_id, f"the master failed: {exc}")
         self._send(worker, reply)
+
+    def _user_ids(self, worker: WorkerInfo, ask: p.UserIds) -> p.Message:
+        """The next ``count`` user ids of the cluster: users are numbered 1, 2, 3 … in the order workers ask."""
+        count = max(0, min(ask.count, 1_000_000))
+        first, self._next_user_id = self._next_user_id, self._next_user_id + count
+        return p.UserIdBlock(ask.request_id, first, count)
 
     def _ping(self, worker: WorkerInfo, ping: p.Ping) -> p.Message:
         return p.Pong(ping.request_id, ping.sent)
@@ -854,15 +910,26 @@ def cluster(
     if local and not settings.master:  # all on this machine: loopback, any free port, a token of its own
         bind_host, bind_port = "127.0.0.1", 0
         token = token or secrets.token_hex(16)
+    if local and settings.master_key_file:
+        raise RunError("--processes with --master-key-file: local workers use a token; give --master-token instead")
+    keys = keys_for(token, settings.master_key_file, settings.worker_keys, master=True)
+    if keys is None and not is_loopback(bind_host) and not settings.master_insecure:
+        raise RunError(
+            f"--master-bind-host {bind_host}: a master listening beyond loopback needs --master-token (or "
+            "LRUN_MASTER_TOKEN, or --master-key-file and --worker-keys): without one, anyone who can reach the "
+            "port could join as a worker and read the setup's variables; listen on 127.0.0.1, or accept that "
+            "with --master-insecure"
+        )
     expected = settings.expect_workers or max(1, local)
     max_wait = settings.expect_workers_max_wait
     if max_wait is None and local and not settings.master:
         max_wait = LOCAL_MAX_WAIT
-
+    bundle = collect(loaded)
     options = MasterOptions(
         bind_host=bind_host,
         bind_port=bind_port,
         token=token,
+        keys=keys,
         heartbeat_interval=settings.heartbeat_interval,
         heartbeat_liveness=settings.heartbeat_liveness,
         report_interval=settings.report_interval,
@@ -872,8 +939,9 @@ def cluster(
         tags=list(settings.tags),
         exclude_tags=list(settings.exclude_tags),
         entry_seconds=settings.csv_full_history,
-        scenario=collect(loaded),
+        scenario=bundle,
         rendezvous=not settings.no_rendezvous,
+        env={name: os.environ.get(name) for name in constant_env_names(bundle[1])},
     )
     master = MasterRunner(compiled.user_classes, live.stats, options, **runner_hooks(live, compiled))
     master.compiled = compiled
@@ -888,5 +956,12 @@ def cluster(
         )
     log.info("master listening on %s:%d", "*" if bind_host in ("*", "0.0.0.0") else bind_host, port)
     level = "DEBUG" if settings.loglevel.upper() == "DEBUG" else "WARNING"  # workers' own log: problems only
-    workers = LocalWorkers(local, port=port, token=token, scenario=Path(loaded.path).resolve(), loglevel=level)
+    workers = LocalWorkers(
+        local,
+        port=port,
+        token=token,
+        scenario=Path(loaded.path).resolve(),
+        loglevel=level,
+        settings={"LRUN_ALLOW_ENV": "*"},  # the master's own machine: its workers read its environment
+    )
     return master, workers, expected, max_wait

@@ -44,6 +44,8 @@ Data pools and rendezvous:
   and unique pools and hands out blocks of row indices; ``dry`` says the pool is exhausted.
 - ``RendezvousArrive(name, count)``: ``count`` users of this worker arrived (one-way); the master applies the
   release policy over every worker's users and broadcasts ``RendezvousRelease(name, seq, reason)``.
+- ``UserIds(request_id, count)`` → ``UserIdBlock(request_id, first, count)``: before starting users, a worker
+  takes their ``user_id`` values from the master, so ids are unique and dense (1..N) across the cluster.
 - ``Spawn.variables``: what once-per-test ``setup`` steps (run on the master) hand to every user.
 """
 
@@ -58,7 +60,7 @@ from typing import Any, ClassVar
 
 import msgpack
 
-PROTOCOL_VERSION = 2  # 2: NextTest (workers stay for the next test of lrun --web)
+PROTOCOL_VERSION = 3  # 3: NextTest (workers stay for the next test of lrun --web)
 DEFAULT_PORT = 5557
 MAX_FRAME = 64 * 1024 * 1024  # bytes; larger frames are refused by the sockets themselves
 
@@ -252,6 +254,7 @@ class Welcome(Message):
     scenario_path: str  # the scenario's name inside scenario_files
     scenario_files: dict[str, bytes] | None  # relative path -> content, when the worker asked for them
     rendezvous: bool = True  # False: --no-rendezvous, users pass at once
+    env: dict[str, str | None] = field(default_factory=dict)  # env('NAME') with a constant name: the master's
 
 
 @message
@@ -365,6 +368,26 @@ class PoolTake(Message):
 
 @message
 @dataclass(frozen=True, slots=True)
+class UserIdBlock(Message):
+    """``user_id`` values ``first`` … ``first + count - 1``, for this worker's next users."""
+
+    request_id: int
+    first: int
+    count: int
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class UserIds(Message):
+    """Ask for ``count`` more user ids: the master numbers users 1, 2, 3 … across the cluster."""
+
+    REPLY = UserIdBlock
+    request_id: int
+    count: int
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class RendezvousArrive(Message):
     """``count`` more users of this worker wait at rendezvous ``name``."""
 
@@ -453,6 +476,8 @@ __all__ = [
     "Spawned",
     "Stop",
     "Stopped",
+    "UserIdBlock",
+    "UserIds",
     "VersionMismatch",
     "Welcome",
     "WorkerFailed",

@@ -15,6 +15,7 @@ request with a fresh ``request_id`` and blocks on an ``AsyncResult`` until the r
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import logging
@@ -35,7 +36,10 @@ import zmq.green as zmq
 from gevent.event import AsyncResult, Event
 
 import runner
+from runner import templating
 from runner.distributed import protocol as p
+from runner.distributed.security import HandshakeWatch, Keys, WorkerEnv, secure_client
+from runner.engine.saturation import Saturation
 from runner.errors import LrunError, RunError
 from runner.pools import RemoteRows
 from runner.scripting import request_hook
@@ -45,6 +49,7 @@ log = logging.getLogger("lrun")
 
 EXIT_OK, EXIT_LOST, EXIT_USAGE = 0, 1, 2
 HELLO_EVERY = 1.0  # seconds between hellos until the master answers
+HANDSHAKES = 3  # connections closed in the security handshake before a worker gives up (a wrong token)
 
 
 class RequestError(Exception):
@@ -56,6 +61,8 @@ class WorkerOptions:
     master_host: str = "127.0.0.1"
     master_port: int = p.DEFAULT_PORT
     token: str | None = None
+    keys: Keys | None = None  # CURVE keys (runner.distributed.security); None: plain text, loopback masters
+    allow_env: tuple[str, ...] = ()  # names (NAME, PREFIX*) the scenario's env() may read on this machine
     master_timeout: float = 10.0  # a silent master for this long: stop the users and exit
     connect_timeout: float = 60.0  # how long to look for a master before giving up
     data_dir: str | None = None  # --data-dir, for a worker with its own copy of the scenario
@@ -94,6 +101,9 @@ class WorkerRunner:
         self._spawn_seq = 0  # the last Spawn received
         self._applying = 0  # the seq of the spawn under way
         self._report_seq = 0
+        self._user_ids: collections.deque[int] = collections.deque()  # ids the master gave for the next users
+        self._local_id: Any = None
+        self._failed_handshakes = 0
         self._stopping = False  # told to stop (or interrupted): users do not end by themselves
         self._ids = itertools.count(1)
         self._pending: dict[int, AsyncResult] = {}
@@ -112,6 +122,9 @@ class WorkerRunner:
         self._socket.setsockopt(zmq.IDENTITY, self.id.encode())
         self._socket.setsockopt(zmq.LINGER, 1000)
         self._socket.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME)
+        if o.keys is not None:
+            secure_client(self._socket, o.keys)
+        self._handshakes = HandshakeWatch(self._socket, self._handshake_failed)
         try:
             self._socket.connect(address)
         except zmq.ZMQError as exc:
@@ -160,6 +173,24 @@ class WorkerRunner:
         self._done.wait()
         return self._finish()
 
+    def _handshake_failed(self, event: dict[str, Any]) -> None:
+        """The master's side closed the connection during the security handshake: keys that do not match."""
+        definite = event["event"] != zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL  # a mechanism mismatch, a refused key
+        self._failed_handshakes += 1
+        if (self._failed_handshakes < HANDSHAKES and not definite) or self._answered.is_set():
+            return
+        where = f"{self.options.master_host}:{self.options.master_port}"
+        self._end(
+            EXIT_USAGE,
+            f"the master at {where} refused the connection in the security handshake: "
+            + (
+                "its --master-token (or key files) and this worker's differ; give the worker the master's"
+                if self.options.keys is not None
+                else "it has a --master-token (or key files); give the worker the same (LRUN_MASTER_TOKEN)"
+            ),
+        )
+        self._answered.set()
+
     def _hello(self) -> p.Hello:
         return p.Hello(
             worker_id=self.id,
@@ -199,6 +230,7 @@ class WorkerRunner:
         )
         self.compiled = compiled
         self.classes = compiled.user_classes
+        templating.env_source = WorkerEnv(self.options.allow_env, welcome.env, self._warn).read
         self.stats = RequestStats(node=self.id)
         self.transactions = TransactionStats(node=self.id)
         for pool in compiled.pools.values():  # sequential and unique pools are the master's; random stay here
@@ -236,6 +268,7 @@ class WorkerRunner:
             self.runner.kill_now()
             self.runner.wait(5)
         if self._socket is not None:
+            self._handshakes.close()
             self._socket.close(linger=1000)
             self._context.term()
             self._socket = None
@@ -285,6 +318,8 @@ class WorkerRunner:
         span = wall - self._cpu[0]
         share = (used - self._cpu[1]) / span if span >= 0.1 else 0.0  # the first beat comes right after setup
         self._cpu = (wall, used)
+        if self.runner is not None and self.runner.saturation is not None:
+            self.runner.saturation.check(span)
         state = self.runner.state.value if self.runner is not None else "ready"
         users = self.runner.user_count if self.runner is not None else 0
         self._send(p.Heartbeat(state, users, round(share * 100, 1), _rss(), self._spawn_seq))
@@ -292,8 +327,9 @@ class WorkerRunner:
     def _report(self, final: bool = False) -> None:
         if self.stats is None:
             return
-        delta = self.stats.delta(entry_seconds=self.welcome is not None and self.welcome.entry_seconds)
-        transactions = self.transactions.delta(entry_seconds=False)
+        seconds = self.welcome is not None and self.welcome.entry_seconds  # each row's seconds: its own charts
+        delta = self.stats.delta(entry_seconds=seconds)
+        transactions = self.transactions.delta(entry_seconds=seconds)
         checks = self.compiled.check_deltas()
         changed = delta["entries"] or delta["errors"]["failures"] or delta["errors"]["exceptions"]
         if final or changed or transactions["entries"] or checks:
@@ -373,7 +409,7 @@ class WorkerRunner:
         elif isinstance(message, p.Quit):
             log.info("worker %s: the master says quit (%s)", self.id, message.reason)
             self._end(EXIT_OK)
-        elif isinstance(message, p.Pong | p.RequestFailed | p.PoolRows):
+        elif isinstance(message, p.Pong | p.RequestFailed | p.PoolRows | p.UserIdBlock):
             pending = self._pending.get(message.request_id)
             if pending is not None:
                 pending.set(message)
@@ -417,7 +453,10 @@ class WorkerRunner:
                 request_hook=request_hook(self.compiled.script, self._warn),
             )
             self.runner.started_at = time.time()
-            self._greenlets.append(gevent.spawn(self._await_runner))
+            self._local_id = self.runner.take_id
+            self.runner.reserve_ids, self.runner.take_id = self._reserve_ids, self._take_id
+            self.runner.saturation = Saturation(self._warn)  # its warning reaches the master's results
+            self._greenlets += [gevent.spawn(self._await_runner), self.runner.saturation.lag.start()]
         self._applying = spawn.seq
         self.runner.set_counts([spawn.targets.get(name, 0) for name in names], spawn.spawn_rate)
 
@@ -443,6 +482,22 @@ class WorkerRunner:
             return
         self.runner, self._stopping = None, False
         log.info("worker %s: set up for the next test", self.id)
+
+    def _reserve_ids(self, count: int) -> None:
+        """Before starting ``count`` users (in the spawner greenlet): the master hands out their ids."""
+        need = count - len(self._user_ids)
+        if need <= 0:
+            return
+        try:
+            block = self.request(p.UserIds(0, need))
+        except RequestError as exc:
+            self._warn(f"no user ids from the master ({exc}): user_id may repeat across workers")
+            return
+        assert isinstance(block, p.UserIdBlock)
+        self._user_ids.extend(range(block.first, block.first + block.count))
+
+    def _take_id(self) -> int:
+        return self._user_ids.popleft() if self._user_ids else self._local_id()
 
     def _warn(self, message: str) -> None:
         """A warning of this worker's users goes to the master's results too (the runner says each once)."""

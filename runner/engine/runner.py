@@ -19,6 +19,7 @@ from gevent.event import Event
 from gevent.pool import Group
 
 from runner.engine.dispatch import distribute, spawn_order
+from runner.engine.saturation import Saturation
 from runner.engine.user import RequestResult, Transaction, VirtualUser
 from runner.http.unreachable import Unreachable
 
@@ -54,7 +55,11 @@ class LoadShape:
     for a run time, or stages) over their ``set_users``, and ``stop`` over their ``_stop``.
 
     They keep ``_target`` (the asked user count), ``_timers`` (greenlets to kill on stop), ``started_at``,
-    ``state`` and ``stop_reason``.
+    ``state``, ``stop_reason`` and ``stop_timeout``.
+
+    The run time is a deadline, also when the event loop is too busy to run the stopping timer on time:
+    from ``ends_at`` (``time.monotonic()``) users begin no new iteration; from ``deadline`` (``ends_at`` plus the
+    stop timeout) they begin no new step, and requests that began after it are not counted.
     """
 
     _target: int
@@ -62,6 +67,14 @@ class LoadShape:
     started_at: float | None
     state: State
     stop_reason: str
+    stop_timeout: float
+    ends_at: float = float("inf")
+    deadline: float = float("inf")
+
+    def _end_by(self, seconds: float) -> None:
+        """The run ends ``seconds`` from now, or earlier if it was already due to."""
+        self.ends_at = min(self.ends_at, time.monotonic() + seconds)
+        self.deadline = min(self.deadline, self.ends_at + self.stop_timeout)
 
     def set_users(self, target: int, spawn_rate: float) -> None:
         raise NotImplementedError
@@ -74,11 +87,14 @@ class LoadShape:
         if self.state in (State.STOPPING, State.STOPPED) or self.stop_reason:
             return
         self.stop_reason = reason
+        self._end_by(0.0)
         gevent.spawn(self._stop)
 
     def start(self, users: int, spawn_rate: float, run_time: float | None = None) -> None:
         """Start ``users`` at ``spawn_rate`` per second; stop by itself after ``run_time`` seconds."""
         self.started_at = time.time()
+        if run_time is not None:
+            self._end_by(run_time)
         self.set_users(users, spawn_rate)
         if run_time is not None:
             self._timers.append(gevent.spawn_later(run_time, self.stop, "run time reached"))
@@ -86,6 +102,7 @@ class LoadShape:
     def start_stages(self, stages: Sequence[Stage]) -> None:
         """Ramp through ``stages`` (ramp up, hold, ramp down …); stop when the last one ends."""
         self.started_at = time.time()
+        self._end_by(sum(stage.duration for stage in stages))
         self._timers.append(gevent.spawn(self._run_stages, list(stages)))
 
     def _run_stages(self, stages: list[Stage]) -> None:
@@ -114,6 +131,7 @@ class LocalRunner(LoadShape):
     trace = False
     think = True
     stop_when_idle = True  # the test ends when the last user finished (iterations, stop_user)
+    saturation: Saturation | None = None  # told when a spawn rate is not reached
 
     def __init__(
         self,
@@ -153,7 +171,13 @@ class LocalRunner(LoadShape):
 
     # ------------------------------------------------------------------------------------------- Runtime
 
+    def counts(self, result: RequestResult) -> bool:
+        """A request counts unless it began after the deadline (a step already under way may send more)."""
+        return self.deadline == float("inf") or time.monotonic() - result.elapsed_ms / 1000 < self.deadline
+
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
+        if not self.counts(result):
+            return
         self.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure, result.retries)
         if (unreachable := self.unreachable.note(result.failure if result.connect_failed else None)) is not None:
             self.warn(unreachable)
@@ -199,12 +223,16 @@ class LocalRunner(LoadShape):
         self.state = State.SPAWNING
         target = sum(wanted)
         current = [len(users) for users in self.users]
+        self.reserve_ids(sum(max(0, w - c) for w, c in zip(wanted, current, strict=True)))
         interval = 1.0 / rate if rate > 0 and rate != float("inf") else 0.0
-        due = time.monotonic()
-        for index in spawn_order([max(0, w - c) for w, c in zip(wanted, current, strict=True)]):
+        due = began = time.monotonic()
+        order = spawn_order([max(0, w - c) for w, c in zip(wanted, current, strict=True)])
+        for index in order:
             self._start_user(index)
             due += interval
             gevent.sleep(max(0.0, due - time.monotonic()))
+        if self.saturation is not None and order:
+            self.saturation.spawn_slipped(len(order), rate, time.monotonic() - began)
         for index in reversed(spawn_order([max(0, c - w) for w, c in zip(wanted, current, strict=True)])):
             self._stop_one(index)
             due += interval
@@ -217,9 +245,16 @@ class LocalRunner(LoadShape):
         if self.user_count == 0 and target > 0:
             self.stop("all users finished")
 
-    def _start_user(self, index: int) -> VirtualUser:
-        user = self.classes[index](self, self._next_id)
+    def reserve_ids(self, count: int) -> None:
+        """``count`` users are about to start (a worker asks its master for their ids: they are the cluster's)."""
+
+    def take_id(self) -> int:
+        """The next user's ``user_id``: 1, 2, 3 … in the order users start."""
         self._next_id += 1
+        return self._next_id - 1
+
+    def _start_user(self, index: int) -> VirtualUser:
+        user = self.classes[index](self, self.take_id())
         self.users[index][user.user_id] = user
         user.greenlet = self._group.spawn(self._run_user, user, index)
         self.user_count_max = max(self.user_count_max, self.user_count)
@@ -230,7 +265,7 @@ class LocalRunner(LoadShape):
         from runner.engine.flow import StopTest
 
         try:
-            seconds = user.advance(self.iterations)
+            seconds = user.advance(self.iterations, self.ends_at, self.deadline)
         except StopTest as signal:
             self.stop(signal.reason if not signal.failed else f"stop_test: {signal.reason}".rstrip(": "))
             seconds = None
@@ -291,9 +326,8 @@ class LocalRunner(LoadShape):
         for users in self.users:
             for user in users.values():
                 user.stopping = True
-        deadline = time.monotonic() + self.stop_timeout
-        while self.user_count and time.monotonic() < deadline:
-            gevent.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        while self.user_count and time.monotonic() < self.deadline:
+            gevent.sleep(min(0.05, max(0.0, self.deadline - time.monotonic())))
         for index, users in enumerate(self.users):
             for user in list(users.values()):
                 self._terminate(user, index)
@@ -304,6 +338,7 @@ class LocalRunner(LoadShape):
     def kill_now(self) -> None:
         """A second Ctrl-C: do not wait for iterations to finish."""
         self.stop_timeout = 0
+        self.deadline = min(self.deadline, time.monotonic())
         self.stop("interrupted")
         for index, users in enumerate(self.users):
             for user in list(users.values()):

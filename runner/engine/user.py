@@ -98,6 +98,7 @@ class Transaction:
 Program = tuple[Step | Think, ...]
 
 ON_START, ITERATING, ON_STOP, DONE = range(4)
+INF = float("inf")
 
 
 class VirtualUser:
@@ -130,6 +131,7 @@ class VirtualUser:
         "_phase",
         "_program",
         "_stop_test",
+        "deadline",
         "greenlet",
         "iteration",
         "late_ms",
@@ -149,6 +151,7 @@ class VirtualUser:
         self.user_id = user_id
         self.iteration = 0
         self.stopping = False
+        self.deadline = INF  # time.monotonic() from which this user may begin nothing (``advance`` sets it)
         self.late_ms = 0.0  # open model: how long after its intended start this user began
         self.greenlet: Any = None  # the runner's bookkeeping: the greenlet running it, or
         self.parked: Any = None  # the timer that will wake it
@@ -179,18 +182,30 @@ class VirtualUser:
             discard_body=self.http.discard_body,
         )
 
-    def advance(self, iterations: int | None = None) -> float | None:
+    def advance(self, iterations: int | None = None, stop_at: float = INF, deadline: float = INF) -> float | None:
         """Run until the next think (return its seconds) or the end of the user's life (return None).
 
         A failed step's flow signal ends the iteration (``stop_iteration``), the user (``stop_user``: on_stop
         still runs) or the test (``stop_test``: on_stop runs, then ``StopTest`` is raised from here). An
         exception inside a step is reported and ends the iteration: a bug in a user must not end the test.
+
+        From ``stop_at`` (``time.monotonic()``) no new iteration begins; from ``deadline`` no new step does and
+        the user's life ends here (without on_stop). Both are checked by the user itself, so they hold even when
+        the runner's own timers fire late on a saturated event loop.
         """
         if self._paused_at:
             self._resume_transactions()
+        self.deadline = deadline
         while True:
             program, pc = self._program, self._pc
+            if deadline != INF and time.monotonic() >= deadline:
+                self.transactions.clear()  # cut short: never finished, not reported
+                self._phase = DONE
+                self.close()
+                return None
             if pc >= len(program):
+                if stop_at != INF and time.monotonic() >= stop_at:
+                    self.stopping = True
                 if not self._next_program(iterations):
                     return None
                 continue
@@ -292,6 +307,10 @@ class VirtualUser:
             signal, self._stop_test = self._stop_test, None
             raise signal
         return False
+
+    def past_deadline(self) -> bool:
+        """The run's deadline passed (a response that arrives after it is neither checked nor counted)."""
+        return self.deadline != INF and time.monotonic() >= self.deadline
 
     @property
     def done(self) -> bool:

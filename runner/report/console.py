@@ -118,13 +118,13 @@ def summary(results: Mapping[str, Any]) -> str:
             f"{len(releases)} release{'s' if len(releases) != 1 else ''}{': ' + groups + more if releases else ''}",
         ]
     for pool in results.get("pools") or []:
-        dry = ", ran out of rows" if pool["dry"] else ""
-        parts += [
-            f"Data pool {pool['name']} ({pool['order']}): {pool['handed_out']} of {pool['rows']} rows handed out{dry}"
-        ]
+        parts += [pool_line(pool)]
     arrivals = results.get("arrivals")
     if arrivals:
         parts += ["", _open_model(arrivals, results)]
+    saturation = saturation_line(results.get("saturation"))
+    if saturation:
+        parts += ["", saturation]
     resources = results.get("resources")
     if resources and resources.get("series"):
         parts += ["", resource_summary(resources)]
@@ -143,20 +143,61 @@ def summary(results: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def pool_line(pool: Mapping[str, Any]) -> str:
+    """A unique pool hands each row out once (per cycle); the others hand rows out as often as users ask."""
+    dry = ", ran out of rows" if pool.get("dry") else ""
+    rows, handed = pool.get("rows", 0), pool.get("handed_out", 0)
+    if pool.get("order") == "unique":
+        return f"Data pool {pool['name']} (unique): {handed} of {rows} rows handed out{dry}"
+    times = "time" if handed == 1 else "times"
+    return f"Data pool {pool['name']} ({pool.get('order')}, {rows} rows): rows handed out {handed} {times}{dry}"
+
+
 def _open_model(arrivals: Mapping[str, Any], results: Mapping[str, Any]) -> str:
     intended = (results.get("from_intended_start") or {}).get("total") or {}
     service = (results.get("total") or {}).get("percentiles") or {}
+    tolerance = arrivals.get("late_tolerance_ms")
     lines = [
         "Open model",
         f"  arrivals: {arrivals['planned']} planned, {arrivals['started']} started, {arrivals['late']} late "
-        f"(max {_ms(arrivals['max_late_ms'])} ms), {arrivals['waiting_at_end']} still waiting at the end",
+        f"(over {_ms(tolerance)} ms; max {_ms(arrivals['max_late_ms'])} ms), "
+        f"{arrivals['waiting_at_end']} still waiting at the end",
     ]
+    if arrivals.get("jitter_p50_ms") is not None:
+        lines.append(
+            f"  start jitter (arrivals with a free slot): p50 {_ms(arrivals['jitter_p50_ms'])} ms, "
+            f"p99 {_ms(arrivals.get('jitter_p99_ms'))} ms, max {_ms(arrivals.get('jitter_max_ms'))} ms"
+        )
     for q in ("50", "95", "99"):
         measured = (intended.get("percentiles") or {}).get(q)
         lines.append(f"  p{q}: {_ms(service.get(q))} ms service time, {_ms(measured)} ms from the intended start")
-    if arrivals["late"]:
-        lines.append("  late arrivals waited for a free user slot (max_users): the system kept up less than planned")
+    if arrivals.get("late_for_slot", arrivals["late"] if tolerance is None else 0):
+        lines.append(
+            f"  {arrivals.get('late_for_slot', arrivals['late'])} late arrivals waited for a free user slot "
+            "(max_users): the system kept up less than planned"
+        )
+    if arrivals.get("late_by_lrun"):
+        lines.append(
+            f"  {arrivals['late_by_lrun']} late arrivals found a user slot free: lrun itself started them late"
+        )
     return "\n".join(lines)
+
+
+def saturation_line(saturation: Mapping[str, Any] | None) -> str:
+    """Whether lrun itself was the bottleneck, with the event loop's measured lag; empty when unknown."""
+    if not saturation or saturation.get("loop_lag_p50_ms") is None:
+        return ""
+    lag = (
+        f"event loop lag p50 {_ms(saturation['loop_lag_p50_ms'])} ms, p99 {_ms(saturation.get('loop_lag_p99_ms'))} "
+        f"ms, max {_ms(saturation.get('loop_lag_max_ms'))} ms"
+    )
+    if not saturation.get("saturated"):
+        return f"Load generator: kept up ({lag})"
+    reasons = "; ".join(saturation.get("reasons") or [])
+    return (
+        f"Load generator: SATURATED ({lag}): {reasons}.\n"
+        "  Response times include lrun's own waiting: give lrun a core of its own or spread the users (--processes)"
+    )
 
 
 def _mib(value: float | None) -> str:

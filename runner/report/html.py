@@ -177,7 +177,7 @@ def _run_charts(results: dict[str, Any], origin: float) -> list[dict[str, Any]]:
         )
     found.append(_chart("chart-users", "Active users", [Line("users", _series(series, "users"))], x_origin=origin))
     transactions = results.get("transactions")
-    if isinstance(transactions, dict) and transactions.get("series"):
+    if isinstance(transactions, dict) and transactions.get("series") and transactions.get("entries"):
         tps = transactions["series"]
         found.append(
             _chart(
@@ -333,7 +333,7 @@ def _summary(results: dict[str, Any]) -> list[dict[str, str]]:
         {"label": "requests/s", "value": fmt_rate(total.get("rps"))},
     ]
     transactions = results.get("transactions")
-    if isinstance(transactions, dict) and isinstance(transactions.get("total"), dict):
+    if isinstance(transactions, dict) and isinstance(transactions.get("total"), dict) and transactions.get("entries"):
         tiles.append({"label": "transactions/s", "value": fmt_rate(transactions["total"].get("rps"))})
     for q in ("50", "90", "95", "99"):
         tiles.append({"label": f"p{q}", "value": fmt_ms(percentiles.get(q))})
@@ -386,6 +386,18 @@ def _elapsed(epoch: Any, origin: float) -> str:
     return f"+{charts.clock(epoch - origin)}" if isinstance(epoch, int | float) else "—"
 
 
+def _saturation(saturation: Any) -> dict[str, Any] | None:
+    """The verdict's line on the load generator: saturated (and why), or kept up; None when not measured."""
+    if not isinstance(saturation, dict) or saturation.get("loop_lag_p50_ms") is None:
+        return None
+    lag = (
+        f"event loop lag p50 {fmt_ms(saturation.get('loop_lag_p50_ms'))}, "
+        f"p99 {fmt_ms(saturation.get('loop_lag_p99_ms'))}, max {fmt_ms(saturation.get('loop_lag_max_ms'))}"
+    )
+    reasons = [str(r) for r in saturation.get("reasons") or []]
+    return {"saturated": bool(saturation.get("saturated")), "lag": lag, "reasons": reasons}
+
+
 def run_view(results: dict[str, Any]) -> dict[str, Any]:
     """Everything the template shows for one run, formatted; optional parts are None or empty."""
     origin = _origin(results)
@@ -416,6 +428,7 @@ def run_view(results: dict[str, Any]) -> dict[str, Any]:
         "stop_reason": results.get("stop_reason") or "",
         "thresholds": _threshold_rows(results),
         "warnings": [str(w) for w in results.get("warnings") or []],
+        "saturation": _saturation(results.get("saturation")),
         "summary": _summary(results),
         "charts": _run_charts(results, origin),
         "distribution": Markup(

@@ -32,7 +32,18 @@ Optional keys (absent in older files and in runs without the feature; every read
     warnings          [text]: what went wrong without failing the run (lrun's own CPU, resource thresholds …)
     resources         RESOURCES: CPU and memory of lrun, the machine and monitored processes (``runner.monitor``)
     resource_thresholds   RESOURCE_VERDICT per threshold in the scenario's ``monitor: {thresholds: [...]}``
-    arrivals, from_intended_start   open model: arrival counts; response times from the intended start
+    arrivals, from_intended_start   open model: arrival counts; response times from the intended start.
+                      arrivals: {"planned", "started", "late" (started over "late_tolerance_ms" after the
+                      intended start), "late_for_slot" (of those: waited for a free slot, max_users busy),
+                      "late_by_lrun" (of those: a slot was free, lrun started them late), "max_late_ms",
+                      "jitter_p50_ms", "jitter_p99_ms", "jitter_max_ms" (start delay of the arrivals that found a
+                      slot free: the scheduler's precision), "waiting_at_end"}
+    saturation        was lrun itself the bottleneck? {"saturated" (bool), "reasons" [text], "loop_lag_p50_ms",
+                      "loop_lag_p99_ms", "loop_lag_max_ms" (how late a 100 ms timer fired, over the run),
+                      "loop_lag_worst_window_ms" (the worst median of 3 s), "loop_lag_limit_ms" (a 3 s median
+                      above it is saturation), "probes", "saturated_s" (seconds judged saturated), "spawn" (null,
+                      or the slowest spawn that missed its rate: {"users", "asked_rate", "reached_rate"}),
+                      "arrivals_slipped" (open model: arrivals lrun started late with a slot free)}
     transactions      {"total": ENTRY, "entries": [ENTRY], "series": [POINT], "errors": [FAILURE]}; ENTRY with
                       "type": "transaction", method "", and "think_s" (think time inside it, not counted in its
                       times). TPS is ``transactions.total.rps``
