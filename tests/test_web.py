@@ -55,6 +55,10 @@ def test_rest_api_as_a_locust_user_scripts_it() -> None:
         changed = http(f"{url}/swarm", method="POST", data={"user_count": 5, "spawn_rate": 50})
         assert changed.status == 200, changed.text
         wait_for(lambda: stats(url)["user_count"] == 5, what="5 users")
+        before = wait_for(lambda: (n := aggregated(stats(url))["num_requests"]) > 20 and n, what="20 requests")
+        assert http(f"{url}/stats/reset").json()["success"] is True
+        assert aggregated(stats(url))["num_requests"] < before  # counting starts again
+        wait_for(lambda: aggregated(stats(url))["num_requests"] > 0, what="requests after the reset")
 
         table = list(csv.reader(io.StringIO(http(f"{url}/stats/requests/csv").text)))
         assert table[0][:4] == ["Type", "Name", "Request Count", "Failure Count"]
@@ -73,10 +77,11 @@ def test_rest_api_as_a_locust_user_scripts_it() -> None:
         state = http(f"{url}/api/state").json()["snapshot"]
         assert [run["id"] for run in state["history"]] == [1, 2]
         first = http(f"{url}/api/runs/1/results.json").json()
-        assert first["total"]["requests"] > 5 and first["stop_reason"] == "stopped from the web UI"
+        assert first["total"]["requests"] > 0 and first["stop_reason"] == "stopped from the web UI"
+        assert first["stats_start"] > first["start"]  # counted from the reset
         second = http(f"{url}/api/runs/2/results.json").json()
         assert second["stop_reason"] == "run time reached"
-        assert second["total"]["requests"] < first["total"]["requests"]  # its own statistics, not the first's
+        assert 0 < second["total"]["requests"] < before  # its own statistics: 1 user for 2 s
     assert web.process.returncode in (0, 1)
     assert "Traceback" not in "".join(web.stderr)
 
