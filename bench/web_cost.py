@@ -150,23 +150,22 @@ def main() -> int:
                 memory = one_run(children, tmp, nginx, long, web=True, clients=1, name="memory")
     finally:
         children.stop_all()
-    headless = statistics.median(r["cpu_us_per_request"] for r in runs if not r["web"])
-    web_cost = statistics.median(r["cpu_us_per_request"] for r in runs if r["web"])
-    summary: dict[str, Any] = {
-        "cpu_us_per_request_headless": headless,
-        "cpu_us_per_request_web": web_cost,
-        "ratio": round(web_cost / headless, 4),
-        "runs": runs,
-    }
-    print(f"CPU per request: headless {headless:.2f} µs, with {args.clients} SSE clients {web_cost:.2f} µs")
-    print(f"ratio web/headless: {summary['ratio']:.4f} ({(summary['ratio'] - 1) * 100:+.2f} %)")
-    pairs = zip([r for r in runs if not r["web"]], [r for r in runs if r["web"]], strict=True)
-    print("per round:", ", ".join(f"{w['cpu_us_per_request'] / h['cpu_us_per_request']:.3f}" for h, w in pairs))
-    building = [r["snapshot_cpu_ms"] for r in runs if r["snapshot_cpu_ms"] is not None]
-    if building:
-        ms = statistics.median(building)
-        summary["snapshot_cpu_ms"] = ms
-        print(f"the UI's snapshot: {ms:.2f} ms of CPU once a second for all pages ({ms / 10:.2f} % of a core)")
+    summary: dict[str, Any] = {"runs": runs}
+    if runs:
+        headless = statistics.median(r["cpu_us_per_request"] for r in runs if not r["web"])
+        web_cost = statistics.median(r["cpu_us_per_request"] for r in runs if r["web"])
+        summary.update(
+            cpu_us_per_request_headless=headless, cpu_us_per_request_web=web_cost, ratio=round(web_cost / headless, 4)
+        )
+        print(f"CPU per request: headless {headless:.2f} µs, with {args.clients} SSE clients {web_cost:.2f} µs")
+        print(f"ratio web/headless: {summary['ratio']:.4f} ({(summary['ratio'] - 1) * 100:+.2f} %)")
+        pairs = zip([r for r in runs if not r["web"]], [r for r in runs if r["web"]], strict=True)
+        print("per round:", ", ".join(f"{w['cpu_us_per_request'] / h['cpu_us_per_request']:.3f}" for h, w in pairs))
+        building = [r["snapshot_cpu_ms"] for r in runs if r["snapshot_cpu_ms"] is not None]
+        if building:
+            ms = statistics.median(building)
+            summary["snapshot_cpu_ms"] = ms
+            print(f"the UI's snapshot: {ms:.2f} ms of CPU once a second for all pages ({ms / 10:.2f} % of a core)")
     if memory is not None:
         samples = memory["rss_kib"]
         during = [(t, kib) for t, kib in samples if t <= args.memory_duration]  # not the results at the end
