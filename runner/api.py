@@ -71,18 +71,20 @@ def run(
     settings: RunSettings,
     *,
     events: Events | None = None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     command: str = "python",
 ) -> Outcome:
-    """Run the load test in this process (or with ``settings.processes`` local workers, or as ``--master``);
-    outputs (``settings.json``, ``csv``, ``html``, ``junit``, the console summary on ``out``) are written whatever
-    ends it. Request events fire for requests made in this process: a distributed run's happen in its workers."""
+    """Run the load test in this process (or with ``settings.processes`` local workers, or as ``--master``).
+
+    Outputs (``settings.json``, ``csv``, ``html``, ``junit``; the console summary on ``out``, default stdout) are
+    written whatever ends the run. Request events fire for requests made in this process: a distributed run's
+    are made in its workers."""
     require_gevent()
     events = events or Events()
     ended: list[dict[str, Any]] = []
     events.stop.add_listener(ended.append)
     try:
-        code = _run(scenario, settings, events, out, command)
+        code = _run(scenario, settings, events, out or sys.stdout, command)
     finally:
         events.stop.listeners.remove(ended.append)
     return Outcome(code, ended[-1] if ended else {})

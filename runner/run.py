@@ -1,4 +1,5 @@
-"""``lrun run``: a load test from start to outputs.
+"""A load test from start to outputs: ``run_local`` (in this process) and ``drive`` (the run's story, shared with
+the master of a distributed run). ``runner.api.run`` compiles the scenario and picks one of them.
 
 One direction: settings → (demo target) → compiled users → runner → statistics → results dict → outputs
 (console, JSON, CSV, HTML, JUnit). Outputs are written from the results dict, also after Ctrl-C, SIGTERM, an

@@ -190,3 +190,43 @@ def test_xmlrpc_calls_are_counted_like_the_server_counts_them(demo_url: str, tmp
     assert all(e["method"] == "xmlrpc" and "no item 11" in e["message"] for e in faults)
     assert sum(e["count"] for e in faults) == served["faults"].get("item", 0)
     assert [t["passed"] for t in results["thresholds"]] == [True, True, True]
+
+
+PROGRAM = """
+from gevent import monkey
+
+monkey.patch_all()
+
+import io, json, sys
+
+import runner
+
+scenario = runner.load(sys.argv[1])
+settings = runner.settings(scenario, host=sys.argv[2], users=4, spawn_rate=4, iterations=3, processes=2)
+events = runner.Events()
+seen = {"spawn": [], "stop": [], "requests": 0}
+events.spawn.add_listener(seen["spawn"].append)
+events.stop.add_listener(lambda results: seen["stop"].append(results["total"]["requests"]))
+events.request.add_listener(lambda user, result: seen.__setitem__("requests", seen["requests"] + 1))
+outcome = runner.run(scenario, settings, events=events, out=io.StringIO())
+print(json.dumps({"code": outcome.exit_code, "total": outcome.results["total"]["requests"],
+                  "workers": len(outcome.results["workers"]), **seen}))
+"""
+
+
+def test_the_api_runs_with_local_workers(demo_url: str, tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("users:\n  u:\n    sequence: [{get: /items}, {get: /about}]\n")
+    (tmp_path / "program.py").write_text(PROGRAM)
+    demo(demo_url, "/__reset", "POST")
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "program.py"), str(tmp_path / "s.yaml"), demo_url],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    served = demo(demo_url, "/__stats")["by_path"]
+    assert served == {"GET /items": 12, "GET /about": 12}  # 4 users x 3 iterations, made by the workers
+    assert seen == {"code": 0, "total": 24, "workers": 2, "spawn": [4], "stop": [24], "requests": 0}

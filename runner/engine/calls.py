@@ -40,7 +40,7 @@ def report(
 ) -> None:
     """Report one call that was timed elsewhere: a request of ``method`` (``xmlrpc``, ``grpc``, ``sql`` …)
     named ``name``; ``failure`` (a message) makes it a failed one, and fails the user's open transactions."""
-    result = RequestResult(method, name, name, 0 if failure else 1, elapsed_ms, size, failure)
+    result = RequestResult(method, name, name, 0, elapsed_ms, size, failure)  # no HTTP status: 0
     user.runtime.on_request(user, result)
     if failure is not None and user.transactions:
         user.fail_transactions(failure)
