@@ -186,10 +186,10 @@ def run(
             _fail(f"-H: {exc}")
     _setup_logging(settings.loglevel, settings.logfile)
     _patch_gevent()
-    from runner.run import run_load
+    from runner.api import run as run_test
 
-    code = run_load(loaded, settings, command=" ".join(["lrun", *sys.argv[1:]]))
-    sys.exit(code)
+    outcome = run_test(loaded, settings, command=" ".join(["lrun", *sys.argv[1:]]))
+    sys.exit(outcome.exit_code)
 
 
 def _roles(settings: Any, local_child: bool) -> None:
@@ -390,7 +390,7 @@ def debug(
     loaded = _load(scenario, data_dir)
     unknown = [n for n in user_names if n not in loaded.model.users]
     if unknown:
-        from runner.scenario.loader import did_you_mean
+        from runner.suggest import did_you_mean
 
         hint = did_you_mean(unknown[0], loaded.model.users) or f"user types: {', '.join(loaded.model.users)}"
         _fail(f"{scenario}: no user type '{unknown[0]}' ({hint})")

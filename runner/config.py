@@ -228,7 +228,7 @@ def _line_of(text: str, key: str) -> int:
 
 
 def _checked(path: Path, found: dict[str, tuple[Any, int]]) -> dict[str, Any]:
-    from runner.scenario.loader import did_you_mean
+    from runner.suggest import did_you_mean
 
     out = {}
     for key, (value, line) in found.items():
@@ -271,3 +271,8 @@ def resolve(
             raise LrunError(f"{option} from {source}: {exc}") from None
         settings.sources[name] = source
     return settings
+
+
+def load_given_by_user(settings: RunSettings) -> bool:
+    """-u, -r or -t from anywhere but the scenario replace the scenario's stages (or arrivals)."""
+    return any(settings.sources.get(name) not in ("default", "scenario load") for name in ("users", "run_time"))

@@ -1,4 +1,5 @@
-"""``lrun run``: a load test from start to outputs.
+"""A load test from start to outputs: ``run_local`` (in this process) and ``drive`` (the run's story, shared with
+the master of a distributed run). ``runner.api.run`` compiles the scenario and picks one of them.
 
 One direction: settings → (demo target) → compiled users → runner → statistics → results dict → outputs
 (console, JSON, CSV, HTML, JUnit). Outputs are written from the results dict, also after Ctrl-C, SIGTERM, an
@@ -13,7 +14,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,14 +22,14 @@ import gevent
 from gevent import GreenletExit
 
 from runner import templating
-from runner.compiler import CompiledScenario, CompileOptions, compile_scenario, needs_demo
-from runner.config import RunSettings
+from runner.compiler import CompiledScenario
+from runner.config import RunSettings, load_given_by_user
 from runner.engine.arrivals import ArrivalRunner, RateStage
 from runner.engine.flow import StopTest
 from runner.engine.runner import LocalRunner, Stage
 from runner.engine.saturation import Saturation
 from runner.engine.user import VirtualUser
-from runner.errors import RunError
+from runner.events import Events
 from runner.monitor import ResourceMonitor, ResourceRule, ResourceWatch
 from runner.report import console
 from runner.report.results import build_results, write_json
@@ -63,6 +63,7 @@ class Live:
     lag: float = 0.0  # seconds the statistics trail real time (a master hears its workers a report late)
     extra_results: Callable[[], dict[str, Any]] | None = None  # more top-level keys for the results
     saturation: Saturation | None = None  # is lrun itself the bottleneck? (drive starts it)
+    events: Events = field(default_factory=Events)  # the Python API's listeners
 
     def print(self, text: str) -> None:
         self.clear_progress()
@@ -225,58 +226,26 @@ def _keys(live: Live) -> gevent.Greenlet | None:
     return greenlet
 
 
-def run_load(loaded: LoadedScenario, settings: RunSettings, *, command: str, out: TextIO = sys.stdout) -> int:
-    """Run the load test; return the exit code. Outputs are written whatever ends the run."""
-    model = loaded.model
-    outside = {}
-    for name, source in settings.sources.items():
-        if source not in ("default", "scenario load", "command line"):
-            value = "***" if name == "master_token" else getattr(settings, name)  # a secret stays out of logs
-            outside.setdefault(source, []).append(f"{name}={value}")
-    for source, values in outside.items():
-        log.info("settings from %s: %s", source, ", ".join(values))
-    with ExitStack() as stack:
-        demo_url = None
-        if needs_demo(model, settings.host):
-            from runner.demo import start_demo
-
-            demo = stack.enter_context(start_demo())
-            demo_url = demo.url
-            log.info("demo target started at %s", demo_url)
-        compiled = compile_scenario(
-            loaded,
-            CompileOptions(
-                host=settings.host,
-                demo_url=demo_url,
-                tags=tuple(settings.tags),
-                exclude_tags=tuple(settings.exclude_tags),
-            ),
-        )
-        if not compiled.user_classes:
-            raise RunError("no user type left to run: --tags / --exclude-tags excluded them all")
-        missing_host = [c.type_name for c in compiled.user_classes if not c.host]
-        if missing_host:
-            raise RunError(f"no host for {', '.join(missing_host)}: add host: to the scenario or pass -H URL")
-        if settings.master or settings.processes:
-            from runner.distributed.master import run_master
-
-            return run_master(loaded, compiled, settings, demo_url=demo_url, command=command, out=out)
-        return _run(loaded, compiled, settings, command=command, out=out)
-
-
-def _run(
-    loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, *, command: str, out: TextIO
+def run_local(
+    loaded: LoadedScenario,
+    compiled: CompiledScenario,
+    settings: RunSettings,
+    *,
+    command: str,
+    out: TextIO,
+    events: Events | None = None,
 ) -> int:
+    """A run in this process (a LocalRunner, or an ArrivalRunner for the open model); returns the exit code."""
     model = loaded.model
     classes = compiled.user_classes
     # Loading the scenario (a big CSV pool takes seconds) ran before the event loop: its cached time is stale,
     # and timers (the run time) count from it.
     gevent.get_hub().loop.update_now()
     stats = RequestStats(full_history=settings.csv_full_history)
-    live = Live(stats, None, settings, out, out.isatty(), **_monitoring(model, settings))
+    live = Live(stats, None, settings, out, out.isatty(), events=events or Events(), **monitoring(model, settings))
     common = runner_hooks(live, compiled)
     runner: LocalRunner
-    if model.load.is_open and not _load_given_by_user(settings):  # -u or -t replace the scenario's arrivals
+    if model.load.is_open and not load_given_by_user(settings):  # -u or -t replace the scenario's arrivals
         runner = ArrivalRunner(classes, stats, RequestStats(), max_users=model.load.max_users, **common)
     else:
         runner = LocalRunner(classes, stats, iterations=settings.iterations, **common)
@@ -297,6 +266,7 @@ def runner_hooks(live: Live, compiled: CompiledScenario) -> dict[str, Any]:
         if live.settings.reset_stats:
             live.stats.reset()
             live.transactions.reset()
+        live.events.spawn.fire(count)
 
     def stopping() -> None:
         for point in compiled.rendezvous.values():
@@ -308,8 +278,22 @@ def runner_hooks(live: Live, compiled: CompiledScenario) -> dict[str, Any]:
         "on_warning": live.warn,
         "transactions": live.transactions,
         "on_stopping": stopping,
-        "request_hook": request_hook(compiled.script, live.warn),
+        "request_hook": _request_listeners(request_hook(compiled.script, live.warn), live.events),
     }
+
+
+def _request_listeners(script_hook: Callable[..., None] | None, events: Events) -> Callable[..., None] | None:
+    """The module's ``on_request`` and the API's request listeners as one hook (None when there is neither)."""
+    if not events.request:
+        return script_hook
+    if script_hook is None:
+        return events.request.fire
+
+    def both(user: VirtualUser, result: Any) -> None:
+        script_hook(user, result)
+        events.request.fire(user, result)
+
+    return both
 
 
 def drive(
@@ -319,7 +303,7 @@ def drive(
     thresholds, outputs. A local run and the master of a distributed run both go through here; both run the
     scenario's setup, teardown and lifecycle hooks."""
     model, runner, script = loaded.model, live.runner, compiled.script
-    closed_by_user = _load_given_by_user(settings)  # -u or -t replace the scenario's stages
+    closed_by_user = load_given_by_user(settings)  # -u or -t replace the scenario's stages
     _bind_rendezvous(compiled, settings, live, model)
     saturation = live.saturation = runner.saturation = Saturation(live.warn)
     env = HookEnvironment(loaded.name, settings.host or model.host or "", settings, {}, live.stats, runner)
@@ -420,7 +404,7 @@ def drive(
 def _bind_rendezvous(compiled: CompiledScenario, settings: RunSettings, live: Live, model: Any) -> None:
     """Rendezvous points count the runner's users (all of them, and those running) and may be switched off."""
     runner = live.runner
-    stages = [] if _load_given_by_user(settings) else model.load.stages or []
+    stages = [] if load_given_by_user(settings) else model.load.stages or []
     most = max(settings.users, max((stage.users for stage in stages), default=0))
     for point in compiled.rendezvous.values():
         point.enabled = not settings.no_rendezvous
@@ -525,17 +509,15 @@ class Once:
 TEARDOWN_LIMIT = 60.0
 
 
-def _monitoring(model: Any, settings: RunSettings) -> dict[str, Any]:
+def monitoring(model: Any, settings: RunSettings) -> dict[str, Any]:
     """The resource monitor (lrun, the machine, the scenario's and --monitor's processes) and its thresholds."""
     declared = model.monitor.processes if model.monitor else []
     thresholds = model.monitor.thresholds if model.monitor else []
     monitor = ResourceMonitor([*declared, *settings.monitor])
-    return {"monitor": monitor, "watch": ResourceWatch([t.rule() for t in thresholds], builtin=[GENERATOR_HOT])}
-
-
-def _load_given_by_user(settings: RunSettings) -> bool:
-    """-u, -r or -t from anywhere but the scenario replace the scenario's stages."""
-    return any(settings.sources.get(name) not in ("default", "scenario load") for name in ("users", "run_time"))
+    return {
+        "monitor": monitor,
+        "watch": ResourceWatch([ResourceRule.of(t) for t in thresholds], builtin=[GENERATOR_HOT]),
+    }
 
 
 def _finish(
@@ -598,6 +580,7 @@ def _finish(
         code = 1
         live.warn("no request was made")
     results.update(thresholds=verdicts, passed=code == 0, exit_code=code)
+    live.events.stop.fire(results)
     _write_outputs(results, settings, live)
     return code
 

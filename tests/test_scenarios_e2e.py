@@ -268,7 +268,11 @@ users:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     ) as process:  # fmt: skip
         try:
-            time.sleep(2.5)
+            deadline = time.monotonic() + 60  # under load, start-up alone can take seconds: wait for the users
+            for line in process.stderr:
+                if "users running" in line or time.monotonic() > deadline:
+                    break
+            time.sleep(1.0)
             process.send_signal(signal.SIGINT)
             process.communicate(timeout=30)
         finally:

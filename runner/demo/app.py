@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, quote, unquote
 
 import gevent
 
+from runner.demo.rpc import RpcService
+
 MAX_REMEMBERED = 100_000  # issued sessions / tokens / orders kept (oldest evicted first)
 MAX_BODY = 10 * 1024 * 1024
 MAX_SLEEP_MS = 30_000
@@ -178,6 +180,7 @@ class DemoShop:
             ("GET", "/redirect", self.redirect),
             ("GET", "/cookies/set", self.set_cookies),
             ("GET", "/cookies", self.cookies),
+            ("POST", "/RPC2", self.rpc),
             ("GET", "/__stats", self.stats),
             ("POST", "/__reset", self.reset_state),
         ]:
@@ -197,6 +200,7 @@ class DemoShop:
         self.logins = 0
         self.requests = 0
         self.by_path: dict[str, int] = {}
+        self.xmlrpc = RpcService(ITEMS)
 
     # -- WSGI ------------------------------------------------------------------------------------------
 
@@ -463,8 +467,12 @@ class DemoShop:
                 "registrations": self.registrations,
                 "orders": list(self.orders),
                 "logins": self.logins,
+                "xmlrpc": self.xmlrpc.stats(),
             }
         )
+
+    def rpc(self, request: Request) -> Response:
+        return Response(200, self.xmlrpc.handle(request.body), "text/xml")
 
     def reset_state(self, request: Request) -> Response:
         self.reset()

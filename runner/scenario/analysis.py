@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from runner import templating
 from runner.errors import Problem
-from runner.scenario.loader import DataPath, Document, did_you_mean, existing_file
+from runner.scenario.loader import DataPath, Document, existing_file
 from runner.scenario.model import (
     CallStep,
     IfStep,
@@ -35,6 +35,7 @@ from runner.scenario.model import (
     User,
 )
 from runner.scenario.types import Tmpl
+from runner.suggest import did_you_mean
 
 _UNKNOWN = re.compile(r"no (filter|test) named '([^']*)'")
 GUARDS = {"default", "d"}  # {{ x | default('') }} may read an undefined x

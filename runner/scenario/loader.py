@@ -11,7 +11,6 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import yaml
 
 from runner.errors import Problem, ScenarioError
+from runner.suggest import did_you_mean
 
 try:
     _Loader: type = yaml.CSafeLoader
@@ -271,14 +271,6 @@ def _similar_file(path: Path) -> str:
         return ""
     found = difflib.get_close_matches(path.name, names, n=1, cutoff=0.75)
     return f"did you mean {path.parent / found[0]}?" if found else ""
-
-
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """A hint naming the candidate closest to ``word`` (GET -> get, hots -> host), or ""."""
-    candidates = list(candidates)
-    found = [c for c in candidates if c.lower() == str(word).lower()]
-    found = found or difflib.get_close_matches(str(word), candidates, n=1, cutoff=0.6)
-    return f"did you mean '{found[0]}'?" if found else ""
 
 
 def load_document(path: Path, *, fragment: bool = False, _seen: tuple[Path, ...] = ()) -> Document:

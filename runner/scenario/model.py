@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from runner.scenario.limits import parse_expression, resource_limit
 from runner.scenario.types import (
     Duration,
     Expression,
@@ -665,9 +666,7 @@ class Load(_OpenModel):
 
 
 def _check_rule(value: str) -> str:
-    from runner.thresholds import parse_rule
-
-    parse_rule(value)  # raises ValueError saying what to write
+    parse_expression(value)  # raises ValueError saying what to write
     return value
 
 
@@ -882,15 +881,8 @@ class ResourceThreshold(Model):
 
     @model_validator(mode="after")
     def _readable(self) -> ResourceThreshold:
-        self.rule()  # raises ValueError saying what to write
+        resource_limit(self.metric, self.above, self.process)  # raises ValueError saying what to write
         return self
-
-    def rule(self) -> Any:
-        from runner.monitor import ResourceRule
-
-        return ResourceRule.build(
-            self.metric, self.above, process=self.process, for_s=self.for_, action=self.action, message=self.message
-        )
 
 
 class Monitor(Model):

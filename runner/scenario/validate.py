@@ -9,9 +9,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from runner.errors import Problem, ScenarioError
-from runner.scenario.loader import DataPath, Document, did_you_mean
+from runner.scenario.loader import DataPath, Document
 from runner.scenario.model import STEP_KINDS, TASK_KINDS, Scenario
 from runner.scenario.types import check_template
+from runner.suggest import did_you_mean
 
 # Keys people bring from other tools, and what lrun calls them.
 SYNONYMS = {
