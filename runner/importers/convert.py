@@ -48,7 +48,7 @@ class Imported:
         for w in self.correlations.warnings:
             lines.append(f"warning: {w.value[:40]!r} used by {'; '.join(w.uses[:3])}: {w.why}")
         if self.pool and self.pool.columns:
-            lines.append(f"data pool {', '.join(self.pool.columns)}: {self.pool.columns and 'one recorded row'}")
+            lines.append(f"data pool inputs ({', '.join(self.pool.columns)}): the typed values as its first row")
         return lines
 
 

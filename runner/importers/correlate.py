@@ -44,6 +44,7 @@ BORING_HEADERS = frozenset(
     ["date", "content-length", "content-type", "server", "vary", "etag", "last-modified", "expires", "age"]
 )
 SCRIPT_VARIABLE = re.compile(r"""\b(?:var|let|const)?\s*([A-Za-z_$][\w$]*)\s*[:=]\s*(["'])([^"'\\\n]{4,})\2""")
+SCRIPT_BLOCK = re.compile(r"<script\b[^>]*>(.*?)</script>", re.IGNORECASE | re.DOTALL)
 TOKEN = re.compile(r"[A-Za-z0-9_\-.~+/=%]+")
 
 
@@ -174,6 +175,15 @@ class Response:
         return id(self)
 
 
+def script_variables(text: str, mime: str = "") -> Iterator[re.Match[str]]:
+    """``name = "value"`` and ``name: "value"`` in scripts: inside ``<script>`` blocks, or a whole script file."""
+    if "javascript" in mime.lower():
+        yield from SCRIPT_VARIABLE.finditer(text)
+        return
+    for block in SCRIPT_BLOCK.finditer(text):
+        yield from SCRIPT_VARIABLE.finditer(text, block.start(1), block.end(1))
+
+
 def boundary_positions(text: str, left: str, right: str) -> list[int]:
     """Start offsets of the values a boundary extractor finds (as ``runner.extract`` does: non-overlapping)."""
     found, pos = [], 0
@@ -249,7 +259,7 @@ def extractor_for(response: Response, value: str) -> tuple[dict[str, Any], str] 
         elif header == value and lower not in BORING_HEADERS:
             return {"header": name}, name
     text = response.text
-    for match in SCRIPT_VARIABLE.finditer(text):
+    for match in script_variables(text, response.step.entry.response_type):
         if match.group(3) == value:
             left = text[match.start(1) : match.start(3)]
             if boundary_positions(text, left, match.group(2))[:1] == [match.start(3)]:
@@ -393,6 +403,9 @@ def correlate(steps: list[Step], min_length: int = 6) -> Correlations:
         if i0 is None:
             why = looks_dynamic(value)
             if why:
+                bodiless = [f"#{i + 1} {steps[i].label}" for i in range(j0) if steps[i].entry.response_text is None]
+                if bodiless:
+                    why += f"; {', '.join(bodiless[-3:])} recorded no response body: the value may be there"
                 result.warnings.append(Uncorrelated(value, where, why))
             continue
         points = sorted({i for j, _ in uses[value] if (i := index.last_before(value, j)) is not None})

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.importers.correlate import SCRIPT_VARIABLE, looks_like_token
+from runner.importers.correlate import looks_like_token, script_variables
 from runner.importers.steps import Step
 
 BORING = frozenset({"date", "content-length", "server", "etag", "last-modified", "expires", "age", "keep-alive"})
@@ -57,7 +58,7 @@ def sources(text: str, headers: list[tuple[str, str]]) -> dict[str, str]:
         value = attrs.get("value") if tag.group(1).lower() == "input" else attrs.get("content")
         if name and value is not None:
             found[f"{tag.group(1).lower()} {name}"] = value
-    for match in SCRIPT_VARIABLE.finditer(text):
+    for match in script_variables(text):
         found.setdefault(f"script variable {match.group(1)}", match.group(3))
     for name, value in headers:
         if name.lower() == "set-cookie":
@@ -82,7 +83,7 @@ def compare(steps: list[Step], results: list[Any], rendered: list[str]) -> Verdi
             verdict.failed_step = k
             verdict.message = (
                 f"first difference at #{k + 1} {step.label}: status {result.status or 'none'}, "
-                f"recorded {step.entry.status}" + (f" ({result.failure})" if result.failure else "")
+                f"recorded {step.entry.status}" + (f" ({result.failure})" if not result.status else "")
             )
             break
     if verdict.failed_step is None:
@@ -105,7 +106,7 @@ def compare(steps: list[Step], results: list[Any], rendered: list[str]) -> Verdi
 
 def replay(scenario: str, host: str | None) -> list[Any]:
     """One user of the imported scenario through one iteration; its RequestResults in order."""
-    from runner.compiler import CompileOptions, compile_scenario
+    from runner.compiler import CompileOptions, compile_scenario, needs_demo
     from runner.debug import TraceRuntime, debug_users
     from runner.scenario import load_scenario
 
@@ -117,6 +118,12 @@ def replay(scenario: str, host: str | None) -> list[Any]:
             super().on_request(user, result)
 
     loaded = load_scenario(scenario)
-    compiled = compile_scenario(loaded, CompileOptions(host=host))
-    debug_users(compiled.user_classes, Recorder(echo=lambda _line: None, color=False), compiled.setup)
+    with ExitStack() as stack:
+        demo_url = None
+        if needs_demo(loaded.model, host):
+            from runner.demo import start_demo
+
+            demo_url = stack.enter_context(start_demo()).url
+        compiled = compile_scenario(loaded, CompileOptions(host=host, demo_url=demo_url))
+        debug_users(compiled.user_classes, Recorder(echo=lambda _line: None, color=False), compiled.setup)
     return results
