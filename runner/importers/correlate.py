@@ -307,6 +307,27 @@ class _Index:
         return None
 
 
+class _RequestIndex:
+    """The text of every request in one string, to find the steps that may send a value without visiting all."""
+
+    def __init__(self, steps: list[Step]) -> None:
+        parts = [repr((s.url, s.query, s.headers, s.form, s.json, s.body)) for s in steps]
+        self.starts, pos = [], 0
+        for part in parts:
+            self.starts.append(pos)
+            pos += len(part) + 1
+        self.text = "\x00".join(parts)
+
+    def holding(self, value: str, first: int) -> Iterator[int]:
+        """Indices of steps from ``first`` on whose request text contains ``value``."""
+        needle = repr(value)[1:-1]
+        pos = self.starts[first] if first < len(self.starts) else len(self.text)
+        while (found := self.text.find(needle, pos)) >= 0:
+            j = bisect_right(self.starts, found) - 1
+            yield j
+            pos = self.starts[j + 1] if j + 1 < len(self.starts) else len(self.text)
+
+
 def _redirects(steps: list[Step], result: Correlations) -> None:
     """A 3xx followed by its target: extract Location, go to ``{{ name }}`` (an id in the path stays fresh)."""
     for i, step in enumerate(steps[:-1]):
@@ -393,10 +414,11 @@ def correlate(steps: list[Step], min_length: int = 6) -> Correlations:
                 first_use.setdefault(value, j)
                 if (j, where) not in uses.setdefault(value, []):
                     uses[value].append((j, where))
-    names: dict[str, str] = {}  # variable name -> value
+    names: dict[str, int] = {}  # variable name -> the last step that sends its value
     planned: list[tuple[Correlation, int]] = []
+    planned_text = ""  # the planned values, NUL-separated: is a value part of a longer one?
     for value, j0 in first_use.items():
-        if any(value != c.value and value in c.value for c, _ in planned):
+        if value in planned_text:
             continue  # a part of a longer correlated value
         i0 = index.last_before(value, j0)
         where = [f"#{j + 1} {steps[j].label} {w}" for j, w in uses[value]]
@@ -418,19 +440,22 @@ def correlate(steps: list[Step], min_length: int = 6) -> Correlations:
             continue
         hint = extractors[0][1][1] or uses[value][0][1].split(" ")[-1]
         name = base = variable_name(hint)
-        n = 2
-        while names.get(name, value) != value or any(name in s.extract for i, _ in extractors for s in [steps[i]]):
+        n, first = 2, extractors[0][0]
+        # A name is free again once the value it held is used no more (a token renewed by each answer).
+        while (name in names and names[name] > first) or any(name in steps[i].extract for i, _ in extractors):
             name, n = f"{base}_{n}", n + 1
-        names[name] = value
+        names[name] = max(j for j, _ in uses[value])
         correlation = Correlation(name, value, extractors[0][1][0])
         for i, (spec, _) in extractors:
             steps[i].extract[name] = spec
             correlation.sources.append(f"#{i + 1} {steps[i].label}")
         planned.append((correlation, extractors[0][0]))
+        planned_text += "\x00" + value
     # Longer values first, so a value inside another is not replaced in pieces.
+    requests = _RequestIndex(steps)
     for correlation, first in sorted(planned, key=lambda p: -len(p[0].value)):
         template = f"{{{{ {correlation.name} }}}}"
-        for j in range(first + 1, len(steps)):
+        for j in requests.holding(correlation.value, first + 1):
             correlation.uses += [
                 f"#{j + 1} {steps[j].label} {w}" for w in _substitute(steps[j], correlation.value, template)
             ]

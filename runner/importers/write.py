@@ -23,6 +23,7 @@ from runner.importers.har import Recording
 from runner.importers.steps import Step
 from runner.scenario.types import parse_duration
 
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's when there: a 50 MB recording in seconds
 POOL = "inputs"
 TYPED_INPUTS = frozenset({"", "text", "password", "email", "search", "tel", "url"})
 TITLE = re.compile(r"<title[^>]*>([^<]{1,120})</title>", re.IGNORECASE)
@@ -204,7 +205,7 @@ def step_dict(step: Step) -> dict[str, Any]:
 
 
 def _dump(value: Any, indent: int) -> str:
-    text = yaml.safe_dump(value, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True)
+    text = yaml.dump(value, Dumper=DUMPER, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True)
     pad = " " * indent
     return "".join(pad + line if line.strip() else line for line in text.splitlines(keepends=True))
 
