@@ -253,6 +253,15 @@ def test_dynamic_values_no_response_gave_are_warnings(tmp_path: Path) -> None:
     assert "generated" in warnings["9f8e7d6c5b4a39281706"][1]
 
 
+def test_a_warning_names_responses_recorded_without_a_body(tmp_path: Path) -> None:
+    """Browsers drop the body of a response the page navigated away from: the token may have been there."""
+    bodiless = har_entry("POST", "/login")
+    del bodiless["response"]["content"]["text"]
+    steps = steps_of(tmp_path, [har_entry("GET", "/"), bodiless, har_entry("GET", "/c?x=9f8e7d6c5b4a39281706")])
+    [warning] = correlate(steps).warnings
+    assert warning.why.endswith("; #2 POST /login recorded no response body: the value may be there")
+
+
 def test_recorded_braces_are_not_templates(tmp_path: Path) -> None:
     har = write_har(
         tmp_path / "b.har",

@@ -416,6 +416,7 @@ def correlate(steps: list[Step], min_length: int = 6) -> Correlations:
                     uses[value].append((j, where))
     names: dict[str, int] = {}  # variable name -> the last step that sends its value
     planned: list[tuple[Correlation, int]] = []
+    bodiless = [i for i, step in enumerate(steps) if step.entry.response_text is None]
     planned_text = ""  # the planned values, NUL-separated: is a value part of a longer one?
     for value, j0 in first_use.items():
         if value in planned_text:
@@ -425,9 +426,10 @@ def correlate(steps: list[Step], min_length: int = 6) -> Correlations:
         if i0 is None:
             why = looks_dynamic(value)
             if why:
-                bodiless = [f"#{i + 1} {steps[i].label}" for i in range(j0) if steps[i].entry.response_text is None]
-                if bodiless:
-                    why += f"; {', '.join(bodiless[-3:])} recorded no response body: the value may be there"
+                before = bodiless[: bisect_right(bodiless, j0 - 1)][-3:]
+                if before:
+                    where_not = ", ".join(f"#{i + 1} {steps[i].label}" for i in before)
+                    why += f"; {where_not} recorded no response body: the value may be there"
                 result.warnings.append(Uncorrelated(value, where, why))
             continue
         points = sorted({i for j, _ in uses[value] if (i := index.last_before(value, j)) is not None})

@@ -247,7 +247,7 @@ def render(
     if pool is not None and pool.columns:
         out.append("pools:")
         out.append(f"  {POOL}:                 # the fields typed while recording; add rows to vary them")
-        out.append(_dump({"csv": options.pool_file}, 4).rstrip())
+        out.append("    " + yaml.safe_dump({"csv": options.pool_file}, default_flow_style=False).rstrip())
     out += ["users:", "  recorded:", "    sequence:"]
     for n, (title, members) in enumerate(_groups(steps, recording)):
         if n:
