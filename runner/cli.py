@@ -417,7 +417,7 @@ def debug(
 @click.option("--include", multiple=True, help="Keep requests whose URL matches this regex, whatever else says.")
 @click.option("--think", default="recorded", show_default=True, help="Think times: recorded, none or max:2s.")
 @click.option("--pool", is_flag=True, help="Typed form fields become a CSV data pool next to the scenario (-o).")
-@click.option("--min-length", default=6, show_default=True, help="Shortest value that is correlated.")
+@click.option("--min-length", default=6, show_default=True, type=click.IntRange(1), help="Shortest value correlated.")
 @click.option("--verify", is_flag=True, help="Replay one user and compare each status with the recording.")
 @click.option("-H", "--host", help="With --verify: replay against this host instead of the recorded one.")
 def import_(

@@ -292,6 +292,15 @@ def test_noise_is_dropped_and_summarised(tmp_path: Path) -> None:
             har_entry("GET", "https://www.googletagmanager.com/gtm.js?id=GTM-1"),
             har_entry("GET", "https://api.partner.example/v1/prices"),
             har_entry("GET", "/api/items", headers=[("Accept-Encoding", "gzip"), ("Authorization", "Basic YTpi")]),
+            har_entry("PROPFIND", "/dav"),
+            {
+                **har_entry("GET", "/"),
+                "request": {**har_entry("GET", "/")["request"], "url": "data:image/png;base64,AA"},
+            },
+            {
+                **har_entry("GET", "/"),
+                "request": {**har_entry("GET", "/")["request"], "url": "data:image/gif;base64,AA"},
+            },
         ],
     )
     result = imported(har)
@@ -299,8 +308,10 @@ def test_noise_is_dropped_and_summarised(tmp_path: Path) -> None:
     assert result.selection.summary() == [
         "dropped 3 static assets (scripts, styles, images, fonts)",
         "dropped 2 requests to third-party hosts",
+        "dropped 1 PROPFIND requests (a scenario sends DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT)",
         "third-party hosts left out: www.googletagmanager.com (1), api.partner.example (1)",
     ]
+    assert result.recording.warnings == ["skipped 2 data: URLs (not HTTP)"]
     steps = scenario_steps(result.yaml)
     assert steps[0]["headers"] == {"X-App": "1"} and steps[1]["headers"] == {"Authorization": "Basic YTpi"}
     kept = import_har(str(har), ImportOptions(FilterOptions(hosts=["api.partner.*"], keep_static=True)))
@@ -360,11 +371,13 @@ def test_bodies_json_form_raw_and_base64(tmp_path: Path) -> None:
             ),
         ],
     )
-    steps = scenario_steps(imported(har).yaml)
+    result = imported(har)
+    steps = scenario_steps(result.yaml)
     assert steps[0]["json"] == {"a": [1, {"b": None}]}
     assert steps[1]["form"] == {"q": "red mug"}
     assert steps[2]["body"] == xml and steps[2]["headers"] == {"Content-Type": "application/xml"}
     assert "body" not in steps[3]  # binary: not replayable as text
+    assert result.recording.warnings == ["entry 4: POST /bin: binary request body (application/octet-stream) left out"]
 
 
 # -- bad input: one line, exit 2, never a traceback --------------------------------------------------------------
@@ -398,6 +411,7 @@ def test_bad_options_are_one_line(tmp_path: Path) -> None:
         (["--think", "sometimes"], "--think 'sometimes': use recorded, none or max:DURATION"),
         (["--pool"], "--pool writes a CSV next to the scenario"),
         (["--exclude", "("], "not a regular expression"),
+        (["-H", "http://127.0.0.1:1"], "-H is the host --verify replays against"),
     ]:
         result = run_lrun("import", str(HAR / "firefox.har"), *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -44,6 +44,8 @@ def run_import(
             re.compile(pattern)
         except re.error as exc:
             return _usage(f"--exclude/--include {pattern!r}: not a regular expression: {exc}")
+    if host and not verify:
+        return _usage("-H is the host --verify replays against; to run elsewhere later: lrun SCENARIO -H URL")
     if pool and not output:
         return _usage("--pool writes a CSV next to the scenario: give the scenario's file with -o")
     pool_file = Path(output).with_suffix(".csv").name if output else ""

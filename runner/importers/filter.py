@@ -66,6 +66,8 @@ BROWSER_HEADERS = frozenset(
     ]
 )
 
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
 
 @dataclass
 class FilterOptions:
@@ -126,8 +128,10 @@ def select(entries: list[Entry], options: FilterOptions, origin: str | None = No
             selection.third_party[host] += 1
         elif not options.keep_static and is_static(entry):
             selection.dropped["static assets (scripts, styles, images, fonts)"] += 1
-        elif entry.method in ("OPTIONS",) and entry.header("access-control-request-method"):
+        elif entry.method == "OPTIONS" and entry.header("access-control-request-method"):
             selection.dropped["CORS preflights"] += 1
+        elif entry.method not in METHODS:
+            selection.dropped[f"{entry.method} requests (a scenario sends {', '.join(sorted(METHODS))})"] += 1
         else:
             selection.entries.append(entry)
     return selection

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -115,7 +116,8 @@ def _entry(index: int, raw: Any) -> Entry | str:
     request, response = raw["request"], raw.get("response")
     url = request.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        return f"not an HTTP URL: {str(url)[:80]}"
+        scheme = str(url).partition(":")[0][:20] if isinstance(url, str) and ":" in url else ""
+        return f"{scheme}: URLs (not HTTP)" if scheme else f"not an HTTP URL: {str(url)[:80]}"
     if not isinstance(response, dict) or not response.get("status"):
         return f"no response recorded for {request.get('method', 'GET')} {url[:80]} (aborted or blocked)"
     parts = urlsplit(url)
@@ -188,13 +190,19 @@ def read_har(path: str | Path) -> Recording:
     for raw in log.get("pages") or []:
         if isinstance(raw, dict) and isinstance(raw.get("id"), str):
             pages[raw["id"]] = Page(raw["id"], str(raw.get("title") or ""), _time(raw.get("startedDateTime")))
-    entries = []
+    entries, schemes = [], Counter[str]()
     for index, raw in enumerate(log["entries"], start=1):
         entry = _entry(index, raw)
-        if isinstance(entry, str):
+        if isinstance(entry, str) and entry.endswith("URLs (not HTTP)"):
+            schemes[entry] += 1  # data:, blob:, chrome-extension: … — many in a browser's recording, one line
+        elif isinstance(entry, str):
             warnings.append(f"entry {index}: skipped: {entry}")
         else:
+            post = raw["request"].get("postData")
+            if isinstance(post, dict) and post.get("text") and entry.body is None:
+                warnings.append(f"entry {index}: {entry.label}: binary request body ({entry.body_type}) left out")
             entries.append(entry)
+    warnings += [f"skipped {n} {what}" for what, n in schemes.items()]
     if not entries:
         raise HarError(f"{name}: the recording has no usable entries (record again with the network panel open)")
     entries.sort(key=lambda e: (e.started, e.index))  # proxies write in completion order
