@@ -191,6 +191,23 @@ def test_extractor_kind_follows_where_the_value_was(tmp_path: Path) -> None:
     }
 
 
+def test_cookies_set_by_responses_and_by_scripts(tmp_path: Path) -> None:
+    """A cookie's value sent in a header (double-submit CSRF) is a cookie extractor; cookies no response set
+    (JavaScript's) are warnings, since the replay's cookie jar cannot have them."""
+    steps = steps_of(
+        tmp_path,
+        [
+            har_entry("GET", "/", response_headers=[("Set-Cookie", "XSRF-TOKEN=x5rf9a8b7c; Path=/")]),
+            har_entry(
+                "POST", "/save", headers=[("X-XSRF-TOKEN", "x5rf9a8b7c"), ("Cookie", "XSRF-TOKEN=x5rf9a8b7c; _ga=GA1")]
+            ),
+        ],
+    )
+    result = correlate(steps)
+    assert [(c.name, c.extractor) for c in result.found] == [("xsrf_token", {"cookie": "XSRF-TOKEN"})]
+    assert [(w.value, w.uses) for w in result.warnings] == [("cookie _ga", ["#2 POST /save"])]
+
+
 def test_shortest_unique_boundary() -> None:
     text = 'a="1" b="2" id="XK42-9" c="3"'
     assert shortest_boundary(text, "XK42-9") == {"boundary": {"left": 'd="', "right": '"'}}

@@ -401,9 +401,30 @@ def _substitute(step: Step, old: str, new: str) -> list[str]:
     return where
 
 
+def _script_cookies(steps: list[Step], result: Correlations) -> None:
+    """Cookies the browser sent that no recorded response set (JavaScript did): the replay's jar lacks them."""
+    set_so_far: set[str] = set()
+    missing: dict[str, list[str]] = {}
+    for j, step in enumerate(steps):
+        for name, value in step.entry.headers:
+            if name.lower() != "cookie":
+                continue
+            for part in value.split(";"):
+                cookie = part.split("=", 1)[0].strip()
+                if cookie and cookie not in set_so_far:
+                    missing.setdefault(cookie, []).append(f"#{j + 1} {step.label}")
+        for name, value in step.entry.response_headers:
+            if name.lower() == "set-cookie":
+                set_so_far.add(value.split("=", 1)[0].strip())
+    for cookie, where in missing.items():
+        why = "a cookie no recorded response set (JavaScript did?): the replay does not send it"
+        result.warnings.append(Uncorrelated(f"cookie {cookie}", where, why))
+
+
 def correlate(steps: list[Step], min_length: int = 6) -> Correlations:
     """Find and apply correlations in ``steps`` (changed in place)."""
     result = Correlations()
+    _script_cookies(steps, result)
     _redirects(steps, result)
     index = _Index(steps)
     first_use: dict[str, int] = {}
