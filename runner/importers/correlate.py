@@ -14,7 +14,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -149,7 +149,7 @@ class Response:
     def headers(self) -> list[tuple[str, str]]:
         return self.step.entry.response_headers
 
-    @cache  # noqa: B019 - responses live for one import
+    @cached_property
     def document(self) -> Any:
         kind = self.step.entry.response_type.lower()
         if "json" in kind or self.text[:1] in "{[":
@@ -159,7 +159,7 @@ class Response:
                 return None
         return None
 
-    @cache  # noqa: B019
+    @cached_property
     def html(self) -> Any:
         kind = self.step.entry.response_type.lower()
         if "html" not in kind and self.text.lstrip()[:1] != "<":
@@ -170,9 +170,6 @@ class Response:
             return lxml.html.document_fromstring(self.text)
         except Exception:  # lxml raises several kinds on junk
             return None
-
-    def __hash__(self) -> int:
-        return id(self)
 
 
 def script_variables(text: str, mime: str = "") -> Iterator[re.Match[str]]:
@@ -219,7 +216,7 @@ def shortest_boundary(text: str, value: str, at: int | None = None) -> dict[str,
 
 
 def _xpath_source(response: Response, value: str) -> tuple[dict[str, Any], str] | None:
-    doc = response.html()
+    doc = response.html
     if doc is None:
         return None
     for tag, attribute, keys in (("input", "value", ("name", "id")), ("meta", "content", ("name", "property"))):
@@ -242,7 +239,7 @@ def _xpath_source(response: Response, value: str) -> tuple[dict[str, Any], str] 
 
 def extractor_for(response: Response, value: str) -> tuple[dict[str, Any], str] | None:
     """The most specific extractor that finds ``value`` in this response, and a name hint."""
-    document = response.document()
+    document = response.document
     if document is not None:
         for path, leaf in _leaves(document):
             if str(leaf) == value:
