@@ -338,6 +338,12 @@ def test_noise_is_dropped_and_summarised(tmp_path: Path) -> None:
 # -- structure: think times, pools, bodies ----------------------------------------------------------------------
 
 
+def test_a_cached_304_expects_200_or_304(tmp_path: Path) -> None:
+    har = write_har(tmp_path / "c.har", [har_entry("GET", "/logo", 304, headers=[("If-None-Match", '"abc"')])])
+    [step] = scenario_steps(imported(har).yaml)
+    assert step["check"] == [{"status": [200, 304]}] and "headers" not in step
+
+
 def test_think_times_recorded_capped_or_none(tmp_path: Path) -> None:
     har = write_har(
         tmp_path / "t.har", [har_entry("GET", "/a"), har_entry("GET", "/b", t=4.0), har_entry("GET", "/c", t=4.1)]
