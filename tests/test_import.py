@@ -375,6 +375,7 @@ def test_bodies_json_form_raw_and_base64(tmp_path: Path) -> None:
         tmp_path / "b.har",
         [
             har_entry("POST", "/j", post={"mimeType": "application/json", "text": '{"a": [1, {"b": null}]}'}),
+            har_entry("POST", "/v", post={"mimeType": "application/vnd.api+json", "text": '{"data": {}}'}),
             har_entry(
                 "POST",
                 "/f",
@@ -397,10 +398,12 @@ def test_bodies_json_form_raw_and_base64(tmp_path: Path) -> None:
     result = imported(har)
     steps = scenario_steps(result.yaml)
     assert steps[0]["json"] == {"a": [1, {"b": None}]}
-    assert steps[1]["form"] == {"q": "red mug"}
-    assert steps[2]["body"] == xml and steps[2]["headers"] == {"Content-Type": "application/xml"}
-    assert "body" not in steps[3]  # binary: not replayable as text
-    assert result.recording.warnings == ["entry 4: POST /bin: binary request body (application/octet-stream) left out"]
+    assert "headers" not in steps[0]  # lrun's json: says application/json itself
+    assert steps[1]["json"] == {"data": {}} and steps[1]["headers"] == {"Content-Type": "application/vnd.api+json"}
+    assert steps[2]["form"] == {"q": "red mug"}
+    assert steps[3]["body"] == xml and steps[3]["headers"] == {"Content-Type": "application/xml"}
+    assert "body" not in steps[4]  # binary: not replayable as text
+    assert result.recording.warnings == ["entry 5: POST /bin: binary request body (application/octet-stream) left out"]
 
 
 # -- bad input: one line, exit 2, never a traceback --------------------------------------------------------------

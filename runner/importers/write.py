@@ -185,6 +185,9 @@ def step_dict(step: Step) -> dict[str, Any]:
     headers = dict(step.headers)
     if step.body is not None and step.content_type:
         headers["Content-Type"] = step.content_type
+    recorded_type = step.entry.body_type or step.entry.header("content-type") or ""
+    if step.json is not None and not recorded_type.lower().startswith("application/json"):
+        headers["Content-Type"] = recorded_type  # application/vnd.api+json and friends: what the API expects
     if headers:
         out["headers"] = headers
     if step.json is not None:
