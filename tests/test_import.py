@@ -331,6 +331,9 @@ def test_noise_is_dropped_and_summarised(tmp_path: Path) -> None:
     assert result.recording.warnings == ["skipped 2 data: URLs (not HTTP)"]
     steps = scenario_steps(result.yaml)
     assert steps[0]["headers"] == {"X-App": "1"} and steps[1]["headers"] == {"Authorization": "Basic YTpi"}
+    patterns = import_har(str(har), ImportOptions(FilterOptions(exclude=["/api/"], include=[r"gtm\.js"])))
+    assert [s.url for s in patterns.steps] == ["/", "https://www.googletagmanager.com/gtm.js"]
+    assert patterns.selection.dropped["excluded by pattern"] == 1
     kept = import_har(str(har), ImportOptions(FilterOptions(hosts=["api.partner.*"], keep_static=True)))
     assert len(kept.steps) == 6 and scenario_steps(kept.yaml)[-2]["get"] == "https://api.partner.example/v1/prices"
 
