@@ -107,6 +107,15 @@ def test_export_replays_against_a_fresh_server(tmp_path: Path, recording: str) -
         assert server.app.notes == {100: "hello"}
 
 
+def test_without_output_the_scenario_goes_to_stdout_and_the_report_to_stderr() -> None:
+    result = run_lrun("import", str(HAR / "firefox.har"))
+    assert result.returncode == 0, result.stderr
+    document = yaml.safe_load(result.stdout)
+    assert (document["name"], document["host"]) == ("firefox", "https://notes.example.test")
+    assert result.stdout.startswith("# Imported by `lrun import` from firefox.har (Firefox 133.0)")
+    assert "correlated csrf_token" in result.stderr and "correlated" not in result.stdout.split("\nname:")[1]
+
+
 def test_firefox_pages_become_transactions_and_params_a_form() -> None:
     result = imported(HAR / "firefox.har")
     sequence = yaml.safe_load(result.yaml)["users"]["recorded"]["sequence"]
