@@ -470,3 +470,41 @@ def test_a_large_recording_imports_quickly(tmp_path: Path) -> None:
     assert {c.name for c in result.correlations.found} == {"token"}  # renewed by each answer: one name
     assert scenario_steps(result.yaml)[1999]["query"] == {"token": "{{ token }}"}
     assert elapsed < 60, f"import took {elapsed:.1f}s"
+
+
+# -- the demo shop's browser pages, without a browser ----------------------------------------------------------
+
+
+def test_demo_shop_checkout_needs_its_token_csrf_and_cart(demo_url: str) -> None:
+    import re
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+
+    def call(path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any, str]:
+        request = urllib.request.Request(demo_url + path, body, headers or {}, method="POST" if body else "GET")
+        try:
+            with opener.open(request, timeout=10) as answer:
+                return answer.status, answer.headers, answer.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read().decode()
+
+    session = re.search(r'name="session" value="(\w+)"', call("/shop")[2]).group(1)
+    token = json.loads(call("/login", f"user=bob&password=secret&session={session}".encode())[2])["token"]
+    page = call("/shop/checkout")[2]
+    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', page).group(1)
+    cart = re.search(r'var cartId = "(\w+)"', page).group(1)
+    order = json.dumps({"cart": cart, "item": 2, "quantity": 1}).encode()
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    assert call("/shop/orders", order, {**auth, "X-CSRF-Token": "wrong"})[0] == 403
+    assert call("/shop/orders", order, {"Content-Type": "application/json", "X-CSRF-Token": csrf})[0] == 401
+    status, headers, _ = call("/shop/orders", order, {**auth, "X-CSRF-Token": csrf})
+    assert status == 303 and re.fullmatch(r"/shop/orders/\d+", headers["Location"])
+    status, _, receipt = call(headers["Location"], headers={"Authorization": f"Bearer {token}"})
+    assert status == 200 and json.loads(receipt)["item"] == 2
+    assert call(headers["Location"])[0] == 401
