@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -476,10 +479,6 @@ def test_a_large_recording_imports_quickly(tmp_path: Path) -> None:
 
 
 def test_demo_shop_checkout_needs_its_token_csrf_and_cart(demo_url: str) -> None:
-    import re
-    import urllib.error
-    import urllib.request
-
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args: Any) -> None:
             return None
