@@ -415,7 +415,7 @@ class DemoShop:
             '<form id="login"><label>User <input type="text" name="user"/></label>\n'
             '<label>Password <input type="password" name="password"/></label>\n'
             f'<input type="hidden" name="session" value="{session}"/><button type="submit">Log in</button></form>\n'
-            '<p id="status"></p>\n'
+            '<p id="status"></p><p id="next" hidden><a href="/shop/checkout">Go to checkout</a></p>\n'
             "<script>\ndocument.getElementById('login').onsubmit = async (event) => {\n"
             "  event.preventDefault();\n"
             "  const fields = new URLSearchParams(new FormData(event.target));\n"
@@ -423,7 +423,7 @@ class DemoShop:
             "  const data = await answer.json();\n"
             "  sessionStorage.setItem('token', data.token);\n"
             "  document.getElementById('status').textContent = 'Welcome, ' + data.user;\n"
-            "  setTimeout(() => { location.href = '/shop/checkout'; }, 300);\n};\n</script>"
+            "  document.getElementById('next').hidden = false;\n};\n</script>"
         )
         return html_response(_shop_page("Shop login", body))
 
