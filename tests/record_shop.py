@@ -2,7 +2,8 @@
 
 Logs in on /shop (hidden session input; the page's JavaScript keeps the JSON token), goes to the checkout,
 browses an item page, comes back to the checkout (a fresh CSRF meta tag and cart id) and orders (Bearer token,
-CSRF header, a 303 to the receipt). Every wait is bounded. Run as a subprocess so that no gevent patching meets Playwright.
+CSRF header, a 303 to the receipt). Every wait is bounded. Run as a subprocess so that no gevent patching
+meets Playwright.
 """
 
 from __future__ import annotations

@@ -322,6 +322,7 @@ def test_noise_is_dropped_and_summarised(tmp_path: Path) -> None:
             har_entry("GET", "https://api.partner.example/v1/prices"),
             har_entry("GET", "/api/items", headers=[("Accept-Encoding", "gzip"), ("Authorization", "Basic YTpi")]),
             har_entry("PROPFIND", "/dav"),
+            har_entry("GET", "/live", 101, headers=[("Upgrade", "websocket")]),
             {
                 **har_entry("GET", "/"),
                 "request": {**har_entry("GET", "/")["request"], "url": "data:image/png;base64,AA"},
@@ -338,6 +339,7 @@ def test_noise_is_dropped_and_summarised(tmp_path: Path) -> None:
         "dropped 3 static assets (scripts, styles, images, fonts)",
         "dropped 2 requests to third-party hosts",
         "dropped 1 PROPFIND requests (a scenario sends DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT)",
+        "dropped 1 WebSocket connections (not HTTP requests)",
         "third-party hosts left out: www.googletagmanager.com (1), api.partner.example (1)",
     ]
     assert result.recording.warnings == ["skipped 2 data: URLs (not HTTP)"]
