@@ -440,7 +440,7 @@ def correlate(steps: list[Step], min_length: int = 6) -> Correlations:
         if value in planned_text:
             continue  # a part of a longer correlated value
         i0 = index.last_before(value, j0)
-        where = [f"#{j + 1} {steps[j].label} {w}" for j, w in uses[value]]
+        sent = [f"#{j + 1} {steps[j].label} {w}" for j, w in uses[value]]
         if i0 is None:
             why = looks_dynamic(value)
             if why:
@@ -448,15 +448,14 @@ def correlate(steps: list[Step], min_length: int = 6) -> Correlations:
                 if before:
                     where_not = ", ".join(f"#{i + 1} {steps[i].label}" for i in before)
                     why += f"; {where_not} recorded no response body: the value may be there"
-                result.warnings.append(Uncorrelated(value, where, why))
+                result.warnings.append(Uncorrelated(value, sent, why))
             continue
         points = sorted({i for j, _ in uses[value] if (i := index.last_before(value, j)) is not None})
-        extractors = [(i, extractor_for(index.responses[i], value)) for i in points]
-        extractors = [(i, e) for i, e in extractors if e is not None]
+        extractors = [(i, e) for i in points if (e := extractor_for(index.responses[i], value)) is not None]
         if not extractors:
             why = looks_dynamic(value)
             if why:
-                result.warnings.append(Uncorrelated(value, where, "found in a response, but not in a place to extract"))
+                result.warnings.append(Uncorrelated(value, sent, "found in a response, but not in a place to extract"))
             continue
         hint = extractors[0][1][1] or uses[value][0][1].split(" ")[-1]
         name = base = variable_name(hint)

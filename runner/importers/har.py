@@ -132,7 +132,7 @@ def _entry(index: int, raw: Any) -> Entry | str:
 
             body = urlencode(_pairs(post["params"]))
             body_type = body_type or "application/x-www-form-urlencoded"
-    content = response.get("content") if isinstance(response.get("content"), dict) else {}
+    content: dict[str, Any] = response["content"] if isinstance(response.get("content"), dict) else {}
     response_type = str(content.get("mimeType") or "")
     text = content.get("text")
     response_text = _decode(text, content.get("encoding"), response_type) if isinstance(text, str) else None
@@ -184,7 +184,7 @@ def read_har(path: str | Path) -> Recording:
     version = str(log.get("version") or "")
     if version and not version.startswith("1.2"):
         warnings.append(f"HAR version {version}: read as HAR 1.2")
-    creator = log.get("creator") if isinstance(log.get("creator"), dict) else {}
+    creator: dict[str, Any] = log["creator"] if isinstance(log.get("creator"), dict) else {}
     creator_text = " ".join(str(creator.get(k, "")) for k in ("name", "version")).strip()
     pages = {}
     for raw in log.get("pages") or []:
