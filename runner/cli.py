@@ -424,6 +424,43 @@ def debug(
     sys.exit(EXIT_OK if passed else EXIT_FAILED)
 
 
+@cli.command("import")
+@click.argument("recording", type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the scenario here (default: stdout).")
+@click.option("--name", help="The scenario's name (default: the recording's file name).")
+@click.option("--keep-host", "hosts", multiple=True, help="Keep requests to this host too (glob; repeatable).")
+@click.option("--keep-static", is_flag=True, help="Keep static assets (scripts, styles, images, fonts).")
+@click.option("--exclude", multiple=True, help="Leave out requests whose URL matches this regex (repeatable).")
+@click.option("--include", multiple=True, help="Keep requests whose URL matches this regex, whatever else says.")
+@click.option("--think", default="recorded", show_default=True, help="Think times: recorded, none or max:2s.")
+@click.option("--pool", is_flag=True, help="Typed form fields become a CSV data pool next to the scenario (-o).")
+@click.option("--min-length", default=6, show_default=True, type=click.IntRange(1), help="Shortest value correlated.")
+@click.option("--verify", is_flag=True, help="Replay one user and compare each status with the recording.")
+@click.option("-H", "--host", help="With --verify: replay against this host instead of the recorded one.")
+def import_(
+    recording: str,
+    output: str | None,
+    name: str | None,
+    hosts: tuple[str, ...],
+    keep_static: bool,
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
+    think: str,
+    pool: bool,
+    min_length: int,
+    verify: bool,
+    host: str | None,
+) -> None:
+    """Turn a browser recording (HAR) into a correlated scenario."""
+    if verify:
+        _patch_gevent()
+    from runner.importers.cli import run_import
+
+    sys.exit(
+        run_import(recording, output, name, hosts, keep_static, exclude, include, think, pool, min_length, verify, host)
+    )
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8089, show_default=True, help="Port to listen on (0: any free port).")
