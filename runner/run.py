@@ -136,12 +136,20 @@ def _resources(live: Live, now: float) -> None:
             live.warn(rule.message or f"resource threshold {rule.text}: {detail}")
 
 
+def _name_cap(live: Live) -> None:
+    """Warn (once) when the statistics folded request names beyond their cap."""
+    for stats in (live.stats, live.transactions):
+        if stats.capped and stats.capped not in live.warnings:
+            live.warn(stats.capped)
+
+
 def _sampler(live: Live) -> Callable[[], None]:
     def sample() -> None:
         now = time.time()
         live.stats.sample(now - live.lag, live.runner.user_count)
         live.transactions.sample(now - live.lag, live.runner.user_count)
         _resources(live, now)
+        _name_cap(live)
         if live.tty:
             total = live.stats.total
             requests = total.num_requests
@@ -541,6 +549,7 @@ def _finish(
     runner = live.runner
     stats = live.stats
     stats.sample(end, runner.user_count)
+    _name_cap(live)
     verdicts = []
     # thresholds and the exit code read the same results the files get
     results = build_results(

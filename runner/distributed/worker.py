@@ -94,6 +94,7 @@ class WorkerRunner:
         self._spawn_seq = 0  # the last Spawn received
         self._applying = 0  # the seq of the spawn under way
         self._report_seq = 0
+        self._said: set[str] = set()  # statistics warnings already sent
         self._stopping = False  # told to stop (or interrupted): users do not end by themselves
         self._ids = itertools.count(1)
         self._pending: dict[int, AsyncResult] = {}
@@ -291,6 +292,10 @@ class WorkerRunner:
     def _report(self, final: bool = False) -> None:
         if self.stats is None:
             return
+        for stats in (self.stats, self.transactions):
+            if stats.capped and stats.capped not in self._said:  # too many request names: said once
+                self._said.add(stats.capped)
+                self._warn(stats.capped)
         delta = self.stats.delta(entry_seconds=self.welcome is not None and self.welcome.entry_seconds)
         transactions = self.transactions.delta(entry_seconds=False)
         checks = self.compiled.check_deltas()
