@@ -30,6 +30,8 @@ from runner.engine.runner import LocalRunner, Stage
 from runner.engine.user import VirtualUser
 from runner.errors import RunError
 from runner.monitor import ResourceMonitor, ResourceRule, ResourceWatch
+from runner.outputs import Outputs
+from runner.outputs import start as start_outputs
 from runner.report import console
 from runner.report.results import build_results, write_json
 from runner.scenario import LoadedScenario
@@ -61,6 +63,7 @@ class Live:
     watch: ResourceWatch = field(default_factory=lambda: ResourceWatch([]))
     lag: float = 0.0  # seconds the statistics trail real time (a master hears its workers a report late)
     extra_results: Callable[[], dict[str, Any]] | None = None  # more top-level keys for the results
+    outputs: Outputs = field(default_factory=Outputs)  # live outputs: Prometheus, OTLP, webhook
 
     def print(self, text: str) -> None:
         self.clear_progress()
@@ -134,6 +137,8 @@ def _resources(live: Live, now: float) -> None:
             live.runner.stop(f"resource threshold {rule.text} failed ({detail})")
         else:
             live.warn(rule.message or f"resource threshold {rule.text}: {detail}")
+        if rule not in live.watch.builtin:
+            live.outputs.notify(f"resource threshold {rule.text} tripped ({detail}): {rule.action}")
 
 
 def _name_cap(live: Live) -> None:
@@ -193,6 +198,7 @@ def _abort_checks(live: Live, thresholds: list[Any]) -> Callable[[], None] | Non
             if verdict["actual"] is not None and not verdict["passed"]:
                 scope = f" [{request}]" if request else ""
                 live.runner.stop(f"threshold {rule.text}{scope} failed ({verdict['detail']})")
+                live.outputs.notify(f"threshold {rule.text}{scope} tripped ({verdict['detail']}): abort")
                 return
 
     return check
@@ -235,7 +241,9 @@ def run_load(loaded: LoadedScenario, settings: RunSettings, *, command: str, out
     outside = {}
     for name, source in settings.sources.items():
         if source not in ("default", "scenario load", "command line"):
-            value = "***" if name == "master_token" else getattr(settings, name)  # a secret stays out of logs
+            value = (
+                "***" if name in ("master_token", "web_auth", "webhook") else getattr(settings, name)
+            )  # a secret stays out of logs
             outside.setdefault(source, []).append(f"{name}={value}")
     for source, values in outside.items():
         log.info("settings from %s: %s", source, ", ".join(values))
@@ -314,6 +322,17 @@ def runner_hooks(live: Live, compiled: CompiledScenario) -> dict[str, Any]:
 
 
 def drive(
+    loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, live: Live, *, command: str
+) -> int:
+    """The run with its live outputs (Prometheus, OTLP, webhook) around it."""
+    live.outputs = start_outputs(live, compiled, settings)
+    try:
+        return _drive(loaded, compiled, settings, live, command=command)
+    finally:
+        live.outputs.stop()
+
+
+def _drive(
     loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, live: Live, *, command: str
 ) -> int:
     """Start the load shape on ``live.runner``, run the periodic tasks until it stops, then end the run: results,
@@ -597,6 +616,7 @@ def _finish(
         live.warn("no request was made")
     results.update(thresholds=verdicts, passed=code == 0, exit_code=code)
     _write_outputs(results, settings, live)
+    live.outputs.finished(results)
     return code
 
 
