@@ -616,7 +616,7 @@ def _finish(
         live.warn("no request was made")
     results.update(thresholds=verdicts, passed=code == 0, exit_code=code)
     _write_outputs(results, settings, live)
-    live.outputs.finished(results)
+    live.outputs.finished(results, [f for f in (settings.html, settings.json, settings.junit) if f])
     return code
 
 

@@ -8,6 +8,7 @@ them adds work per request.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from runner.outputs.auth import check_exposure
@@ -25,9 +26,10 @@ class Outputs:
         if self.webhook is not None:
             self.webhook.send(text, **fields)
 
-    def finished(self, results: dict[str, Any]) -> None:
+    def finished(self, results: dict[str, Any], files: list[str]) -> None:
+        """The run ended: ``files`` are the reports and results written."""
         if self.webhook is not None:
-            self.webhook.finished(results)
+            self.webhook.finished(results, [str(Path(f).resolve()) for f in files])
 
     def stop(self) -> None:
         for stop in reversed(self.stoppers):
@@ -41,6 +43,15 @@ class Outputs:
 def start(live: Any, compiled: Any, settings: Any, extra: list[Any] | None = None) -> Outputs:
     """Start the outputs ``settings`` ask for; ``extra`` are more metric families (remote monitoring)."""
     outputs = Outputs()
+    if settings.webhook:
+        from runner.outputs.webhooks import Webhook
+
+        if not settings.webhook.startswith(("http://", "https://")):
+            from runner.errors import RunError
+
+            raise RunError(f"--webhook {settings.webhook}: expected an http:// or https:// URL")
+        outputs.webhook = Webhook(settings.webhook)
+        outputs.stoppers.append(outputs.webhook.close)
     if settings.metrics_port is not None:
         check_exposure("--metrics-host", settings.metrics_host, settings.web_auth)
         from runner.outputs.prometheus import MetricsServer, RunCollector
