@@ -358,9 +358,10 @@ def merge_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------------- thresholds
 
-CPU_METRICS = ("generator_cpu", "system_cpu", "target_cpu")
-MEMORY_METRICS = ("generator_memory", "system_memory", "target_memory")
-METRICS = CPU_METRICS + MEMORY_METRICS
+CPU_METRICS = ("generator_cpu", "system_cpu", "target_cpu", "host_cpu")
+MEMORY_METRICS = ("generator_memory", "system_memory", "target_memory", "host_memory")
+NUMBER_METRICS = ("host_load", "query")  # plain numbers (remote: runner.monitor_remote)
+METRICS = CPU_METRICS + MEMORY_METRICS + NUMBER_METRICS
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 SIZE_HELP = "a size such as 500MB, 1.5GiB or a number of bytes, or a percentage of the machine's memory (80%)"
@@ -432,11 +433,13 @@ class ResourceRule:
 
             hint = did_you_mean(metric, METRICS)
             raise ValueError(f"unknown metric '{metric}'{' (' + hint + ')' if hint else ''}: use {', '.join(METRICS)}")
-        if process is not None and not metric.startswith("target_"):
+        if process is not None and not metric.startswith(("target_", "host_", "query")):
             raise ValueError(f"'process' applies to target_cpu and target_memory, not {metric}")
         percent_of_memory = False
         try:
-            if metric in CPU_METRICS:
+            if metric in NUMBER_METRICS:
+                limit = float(above)
+            elif metric in CPU_METRICS:
                 limit = parse_percent(above)
             elif isinstance(above, str) and _PERCENT.match(above):
                 limit, percent_of_memory = parse_percent(above), True
@@ -447,7 +450,7 @@ class ResourceRule:
         return cls(
             metric,
             limit,
-            str(above),
+            f"{above:g}" if isinstance(above, float) else str(above),
             None if process is None else str(process),
             for_s,
             percent_of_memory=percent_of_memory,
@@ -473,6 +476,8 @@ class ResourceRule:
                 return used
             return used / total * 100 if total else None
 
+        if self.metric.startswith("host_") or self.metric == "query":
+            return self._remote_value(sample)
         if self.metric == "generator_cpu":
             return sample.get("process_cpu_percent")
         if self.metric == "system_cpu":
@@ -491,14 +496,34 @@ class ResourceRule:
         worst = max(values)
         return worst if key == "cpu_percent" else memory(worst)
 
+    def _remote_value(self, sample: dict[str, Any]) -> float | None:
+        """From the remote monitor's values the run adds to the sample (``hosts``, ``queries``)."""
+        if self.metric == "query":
+            return (sample.get("queries") or {}).get(self.process or "")
+        key = {"host_cpu": "cpu_percent", "host_memory": "memory_used_bytes", "host_load": "load1"}[self.metric]
+        hosts = sample.get("hosts") or {}
+        values = []
+        for name in [self.process] if self.process else list(hosts):
+            host = hosts.get(name) or {}
+            value = host.get(key)
+            if value is not None and self.percent_of_memory:
+                value = value / host["memory_total_bytes"] * 100 if host.get("memory_total_bytes") else None
+            if value is not None:
+                values.append(value)
+        return max(values) if values else None
+
     def show(self, value: float | None) -> str:
         if value is None:
             return "no data"
+        if self.metric in NUMBER_METRICS:
+            return f"{value:g}"
         if self.metric in CPU_METRICS or self.percent_of_memory:
             return f"{value:.1f}%"
         return format_bytes(value, decimal=self.decimal)
 
     def show_limit(self) -> str:
+        if self.metric in NUMBER_METRICS:
+            return f"{self.limit:g}"
         if self.metric in CPU_METRICS or self.percent_of_memory:
             return f"{self.limit:g}%"
         return format_bytes(self.limit, decimal=self.decimal)
@@ -568,7 +593,11 @@ class ResourceWatch:
                     "process": rule.process,
                     "above": rule.above,
                     "limit": rule.limit,
-                    "unit": "percent" if rule.metric in CPU_METRICS or rule.percent_of_memory else "bytes",
+                    "unit": "percent"
+                    if rule.metric in CPU_METRICS or rule.percent_of_memory
+                    else "number"
+                    if rule.metric in NUMBER_METRICS
+                    else "bytes",
                     "for_s": rule.for_s,
                     "action": rule.action,
                     "peak": state.peak,

@@ -30,6 +30,7 @@ from runner.engine.runner import LocalRunner, Stage
 from runner.engine.user import VirtualUser
 from runner.errors import RunError
 from runner.monitor import ResourceMonitor, ResourceRule, ResourceWatch
+from runner.monitor_remote import RemoteMonitor
 from runner.outputs import Outputs
 from runner.outputs import start as start_outputs
 from runner.report import console
@@ -64,6 +65,7 @@ class Live:
     lag: float = 0.0  # seconds the statistics trail real time (a master hears its workers a report late)
     extra_results: Callable[[], dict[str, Any]] | None = None  # more top-level keys for the results
     outputs: Outputs = field(default_factory=Outputs)  # live outputs: Prometheus, OTLP, webhook
+    remote: RemoteMonitor | None = None  # monitor.hosts and monitor.prometheus
 
     def print(self, text: str) -> None:
         self.clear_progress()
@@ -132,6 +134,8 @@ GENERATOR_HOT = ResourceRule.build(
 def _resources(live: Live, now: float) -> None:
     """Sample CPU and memory; act on resource thresholds (warn, or stop the test)."""
     sample = live.monitor.sample(now)
+    if live.remote is not None:
+        sample = {**sample, **live.remote.current()}
     for rule, detail in live.watch.update(sample):
         if rule.action == "abort":
             live.runner.stop(f"resource threshold {rule.text} failed ({detail})")
@@ -167,6 +171,8 @@ def _sampler(live: Live) -> Callable[[], None]:
                 ratio,
                 resources=live.monitor.last,
             )
+            if live.remote is not None:
+                line += live.remote.progress()
             live.out.write("\r\033[K" + line)
             live.out.flush()
             live.progress_shown = True
@@ -324,11 +330,16 @@ def runner_hooks(live: Live, compiled: CompiledScenario) -> dict[str, Any]:
 def drive(
     loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, live: Live, *, command: str
 ) -> int:
-    """The run with its live outputs (Prometheus, OTLP, webhook) around it."""
-    live.outputs = start_outputs(live, compiled, settings)
+    """The run with remote monitoring and its live outputs (Prometheus, OTLP, webhook) around it."""
+    live.remote = RemoteMonitor.from_model(loaded.model.monitor, live.warn)
+    live.outputs = start_outputs(live, compiled, settings, [live.remote.families] if live.remote else [])
+    if live.remote is not None:
+        live.remote.start()
     try:
         return _drive(loaded, compiled, settings, live, command=command)
     finally:
+        if live.remote is not None:
+            live.remote.stop()
         live.outputs.stop()
 
 
@@ -595,6 +606,7 @@ def _finish(
             **extra,
             "resources": live.monitor.results(),
             "resource_thresholds": live.watch.verdicts(),
+            **({"remote": live.remote.results()} if live.remote is not None else {}),
             **_open_model_results(runner, end - live.started),
             **(live.extra_results() if live.extra_results else {}),
         },
