@@ -52,6 +52,11 @@ def start(live: Any, compiled: Any, settings: Any, extra: list[Any] | None = Non
             raise RunError(f"--webhook {settings.webhook}: expected an http:// or https:// URL")
         outputs.webhook = Webhook(settings.webhook)
         outputs.stoppers.append(outputs.webhook.close)
+    if settings.otel:
+        from runner.outputs.otel import OtelExport
+
+        otel = OtelExport(live, compiled)
+        outputs.stoppers.append(otel.stop)
     if settings.metrics_port is not None:
         check_exposure("--metrics-host", settings.metrics_host, settings.web_auth)
         from runner.outputs.prometheus import MetricsServer, RunCollector

@@ -32,6 +32,10 @@ Optional keys (absent in older files and in runs without the feature; every read
     warnings          [text]: what went wrong without failing the run (lrun's own CPU, resource thresholds …)
     resources         RESOURCES: CPU and memory of lrun, the machine and monitored processes (``runner.monitor``)
     resource_thresholds   RESOURCE_VERDICT per threshold in the scenario's ``monitor: {thresholds: [...]}``
+    remote            monitor.hosts / monitor.prometheus (``runner.monitor_remote``): {"interval_s", "hosts":
+                      [{"name", "url", "scrapes", "failures", "last_error"}], "queries": [{… "query"}], "series":
+                      [{"t", "hosts": {name: {cpu_percent, memory_used_bytes, …}}, "queries": {name: value}}],
+                      "peak": {"hosts", "queries"}}; null values are gaps (the endpoint did not answer)
     arrivals, from_intended_start   open model: arrival counts; response times from the intended start
     transactions      {"total": ENTRY, "entries": [ENTRY], "series": [POINT], "errors": [FAILURE]}; ENTRY with
                       "type": "transaction", method "", and "think_s" (think time inside it, not counted in its
