@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from outputs_helpers import free_port, get
+from outputs_helpers import Receiver, free_port, get
 
 from conftest import run_lrun
 from runner.monitor_remote import EndpointError, host_values, parse_node_exporter, parse_query_answer
@@ -179,10 +179,16 @@ monitor:
     )
     results = tmp_path / "r.json"
     html = tmp_path / "r.html"
-    done = run_lrun(
-        str(scenario), "-u", "2", "-t", "60", "--metrics-port", str(lrun_port), "--json", str(results),
-        "--html", str(html), "--only-summary",
-    )  # fmt: skip
+    hook = Receiver()
+    try:
+        done = run_lrun(
+            str(scenario), "-u", "2", "-t", "60", "--metrics-port", str(lrun_port), "--json", str(results),
+            "--html", str(html), "--only-summary", "--webhook", hook.url,
+        )  # fmt: skip
+    finally:
+        hook.close()
+    tripped = [b["text"] for b in hook.bodies if b["lrun"]["event"] == "rule"]
+    assert tripped == [tripped[0]] and tripped[0].startswith("resource threshold host_memory[db] above 1MB for 6s")
     assert done.returncode == 1, done.stderr
     data = json.loads(results.read_text())
     assert data["stop_reason"].startswith("resource threshold host_memory[db] above 1MB for 6s failed")
