@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
+from itertools import accumulate
 from typing import Any
 
 from gevent.pywsgi import WSGIServer
@@ -25,22 +27,16 @@ log = logging.getLogger("lrun")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
+_LIMITS_US = [b * 1e6 for b in BUCKETS]
+_BOUNDS = [*map(str, BUCKETS), "+Inf"]
+
+
 def _buckets(counts: dict[int, int], total_ms: float) -> tuple[list[tuple[str, float]], float]:
     """Cumulative Prometheus buckets from a histogram's {microseconds: count}, and the sum in seconds."""
-    cumulative = [0] * (len(BUCKETS) + 1)
-    limits = [b * 1e6 for b in BUCKETS]
+    per_bucket = [0] * (len(BUCKETS) + 1)
     for us, count in counts.items():
-        for i, limit in enumerate(limits):
-            if us <= limit:
-                cumulative[i] += count
-                break
-        else:
-            cumulative[-1] += count
-    out, running = [], 0
-    for bound, count in zip([*map(str, BUCKETS), "+Inf"], cumulative, strict=True):
-        running += count
-        out.append((bound, running))
-    return out, total_ms / 1000.0
+        per_bucket[bisect_left(_LIMITS_US, us)] += count  # le: a value equal to a limit is in its bucket
+    return list(zip(_BOUNDS, accumulate(per_bucket), strict=True)), total_ms / 1000.0
 
 
 class RunCollector(Collector):
