@@ -46,6 +46,16 @@ class RunCollector(Collector):
         self.live = live
         self.compiled = compiled
         self.extra = list(extra)  # more families (remote monitoring)
+        self._cache: dict[tuple[str, str, str], tuple[tuple[int, float], Any]] = {}  # unchanged entries' buckets
+
+    def _histogram(self, entry: Any) -> tuple[list[tuple[str, float]], float]:
+        """An entry's buckets, computed again only when it counted requests since the last scrape."""
+        h = entry.histogram
+        key, seen = (entry.kind, entry.method, entry.name), (h.count, h.total)
+        cached = self._cache.get(key)
+        if cached is None or cached[0] != seen:
+            cached = self._cache[key] = (seen, _buckets(h.counts, h.total))
+        return cached[1]  # type: ignore[no-any-return]
 
     def collect(self) -> Iterator[Metric]:
         live = self.live
@@ -63,8 +73,7 @@ class RunCollector(Collector):
             requests.add_metric(key, h.count)
             failures.add_metric(key, h.failures)
             sizes.add_metric(key, h.bytes)
-            buckets, total = _buckets(h.counts, h.total)
-            times.add_metric(key, buckets, total)
+            times.add_metric(key, *self._histogram(entry))
         yield from (requests, failures, sizes, times)
 
         total = live.stats.total
@@ -87,8 +96,7 @@ class RunCollector(Collector):
             h = entry.histogram
             done.add_metric([entry.name], h.count)
             failed.add_metric([entry.name], h.failures)
-            buckets, seconds = _buckets(h.counts, h.total)
-            ttimes.add_metric([entry.name], buckets, seconds)
+            ttimes.add_metric([entry.name], *self._histogram(entry))
         yield from (done, failed, ttimes)
 
         checks = CounterMetricFamily(
