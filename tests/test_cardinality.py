@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import run_lrun
 from runner.stats import OTHER_NAME, RequestStats
 
@@ -32,7 +34,10 @@ def test_a_merged_delta_is_capped_too() -> None:
     assert master.total.num_requests == 20
 
 
-def test_a_run_with_a_name_per_value_warns_once_and_stays_bounded(tmp_path: Path, demo_url: str) -> None:
+@pytest.mark.parametrize("mode", [[], ["--processes", "1"]], ids=["local", "worker"])
+def test_a_run_with_a_name_per_value_warns_once_and_stays_bounded(
+    tmp_path: Path, demo_url: str, mode: list[str]
+) -> None:
     (tmp_path / "many.py").write_text(
         "import itertools\n"
         "_n = itertools.count()\n"
@@ -44,7 +49,7 @@ def test_a_run_with_a_name_per_value_warns_once_and_stays_bounded(tmp_path: Path
         f"name: many\nhost: {demo_url}\npython: many.py\nusers:\n  u:\n    sequence:\n      - call: fetch\n"
     )
     out = tmp_path / "r.json"
-    done = run_lrun(str(tmp_path / "s.yaml"), "-u", "2", "-i", "40", "--json", str(out), "--only-summary")
+    done = run_lrun(str(tmp_path / "s.yaml"), "-u", "2", "-i", "40", "--json", str(out), "--only-summary", *mode)
     assert done.returncode == 0, done.stderr
     results = json.loads(out.read_text())
     names = [r["name"] for r in results["requests"]]
@@ -52,4 +57,5 @@ def test_a_run_with_a_name_per_value_warns_once_and_stays_bounded(tmp_path: Path
     assert results["total"]["requests"] == 1600
     said = [w for w in results["warnings"] if "more than 1000 request names" in w]
     assert len(said) == 1 and "/items/[id]?page=[id]" in said[0]
-    assert done.stderr.count("more than 1000 request names") == 1
+    # a worker logs its warnings and the master says them again (as for every worker warning)
+    assert done.stderr.count("more than 1000 request names") == (2 if mode else 1)
