@@ -98,7 +98,8 @@ def _run(loaded: LoadedScenario, settings: RunSettings, events: Events, out: Tex
     outside: dict[str, list[str]] = {}
     for name, source in settings.sources.items():
         if source not in ("default", "scenario load", "command line"):
-            value = "***" if name == "master_token" else getattr(settings, name)  # a secret stays out of logs
+            secret = name in ("master_token", "web_auth", "webhook")  # a secret stays out of logs
+            value = "***" if secret else getattr(settings, name)
             outside.setdefault(source, []).append(f"{name}={value}")
     for source, values in outside.items():
         log.info("settings from %s: %s", source, ", ".join(values))

@@ -136,6 +136,11 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 @click.option("--heartbeat-liveness", type=int, help="Heartbeats missed before a worker is missing.  [default: 3]")
 @click.option("--report-interval", help="Seconds between workers' statistics reports.  [default: 3s]")
 @click.option("--master-timeout", help="Worker: stop the users and exit when the master is silent this long. [10s]")
+@click.option("--metrics-port", type=int, help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics.")
+@click.option("--metrics-host", help="Address for --metrics-port; beyond loopback needs --web-auth. [127.0.0.1]")
+@click.option("--web-auth", metavar="USER:PASSWORD", help="Basic auth for what lrun serves (or LRUN_WEB_AUTH).")
+@click.option("--otel", is_flag=True, default=None, help="Export metrics over OTLP/HTTP (OTEL_* variables).")
+@click.option("--webhook", metavar="URL", help="Post to this incoming webhook when a rule trips and when the run ends.")
 @click.option("--exit-with-parent", is_flag=True, hidden=True, help="Worker: exit when stdin closes (--processes).")
 def run(
     scenario: str | None,

@@ -103,6 +103,12 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "html": (str, None),
     "junit": (str, None),
     "monitor": (_tags, []),
+    # live outputs (runner.outputs)
+    "metrics_port": (_port, None),
+    "metrics_host": (str, "127.0.0.1"),
+    "web_auth": (str, None),
+    "otel": (_bool, False),
+    "webhook": (str, None),
     # distributed runs (runner.distributed)
     "processes": (_processes, None),
     "master": (_bool, False),
@@ -151,6 +157,11 @@ class RunSettings:
     html: str | None = None  # the HTML report
     junit: str | None = None  # JUnit XML of the thresholds and checkpoints
     monitor: list[str] = field(default_factory=list)  # local processes to watch: PIDs or names
+    metrics_port: int | None = None  # Prometheus /metrics (0: any free port)
+    metrics_host: str = "127.0.0.1"  # beyond loopback only with web_auth
+    web_auth: str | None = None  # USER:PASSWORD for every HTTP endpoint lrun serves
+    otel: bool = False  # export metrics over OTLP/HTTP (OTEL_* variables)
+    webhook: str | None = None  # incoming webhook URL told of tripped rules and the run's end
     processes: int | None = None  # local worker processes (--processes N or auto)
     master: bool = False
     worker: bool = False

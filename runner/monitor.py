@@ -36,6 +36,7 @@ from typing import Any
 from runner.scenario.limits import (
     CPU_METRICS,
     MEMORY_METRICS,
+    NUMBER_METRICS,
     resource_limit,
 )
 
@@ -422,7 +423,7 @@ class ResourceRule:
         return cls(
             metric,
             limit,
-            str(above),
+            f"{above:g}" if isinstance(above, float) else str(above),
             None if process is None else str(process),
             for_s,
             percent_of_memory=percent_of_memory,
@@ -435,7 +436,7 @@ class ResourceRule:
         return cls.build(
             threshold.metric,
             threshold.above,
-            process=threshold.process,
+            process=threshold.scope,  # the process, server or query it watches
             for_s=threshold.for_,
             action=threshold.action,
             message=threshold.message,
@@ -460,6 +461,8 @@ class ResourceRule:
                 return used
             return used / total * 100 if total else None
 
+        if self.metric.startswith("host_") or self.metric == "query":
+            return self._remote_value(sample)
         if self.metric == "generator_cpu":
             return sample.get("process_cpu_percent")
         if self.metric == "system_cpu":
@@ -478,14 +481,34 @@ class ResourceRule:
         worst = max(values)
         return worst if key == "cpu_percent" else memory(worst)
 
+    def _remote_value(self, sample: dict[str, Any]) -> float | None:
+        """From the remote monitor's values the run adds to the sample (``hosts``, ``queries``)."""
+        if self.metric == "query":
+            return (sample.get("queries") or {}).get(self.process or "")
+        key = {"host_cpu": "cpu_percent", "host_memory": "memory_used_bytes", "host_load": "load1"}[self.metric]
+        hosts = sample.get("hosts") or {}
+        values = []
+        for name in [self.process] if self.process else list(hosts):
+            host = hosts.get(name) or {}
+            value = host.get(key)
+            if value is not None and self.percent_of_memory:
+                value = value / host["memory_total_bytes"] * 100 if host.get("memory_total_bytes") else None
+            if value is not None:
+                values.append(value)
+        return max(values) if values else None
+
     def show(self, value: float | None) -> str:
         if value is None:
             return "no data"
+        if self.metric in NUMBER_METRICS:
+            return f"{value:g}"
         if self.metric in CPU_METRICS or self.percent_of_memory:
             return f"{value:.1f}%"
         return format_bytes(value, decimal=self.decimal)
 
     def show_limit(self) -> str:
+        if self.metric in NUMBER_METRICS:
+            return f"{self.limit:g}"
         if self.metric in CPU_METRICS or self.percent_of_memory:
             return f"{self.limit:g}%"
         return format_bytes(self.limit, decimal=self.decimal)
@@ -555,7 +578,11 @@ class ResourceWatch:
                     "process": rule.process,
                     "above": rule.above,
                     "limit": rule.limit,
-                    "unit": "percent" if rule.metric in CPU_METRICS or rule.percent_of_memory else "bytes",
+                    "unit": "percent"
+                    if rule.metric in CPU_METRICS or rule.percent_of_memory
+                    else "number"
+                    if rule.metric in NUMBER_METRICS
+                    else "bytes",
                     "for_s": rule.for_s,
                     "action": rule.action,
                     "peak": state.peak,

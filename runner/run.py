@@ -31,6 +31,9 @@ from runner.engine.saturation import Saturation
 from runner.engine.user import VirtualUser
 from runner.events import Events
 from runner.monitor import ResourceMonitor, ResourceRule, ResourceWatch
+from runner.monitor_remote import RemoteMonitor
+from runner.outputs import Outputs
+from runner.outputs import start as start_outputs
 from runner.report import console
 from runner.report.results import build_results, write_json
 from runner.scenario import LoadedScenario
@@ -64,6 +67,8 @@ class Live:
     extra_results: Callable[[], dict[str, Any]] | None = None  # more top-level keys for the results
     saturation: Saturation | None = None  # is lrun itself the bottleneck? (drive starts it)
     events: Events = field(default_factory=Events)  # the Python API's listeners
+    outputs: Outputs = field(default_factory=Outputs)  # live outputs: Prometheus, OTLP, webhook
+    remote: RemoteMonitor | None = None  # monitor.hosts and monitor.prometheus
 
     def print(self, text: str) -> None:
         self.clear_progress()
@@ -132,11 +137,22 @@ GENERATOR_HOT = ResourceRule.build(
 def _resources(live: Live, now: float) -> None:
     """Sample CPU and memory; act on resource thresholds (warn, or stop the test)."""
     sample = live.monitor.sample(now)
+    if live.remote is not None:
+        sample = {**sample, **live.remote.current()}
     for rule, detail in live.watch.update(sample):
         if rule.action == "abort":
             live.runner.stop(f"resource threshold {rule.text} failed ({detail})")
         else:
             live.warn(rule.message or f"resource threshold {rule.text}: {detail}")
+        if rule not in live.watch.builtin:
+            live.outputs.notify(f"resource threshold {rule.text} tripped ({detail}): {rule.action}")
+
+
+def _name_cap(live: Live) -> None:
+    """Warn (once) when the statistics folded request names beyond their cap."""
+    for stats in (live.stats, live.transactions):
+        if stats.capped and stats.capped not in live.warnings:
+            live.warn(stats.capped)
 
 
 def _sampler(live: Live) -> Callable[[], None]:
@@ -147,6 +163,7 @@ def _sampler(live: Live) -> Callable[[], None]:
         _resources(live, now)
         if live.saturation is not None:
             live.saturation.check()
+        _name_cap(live)
         if live.tty:
             total = live.stats.total
             requests = total.num_requests
@@ -159,6 +176,8 @@ def _sampler(live: Live) -> Callable[[], None]:
                 ratio,
                 resources=live.monitor.last,
             )
+            if live.remote is not None:
+                line += live.remote.progress()
             live.out.write("\r\033[K" + line)
             live.out.flush()
             live.progress_shown = True
@@ -190,6 +209,7 @@ def _abort_checks(live: Live, thresholds: list[Any]) -> Callable[[], None] | Non
             if verdict["actual"] is not None and not verdict["passed"]:
                 scope = f" [{request}]" if request else ""
                 live.runner.stop(f"threshold {rule.text}{scope} failed ({verdict['detail']})")
+                live.outputs.notify(f"threshold {rule.text}{scope} tripped ({verdict['detail']}): abort")
                 return
 
     return check
@@ -297,6 +317,22 @@ def _request_listeners(script_hook: Callable[..., None] | None, events: Events) 
 
 
 def drive(
+    loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, live: Live, *, command: str
+) -> int:
+    """The run with remote monitoring and its live outputs (Prometheus, OTLP, webhook) around it."""
+    live.remote = RemoteMonitor.from_model(loaded.model.monitor, live.warn)
+    live.outputs = start_outputs(live, compiled, settings, [live.remote.families] if live.remote else [])
+    if live.remote is not None:
+        live.remote.start()
+    try:
+        return _drive(loaded, compiled, settings, live, command=command)
+    finally:
+        if live.remote is not None:
+            live.remote.stop()
+        live.outputs.stop()
+
+
+def _drive(
     loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, live: Live, *, command: str
 ) -> int:
     """Start the load shape on ``live.runner``, run the periodic tasks until it stops, then end the run: results,
@@ -534,6 +570,7 @@ def _finish(
     runner = live.runner
     stats = live.stats
     stats.sample(end, runner.user_count)
+    _name_cap(live)
     verdicts = []
     # thresholds and the exit code read the same results the files get
     results = build_results(
@@ -560,6 +597,7 @@ def _finish(
             **extra,
             "resources": live.monitor.results(),
             "resource_thresholds": live.watch.verdicts(),
+            **({"remote": live.remote.results()} if live.remote is not None else {}),
             **_open_model_results(runner, end - live.started),
             **(live.extra_results() if live.extra_results else {}),
         },
@@ -582,6 +620,7 @@ def _finish(
     results.update(thresholds=verdicts, passed=code == 0, exit_code=code)
     live.events.stop.fire(results)
     _write_outputs(results, settings, live)
+    live.outputs.finished(results, [f for f in (settings.html, settings.json, settings.junit) if f])
     return code
 
 

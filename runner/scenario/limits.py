@@ -59,9 +59,10 @@ def parse_expression(text: str) -> tuple[str, str, float]:
 
 # resource limits
 
-CPU_METRICS = ("generator_cpu", "system_cpu", "target_cpu")
-MEMORY_METRICS = ("generator_memory", "system_memory", "target_memory")
-METRICS = CPU_METRICS + MEMORY_METRICS
+CPU_METRICS = ("generator_cpu", "system_cpu", "target_cpu", "host_cpu")
+MEMORY_METRICS = ("generator_memory", "system_memory", "target_memory", "host_memory")
+NUMBER_METRICS = ("host_load", "query")  # plain numbers (remote: runner.monitor_remote)
+METRICS = CPU_METRICS + MEMORY_METRICS + NUMBER_METRICS
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 SIZE_HELP = "a size such as 500MB, 1.5GiB or a number of bytes, or a percentage of the machine's memory (80%)"
@@ -104,11 +105,13 @@ def resource_limit(metric: str, above: str | float, process: str | int | None = 
     if metric not in METRICS:
         hint = did_you_mean(metric, METRICS)
         raise ValueError(f"unknown metric '{metric}'{' (' + hint + ')' if hint else ''}: use {', '.join(METRICS)}")
-    if process is not None and not metric.startswith("target_"):
+    if process is not None and not metric.startswith(("target_", "host_", "query")):
         raise ValueError(f"'process' applies to target_cpu and target_memory, not {metric}")
     percent_of_memory = False
     try:
-        if metric in CPU_METRICS:
+        if metric in NUMBER_METRICS:
+            limit = float(above)
+        elif metric in CPU_METRICS:
             limit = parse_percent(above)
         elif isinstance(above, str) and _PERCENT.match(above):
             limit, percent_of_memory = parse_percent(above), True
