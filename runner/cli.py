@@ -82,7 +82,10 @@ def _setup_logging(level: str, logfile: str | None) -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         _fail(f"-L/--loglevel: unknown level {level!r} (use DEBUG, INFO, WARNING, ERROR)")
-    handler: logging.Handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
+    try:
+        handler: logging.Handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
+    except OSError as exc:
+        _fail(f"lrun: --logfile {logfile}: {exc.strerror or exc}")
     handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger("lrun")
     root.handlers[:] = [handler]
@@ -153,6 +156,7 @@ def run(
     """
     from runner.config import find_config, resolve
     from runner.errors import LrunError
+    from runner.output_paths import check_outputs
 
     options.update(csv=csv_prefix, json=json_file)
     try:
@@ -166,6 +170,10 @@ def run(
     except LrunError as exc:
         _fail(f"lrun: {exc}")
     _roles(settings, exit_with_parent)
+    try:
+        check_outputs(settings)  # before any load: a typo in a path must not cost the whole test
+    except LrunError as exc:
+        _fail(f"lrun: {exc}")
     if settings.worker:
         _setup_logging(settings.loglevel, settings.logfile)
         _patch_gevent()
@@ -311,14 +319,18 @@ def report(results: tuple[str, ...], output: str | None, junit: str | None) -> N
     (p95, requests/s, failures, per request).
     """
     from runner.errors import LrunError
+    from runner.output_paths import check_writable
     from runner.report.html import write_html
     from runner.report.results import read_json
 
     if junit and len(results) > 1:
         _fail("lrun: --junit takes one results file, not a comparison")
+    output = output or ("report.html" if len(results) == 1 else "comparison.html")
     try:
+        check_writable(output, "-o")
+        if junit:
+            check_writable(junit, "--junit")
         loaded = [read_json(path) for path in results]
-        output = output or ("report.html" if len(loaded) == 1 else "comparison.html")
         labels = _run_labels(results)
         write_html(loaded[0] if len(loaded) == 1 else loaded, output, labels=labels)
         if junit:
