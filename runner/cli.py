@@ -180,6 +180,7 @@ def run(
         _run_worker(scenario, settings, exit_with_parent)
     if loaded is None:
         _fail("lrun run: missing SCENARIO (only a --worker may go without one)")
+    _check_load(loaded.model, settings)
     if settings.host is not None:
         from runner.scenario.model import check_host
 
@@ -193,6 +194,31 @@ def run(
 
     code = run_load(loaded, settings, command=" ".join(["lrun", *sys.argv[1:]]))
     sys.exit(code)
+
+
+def _check_load(model: Any, settings: Any) -> None:
+    """What would run nothing, or names what the scenario does not have, stops here: before any target starts."""
+    load = model.load
+    stages_in_force = load.stages and all(
+        settings.sources.get(name) in ("default", "scenario load") for name in ("users", "run_time")
+    )
+    if settings.users == 0 and not load.is_open and not stages_in_force:
+        source = settings.sources.get("users", "default")
+        where = "-u 0" if source == "command line" else f"users = 0 (from {source})"
+        _fail(f"lrun: {where}: no user would run; give at least 1 user (-u 1), or load stages")
+    known = set()
+    for user in model.users.values():
+        known.update(user.tags)
+        known.update(tag for task in user.tasks or () for tag in task.tags)
+    from runner.scenario.loader import did_you_mean
+
+    for option, tags in (("-T/--tags", settings.tags), ("-E/--exclude-tags", settings.exclude_tags)):
+        for tag in tags:
+            if tag not in known:
+                hint = did_you_mean(tag, known) or (
+                    f"its tags: {', '.join(sorted(known))}" if known else "it has no tags"
+                )
+                _fail(f"lrun: {option}: no user type or task of the scenario has the tag '{tag}' ({hint})")
 
 
 def _roles(settings: Any, local_child: bool) -> None:

@@ -236,6 +236,9 @@ class Check(Model):
         if standalone == ["max_size", "min_size"]:
             standalone = ["size"]  # a size range is one check
         predicates = [k for k in CHECK_PREDICATES if k in self.model_fields_set]
+        nulls = [k for k in predicates if k != "equals" and getattr(self, k) is None]  # equals: ~ means JSON null
+        if nulls:
+            raise ValueError(f"'{nulls[0]}' needs a value, not null (~): write the text to look for, in quotes")
         if len(subjects) + len(standalone) > 1 or (standalone and predicates):
             what = ", ".join(subjects + standalone + predicates)
             raise ValueError(f"one checkpoint checks one thing (found {what}); write several checkpoints")
