@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from runner import templating
 from runner.scenario.types import (
     Duration,
     Expression,
@@ -29,6 +30,7 @@ from runner.scenario.types import (
     PythonName,
     Regex,
     Scalar,
+    Size,
     Template,
     TemplateScalar,
     TemplateTree,
@@ -607,6 +609,18 @@ class _OpenModel(Model):
     )
 
 
+class TemplateSettings(Model):
+    """What a template may make: an operation over the limit fails its step at once, before it uses the memory."""
+
+    max_output: Size = Field(
+        templating.MAX_OUTPUT,
+        gt=0,
+        description="The longest text (or list) one template operation may make: repetition ('a' * n), +, ~, "
+        "padding filters and methods, join, replace, format, and the rendered result.",
+        examples=["1MiB", "16MiB"],
+    )
+
+
 class Stage(Model):
     duration: Duration = Field(description="How long this stage lasts.")
     users: int = Field(ge=0, description="Users at the end of the stage (reached linearly from the previous stage).")
@@ -806,6 +820,7 @@ class Scenario(Model):
         examples=[["p95 < 500ms", "errors < 1%", {"expect": "p99 < 800ms", "request": "POST /orders", "abort": True}]],
     )
 
+    templates: TemplateSettings = Field(default_factory=lambda: TemplateSettings(), description="Limits of templates.")
     monitor: Monitor | None = Field(
         None,
         description="Resource monitoring: local processes to watch (the system under test) and thresholds on CPU "

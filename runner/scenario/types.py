@@ -56,6 +56,39 @@ Duration = Annotated[
 ]
 
 
+SIZE_HELP = "a number of bytes or a string such as 512kB, 10MiB, 1GB"
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+_SIZE_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from ``1024``, ``"512kB"``, ``"10MiB"``, ``"1GB"``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
+        unit = (match.group(2) or "").lower()
+        if unit in _SIZE_UNITS:
+            return int(float(match.group(1)) * _SIZE_UNITS[unit])
+    raise ValueError(f"{value!r} is not a size: use {SIZE_HELP}")
+
+
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*([kKmMgGtT]?i?[bB])?\s*$"},
+            ],
+            "description": f"A size: {SIZE_HELP}.",
+            "examples": ["10MiB", "512kB", 1048576],
+        }
+    ),
+]
+
+
 class Tmpl(str):
     """A string that is a Jinja2 template. Marks the strings the static checks and the compiler template."""
 
