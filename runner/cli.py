@@ -50,7 +50,7 @@ class DefaultRun(click.Group):
         first = args[0] if args else ""
         looks_like_file = Path(first).suffix in (".yaml", ".yml", ".json") or Path(first).exists()
         a_file = first and first not in self.commands and not first.startswith("-") and looks_like_file
-        an_option = first.startswith("--") and first not in ("--help", "--version")  # lrun --worker --master-host …
+        an_option = first.startswith("-") and first not in ("-h", "--help", "-V", "--version")  # lrun -f x.yaml …
         if a_file or an_option:
             args = ["run", *args]
         return super().parse_args(ctx, args)
@@ -95,6 +95,13 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 
 @cli.command()
 @click.argument("scenario", type=click.Path(), required=False)
+@click.option("-f", "scenario_option", metavar="SCENARIO", help="The scenario (Locust's -f; same as the argument).")
+@click.option(
+    "-l", "--list", "list_users", is_flag=True, help="List user types and their tasks with weights, then exit."
+)
+@click.option("--show-task-ratio", is_flag=True, help="Print the share of users and tasks each type gets, then exit.")
+@click.option("--show-task-ratio-json", is_flag=True, help="The same, as JSON (Locust's layout), then exit.")
+@click.option("--headless", is_flag=True, help="Accepted for Locust habits: running headless is the default.")
 @click.option("-u", "--users", type=int, help="Peak number of concurrent users.  [default: scenario's, or 1]")
 @click.option("-r", "--spawn-rate", type=float, help="Users started per second.  [default: scenario's, or 1]")
 @click.option("-t", "--run-time", help="Stop after this long: 300s, 20m, 1h30m.  [default: until Ctrl-C]")
@@ -137,6 +144,11 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 @click.option("--exit-with-parent", is_flag=True, hidden=True, help="Worker: exit when stdin closes (--processes).")
 def run(
     scenario: str | None,
+    scenario_option: str | None,
+    list_users: bool,
+    show_task_ratio: bool,
+    show_task_ratio_json: bool,
+    headless: bool,
     config_file: str | None,
     csv_prefix: str | None,
     json_file: str | None,
@@ -158,6 +170,24 @@ def run(
     from runner.errors import LrunError
     from runner.output_paths import check_outputs
 
+    if scenario and scenario_option and scenario != scenario_option:
+        _fail(f"lrun: two scenarios: {scenario} and -f {scenario_option}; give one")
+    scenario = scenario or scenario_option
+    if list_users or show_task_ratio or show_task_ratio_json:
+        if not scenario:
+            _fail("lrun: -l / --show-task-ratio: which scenario? lrun -l SCENARIO")
+        from runner.task_ratio import listing, task_ratio, task_ratio_text
+
+        model = _load(scenario).model
+        if list_users:
+            click.echo(listing(model))
+        if show_task_ratio:
+            click.echo(task_ratio_text(model))
+        if show_task_ratio_json:
+            import json
+
+            click.echo(json.dumps(task_ratio(model), indent=2))
+        sys.exit(EXIT_OK)
     options.update(csv=csv_prefix, json=json_file)
     try:
         config = find_config(config_file, Path.cwd())
