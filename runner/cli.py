@@ -37,10 +37,21 @@ def _load(path: str, data_dir: str | None = None) -> Any:
     try:
         loaded = load_scenario(path, data_dir)
     except ScenarioError as exc:
-        _fail(str(exc))
+        _fail(_fragment_message(path) or str(exc))
     for warning in loaded.warnings:
         click.echo(warning.format(), err=True)
     return loaded
+
+
+def _fragment_message(path: str | Path) -> str:
+    """For a fragment (a file other scenarios include) given as a scenario: what it is, and who includes it."""
+    from runner.scenario import included_by
+
+    users = included_by(path)
+    if not users:
+        return ""
+    names = ", ".join(str(p) for p in users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
+    return f"{path}: a fragment, included by {names}; it is checked and run as part of them"
 
 
 class DefaultRun(click.Group):
@@ -302,18 +313,26 @@ def validate(paths: tuple[str, ...], strict: bool, quiet: bool, output_format: s
     Prints one line per problem as path:line:col: message. Exit 0 when every file is valid, 2 otherwise.
     Files that other files only include (fragments) are checked as part of the files that include them.
     """
-    from runner.errors import ScenarioError
-    from runner.scenario import find_scenarios, load_scenario
+    from runner.errors import Problem, ScenarioError
+    from runner.scenario import find_scenarios, included_by, load_scenario
 
     missing = [p for p in paths if not Path(p).exists()]
     files = find_scenarios(p for p in paths if p not in missing)
     if not files and not missing:
         _fail(f"no scenario files (*.yaml, *.yml, *.json) under {', '.join(paths)}")
     checked = []  # (path, problems, valid)
-    for path in [*missing, *files]:
+    queue = [*missing, *files]
+    for path in queue:
         try:
             problems = load_scenario(path, data_dir).warnings  # a missing file raises, with a did-you-mean
         except ScenarioError as exc:
+            fragment = _fragment_message(path) if path not in missing else ""
+            if fragment:  # named on the command line: check the files that include it instead
+                message = fragment.split(": ", 1)[1]
+                checked.append((str(path), [Problem(str(path), 1, 1, message, severity="info")], True))
+                seen = {Path(p).resolve() for p in queue}
+                queue.extend(p for p in included_by(path) if p.resolve() not in seen)
+                continue
             checked.append((str(path), exc.problems, False))
             continue
         checked.append((str(path), problems, not (strict and problems)))

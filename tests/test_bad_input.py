@@ -94,3 +94,22 @@ def test_validate_reports_the_bomb_in_one_line(tmp_path: Path) -> None:
     result = run_lrun("validate", str(write(tmp_path, bomb())), cwd=ROOT)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{tmp_path / 'scenario.yaml'}:7:7: aliases (*name) here expand" in result.stderr
+
+
+def test_validating_a_fragment_names_the_files_that_include_it(tmp_path: Path) -> None:
+    write(tmp_path, "headers: {X-Team: perf}\n", "common.yaml")
+    write(tmp_path, "include: [common.yaml]\nhost: demo\nusers: {u: {sequence: [{get: /}]}}\n", "a.yaml")
+    write(tmp_path, "include: common.yaml\nhost: demo\nusers: {u: {sequence: [{get: /nowhere}]}}\n", "b.yaml")
+    result = run_lrun("validate", "common.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "common.yaml:1:1: info: a fragment, included by a.yaml, b.yaml; it is checked" in result.stderr
+    assert result.stdout.splitlines() == ["common.yaml: ok", "a.yaml: ok", "b.yaml: ok"]  # checked through them
+    run = run_lrun("run", "common.yaml", cwd=tmp_path)
+    assert run.returncode == 2
+    assert (
+        run.stderr.strip()
+        == "common.yaml: a fragment, included by a.yaml, b.yaml; it is checked and run as part of them"
+    )
+    write(tmp_path, "headers: {X-Team: perf}\n", "alone.yaml")  # nothing includes it: what is missing, as before
+    result = run_lrun("validate", "alone.yaml", cwd=tmp_path)
+    assert result.returncode == 2 and "missing required key 'users'" in result.stderr
