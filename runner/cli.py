@@ -496,7 +496,7 @@ def debug(
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8089, show_default=True, help="Port to listen on (0: any free port).")
+@click.option("--port", default=8090, show_default=True, help="Port to listen on (0: any free port).")
 def demo(host: str, port: int) -> None:
     """Serve the built-in demo shop (the target of the example scenarios) until Ctrl-C."""
     from runner.demo.server import serve

@@ -68,3 +68,10 @@ def test_f_and_headless_run_as_locust_users_type_them(tmp_path: Path, demo_url: 
     assert "Aggregated" in result.stdout
     result = run_lrun("run", str(path), "-f", str(tmp_path / "other.yaml"))
     assert result.returncode == 2 and "two scenarios" in result.stderr
+
+
+def test_the_demo_target_leaves_8089_to_the_web_ui() -> None:
+    from runner.demo.server import DEMO_PORT
+
+    assert DEMO_PORT != 8089
+    assert f"[default: {DEMO_PORT}]" in run_lrun("demo", "--help").stdout
