@@ -75,3 +75,18 @@ def test_the_demo_target_leaves_8089_to_the_web_ui() -> None:
 
     assert DEMO_PORT != 8089
     assert f"[default: {DEMO_PORT}]" in run_lrun("demo", "--help").stdout
+
+
+def test_the_readmes_first_scenario_validates_and_runs(tmp_path: Path, demo_url: str) -> None:
+    import re
+
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Your first scenario") :]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None
+    path = write(tmp_path, block.group(1), "first.yaml")
+    assert run_lrun("validate", str(path)).returncode == 0
+    debug = run_lrun("debug", str(path), "-H", demo_url)
+    assert debug.returncode == 0 and "3 requests, 0 failed, 0 errors" in debug.stdout, debug.stdout

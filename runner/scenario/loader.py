@@ -193,6 +193,7 @@ class _Builder:
 
 
 _UNQUOTED_TEMPLATE = re.compile(r"(?:^\s*-|:)\s+\{\{")
+_UNQUOTED_BRACKETS = re.compile(r":\s+([^\s\"'\[{,}][^,}\s]*\[[^,}\s]*\][^,}\s]*)")  # name: /items/[id] in { }
 
 
 def _yaml_problem(file: str, text: str, exc: yaml.YAMLError) -> Problem:
@@ -215,6 +216,8 @@ def _yaml_problem(file: str, text: str, exc: yaml.YAMLError) -> Problem:
         hint = r"in double quotes \ starts an escape: use single quotes for a regex ('\d+'), or write \\"
     elif source[: col - 1].rstrip().endswith(("'", '"')):
         hint = "a value cannot go on after its closing quote; for a ' inside '...', write it twice: 'it''s'"
+    elif ("flow sequence" in context or "flow mapping" in context) and (found := _UNQUOTED_BRACKETS.search(source)):
+        hint = f'inside {{ }}, a value containing [ ] must be quoted: "{found.group(1)}"'
     elif "flow sequence" in context or "flow mapping" in context:
         hint = "a [ or { is not closed where expected: check the brackets and commas"
     elif "mapping values are not allowed" in problem:
