@@ -94,15 +94,18 @@ def _size(value: Any) -> int:
     return len(value) if isinstance(value, str | bytes | list | tuple | dict) else 0
 
 
-_FORMAT_NUMBER = re.compile(r"\d+")
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
+_FORMAT_SPEC = re.compile(r"\{[^{}]*:([^{}]*)\}")
+_WIDTH_FROM_ARGUMENTS = re.compile(r"%(?:\([^)]*\))?[-#0 +]*\*|%[-#0 +]*\d*\.\*|\{[^{}]*\{")
 
 
 def _check_format(limit: int, fmt: str, args: Any, what: str) -> None:
-    """A printf or str.format string whose widths (written, or passed with * or {}) exceed the limit."""
-    numbers = [int(n) for n in _FORMAT_NUMBER.findall(fmt) if len(n) < 20]
-    if any(len(n) >= 20 for n in _FORMAT_NUMBER.findall(fmt)):
-        numbers.append(limit + 1)
-    if "*" in fmt or fmt.count("{") > fmt.count("{}"):  # widths may come from the arguments
+    """A printf or str.format string whose widths or precisions (written, or passed with * or {}) exceed the
+    limit. Numbers in the text itself are not widths."""
+    written = [n for spec in _PRINTF_SPEC.findall(fmt) for n in spec if n.isdigit()]
+    written += [n for spec in _FORMAT_SPEC.findall(fmt) for n in re.findall(r"\d+", spec)]
+    numbers = [int(n) if len(n) < 20 else limit + 1 for n in written]
+    if _WIDTH_FROM_ARGUMENTS.search(fmt):  # '%*d' % (n, x), '{:{w}}'.format(x, w=n)
         values = args.values() if isinstance(args, dict) else args if isinstance(args, tuple | list) else (args,)
         numbers += [abs(v) for v in values if isinstance(v, int)]
     _over(limit, max(numbers, default=0), what)

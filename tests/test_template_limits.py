@@ -34,6 +34,8 @@ HUGE = [
     "{{ '%*d' % (999999999, 1) }}",
     "{{ '{:>999999999}'.format(1) }}",
     "{{ '{:>{w}}'.format(1, w=999999999) }}",
+    "{{ '%.*f' % (999999999, 1.0) }}",
+    "{{ '%(a)999999999s' % {'a': 1} }}",
     "{{ 2 ** 100000000 }}",
     "{{ lipsum(100000) }}",
     "{{ random_string(10**9) }}",
@@ -66,6 +68,11 @@ def test_a_growing_operation_over_the_limit_fails_before_it_allocates(source: st
         ("{{ 2 ** 10 }}", "1024"),
         ("{{ 'ab'.ljust(4, '.') }}", "ab.."),
         ("{{ 'x' * 1048576 == 'x' * 1048576 }}", "True"),
+        ("{{ 'order 12345678: {}'.format(1) }}", "order 12345678: 1"),  # numbers in the text are not widths
+        ("{{ 'order 12345678: %s' % 1 }}", "order 12345678: 1"),
+        ("{{ '{0}'.format(12345678) }}", "12345678"),
+        ("{{ '{:*^10}'.format(12345678) }}", "*12345678*"),
+        ("{{ '%s-%s' % (12345678, 2) }}", "12345678-2"),
     ],
 )
 def test_normal_templates_are_unchanged(source: str, text: str) -> None:
