@@ -326,7 +326,10 @@ def validate(paths: tuple[str, ...], strict: bool, quiet: bool, output_format: s
         try:
             problems = load_scenario(path, data_dir).warnings  # a missing file raises, with a did-you-mean
         except ScenarioError as exc:
-            fragment = _fragment_message(path) if path not in missing else ""
+            named = (
+                path not in missing and Path(path).is_file() and str(path) in {str(Path(p)) for p in paths}
+            )  # not under a dir
+            fragment = _fragment_message(path) if named else ""
             if fragment:  # named on the command line: check the files that include it instead
                 message = fragment.split(": ", 1)[1]
                 checked.append((str(path), [Problem(str(path), 1, 1, message, severity="info")], True))
