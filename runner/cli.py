@@ -322,13 +322,12 @@ def validate(paths: tuple[str, ...], strict: bool, quiet: bool, output_format: s
         _fail(f"no scenario files (*.yaml, *.yml, *.json) under {', '.join(paths)}")
     checked = []  # (path, problems, valid)
     queue = [*missing, *files]
+    named_files = {str(Path(p)) for p in paths if Path(p).is_file()}
     for path in queue:
         try:
             problems = load_scenario(path, data_dir).warnings  # a missing file raises, with a did-you-mean
         except ScenarioError as exc:
-            named = (
-                path not in missing and Path(path).is_file() and str(path) in {str(Path(p)) for p in paths}
-            )  # not under a dir
+            named = path not in missing and str(path) in named_files  # not found under a directory
             fragment = _fragment_message(path) if named else ""
             if fragment:  # named on the command line: check the files that include it instead
                 message = fragment.split(": ", 1)[1]
