@@ -37,10 +37,21 @@ def _load(path: str, data_dir: str | None = None) -> Any:
     try:
         loaded = load_scenario(path, data_dir)
     except ScenarioError as exc:
-        _fail(str(exc))
+        _fail(_fragment_message(path) or str(exc))
     for warning in loaded.warnings:
         click.echo(warning.format(), err=True)
     return loaded
+
+
+def _fragment_message(path: str | Path) -> str:
+    """For a fragment (a file other scenarios include) given as a scenario: what it is, and who includes it."""
+    from runner.scenario import included_by
+
+    users = included_by(path)
+    if not users:
+        return ""
+    names = ", ".join(str(p) for p in users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
+    return f"{path}: a fragment, included by {names}; it is checked and run as part of them"
 
 
 class DefaultRun(click.Group):
@@ -50,7 +61,7 @@ class DefaultRun(click.Group):
         first = args[0] if args else ""
         looks_like_file = Path(first).suffix in (".yaml", ".yml", ".json") or Path(first).exists()
         a_file = first and first not in self.commands and not first.startswith("-") and looks_like_file
-        an_option = first.startswith("--") and first not in ("--help", "--version")  # lrun --worker --master-host …
+        an_option = first.startswith("-") and first not in ("-h", "--help", "-V", "--version")  # lrun -f x.yaml …
         if a_file or an_option:
             args = ["run", *args]
         return super().parse_args(ctx, args)
@@ -82,7 +93,10 @@ def _setup_logging(level: str, logfile: str | None) -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         _fail(f"-L/--loglevel: unknown level {level!r} (use DEBUG, INFO, WARNING, ERROR)")
-    handler: logging.Handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
+    try:
+        handler: logging.Handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
+    except OSError as exc:
+        _fail(f"lrun: --logfile {logfile}: {exc.strerror or exc}")
     handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger("lrun")
     root.handlers[:] = [handler]
@@ -92,6 +106,13 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 
 @cli.command()
 @click.argument("scenario", type=click.Path(), required=False)
+@click.option("-f", "scenario_option", metavar="SCENARIO", help="The scenario (Locust's -f; same as the argument).")
+@click.option(
+    "-l", "--list", "list_users", is_flag=True, help="List user types and their tasks with weights, then exit."
+)
+@click.option("--show-task-ratio", is_flag=True, help="Print the share of users and tasks each type gets, then exit.")
+@click.option("--show-task-ratio-json", is_flag=True, help="The same, as JSON (Locust's layout), then exit.")
+@click.option("--headless", is_flag=True, help="Accepted for Locust habits: running headless is the default.")
 @click.option("-u", "--users", type=int, help="Peak number of concurrent users.  [default: scenario's, or 1]")
 @click.option("-r", "--spawn-rate", type=float, help="Users started per second.  [default: scenario's, or 1]")
 @click.option("-t", "--run-time", help="Stop after this long: 300s, 20m, 1h30m.  [default: until Ctrl-C]")
@@ -144,6 +165,11 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 @click.option("--exit-with-parent", is_flag=True, hidden=True, help="Worker: exit when stdin closes (--processes).")
 def run(
     scenario: str | None,
+    scenario_option: str | None,
+    list_users: bool,
+    show_task_ratio: bool,
+    show_task_ratio_json: bool,
+    headless: bool,
     config_file: str | None,
     csv_prefix: str | None,
     json_file: str | None,
@@ -163,7 +189,26 @@ def run(
     """
     from runner.config import find_config, resolve
     from runner.errors import LrunError
+    from runner.output_paths import check_outputs
 
+    if scenario and scenario_option and scenario != scenario_option:
+        _fail(f"lrun: two scenarios: {scenario} and -f {scenario_option}; give one")
+    scenario = scenario or scenario_option
+    if list_users or show_task_ratio or show_task_ratio_json:
+        if not scenario:
+            _fail("lrun: -l / --show-task-ratio: which scenario? lrun -l SCENARIO")
+        from runner.task_ratio import listing, task_ratio, task_ratio_text
+
+        model = _load(scenario).model
+        if list_users:
+            click.echo(listing(model))
+        if show_task_ratio:
+            click.echo(task_ratio_text(model))
+        if show_task_ratio_json:
+            import json
+
+            click.echo(json.dumps(task_ratio(model), indent=2))
+        sys.exit(EXIT_OK)
     options.update(csv=csv_prefix, json=json_file)
     try:
         config = find_config(config_file, Path.cwd())
@@ -176,12 +221,17 @@ def run(
     except LrunError as exc:
         _fail(f"lrun: {exc}")
     _roles(settings, exit_with_parent)
+    try:
+        check_outputs(settings)  # before any load: a typo in a path must not cost the whole test
+    except LrunError as exc:
+        _fail(f"lrun: {exc}")
     if settings.worker:
         _setup_logging(settings.loglevel, settings.logfile)
         _patch_gevent()
         _run_worker(scenario, settings, exit_with_parent)
     if loaded is None:
         _fail("lrun run: missing SCENARIO (only a --worker may go without one)")
+    _check_load(loaded.model, settings)
     if settings.host is not None:
         from runner.scenario.model import check_host
 
@@ -195,6 +245,31 @@ def run(
 
     outcome = run_test(loaded, settings, command=" ".join(["lrun", *sys.argv[1:]]))
     sys.exit(outcome.exit_code)
+
+
+def _check_load(model: Any, settings: Any) -> None:
+    """What would run nothing, or names what the scenario does not have, stops here: before any target starts."""
+    load = model.load
+    stages_in_force = load.stages and all(
+        settings.sources.get(name) in ("default", "scenario load") for name in ("users", "run_time")
+    )
+    if settings.users == 0 and not load.is_open and not stages_in_force:
+        source = settings.sources.get("users", "default")
+        where = "-u 0" if source == "command line" else f"users = 0 (from {source})"
+        _fail(f"lrun: {where}: no user would run; give at least 1 user (-u 1), or load stages")
+    known = set()
+    for user in model.users.values():
+        known.update(user.tags)
+        known.update(tag for task in user.tasks or () for tag in task.tags)
+    from runner.scenario.loader import did_you_mean
+
+    for option, tags in (("-T/--tags", settings.tags), ("-E/--exclude-tags", settings.exclude_tags)):
+        for tag in tags:
+            if tag not in known:
+                hint = did_you_mean(tag, known) or (
+                    f"its tags: {', '.join(sorted(known))}" if known else "it has no tags"
+                )
+                _fail(f"lrun: {option}: no user type or task of the scenario has the tag '{tag}' ({hint})")
 
 
 def _roles(settings: Any, local_child: bool) -> None:
@@ -260,18 +335,28 @@ def validate(paths: tuple[str, ...], strict: bool, quiet: bool, output_format: s
     Prints one line per problem as path:line:col: message. Exit 0 when every file is valid, 2 otherwise.
     Files that other files only include (fragments) are checked as part of the files that include them.
     """
-    from runner.errors import ScenarioError
-    from runner.scenario import find_scenarios, load_scenario
+    from runner.errors import Problem, ScenarioError
+    from runner.scenario import find_scenarios, included_by, load_scenario
 
     missing = [p for p in paths if not Path(p).exists()]
     files = find_scenarios(p for p in paths if p not in missing)
     if not files and not missing:
         _fail(f"no scenario files (*.yaml, *.yml, *.json) under {', '.join(paths)}")
     checked = []  # (path, problems, valid)
-    for path in [*missing, *files]:
+    queue = [*missing, *files]
+    named_files = {str(Path(p)) for p in paths if Path(p).is_file()}
+    for path in queue:
         try:
             problems = load_scenario(path, data_dir).warnings  # a missing file raises, with a did-you-mean
         except ScenarioError as exc:
+            named = path not in missing and str(path) in named_files  # not found under a directory
+            fragment = _fragment_message(path) if named else ""
+            if fragment:  # named on the command line: check the files that include it instead
+                message = fragment.split(": ", 1)[1]
+                checked.append((str(path), [Problem(str(path), 1, 1, message, severity="info")], True))
+                seen = {Path(p).resolve() for p in queue}
+                queue.extend(p for p in included_by(path) if p.resolve() not in seen)
+                continue
             checked.append((str(path), exc.problems, False))
             continue
         checked.append((str(path), problems, not (strict and problems)))
@@ -333,14 +418,18 @@ def report(results: tuple[str, ...], output: str | None, junit: str | None) -> N
     (p95, requests/s, failures, per request).
     """
     from runner.errors import LrunError
+    from runner.output_paths import check_writable
     from runner.report.html import write_html
     from runner.report.results import read_json
 
     if junit and len(results) > 1:
         _fail("lrun: --junit takes one results file, not a comparison")
+    output = output or ("report.html" if len(results) == 1 else "comparison.html")
     try:
+        check_writable(output, "-o")
+        if junit:
+            check_writable(junit, "--junit")
         loaded = [read_json(path) for path in results]
-        output = output or ("report.html" if len(loaded) == 1 else "comparison.html")
         labels = _run_labels(results)
         write_html(loaded[0] if len(loaded) == 1 else loaded, output, labels=labels)
         if junit:
@@ -468,7 +557,7 @@ def import_(
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8089, show_default=True, help="Port to listen on (0: any free port).")
+@click.option("--port", default=8090, show_default=True, help="Port to listen on (0: any free port).")
 def demo(host: str, port: int) -> None:
     """Serve the built-in demo shop (the target of the example scenarios) until Ctrl-C."""
     from runner.demo.server import serve

@@ -54,6 +54,39 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"expected a whole number; got {value!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a whole number; got {value!r}") from None
+
+
+def _at_least(low: int) -> Callable[[Any], int]:
+    """A whole number of at least ``low``: the scenario's ``load`` rules and messages, for every source."""
+
+    def convert(value: Any) -> int:
+        number = _whole(value)
+        if number < low:
+            raise ValueError(f"must be at least {low}; got {number}")
+        return number
+
+    return convert
+
+
+def _rate(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number; got {value!r}") from None
+    if number == float("inf"):
+        raise ValueError("must be a finite number; got inf")
+    if not number > 0:
+        raise ValueError(f"must be more than 0; got {number:g}")
+    return number
+
+
 def _port(value: Any) -> int:
     if str(value).startswith("tcp://"):  # what Kubernetes sets for a Service named lrun-master
         raise ValueError(
@@ -81,12 +114,12 @@ def _processes(value: Any) -> int:
 
 # name -> (converter, default). Names use underscores; files and env vars may use dashes.
 SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
-    "users": (int, 1),
-    "spawn_rate": (float, 1.0),
+    "users": (_at_least(0), 1),
+    "spawn_rate": (_rate, 1.0),
     "run_time": (_optional_duration, None),
     "host": (str, None),
     "stop_timeout": (parse_duration, 0.0),
-    "iterations": (int, None),
+    "iterations": (_at_least(1), None),
     "tags": (_tags, []),
     "exclude_tags": (_tags, []),
     "csv": (str, None),
@@ -96,7 +129,7 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "only_summary": (_bool, False),
     "loglevel": (str, "INFO"),
     "logfile": (str, None),
-    "exit_code_on_error": (int, 1),
+    "exit_code_on_error": (_at_least(0), 1),
     "reset_stats": (_bool, False),
     "no_rendezvous": (_bool, False),
     "data_dir": (str, None),

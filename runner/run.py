@@ -29,6 +29,7 @@ from runner.engine.flow import StopTest
 from runner.engine.runner import LocalRunner, Stage
 from runner.engine.saturation import Saturation
 from runner.engine.user import VirtualUser
+from runner.errors import LrunError
 from runner.events import Events
 from runner.monitor import ResourceMonitor, ResourceRule, ResourceWatch
 from runner.monitor_remote import RemoteMonitor
@@ -619,7 +620,8 @@ def _finish(
         live.warn("no request was made")
     results.update(thresholds=verdicts, passed=code == 0, exit_code=code)
     live.events.stop.fire(results)
-    _write_outputs(results, settings, live)
+    if not _write_outputs(results, settings, live) and code == 0:
+        code = 1  # the run passed, but what CI reads of it is missing
     live.outputs.finished(results, [f for f in (settings.html, settings.json, settings.junit) if f])
     return code
 
@@ -642,23 +644,34 @@ def _open_model_results(runner: Any, duration: float) -> dict[str, Any]:
     }
 
 
-def _write_outputs(results: dict[str, Any], settings: RunSettings, live: Live) -> None:
-    if settings.json:
-        write_json(results, Path(settings.json))
-        log.info("results written to %s", settings.json)
-    if settings.csv:
-        from runner.report.csv import write_csv
+def _write_outputs(results: dict[str, Any], settings: RunSettings, live: Live) -> bool:
+    """Write every output; one that fails (disk full, directory gone) does not stop the others. False if any did."""
+    from runner.report.csv import write_csv
+    from runner.report.html import write_html
+    from runner.report.junit import write_junit
 
-        write_csv(results, settings.csv, full_history=settings.csv_full_history)
-        log.info("CSV written to %s_*.csv", settings.csv)
-    if settings.html:
-        from runner.report.html import write_html
-
-        write_html(results, settings.html)
-        log.info("HTML report written to %s", settings.html)
-    if settings.junit:
-        from runner.report.junit import write_junit
-
-        write_junit(results, settings.junit)
-        log.info("JUnit XML written to %s", settings.junit)
+    outputs: list[tuple[str, str | None, str, Callable[[str], Any]]] = [
+        ("--json", settings.json, "results", lambda path: write_json(results, Path(path))),
+        ("--csv", settings.csv, "CSV", lambda prefix: write_csv(results, prefix, settings.csv_full_history)),
+        ("--html", settings.html, "HTML report", lambda path: write_html(results, path)),
+        ("--junit", settings.junit, "JUnit XML", lambda path: write_junit(results, path)),
+    ]
+    written, lost = [], []
+    for option, path, what, write in outputs:
+        if not path:
+            continue
+        shown = f"{path}_*.csv" if option == "--csv" else path
+        try:
+            write(path)
+        except (OSError, LrunError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            lost.append(f"{option} {shown}")
+            live.warn(f"{what} NOT written to {shown}: {reason}")
+            continue
+        written.append(f"{what} {shown}")
+        log.info("%s written to %s", what, shown)
     live.print(console.summary(results))
+    if lost:
+        rest = f"; the rest went to: {', '.join(written)}" if written else ""
+        live.print(f"outputs lost: {', '.join(lost)}{rest}")
+    return not lost

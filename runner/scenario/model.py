@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from runner import templating
 from runner.scenario.limits import parse_expression, resource_limit
 from runner.scenario.types import (
     Duration,
@@ -238,6 +239,9 @@ class Check(Model):
         if standalone == ["max_size", "min_size"]:
             standalone = ["size"]  # a size range is one check
         predicates = [k for k in CHECK_PREDICATES if k in self.model_fields_set]
+        nulls = [k for k in predicates if k != "equals" and getattr(self, k) is None]  # equals: ~ means JSON null
+        if nulls:
+            raise ValueError(f"'{nulls[0]}' needs a value, not null (~): write the text to look for, in quotes")
         if len(subjects) + len(standalone) > 1 or (standalone and predicates):
             what = ", ".join(subjects + standalone + predicates)
             raise ValueError(f"one checkpoint checks one thing (found {what}); write several checkpoints")
@@ -630,6 +634,18 @@ class _OpenModel(Model):
     )
 
 
+class TemplateSettings(Model):
+    """What a template may make: an operation over the limit fails its step at once, before it uses the memory."""
+
+    max_output: Size = Field(
+        templating.MAX_OUTPUT,
+        gt=0,
+        description="The longest text (or list) one template operation may make: repetition ('a' * n), +, ~, "
+        "padding filters and methods, join, replace, format, and the rendered result.",
+        examples=["1MiB", "16MiB"],
+    )
+
+
 class Stage(Model):
     duration: Duration = Field(description="How long this stage lasts.")
     users: int = Field(ge=0, description="Users at the end of the stage (reached linearly from the previous stage).")
@@ -837,6 +853,7 @@ class Scenario(Model):
         examples=[["p95 < 500ms", "errors < 1%", {"expect": "p99 < 800ms", "request": "POST /orders", "abort": True}]],
     )
 
+    templates: TemplateSettings = Field(default_factory=lambda: TemplateSettings(), description="Limits of templates.")
     monitor: Monitor | None = Field(
         None,
         description="Resource monitoring: local processes to watch (the system under test) and thresholds on CPU "
