@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -25,7 +25,7 @@ def _patch_gevent() -> None:
         monkey.patch_all()
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(message, err=True)
     sys.exit(EXIT_USAGE)
 
@@ -343,7 +343,7 @@ def validate(paths: tuple[str, ...], strict: bool, quiet: bool, output_format: s
     if not files and not missing:
         _fail(f"no scenario files (*.yaml, *.yml, *.json) under {', '.join(paths)}")
     checked = []  # (path, problems, valid)
-    queue = [*missing, *files]
+    queue: list[str | Path] = [*missing, *files]
     named_files = {str(Path(p)) for p in paths if Path(p).is_file()}
     for path in queue:
         try:

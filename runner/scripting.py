@@ -98,7 +98,7 @@ def load_script(path: Path) -> Script:
         raise ScriptLoadError(
             Problem(str(path), line or 1, 1, f"the module failed to import: {type(exc).__name__}: {exc}")
         ) from None
-    functions = {
+    functions: dict[str, Callable[..., Any]] = {
         n: f
         for n, f in vars(module).items()
         if inspect.isfunction(f) and f.__module__ == module.__name__ and not n.startswith("_")

@@ -162,8 +162,8 @@ def _bounded_filters(limit: int) -> dict[str, Callable[..., Any]]:
         _over(limit, _size(result), "wordwrap")
         return result
 
-    bounded = {"center": center, "indent": indent, "replace": replace, "join": join, "format": format_}
-    bounded["wordwrap"] = wordwrap
+    bounded: dict[str, Callable[..., Any]] = {"center": center, "indent": indent, "replace": replace, "join": join}
+    bounded.update(format=format_, wordwrap=wordwrap)
     for name, function in bounded.items():  # keep Jinja's pass_eval_context / pass_environment markers
         if hasattr(raw[name], "jinja_pass_arg"):
             function.jinja_pass_arg = raw[name].jinja_pass_arg  # type: ignore[attr-defined]
@@ -212,7 +212,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         limit = __self.max_output
         target = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
-        owner, name = getattr(target, "__self__", None), getattr(target, "__name__", "")
+        owner: Any = getattr(target, "__self__", None)  # str or bytes: their methods take the same arguments
+        name = getattr(target, "__name__", "")
         if isinstance(owner, str | bytes):
             numbers = [a for a in (*args, *kwargs.values()) if isinstance(a, int)]
             if name in _GROWING_METHODS:

@@ -36,7 +36,9 @@ _CATALOG = [
     ("Paper lantern", 7.75), ("Glass vase", 19.2),
 ]
 # fmt: on
-ITEMS = tuple({"id": i, "name": name, "price": price} for i, (name, price) in enumerate(_CATALOG, start=1))
+ITEMS: tuple[dict[str, Any], ...] = tuple(
+    {"id": i, "name": name, "price": price} for i, (name, price) in enumerate(_CATALOG, start=1)
+)
 
 Json = Any
 Headers = list[tuple[str, str]]

@@ -26,7 +26,8 @@ class RpcService:
 
     def handle(self, body: bytes) -> bytes:
         """An XML-RPC request body -> the response body (a fault for a bad call, as the protocol says)."""
-        return self.dispatcher._marshaled_dispatch(body)  # what xmlrpc.server's own request handlers call
+        response: bytes | str = self.dispatcher._marshaled_dispatch(body)  # what xmlrpc.server's handlers call
+        return response.encode() if isinstance(response, str) else response
 
     def stats(self) -> dict[str, Any]:
         return {"calls": dict(self.calls), "faults": dict(self.faults)}

@@ -149,7 +149,8 @@ def included_by(path: str | Path) -> list[Path]:
     target = existing_file(Path(path))
     if target is None:
         return []
-    own, pending = set(), [target]  # what the file includes itself: in a cycle, not its users
+    own: set[Path] = set()
+    pending = [target]  # what the file includes itself: in a cycle, not its users
     while pending:
         for child in _includes_of(pending.pop()) - own:
             own.add(child)

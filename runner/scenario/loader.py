@@ -200,7 +200,7 @@ def _yaml_problem(file: str, text: str, exc: yaml.YAMLError) -> Problem:
     problem, context = getattr(exc, "problem", None) or "", getattr(exc, "context", None) or ""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if "end of stream" in problem and getattr(exc, "context_mark", None):
-        mark = exc.context_mark  # where the unclosed quote or bracket starts, not the end of the file
+        mark = getattr(exc, "context_mark", None)  # where the unclosed quote or bracket starts, not the end of the file
     line, col = _place(text, mark.line + 1, mark.column + 1) if mark else (1, 1)
     message = ", ".join(p for p in (context, problem) if p) or str(exc)
     lines = LINE_BREAK.split(text)

@@ -172,7 +172,7 @@ def _locate(error: dict[str, Any], doc: Document) -> DataPath:
     value, text = error.get("input"), error["msg"].removeprefix("Value error, ")
     named = _NAMED_KEY.match(text)
     key = named and (named[1] or named[2])
-    if isinstance(value, dict) and key in value:
+    if isinstance(value, dict) and key and key in value:
         return (*path, key)  # a model's check that starts with a key is about that key: "tasks: ..."
     if text.startswith("template syntax error") and isinstance(value, dict | list):
         return _bad_template(value, path) or path
@@ -226,7 +226,7 @@ def _message(error: dict[str, Any], path: DataPath, doc: Document, models: dict[
     if kind in ("too_short", "too_long"):
         ctx = error.get("ctx", {})
         if kind == "too_long":
-            return doc.problem(path, f"{label}expected at most {ctx.get('max_length')} items; got {len(value)}")
+            return doc.problem(path, f"{label}expected at most {ctx.get('max_length')} items; got {len(value or ())}")
         if not value:
             return doc.problem(path, f"{label}must not be empty")
         return doc.problem(path, f"{label}expected at least {ctx.get('min_length')} items; got {len(value)}")
@@ -361,7 +361,7 @@ def validate(doc: Document) -> Scenario:
     except ValidationError as exc:
         models = context.get("models", {})
         found = []
-        for error in exc.errors():
+        for error in map(dict, exc.errors()):
             path = _locate(error, doc)
             found.append((error, path, _message(error, path, doc, models)))
         problems = list(dict.fromkeys(_merge_unions(_drop_echoes(found))))  # aliased YAML repeats a place
