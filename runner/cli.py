@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -25,7 +25,7 @@ def _patch_gevent() -> None:
         monkey.patch_all()
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(message, err=True)
     sys.exit(EXIT_USAGE)
 
@@ -37,10 +37,21 @@ def _load(path: str, data_dir: str | None = None) -> Any:
     try:
         loaded = load_scenario(path, data_dir)
     except ScenarioError as exc:
-        _fail(str(exc))
+        _fail(_fragment_message(path) or str(exc))
     for warning in loaded.warnings:
         click.echo(warning.format(), err=True)
     return loaded
+
+
+def _fragment_message(path: str | Path) -> str:
+    """For a fragment (a file other scenarios include) given as a scenario: what it is, and who includes it."""
+    from runner.scenario import included_by
+
+    users = included_by(path)
+    if not users:
+        return ""
+    names = ", ".join(str(p) for p in users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
+    return f"{path}: a fragment, included by {names}; it is checked and run as part of them"
 
 
 class DefaultRun(click.Group):
@@ -50,7 +61,7 @@ class DefaultRun(click.Group):
         first = args[0] if args else ""
         looks_like_file = Path(first).suffix in (".yaml", ".yml", ".json") or Path(first).exists()
         a_file = first and first not in self.commands and not first.startswith("-") and looks_like_file
-        an_option = first.startswith("--") and first not in ("--help", "--version")  # lrun --worker --master-host …
+        an_option = first.startswith("-") and first not in ("-h", "--help", "-V", "--version")  # lrun -f x.yaml …
         if a_file or an_option:
             args = ["run", *args]
         return super().parse_args(ctx, args)
@@ -82,7 +93,10 @@ def _setup_logging(level: str, logfile: str | None) -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         _fail(f"-L/--loglevel: unknown level {level!r} (use DEBUG, INFO, WARNING, ERROR)")
-    handler: logging.Handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
+    try:
+        handler: logging.Handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
+    except OSError as exc:
+        _fail(f"lrun: --logfile {logfile}: {exc.strerror or exc}")
     handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger("lrun")
     root.handlers[:] = [handler]
@@ -92,6 +106,13 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 
 @cli.command()
 @click.argument("scenario", type=click.Path(), required=False)
+@click.option("-f", "scenario_option", metavar="SCENARIO", help="The scenario (Locust's -f; same as the argument).")
+@click.option(
+    "-l", "--list", "list_users", is_flag=True, help="List user types and their tasks with weights, then exit."
+)
+@click.option("--show-task-ratio", is_flag=True, help="Print the share of users and tasks each type gets, then exit.")
+@click.option("--show-task-ratio-json", is_flag=True, help="The same, as JSON (Locust's layout), then exit.")
+@click.option("--headless", is_flag=True, help="Accepted for Locust habits: running headless is the default.")
 @click.option("-u", "--users", type=int, help="Peak number of concurrent users.  [default: scenario's, or 1]")
 @click.option("-r", "--spawn-rate", type=float, help="Users started per second.  [default: scenario's, or 1]")
 @click.option("-t", "--run-time", help="Stop after this long: 300s, 20m, 1h30m.  [default: until Ctrl-C]")
@@ -136,12 +157,14 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 @click.option("--heartbeat-liveness", type=int, help="Heartbeats missed before a worker is missing.  [default: 3]")
 @click.option("--report-interval", help="Seconds between workers' statistics reports.  [default: 3s]")
 @click.option("--master-timeout", help="Worker: stop the users and exit when the master is silent this long. [10s]")
+@click.option("--metrics-port", type=int, help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics.")
+@click.option("--metrics-host", help="Address for --metrics-port; beyond loopback needs --web-auth. [127.0.0.1]")
+@click.option("--web-auth", metavar="USER:PASSWORD", help="Basic auth for what lrun serves (or LRUN_WEB_AUTH).")
+@click.option("--otel", is_flag=True, default=None, help="Export metrics over OTLP/HTTP (OTEL_* variables).")
+@click.option("--webhook", metavar="URL", help="Post to this incoming webhook when a rule trips and when the run ends.")
 @click.option("--web", is_flag=True, default=None, help="Serve the web UI (start, watch, steer the test in a browser).")
 @click.option("--web-host", help="Web UI: the address to listen on.  [default: 127.0.0.1]")
 @click.option("--web-port", type=int, help="Web UI: the port to listen on (0: any free port).  [default: 8089]")
-@click.option(
-    "--web-auth", metavar="USER:PASSWORD", help="Web UI: HTTP basic auth (or LRUN_WEB_AUTH); needed beyond loopback."
-)
 @click.option(
     "--web-allowed-host", multiple=True, metavar="NAME", help="Web UI: another name it is reached as (repeat)."
 )
@@ -149,10 +172,14 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 @click.option("--tls-key", help="Web UI: the private key of --tls-cert (PEM).")
 @click.option("--autostart", is_flag=True, default=None, help="Web UI: start the test at once.")
 @click.option("--autoquit", metavar="SECONDS", help="Web UI: quit this long after the test ended.")
-@click.option("--headless", is_flag=True, default=None, help="No web UI (the default).")
 @click.option("--exit-with-parent", is_flag=True, hidden=True, help="Worker: exit when stdin closes (--processes).")
 def run(
     scenario: str | None,
+    scenario_option: str | None,
+    list_users: bool,
+    show_task_ratio: bool,
+    show_task_ratio_json: bool,
+    headless: bool,
     config_file: str | None,
     csv_prefix: str | None,
     json_file: str | None,
@@ -172,7 +199,26 @@ def run(
     """
     from runner.config import find_config, resolve
     from runner.errors import LrunError
+    from runner.output_paths import check_outputs
 
+    if scenario and scenario_option and scenario != scenario_option:
+        _fail(f"lrun: two scenarios: {scenario} and -f {scenario_option}; give one")
+    scenario = scenario or scenario_option
+    if list_users or show_task_ratio or show_task_ratio_json:
+        if not scenario:
+            _fail("lrun: -l / --show-task-ratio: which scenario? lrun -l SCENARIO")
+        from runner.task_ratio import listing, task_ratio, task_ratio_text
+
+        model = _load(scenario).model
+        if list_users:
+            click.echo(listing(model))
+        if show_task_ratio:
+            click.echo(task_ratio_text(model))
+        if show_task_ratio_json:
+            import json
+
+            click.echo(json.dumps(task_ratio(model), indent=2))
+        sys.exit(EXIT_OK)
     options.update(csv=csv_prefix, json=json_file)
     try:
         config = find_config(config_file, Path.cwd())
@@ -185,13 +231,18 @@ def run(
     except LrunError as exc:
         _fail(f"lrun: {exc}")
     _roles(settings, exit_with_parent)
-    _web_flags(settings)
+    _web_flags(settings, headless)
+    try:
+        check_outputs(settings)  # before any load: a typo in a path must not cost the whole test
+    except LrunError as exc:
+        _fail(f"lrun: {exc}")
     if settings.worker:
         _setup_logging(settings.loglevel, settings.logfile)
         _patch_gevent()
         _run_worker(scenario, settings, exit_with_parent)
     if loaded is None:
         _fail("lrun run: missing SCENARIO (only a --worker may go without one)")
+    _check_load(loaded.model, settings)
     if settings.host is not None:
         from runner.scenario.model import check_host
 
@@ -209,23 +260,46 @@ def run(
             sys.exit(serve_web(loaded, settings, command=command))
         except LrunError as exc:
             _fail(f"lrun: {exc}")
-    from runner.run import run_load
+    from runner.api import run as run_test
 
-    sys.exit(run_load(loaded, settings, command=command))
+    sys.exit(run_test(loaded, settings, command=command).exit_code)
 
 
-def _web_flags(settings: Any) -> None:
+def _web_flags(settings: Any, headless: bool) -> None:
     """--web and what only makes sense with it."""
-    if settings.web and settings.headless:
+    if settings.web and headless:
         _fail("lrun: --web and --headless: choose one (headless is the default)")
     if settings.web and settings.worker:
         _fail("lrun: --web on a worker: the master serves the web UI")
     if not settings.web:
-        given = [
-            n for n in ("autostart", "autoquit", "web_auth", "tls_cert") if settings.sources.get(n) == "command line"
-        ]
+        given = [n for n in ("autostart", "autoquit", "tls_cert") if settings.sources.get(n) == "command line"]
         if given:
             _fail(f"lrun: --{given[0].replace('_', '-')} goes with --web")
+
+
+def _check_load(model: Any, settings: Any) -> None:
+    """What would run nothing, or names what the scenario does not have, stops here: before any target starts."""
+    load = model.load
+    stages_in_force = load.stages and all(
+        settings.sources.get(name) in ("default", "scenario load") for name in ("users", "run_time")
+    )
+    if settings.users == 0 and not load.is_open and not stages_in_force:
+        source = settings.sources.get("users", "default")
+        where = "-u 0" if source == "command line" else f"users = 0 (from {source})"
+        _fail(f"lrun: {where}: no user would run; give at least 1 user (-u 1), or load stages")
+    known = set()
+    for user in model.users.values():
+        known.update(user.tags)
+        known.update(tag for task in user.tasks or () for tag in task.tags)
+    from runner.scenario.loader import did_you_mean
+
+    for option, tags in (("-T/--tags", settings.tags), ("-E/--exclude-tags", settings.exclude_tags)):
+        for tag in tags:
+            if tag not in known:
+                hint = did_you_mean(tag, known) or (
+                    f"its tags: {', '.join(sorted(known))}" if known else "it has no tags"
+                )
+                _fail(f"lrun: {option}: no user type or task of the scenario has the tag '{tag}' ({hint})")
 
 
 def _roles(settings: Any, local_child: bool) -> None:
@@ -291,18 +365,28 @@ def validate(paths: tuple[str, ...], strict: bool, quiet: bool, output_format: s
     Prints one line per problem as path:line:col: message. Exit 0 when every file is valid, 2 otherwise.
     Files that other files only include (fragments) are checked as part of the files that include them.
     """
-    from runner.errors import ScenarioError
-    from runner.scenario import find_scenarios, load_scenario
+    from runner.errors import Problem, ScenarioError
+    from runner.scenario import find_scenarios, included_by, load_scenario
 
     missing = [p for p in paths if not Path(p).exists()]
     files = find_scenarios(p for p in paths if p not in missing)
     if not files and not missing:
         _fail(f"no scenario files (*.yaml, *.yml, *.json) under {', '.join(paths)}")
     checked = []  # (path, problems, valid)
-    for path in [*missing, *files]:
+    queue: list[str | Path] = [*missing, *files]
+    named_files = {str(Path(p)) for p in paths if Path(p).is_file()}
+    for path in queue:
         try:
             problems = load_scenario(path, data_dir).warnings  # a missing file raises, with a did-you-mean
         except ScenarioError as exc:
+            named = path not in missing and str(path) in named_files  # not found under a directory
+            fragment = _fragment_message(path) if named else ""
+            if fragment:  # named on the command line: check the files that include it instead
+                message = fragment.split(": ", 1)[1]
+                checked.append((str(path), [Problem(str(path), 1, 1, message, severity="info")], True))
+                seen = {Path(p).resolve() for p in queue}
+                queue.extend(p for p in included_by(path) if p.resolve() not in seen)
+                continue
             checked.append((str(path), exc.problems, False))
             continue
         checked.append((str(path), problems, not (strict and problems)))
@@ -364,14 +448,18 @@ def report(results: tuple[str, ...], output: str | None, junit: str | None) -> N
     (p95, requests/s, failures, per request).
     """
     from runner.errors import LrunError
+    from runner.output_paths import check_writable
     from runner.report.html import write_html
     from runner.report.results import read_json
 
     if junit and len(results) > 1:
         _fail("lrun: --junit takes one results file, not a comparison")
+    output = output or ("report.html" if len(results) == 1 else "comparison.html")
     try:
+        check_writable(output, "-o")
+        if junit:
+            check_writable(junit, "--junit")
         loaded = [read_json(path) for path in results]
-        output = output or ("report.html" if len(loaded) == 1 else "comparison.html")
         labels = _run_labels(results)
         write_html(loaded[0] if len(loaded) == 1 else loaded, output, labels=labels)
         if junit:
@@ -426,7 +514,7 @@ def debug(
     loaded = _load(scenario, data_dir)
     unknown = [n for n in user_names if n not in loaded.model.users]
     if unknown:
-        from runner.scenario.loader import did_you_mean
+        from runner.suggest import did_you_mean
 
         hint = did_you_mean(unknown[0], loaded.model.users) or f"user types: {', '.join(loaded.model.users)}"
         _fail(f"{scenario}: no user type '{unknown[0]}' ({hint})")
@@ -460,9 +548,46 @@ def debug(
     sys.exit(EXIT_OK if passed else EXIT_FAILED)
 
 
+@cli.command("import")
+@click.argument("recording", type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the scenario here (default: stdout).")
+@click.option("--name", help="The scenario's name (default: the recording's file name).")
+@click.option("--keep-host", "hosts", multiple=True, help="Keep requests to this host too (glob; repeatable).")
+@click.option("--keep-static", is_flag=True, help="Keep static assets (scripts, styles, images, fonts).")
+@click.option("--exclude", multiple=True, help="Leave out requests whose URL matches this regex (repeatable).")
+@click.option("--include", multiple=True, help="Keep requests whose URL matches this regex, whatever else says.")
+@click.option("--think", default="recorded", show_default=True, help="Think times: recorded, none or max:2s.")
+@click.option("--pool", is_flag=True, help="Typed form fields become a CSV data pool next to the scenario (-o).")
+@click.option("--min-length", default=6, show_default=True, type=click.IntRange(1), help="Shortest value correlated.")
+@click.option("--verify", is_flag=True, help="Replay one user and compare each status with the recording.")
+@click.option("-H", "--host", help="With --verify: replay against this host instead of the recorded one.")
+def import_(
+    recording: str,
+    output: str | None,
+    name: str | None,
+    hosts: tuple[str, ...],
+    keep_static: bool,
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
+    think: str,
+    pool: bool,
+    min_length: int,
+    verify: bool,
+    host: str | None,
+) -> None:
+    """Turn a browser recording (HAR) into a correlated scenario."""
+    if verify:
+        _patch_gevent()
+    from runner.importers.cli import run_import
+
+    sys.exit(
+        run_import(recording, output, name, hosts, keep_static, exclude, include, think, pool, min_length, verify, host)
+    )
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8089, show_default=True, help="Port to listen on (0: any free port).")
+@click.option("--port", default=8090, show_default=True, help="Port to listen on (0: any free port).")
 def demo(host: str, port: int) -> None:
     """Serve the built-in demo shop (the target of the example scenarios) until Ctrl-C."""
     from runner.demo.server import serve

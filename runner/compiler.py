@@ -558,7 +558,7 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
     shared = _Shared(files_base, pools, {}, loaded.script)
     compiled = CompiledScenario(loaded.name, [], pools, shared.points, script=loaded.script, checks=shared.checks)
     scenario_host = _resolve_host(options.host or scenario.host, options)
-    with templating.functions(template_functions(loaded.script)):
+    with templating.functions(template_functions(loaded.script)), templating.limits(scenario.templates.max_output):
         for name, user in scenario.users.items():
             tasks = _selected_tasks(user, options)
             if tasks is None:

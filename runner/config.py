@@ -54,6 +54,39 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"expected a whole number; got {value!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a whole number; got {value!r}") from None
+
+
+def _at_least(low: int) -> Callable[[Any], int]:
+    """A whole number of at least ``low``: the scenario's ``load`` rules and messages, for every source."""
+
+    def convert(value: Any) -> int:
+        number = _whole(value)
+        if number < low:
+            raise ValueError(f"must be at least {low}; got {number}")
+        return number
+
+    return convert
+
+
+def _rate(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number; got {value!r}") from None
+    if number == float("inf"):
+        raise ValueError("must be a finite number; got inf")
+    if not number > 0:
+        raise ValueError(f"must be more than 0; got {number:g}")
+    return number
+
+
 def _port(value: Any) -> int:
     if str(value).startswith("tcp://"):  # what Kubernetes sets for a Service named lrun-master
         raise ValueError(
@@ -81,12 +114,12 @@ def _processes(value: Any) -> int:
 
 # name -> (converter, default). Names use underscores; files and env vars may use dashes.
 SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
-    "users": (int, 1),
-    "spawn_rate": (float, 1.0),
+    "users": (_at_least(0), 1),
+    "spawn_rate": (_rate, 1.0),
     "run_time": (_optional_duration, None),
     "host": (str, None),
     "stop_timeout": (parse_duration, 0.0),
-    "iterations": (int, None),
+    "iterations": (_at_least(1), None),
     "tags": (_tags, []),
     "exclude_tags": (_tags, []),
     "csv": (str, None),
@@ -96,13 +129,19 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "only_summary": (_bool, False),
     "loglevel": (str, "INFO"),
     "logfile": (str, None),
-    "exit_code_on_error": (int, 1),
+    "exit_code_on_error": (_at_least(0), 1),
     "reset_stats": (_bool, False),
     "no_rendezvous": (_bool, False),
     "data_dir": (str, None),
     "html": (str, None),
     "junit": (str, None),
     "monitor": (_tags, []),
+    # live outputs (runner.outputs)
+    "metrics_port": (_port, None),
+    "metrics_host": (str, "127.0.0.1"),
+    "web_auth": (str, None),
+    "otel": (_bool, False),
+    "webhook": (str, None),
     # distributed runs (runner.distributed)
     "processes": (_processes, None),
     "master": (_bool, False),
@@ -127,13 +166,11 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "web": (_bool, False),
     "web_host": (str, "127.0.0.1"),
     "web_port": (_port, 8089),
-    "web_auth": (str, None),
     "web_allowed_host": (_tags, []),
     "tls_cert": (str, None),
     "tls_key": (str, None),
     "autostart": (_bool, False),
     "autoquit": (_optional_duration, None),
-    "headless": (_bool, False),
 }
 FROM_SCENARIO = ("users", "spawn_rate", "run_time", "iterations", "stop_timeout")
 
@@ -162,6 +199,11 @@ class RunSettings:
     html: str | None = None  # the HTML report
     junit: str | None = None  # JUnit XML of the thresholds and checkpoints
     monitor: list[str] = field(default_factory=list)  # local processes to watch: PIDs or names
+    metrics_port: int | None = None  # Prometheus /metrics (0: any free port)
+    metrics_host: str = "127.0.0.1"  # beyond loopback only with web_auth
+    web_auth: str | None = None  # USER:PASSWORD for every HTTP endpoint lrun serves
+    otel: bool = False  # export metrics over OTLP/HTTP (OTEL_* variables)
+    webhook: str | None = None  # incoming webhook URL told of tripped rules and the run's end
     processes: int | None = None  # local worker processes (--processes N or auto)
     master: bool = False
     worker: bool = False
@@ -184,13 +226,11 @@ class RunSettings:
     web: bool = False  # serve the web UI (runner.web)
     web_host: str = "127.0.0.1"
     web_port: int = 8089
-    web_auth: str | None = None  # USER:PASSWORD: HTTP basic auth; needed beyond loopback
     web_allowed_host: list[str] = field(default_factory=list)  # more names the UI may be reached as (Host)
     tls_cert: str | None = None
     tls_key: str | None = None
     autostart: bool = False  # --web: start the test at once
     autoquit: float | None = None  # --web: quit this long after the test ended
-    headless: bool = False  # no web UI (the default; for Locust's habit)
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
 
 
@@ -249,7 +289,7 @@ def _line_of(text: str, key: str) -> int:
 
 
 def _checked(path: Path, found: dict[str, tuple[Any, int]]) -> dict[str, Any]:
-    from runner.scenario.loader import did_you_mean
+    from runner.suggest import did_you_mean
 
     out = {}
     for key, (value, line) in found.items():
@@ -292,3 +332,8 @@ def resolve(
             raise LrunError(f"{option} from {source}: {exc}") from None
         settings.sources[name] = source
     return settings
+
+
+def load_given_by_user(settings: RunSettings) -> bool:
+    """-u, -r or -t from anywhere but the scenario replace the scenario's stages (or arrivals)."""
+    return any(settings.sources.get(name) not in ("default", "scenario load") for name in ("users", "run_time"))

@@ -33,6 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.scenario.limits import (
+    CPU_METRICS,
+    MEMORY_METRICS,
+    NUMBER_METRICS,
+    resource_limit,
+)
+
 MAX_POINTS = 3600  # like the request series: 1 s points for an hour, then pairs are merged
 RESOLVE_EVERY = 5.0  # seconds between looking up targets given by name again
 MIN_CPU_INTERVAL = 0.25  # seconds: CPU time is counted in 10 ms ticks; over less, one tick is noise
@@ -381,44 +388,6 @@ def merge_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------------- thresholds
 
-CPU_METRICS = ("generator_cpu", "system_cpu", "target_cpu")
-MEMORY_METRICS = ("generator_memory", "system_memory", "target_memory")
-METRICS = CPU_METRICS + MEMORY_METRICS
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
-_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
-SIZE_HELP = "a size such as 500MB, 1.5GiB or a number of bytes, or a percentage of the machine's memory (80%)"
-
-
-def parse_size(text: str | int | float) -> float:
-    """Bytes from ``500MB`` (10^6), ``512MiB`` (2^20), ``2G``, ``1048576``; ValueError otherwise."""
-    if isinstance(text, bool):
-        raise ValueError(f"expected {SIZE_HELP}")
-    if isinstance(text, int | float):
-        return float(text)
-    match = _SIZE.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a size: use {SIZE_HELP}")
-    number, unit = float(match.group(1)), (match.group(2) or "B").upper()
-    if unit == "B":
-        return number
-    power = "KMGT".index(unit[0]) + 1
-    base = 1024 if "I" in unit else 1000
-    return number * base**power
-
-
-def parse_percent(text: str | int | float) -> float:
-    if isinstance(text, bool):
-        raise ValueError("expected a percentage such as 90%")
-    if isinstance(text, int | float):
-        return float(text)
-    match = _PERCENT.match(text)
-    if not match:
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a percentage: write 90%") from None
-    return float(match.group(1))
-
 
 def format_bytes(value: float | None, *, decimal: bool = False) -> str:
     """``612.3 MiB`` (binary units, as memory is counted), or ``642.0 MB`` with ``decimal``."""
@@ -450,31 +419,27 @@ class ResourceRule:
         cls, metric: str, above: str | float, *, process: str | int | None = None, for_s: float = 0.0, **kw: Any
     ) -> ResourceRule:
         """Parse the limit for the metric; ValueError with what to write instead."""
-        if metric not in METRICS:
-            from runner.scenario.loader import did_you_mean
-
-            hint = did_you_mean(metric, METRICS)
-            raise ValueError(f"unknown metric '{metric}'{' (' + hint + ')' if hint else ''}: use {', '.join(METRICS)}")
-        if process is not None and not metric.startswith("target_"):
-            raise ValueError(f"'process' applies to target_cpu and target_memory, not {metric}")
-        percent_of_memory = False
-        try:
-            if metric in CPU_METRICS:
-                limit = parse_percent(above)
-            elif isinstance(above, str) and _PERCENT.match(above):
-                limit, percent_of_memory = parse_percent(above), True
-            else:
-                limit = parse_size(above)
-        except ValueError as exc:
-            raise ValueError(f"above: {exc}") from None
+        limit, percent_of_memory = resource_limit(metric, above, process)
         return cls(
             metric,
             limit,
-            str(above),
+            f"{above:g}" if isinstance(above, float) else str(above),
             None if process is None else str(process),
             for_s,
             percent_of_memory=percent_of_memory,
             **kw,
+        )
+
+    @classmethod
+    def of(cls, threshold: Any) -> ResourceRule:
+        """The rule of a scenario's ``monitor.thresholds`` entry."""
+        return cls.build(
+            threshold.metric,
+            threshold.above,
+            process=threshold.scope,  # the process, server or query it watches
+            for_s=threshold.for_,
+            action=threshold.action,
+            message=threshold.message,
         )
 
     @property
@@ -496,6 +461,8 @@ class ResourceRule:
                 return used
             return used / total * 100 if total else None
 
+        if self.metric.startswith("host_") or self.metric == "query":
+            return self._remote_value(sample)
         if self.metric == "generator_cpu":
             return sample.get("process_cpu_percent")
         if self.metric == "system_cpu":
@@ -514,14 +481,34 @@ class ResourceRule:
         worst = max(values)
         return worst if key == "cpu_percent" else memory(worst)
 
+    def _remote_value(self, sample: dict[str, Any]) -> float | None:
+        """From the remote monitor's values the run adds to the sample (``hosts``, ``queries``)."""
+        if self.metric == "query":
+            return (sample.get("queries") or {}).get(self.process or "")
+        key = {"host_cpu": "cpu_percent", "host_memory": "memory_used_bytes", "host_load": "load1"}[self.metric]
+        hosts = sample.get("hosts") or {}
+        values = []
+        for name in [self.process] if self.process else list(hosts):
+            host = hosts.get(name) or {}
+            value = host.get(key)
+            if value is not None and self.percent_of_memory:
+                value = value / host["memory_total_bytes"] * 100 if host.get("memory_total_bytes") else None
+            if value is not None:
+                values.append(value)
+        return max(values) if values else None
+
     def show(self, value: float | None) -> str:
         if value is None:
             return "no data"
+        if self.metric in NUMBER_METRICS:
+            return f"{value:g}"
         if self.metric in CPU_METRICS or self.percent_of_memory:
             return f"{value:.1f}%"
         return format_bytes(value, decimal=self.decimal)
 
     def show_limit(self) -> str:
+        if self.metric in NUMBER_METRICS:
+            return f"{self.limit:g}"
         if self.metric in CPU_METRICS or self.percent_of_memory:
             return f"{self.limit:g}%"
         return format_bytes(self.limit, decimal=self.decimal)
@@ -591,7 +578,11 @@ class ResourceWatch:
                     "process": rule.process,
                     "above": rule.above,
                     "limit": rule.limit,
-                    "unit": "percent" if rule.metric in CPU_METRICS or rule.percent_of_memory else "bytes",
+                    "unit": "percent"
+                    if rule.metric in CPU_METRICS or rule.percent_of_memory
+                    else "number"
+                    if rule.metric in NUMBER_METRICS
+                    else "bytes",
                     "for_s": rule.for_s,
                     "action": rule.action,
                     "peak": state.peak,

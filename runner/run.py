@@ -1,4 +1,5 @@
-"""``lrun run``: a load test from start to outputs.
+"""A load test from start to outputs: ``run_local`` (in this process) and ``drive`` (the run's story, shared with
+the master of a distributed run). ``runner.api.run`` compiles the scenario and picks one of them.
 
 One direction: settings → (demo target) → compiled users → runner → statistics → results dict → outputs
 (console, JSON, CSV, HTML, JUnit). Outputs are written from the results dict, also after Ctrl-C, SIGTERM, an
@@ -13,7 +14,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,15 +22,19 @@ import gevent
 from gevent import GreenletExit
 
 from runner import templating
-from runner.compiler import CompiledScenario, CompileOptions, compile_scenario, needs_demo
-from runner.config import RunSettings
+from runner.compiler import CompiledScenario
+from runner.config import RunSettings, load_given_by_user
 from runner.engine.arrivals import ArrivalRunner, RateStage
 from runner.engine.flow import StopTest
 from runner.engine.runner import LocalRunner, Stage
 from runner.engine.saturation import Saturation
 from runner.engine.user import VirtualUser
-from runner.errors import RunError
+from runner.errors import LrunError
+from runner.events import Events
 from runner.monitor import ResourceMonitor, ResourceRule, ResourceWatch
+from runner.monitor_remote import RemoteMonitor
+from runner.outputs import Outputs
+from runner.outputs import start as start_outputs
 from runner.report import console
 from runner.report.results import build_results, write_json
 from runner.scenario import LoadedScenario
@@ -62,8 +66,10 @@ class Live:
     watch: ResourceWatch = field(default_factory=lambda: ResourceWatch([]))
     lag: float = 0.0  # seconds the statistics trail real time (a master hears its workers a report late)
     extra_results: Callable[[], dict[str, Any]] | None = None  # more top-level keys for the results
-    on_results: Callable[[dict[str, Any]], None] | None = None  # gets the results before the outputs are written
     saturation: Saturation | None = None  # is lrun itself the bottleneck? (drive starts it)
+    events: Events = field(default_factory=Events)  # the Python API's listeners
+    outputs: Outputs = field(default_factory=Outputs)  # live outputs: Prometheus, OTLP, webhook
+    remote: RemoteMonitor | None = None  # monitor.hosts and monitor.prometheus
 
     def print(self, text: str) -> None:
         self.clear_progress()
@@ -132,11 +138,22 @@ GENERATOR_HOT = ResourceRule.build(
 def _resources(live: Live, now: float) -> None:
     """Sample CPU and memory; act on resource thresholds (warn, or stop the test)."""
     sample = live.monitor.sample(now)
+    if live.remote is not None:
+        sample = {**sample, **live.remote.current()}
     for rule, detail in live.watch.update(sample):
         if rule.action == "abort":
             live.runner.stop(f"resource threshold {rule.text} failed ({detail})")
         else:
             live.warn(rule.message or f"resource threshold {rule.text}: {detail}")
+        if rule not in live.watch.builtin:
+            live.outputs.notify(f"resource threshold {rule.text} tripped ({detail}): {rule.action}")
+
+
+def _name_cap(live: Live) -> None:
+    """Warn (once) when the statistics folded request names beyond their cap."""
+    for stats in (live.stats, live.transactions):
+        if stats.capped and stats.capped not in live.warnings:
+            live.warn(stats.capped)
 
 
 def _sampler(live: Live) -> Callable[[], None]:
@@ -147,6 +164,7 @@ def _sampler(live: Live) -> Callable[[], None]:
         _resources(live, now)
         if live.saturation is not None:
             live.saturation.check()
+        _name_cap(live)
         if live.tty:
             total = live.stats.total
             requests = total.num_requests
@@ -159,6 +177,8 @@ def _sampler(live: Live) -> Callable[[], None]:
                 ratio,
                 resources=live.monitor.last,
             )
+            if live.remote is not None:
+                line += live.remote.progress()
             live.out.write("\r\033[K" + line)
             live.out.flush()
             live.progress_shown = True
@@ -190,6 +210,7 @@ def _abort_checks(live: Live, thresholds: list[Any]) -> Callable[[], None] | Non
             if verdict["actual"] is not None and not verdict["passed"]:
                 scope = f" [{request}]" if request else ""
                 live.runner.stop(f"threshold {rule.text}{scope} failed ({verdict['detail']})")
+                live.outputs.notify(f"threshold {rule.text}{scope} tripped ({verdict['detail']}): abort")
                 return
 
     return check
@@ -226,58 +247,26 @@ def _keys(live: Live) -> gevent.Greenlet | None:
     return greenlet
 
 
-def run_load(loaded: LoadedScenario, settings: RunSettings, *, command: str, out: TextIO = sys.stdout) -> int:
-    """Run the load test; return the exit code. Outputs are written whatever ends the run."""
-    model = loaded.model
-    outside = {}
-    for name, source in settings.sources.items():
-        if source not in ("default", "scenario load", "command line"):
-            value = "***" if name == "master_token" else getattr(settings, name)  # a secret stays out of logs
-            outside.setdefault(source, []).append(f"{name}={value}")
-    for source, values in outside.items():
-        log.info("settings from %s: %s", source, ", ".join(values))
-    with ExitStack() as stack:
-        demo_url = None
-        if needs_demo(model, settings.host):
-            from runner.demo import start_demo
-
-            demo = stack.enter_context(start_demo())
-            demo_url = demo.url
-            log.info("demo target started at %s", demo_url)
-        compiled = compile_scenario(
-            loaded,
-            CompileOptions(
-                host=settings.host,
-                demo_url=demo_url,
-                tags=tuple(settings.tags),
-                exclude_tags=tuple(settings.exclude_tags),
-            ),
-        )
-        if not compiled.user_classes:
-            raise RunError("no user type left to run: --tags / --exclude-tags excluded them all")
-        missing_host = [c.type_name for c in compiled.user_classes if not c.host]
-        if missing_host:
-            raise RunError(f"no host for {', '.join(missing_host)}: add host: to the scenario or pass -H URL")
-        if settings.master or settings.processes:
-            from runner.distributed.master import run_master
-
-            return run_master(loaded, compiled, settings, demo_url=demo_url, command=command, out=out)
-        return _run(loaded, compiled, settings, command=command, out=out)
-
-
-def _run(
-    loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, *, command: str, out: TextIO
+def run_local(
+    loaded: LoadedScenario,
+    compiled: CompiledScenario,
+    settings: RunSettings,
+    *,
+    command: str,
+    out: TextIO,
+    events: Events | None = None,
 ) -> int:
+    """A run in this process (a LocalRunner, or an ArrivalRunner for the open model); returns the exit code."""
     model = loaded.model
     classes = compiled.user_classes
     # Loading the scenario (a big CSV pool takes seconds) ran before the event loop: its cached time is stale,
     # and timers (the run time) count from it.
     gevent.get_hub().loop.update_now()
     stats = RequestStats(full_history=settings.csv_full_history)
-    live = Live(stats, None, settings, out, out.isatty(), **_monitoring(model, settings))
+    live = Live(stats, None, settings, out, out.isatty(), events=events or Events(), **monitoring(model, settings))
     common = runner_hooks(live, compiled)
     runner: LocalRunner
-    if model.load.is_open and not _load_given_by_user(settings):  # -u or -t replace the scenario's arrivals
+    if model.load.is_open and not load_given_by_user(settings):  # -u or -t replace the scenario's arrivals
         runner = ArrivalRunner(classes, stats, RequestStats(), max_users=model.load.max_users, **common)
     else:
         runner = LocalRunner(classes, stats, iterations=settings.iterations, **common)
@@ -298,6 +287,7 @@ def runner_hooks(live: Live, compiled: CompiledScenario) -> dict[str, Any]:
         if live.settings.reset_stats:
             live.stats.reset()
             live.transactions.reset()
+        live.events.spawn.fire(count)
 
     def stopping() -> None:
         for point in compiled.rendezvous.values():
@@ -309,18 +299,48 @@ def runner_hooks(live: Live, compiled: CompiledScenario) -> dict[str, Any]:
         "on_warning": live.warn,
         "transactions": live.transactions,
         "on_stopping": stopping,
-        "request_hook": request_hook(compiled.script, live.warn),
+        "request_hook": _request_listeners(request_hook(compiled.script, live.warn), live.events),
     }
 
 
+def _request_listeners(script_hook: Callable[..., None] | None, events: Events) -> Callable[..., None] | None:
+    """The module's ``on_request`` and the API's request listeners as one hook (None when there is neither)."""
+    if not events.request:
+        return script_hook
+    if script_hook is None:
+        return events.request.fire
+
+    def both(user: VirtualUser, result: Any) -> None:
+        script_hook(user, result)
+        events.request.fire(user, result)
+
+    return both
+
+
 def drive(
+    loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, live: Live, *, command: str
+) -> int:
+    """The run with remote monitoring and its live outputs (Prometheus, OTLP, webhook) around it."""
+    live.remote = RemoteMonitor.from_model(loaded.model.monitor, live.warn)
+    live.outputs = start_outputs(live, compiled, settings, [live.remote.families] if live.remote else [])
+    if live.remote is not None:
+        live.remote.start()
+    try:
+        return _drive(loaded, compiled, settings, live, command=command)
+    finally:
+        if live.remote is not None:
+            live.remote.stop()
+        live.outputs.stop()
+
+
+def _drive(
     loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, live: Live, *, command: str
 ) -> int:
     """Start the load shape on ``live.runner``, run the periodic tasks until it stops, then end the run: results,
     thresholds, outputs. A local run and the master of a distributed run both go through here; both run the
     scenario's setup, teardown and lifecycle hooks."""
     model, runner, script = loaded.model, live.runner, compiled.script
-    closed_by_user = _load_given_by_user(settings)  # -u or -t replace the scenario's stages
+    closed_by_user = load_given_by_user(settings)  # -u or -t replace the scenario's stages
     _bind_rendezvous(compiled, settings, live, model)
     saturation = live.saturation = runner.saturation = Saturation(live.warn)
     env = HookEnvironment(loaded.name, settings.host or model.host or "", settings, {}, live.stats, runner)
@@ -409,10 +429,10 @@ def drive(
     transactions = live.transactions
     transactions.sample(end - live.lag, runner.user_count)
     extra = {
-        "transactions": _transaction_results(transactions, end - max(live.started, transactions.start_time)),
+        "transactions": transaction_results(transactions, end - max(live.started, transactions.start_time)),
         "checks": compiled.check_results(),
         "rendezvous": [p.gate.summary() for p in compiled.rendezvous.values()],
-        "pools": [p.summary() for p in compiled.pools.values() if any(p in c.pools for c in _all_classes(compiled))],
+        "pools": [p.summary() for p in compiled.pools.values() if any(p in c.pools for c in all_classes(compiled))],
         "saturation": saturation.results(),
     }
     return _finish(loaded, settings, live, end, command=command, run_time=run_time, extra=extra)
@@ -421,7 +441,7 @@ def drive(
 def _bind_rendezvous(compiled: CompiledScenario, settings: RunSettings, live: Live, model: Any) -> None:
     """Rendezvous points count the runner's users (all of them, and those running) and may be switched off."""
     runner = live.runner
-    stages = [] if _load_given_by_user(settings) else model.load.stages or []
+    stages = [] if load_given_by_user(settings) else model.load.stages or []
     most = max(settings.users, max((stage.users for stage in stages), default=0))
     for point in compiled.rendezvous.values():
         point.enabled = not settings.no_rendezvous
@@ -436,7 +456,7 @@ def _bind_rendezvous(compiled: CompiledScenario, settings: RunSettings, live: Li
         log.info("rendezvous switched off (--no-rendezvous): users pass %s at once", ", ".join(compiled.rendezvous))
 
 
-def _transaction_results(transactions: TransactionStats, duration: float) -> dict[str, Any]:
+def transaction_results(transactions: TransactionStats, duration: float) -> dict[str, Any]:
     snapshot = transactions.snapshot(duration=max(1e-9, duration))
     return {
         "total": snapshot["total"],
@@ -446,7 +466,7 @@ def _transaction_results(transactions: TransactionStats, duration: float) -> dic
     }
 
 
-def _all_classes(compiled: CompiledScenario) -> list[type[VirtualUser]]:
+def all_classes(compiled: CompiledScenario) -> list[type[VirtualUser]]:
     return [c for c in (compiled.setup, *compiled.user_classes, compiled.teardown) if c is not None]
 
 
@@ -526,17 +546,15 @@ class Once:
 TEARDOWN_LIMIT = 60.0
 
 
-def _monitoring(model: Any, settings: RunSettings) -> dict[str, Any]:
+def monitoring(model: Any, settings: RunSettings) -> dict[str, Any]:
     """The resource monitor (lrun, the machine, the scenario's and --monitor's processes) and its thresholds."""
     declared = model.monitor.processes if model.monitor else []
     thresholds = model.monitor.thresholds if model.monitor else []
     monitor = ResourceMonitor([*declared, *settings.monitor])
-    return {"monitor": monitor, "watch": ResourceWatch([t.rule() for t in thresholds], builtin=[GENERATOR_HOT])}
-
-
-def _load_given_by_user(settings: RunSettings) -> bool:
-    """-u, -r or -t from anywhere but the scenario replace the scenario's stages."""
-    return any(settings.sources.get(name) not in ("default", "scenario load") for name in ("users", "run_time"))
+    return {
+        "monitor": monitor,
+        "watch": ResourceWatch([ResourceRule.of(t) for t in thresholds], builtin=[GENERATOR_HOT]),
+    }
 
 
 def _finish(
@@ -553,6 +571,7 @@ def _finish(
     runner = live.runner
     stats = live.stats
     stats.sample(end, runner.user_count)
+    _name_cap(live)
     verdicts = []
     # thresholds and the exit code read the same results the files get
     results = build_results(
@@ -579,6 +598,7 @@ def _finish(
             **extra,
             "resources": live.monitor.results(),
             "resource_thresholds": live.watch.verdicts(),
+            **({"remote": live.remote.results()} if live.remote is not None else {}),
             **_open_model_results(runner, end - live.started),
             **(live.extra_results() if live.extra_results else {}),
         },
@@ -599,9 +619,10 @@ def _finish(
         code = 1
         live.warn("no request was made")
     results.update(thresholds=verdicts, passed=code == 0, exit_code=code)
-    if live.on_results is not None:
-        live.on_results(results)
-    _write_outputs(results, settings, live)
+    live.events.stop.fire(results)
+    if not _write_outputs(results, settings, live) and code == 0:
+        code = 1  # the run passed, but what CI reads of it is missing
+    live.outputs.finished(results, [f for f in (settings.html, settings.json, settings.junit) if f])
     return code
 
 
@@ -623,23 +644,34 @@ def _open_model_results(runner: Any, duration: float) -> dict[str, Any]:
     }
 
 
-def _write_outputs(results: dict[str, Any], settings: RunSettings, live: Live) -> None:
-    if settings.json:
-        write_json(results, Path(settings.json))
-        log.info("results written to %s", settings.json)
-    if settings.csv:
-        from runner.report.csv import write_csv
+def _write_outputs(results: dict[str, Any], settings: RunSettings, live: Live) -> bool:
+    """Write every output; one that fails (disk full, directory gone) does not stop the others. False if any did."""
+    from runner.report.csv import write_csv
+    from runner.report.html import write_html
+    from runner.report.junit import write_junit
 
-        write_csv(results, settings.csv, full_history=settings.csv_full_history)
-        log.info("CSV written to %s_*.csv", settings.csv)
-    if settings.html:
-        from runner.report.html import write_html
-
-        write_html(results, settings.html)
-        log.info("HTML report written to %s", settings.html)
-    if settings.junit:
-        from runner.report.junit import write_junit
-
-        write_junit(results, settings.junit)
-        log.info("JUnit XML written to %s", settings.junit)
+    outputs: list[tuple[str, str | None, str, Callable[[str], Any]]] = [
+        ("--json", settings.json, "results", lambda path: write_json(results, Path(path))),
+        ("--csv", settings.csv, "CSV", lambda prefix: write_csv(results, prefix, settings.csv_full_history)),
+        ("--html", settings.html, "HTML report", lambda path: write_html(results, path)),
+        ("--junit", settings.junit, "JUnit XML", lambda path: write_junit(results, path)),
+    ]
+    written, lost = [], []
+    for option, path, what, write in outputs:
+        if not path:
+            continue
+        shown = f"{path}_*.csv" if option == "--csv" else path
+        try:
+            write(path)
+        except (OSError, LrunError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            lost.append(f"{option} {shown}")
+            live.warn(f"{what} NOT written to {shown}: {reason}")
+            continue
+        written.append(f"{what} {shown}")
+        log.info("%s written to %s", what, shown)
     live.print(console.summary(results))
+    if lost:
+        rest = f"; the rest went to: {', '.join(written)}" if written else ""
+        live.print(f"outputs lost: {', '.join(lost)}{rest}")
+    return not lost

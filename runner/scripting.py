@@ -17,13 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runner.errors import Problem
-
-if TYPE_CHECKING:
-    from runner.engine.user import VirtualUser
-    from runner.http.response import Response
 
 log = logging.getLogger("lrun")
 
@@ -102,7 +98,7 @@ def load_script(path: Path) -> Script:
         raise ScriptLoadError(
             Problem(str(path), line or 1, 1, f"the module failed to import: {type(exc).__name__}: {exc}")
         ) from None
-    functions = {
+    functions: dict[str, Callable[..., Any]] = {
         n: f
         for n, f in vars(module).items()
         if inspect.isfunction(f) and f.__module__ == module.__name__ and not n.startswith("_")
@@ -117,72 +113,6 @@ class ScriptLoadError(Exception):
 
 
 # ----------------------------------------------------------------------------------------------- at run time
-
-
-class Client:
-    """``user.client`` in Python steps: the user's HTTP session, each request reported to the statistics.
-
-    ``client.get(url, name=None, **kwargs)`` (and post, put, patch, delete, head, options, request) returns the
-    response; a status of 400 or more, or no response, counts as a failure unless ``ok_status`` says otherwise.
-    """
-
-    __slots__ = ("_user",)
-
-    def __init__(self, user: VirtualUser) -> None:
-        self._user = user
-
-    def request(
-        self, method: str, url: str, *, name: str | None = None, ok_status: Any = None, **kwargs: Any
-    ) -> Response:
-        from runner.engine.user import RequestResult
-
-        user = self._user
-        response = user.session.request(method.upper(), url, **kwargs)
-        failure = None
-        if not response.status or response.error:  # no response, or one past max_redirects …
-            failure = response.error or "no response"
-        elif ok_status is not None:
-            allowed = ok_status if isinstance(ok_status, list | tuple | set) else [ok_status]
-            if response.status not in allowed:
-                failure = f"HTTP {response.status}, expected {ok_status}"
-        elif response.status >= 400:
-            failure = f"HTTP {response.status}"
-        result = RequestResult(
-            method.upper(),
-            name or url,
-            response.url,
-            response.status,
-            response.elapsed_ms,
-            response.size,
-            failure,
-            response.retries,
-            response.connect_failed,
-        )
-        user.runtime.on_request(user, result)
-        if failure is not None and user.transactions:
-            user.fail_transactions(failure)
-        return response
-
-    def get(self, url: str, **kwargs: Any) -> Response:
-        return self.request("GET", url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> Response:
-        return self.request("POST", url, **kwargs)
-
-    def put(self, url: str, **kwargs: Any) -> Response:
-        return self.request("PUT", url, **kwargs)
-
-    def patch(self, url: str, **kwargs: Any) -> Response:
-        return self.request("PATCH", url, **kwargs)
-
-    def delete(self, url: str, **kwargs: Any) -> Response:
-        return self.request("DELETE", url, **kwargs)
-
-    def head(self, url: str, **kwargs: Any) -> Response:
-        return self.request("HEAD", url, **kwargs)
-
-    def options(self, url: str, **kwargs: Any) -> Response:
-        return self.request("OPTIONS", url, **kwargs)
 
 
 def safe(fn: Callable[..., Any], module_file: str) -> Callable[..., Any]:

@@ -22,13 +22,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.defaults import DEFAULT_FILTERS
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.utils import generate_lorem_ipsum
 
 __all__ = [
     "BUILTIN_NAMES",
     "RUNTIME_VARIABLES",
     "Constant",
     "Template",
+    "TemplateLimitError",
     "TemplateSyntaxError",
     "compile_template",
     "compile_value",
@@ -76,10 +81,197 @@ FILTERS: dict[str, Callable[..., Any]] = {
 RUNTIME_VARIABLES = frozenset({"user_id", "user_type", "iteration", "host"})
 BUILTIN_NAMES = frozenset(GLOBALS) | RUNTIME_VARIABLES | {"range", "dict", "lipsum", "cycler", "joiner", "namespace"}
 
-_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+MAX_OUTPUT = 1 << 20  # characters (or items) one template operation may make: templates: {max_output: 1MiB}
+
+
+class TemplateLimitError(SecurityError):
+    """A template would make a value over the limit: refused before the value is made."""
+
+
+def _over(limit: int, size: int, what: str, unit: str = "characters") -> None:
+    if size > limit:
+        message = f"{what} would make {size:,} {unit}, over the limit of {limit:,} (templates: max_output)"
+        if unit != "characters":
+            message = (
+                f"{what} would make {size:,} {unit}, over the limit of {limit // 8:,} bytes (templates: max_output)"
+            )
+        raise TemplateLimitError(message)
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, str | bytes | list | tuple | dict) else 0
+
+
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
+_FORMAT_SPEC = re.compile(r"\{[^{}]*:([^{}]*)\}")
+_WIDTH_FROM_ARGUMENTS = re.compile(r"%(?:\([^)]*\))?[-#0 +]*\*|%[-#0 +]*\d*\.\*|\{[^{}]*\{")
+
+
+def _check_format(limit: int, fmt: str, args: Any, what: str) -> None:
+    """A printf or str.format string whose widths or precisions (written, or passed with * or {}) exceed the
+    limit. Numbers in the text itself are not widths."""
+    written = [n for spec in _PRINTF_SPEC.findall(fmt) for n in spec if n.isdigit()]
+    written += [n for spec in _FORMAT_SPEC.findall(fmt) for n in re.findall(r"\d+", spec)]
+    numbers = [int(n) if len(n) < 20 else limit + 1 for n in written]
+    if _WIDTH_FROM_ARGUMENTS.search(fmt):  # '%*d' % (n, x), '{:{w}}'.format(x, w=n)
+        values = args.values() if isinstance(args, dict) else args if isinstance(args, tuple | list) else (args,)
+        numbers += [abs(v) for v in values if isinstance(v, int)]
+    _over(limit, max(numbers, default=0), what)
+
+
+def _bounded_filters(limit: int) -> dict[str, Callable[..., Any]]:
+    """Jinja's filters that grow values, checked before they grow them; their results checked after."""
+    raw = DEFAULT_FILTERS
+
+    def center(value: Any, width: int = 80) -> Any:
+        _over(limit, width if isinstance(width, int) else 0, "center")
+        return raw["center"](value, width)
+
+    def indent(s: Any, width: int | str = 4, first: bool = False, blank: bool = False) -> Any:
+        lines = str(s).count("\n") + 1
+        _over(limit, len(str(s)) + lines * (width if isinstance(width, int) else len(str(width))), "indent")
+        return raw["indent"](s, width, first, blank)
+
+    def replace(eval_ctx: Any, s: Any, old: Any, new: Any, count: int | None = None) -> Any:
+        text, old, new = str(s), str(old), str(new)
+        times = text.count(old) if old else len(text) + 1
+        if isinstance(count, int) and count >= 0:
+            times = min(times, count)
+        _over(limit, len(text) + times * max(0, len(new) - len(old)), "replace")
+        return raw["replace"](eval_ctx, s, old, new, count)
+
+    def join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> Any:
+        if attribute is None:
+            items = list(value)
+            _over(limit, len(items), "join")
+            sizes = (len(v) if isinstance(v, str) else len(str(v)) for v in items)
+            _over(limit, sum(sizes) + len(str(d)) * max(0, len(items) - 1), "join")
+            value = items
+        result = raw["join"](eval_ctx, value, d, attribute)
+        _over(limit, _size(result), "join")
+        return result
+
+    def format_(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_format(limit, str(value), kwargs or args, "format")
+        result = raw["format"](value, *args, **kwargs)
+        _over(limit, _size(result), "format")
+        return result
+
+    def wordwrap(environment: Any, s: Any, width: int = 79, *args: Any, **kwargs: Any) -> Any:
+        result = raw["wordwrap"](environment, s, width, *args, **kwargs)
+        _over(limit, _size(result), "wordwrap")
+        return result
+
+    bounded: dict[str, Callable[..., Any]] = {"center": center, "indent": indent, "replace": replace, "join": join}
+    bounded.update(format=format_, wordwrap=wordwrap)
+    for name, function in bounded.items():  # keep Jinja's pass_eval_context / pass_environment markers
+        if hasattr(raw[name], "jinja_pass_arg"):
+            function.jinja_pass_arg = raw[name].jinja_pass_arg  # type: ignore[attr-defined]
+    return bounded
+
+
+_GROWING_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """``a ~ b`` joins through the environment's bounded ``concat``, like the rendered output."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("concat(map(str, (")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write(")))")
+
+
+class BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with every operation that grows a value bounded by ``max_output``: repetition (``'a' * n``),
+    ``+``, ``~``, ``**``, ``%``, string methods and filters that pad or multiply, and the rendered output.
+    Over the limit, ``TemplateLimitError`` before the value is made (``range`` is the sandbox's own, 100,000)."""
+
+    code_generator_class = _BoundedCodeGenerator
+    intercepted_binops = frozenset({"*", "+", "**", "%"})
+    max_output = MAX_OUTPUT
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        limit = self.max_output
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if _size(seq) and isinstance(times, int):
+                    _over(limit, len(seq) * times, "repetition (*)")
+            if isinstance(left, int) and isinstance(right, int):
+                _over(limit * 8, left.bit_length() + right.bit_length(), "multiplication", "bits")
+        elif operator == "+" and _size(left) and _size(right):
+            _over(limit, len(left) + len(right), "concatenation (+)")
+        elif operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
+            _over(limit * 8, right * (abs(left).bit_length() - 1), "power (**)", "bits")
+        elif operator == "%" and isinstance(left, str):
+            _check_format(limit, left, right, "format (%)")
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        limit = __self.max_output
+        target = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
+        owner: Any = getattr(target, "__self__", None)  # str or bytes: their methods take the same arguments
+        name = getattr(target, "__name__", "")
+        if isinstance(owner, str | bytes):
+            numbers = [a for a in (*args, *kwargs.values()) if isinstance(a, int)]
+            if name in _GROWING_METHODS:
+                _over(limit, max(numbers, default=0), name)
+            elif name == "expandtabs":
+                _over(limit, len(owner) + owner.count("\t") * max(numbers, default=8), name)
+            elif name == "replace" and len(args) >= 2 and _size(args[0]) >= 0:
+                old, new = args[0], args[1]
+                times = owner.count(old) if old else len(owner) + 1
+                _over(limit, len(owner) + times * max(0, _size(new) - _size(old)), name)
+            elif name == "join" and args:
+                items = list(args[0])
+                _over(limit, sum(map(_size, items)) + len(owner) * max(0, len(items) - 1), name)
+                args = (items, *args[1:])
+            elif name in ("format", "format_map"):
+                _check_format(limit, owner, kwargs or (args[0] if name == "format_map" and args else args), name)
+        elif target is generate_lorem_ipsum:
+            n = args[0] if args else kwargs.get("n", 5)
+            high = args[3] if len(args) > 3 else kwargs.get("max", 100)
+            _over(limit, (n if isinstance(n, int) else 0) * (high if isinstance(high, int) else 0) * 12, "lipsum")
+        elif target is _random_string:
+            length = args[0] if args else kwargs.get("length", 8)
+            _over(limit, length if isinstance(length, int) else 0, "random_string")
+        result = super().call(__context, __obj, *args, **kwargs)
+        _over(limit, _size(result), name or "a call")
+        return result
+
+    def concat(self, chunks: Any) -> str:  # type: ignore[override]
+        """The rendered output (and every ``~`` and block ``set``), stopped as soon as it passes the limit."""
+        limit, total, parts = self.max_output, 0, []
+        for chunk in chunks:
+            total += len(chunk)
+            _over(limit, total, "the text")
+            parts.append(chunk)
+        return "".join(parts)
+
+
+_env = BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 _env.globals.update(GLOBALS)
 _env.filters.update(FILTERS)
+_env.filters.update(_bounded_filters(MAX_OUTPUT))
 _current: ContextVar[Environment] = ContextVar("lrun_templates", default=_env)
+
+
+@contextmanager
+def limits(max_output: int | None) -> Iterator[None]:
+    """Compile templates with ``max_output`` as the limit of every operation (None: the default)."""
+    if max_output is None or max_output == MAX_OUTPUT:
+        yield
+        return
+    env = _current.get().overlay()
+    env.max_output = max_output  # type: ignore[attr-defined]
+    env.filters = {**_current.get().filters, **_bounded_filters(max_output)}
+    token = _current.set(env)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 @contextmanager
@@ -193,7 +385,10 @@ def compile_template(source: str, native: bool = False) -> Template:
             value = expression(**variables)
             if isinstance(value, Undefined):
                 value._fail_with_undefined_error()  # raises UndefinedError naming the variable
+            _over(limit, _size(value), "the template's value")
             return value
+
+        limit: int = getattr(_current.get(), "max_output", MAX_OUTPUT)
 
         return Template(source, render_native)
     template = _current.get().from_string(source)

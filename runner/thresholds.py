@@ -7,27 +7,10 @@ error rate is a percentage, counts and rates are plain numbers.
 
 from __future__ import annotations
 
-import operator
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runner.scenario.types import parse_duration
-
-OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-}
-TIME_METRICS = {"avg": "avg_ms", "min": "min_ms", "max": "max_ms", "median": "median_ms"}
-COUNT_METRICS = {"requests": "requests", "failures": "failures", "rps": "rps", "failures_per_s": "failures_per_s"}
-RATE_METRICS = ("errors", "error_rate")
-_EXPRESSION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|<|>)\s*(\S+)\s*$")
-_PERCENTILE = re.compile(r"^p(\d+(?:\.\d+)?)$")
-METRICS_HELP = "p50 … p99.9, avg, min, max, median (times); errors (a %); requests, failures, rps, failures_per_s"
+from runner.scenario.limits import COUNT_METRICS, OPERATORS, PERCENTILE, RATE_METRICS, TIME_METRICS, parse_expression
 
 
 @dataclass(frozen=True)
@@ -72,7 +55,7 @@ class Rule:
 
     @property
     def is_time(self) -> bool:
-        return self.metric in TIME_METRICS or bool(_PERCENTILE.match(self.metric))
+        return self.metric in TIME_METRICS or bool(PERCENTILE.match(self.metric))
 
 
 def _normal_key(quantile: str) -> str:
@@ -82,36 +65,7 @@ def _normal_key(quantile: str) -> str:
 
 def parse_rule(text: str) -> Rule:
     """``p95 < 500ms`` → Rule; raises ``ValueError`` with what to write instead."""
-    match = _EXPRESSION.match(text)
-    if not match:
-        raise ValueError(f"cannot read threshold {text!r}: write METRIC OPERATOR LIMIT, e.g. 'p95 < 500ms'")
-    metric, op, raw = match.groups()
-    metric = metric.lower()
-    if metric in RATE_METRICS:
-        if not raw.endswith("%"):
-            raise ValueError(f"write the error rate as a percentage: '{metric} {op} {raw}%'")
-        try:
-            limit = float(raw[:-1]) / 100
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a percentage") from None
-    elif metric in TIME_METRICS or _PERCENTILE.match(metric):
-        try:
-            limit = float(raw) if re.fullmatch(r"\d+(\.\d+)?", raw) else parse_duration(raw) * 1000
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a time: write 500ms, 1.5s or a number of milliseconds") from None
-        if _PERCENTILE.match(metric) and float(metric[1:]) > 100:
-            raise ValueError(f"{metric}: a percentile is at most p100")
-    elif metric in COUNT_METRICS:
-        try:
-            limit = float(raw)
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a number") from None
-    else:
-        from runner.scenario.loader import did_you_mean
-
-        hint = did_you_mean(metric, [*TIME_METRICS, *COUNT_METRICS, *RATE_METRICS, "p95", "p99"])
-        raise ValueError(f"unknown metric '{metric}'{' (' + hint + ')' if hint else ''}: use {METRICS_HELP}")
-    return Rule(metric, op, limit, text.strip())
+    return Rule(*parse_expression(text), text.strip())
 
 
 def find_entry(results: dict[str, Any], request: str | None) -> dict[str, Any] | None:

@@ -41,7 +41,7 @@ def test_toml_style_lrun_conf(tmp_path: Path) -> None:
 
 
 def test_mistakes_name_their_source(tmp_path: Path) -> None:
-    with pytest.raises(LrunError, match=r"--users from LRUN_USERS: invalid literal"):
+    with pytest.raises(LrunError, match=r"--users from LRUN_USERS: expected a whole number; got 'many'"):
         resolve({}, environ={"LRUN_USERS": "many"})
     (tmp_path / "bad.conf").write_text("users = 2\nusres = 3\n")
     with pytest.raises(LrunError, match=r"bad.conf:2:1: unknown setting 'usres' \(did you mean 'users'\?\)"):

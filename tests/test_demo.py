@@ -310,6 +310,7 @@ def test_stats_and_reset(demo: DemoProcess) -> None:
         "registrations": {},
         "orders": [],
         "logins": 0,
+        "xmlrpc": {"calls": {}, "faults": {}},
     }
     call(demo, "GET", "/")
     call(demo, "GET", "/items/1")

@@ -20,11 +20,11 @@ from runner.monitor import (
     find_processes,
     format_bytes,
     merge_samples,
-    parse_size,
     read_memory,
     read_process,
     read_system_cpu,
 )
+from runner.scenario.limits import parse_size
 
 LINUX = Path("/proc/self/stat").exists()
 needs_proc = pytest.mark.skipif(not LINUX, reason="reads Linux's /proc")

@@ -268,7 +268,12 @@ users:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     ) as process:  # fmt: skip
         try:
-            time.sleep(2.5)
+            # Ctrl-C once the users run (on a loaded machine, a fixed sleep can hit lrun while it imports).
+            assert process.stderr is not None
+            deadline = time.monotonic() + 60
+            while "users running" not in process.stderr.readline() and time.monotonic() < deadline:
+                assert process.poll() is None, "lrun exited before its users ran"
+            time.sleep(1)
             process.send_signal(signal.SIGINT)
             process.communicate(timeout=30)
         finally:

@@ -1,37 +1,37 @@
 """The web UI in a real browser: Playwright driving Debian's chromium against a real ``lrun --web`` process and
 the demo target. What a person does: a bad value, start from the form, rows fill, charts draw, more users live,
-a row's own chart, stop, download the CSV, reload and find the history. Skips (saying why) without playwright or
-chromium."""
+a row's own chart, stop, download the CSV, reload and find the history. Without playwright or chromium the tests
+skip (fail under CI=true: tests/browser.py)."""
 
 from __future__ import annotations
 
 import csv
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import launch
 from web_process import WebLrun, http
 
 from conftest import ROOT, SCENARIOS
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) drives chromium")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: apt-get install chromium (.ci/run does)"),
-]
+pytestmark = pytest.mark.e2e
 ARTIFACTS = ROOT / "tests" / "artifacts"
 WAIT = 30_000  # ms: generous, the machine is shared
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        yield browser
-        browser.close()
+@pytest.fixture
+def context() -> Iterator[Any]:
+    """A browser context; the page's CSP forbids eval, and Playwright's own probes (wait_for_function) need it."""
+    with launch(viewport={"width": 1280, "height": 1000}, accept_downloads=True, bypass_csp=True) as context:
+        yield context
+
+
+def expect(locator: Any) -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
 
 
 def colored_pixels(page: Any, chart: str) -> int:
@@ -51,11 +51,9 @@ def colored_pixels(page: Any, chart: str) -> int:
     )
 
 
-def test_a_test_from_the_form_to_the_history(browser: Any, tmp_path: Path) -> None:
+def test_a_test_from_the_form_to_the_history(context: Any, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     with WebLrun(str(SCENARIOS / "quickstart.yaml")) as web:
-        # the page's CSP forbids eval; Playwright's own probes (wait_for_function) need it
-        context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True, bypass_csp=True)
         page = context.new_page()
         problems: list[str] = []
         page.on("pageerror", lambda error: problems.append(str(error)))
@@ -68,13 +66,13 @@ def test_a_test_from_the_form_to_the_history(browser: Any, tmp_path: Path) -> No
         page.fill("#start-form input[name=user_count]", "lots")
         page.click("#start-form button[type=submit]")
         error = page.locator('#start-form .error[data-for="user_count"]')
-        sync_api.expect(error).to_contain_text("not a whole number", timeout=WAIT)
+        expect(error).to_contain_text("not a whole number", timeout=WAIT)
         assert http(f"{web.url}/stats/requests").json()["state"] == "ready"
 
         page.fill("#start-form input[name=user_count]", "3")
         page.fill("#start-form input[name=spawn_rate]", "10")
         page.click("#start-form button[type=submit]")
-        sync_api.expect(page.locator("#state")).to_have_text("running", timeout=WAIT)
+        expect(page.locator("#state")).to_have_text("running", timeout=WAIT)
         rows_with = """names => names.every(name => Array.from(document.querySelectorAll('#stats-table tbody tr'))
             .some(tr => tr.children[1].textContent === name && Number(tr.children[2].textContent) > 0))"""
         page.wait_for_function(rows_with, arg=["/items", "/login", "/items/[id]"], timeout=WAIT)
@@ -87,26 +85,26 @@ def test_a_test_from_the_form_to_the_history(browser: Any, tmp_path: Path) -> No
         # more users, live: the users figure and the users line move
         page.fill("#change-form input[name=user_count]", "6")
         page.click("#change-form button[type=submit]")
-        sync_api.expect(page.locator("#users")).to_have_text("6", timeout=WAIT)
+        expect(page.locator("#users")).to_have_text("6", timeout=WAIT)
         page.wait_for_function("ui.charts['chart-users'].data[1].slice(-1)[0] === 6", timeout=WAIT)
 
         # one row's own charts
         page.click("#tabs button[data-tab=stats]")
         page.locator("#stats-table tbody tr", has_text="/items/[id]").first.click()
-        sync_api.expect(page.locator("#entry-title")).to_contain_text("/items/[id]", timeout=WAIT)
+        expect(page.locator("#entry-title")).to_contain_text("/items/[id]", timeout=WAIT)
         page.wait_for_function("ui.charts['chart-entry-rt'].data[0].length >= 1", timeout=WAIT)
         page.screenshot(path=str(ARTIFACTS / "web_charts.png"), full_page=True)
 
         # lrun's own panels: resources, checkpoints, the log
         page.click("#tabs button[data-tab=resources]")
-        sync_api.expect(page.locator("#resources tbody tr").first).to_contain_text("lrun", timeout=WAIT)
+        expect(page.locator("#resources tbody tr").first).to_contain_text("lrun", timeout=WAIT)
         page.click("#tabs button[data-tab=checks]")
-        sync_api.expect(page.locator("#checks tbody tr", has_text="GET /login").first).to_be_visible(timeout=WAIT)
+        expect(page.locator("#checks tbody tr", has_text="GET /login").first).to_be_visible(timeout=WAIT)
         page.click("#tabs button[data-tab=log]")
-        sync_api.expect(page.locator("#log")).to_contain_text("test 1 started from the web UI", timeout=WAIT)
+        expect(page.locator("#log")).to_contain_text("test 1 started from the web UI", timeout=WAIT)
 
         page.click("#stop")
-        sync_api.expect(page.locator("#state")).to_have_text("stopped", timeout=WAIT)
+        expect(page.locator("#state")).to_have_text("stopped", timeout=WAIT)
 
         page.click("#tabs button[data-tab=history]")
         with page.expect_download(timeout=WAIT) as download:
@@ -121,8 +119,8 @@ def test_a_test_from_the_form_to_the_history(browser: Any, tmp_path: Path) -> No
         seen = page.evaluate("ui.series.total.length")
         page.reload()
         page.click("#tabs button[data-tab=history]")
-        sync_api.expect(page.locator("#history tbody tr")).to_have_count(1, timeout=WAIT)
-        sync_api.expect(page.locator("#history tbody tr").first).to_contain_text("stopped from the web UI")
+        expect(page.locator("#history tbody tr")).to_have_count(1, timeout=WAIT)
+        expect(page.locator("#history tbody tr").first).to_contain_text("stopped from the web UI")
         page.wait_for_function(f"ui.series.total.length >= {seen}", timeout=WAIT)
         page.click("#tabs button[data-tab=charts]")
         page.wait_for_function("ui.charts['chart-rps'].data[0].length >= 3", timeout=WAIT)
@@ -133,27 +131,27 @@ def test_a_test_from_the_form_to_the_history(browser: Any, tmp_path: Path) -> No
         page.fill("#start-form input[name=run_time]", "2s")
         page.click("#start-form button[type=submit]")
         page.click("#tabs button[data-tab=history]")
-        sync_api.expect(page.locator("#history tbody tr")).to_have_count(2, timeout=WAIT)
+        expect(page.locator("#history tbody tr")).to_have_count(2, timeout=WAIT)
         page.screenshot(path=str(ARTIFACTS / "web_history.png"), full_page=True)
         assert refused == [f"{web.url}/swarm"]
         assert [p for p in problems if "status of 400" not in p] == []
 
 
-def test_the_master_page_shows_every_worker(browser: Any, demo_url: str) -> None:
+def test_the_master_page_shows_every_worker(context: Any, demo_url: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
     with WebLrun(str(SCENARIOS / "quickstart.yaml"), "-H", demo_url, "--processes", "2") as web:
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
         page = context.new_page()
         page.goto(web.url)
         page.click("#tabs button[data-tab=resources]")
         workers = page.locator("#workers tbody tr")
-        sync_api.expect(workers).to_have_count(2, timeout=WAIT)
+        expect(workers).to_have_count(2, timeout=WAIT)
         for row in workers.all():
-            sync_api.expect(row).to_contain_text("ready", timeout=WAIT)
+            expect(row).to_contain_text("ready", timeout=WAIT)
         page.fill("#start-form input[name=user_count]", "4")
         page.fill("#start-form input[name=spawn_rate]", "20")
         page.fill("#start-form input[name=run_time]", "")
         page.click("#start-form button[type=submit]")
-        sync_api.expect(page.locator("#users")).to_have_text("4", timeout=WAIT)
+        expect(page.locator("#users")).to_have_text("4", timeout=WAIT)
         # each worker runs its share: the users column (4th) says 2 on both rows
         page.wait_for_function(
             "Array.from(document.querySelectorAll('#workers tbody tr')).every(r => r.children[3].textContent === '2')",
@@ -161,5 +159,4 @@ def test_the_master_page_shows_every_worker(browser: Any, demo_url: str) -> None
         )
         page.screenshot(path=str(ARTIFACTS / "web_workers.png"), full_page=True)
         page.click("#stop")
-        sync_api.expect(page.locator("#state")).to_have_text("stopped", timeout=WAIT)
-        context.close()
+        expect(page.locator("#state")).to_have_text("stopped", timeout=WAIT)

@@ -9,7 +9,7 @@ import gevent
 from gevent.event import Event
 
 from runner.demo.process import READY_PREFIX
-from runner.demo.server import serve
+from runner.demo.server import DEMO_PORT, serve
 from runner.errors import RunError
 from runner.parent import wait_for_parent_exit
 
@@ -25,7 +25,7 @@ def watch_stdin(stop: Event) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runner.demo", description="Run the lrun demo shop.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8089, help="port to bind, 0 = any (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=DEMO_PORT, help="port to bind, 0 = any (default: %(default)s)")
     parser.add_argument(
         "--exit-with-parent", action="store_true", help="exit when stdin reaches EOF (the parent is gone)"
     )

@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, quote, unquote
 
 import gevent
 
+from runner.demo.rpc import RpcService
+
 MAX_REMEMBERED = 100_000  # issued sessions / tokens / orders kept (oldest evicted first)
 MAX_BODY = 10 * 1024 * 1024
 MAX_SLEEP_MS = 30_000
@@ -34,7 +36,9 @@ _CATALOG = [
     ("Paper lantern", 7.75), ("Glass vase", 19.2),
 ]
 # fmt: on
-ITEMS = tuple({"id": i, "name": name, "price": price} for i, (name, price) in enumerate(_CATALOG, start=1))
+ITEMS: tuple[dict[str, Any], ...] = tuple(
+    {"id": i, "name": name, "price": price} for i, (name, price) in enumerate(_CATALOG, start=1)
+)
 
 Json = Any
 Headers = list[tuple[str, str]]
@@ -111,6 +115,14 @@ def page(title: str, body: str) -> str:
     )
 
 
+def _shop_page(title: str, body: str, head: str = "") -> str:
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{escape(title)}</title>{head}'
+        '<link rel="stylesheet" href="/shop/shop.css"></head>\n'
+        f"<body>\n{body}\n</body></html>\n"
+    )
+
+
 def set_cookie(name: str, value: str, extra: str = "") -> tuple[str, str]:
     return "Set-Cookie", f"{name}={quote(value, safe='')}; Path=/{extra}"
 
@@ -178,6 +190,12 @@ class DemoShop:
             ("GET", "/redirect", self.redirect),
             ("GET", "/cookies/set", self.set_cookies),
             ("GET", "/cookies", self.cookies),
+            ("POST", "/RPC2", self.rpc),
+            ("GET", "/shop", self.shop_login),
+            ("GET", "/shop/checkout", self.shop_checkout),
+            ("POST", "/shop/orders", self.shop_order),
+            ("GET", "/shop/orders/<id>", self.shop_receipt),
+            ("GET", "/shop/shop.css", self.shop_css),
             ("GET", "/__stats", self.stats),
             ("POST", "/__reset", self.reset_state),
         ]:
@@ -188,6 +206,7 @@ class DemoShop:
     def reset(self) -> None:
         self.sessions: OrderedDict[str, None] = OrderedDict()
         self.tokens: OrderedDict[str, str] = OrderedDict()  # bearer token -> user
+        self.carts: OrderedDict[str, str] = OrderedDict()  # browser shop: cart id -> CSRF token of its page
         self.users: set[str] = set()  # users that logged in (for the demo_user cookie)
         self.phones: dict[str, str] = {}  # registered phone -> name
         self.profiles: dict[str, dict[str, Any]] = {}  # user -> submitted profile
@@ -197,6 +216,7 @@ class DemoShop:
         self.logins = 0
         self.requests = 0
         self.by_path: dict[str, int] = {}
+        self.xmlrpc = RpcService(ITEMS)
 
     # -- WSGI ------------------------------------------------------------------------------------------
 
@@ -388,6 +408,83 @@ class DemoShop:
         limit = min(50_000, profile["income"] // 10 // 100 * 100)
         return json_response({"user": user, "credit_limit": limit, "currency": "EUR"})
 
+    # -- the browser shop: pages a person or a browser walks (login, checkout, receipt) ------------------
+    # Each dynamic value lives where real sites keep it: a hidden input (session), a JSON token kept by
+    # JavaScript and sent as Bearer, a <meta> CSRF token sent as a header, a cart id in a script variable,
+    # and an order id in a redirect's Location.
+
+    def shop_login(self, request: Request) -> Response:
+        session = secrets.token_hex(16)
+        remember(self.sessions, session, None)
+        body = (
+            "<h1>Log in to the shop</h1>\n"
+            '<form id="login"><label>User <input type="text" name="user"/></label>\n'
+            '<label>Password <input type="password" name="password"/></label>\n'
+            f'<input type="hidden" name="session" value="{session}"/><button type="submit">Log in</button></form>\n'
+            '<p id="status"></p><p id="next" hidden><a href="/shop/checkout">Go to checkout</a></p>\n'
+            "<script>\ndocument.getElementById('login').onsubmit = async (event) => {\n"
+            "  event.preventDefault();\n"
+            "  const fields = new URLSearchParams(new FormData(event.target));\n"
+            "  const answer = await fetch('/login', {method: 'POST', body: fields});\n"
+            "  const data = await answer.json();\n"
+            "  sessionStorage.setItem('token', data.token);\n"
+            "  document.getElementById('status').textContent = 'Welcome, ' + data.user;\n"
+            "  document.getElementById('next').hidden = false;\n};\n</script>"
+        )
+        return html_response(_shop_page("Shop login", body))
+
+    def shop_checkout(self, request: Request) -> Response:
+        cart, csrf = secrets.token_hex(12), secrets.token_urlsafe(18)
+        remember(self.carts, cart, csrf)
+        options = "".join(f'<option value="{i["id"]}">{escape(i["name"])}</option>' for i in ITEMS)
+        body = (
+            "<h1>Checkout</h1>\n"
+            f'<form id="order"><select name="item">{options}</select>\n'
+            '<input type="number" name="quantity" value="1"/><button type="submit">Order</button></form>\n'
+            '<p id="result"></p>\n'
+            f'<script>\nvar cartId = "{cart}";\n'
+            "document.getElementById('order').onsubmit = async (event) => {\n"
+            "  event.preventDefault();\n"
+            "  const form = new FormData(event.target);\n"
+            "  const answer = await fetch('/shop/orders', {method: 'POST', headers: {\n"
+            "    'Authorization': 'Bearer ' + sessionStorage.getItem('token'), 'Content-Type': 'application/json',\n"
+            "    'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content},\n"
+            "    body: JSON.stringify({cart: cartId, item: Number(form.get('item')),\n"
+            "                          quantity: Number(form.get('quantity'))})});\n"
+            "  const order = await answer.json();\n"
+            "  const text = 'Thank you: order ' + order.order_id + ' ' + order.status;\n"
+            "  document.getElementById('result').textContent = text;\n"
+            "};\n</script>"
+        )
+        return html_response(_shop_page("Checkout", body, f'<meta name="csrf-token" content="{csrf}">'))
+
+    def shop_order(self, request: Request) -> Response:
+        """An order from the checkout page: 303 to its receipt (``/shop/orders/<id>``)."""
+        user = self.bearer_user(request)
+        fields = request.fields()
+        csrf = self.carts.get(str(fields.get("cart", "")))
+        if csrf is None or request.headers.get("x-csrf-token") != csrf:
+            raise HTTPError(403, "unknown cart or bad CSRF token")
+        item, quantity = as_int(fields.get("item")), as_int(fields.get("quantity", 1))
+        if item is None or not 1 <= item <= len(ITEMS) or quantity is None or quantity < 1:
+            raise HTTPError(400, "no such item or invalid quantity")
+        order = {"order_id": self.next_order_id, "user": user, "item": item, "quantity": quantity}
+        self.next_order_id += 1
+        self.orders.append({**order, "time": time.time()})
+        location = f"/shop/orders/{order['order_id']}"
+        return json_response({"status": "created"}, 303, [("Location", location)])
+
+    def shop_receipt(self, request: Request) -> Response:
+        user = self.bearer_user(request)
+        order_id = as_int(request.params["id"])
+        order = next((o for o in self.orders if o["order_id"] == order_id and o["user"] == user), None)
+        if order is None:
+            raise HTTPError(404, "no such order")
+        return json_response({"status": "ok", "order_id": order_id, "item": order["item"]})
+
+    def shop_css(self, request: Request) -> Response:
+        return Response(200, b"body { font-family: sans-serif; }\n", "text/css")
+
     # -- test helpers ------------------------------------------------------------------------------------
 
     def slow(self, request: Request) -> Response:
@@ -463,8 +560,12 @@ class DemoShop:
                 "registrations": self.registrations,
                 "orders": list(self.orders),
                 "logins": self.logins,
+                "xmlrpc": self.xmlrpc.stats(),
             }
         )
+
+    def rpc(self, request: Request) -> Response:
+        return Response(200, self.xmlrpc.handle(request.body), "text/xml")
 
     def reset_state(self, request: Request) -> Response:
         self.reset()

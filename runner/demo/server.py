@@ -38,9 +38,12 @@ def url_for(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+DEMO_PORT = 8090  # not 8089: Locust's web UI port, and lrun's
+
+
 def serve(
     host: str = "127.0.0.1",
-    port: int = 8089,
+    port: int = DEMO_PORT,
     *,
     ready: Callable[[str], None] | None = None,
     stop: Event | None = None,

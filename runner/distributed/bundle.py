@@ -59,8 +59,8 @@ def scenario_files(loaded: LoadedScenario, extra: Iterable[Path] = ()) -> list[t
         expected = Path(spec.csv or "") if Path(spec.csv or "").is_absolute() else declared_in.parent / (spec.csv or "")
         pairs.append((expected, Path(source)))
     unique: dict[Path, tuple[Path, Path]] = {}
-    for place, source in pairs:
-        unique.setdefault(place.resolve(), (place, source))
+    for place, source_path in pairs:
+        unique.setdefault(place.resolve(), (place, source_path))
     return list(unique.values())
 
 

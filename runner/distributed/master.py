@@ -37,7 +37,7 @@ import zmq.green as zmq
 from gevent.event import Event
 
 import runner
-from runner.config import RunSettings
+from runner.config import RunSettings, load_given_by_user
 from runner.distributed import protocol as p
 from runner.distributed.bundle import collect
 from runner.distributed.security import (
@@ -52,6 +52,7 @@ from runner.distributed.security import (
 from runner.engine.dispatch import assign, distribute
 from runner.engine.runner import LoadShape, State
 from runner.errors import RunError
+from runner.events import Events
 from runner.scenario import LoadedScenario
 
 if TYPE_CHECKING:
@@ -715,7 +716,7 @@ class MasterRunner(LoadShape):
         if not self._spawn_reported:
             self._spawn_reported = True
             if self.on_spawned:
-                self.on_spawned(self.user_count)
+                self.on_spawned(self._target)  # what every worker confirmed; their reports of it come later
 
     def _count_users(self) -> None:
         self.user_count_max = max(self.user_count_max, self.user_count)
@@ -857,12 +858,13 @@ def run_master(
     demo_url: str | None,
     command: str,
     out: TextIO = sys.stdout,
+    events: Events | None = None,
 ) -> int:
     """A distributed run: the master, and with ``--processes N`` its N local workers. Returns the exit code."""
     from runner.distributed.local import QUIT_WAIT
-    from runner.run import Live, _load_given_by_user, _monitoring, drive
+    from runner.run import Live, drive, monitoring
 
-    if loaded.model.load.is_open and not _load_given_by_user(settings):
+    if loaded.model.load.is_open and not load_given_by_user(settings):
         raise RunError(
             "the open model (arrival_rate, arrival_stages) does not run distributed yet: run it in one process, "
             "or give -u/-t for a closed-model run"
@@ -878,7 +880,8 @@ def run_master(
         out,
         out.isatty(),
         lag=settings.report_interval + 1.0,
-        **_monitoring(loaded.model, settings),
+        events=events or Events(),
+        **monitoring(loaded.model, settings),
     )
     master, workers, expected, max_wait = cluster(loaded, compiled, settings, live, demo_url)
     ran = False

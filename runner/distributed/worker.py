@@ -104,6 +104,7 @@ class WorkerRunner:
         self._user_ids: collections.deque[int] = collections.deque()  # ids the master gave for the next users
         self._local_id: Any = None
         self._failed_handshakes = 0
+        self._said: set[str] = set()  # statistics warnings already sent
         self._stopping = False  # told to stop (or interrupted): users do not end by themselves
         self._ids = itertools.count(1)
         self._pending: dict[int, AsyncResult] = {}
@@ -327,6 +328,10 @@ class WorkerRunner:
     def _report(self, final: bool = False) -> None:
         if self.stats is None:
             return
+        for stats in (self.stats, self.transactions):
+            if stats.capped and stats.capped not in self._said:  # too many request names: said once
+                self._said.add(stats.capped)
+                self._warn(stats.capped)
         seconds = self.welcome is not None and self.welcome.entry_seconds  # each row's seconds: its own charts
         delta = self.stats.delta(entry_seconds=seconds)
         transactions = self.transactions.delta(entry_seconds=seconds)

@@ -16,30 +16,11 @@ from typing import Any, ClassVar, Protocol
 import gevent
 from gevent import GreenletExit
 
+from runner.engine.calls import Client, Measure, RequestResult, report
 from runner.engine.flow import FlowSignal, StopIteration_, StopTest, StopUser
-from runner.http.response import Response
 from runner.http.session import HttpSession
 
 Step = Callable[["VirtualUser"], int | None]  # returns None, or a jump: how many items to skip (or go back)
-
-
-@dataclass(slots=True)
-class RequestResult:
-    """What one request step did. The ``trace_*`` fields are filled only when the runtime traces."""
-
-    method: str
-    name: str
-    url: str
-    status: int
-    elapsed_ms: float
-    size: int
-    failure: str | None = None
-    retries: int = 0  # sent again on a new connection (a kept-alive one was found closed)
-    connect_failed: bool = False  # no connection could be made (``failure`` says why)
-    response: Response | None = None
-    trace_extracted: dict[str, Any] | None = None
-    trace_checks: list[tuple[str, str | None]] | None = None
-    trace_warnings: list[str] | None = None
 
 
 class Runtime(Protocol):
@@ -317,11 +298,18 @@ class VirtualUser:
         return self._phase == DONE
 
     @property
-    def client(self) -> Any:
+    def client(self) -> Client:
         """An HTTP client for Python steps: its requests are reported like the scenario's own."""
-        from runner.scripting import Client
-
         return Client(self)
+
+    def measure(self, method: str, name: str) -> Measure:
+        """``with user.measure("xmlrpc", "add") as call:`` times any action and reports it as a request of
+        ``method`` named ``name`` (an exception in the block, or ``call.fail(why)``, makes it a failure)."""
+        return Measure(self, method, name)
+
+    def report(self, method: str, name: str, elapsed_ms: float, *, size: int = 0, failure: str | None = None) -> None:
+        """Report a call timed elsewhere (``failure``: a message when it failed)."""
+        report(self, method, name, elapsed_ms, size=size, failure=failure)
 
     def close(self) -> None:
         """Release the user's connections and pool rows (also when it was killed without its on_stop)."""

@@ -193,6 +193,7 @@ def _run_charts(results: dict[str, Any], origin: float) -> list[dict[str, Any]]:
         )
     found += _resource_charts(results.get("resources"), origin)
     found += _worker_charts(results.get("workers"), origin)
+    found += _remote_charts(results.get("remote"), origin)
     return found
 
 
@@ -244,6 +245,52 @@ def _resource_charts(resources: Any, origin: float) -> list[dict[str, Any]]:
             note=f"% of all {cores} cores and of all memory" if cores else "% of all cores and of all memory",
         ),
     ]
+
+
+def _remote_charts(remote: Any, origin: float) -> list[dict[str, Any]]:
+    """monitor.hosts and monitor.prometheus: one chart per figure, a line per host (gaps where it was down)."""
+    if not isinstance(remote, dict) or not remote.get("series"):
+        return []
+    points = [p for p in remote["series"] if isinstance(p, dict) and isinstance(p.get("t"), int | float)]
+    hosts = [str(h.get("name")) for h in remote.get("hosts") or [] if isinstance(h, dict)]
+    queries = [str(q.get("name")) for q in remote.get("queries") or [] if isinstance(q, dict)]
+
+    def host(name: str, key: str) -> list[tuple[float, float | None]]:
+        return [(p["t"], ((p.get("hosts") or {}).get(name) or {}).get(key)) for p in points]
+
+    def lines(key: str) -> list[Line]:
+        return [Line(name, host(name, key), style=i) for i, name in enumerate(hosts)]
+
+    charts = []
+    if hosts:
+        traffic = [Line(f"{n} in", host(n, "network_rx_bytes_per_s"), style=i) for i, n in enumerate(hosts)]
+        traffic += [
+            Line(f"{n} out", host(n, "network_tx_bytes_per_s"), style=i, dashed=True) for i, n in enumerate(hosts)
+        ]
+        disk = [Line(f"{n} read", host(n, "disk_read_bytes_per_s"), style=i) for i, n in enumerate(hosts)]
+        disk += [
+            Line(f"{n} written", host(n, "disk_write_bytes_per_s"), style=i, dashed=True) for i, n in enumerate(hosts)
+        ]
+        silent = [n for n in hosts if not any(v is not None for _, v in host(n, "memory_used_bytes"))]
+        no_data = f"; no data from {', '.join(silent)}" if silent else ""
+        charts += [
+            _chart("chart-host-cpu", "Monitored hosts: CPU", lines("cpu_percent"), unit="%", x_origin=origin,
+                   y_max=100, note=f"% of all the host's cores (node_exporter){no_data}"),
+            _chart("chart-host-memory", "Monitored hosts: memory used", lines("memory_used_bytes"), unit="bytes",
+                   x_origin=origin),
+            _chart("chart-host-load", "Monitored hosts: load (1 min)", lines("load1"), x_origin=origin),
+            _chart("chart-host-network", "Monitored hosts: network", traffic, unit="bytes", x_origin=origin,
+                   note="bytes per second, all interfaces but lo"),
+            _chart("chart-host-disk", "Monitored hosts: disk", disk, unit="bytes", x_origin=origin,
+                   note="bytes per second"),
+        ]  # fmt: skip
+    if queries:
+        query_lines = [
+            Line(name, [(p["t"], (p.get("queries") or {}).get(name)) for p in points], style=i)
+            for i, name in enumerate(queries)
+        ]
+        charts.append(_chart("chart-queries", "Prometheus queries", query_lines, x_origin=origin))
+    return charts
 
 
 def _worker_charts(workers: Any, origin: float) -> list[dict[str, Any]]:

@@ -44,6 +44,10 @@ Optional keys (absent in older files and in runs without the feature; every read
                       above it is saturation), "probes", "saturated_s" (seconds judged saturated), "spawn" (null,
                       or the slowest spawn that missed its rate: {"users", "asked_rate", "reached_rate"}),
                       "arrivals_slipped" (open model: arrivals lrun started late with a slot free)}
+    remote            monitor.hosts / monitor.prometheus (``runner.monitor_remote``): {"interval_s", "hosts":
+                      [{"name", "url", "scrapes", "failures", "last_error"}], "queries": [{… "query"}], "series":
+                      [{"t", "hosts": {name: {cpu_percent, memory_used_bytes, …}}, "queries": {name: value}}],
+                      "peak": {"hosts", "queries"}}; null values are gaps (the endpoint did not answer)
     transactions      {"total": ENTRY, "entries": [ENTRY], "series": [POINT], "errors": [FAILURE]}; ENTRY with
                       "type": "transaction", method "", and "think_s" (think time inside it, not counted in its
                       times). TPS is ``transactions.total.rps``

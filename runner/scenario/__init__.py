@@ -6,6 +6,7 @@ document it came from, and warnings) or raises ``ScenarioError`` with every prob
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +144,26 @@ def find_scenarios(paths: Iterable[str | Path]) -> list[Path]:
     return named + [p for p in found if p.resolve() not in fragments]
 
 
+def included_by(path: str | Path) -> list[Path]:
+    """The files next to ``path`` that include it: a fragment's users. Empty for a file nothing there includes."""
+    target = existing_file(Path(path))
+    if target is None:
+        return []
+    own: set[Path] = set()
+    pending = [target]  # what the file includes itself: in a cycle, not its users
+    while pending:
+        for child in _includes_of(pending.pop()) - own:
+            own.add(child)
+            pending.append(child)
+    found = []
+    for candidate in sorted(target.parent.iterdir()):
+        if candidate.suffix not in SCENARIO_SUFFIXES or not candidate.is_file() or candidate.resolve() in own:
+            continue
+        if target in _includes_of(candidate):
+            found.append(Path(os.path.relpath(candidate)) if candidate.is_relative_to(Path.cwd()) else candidate)
+    return found
+
+
 def _is_results_file(path: Path) -> bool:
     """An lrun results file (``--json``) kept next to scenarios is not a scenario."""
     if path.suffix != ".json":
@@ -170,4 +191,4 @@ def _includes_of(path: Path) -> set[Path]:
     return found
 
 
-__all__ = ["LoadedScenario", "Scenario", "ScenarioError", "find_scenarios", "load_scenario"]
+__all__ = ["LoadedScenario", "Scenario", "ScenarioError", "find_scenarios", "included_by", "load_scenario"]

@@ -8,7 +8,7 @@ variables for the request's own checkpoints and for every later step.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from runner import templating
 from runner.errors import Problem
-from runner.scenario.loader import DataPath, Document, did_you_mean, existing_file
+from runner.scenario.loader import DataPath, Document, existing_file
 from runner.scenario.model import (
     CallStep,
     IfStep,
@@ -35,6 +35,7 @@ from runner.scenario.model import (
     User,
 )
 from runner.scenario.types import Tmpl
+from runner.suggest import did_you_mean
 
 _UNKNOWN = re.compile(r"no (filter|test) named '([^']*)'")
 GUARDS = {"default", "d"}  # {{ x | default('') }} may read an undefined x
@@ -87,6 +88,7 @@ def _pool_reads(source: str) -> Iterator[tuple[str, str]]:
     if not templating.is_template(source):
         return
     for node in templating.parse(source).find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
         if not isinstance(node.node, nodes.Name):
             continue
         if isinstance(node, nodes.Getattr):
@@ -111,7 +113,7 @@ class _Flow:
         self.known = known
         self.problems: list[Problem] = []
 
-    def need(self, value: Any, path: DataPath, defined: set[str], elsewhere: set[str] = frozenset()) -> None:
+    def need(self, value: Any, path: DataPath, defined: set[str], elsewhere: Set[str] = frozenset()) -> None:
         for where, source in templates_in(value, path):
             try:
                 names = used_names(source)
@@ -160,7 +162,7 @@ class _Flow:
                 )
             )
 
-    def _undefined(self, where: DataPath, name: str, elsewhere: set[str]) -> None:
+    def _undefined(self, where: DataPath, name: str, elsewhere: Set[str]) -> None:
         if name in elsewhere:
             self.problems.append(
                 self.doc.problem(
@@ -190,13 +192,13 @@ class _Flow:
                 )
             )
 
-    def steps(self, steps: list[Any], path: DataPath, defined: set[str], elsewhere: set[str] = frozenset()) -> set[str]:
+    def steps(self, steps: list[Any], path: DataPath, defined: set[str], elsewhere: Set[str] = frozenset()) -> set[str]:
         defined = set(defined)
         for index, step in enumerate(steps):
             defined = self.step(step, (*path, index), defined, elsewhere)
         return defined
 
-    def step(self, step: Any, path: DataPath, defined: set[str], elsewhere: set[str]) -> set[str]:
+    def step(self, step: Any, path: DataPath, defined: set[str], elsewhere: Set[str]) -> set[str]:
         if isinstance(step, Request):
             before = step.model_copy(update={"check": []})
             self.need(before, path, defined, elsewhere)

@@ -11,7 +11,6 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import yaml
 
 from runner.errors import Problem, ScenarioError
+from runner.suggest import did_you_mean
 
 try:
     _Loader: type = yaml.CSafeLoader
@@ -71,6 +71,15 @@ def _place(text: str, line: int, col: int) -> tuple[int, int]:
 
 
 MAX_DEPTH = 100  # levels of mappings and lists: far more than a scenario needs, far less than Python's stack
+MAX_ALIAS_VALUES = 100_000  # values built again through aliases (*name): a "billion laughs" stops here
+
+
+class _AliasBomb(Exception):
+    """Aliases expand past ``MAX_ALIAS_VALUES``; carries the problem, at the outermost alias being expanded."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
 
 
 class _Builder:
@@ -85,6 +94,9 @@ class _Builder:
         self.problems: list[Problem] = []
         self.merged: dict[int, int] = {}  # mapping node -> how many of its pairs came from merge keys
         self.open: set[int] = set()  # nodes being built: an alias back into one of them is a cycle
+        self.built: set[int] = set()  # nodes built once: building one again is an alias expansion
+        self.repeated = 0  # values built through aliases so far
+        self.alias_at: yaml.Node | None = None  # where the outermost alias being expanded is written
 
     def build(self, node: yaml.Node, path: DataPath, key_node: yaml.Node | None = None) -> Any:
         value_mark = self._mark(node)
@@ -96,6 +108,29 @@ class _Builder:
             message = "an alias (*name) here refers to a mapping or list that contains it"
             self.problems.append(self._problem(key_node or node, message))
             return None
+        if id(node) in self.built:
+            return self._again(node, path, key_node)
+        self.built.add(id(node))
+        return self._build(node, path)
+
+    def _again(self, node: yaml.Node, path: DataPath, key_node: yaml.Node | None) -> Any:
+        """A node built before, reached again through an alias: counted, so that aliases of aliases stay bounded."""
+        self.repeated += 1
+        outermost = self.alias_at is None
+        if outermost:
+            self.alias_at = key_node or node
+        try:
+            if self.repeated > MAX_ALIAS_VALUES:
+                assert self.alias_at is not None
+                message = f"aliases (*name) here expand to more than {MAX_ALIAS_VALUES:,} values"
+                hint = "aliases of aliases multiply: write the data once, or use fewer levels of aliases"
+                raise _AliasBomb(self._problem(self.alias_at, message, hint))
+            return self._build(node, path)
+        finally:
+            if outermost:
+                self.alias_at = None
+
+    def _build(self, node: yaml.Node, path: DataPath) -> Any:
         if isinstance(node, yaml.MappingNode):
             self.open.add(id(node))
             try:
@@ -158,13 +193,14 @@ class _Builder:
 
 
 _UNQUOTED_TEMPLATE = re.compile(r"(?:^\s*-|:)\s+\{\{")
+_UNQUOTED_BRACKETS = re.compile(r":\s+([^\s\"'\[{,}][^,}\s]*\[[^,}\s]*\][^,}\s]*)")  # name: /items/[id] in { }
 
 
 def _yaml_problem(file: str, text: str, exc: yaml.YAMLError) -> Problem:
     problem, context = getattr(exc, "problem", None) or "", getattr(exc, "context", None) or ""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if "end of stream" in problem and getattr(exc, "context_mark", None):
-        mark = exc.context_mark  # where the unclosed quote or bracket starts, not the end of the file
+        mark = getattr(exc, "context_mark", None)  # where the unclosed quote or bracket starts, not the end of the file
     line, col = _place(text, mark.line + 1, mark.column + 1) if mark else (1, 1)
     message = ", ".join(p for p in (context, problem) if p) or str(exc)
     lines = LINE_BREAK.split(text)
@@ -180,6 +216,8 @@ def _yaml_problem(file: str, text: str, exc: yaml.YAMLError) -> Problem:
         hint = r"in double quotes \ starts an escape: use single quotes for a regex ('\d+'), or write \\"
     elif source[: col - 1].rstrip().endswith(("'", '"')):
         hint = "a value cannot go on after its closing quote; for a ' inside '...', write it twice: 'it''s'"
+    elif ("flow sequence" in context or "flow mapping" in context) and (found := _UNQUOTED_BRACKETS.search(source)):
+        hint = f'inside {{ }}, a value containing [ ] must be quoted: "{found.group(1)}"'
     elif "flow sequence" in context or "flow mapping" in context:
         hint = "a [ or { is not closed where expected: check the brackets and commas"
     elif "mapping values are not allowed" in problem:
@@ -223,6 +261,8 @@ def parse_text(text: str, file: str) -> tuple[Any, dict[DataPath, tuple[Mark, Ma
             return None, {}
         builder = _Builder(file, loader, text)
         data = builder.build(node, ())
+    except _AliasBomb as bomb:
+        raise ScenarioError([bomb.problem]) from None
     except yaml.YAMLError as exc:
         if from_json is not _NOT_JSON:
             return from_json, {}  # valid JSON that YAML cannot read: no positions, but no false error
@@ -271,14 +311,6 @@ def _similar_file(path: Path) -> str:
         return ""
     found = difflib.get_close_matches(path.name, names, n=1, cutoff=0.75)
     return f"did you mean {path.parent / found[0]}?" if found else ""
-
-
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """A hint naming the candidate closest to ``word`` (GET -> get, hots -> host), or ""."""
-    candidates = list(candidates)
-    found = [c for c in candidates if c.lower() == str(word).lower()]
-    found = found or difflib.get_close_matches(str(word), candidates, n=1, cutoff=0.6)
-    return f"did you mean '{found[0]}'?" if found else ""
 
 
 def load_document(path: Path, *, fragment: bool = False, _seen: tuple[Path, ...] = ()) -> Document:

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from runner import templating
+from runner.scenario.limits import parse_expression, resource_limit
 from runner.scenario.types import (
     Duration,
     Expression,
@@ -237,6 +239,9 @@ class Check(Model):
         if standalone == ["max_size", "min_size"]:
             standalone = ["size"]  # a size range is one check
         predicates = [k for k in CHECK_PREDICATES if k in self.model_fields_set]
+        nulls = [k for k in predicates if k != "equals" and getattr(self, k) is None]  # equals: ~ means JSON null
+        if nulls:
+            raise ValueError(f"'{nulls[0]}' needs a value, not null (~): write the text to look for, in quotes")
         if len(subjects) + len(standalone) > 1 or (standalone and predicates):
             what = ", ".join(subjects + standalone + predicates)
             raise ValueError(f"one checkpoint checks one thing (found {what}); write several checkpoints")
@@ -629,6 +634,18 @@ class _OpenModel(Model):
     )
 
 
+class TemplateSettings(Model):
+    """What a template may make: an operation over the limit fails its step at once, before it uses the memory."""
+
+    max_output: Size = Field(
+        templating.MAX_OUTPUT,
+        gt=0,
+        description="The longest text (or list) one template operation may make: repetition ('a' * n), +, ~, "
+        "padding filters and methods, join, replace, format, and the rendered result.",
+        examples=["1MiB", "16MiB"],
+    )
+
+
 class Stage(Model):
     duration: Duration = Field(description="How long this stage lasts.")
     users: int = Field(ge=0, description="Users at the end of the stage (reached linearly from the previous stage).")
@@ -665,9 +682,7 @@ class Load(_OpenModel):
 
 
 def _check_rule(value: str) -> str:
-    from runner.thresholds import parse_rule
-
-    parse_rule(value)  # raises ValueError saying what to write
+    parse_expression(value)  # raises ValueError saying what to write
     return value
 
 
@@ -838,6 +853,7 @@ class Scenario(Model):
         examples=[["p95 < 500ms", "errors < 1%", {"expect": "p99 < 800ms", "request": "POST /orders", "abort": True}]],
     )
 
+    templates: TemplateSettings = Field(default_factory=lambda: TemplateSettings(), description="Limits of templates.")
     monitor: Monitor | None = Field(
         None,
         description="Resource monitoring: local processes to watch (the system under test) and thresholds on CPU "
@@ -858,10 +874,20 @@ class ResourceThreshold(Model):
     """A limit on CPU or memory, held for a while: then warn (response times may be inflated) or stop the test."""
 
     metric: Literal[
-        "generator_cpu", "generator_memory", "system_cpu", "system_memory", "target_cpu", "target_memory"
+        "generator_cpu",
+        "generator_memory",
+        "system_cpu",
+        "system_memory",
+        "target_cpu",
+        "target_memory",
+        "host_cpu",
+        "host_memory",
+        "host_load",
+        "query",
     ] = Field(
-        description="What to watch: lrun itself (generator_*), the whole machine (system_*) or the monitored "
-        "processes (target_*). CPU of a process is in % of one core; of the machine, in % of all cores."
+        description="What to watch: lrun itself (generator_*), the whole machine (system_*), the monitored "
+        "processes (target_*), the monitored hosts (host_*: node_exporter) or a monitor.prometheus query (query). "
+        "CPU of a process is in % of one core; of a machine, in % of all cores."
     )
     above: str | float = Field(
         description="The limit: a percentage for CPU (90%); for memory a size (500MB, 1.5GiB, bytes) or a "
@@ -872,6 +898,10 @@ class ResourceThreshold(Model):
         None,
         description="target_*: one of monitor.processes (default: each of them, the worst one counts).",
     )
+    server: str | None = Field(
+        None, description="host_*: the name of one of monitor.hosts (default: each of them, the worst one counts)."
+    )
+    query: str | None = Field(None, description="query: the name of one of monitor.prometheus.queries.")
     for_: Duration = Field(
         0, alias="for", description="Only when above the limit this long without a break (default: once)."
     )
@@ -882,15 +912,46 @@ class ResourceThreshold(Model):
 
     @model_validator(mode="after")
     def _readable(self) -> ResourceThreshold:
-        self.rule()  # raises ValueError saying what to write
+        if self.process is not None and not self.metric.startswith("target_"):
+            raise ValueError(f"'process' applies to target_cpu and target_memory, not {self.metric}")
+        resource_limit(self.metric, self.above, self.scope)  # raises ValueError saying what to write
         return self
 
-    def rule(self) -> Any:
-        from runner.monitor import ResourceRule
+    @property
+    def scope(self) -> str | int | None:
+        """The process (target_*), server (host_*) or query (query) the rule watches."""
+        return self.process if self.process is not None else self.server if self.server is not None else self.query
 
-        return ResourceRule.build(
-            self.metric, self.above, process=self.process, for_s=self.for_, action=self.action, message=self.message
-        )
+
+class RemoteHost(Model):
+    """A server under test on another machine: its node_exporter's metrics URL."""
+
+    name: str = Field(description="How the results, the report and thresholds (server: NAME) call it.")
+    node_exporter: str = Field(description="The node_exporter's URL.", examples=["http://db:9100/metrics"])
+
+    @field_validator("node_exporter")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+        return url
+
+
+class PrometheusQueries(Model):
+    """Instant queries evaluated on a Prometheus server every monitor.interval."""
+
+    url: str = Field(description="The Prometheus server's base URL.", examples=["http://prometheus:9090"])
+    queries: dict[str, str] = Field(
+        description="name: PromQL. A vector of several series gives its largest value.",
+        examples=[{"db_connections": "sum(pg_stat_activity_count)"}],
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+        return url
 
 
 class Monitor(Model):
@@ -912,10 +973,41 @@ class Monitor(Model):
         ],
     )
 
+    hosts: list[RemoteHost] = Field(
+        default_factory=list,
+        description="Servers under test on other machines, watched through their node_exporter.",
+        examples=[[{"name": "db", "node_exporter": "http://db:9100/metrics"}]],
+    )
+    prometheus: PrometheusQueries | None = Field(
+        None, description="Queries evaluated on your Prometheus during the run: {url, queries: {name: PromQL}}."
+    )
+    interval: Duration = Field(1, description="Seconds between scrapes of monitor.hosts and monitor.prometheus.")
+
     @model_validator(mode="after")
     def _known_processes(self) -> Monitor:
         names = [str(p) for p in self.processes]
+        servers = [h.name for h in self.hosts]
+        queries = list(self.prometheus.queries) if self.prometheus else []
+        if len(set(servers)) != len(servers):
+            raise ValueError("monitor.hosts: two hosts with the same name")
+        if self.interval <= 0:
+            raise ValueError("monitor.interval: must be more than 0")
         for threshold in self.thresholds:
+            if threshold.metric.startswith("host_"):
+                if not servers:
+                    raise ValueError(
+                        f"{threshold.metric} needs hosts to watch: add monitor.hosts: [{{name, node_exporter}}]"
+                    )
+                if threshold.server is not None and threshold.server not in servers:
+                    raise ValueError(f"server '{threshold.server}' is not in monitor.hosts (now: {', '.join(servers)})")
+            elif threshold.server is not None:
+                raise ValueError(f"'server' applies to host_cpu, host_memory and host_load, not {threshold.metric}")
+            if threshold.metric == "query" and threshold.query not in queries:
+                raise ValueError(f"query: name one of monitor.prometheus.queries (now: {', '.join(queries) or 'none'})")
+            if threshold.metric != "query" and threshold.query is not None:
+                raise ValueError(f"'query' applies to the query metric, not {threshold.metric}")
+            if threshold.metric.startswith("host_") or threshold.metric == "query":
+                continue
             if threshold.metric.startswith("target_") and not names:
                 raise ValueError(f"{threshold.metric} needs processes to watch: add monitor.processes: [NAME or PID]")
             if threshold.process is not None and str(threshold.process) not in names:

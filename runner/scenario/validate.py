@@ -9,9 +9,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from runner.errors import Problem, ScenarioError
-from runner.scenario.loader import DataPath, Document, did_you_mean
+from runner.scenario.loader import DataPath, Document
 from runner.scenario.model import STEP_KINDS, TASK_KINDS, Scenario
 from runner.scenario.types import check_template
+from runner.suggest import did_you_mean
 
 # Keys people bring from other tools, and what lrun calls them.
 SYNONYMS = {
@@ -171,7 +172,7 @@ def _locate(error: dict[str, Any], doc: Document) -> DataPath:
     value, text = error.get("input"), error["msg"].removeprefix("Value error, ")
     named = _NAMED_KEY.match(text)
     key = named and (named[1] or named[2])
-    if isinstance(value, dict) and key in value:
+    if isinstance(value, dict) and key and key in value:
         return (*path, key)  # a model's check that starts with a key is about that key: "tasks: ..."
     if text.startswith("template syntax error") and isinstance(value, dict | list):
         return _bad_template(value, path) or path
@@ -190,7 +191,7 @@ def _message(error: dict[str, Any], path: DataPath, doc: Document, models: dict[
         parent = _lookup(doc.data, path[:-1]) if path else doc.data
         owner = _owner(models, parent) if isinstance(parent, dict) else None
         allowed = _field_keys(owner) if owner else []
-        hint = did_you_mean(str(key), allowed) or _synonym(str(key))
+        hint = did_you_mean(str(key), allowed) or _synonym(str(key)) or _deeper(str(key), owner)
         if not hint and allowed:
             hint = "allowed here: " + ", ".join(allowed)
         return doc.problem(path, f"unknown key '{key}'", hint, key=True)
@@ -212,7 +213,7 @@ def _message(error: dict[str, Any], path: DataPath, doc: Document, models: dict[
     if kind in EXPECTED:
         if loc[-1] == "[key]":
             return doc.problem(path, f"{label}a name must be text; got {describe(value)}", key=True)
-        return doc.problem(path, f"{label}expected {EXPECTED[kind]}; got {describe(value)}")
+        return doc.problem(path, f"{label}expected {EXPECTED[kind]}; got {describe(value)}", _user_slip(path, value))
 
     if kind in BOUNDS:
         limit = next(iter(error.get("ctx", {}).values()), "")
@@ -225,7 +226,7 @@ def _message(error: dict[str, Any], path: DataPath, doc: Document, models: dict[
     if kind in ("too_short", "too_long"):
         ctx = error.get("ctx", {})
         if kind == "too_long":
-            return doc.problem(path, f"{label}expected at most {ctx.get('max_length')} items; got {len(value)}")
+            return doc.problem(path, f"{label}expected at most {ctx.get('max_length')} items; got {len(value or ())}")
         if not value:
             return doc.problem(path, f"{label}must not be empty")
         return doc.problem(path, f"{label}expected at least {ctx.get('min_length')} items; got {len(value)}")
@@ -243,6 +244,34 @@ def _message(error: dict[str, Any], path: DataPath, doc: Document, models: dict[
     if kind.endswith("_type") or kind.endswith("_parsing"):
         message = f"{message}; got {describe(value)}"
     return doc.problem(path, f"{label}{message}")
+
+
+INDENT = "check the indentation"
+
+
+def _deeper(key: str, owner: type[BaseModel] | None) -> str:
+    """An unknown key that belongs one level deeper: ``tasks:`` at the level of user types, ``check:`` at the
+    level of a user's keys instead of its request's."""
+    from runner.scenario.model import Request, User
+
+    if owner is Scenario and key in User.model_fields:
+        return f"'{key}' belongs to a user type: indent it under one (users: NAME: {key}:); {INDENT}"
+    if owner is User and key in Request.model_fields:
+        return f"'{key}' belongs to a request: indent it to the level of the request's method (get: …); {INDENT}"
+    return ""
+
+
+def _user_slip(path: DataPath, value: Any) -> str:
+    """A user type with nothing under it, or a user's key read as a user type's name: an indentation slip."""
+    from runner.scenario.model import User
+
+    if len(path) != 2 or path[0] != "users":
+        return ""
+    if path[1] in User.model_fields:
+        return f"'{path[1]}' is read as the name of a user type: indent it under the user type above; {INDENT}"
+    if value is None:
+        return f"nothing is indented under '{path[1]}': its keys (sequence:, tasks: …) go two spaces deeper"
+    return ""
 
 
 def _synonym(key: str) -> str:
@@ -332,7 +361,7 @@ def validate(doc: Document) -> Scenario:
     except ValidationError as exc:
         models = context.get("models", {})
         found = []
-        for error in exc.errors():
+        for error in map(dict, exc.errors()):
             path = _locate(error, doc)
             found.append((error, path, _message(error, path, doc, models)))
         problems = list(dict.fromkeys(_merge_unions(_drop_echoes(found))))  # aliased YAML repeats a place

@@ -17,7 +17,9 @@ A delta carries each entry's totals and the total's seconds; each entry's own se
 
 from __future__ import annotations
 
+import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +40,8 @@ __all__ = [
     "TransactionStats",
 ]
 
+MAX_NAMES = 1000  # distinct (method, name) entries; more go to OTHER_NAME (a templated URL gives one per value)
+OTHER_NAME = "(other names)"
 DELTA_FORMAT = "lrun-stats-delta"
 DELTA_VERSION = 1
 TOTAL_NAME = "Aggregated"
@@ -54,9 +58,11 @@ class RequestStats:
         "_clock",
         "_index",
         "_sampled_until",
+        "capped",
         "entries",
         "errors",
         "full_history",
+        "max_names",
         "node",
         "series",
         "start_time",
@@ -73,8 +79,11 @@ class RequestStats:
         max_groups: int = MAX_GROUPS,
         max_points: int = MAX_POINTS,
         node: str = "local",
+        max_names: int = MAX_NAMES,
     ) -> None:
         self.window = window
+        self.max_names = max_names
+        self.capped: str | None = None  # why names were folded into OTHER_NAME (a warning, said once)
         self.full_history = full_history
         self.node = node
         self._clock = clock
@@ -132,6 +141,10 @@ class RequestStats:
     def entry(self, method: str, name: str, kind: str = "request") -> StatsEntry:
         """The entry of (method, name), created if new."""
         entry = self.entries.get((method, name))
+        if entry is None and len(self.entries) >= self.max_names and name != OTHER_NAME:
+            if self.capped is None:
+                self.capped = _cap_warning(self.entries, self.max_names, name)
+            return self.entry(method, OTHER_NAME, kind)
         if entry is None:
             entry = StatsEntry(method, name, kind, window=self.window, start_time=self.start_time, parent=self.total)
             self.entries[(method, name)] = entry
@@ -263,6 +276,19 @@ class RequestStats:
             "errors": self.errors.failure_list(),
             "exceptions": self.errors.exception_list(),
         }
+
+
+_VARYING = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F-]{27}|[0-9a-fA-F]{16,}|\d+")
+
+
+def _cap_warning(entries: dict[tuple[str, str], StatsEntry], cap: int, name: str) -> str:
+    """Say which name pattern (digits and ids replaced by [id]) made the most names: the usual culprit."""
+    shapes = Counter(f"{method} {_VARYING.sub('[id]', entry_name)}" for method, entry_name in entries)
+    shape, count = shapes.most_common(1)[0] if shapes else (name, 0)
+    return (
+        f"more than {cap} request names (the last one: {name!r}); the rest count as '{OTHER_NAME}'. "
+        f"Worst offender: {count} names like {shape!r}: give such requests a fixed name (name: /items/[id])"
+    )
 
 
 class TransactionStats(RequestStats):

@@ -284,7 +284,8 @@ class WebApp:
 
     def events(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
         if len(self.broadcast.clients) >= MAX_CLIENTS:
-            return self._json({"success": False, "message": "too many open pages"}, "503 Service Unavailable")
+            status, json_headers, body = self._json({"success": False, "message": "too many pages"}, "503 Busy")
+            return status, json_headers, [body]
         headers = [("Content-Type", "text/event-stream"), ("X-Accel-Buffering", "no")]
         return "200 OK", headers, self.broadcast.stream()
 

@@ -20,20 +20,12 @@ from typing import Any, Protocol, TextIO
 import gevent
 
 from runner.compiler import CompiledScenario, CompileOptions, compile_scenario, needs_demo
-from runner.config import RunSettings
+from runner.config import RunSettings, load_given_by_user
 from runner.engine.arrivals import ArrivalRunner
 from runner.engine.runner import LocalRunner
 from runner.errors import LrunError
 from runner.report.results import build_results
-from runner.run import (
-    Live,
-    _all_classes,
-    _load_given_by_user,
-    _monitoring,
-    _transaction_results,
-    drive,
-    runner_hooks,
-)
+from runner.run import Live, all_classes, drive, monitoring, runner_hooks, transaction_results
 from runner.scenario import LoadedScenario
 from runner.scenario.model import check_host
 from runner.scenario.types import parse_duration
@@ -75,7 +67,7 @@ class LocalBackend:
     """Users in this process: a ``LocalRunner`` per test."""
 
     lag = 0.0
-    max_wait = None
+    max_wait: float | None = None
 
     def ready_error(self) -> str | None:
         return None
@@ -86,7 +78,7 @@ class LocalBackend:
     def runner(self, compiled: CompiledScenario, live: Live) -> Any:
         hooks = runner_hooks(live, compiled)
         load = self.loaded.model.load
-        if load.is_open and not _load_given_by_user(live.settings):  # --autostart of an open-model scenario
+        if load.is_open and not load_given_by_user(live.settings):  # --autostart of an open-model scenario
             return ArrivalRunner(compiled.user_classes, live.stats, RequestStats(), max_users=load.max_users, **hooks)
         return LocalRunner(compiled.user_classes, live.stats, iterations=live.settings.iterations, **hooks)
 
@@ -307,12 +299,12 @@ class Controller:
             False,
             transactions=TransactionStats(full_history=True),
             lag=self.backend.lag,
-            **_monitoring(self.loaded.model, settings),
+            **monitoring(self.loaded.model, settings),
         )
         live.runner = self.backend.runner(compiled, live)
         run = TestRun(self._next_id, settings, compiled, live)
         self._next_id += 1
-        live.on_results = lambda results: setattr(run, "results", results)
+        live.events.stop.add_listener(lambda results: setattr(run, "results", results))
         for old in self.runs:
             old.live = None if old.results is not None else old.live  # keep the newest run's live data only
         self.runs.append(run)
@@ -441,13 +433,13 @@ class Controller:
             exit_code=0,
             extra={
                 "warnings": list(live.warnings),
-                "transactions": _transaction_results(
+                "transactions": transaction_results(
                     live.transactions, now - max(live.started, live.transactions.start_time)
                 ),
                 "checks": compiled.check_results(),
                 "rendezvous": [p.gate.summary() for p in compiled.rendezvous.values()],
                 "pools": [
-                    p.summary() for p in compiled.pools.values() if any(p in c.pools for c in _all_classes(compiled))
+                    p.summary() for p in compiled.pools.values() if any(p in c.pools for c in all_classes(compiled))
                 ],
                 "resources": live.monitor.results(),
                 **(live.extra_results() if live.extra_results else {}),

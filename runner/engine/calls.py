@@ -1,0 +1,146 @@
+"""What a user reports, and how Python code reports it: the ``RequestResult`` of one request (or any timed
+call), ``user.client`` (HTTP, reported like the scenario's requests) and ``user.measure`` / ``user.report``
+(any protocol: XML-RPC, gRPC, a database, a queue), all into the same statistics, thresholds and reports."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from gevent import GreenletExit
+
+from runner.engine.flow import FlowSignal
+from runner.http.response import Response
+
+if TYPE_CHECKING:
+    from runner.engine.user import VirtualUser
+
+
+@dataclass(slots=True)
+class RequestResult:
+    """What one request step did. The ``trace_*`` fields are filled only when the runtime traces."""
+
+    method: str
+    name: str
+    url: str
+    status: int
+    elapsed_ms: float
+    size: int
+    failure: str | None = None
+    retries: int = 0  # sent again on a new connection (a kept-alive one was found closed)
+    connect_failed: bool = False  # no connection could be made (``failure`` says why)
+    response: Response | None = None
+    trace_extracted: dict[str, Any] | None = None
+    trace_checks: list[tuple[str, str | None]] | None = None
+    trace_warnings: list[str] | None = None
+
+
+def report(
+    user: VirtualUser, method: str, name: str, elapsed_ms: float, *, size: int = 0, failure: str | None = None
+) -> None:
+    """Report one call that was timed elsewhere: a request of ``method`` (``xmlrpc``, ``grpc``, ``sql`` …)
+    named ``name``; ``failure`` (a message) makes it a failed one, and fails the user's open transactions."""
+    result = RequestResult(method, name, name, 0, elapsed_ms, size, failure)  # no HTTP status: 0
+    user.runtime.on_request(user, result)
+    if failure is not None and user.transactions:
+        user.fail_transactions(failure)
+
+
+class Measure:
+    """``with user.measure("xmlrpc", "add") as call: ...`` times the block and reports it when it ends.
+
+    An exception in the block is a failure (``TypeName: message``) and does not go further, as in Locust; the
+    flow signals (stop the iteration, the user, the test) and greenlet kills pass through, and still report.
+    Inside the block, ``call.fail("why")`` marks a failure without raising; ``call.size`` is the bytes moved.
+    """
+
+    __slots__ = ("_start", "_user", "failure", "method", "name", "size")
+
+    def __init__(self, user: VirtualUser, method: str, name: str) -> None:
+        self._user = user
+        self.method = method
+        self.name = name
+        self.size = 0
+        self.failure: str | None = None
+        self._start = 0.0
+
+    def fail(self, failure: str) -> None:
+        self.failure = failure
+
+    def __enter__(self) -> Measure:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+        elapsed_ms = (time.perf_counter() - self._start) * 1000
+        if exc is not None and self.failure is None:
+            stopped = isinstance(exc, FlowSignal | GreenletExit)
+            self.failure = None if stopped else f"{type(exc).__name__}: {exc}"
+        report(self._user, self.method, self.name, elapsed_ms, size=self.size, failure=self.failure)
+        return isinstance(exc, Exception) and not isinstance(exc, FlowSignal)
+
+
+class Client:
+    """``user.client`` in Python steps: the user's HTTP session, each request reported to the statistics.
+
+    ``client.get(url, name=None, **kwargs)`` (and post, put, patch, delete, head, options, request) returns the
+    response; a status of 400 or more, or no response, counts as a failure unless ``ok_status`` says otherwise.
+    """
+
+    __slots__ = ("_user",)
+
+    def __init__(self, user: VirtualUser) -> None:
+        self._user = user
+
+    def request(
+        self, method: str, url: str, *, name: str | None = None, ok_status: Any = None, **kwargs: Any
+    ) -> Response:
+        user = self._user
+        response = user.session.request(method.upper(), url, **kwargs)
+        failure = None
+        if not response.status or response.error:  # no response, or one past max_redirects …
+            failure = response.error or "no response"
+        elif ok_status is not None:
+            allowed = ok_status if isinstance(ok_status, list | tuple | set) else [ok_status]
+            if response.status not in allowed:
+                failure = f"HTTP {response.status}, expected {ok_status}"
+        elif response.status >= 400:
+            failure = f"HTTP {response.status}"
+        result = RequestResult(
+            method.upper(),
+            name or url,
+            response.url,
+            response.status,
+            response.elapsed_ms,
+            response.size,
+            failure,
+            response.retries,
+            response.connect_failed,
+        )
+        user.runtime.on_request(user, result)
+        if failure is not None and user.transactions:
+            user.fail_transactions(failure)
+        return response
+
+    def get(self, url: str, **kwargs: Any) -> Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Response:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> Response:
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: str, **kwargs: Any) -> Response:
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Response:
+        return self.request("DELETE", url, **kwargs)
+
+    def head(self, url: str, **kwargs: Any) -> Response:
+        return self.request("HEAD", url, **kwargs)
+
+    def options(self, url: str, **kwargs: Any) -> Response:
+        return self.request("OPTIONS", url, **kwargs)

@@ -1,0 +1,90 @@
+"""The ``lrun import`` command's body (the click declaration lives in ``runner.cli``)."""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from runner.errors import LrunError
+from runner.importers.convert import ImportOptions, import_har, scenario_name
+from runner.importers.filter import FilterOptions
+from runner.importers.write import WriteOptions, think_limit
+
+
+def _usage(message: str) -> int:
+    click.echo(f"lrun import: {message}", err=True)
+    return 2
+
+
+def run_import(
+    recording: str,
+    output: str | None,
+    name: str | None,
+    hosts: tuple[str, ...],
+    keep_static: bool,
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
+    think: str,
+    pool: bool,
+    min_length: int,
+    verify: bool,
+    host: str | None,
+) -> int:
+    """Import, write, optionally verify; the exit code."""
+    try:
+        think_limit(think)
+    except ValueError as exc:
+        return _usage(str(exc))
+    for pattern in (*exclude, *include):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return _usage(f"--exclude/--include {pattern!r}: not a regular expression: {exc}")
+    if host and not verify:
+        return _usage("-H is the host --verify replays against; to run elsewhere later: lrun SCENARIO -H URL")
+    if pool and not output:
+        return _usage("--pool writes a CSV next to the scenario: give the scenario's file with -o")
+    pool_file = Path(output).with_suffix(".csv").name if output else ""
+    options = ImportOptions(
+        FilterOptions(list(hosts), keep_static, list(exclude), list(include)),
+        WriteOptions(name or scenario_name(recording), think, pool, pool_file),
+        min_length,
+    )
+    try:
+        imported = import_har(recording, options)
+    except LrunError as exc:
+        click.echo(f"lrun import: {exc}", err=True)
+        return 2
+    for line in imported.report():
+        click.echo(line, err=True)
+    if output:
+        Path(output).write_text(imported.yaml, encoding="utf-8")
+        if imported.pool and imported.pool.columns:
+            csv_path = Path(output).with_suffix(".csv")
+            csv_path.write_text(imported.pool.csv_text(), encoding="utf-8")
+            click.echo(f"wrote {output} and its data pool {csv_path}", err=True)
+        else:
+            click.echo(f"wrote {output}", err=True)
+    else:
+        sys.stdout.write(imported.yaml)
+    if not verify:
+        return 0
+    from runner.importers.verify import compare, replay
+
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario = output or str(Path(tmp) / "imported.yaml")
+        if not output:
+            Path(scenario).write_text(imported.yaml, encoding="utf-8")
+        try:
+            results = replay(scenario, host)
+        except LrunError as exc:
+            click.echo(f"lrun import --verify: {exc}", err=True)
+            return 2
+    verdict = compare(imported.steps, results, imported.rendered_steps())
+    for line in verdict.lines():
+        click.echo(line, err=True)
+    return 0 if verdict.passed else 1

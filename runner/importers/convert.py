@@ -1,0 +1,69 @@
+"""One import, start to end: read, filter, correlate, parameterise, write."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.importers.correlate import Correlations, correlate
+from runner.importers.filter import FilterOptions, Selection, select
+from runner.importers.har import HarError, Recording, read_har
+from runner.importers.steps import Step, build_steps
+from runner.importers.write import Pool, WriteOptions, parameterise, render, set_think, step_dict
+
+
+@dataclass
+class ImportOptions:
+    filters: FilterOptions = field(default_factory=FilterOptions)
+    write: WriteOptions = field(default_factory=lambda: WriteOptions(name="recording"))
+    min_length: int = 6
+
+
+@dataclass
+class Imported:
+    recording: Recording
+    selection: Selection
+    steps: list[Step]
+    correlations: Correlations
+    pool: Pool | None
+    yaml: str
+
+    def rendered_steps(self) -> list[str]:
+        """Each step as the scenario sends it (for ``verify``: which recorded literals are still sent)."""
+        return [repr(step_dict(step)) for step in self.steps]
+
+    def report(self) -> list[str]:
+        """What the console shows: what was kept and dropped, each correlation, each warning."""
+        lines = [
+            f"{len(self.recording.entries)} requests recorded, {len(self.steps)} kept "
+            f"(main origin {self.selection.origin})"
+        ]
+        lines += [f"  {line}" for line in self.selection.summary()]
+        lines += [f"warning: {w}" for w in self.recording.warnings]
+        for c in self.correlations.found:
+            spec = ", ".join(f"{k}: {v}" for k, v in c.extractor.items())
+            lines.append(f"correlated {c.name} = {c.value[:40]!r}: from {', '.join(c.sources)} ({spec})")
+            lines.append(f"    used by {'; '.join(c.uses[:6])}" + (" …" if len(c.uses) > 6 else ""))
+        for w in self.correlations.warnings:
+            lines.append(f"warning: {w.value[:40]!r} used by {'; '.join(w.uses[:3])}: {w.why}")
+        if self.pool and self.pool.columns:
+            lines.append(f"data pool inputs ({', '.join(self.pool.columns)}): the typed values as its first row")
+        return lines
+
+
+def scenario_name(path: str) -> str:
+    return re.sub(r"[_\s]+", " ", Path(path).stem).strip() or "recording"
+
+
+def import_har(path: str, options: ImportOptions) -> Imported:
+    recording = read_har(path)
+    selection = select(recording.entries, options.filters)
+    if not selection.entries:
+        raise HarError(f"{path}: every request was left out as noise ({'; '.join(selection.summary())})")
+    steps = build_steps(selection.entries, selection.origin)
+    set_think(steps, options.write.think)
+    correlations = correlate(steps, options.min_length)
+    pool = parameterise(steps) if options.write.pool else None
+    text = render(recording, steps, selection.origin, correlations, selection.summary(), options.write, pool)
+    return Imported(recording, selection, steps, correlations, pool, text)

@@ -1,0 +1,91 @@
+"""What each recorded request becomes: a ``Step`` with the parts of a scenario request, still literal."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+from runner.importers.filter import kept_headers
+from runner.importers.har import Entry
+
+JINJA_MARKS = re.compile(r"\{[{%#]")
+
+
+@dataclass
+class Step:
+    entry: Entry
+    url: str  # path relative to the main origin, or an absolute URL for another kept host
+    query: list[tuple[str, str]]
+    headers: list[tuple[str, str]]
+    json: Any = None
+    form: list[tuple[str, str]] | None = None
+    body: str | None = None
+    content_type: str | None = None  # for a raw body
+    extract: dict[str, dict[str, Any]] = field(default_factory=dict)
+    allow_redirects: bool = True
+    think: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.entry.method} {self.entry.path}"
+
+
+def literal(value: Any) -> Any:
+    """A recorded value made safe as a template: ``{{``, ``{%`` and ``{#`` are written as Jinja strings."""
+    if isinstance(value, str):
+        return JINJA_MARKS.sub(lambda m: "{{ '" + m.group() + "' }}", value) if "{" in value else value
+    if isinstance(value, dict):
+        return {k: literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [literal(v) for v in value]
+    return value
+
+
+def _pairs(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(k, literal(v)) for k, v in pairs]
+
+
+def _body(step: Step, entry: Entry) -> None:
+    if entry.body is None or entry.body == "":
+        return
+    mime = entry.body_type.lower() or (entry.header("content-type") or "").lower()
+    if "json" in mime:
+        try:
+            step.json = literal(json.loads(entry.body))
+            return
+        except ValueError:
+            pass
+    if "x-www-form-urlencoded" in mime:
+        pairs = parse_qsl(entry.body, keep_blank_values=True)
+        if len({k for k, _ in pairs}) == len(pairs):
+            step.form = _pairs(pairs)
+            return
+    step.body = literal(entry.body)
+    step.content_type = entry.body_type or entry.header("content-type") or "text/plain"
+
+
+def build_steps(entries: list[Entry], origin: str) -> list[Step]:
+    steps = []
+    for entry in entries:
+        url = entry.path if entry.origin == origin else f"{entry.origin}{entry.path}"
+        step = Step(entry, literal(url), _pairs(entry.query), _pairs(kept_headers(entry)))
+        _body(step, entry)
+        step.allow_redirects = not 300 <= entry.status < 400
+        steps.append(step)
+    return steps
+
+
+def redirect_target(entry: Entry) -> str | None:
+    """The absolute URL a 3xx response sent the browser to."""
+    if not 300 <= entry.status < 400:
+        return None
+    location = entry.response_header("location") or entry.redirect_url
+    return urljoin(entry.url, location) if location else None
+
+
+def same_url(a: str, b: str) -> bool:
+    x, y = urlsplit(a), urlsplit(b)
+    return (x.netloc, x.path or "/", x.query) == (y.netloc, y.path or "/", y.query)

@@ -1,0 +1,125 @@
+"""``--otel``: the run's metrics over OTLP/HTTP (protobuf), with the OpenTelemetry SDK and its exporter.
+
+Configured by the standard variables: ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``…_METRICS_ENDPOINT``),
+``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_METRIC_EXPORT_INTERVAL`` (ms), ``OTEL_SERVICE_NAME``,
+``OTEL_RESOURCE_ATTRIBUTES``. Like ``/metrics``, instruments are observed from the run's statistics at each
+export (callbacks), so nothing is added per request. The SDK's export thread is a greenlet under gevent's
+patching; the last export happens when the run ends, so the collector gets the final figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable
+from typing import Any
+
+log = logging.getLogger("lrun")
+
+PERCENTILES = (50.0, 95.0, 99.0)
+
+
+class OtelExport:
+    def __init__(self, live: Any, compiled: Any) -> None:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.metrics import CallbackOptions, Observation
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import MetricExportResult, PeriodicExportingMetricReader
+        from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
+        self.live, self.compiled = live, compiled
+        self.warned = False
+        export = self
+
+        class Exporter(OTLPMetricExporter):
+            """The SDK logs every retry; a collector that is down is one warning of ours instead."""
+
+            def export(self, *args: Any, **kwargs: Any) -> Any:
+                result = super().export(*args, **kwargs)
+                if result != MetricExportResult.SUCCESS and not export.warned:
+                    export.warned = True
+                    live.warn(f"--otel: could not export to {self._endpoint}; the run goes on (retried each interval)")
+                return result
+
+        logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
+        resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", "lrun")})
+        self.reader = PeriodicExportingMetricReader(Exporter())
+        self.provider = MeterProvider(resource=resource, metric_readers=[self.reader])
+        meter = self.provider.get_meter("lrun")
+
+        def entries() -> list[Any]:
+            return list(live.stats.entries.values())
+
+        def per_entry(read: Any) -> Any:
+            def callback(options: CallbackOptions) -> Iterable[Observation]:
+                return [Observation(read(e), {"http.request.method": e.method, "lrun.name": e.name}) for e in entries()]
+
+            return callback
+
+        meter.create_observable_counter(
+            "lrun.requests", [per_entry(lambda e: e.num_requests)], unit="{request}", description="Requests made."
+        )
+        meter.create_observable_counter(
+            "lrun.request.failures", [per_entry(lambda e: e.num_failures)], unit="{request}",
+            description="Failed requests.",
+        )  # fmt: skip
+        meter.create_observable_counter(
+            "lrun.response.bytes", [per_entry(lambda e: e.total_content_length)], unit="By",
+            description="Bytes of response bodies received.",
+        )  # fmt: skip
+
+        def response_times(options: CallbackOptions) -> Iterable[Observation]:
+            now = time.time() - live.lag
+            out = []
+            for e in entries():
+                for q in PERCENTILES:
+                    ms = e.current_percentile(q, now)
+                    if ms is not None:
+                        attributes = {"http.request.method": e.method, "lrun.name": e.name, "percentile": f"{q:g}"}
+                        out.append(Observation(ms / 1000.0, attributes))
+            return out
+
+        meter.create_observable_gauge(
+            "lrun.response_time", [response_times], unit="s",
+            description="Response time percentiles (50, 95, 99) over the last seconds.",
+        )  # fmt: skip
+
+        def users(options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(getattr(live.runner, "user_count", 0))]
+
+        def rps(options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(live.stats.total.current_rps(time.time() - live.lag))]
+
+        def transactions(options: CallbackOptions) -> Iterable[Observation]:
+            return [
+                Observation(e.num_requests, {"lrun.name": e.name}) for e in list(live.transactions.entries.values())
+            ]
+
+        def checkpoints(options: CallbackOptions) -> Iterable[Observation]:
+            out = []
+            for row in compiled.check_results():
+                base = {"http.request.method": row["method"], "lrun.name": row["name"], "lrun.check": row["check"]}
+                out.append(Observation(row["passed"], {**base, "result": "passed"}))
+                out.append(Observation(row["failed"], {**base, "result": "failed"}))
+            return out
+
+        meter.create_observable_gauge("lrun.users", [users], unit="{user}", description="Virtual users running.")
+        meter.create_observable_gauge(
+            "lrun.requests_per_second", [rps], unit="{request}/s", description="Requests per second, recently."
+        )
+        meter.create_observable_counter(
+            "lrun.transactions", [transactions], unit="{transaction}", description="Transactions ended."
+        )
+        meter.create_observable_counter(
+            "lrun.checkpoints", [checkpoints], unit="{check}", description="Checkpoint verdicts."
+        )
+
+    def stop(self) -> None:
+        """Export the final figures, then shut the SDK down (bounded)."""
+        if self.warned:  # the collector is not answering: do not hold the end of the run for it
+            self.provider.shutdown(timeout_millis=1_000)
+            return
+        if not self.reader.force_flush(timeout_millis=5_000) and not self.warned:
+            log.warning("--otel: the last export did not reach the collector")
+        self.provider.shutdown(timeout_millis=2_000)

@@ -1,0 +1,122 @@
+"""Threshold expressions and resource limits as written in a scenario: read and checked here (validation needs
+nothing more), evaluated on results by ``runner.thresholds`` and on samples by ``runner.monitor``."""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+
+from runner.scenario.types import parse_duration
+from runner.suggest import did_you_mean
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+}
+TIME_METRICS = {"avg": "avg_ms", "min": "min_ms", "max": "max_ms", "median": "median_ms"}
+COUNT_METRICS = {"requests": "requests", "failures": "failures", "rps": "rps", "failures_per_s": "failures_per_s"}
+RATE_METRICS = ("errors", "error_rate")
+_EXPRESSION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|<|>)\s*(\S+)\s*$")
+PERCENTILE = re.compile(r"^p(\d+(?:\.\d+)?)$")
+METRICS_HELP = "p50 … p99.9, avg, min, max, median (times); errors (a %); requests, failures, rps, failures_per_s"
+
+
+def parse_expression(text: str) -> tuple[str, str, float]:
+    """``p95 < 500ms`` → (metric, operator, limit); raises ``ValueError`` with what to write instead."""
+    match = _EXPRESSION.match(text)
+    if not match:
+        raise ValueError(f"cannot read threshold {text!r}: write METRIC OPERATOR LIMIT, e.g. 'p95 < 500ms'")
+    metric, op, raw = match.groups()
+    metric = metric.lower()
+    if metric in RATE_METRICS:
+        if not raw.endswith("%"):
+            raise ValueError(f"write the error rate as a percentage: '{metric} {op} {raw}%'")
+        try:
+            limit = float(raw[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a percentage") from None
+    elif metric in TIME_METRICS or PERCENTILE.match(metric):
+        try:
+            limit = float(raw) if re.fullmatch(r"\d+(\.\d+)?", raw) else parse_duration(raw) * 1000
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a time: write 500ms, 1.5s or a number of milliseconds") from None
+        if PERCENTILE.match(metric) and float(metric[1:]) > 100:
+            raise ValueError(f"{metric}: a percentile is at most p100")
+    elif metric in COUNT_METRICS:
+        try:
+            limit = float(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a number") from None
+    else:
+        hint = did_you_mean(metric, [*TIME_METRICS, *COUNT_METRICS, *RATE_METRICS, "p95", "p99"])
+        raise ValueError(f"unknown metric '{metric}'{' (' + hint + ')' if hint else ''}: use {METRICS_HELP}")
+    return metric, op, limit
+
+
+# resource limits
+
+CPU_METRICS = ("generator_cpu", "system_cpu", "target_cpu", "host_cpu")
+MEMORY_METRICS = ("generator_memory", "system_memory", "target_memory", "host_memory")
+NUMBER_METRICS = ("host_load", "query")  # plain numbers (remote: runner.monitor_remote)
+METRICS = CPU_METRICS + MEMORY_METRICS + NUMBER_METRICS
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+SIZE_HELP = "a size such as 500MB, 1.5GiB or a number of bytes, or a percentage of the machine's memory (80%)"
+
+
+def parse_size(text: str | int | float) -> float:
+    """Bytes from ``500MB`` (10^6), ``512MiB`` (2^20), ``2G``, ``1048576``; ValueError otherwise."""
+    if isinstance(text, bool):
+        raise ValueError(f"expected {SIZE_HELP}")
+    if isinstance(text, int | float):
+        return float(text)
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a size: use {SIZE_HELP}")
+    number, unit = float(match.group(1)), (match.group(2) or "B").upper()
+    if unit == "B":
+        return number
+    power = "KMGT".index(unit[0]) + 1
+    base = 1024 if "I" in unit else 1000
+    return number * base**power
+
+
+def parse_percent(text: str | int | float) -> float:
+    if isinstance(text, bool):
+        raise ValueError("expected a percentage such as 90%")
+    if isinstance(text, int | float):
+        return float(text)
+    match = _PERCENT.match(text)
+    if not match:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a percentage: write 90%") from None
+    return float(match.group(1))
+
+
+def resource_limit(metric: str, above: str | float, process: str | int | None = None) -> tuple[float, bool]:
+    """The limit of a resource threshold (percent, or bytes) and whether it is a percentage of the machine's
+    memory; ValueError with what to write instead."""
+    if metric not in METRICS:
+        hint = did_you_mean(metric, METRICS)
+        raise ValueError(f"unknown metric '{metric}'{' (' + hint + ')' if hint else ''}: use {', '.join(METRICS)}")
+    if process is not None and not metric.startswith(("target_", "host_", "query")):
+        raise ValueError(f"'process' applies to target_cpu and target_memory, not {metric}")
+    percent_of_memory = False
+    try:
+        if metric in NUMBER_METRICS:
+            limit = float(above)
+        elif metric in CPU_METRICS:
+            limit = parse_percent(above)
+        elif isinstance(above, str) and _PERCENT.match(above):
+            limit, percent_of_memory = parse_percent(above), True
+        else:
+            limit = parse_size(above)
+    except ValueError as exc:
+        raise ValueError(f"above: {exc}") from None
+    return limit, percent_of_memory

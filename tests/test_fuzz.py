@@ -1,0 +1,114 @@
+"""Fuzz: 360 seeded mutants of the example scenarios. ``validate`` never raises anything but a
+``ScenarioError`` (no traceback) and never takes over 5 s; a valid mutant compiles; a sample runs for real."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gevent
+import pytest
+from mutants import mutants
+
+from conftest import SCENARIOS, run_lrun
+from runner.compiler import CompileOptions, compile_scenario
+from runner.debug import TraceRuntime, debug_users
+from runner.engine.user import VirtualUser
+from runner.errors import ScenarioError
+from runner.scenario import load_scenario
+
+FRAGMENTS = ("common.yaml", "pools.yaml")
+SOURCES = sorted(p for p in SCENARIOS.glob("*.yaml") if p.name not in FRAGMENTS)
+COUNT = 360
+INTERNAL = {"AssertionError", "AttributeError", "KeyError", "IndexError", "NameError", "UnboundLocalError"}
+RUN_SAMPLE = 6  # mutants that validate also run as real lrun processes against the demo target
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The mutants, written next to a copy of the examples (their includes, CSV files and Python modules)."""
+    here = tmp_path_factory.mktemp("fuzz") / "scenarios"
+    shutil.copytree(SCENARIOS, here)
+    written = []
+    for name, text in mutants(SOURCES, COUNT):
+        path = here / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def test_validate_every_mutant(corpus: list[Path]) -> None:
+    valid, invalid, slow, crashes = [], 0, [], []
+    for path in corpus:
+        started = time.monotonic()
+        try:
+            loaded = load_scenario(path)
+            compile_scenario(loaded, CompileOptions(demo_url="http://127.0.0.1:9"))
+        except ScenarioError as exc:
+            invalid += 1
+            assert exc.problems and all(p.message for p in exc.problems), path.name
+        except Exception as exc:  # the point: anything else is a crash a user would see
+            crashes.append(f"{path.name}: {type(exc).__name__}: {exc}")
+        else:
+            valid.append(path)
+        if time.monotonic() - started > 5:
+            slow.append(f"{path.name}: {time.monotonic() - started:.1f}s")
+    assert not crashes, "\n".join(crashes)
+    assert not slow, "\n".join(slow)
+    assert len(corpus) == COUNT and invalid > COUNT // 3 and len(valid) > COUNT // 10, (invalid, len(valid))
+
+
+def test_every_valid_mutant_debugs_without_an_internal_error(corpus: list[Path], demo_url: str) -> None:
+    """One iteration of each user type of every valid mutant, in this process, against the demo target."""
+    crashes = []
+    for path in corpus:
+        try:
+            loaded = load_scenario(path)
+        except ScenarioError:
+            continue
+        compiled = compile_scenario(loaded, CompileOptions(host=demo_url, demo_url=demo_url))
+        runtime = Recording(echo=lambda _text: None, color=False)
+        started = time.monotonic()
+        with gevent.Timeout(20, False):
+            debug_users(compiled.user_classes, runtime, compiled.setup, {})
+        assert time.monotonic() - started < 25, path.name
+        crashes += [f"{path.name}: {type(e).__name__}: {e}" for e in runtime.seen if type(e).__name__ in INTERNAL]
+    assert not crashes, "\n".join(crashes)
+
+
+@dataclass
+class Recording(TraceRuntime):
+    seen: list[BaseException] = field(default_factory=list)
+
+    def on_error(self, user: VirtualUser, error: BaseException) -> None:
+        self.seen.append(getattr(error, "__cause__", None) or error)
+        super().on_error(user, error)
+
+
+def test_a_sample_of_valid_mutants_runs_without_a_crash(corpus: list[Path], demo_url: str, tmp_path: Path) -> None:
+    valid = []
+    for path in corpus:
+        try:
+            load_scenario(path)
+        except ScenarioError:
+            continue
+        valid.append(path)
+    sample = valid[:: max(1, len(valid) // RUN_SAMPLE)][:RUN_SAMPLE]
+    assert len(sample) >= RUN_SAMPLE // 2
+    for path in sample:
+        debug = run_lrun("debug", str(path), "-H", demo_url, timeout=60)
+        output = debug.stdout + debug.stderr
+        assert debug.returncode in (0, 1), f"{path.name} debug: exit {debug.returncode}\n{output[-3000:]}"
+        assert re.search(r"^\d+ requests?, \d+ failed", debug.stdout, re.M), f"{path.name} debug:\n{output[-3000:]}"
+        results = tmp_path / f"{path.stem}.json"
+        args = ["-H", demo_url, "-u", "2", "-r", "10", "-i", "1", "-t", "3s", "--only-summary", "--json", str(results)]
+        run = run_lrun("run", str(path), *args, timeout=60)
+        output = run.stdout + run.stderr
+        assert run.returncode in (0, 1) and "Traceback" not in output, f"{path.name} run:\n{output[-3000:]}"
+        exceptions = json.loads(results.read_text()).get("exceptions", [])
+        internal = [e for e in exceptions if e.get("type") in INTERNAL]
+        assert not internal, f"{path.name}: lrun's own error inside users: {internal}"

@@ -1,0 +1,129 @@
+"""The package's import graph: no cycles, and the language layer (runner/scenario) does not reach up.
+
+Imports inside functions count (they run too); ``if TYPE_CHECKING:`` blocks do not.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "runner"
+ABOVE_THE_LANGUAGE = ("engine", "monitor", "thresholds", "distributed", "report", "run", "web", "stats", "http", "api")
+
+
+def _modules(root: Path) -> dict[str, Path]:
+    found = {}
+    for file in root.rglob("*.py"):
+        parts = file.relative_to(root.parent).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = file
+    return found
+
+
+def _imported(file: Path, name: str) -> set[str]:
+    tree = ast.parse(file.read_text())
+    typing_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for part in node.body
+        for n in ast.walk(part)
+    }
+    package = name if file.name == "__init__.py" else name.rpartition(".")[0]
+    targets: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            targets.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*up, base] if base else up)
+            targets.add(base)
+            targets.update(f"{base}.{a.name}" for a in node.names)
+    return targets
+
+
+def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
+    """Each module of the package -> the package's modules it imports."""
+    modules = _modules(root)
+
+    def resolve(target: str) -> str:
+        while target and target not in modules:
+            target = target.rpartition(".")[0]
+        return target
+
+    top = root.name
+    return {
+        name: {resolve(t) for t in _imported(file, name) if t.split(".")[0] == top} - {name, "", top}
+        for name, file in modules.items()
+    }
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_the_check_sees_a_cycle_and_a_breach(tmp_path: Path) -> None:
+    pkg = tmp_path / "runner"
+    (pkg / "scenario").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from runner import b\n")
+    (pkg / "b.py").write_text("from runner.a import f\n")
+    (pkg / "scenario" / "__init__.py").write_text("from . import model\n")
+    (pkg / "scenario" / "model.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from runner import a\nfrom ..stats import x\n"
+    )
+    (pkg / "stats.py").write_text("x = 1\n")
+    graph = import_graph(pkg)
+    assert cycles(graph) == [["runner.a", "runner.b"]]
+    assert graph["runner.scenario.model"] == {"runner.stats"}
+    assert graph["runner.scenario"] == {"runner.scenario.model"}
+
+
+def test_no_import_cycles() -> None:
+    assert cycles(import_graph()) == []
+
+
+@pytest.mark.parametrize("layer", ["runner.scenario"])
+def test_the_language_does_not_import_what_runs_it(layer: str) -> None:
+    breaches = sorted(
+        f"{module} -> {target}"
+        for module, targets in import_graph().items()
+        if module == layer or module.startswith(layer + ".")
+        for target in targets
+        if target.split(".")[1:2] and target.split(".")[1] in ABOVE_THE_LANGUAGE
+    )
+    assert breaches == []

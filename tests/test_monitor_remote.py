@@ -1,0 +1,218 @@
+"""Servers under test watched from anywhere: Debian's node_exporter and Prometheus, started on loopback here,
+beside an endpoint that answers garbage and one that is down."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from outputs_helpers import Receiver, free_port, get
+
+from conftest import run_lrun
+from runner.monitor_remote import EndpointError, host_values, parse_node_exporter, parse_query_answer
+
+NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+PROMETHEUS = shutil.which("prometheus")
+needs_exporter = pytest.mark.skipif(NODE_EXPORTER is None, reason="apt-get install prometheus-node-exporter")
+needs_prometheus = pytest.mark.skipif(PROMETHEUS is None, reason="apt-get install prometheus")
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], deadline_s: float = 60.0) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise AssertionError(f"{process.args[0]} exited with {process.returncode}")
+        try:
+            if get(url, timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} not ready after {deadline_s:g}s")
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()  # by its PID: we started it
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def node_exporter() -> Iterator[str]:
+    assert NODE_EXPORTER is not None
+    port = free_port()
+    process = subprocess.Popen(
+        [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        _wait_ready(url, process)
+        yield url
+    finally:
+        _end(process)
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path, node_exporter: str) -> Iterator[tuple[str, int]]:
+    """A real Prometheus scraping the node_exporter and lrun's own --metrics-port (every second)."""
+    assert PROMETHEUS is not None
+    port, lrun_port = free_port(), free_port()
+    config = tmp_path / "prometheus.yml"
+    exporter = node_exporter.split("//")[1].split("/")[0]
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        f"  - {{job_name: node, static_configs: [{{targets: ['{exporter}']}}]}}\n"
+        f"  - {{job_name: lrun, static_configs: [{{targets: ['127.0.0.1:{lrun_port}']}}]}}\n"
+    )
+    process = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(f"{url}/-/ready", process)
+        yield url, lrun_port
+    finally:
+        _end(process)
+
+
+@pytest.fixture
+def garbage() -> Iterator[str]:
+    """An endpoint that answers 200 with something that is not metrics."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html><body>It works!</body></html>\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    server.shutdown()
+    server.server_close()
+
+
+def test_parsing_node_exporter_rates_and_query_answers() -> None:
+    text = (
+        'node_cpu_seconds_total{cpu="0",mode="idle"} 100\nnode_cpu_seconds_total{cpu="0",mode="user"} 50\n'
+        'node_network_receive_bytes_total{device="lo"} 999999\nnode_network_receive_bytes_total{device="eth0"} 1000\n'
+        "node_memory_MemTotal_bytes 1000\nnode_memory_MemAvailable_bytes 250\nnode_load1 1.5\n"
+    )
+    gauges, before, _ = parse_node_exporter(text)
+    assert gauges == {"memory_used_bytes": 750, "memory_total_bytes": 1000, "load1": 1.5}
+    assert before is not None
+    later = type(before)(before.t + 2, before.cpu_busy + 3, before.cpu_total + 4, 3000, 0, 0, 0)
+    values = host_values(gauges, later, before)
+    assert values["cpu_percent"] == 75.0 and values["network_rx_bytes_per_s"] == 1000.0
+    assert host_values(gauges, before, None)["cpu_percent"] is None  # one scrape: no rate yet
+    with pytest.raises(EndpointError, match="not Prometheus metrics"):
+        parse_node_exporter("<html>It works!</html>")
+    with pytest.raises(EndpointError, match="no node_exporter metrics"):
+        parse_node_exporter("up 1\n")
+    vector = b'{"status":"success","data":{"resultType":"vector","result":[{"value":[1,"2"]},{"value":[1,"7.5"]}]}}'
+    assert parse_query_answer(vector) == 7.5
+    assert parse_query_answer(b'{"status":"success","data":{"resultType":"vector","result":[]}}') is None
+    with pytest.raises(EndpointError, match="query failed: bad_data"):
+        parse_query_answer(b'{"status":"error","errorType":"bad_data"}')
+    with pytest.raises(EndpointError, match="not a Prometheus query result"):
+        parse_query_answer(b"<html>")
+
+
+@needs_exporter
+@needs_prometheus
+@pytest.mark.e2e
+def test_hosts_and_queries_are_watched_and_a_host_rule_aborts(
+    tmp_path: Path, demo_url: str, node_exporter: str, prometheus: tuple[str, int], garbage: str
+) -> None:
+    prometheus_url, lrun_port = prometheus
+    down = f"http://127.0.0.1:{free_port()}/metrics"
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        f"""\
+name: remote
+host: {demo_url}
+users:
+  u:
+    think: 20ms
+    sequence:
+      - get: /items
+monitor:
+  hosts:
+    - {{name: db, node_exporter: "{node_exporter}"}}
+    - {{name: junk, node_exporter: "{garbage}"}}
+    - {{name: gone, node_exporter: "{down}"}}
+  prometheus:
+    url: {prometheus_url}
+    queries:
+      seen: sum(lrun_requests_total)
+      nodes_up: count(up{{job="node"}} == 1)
+  thresholds:
+    - {{metric: host_memory, server: db, above: 1MB, for: 6s, action: abort}}
+    - {{metric: query, query: nodes_up, above: 5}}
+"""
+    )
+    results = tmp_path / "r.json"
+    html = tmp_path / "r.html"
+    hook = Receiver()
+    try:
+        done = run_lrun(
+            str(scenario), "-u", "2", "-t", "60", "--metrics-port", str(lrun_port), "--json", str(results),
+            "--html", str(html), "--only-summary", "--webhook", hook.url,
+        )  # fmt: skip
+    finally:
+        hook.close()
+    tripped = [b["text"] for b in hook.bodies if b["lrun"]["event"] == "rule"]
+    assert tripped == [tripped[0]] and tripped[0].startswith("resource threshold host_memory[db] above 1MB for 6s")
+    assert done.returncode == 1, done.stderr
+    data = json.loads(results.read_text())
+    assert data["stop_reason"].startswith("resource threshold host_memory[db] above 1MB for 6s failed")
+    remote = data["remote"]
+    assert [h["name"] for h in remote["hosts"]] == ["db", "junk", "gone"]
+    series = remote["series"]
+    assert len(series) >= 6
+    db = [p["hosts"]["db"] for p in series]
+    assert all(v["memory_used_bytes"] and v["memory_used_bytes"] > 1e6 for v in db)
+    assert [v for v in db if v["cpu_percent"] is not None and 0 <= v["cpu_percent"] <= 100]
+    assert [v for v in db if v["network_rx_bytes_per_s"] is not None and v["network_rx_bytes_per_s"] >= 0]
+    assert all(v["load1"] is not None for v in db)
+    for name in ("junk", "gone"):  # gaps, every second
+        assert all(all(value is None for value in p["hosts"][name].values()) for p in series)
+    warnings = data["warnings"]
+    assert len([w for w in warnings if "'junk'" in w]) == 1
+    assert "not Prometheus metrics" in next(w for w in warnings if "'junk'" in w)
+    assert len([w for w in warnings if "'gone'" in w and "down" in w]) == 1
+    # Prometheus scraped the node_exporter and lrun's own endpoint: the queries saw both
+    assert max(p["queries"]["nodes_up"] or 0 for p in series) == 1
+    assert 0 < max(p["queries"]["seen"] or 0 for p in series) <= data["total"]["requests"]
+    verdicts = {v["expression"]: v for v in data["resource_thresholds"]}
+    assert verdicts["query[nodes_up] above 5"]["passed"] is True
+    assert verdicts["host_memory[db] above 1MB for 6s"]["passed"] is False
+    assert "Traceback" not in done.stderr
+    page = html.read_text()
+    assert "Monitored hosts: CPU" in page and "no data from junk, gone" in page and "Prometheus queries" in page

@@ -1,0 +1,110 @@
+"""``--otel``: a real OTLP/HTTP receiver on loopback decodes the protobuf and checks it against the results."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from outputs_helpers import start_lrun
+
+
+class Collector:
+    """Takes POST /v1/metrics (application/x-protobuf), keeps each decoded export and its headers."""
+
+    def __init__(self) -> None:
+        self.exports: list[ExportMetricsServiceRequest] = []
+        self.headers: list[dict[str, str]] = []
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                assert self.path == "/v1/metrics"
+                assert self.headers["Content-Type"] == "application/x-protobuf"
+                export = ExportMetricsServiceRequest()
+                export.ParseFromString(body)
+                collector.exports.append(export)
+                collector.headers.append(dict(self.headers))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def last(self, metric: str) -> dict[tuple[tuple[str, str], ...], float]:
+        """The points of ``metric`` in the last export that has it: {sorted attributes: value}."""
+        for export in reversed(self.exports):
+            for resource in export.resource_metrics:
+                for scope in resource.scope_metrics:
+                    for m in scope.metrics:
+                        if m.name != metric:
+                            continue
+                        points = m.sum.data_points if m.HasField("sum") else m.gauge.data_points
+                        return {
+                            tuple(sorted((a.key, a.value.string_value) for a in p.attributes)): (
+                                p.as_int if p.HasField("as_int") else p.as_double
+                            )
+                            for p in points
+                        }
+        raise AssertionError(f"no {metric} in {len(self.exports)} exports")
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    receiver = Collector()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+@pytest.mark.e2e
+def test_otlp_export_matches_the_results(tmp_path: Path, demo_url: str, collector: Collector) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        f"name: otel\nhost: {demo_url}\nusers:\n  u:\n    think: 10ms\n    sequence:\n"
+        "      - get: /items\n      - get: /missing\n        check: [{status: 404}]\n"
+        "      - transaction: t\n        steps:\n          - get: /about\n"
+    )
+    out = tmp_path / "r.json"
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        "OTEL_EXPORTER_OTLP_HEADERS": "x-team-token=abc123",
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+        "OTEL_SERVICE_NAME": "checkout-load",
+    }
+    lrun = start_lrun(str(scenario), "-u", "3", "-t", "4", "--otel", "--json", str(out), "--only-summary", env=env)
+    try:
+        _, stderr = lrun.communicate(timeout=120)
+    finally:
+        lrun.kill()
+    assert lrun.returncode == 0, stderr
+    results = json.loads(out.read_text())
+    assert len(collector.exports) >= 3  # periodic during the run, and the final one
+    assert all(h.get("x-team-token") == "abc123" for h in collector.headers)
+    service = {a.key: a.value.string_value for a in collector.exports[-1].resource_metrics[0].resource.attributes}
+    assert service["service.name"] == "checkout-load"
+    requests = collector.last("lrun.requests")
+    failures = collector.last("lrun.request.failures")
+    for entry in results["requests"]:
+        key = (("http.request.method", entry["method"]), ("lrun.name", entry["name"]))
+        assert requests[key] == entry["requests"]  # the last export has the final figures
+        assert failures[key] == entry["failures"]
+    assert sum(requests.values()) == results["total"]["requests"]
+    assert collector.last("lrun.transactions") == {
+        (("lrun.name", "t"),): results["transactions"]["entries"][0]["requests"]
+    }
+    checks = collector.last("lrun.checkpoints")
+    passed = [v for k, v in checks.items() if ("lrun.check", "status is 404") in k and ("result", "passed") in k]
+    assert passed and passed[0] > 0
+    assert 0 < max(collector.last("lrun.response_time").values()) < 5
