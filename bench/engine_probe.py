@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """lrun's engine in this process, against bench nginx, with or without cProfile: where does the CPU go?
 
-Runs a bench scenario (plain or correlated) through ``runner.engine.runner.LocalRunner`` with a statistics sink
+Runs a bench scenario (plain, correlated, https: plain over TLS 1.3) through ``runner.engine.runner.LocalRunner``
+with a statistics sink
 that only counts, pinned to core 0 (nginx on core 1), for ``--duration`` seconds. It measures the engine,
 the compiled steps and the HTTP session, without the command line and without the real statistics, so it is
 a lower bound of what ``lrun run`` costs per request; run.py measures the real thing.
@@ -35,7 +36,7 @@ class CountingStats:
         self.errors = 0
         self.first_failure: str | None = None
 
-    def log(self, method: str, name: str, ms: float, size: int, failure: str | None) -> None:
+    def log(self, method: str, name: str, ms: float, size: int, failure: str | None, retries: int = 0) -> None:
         self.requests += 1
         if failure is not None:
             self.failures += 1
@@ -48,7 +49,7 @@ class CountingStats:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", default="plain", choices=["plain", "correlated"])
+    parser.add_argument("--scenario", default="plain", choices=["plain", "correlated", "https"])
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--profile", action="store_true", help="run under cProfile and print the top functions")
@@ -67,8 +68,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="lrun-probe-") as tmp:
             nginx = Nginx(children, Path(tmp), nginx_cpu)
             os.sched_setaffinity(0, {gen_cpu})
-            loaded = load_scenario(str(BENCH / f"{args.scenario}.yaml"))
-            classes = compile_scenario(loaded, CompileOptions(host=nginx.url)).user_classes
+            loaded = load_scenario(str(BENCH / f"{'plain' if args.scenario == 'https' else args.scenario}.yaml"))
+            host = nginx.tls_url if args.scenario == "https" else nginx.url
+            classes = compile_scenario(loaded, CompileOptions(host=host)).user_classes
             stats = CountingStats()
             runner = LocalRunner(classes, stats)
             profile = cProfile.Profile() if args.profile else None

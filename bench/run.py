@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """lrun side by side with Locust, measured in one run, against nginx on loopback.
 
-    python bench/run.py [--duration 20] [--only plain,correlated,idle] [--idle-users 10000]
+    python bench/run.py [--duration 20] [--only plain,correlated,https,idle] [--idle-users 10000]
                                       [--out bench/results.json] [--install]
 
 What it does (see bench/README.md):
@@ -13,6 +13,11 @@ What it does (see bench/README.md):
   ``--json-file``) and are cross-checked with nginx's own request counter (``stub_status``), polled during
   the run: the total count, and the rate over the steady part of the run. CPU seconds of each generator come
   from the kernel (``wait4`` rusage).
+* https: the plain loop over TLS 1.3 with keep-alive, against the same nginx on a second port, with a
+  self-signed certificate for 127.0.0.1 the harness makes with ``openssl``.
+* ceilings, for plain and https, each alone on core 0 like the generators: ``wrk`` (one thread, 50
+  connections) and bench/ceiling.py (50 gevent greenlets of keep-alive GETs on raw sockets, no HTTP parsing).
+  They are the physical references: what nginx and one core allow, and what gevent alone costs.
 * idle: N users that make one request and think 30 s; the generator's RSS once all N are idle, minus its RSS
   with 1 user, divided by N - 1: KiB per idle user.
 
@@ -45,7 +50,10 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 LOCUST_VENV = BENCH / ".venv-locust"
-SCENARIOS = ("plain", "correlated", "idle")
+SCENARIOS = ("plain", "correlated", "https", "idle")
+LOAD_SCENARIOS = ("plain", "correlated", "https")
+SCENARIO_FILE = {"https": "plain"}  # https runs the plain scenario against the TLS port
+CEILING_SCENARIOS = ("plain", "https")  # wrk and the bare gevent loop only do GET /
 LOAD_USERS = 50
 POLL_INTERVAL = 0.25  # seconds between nginx stub_status reads during a run
 STARTUP_GRACE = 30.0  # seconds a generator may take beyond --duration to start and stop before it is killed
@@ -217,9 +225,11 @@ class Nginx:
     def __init__(self, children: Children, tmp: Path, cpu: int) -> None:
         self.tmp = tmp / "nginx"
         self.tmp.mkdir()
-        self.port = free_port()
+        self.port, self.tls_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        conf = (BENCH / "nginx.conf").read_text().format(prefix=self.tmp, port=self.port)
+        self.tls_url = f"https://127.0.0.1:{self.tls_port}"
+        make_certificate(self.tmp)
+        conf = (BENCH / "nginx.conf").read_text().format(prefix=self.tmp, port=self.port, tls_port=self.tls_port)
         (self.tmp / "nginx.conf").write_text(conf)
         exe = shutil.which("nginx") or "/usr/sbin/nginx"
         argv = [exe, "-c", str(self.tmp / "nginx.conf"), "-p", str(self.tmp), "-e", str(self.tmp / "error.log")]
@@ -272,6 +282,16 @@ class Nginx:
         return int(body.splitlines()[2].split()[2]) - self.polls
 
 
+def make_certificate(directory: Path) -> None:
+    """A self-signed EC certificate for 127.0.0.1, valid one day: cert.pem and key.pem in ``directory``."""
+    argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    argv += ["-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem"), "-days", "1"]
+    argv += ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    if done.returncode:
+        raise BenchError(f"openssl could not make the certificate:\n{done.stderr}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -283,7 +303,7 @@ def free_port() -> int:
 
 @dataclass
 class Tool:
-    name: str  # "lrun" or "locust"
+    name: str  # "lrun", "locust", or a ceiling: "wrk", "gevent"
     available: bool
     why_not: str = ""
     version: str = ""
@@ -292,6 +312,11 @@ class Tool:
     extra: list[str] = field(default_factory=list)  # options both tools get when the tool has them
 
     def load_argv(self, scenario: str, host: str, users: int, rate: int, run_time: int, out: Path) -> list[str]:
+        scenario = SCENARIO_FILE.get(scenario, scenario)
+        if self.name == "wrk":
+            return [*self.argv0, "-t1", f"-c{users}", f"-d{run_time}s", f"{host}/"]
+        if self.name == "gevent":
+            return [*self.argv0, f"{host}/", "--users", str(users), "--duration", str(run_time), "--out", str(out)]
         if self.name == "lrun":
             return [
                 *self.argv0,
@@ -330,7 +355,29 @@ class Tool:
         ]
 
     def results(self, out: Path) -> dict[str, Any]:
+        if self.name == "wrk":
+            return wrk_results(out.with_suffix(".log"))
+        if self.name == "gevent":
+            data = json.loads(out.read_text())
+            return {"requests": data["requests"], "failures": 0, "rps": data["rps"]}
         return lrun_results(out) if self.name == "lrun" else locust_results(out)
+
+
+def ceiling_tools() -> list[Tool]:
+    wrk = shutil.which("wrk")
+    return [
+        Tool("wrk", bool(wrk), "" if wrk else "no wrk (apt-get install wrk)", argv0=[wrk or "wrk"]),
+        Tool("gevent", True, argv0=[sys.executable, str(BENCH / "ceiling.py")]),
+    ]
+
+
+def wrk_results(log_path: Path) -> dict[str, Any]:
+    """From wrk's summary: "  1234567 requests in 20.00s, ..." and "Requests/sec: 61728.35"."""
+    text = log_path.read_text()
+    requests = next(int(line.split()[0]) for line in text.splitlines() if " requests in " in line)
+    rps = next(float(line.split()[1]) for line in text.splitlines() if line.startswith("Requests/sec:"))
+    errors = sum(int(w) for line in text.splitlines() if "Non-2xx" in line for w in line.split()[-1:])
+    return {"requests": requests, "failures": errors, "rps": rps}
 
 
 def lrun_tool() -> Tool:
@@ -419,7 +466,8 @@ def percentiles(histogram: dict[int, int]) -> dict[str, float]:
 
 def load_run(children: Children, nginx: Nginx, tool: Tool, scenario: str, duration: int, tmp: Path, cpu: int) -> dict:
     out = tmp / f"{tool.name}-{scenario}.json"
-    argv = tool.load_argv(scenario, nginx.url, LOAD_USERS, LOAD_USERS, duration, out)
+    host = nginx.tls_url if scenario == "https" else nginx.url
+    argv = tool.load_argv(scenario, host, LOAD_USERS, LOAD_USERS, duration, out)
     log(f"{scenario}: {tool.name}, {LOAD_USERS} users, {duration} s, core {cpu}")
     samples = [(time.monotonic(), nginx.requests())]
     nginx_cpu = next(iter(os.sched_getaffinity(0)))  # the harness runs on nginx's core
@@ -598,7 +646,7 @@ def table(rows: list[list[str]]) -> str:
 
 def report(results: dict[str, Any]) -> str:
     parts = []
-    load = [s for s in ("plain", "correlated") if s in results["scenarios"]]
+    load = [s for s in LOAD_SCENARIOS if s in results["scenarios"]]
     if load:
         rows = [
             [
@@ -614,6 +662,9 @@ def report(results: dict[str, Any]) -> str:
                 "lrun µs/req",
                 "Locust µs/req",
                 "fails lrun/Locust",
+                "wrk rps",
+                "gevent rps",
+                "lrun/gevent",
             ]
         ]
         for s in load:
@@ -632,13 +683,18 @@ def report(results: dict[str, Any]) -> str:
                     fmt(lr.get("cpu_us_per_request"), ".0f"),
                     fmt(lo.get("cpu_us_per_request"), ".0f"),
                     f"{fmt(lr.get('failures'), 'd')}/{fmt(lo.get('failures'), 'd')}",
+                    fmt(results["scenarios"][s].get("wrk", {}).get("rps")),
+                    fmt(results["scenarios"][s].get("gevent", {}).get("rps")),
+                    fmt(results["scenarios"][s].get("ratio_rps_vs_gevent"), ".2f"),
                 ]
             )
         parts.append(table(rows))
         notes = []
         for s in load:
-            for name in ("lrun", "locust"):
+            for name in ("lrun", "locust", "wrk", "gevent"):
                 r = results["scenarios"][s].get(name, {})
+                if not r:
+                    continue
                 if "error" in r or "skipped" in r:
                     notes.append(f"  {s} {name}: {r.get('error') or r.get('skipped')}")
                     continue
@@ -697,7 +753,9 @@ def report(results: dict[str, Any]) -> str:
         parts.append("\n".join(notes))
     parts.append(
         "ratio = lrun / Locust (one run, or the median round), one core each: > 1 means lrun is faster (rps)\n"
-        "or, for KiB/user, heavier. µs/req = generator CPU per request. Runs vary by 5-15 %; rerun before quoting."
+        "or, for KiB/user, heavier. wrk and gevent (bench/ceiling.py: raw keep-alive GETs, no parsing) are the\n"
+        "ceilings on the same core; lrun/gevent is the share of the bare gevent loop lrun reaches.\n"
+        "µs/req = generator CPU per request. Runs vary by 5-15 %; rerun before quoting."
     )
     return "\n\n".join(p for p in parts if p)
 
@@ -758,6 +816,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-timeout", type=float, default=60, help="seconds for all idle users to start")
     parser.add_argument("--tools", default="lrun,locust", help="generators to run (default lrun,locust)")
     parser.add_argument("--out", default=str(BENCH / "results.json"), help="JSON results (default bench/results.json)")
+    parser.add_argument("--no-ceilings", action="store_true", help="skip the wrk and bare-gevent ceiling runs")
     parser.add_argument("--install", action="store_true", help="apt-get install nginx if it is missing")
     parser.add_argument("--keep", metavar="DIR", help="copy the generators' logs and raw results to DIR")
     args = parser.parse_args(argv)
@@ -823,7 +882,8 @@ def main(argv: list[str] | None = None) -> int:
                 for round_ in range(1 if scenario == "idle" else args.rounds):
                     if args.rounds > 1 and scenario != "idle":
                         log(f"{scenario}: round {round_ + 1} of {args.rounds}")
-                    for tool in (lrun, locust):  # interleaved, so that a noisy minute hits both
+                    ceilings = ceiling_tools() if scenario in CEILING_SCENARIOS and not args.no_ceilings else []
+                    for tool in (lrun, locust, *ceilings):  # interleaved, so that a noisy minute hits all
                         if not tool.available:
                             entry[tool.name] = {"skipped": tool.why_not}
                             continue
@@ -845,6 +905,9 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 else:
                     entry["ratio_rps"] = ratio(entry.get("lrun", {}).get("rps"), entry.get("locust", {}).get("rps"))
+                    entry["ratio_rps_vs_gevent"] = ratio(
+                        entry.get("lrun", {}).get("rps"), entry.get("gevent", {}).get("rps")
+                    )
                     entry["ratio_nginx_rps"] = ratio(
                         entry.get("lrun", {}).get("nginx_rps"), entry.get("locust", {}).get("nginx_rps")
                     )

@@ -725,7 +725,7 @@ def test_close_then_reuse(session: HttpSession, raw_server: Callable) -> None:
 
 
 @pytest.fixture(scope="module")
-def tls_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def tls_context(tmp_path_factory: pytest.TempPathFactory) -> gevent_ssl.SSLContext:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a self-signed certificate")
     folder = tmp_path_factory.mktemp("tls")
@@ -735,7 +735,12 @@ def tls_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     subprocess.run([*command, "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
     context = gevent_ssl.SSLContext(gevent_ssl.PROTOCOL_TLS_SERVER)  # gevent's: a cooperative handshake
     context.load_cert_chain(cert, key)
-    server = WSGIServer(("127.0.0.1", 0), app, log=None, error_log=None, ssl_context=context)
+    return context
+
+
+@pytest.fixture(scope="module")
+def tls_url(tls_context: gevent_ssl.SSLContext) -> Iterator[str]:
+    server = WSGIServer(("127.0.0.1", 0), app, log=None, error_log=None, ssl_context=tls_context)
     server.start()
     yield f"https://127.0.0.1:{server.server_port}"
     server.stop(timeout=1)
@@ -749,6 +754,58 @@ def test_https_self_signed(tls_url: str, make_session: Callable[..., HttpSession
     assert session.request("GET", "/echo").json()["headers"]["cookie"] == "s=1"  # Secure goes over https
     response = make_session(tls_url, insecure=False, timeout=5.0).request("GET", "/echo")
     assert response.status == 0 and response.error.startswith("TLS handshake failed (127.0.0.1:")
+
+
+def test_https_keep_alive_stale_retry_big_body_and_deadline(
+    tls_context: gevent_ssl.SSLContext, make_session: Callable[..., HttpSession]
+) -> None:
+    """TLS goes through its own read loop: keep-alive, a server that drops an idle connection (a ragged EOF,
+    retried once for GET), a body of many TLS records, and a stalled answer cut by the deadline."""
+    big = bytes(range(256)) * 1024  # 256 KiB: 16 KiB TLS records, many reads
+    connections: list[int] = []
+
+    def handle(sock: Any, _address: Any) -> None:
+        connections.append(len(connections))
+        served = 0
+        data = b""
+        while True:
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, data = data.partition(b"\r\n\r\n")
+            path = head.split(b" ")[1]
+            if path == b"/drop" and served:  # an idle keep-alive connection the server has closed
+                sock._sock.close()
+                return
+            if path == b"/stall":
+                gevent.sleep(30)
+            body = big if path == b"/big" else b"ok"
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            served += 1
+
+    server = StreamServer(("127.0.0.1", 0), handle, ssl_context=tls_context)
+    server.start()
+    try:
+        session = make_session(f"https://127.0.0.1:{server.server_port}", timeout=1.0)
+        for _ in range(20):
+            response = session.request("GET", "/")
+            assert (response.status, response.body, response.error) == (200, b"ok", None)
+        response = session.request("GET", "/big")
+        assert (response.status, response.body) == (200, big)
+        assert len(connections) == 1  # all of it on one kept-alive connection
+        response = session.request("GET", "/drop")
+        assert (response.status, response.body, response.error, response.retries) == (200, b"ok", None, 1)
+        assert len(connections) == 2
+        response = session.request("POST", "/drop", body=b"x")  # POST is not retried
+        assert (response.status, response.retries) == (0, 0) and response.error
+        started = time.monotonic()
+        response = session.request("GET", "/stall")
+        assert response.status == 0 and response.error.startswith("timed out after 1s")
+        assert time.monotonic() - started < 20  # the deadline, not the server's 30 s stall, ended it
+    finally:
+        server.stop(timeout=1)
 
 
 # -- CookieJar on its own ------------------------------------------------------------------------------------

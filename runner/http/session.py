@@ -407,6 +407,41 @@ def _raw_io(sock: Any, wire: bytes) -> Callable[[int], bytes]:
     return recv
 
 
+def _tls_io(sock: Any, wire: bytes) -> Callable[[int], bytes]:
+    """Send ``wire`` and return a recv for TLS that skips gevent's SSL socket methods (Python, several per call).
+
+    gevent's C-level SSL object reads and writes the non-blocking kernel socket itself; a would-block is a plain
+    wait on the socket's event, as in ``_raw_io``, so the request's deadline interrupts it. EOF, clean or
+    ragged, is ``b""``, as gevent gives it.
+    """
+    tls, hub, read_event, write_event = sock._sslobj, sock.hub, sock._read_event, sock._write_event
+    view = memoryview(wire)
+    while view:
+        try:
+            view = view[tls.write(view) :]
+        except ssl.SSLWantWriteError:
+            hub.wait(write_event)
+        except ssl.SSLWantReadError:
+            hub.wait(read_event)
+
+    def recv(size: int) -> bytes:
+        while True:
+            try:
+                return tls.read(size)
+            except ssl.SSLWantReadError:
+                hub.wait(read_event)
+            except ssl.SSLWantWriteError:
+                hub.wait(write_event)
+            except ssl.SSLZeroReturnError:
+                return b""
+            except ssl.SSLError as exc:
+                if exc.args[0] == ssl.SSL_ERROR_EOF:
+                    return b""
+                raise
+
+    return recv
+
+
 class HttpSession:
     """The HTTP client of one virtual user: keep-alive connections, cookies, redirects, timing."""
 
@@ -705,11 +740,7 @@ class HttpSession:
             parser = _Parser(method == "HEAD", limit)
             received = False
             try:
-                if origin.https:
-                    sock.sendall(wire)
-                    recv = sock.recv
-                else:
-                    recv = _raw_io(sock, wire)
+                recv = _tls_io(sock, wire) if origin.https else _raw_io(sock, wire)
                 while not parser.complete:
                     data = recv(_RECV_SIZE)
                     if data:
