@@ -8,6 +8,7 @@ read and written again is the same file.
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -369,3 +370,7 @@ def results_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "lrun results"
     return schema
+
+
+def results_schema_text() -> str:
+    return json.dumps(results_schema(), indent=2, ensure_ascii=False) + "\n"
