@@ -86,6 +86,23 @@ def test_a_run_writes_its_stop_code(tmp_path: Path, demo_url: str) -> None:
     out = tmp_path / "r.json"
     result = run_lrun("run", str(scenario), "-H", demo_url, "-u", "1", "-i", "2", "--json", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "do not match runner.report.model" not in result.stderr  # what lrun wrote fits its own models
     data = json.loads(out.read_text())
     assert (data["stop_reason"], data["stop_code"]) == ("all users finished", "users_done")
     assert data["total"]["requests"] == 2
+
+
+def test_results_that_do_not_fit_the_models_are_still_written_and_the_bug_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from runner.report.results import build_results
+    from runner.stats import RequestStats
+
+    stats = RequestStats()
+    with caplog.at_level("ERROR", logger="lrun"):
+        results = build_results(
+            stats, scenario="s", scenario_file="s.yaml", host="", start=1.0, end=2.0, users_max=0, load={},
+            command="lrun", thresholds=[], stop_reason="stopped", exit_code=0, extra={"checks": [{"method": 1}]},
+        )  # fmt: skip
+    assert results["checks"] == [{"method": 1}]
+    assert "do not match runner.report.model (an lrun bug, please report it): checks.0.method:" in caplog.text

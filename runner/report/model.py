@@ -197,7 +197,7 @@ class ResourceVerdict(_Open):
     process: str | None = None
     above: str
     limit: Number
-    unit: Literal["percent", "bytes"]
+    unit: str  # "percent", "bytes", "number" (a remote query)
     for_s: Number
     action: Literal["warn", "abort"]
     peak: Number | None = None

@@ -126,6 +126,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -138,6 +139,8 @@ from pydantic import ValidationError
 import runner
 from runner.errors import LrunError
 from runner.report.model import Results, stop_code
+
+log = logging.getLogger("lrun")
 
 if TYPE_CHECKING:
     from runner.stats import RequestStats
@@ -217,7 +220,10 @@ def build_results(
         if key in results:
             raise ValueError(f"extra result {key!r} would replace a field of the results format")
         results[key] = value
-    Results.model_validate(results)  # lrun's own contract: a wrong shape here is a bug, found by the tests
+    try:
+        Results.model_validate(results)  # lrun's own contract: a wrong shape here is an lrun bug
+    except ValidationError as exc:  # the run's figures are still worth writing: say so, do not lose them
+        log.error("results do not match runner.report.model (an lrun bug, please report it): %s", _first(exc))
     return results
 
 
@@ -284,8 +290,13 @@ def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         Results.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise LrunError(f"{path}: not valid lrun results: {where}: {first['msg']}{more}") from None
+        raise LrunError(f"{path}: not valid lrun results: {_first(exc)}") from None
     return data
+
+
+def _first(exc: ValidationError) -> str:
+    """The first problem of a validation error, in one line: ``checks.0.name: Field required (and 3 more)``."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
