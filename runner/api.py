@@ -8,13 +8,14 @@
     events = runner.Events()
     events.request.add_listener(lambda user, result: ...)       # result: method, name, elapsed_ms, failure …
     outcome = runner.run(scenario, settings, events=events)      # settings.processes=N: N local workers
-    outcome.exit_code, outcome.results["total"]["requests"]
+    outcome.exit_code, outcome.typed.total.requests           # or the dict: outcome.results["total"]["requests"]
 
 Errors a user can cause are ``runner.LrunError`` (``ScenarioError``, ``RunError``).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from contextlib import ExitStack
@@ -25,6 +26,7 @@ from typing import Any, TextIO
 from runner.config import RunSettings, resolve
 from runner.errors import RunError
 from runner.events import Events
+from runner.report.model import Results
 from runner.scenario import LoadedScenario, load_scenario
 
 log = logging.getLogger("lrun")
@@ -41,6 +43,11 @@ class Outcome:
     @property
     def passed(self) -> bool:
         return self.exit_code == 0
+
+    @functools.cached_property
+    def typed(self) -> Results:
+        """The results as typed models (``runner.report.model``): ``outcome.typed.total.requests``."""
+        return Results.model_validate(self.results)
 
 
 def load(path: str | Path, data_dir: str | Path | None = None) -> LoadedScenario:

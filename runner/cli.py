@@ -81,7 +81,7 @@ def cli() -> None:
       lrun report results.json -o report.html
                                         the HTML report of saved results
       lrun demo                         serve the built-in demo shop
-      lrun schema                       JSON Schema of the scenario language
+      lrun schema [--results]           JSON Schema of the scenario language (or of the results file)
 
     Exit codes: 0 all good, 1 failures or failed thresholds, 2 usage or validation error.
     """
@@ -482,11 +482,13 @@ def _run_labels(paths: tuple[str, ...]) -> list[str]:
 
 @cli.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to a file.")
-def schema(output: str | None) -> None:
-    """Print the JSON Schema of the scenario language (for editors and CI)."""
+@click.option("--results", is_flag=True, help="The schema of the results file (--json) instead.")
+def schema(output: str | None, results: bool) -> None:
+    """Print the JSON Schema of the scenario language (for editors and CI), or of the results file."""
+    from runner.report.model import results_schema_text
     from runner.scenario.schema import schema_text
 
-    text = schema_text()
+    text = results_schema_text() if results else schema_text()
     if output:
         Path(output).write_text(text, encoding="utf-8")
     else:

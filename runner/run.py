@@ -36,7 +36,8 @@ from runner.monitor_remote import RemoteMonitor
 from runner.outputs import Outputs
 from runner.outputs import start as start_outputs
 from runner.report import console
-from runner.report.results import build_results, write_json
+from runner.report.model import ABORTS, stop_code
+from runner.report.results import build_results, measure, write_json
 from runner.scenario import LoadedScenario
 from runner.scripting import HookEnvironment, Script, request_hook
 from runner.stats import RequestStats, TransactionStats
@@ -572,8 +573,30 @@ def _finish(
     stats = live.stats
     stats.sample(end, runner.user_count)
     _name_cap(live)
-    verdicts = []
-    # thresholds and the exit code read the same results the files get
+    extra = {
+        "warnings": live.warnings,
+        **extra,
+        "resources": live.monitor.results(),
+        "resource_thresholds": live.watch.verdicts(),
+        **({"remote": live.remote.results()} if live.remote is not None else {}),
+        **_open_model_results(runner, end - live.started),
+        **(live.extra_results() if live.extra_results else {}),
+    }
+    # thresholds and the exit code are judged first, on the figures the results then get: built once
+    measured = measure(stats, live.started, end)
+    figures = {**measured.snapshot, "transactions": extra.get("transactions")}
+    verdicts = [{**evaluate(parse_rule(t.expect), t.request, figures), "abort": t.abort} for t in model.thresholds]
+    reason = runner.stop_reason or "stopped"
+    aborted = stop_code(reason) in ABORTS
+    total = measured.snapshot["total"]
+    failures = total["requests"] and total["failures"]
+    if model.thresholds:
+        code = 1 if any(not v["passed"] for v in verdicts) or aborted else 0  # with an SLA, the SLA decides
+    else:
+        code = settings.exit_code_on_error if (failures or measured.snapshot["exceptions"] or aborted) else 0
+    if total["requests"] == 0 and code == 0:
+        code = 1
+        live.warn("no request was made")
     results = build_results(
         stats,
         scenario=loaded.name,
@@ -590,35 +613,12 @@ def _finish(
             "stages": [s.model_dump() for s in model.load.stages] if model.load.stages else None,
         },
         command=command,
-        thresholds=[],
-        stop_reason=runner.stop_reason or "stopped",
-        exit_code=0,
-        extra={
-            "warnings": live.warnings,
-            **extra,
-            "resources": live.monitor.results(),
-            "resource_thresholds": live.watch.verdicts(),
-            **({"remote": live.remote.results()} if live.remote is not None else {}),
-            **_open_model_results(runner, end - live.started),
-            **(live.extra_results() if live.extra_results else {}),
-        },
+        thresholds=verdicts,
+        stop_reason=reason,
+        exit_code=code,
+        extra=extra,
+        measured=measured,
     )
-    for threshold in model.thresholds:
-        verdicts.append(
-            {**evaluate(parse_rule(threshold.expect), threshold.request, results), "abort": threshold.abort}
-        )
-    failed_thresholds = any(not v["passed"] for v in verdicts)
-    aborted = runner.stop_reason.startswith(("threshold", "stop_test", "resource threshold"))
-    failures = results["total"]["requests"] and results["total"]["failures"]
-    exceptions = bool(results.get("exceptions"))
-    if model.thresholds:
-        code = 1 if failed_thresholds or aborted else 0  # with an SLA, the SLA decides
-    else:
-        code = settings.exit_code_on_error if (failures or exceptions or aborted) else 0
-    if results["total"]["requests"] == 0 and code == 0:
-        code = 1
-        live.warn("no request was made")
-    results.update(thresholds=verdicts, passed=code == 0, exit_code=code)
     live.events.stop.fire(results)
     if not _write_outputs(results, settings, live) and code == 0:
         code = 1  # the run passed, but what CI reads of it is missing
@@ -645,18 +645,25 @@ def _open_model_results(runner: Any, duration: float) -> dict[str, Any]:
 
 
 def _write_outputs(results: dict[str, Any], settings: RunSettings, live: Live) -> bool:
-    """Write every output; one that fails (disk full, directory gone) does not stop the others. False if any did."""
+    """Write every output; one that fails (disk full, directory gone) does not stop the others. False if any did.
+    The JSON goes last, so that when another output was lost it says the exit code the run ends with (1)."""
     from runner.report.csv import write_csv
     from runner.report.html import write_html
     from runner.report.junit import write_junit
 
+    written: list[str] = []
+    lost: list[str] = []
+
+    def json_out(path: str) -> None:
+        final = results if not lost or results["exit_code"] else {**results, "exit_code": 1, "passed": False}
+        write_json(final, Path(path))
+
     outputs: list[tuple[str, str | None, str, Callable[[str], Any]]] = [
-        ("--json", settings.json, "results", lambda path: write_json(results, Path(path))),
         ("--csv", settings.csv, "CSV", lambda prefix: write_csv(results, prefix, settings.csv_full_history)),
         ("--html", settings.html, "HTML report", lambda path: write_html(results, path)),
         ("--junit", settings.junit, "JUnit XML", lambda path: write_junit(results, path)),
+        ("--json", settings.json, "results", json_out),
     ]
-    written, lost = [], []
     for option, path, what, write in outputs:
         if not path:
             continue

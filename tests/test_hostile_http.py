@@ -218,7 +218,7 @@ def test_retries_reconcile_with_the_servers_count_and_post_is_never_resent(
         "  {post: /p, body: 'n={{ iteration }}', check: [{status: 200, on_fail: continue}]},\n"
         "]}}\n"
     )
-    _result, results = run_scenario(tmp_path, scenario, "-u", "1", "-i", "10")
+    result, results = run_scenario(tmp_path, scenario, "-u", "1", "-i", "10")
     entries = {e["name"]: e for e in results["requests"]}
     received = {"GET": 0, "POST": 0}
     for request in server.requests:
@@ -231,6 +231,10 @@ def test_retries_reconcile_with_the_servers_count_and_post_is_never_resent(
     assert len(bodies) == len(set(bodies)) == 10  # no POST sent twice
     assert post["failures"] > 0  # the POSTs that met a closed connection failed instead
     assert results["total"]["retries"] == get["retries"]
+    retried = f"Retries: {get['retries']} requests sent again on a new connection"
+    assert f"{retried}, a kept-alive one found closed (the server saw requests + retries): GET /g {get['retries']}" in (
+        result.stdout
+    )
 
 
 # -- 13: one Set-Cookie parser -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -61,20 +62,8 @@ def test_a_writer_failing_at_the_end_does_not_stop_the_others(tmp_path: Path, de
     command = [*lrun_command(), "run", str(path), "-H", demo_url, "-u", "2", "-t", "4s"]
     command += ["--json", str(doomed / "r.json"), "--html", str(kept / "r.html")]
     command += ["--junit", str(kept / "r.xml"), "--csv", str(kept / "run")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 60
-        assert process.stderr is not None
-        for line in process.stderr:
-            if "starting" in line or time.monotonic() > deadline:
-                break
-        shutil.rmtree(doomed)  # the directory goes away during the run: the JSON cannot be written at the end
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-    assert process.returncode == 1, stdout + stderr
+    returncode, stdout, stderr = _run_removing(command, doomed)
+    assert returncode == 1, stdout + stderr
     assert f"results NOT written to {doomed / 'r.json'}" in stderr and "Traceback" not in stderr
     assert f"outputs lost: --json {doomed / 'r.json'}; the rest went to: CSV {kept / 'run'}_*.csv" in stdout
     assert (kept / "r.html").stat().st_size > 0 and "<testsuite" in (kept / "r.xml").read_text()
@@ -88,3 +77,36 @@ def test_the_check_leaves_no_file_behind(tmp_path: Path) -> None:
     result = run_lrun("run", str(path), "--json", str(tmp_path / "r.json"), "--html", "/nonexistent/r.html")
     assert result.returncode == 2 and "--html /nonexistent/r.html" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scenario.yaml"]
+
+
+def test_the_json_says_the_exit_code_when_another_output_was_lost(tmp_path: Path, demo_url: str) -> None:
+    path = write(tmp_path, SCENARIO)
+    doomed, kept = tmp_path / "doomed", tmp_path / "kept"
+    doomed.mkdir()
+    kept.mkdir()
+    command = [*lrun_command(), "run", str(path), "-H", demo_url, "-u", "2", "-t", "4s"]
+    command += ["--csv", str(doomed / "run"), "--json", str(kept / "r.json")]
+    returncode, stdout, stderr = _run_removing(command, doomed)
+    assert returncode == 1, stdout + stderr
+    assert f"outputs lost: --csv {doomed / 'run'}_*.csv; the rest went to: results {kept / 'r.json'}" in stdout
+    results = json.loads((kept / "r.json").read_text())
+    assert results["total"]["requests"] > 0 and results["total"]["failures"] == 0
+    assert results["exit_code"] == 1 and results["passed"] is False  # what the process exits with
+
+
+def _run_removing(command: list[str], doomed: Path) -> tuple[int, str, str]:
+    """Run ``command``; once its load starts, remove ``doomed`` so an output cannot be written at the end."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "starting" in line or time.monotonic() > deadline:
+                break
+        shutil.rmtree(doomed)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    return process.returncode, stdout, stderr

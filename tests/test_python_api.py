@@ -209,8 +209,10 @@ events.spawn.add_listener(seen["spawn"].append)
 events.stop.add_listener(lambda results: seen["stop"].append(results["total"]["requests"]))
 events.request.add_listener(lambda user, result: seen.__setitem__("requests", seen["requests"] + 1))
 outcome = runner.run(scenario, settings, events=events, out=io.StringIO())
-print(json.dumps({"code": outcome.exit_code, "total": outcome.results["total"]["requests"],
-                  "workers": len(outcome.results["workers"]), **seen}))
+typed = outcome.typed
+assert typed.total.requests == outcome.results["total"]["requests"]
+print(json.dumps({"code": outcome.exit_code, "total": typed.total.requests, "workers": len(typed.workers or []),
+                  "stop_code": typed.code.value, **seen}))
 """
 
 
@@ -229,4 +231,12 @@ def test_the_api_runs_with_local_workers(demo_url: str, tmp_path: Path) -> None:
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     served = demo(demo_url, "/__stats")["by_path"]
     assert served == {"GET /items": 12, "GET /about": 12}  # 4 users x 3 iterations, made by the workers
-    assert seen == {"code": 0, "total": 24, "workers": 2, "spawn": [4], "stop": [24], "requests": 0}
+    assert seen == {
+        "code": 0,
+        "total": 24,
+        "workers": 2,
+        "stop_code": "users_done",
+        "spawn": [4],
+        "stop": [24],
+        "requests": 0,
+    }

@@ -88,7 +88,7 @@ def results_of(stats: RequestStats, start: float, end: float, **overrides: Any) 
         "users_max": 5,
         "load": {"users": 5, "spawn_rate": 1.0, "run_time_s": 5.0},
         "command": "lrun scenarios/quickstart.yaml -u 5 -t 5s",
-        "thresholds": [{"expression": "p95 < 500ms", "passed": True}],
+        "thresholds": [{"expression": "p95 < 500ms", "metric": "p95", "operator": "<", "limit": 500.0, "passed": True}],
         "stop_reason": "run time reached",
         "exit_code": 0,
     }
@@ -160,7 +160,9 @@ def test_rates_are_over_the_time_counted_after_a_reset() -> None:
 
 def test_passed_needs_exit_code_zero_and_every_threshold() -> None:
     stats, start, end = run_stats(seconds=1)
-    assert not results_of(stats, start, end, thresholds=[{"passed": True}, {"passed": False}])["passed"]
+    verdict = {"expression": "p95 < 500ms", "metric": "p95", "operator": "<", "limit": 500.0}
+    verdicts = [{**verdict, "passed": True}, {**verdict, "passed": False}]
+    assert not results_of(stats, start, end, thresholds=verdicts)["passed"]
     assert not results_of(stats, start, end, exit_code=1)["passed"]
     assert results_of(stats, start, end, thresholds=[])["passed"]
     with pytest.raises(ValueError, match="total"):

@@ -98,6 +98,9 @@ def summary(results: Mapping[str, Any]) -> str:
     errors = error_report(results.get("errors") or [])
     if errors:
         parts += ["", errors]
+    retries = retry_line(entries, total)
+    if retries:
+        parts += ["", retries]
     exceptions = results.get("exceptions") or []
     if exceptions:
         parts += ["", "Exceptions inside users"]
@@ -197,6 +200,17 @@ def saturation_line(saturation: Mapping[str, Any] | None) -> str:
     return (
         f"Load generator: SATURATED ({lag}): {reasons}.\n"
         "  Response times include lrun's own waiting: give lrun a core of its own or spread the users (--processes)"
+    )
+
+
+def retry_line(entries: Iterable[Mapping[str, Any]], total: Mapping[str, Any]) -> str:
+    """The requests sent again on a new connection (a kept-alive one found closed); empty where there were none."""
+    if not total.get("retries"):
+        return ""
+    named = [f"{e.get('method') or ''} {e['name']} {e['retries']}".lstrip() for e in entries if e.get("retries")]
+    return (
+        f"Retries: {total['retries']} requests sent again on a new connection, a kept-alive one found closed "
+        f"(the server saw requests + retries): {', '.join(named)}"
     )
 
 

@@ -24,8 +24,14 @@ Top level::
     exceptions        EXCEPTION groups, most frequent first
     thresholds        the verdict of each threshold (``runner.thresholds.evaluate``)
     passed            exit_code == 0 and every threshold passed
-    exit_code         the process's exit code;  stop_reason  why the run ended
+    exit_code         the process's exit code;  stop_reason  why the run ended (text for people)
+    stop_code         why the run ended, for programs: run_time, stages_done, users_done, interrupted,
+                      threshold_abort, resource_abort, stop_test, pool_dry, error, stopped (``model.StopCode``;
+                      absent in files written before it existed: ``Results.code`` derives it)
     (extra keys)      what the runner adds with ``extra=``; the optional keys below
+
+The typed models of all of it are in ``runner.report.model`` (``schemas/results.schema.json`` is generated from
+them); ``build_results`` and ``read_json`` validate against them.
 
 Optional keys (absent in older files and in runs without the feature; every reader tolerates their absence)::
 
@@ -120,14 +126,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 import runner
 from runner.errors import LrunError
+from runner.report.model import Results, stop_code
+
+log = logging.getLogger("lrun")
 
 if TYPE_CHECKING:
     from runner.stats import RequestStats
@@ -139,6 +152,21 @@ FORMAT_VERSION = 1
 def iso_time(epoch: float) -> str:
     """Epoch seconds as ISO 8601 UTC with milliseconds: ``2024-05-01T12:00:00.000Z``."""
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the statistics say at the end of a run: enough to judge thresholds before the results are built."""
+
+    stats_start: float
+    measured_s: float
+    snapshot: dict[str, Any]
+
+
+def measure(stats: RequestStats, start: float, end: float) -> Measured:
+    stats_start = max(start, stats.start_time)
+    measured = max(0.0, end - stats_start)
+    return Measured(stats_start, measured, stats.snapshot(duration=measured))
 
 
 def build_results(
@@ -156,11 +184,12 @@ def build_results(
     stop_reason: str,
     exit_code: int,
     extra: dict[str, Any] | None = None,
+    measured: Measured | None = None,
 ) -> dict[str, Any]:
-    """The results dict of a finished (or interrupted) run; see the module docstring."""
-    stats_start = max(start, stats.start_time)
-    measured = max(0.0, end - stats_start)
-    snapshot = stats.snapshot(duration=measured)
+    """The results dict of a finished (or interrupted) run, validated by ``model.Results``; see the module
+    docstring. ``measured`` is ``measure(stats, start, end)`` when the caller judged thresholds on it first."""
+    m = measured or measure(stats, start, end)
+    snapshot = m.snapshot
     results: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -172,8 +201,8 @@ def build_results(
         "start": iso_time(start),
         "end": iso_time(end),
         "duration_s": round(max(0.0, end - start), 3),
-        "stats_start": iso_time(stats_start),
-        "measured_s": round(measured, 3),
+        "stats_start": iso_time(m.stats_start),
+        "measured_s": round(m.measured_s, 3),
         "load": load,
         "users_max": users_max,
         "total": snapshot["total"],
@@ -185,12 +214,22 @@ def build_results(
         "passed": exit_code == 0 and all(t.get("passed") for t in thresholds),
         "exit_code": exit_code,
         "stop_reason": stop_reason,
+        "stop_code": stop_code(stop_reason).value,
     }
     for key, value in (extra or {}).items():
         if key in results:
             raise ValueError(f"extra result {key!r} would replace a field of the results format")
         results[key] = value
+    try:
+        Results.model_validate(results)  # lrun's own contract: a wrong shape here is an lrun bug
+    except ValidationError as exc:  # the run's figures are still worth writing: say so, do not lose them
+        log.error("results do not match runner.report.model (an lrun bug, please report it): %s", _first(exc))
     return results
+
+
+def typed(results: dict[str, Any]) -> Results:
+    """The typed view of a results dict (already validated when lrun built or read it)."""
+    return Results.model_validate(results)
 
 
 def write_json(results: dict[str, Any], path: str | os.PathLike[str]) -> None:
@@ -248,4 +287,16 @@ def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
                 f"{FORMAT_VERSION}"
             )
         raise LrunError(f"{path}: unknown results format version {version!r}; this lrun reads {FORMAT_VERSION}")
+    try:
+        Results.model_validate(data)
+    except ValidationError as exc:
+        raise LrunError(f"{path}: not valid lrun results: {_first(exc)}") from None
     return data
+
+
+def _first(exc: ValidationError) -> str:
+    """The first problem of a validation error, in one line: ``checks.0.name: Field required (and 3 more)``."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"

@@ -1,0 +1,376 @@
+"""Typed models of the results file (``runner.report.results`` documents each key): the contract between a run and
+its reports, and the source of ``schemas/results.schema.json``.
+
+Every model allows keys it does not know (a newer lrun's optional keys, the runner's ``extra=``), so a reader
+tolerates them; a known key of the wrong type is refused. Numbers keep their JSON type (``int | float``), so a file
+read and written again is the same file.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Number = int | float
+Ms = int | float | None  # milliseconds, null where no value exists
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class StopCode(StrEnum):
+    """Why a run ended, as a code beside the human ``stop_reason`` text."""
+
+    RUN_TIME = "run_time"
+    STAGES_DONE = "stages_done"
+    USERS_DONE = "users_done"
+    INTERRUPTED = "interrupted"
+    THRESHOLD_ABORT = "threshold_abort"
+    RESOURCE_ABORT = "resource_abort"
+    STOP_TEST = "stop_test"
+    POOL_DRY = "pool_dry"
+    ERROR = "error"
+    STOPPED = "stopped"
+
+
+ABORTS = frozenset({StopCode.THRESHOLD_ABORT, StopCode.RESOURCE_ABORT, StopCode.STOP_TEST})
+
+_PREFIXES: tuple[tuple[str, StopCode], ...] = (
+    ("run time reached", StopCode.RUN_TIME),
+    ("stages completed", StopCode.STAGES_DONE),
+    ("all users finished", StopCode.USERS_DONE),
+    ("interrupted", StopCode.INTERRUPTED),
+    ("terminated", StopCode.INTERRUPTED),
+    ("resource threshold", StopCode.RESOURCE_ABORT),
+    ("threshold", StopCode.THRESHOLD_ABORT),
+    ("stop_test", StopCode.STOP_TEST),
+    ("data pool", StopCode.POOL_DRY),
+    ("stopped", StopCode.STOPPED),
+)
+
+
+def stop_code(reason: str) -> StopCode:
+    """The code of a stop reason as the runner words it; the one place that reads the text."""
+    for prefix, code in _PREFIXES:
+        if reason.startswith(prefix):
+            return code
+    return StopCode.ERROR  # setup failed, no worker could run the scenario, a worker's own failure …
+
+
+class Histogram(_Open):
+    counts: dict[str, int]
+    count: int
+    min: Number | None = None
+    max: Number | None = None
+    sum: Number = 0
+    sumsq: Number = 0
+
+
+class Point(_Open):
+    """One interval of a series; ``total_*`` are cumulative at ``t``."""
+
+    t: Number
+    interval_s: Number
+    users: int
+    requests: int
+    failures: int
+    rps: Number
+    failures_per_s: Number
+    avg_ms: Ms = None
+    p50_ms: Ms = None
+    p95_ms: Ms = None
+    p99_ms: Ms = None
+    percentiles: dict[str, Ms] = {}
+    total_requests: int = 0
+    total_failures: int = 0
+    total_avg_ms: Ms = None
+    total_median_ms: Ms = None
+    total_min_ms: Ms = None
+    total_max_ms: Ms = None
+    total_avg_bytes: Number | None = None
+
+
+class Entry(_Open):
+    """The statistics of one (method, name), of a transaction, or of all requests ("Aggregated")."""
+
+    type: str = "request"
+    method: str
+    name: str
+    requests: int
+    failures: int
+    failure_ratio: Number
+    rps: Number
+    failures_per_s: Number
+    avg_ms: Ms = None
+    min_ms: Ms = None
+    max_ms: Ms = None
+    median_ms: Ms = None
+    stddev_ms: Ms = None
+    avg_bytes: Number | None = None
+    total_bytes: int = 0
+    retries: int = 0
+    think_s: Number | None = None
+    percentiles: dict[str, Ms] = {}
+    histogram: Histogram | None = None
+    series: list[Point] | None = None
+
+
+class Failure(_Open):
+    method: str
+    name: str
+    message: str
+    count: int
+    first_seen: Number | None = None
+    last_seen: Number | None = None
+    other: bool = False
+
+
+class ExceptionGroup(_Open):
+    type: str
+    message: str
+    count: int
+    traceback: str = ""
+    first_seen: Number | None = None
+    last_seen: Number | None = None
+    users: list[str] = []
+    nodes: list[str] = []
+    other: bool = False
+
+
+class Verdict(_Open):
+    """A threshold's verdict (``runner.thresholds.evaluate``)."""
+
+    expression: str
+    request: str | None = None
+    metric: str
+    operator: str
+    limit: Number
+    actual: Number | None = None
+    passed: bool
+    detail: str = ""
+    abort: bool = False
+
+
+class Load(_Open):
+    users: int | None = None
+    spawn_rate: Number | None = None
+    run_time_s: Number | None = None
+    iterations: int | None = None
+    stages: list[dict[str, Any]] | None = None
+
+
+class Sample(_Open):
+    t: Number
+    process_cpu_percent: Number | None = None
+    process_rss_bytes: int | None = None
+    system_cpu_percent: Number | None = None
+    system_memory_used_bytes: int | None = None
+    system_memory_total_bytes: int | None = None
+    targets: dict[str, dict[str, Number | None]] = {}
+
+
+class Target(_Open):
+    spec: str
+    label: str
+    pid: int | None = None
+    name: str | None = None
+    pids: list[int] = []
+    found: bool = False
+
+
+class Resources(_Open):
+    interval_s: Number
+    cpu_count: int | None = None
+    available: bool = True
+    series: list[Sample] = []
+    targets: list[Target] = []
+    peak: dict[str, Any] = {}
+
+
+class ResourceVerdict(_Open):
+    expression: str
+    metric: str
+    process: str | None = None
+    above: str
+    limit: Number
+    unit: str  # "percent", "bytes", "number" (a remote query)
+    for_s: Number
+    action: Literal["warn", "abort"]
+    peak: Number | None = None
+    above_s: Number = 0
+    breached_at: Number | None = None
+    passed: bool
+    detail: str = ""
+
+
+class Arrivals(_Open):
+    planned: int
+    started: int
+    late: int = 0
+    late_for_slot: int = 0
+    late_by_lrun: int = 0
+    max_late_ms: Ms = None
+    jitter_p50_ms: Ms = None
+    jitter_p99_ms: Ms = None
+    jitter_max_ms: Ms = None
+    waiting_at_end: int = 0
+
+
+class SlowSpawn(_Open):
+    users: int
+    asked_rate: Number
+    reached_rate: Number
+
+
+class Saturation(_Open):
+    saturated: bool
+    reasons: list[str] = []
+    loop_lag_p50_ms: Ms = None
+    loop_lag_p99_ms: Ms = None
+    loop_lag_max_ms: Ms = None
+    loop_lag_worst_window_ms: Ms = None
+    loop_lag_limit_ms: Ms = None
+    probes: int = 0
+    saturated_s: Number = 0
+    spawn: SlowSpawn | None = None
+    arrivals_slipped: int = 0
+
+
+class RemoteHost(_Open):
+    name: str
+    url: str = ""
+    scrapes: int = 0
+    failures: int = 0
+    last_error: str | None = None
+
+
+class Remote(_Open):
+    interval_s: Number
+    hosts: list[RemoteHost] = []
+    queries: list[dict[str, Any]] = []
+    series: list[dict[str, Any]] = []
+    peak: dict[str, Any] = {}
+
+
+class Transactions(_Open):
+    total: Entry
+    entries: list[Entry] = []
+    series: list[Point] = []
+    errors: list[Failure] = []
+
+
+class CheckCount(_Open):
+    method: str
+    name: str
+    check: str
+    passed: int
+    failed: int
+
+
+class Release(_Open):
+    t: Number
+    released: int
+    reason: Literal["policy", "timeout", "stopping"]
+    waited_ms: Ms = None
+
+
+class Rendezvous(_Open):
+    name: str
+    policy: str
+    timeout_s: Number | None = None
+    arrivals: int = 0
+    releases: list[Release] = []
+
+
+class Pool(_Open):
+    name: str
+    source: str
+    rows: int
+    order: str
+    update: str
+    when_empty: str
+    handed_out: int = 0
+    dry: bool = False
+    dry_at: Number | None = None
+
+
+class Worker(_Open):
+    id: str
+    host: str = ""
+    pid: int | None = None
+    state: str
+    users: int = 0
+    users_max: int | None = None
+    cpu_percent: Number | None = None
+    cpu_percent_max: Number | None = None
+    memory_bytes: int | None = None
+    memory_bytes_max: int | None = None
+    requests: int | None = None
+    failures: int | None = None
+    resources: list[Sample] = []
+
+
+class Results(_Open):
+    """A results file, format ``lrun-results`` version 1."""
+
+    format: Literal["lrun-results"] = "lrun-results"
+    format_version: Literal[1] = 1
+    lrun_version: str
+    scenario: str
+    scenario_file: str = ""
+    host: str = ""
+    command: str = ""
+    start: str
+    end: str
+    duration_s: Number
+    stats_start: str | None = None
+    measured_s: Number
+    load: Load = Field(default_factory=Load)
+    users_max: int = 0
+    total: Entry
+    requests: list[Entry] = []
+    series: list[Point] = []
+    errors: list[Failure] = []
+    exceptions: list[ExceptionGroup] = []
+    thresholds: list[Verdict] = []
+    passed: bool
+    exit_code: int
+    stop_reason: str = ""
+    stop_code: StopCode | None = None  # absent in files written before lrun had it: read ``code``
+    warnings: list[str] | None = None
+    resources: Resources | None = None
+    resource_thresholds: list[ResourceVerdict] | None = None
+    arrivals: Arrivals | None = None
+    from_intended_start: dict[str, Any] | None = None
+    saturation: Saturation | None = None
+    remote: Remote | None = None
+    transactions: Transactions | None = None
+    checks: list[CheckCount] | None = None
+    rendezvous: list[Rendezvous] | None = None
+    pools: list[Pool] | None = None
+    workers: list[Worker] | None = None
+
+    @property
+    def code(self) -> StopCode:
+        """Why the run ended, also for a file without ``stop_code``."""
+        return self.stop_code or stop_code(self.stop_reason)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The results as the file holds them: the keys that were given, with their JSON types."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+def results_schema() -> dict[str, Any]:
+    """The JSON Schema of a results file (``lrun schema --results``)."""
+    schema = Results.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "lrun results"
+    return schema
+
+
+def results_schema_text() -> str:
+    return json.dumps(results_schema(), indent=2, ensure_ascii=False) + "\n"
