@@ -40,16 +40,11 @@ import runner
 from runner.config import RunSettings, load_given_by_user
 from runner.distributed import protocol as p
 from runner.distributed.bundle import collect
-from runner.distributed.security import (
-    Gatekeeper,
-    HandshakeWatch,
-    Keys,
-    constant_env_names,
-    keep_alive,
-    keys_for,
-    secure_server,
-)
-from runner.engine.dispatch import assign, distribute
+from runner.distributed.cluster import CPU_HOT, Cluster, WorkerInfo, WorkerState
+from runner.distributed.security import Keys, constant_env_names, keys_for
+from runner.distributed.services import Services
+from runner.distributed.transport import Endpoint, peer_name
+from runner.engine.dispatch import distribute
 from runner.engine.runner import LoadShape, State
 from runner.errors import RunError
 from runner.events import Events
@@ -61,11 +56,10 @@ from runner.stats import RequestStats
 
 log = logging.getLogger("lrun")
 
-CPU_HOT = 90.0  # a worker above this % of a core for CPU_HOT_BEATS heartbeats measures its own queueing
-CPU_HOT_BEATS = 3
 MAX_LOGGED_PEERS = 1000  # peers whose malformed frames were logged (then only counted)
 SKEW_WARNING = 1.0  # seconds of clock difference between a worker and the master worth a warning
 LOCAL_MAX_WAIT = 60.0  # seconds --processes waits for its own workers to connect
+MAX_WARNINGS = 100  # distinct warning texts from workers kept in the results
 
 
 @dataclass
@@ -89,92 +83,8 @@ class MasterOptions:
     env: dict[str, str | None] = field(default_factory=dict)  # env('NAME') of the scenario, as the master has it
 
 
-@dataclass
-class WorkerInfo:
-    """What the master knows of one worker."""
-
-    id: str
-    identity: bytes
-    peer: str | None  # the CURVE key it authenticated with (the frames' User-Id); None without security
-    host: str
-    pid: int
-    cores: int
-    order: int  # join order: the dispatch order
-    last_seen: float  # monotonic
-    welcomed: float = -1e9  # monotonic time of the last Welcome sent
-    ready: bool = False  # set up (scenario compiled) and heartbeating
-    missing: bool = False
-    gone: bool = False  # left, failed, or was told to quit
-    finished: bool = False  # its users ended by themselves (iterations done, stop_test)
-    stopped: bool = False  # sent Stopped: its final report is in
-    state: str = "ready"
-    users: int = 0
-    users_max: int = 0
-    cpu_percent: float = 0.0
-    cpu_percent_max: float = 0.0
-    memory_bytes: int = 0
-    memory_bytes_max: int = 0
-    hot_beats: int = 0  # heartbeats in a row above CPU_HOT
-    warned_hot: bool = False
-    targets: dict[str, int] = field(default_factory=dict)
-    spawn: p.Spawn | None = None  # the last Spawn sent
-    spawn_sent: float = 0.0  # monotonic
-    spawn_received: int = 0  # the last Spawn seq it said it received
-    spawn_done: int = 0  # the last Spawn seq it completed
-    reports: int = 0
-    requests: int = 0
-    failures: int = 0
-    samples: list[tuple[float, float, int]] = field(default_factory=list)  # (t, CPU %, RSS) for the report
-    sample_every: float = 1.0  # seconds between samples; doubles when they are thinned
-
-    def sample(self, now: float) -> None:
-        """Remember CPU and memory from a heartbeat, at most every ``sample_every`` s and at most SAMPLES points:
-        past that, every other point goes and the spacing doubles (memory stays flat in long runs)."""
-        if self.samples and now - self.samples[-1][0] < self.sample_every:
-            return
-        self.samples.append((now, self.cpu_percent, self.memory_bytes))
-        if len(self.samples) > SAMPLES:
-            del self.samples[1::2]
-            self.sample_every *= 2
-
-    @property
-    def active(self) -> bool:
-        """Takes users: ready, heard from, not finished."""
-        return self.ready and not (self.missing or self.gone or self.finished)
-
-    def as_result(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "host": self.host,
-            "pid": self.pid,
-            "state": "missing" if self.missing else self.state,
-            "users": self.users,
-            "users_max": self.users_max,
-            "cpu_percent": round(self.cpu_percent, 1),
-            "cpu_percent_max": round(self.cpu_percent_max, 1),
-            "memory_bytes": self.memory_bytes,
-            "memory_bytes_max": self.memory_bytes_max,
-            "requests": self.requests,
-            "failures": self.failures,
-            "resources": [
-                {"t": round(t, 3), "process_cpu_percent": cpu, "process_rss_bytes": rss} for t, cpu, rss in self.samples
-            ],
-        }
-
-
-SAMPLES = 300  # CPU and memory points kept per worker for the report's charts
-MAX_WARNINGS = 100  # distinct warning texts from workers kept in the results
-
-
 def is_loopback(host: str) -> bool:
     return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
-
-
-def _peer(identity: bytes) -> str:
-    """A peer's identity for a log line: a worker id as text, anything else in hex."""
-    text = identity.decode("utf-8", "replace")
-    name = text if text.isprintable() and "\ufffd" not in text else identity.hex()
-    return name if len(name) <= 40 else name[:37] + "..."
 
 
 class MasterRunner(LoadShape):
@@ -197,7 +107,6 @@ class MasterRunner(LoadShape):
         self.transactions = transactions  # TransactionStats: the workers' transaction deltas go here
         self.on_stopping = on_stopping
         self.compiled: CompiledScenario | None = None  # its pools and rendezvous are the cluster's
-        self.names = [c.type_name for c in self.classes]
         self.stats = stats
         self.options = options
         self.stop_timeout = stop_timeout
@@ -207,59 +116,42 @@ class MasterRunner(LoadShape):
         self.stop_reason = ""
         self.started_at: float | None = None
         self.user_count_max = 0
-        self.workers: dict[bytes, WorkerInfo] = {}  # by ZeroMQ identity
+        self.cluster = Cluster(
+            [c.type_name for c in self.classes], options.heartbeat_interval, options.heartbeat_liveness
+        )
+        self.services = Services(self)
+        self.services.variables = options.variables
         self.dropped = 0  # malformed or unexpected frames
         self.port: int | None = None
-        self._target = 0
+        self.target = 0  # users in all
         self._rate = 1.0
         self._seq = 0
         self._spawn_reported = True  # on_spawned was called for the current target
-        self._context: Any = None
-        self._socket: Any = None
+        self._endpoint: Endpoint | None = None
         self._greenlets: list[gevent.Greenlet] = []
         self._timers: list[gevent.Greenlet] = []
         self._changed = Event()  # a worker joined, got ready, stopped …
         self._done = Event()
         self._stop_deadline = 0.0
         self._logged: set[bytes] = set()
-        self._order = 0
-        self._requests: dict[type[p.Message], Callable[[WorkerInfo, Any], p.Message]] = {
-            p.Ping: self._ping,
-            p.PoolTake: self._pool_take,
-            p.UserIds: self._user_ids,
-        }
-        self._rendezvous_watch: gevent.Greenlet | None = None
-        self._gatekeeper: Gatekeeper | None = None
-        self._handshakes: HandshakeWatch | None = None
         self.handshakes_failed = 0  # connections without the master's key
-        self._next_user_id = 1  # user ids are the cluster's: 1..N across workers (UserIds requests)
         self._warnings: set[str] = set()  # workers' warnings already passed on
 
-    # ------------------------------------------------------------------------------------------- sockets
+    @property
+    def workers(self) -> dict[bytes, WorkerInfo]:
+        return self.cluster.workers
+
+    # ------------------------------------------------------------------------------------------- the port
 
     def bind(self) -> int:
         """Listen on the bind address; return the port. ``RunError`` for a port in use or a bad address."""
-        self._context = zmq.Context()
-        sock = self._context.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 1000)
-        sock.setsockopt(zmq.ROUTER_HANDOVER, 0)  # a second connection under a connected worker's id gets nothing
-        sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME)  # a larger frame drops that connection, not the master
-        keep_alive(sock)  # a dead connection goes within 30 s, so that its worker can come back under its id
         keys = self.options.keys
-        if keys is not None:
-            self._gatekeeper = Gatekeeper(self._context, keys.allowed)
-            secure_server(sock, keys)
-            self._handshakes = HandshakeWatch(sock, self._handshake_failed)
+        endpoint = Endpoint.server(keys, self._handshake_failed)
         host, port = self.options.bind_host, self.options.bind_port
         try:
-            if port == 0:
-                port = sock.bind_to_random_port(f"tcp://{host}")
-            else:
-                sock.bind(f"tcp://{host}:{port}")
+            port = endpoint.bind(host, port)
         except zmq.ZMQError as exc:
-            self._close_security()
-            sock.close(0)
-            self._context.term()
+            endpoint.close(linger=0)
             if exc.errno == zmq.EADDRINUSE:
                 raise RunError(
                     f"--master-bind-port {port}: the port is in use (another master?); "
@@ -269,7 +161,7 @@ class MasterRunner(LoadShape):
                 f"--master-bind-host {host}: cannot listen there ({exc.strerror}); "
                 "give an address of this machine, 0.0.0.0 or * for all"
             ) from None
-        self._socket = sock
+        self._endpoint = endpoint
         self.port = port
         if keys is None and not is_loopback(host):
             log.warning(
@@ -290,72 +182,42 @@ class MasterRunner(LoadShape):
 
     def serve(self) -> None:
         """Start taking messages and watching heartbeats."""
-        self._greenlets += [gevent.spawn(self._receive), gevent.spawn(self._watch)]
+        assert self._endpoint is not None
+        self._greenlets += [self._endpoint.serve(self._handle), gevent.spawn(self._watch)]
 
     def close(self) -> None:
         """Tell every worker to quit, then close the socket (idempotent)."""
-        if self._socket is None:
+        if self._endpoint is None:
             return
         for worker in self.workers.values():
-            if not worker.gone:
-                self._send(worker, p.Quit(self.stop_reason or "the master quit"))
+            if worker.state is not WorkerState.GONE:
+                self.send(worker, p.Quit(self.stop_reason or "the master quit"))
         for greenlet in [*self._greenlets, *self._timers]:
             greenlet.kill(block=False)
-        self._close_security()
-        self._socket.close(linger=1000)
-        self._context.term()
-        self._socket = None
+        self.services.close()
+        self._endpoint.close()
+        self._endpoint = None
 
-    def _close_security(self) -> None:
-        if self._handshakes is not None:
-            self._handshakes.close()
-        if self._gatekeeper is not None:
-            self._gatekeeper.close()
+    def send(self, worker: WorkerInfo, message: p.Message) -> None:
+        if self._endpoint is not None:
+            self._endpoint.send(message, worker.identity)
 
-    def _send(self, worker: WorkerInfo, message: p.Message) -> None:
-        self._send_to(worker.identity, message)
-
-    def _send_to(self, identity: bytes, message: p.Message) -> None:
-        if self._socket is None:
-            return
-        try:
-            self._socket.send_multipart([identity, p.encode(message)], flags=zmq.NOBLOCK)
-        except zmq.ZMQError as exc:  # the peer's queue is full or it is gone: heartbeats will tell
-            log.debug("could not send %s to %s: %s", message.KIND, _peer(identity), exc)
-
-    # ------------------------------------------------------------------------------------------- receiving
-
-    def _receive(self) -> None:
-        secure = self.options.keys is not None
-        while True:
-            try:
-                if secure:  # each frame says which key's connection it came on
-                    parts = self._socket.recv_multipart(copy=False)
-                    peer = parts[-1].get("User-Id")
-                    frames = [part.bytes for part in parts]
-                else:
-                    frames, peer = self._socket.recv_multipart(), None
-            except zmq.ZMQError:
-                if self._socket is None or self._socket.closed:
-                    return
-                gevent.sleep(0.01)
-                continue
-            try:
-                self._handle(frames, peer)
-            except Exception:  # a bug must not stop the master taking messages
-                log.exception("internal error while handling a message from %s", _peer(frames[0]))
-
-    def _drop(self, identity: bytes, why: str) -> None:
+    def drop(self, identity: bytes, why: str) -> None:
+        """A message that is not taken: counted, and logged once per peer."""
         self.dropped += 1
         if identity in self._logged or len(self._logged) >= MAX_LOGGED_PEERS:
             return
         self._logged.add(identity)
-        log.warning("dropped a message from %s: %s (more from this peer are dropped silently)", _peer(identity), why)
+        log.warning(
+            "dropped a message from %s: %s (more from this peer are dropped silently)", peer_name(identity), why
+        )
+
+    # ------------------------------------------------------------------------------------------- receiving
 
     def _handle(self, frames: list[bytes], peer: str | None = None) -> None:
         identity = frames[0]
         if len(frames) != 2:
-            self._drop(identity, f"expected one frame, got {len(frames) - 1}")
+            self.drop(identity, f"expected one frame, got {len(frames) - 1}")
             return
         try:
             message = p.decode(frames[1])
@@ -363,31 +225,34 @@ class MasterRunner(LoadShape):
             if exc.kind == "Hello":
                 self._refuse_version(identity, exc)
             else:
-                self._drop(identity, str(exc))
+                self.drop(identity, str(exc))
             return
         except p.ProtocolError as exc:
-            self._drop(identity, str(exc))
+            self.drop(identity, str(exc))
             return
         worker = self.workers.get(identity)
         if worker is not None and worker.peer != peer:  # another connection presents this worker's id
-            self._drop(identity, f"{message.KIND} under worker {worker.id}'s id from a connection with another key")
+            self.drop(identity, f"{message.KIND} under worker {worker.id}'s id from a connection with another key")
             return
         if isinstance(message, p.Hello):
             self._hello(identity, message, peer)
             return
         if worker is None:
-            self._drop(identity, f"{message.KIND} from a peer that did not say hello")
+            self.drop(identity, f"{message.KIND} from a peer that did not say hello")
             return
-        worker.last_seen = time.monotonic()
-        if worker.missing:
+        if self.cluster.heard(worker, time.monotonic()):
             self._back(worker)
         handler = self._handlers.get(type(message))
         if handler is not None:
             handler(self, worker, message)
         elif message.REPLY is not None:
-            self._answer(worker, message)
+            self.send(worker, self.services.answer(worker, message))
         else:
-            self._drop(identity, f"{message.KIND} is not a message for the master")
+            self.drop(identity, f"{message.KIND} is not a message for the master")
+
+    def _refuse(self, identity: bytes, message: p.Refused) -> None:
+        if self._endpoint is not None:
+            self._endpoint.send(message, identity)
 
     def _refuse_version(self, identity: bytes, exc: p.VersionMismatch) -> None:
         theirs = exc.body.get("lrun_version")
@@ -397,8 +262,8 @@ class MasterRunner(LoadShape):
         )
         if identity not in self._logged:
             self._logged.add(identity)
-            log.warning("refused worker %s: %s", _peer(identity), reason)
-        self._send_to(identity, p.Refused("version", reason))
+            log.warning("refused worker %s: %s", peer_name(identity), reason)
+        self._refuse(identity, p.Refused("version", reason))
 
     def _hello(self, identity: bytes, hello: p.Hello, peer: str | None = None) -> None:
         token = self.options.token
@@ -412,7 +277,7 @@ class MasterRunner(LoadShape):
                     hello.pid,
                     "wrong" if hello.token else "no",
                 )
-            self._send_to(
+            self._refuse(
                 identity,
                 p.Refused(
                     "token",
@@ -422,22 +287,18 @@ class MasterRunner(LoadShape):
             )
             return
         if self.state in (State.STOPPING, State.STOPPED):
-            self._send_to(identity, p.Refused("stopping", "the test is ending; start the worker for the next one"))
+            self._refuse(identity, p.Refused("stopping", "the test is ending; start the worker for the next one"))
             return
-        worker = self.workers.get(identity)
-        if worker is None or worker.id != hello.worker_id:
-            self._order += 1
-            worker = WorkerInfo(
-                hello.worker_id, identity, peer, hello.host, hello.pid, hello.cores, self._order, time.monotonic()
-            )
-            self.workers[identity] = worker
+        now = time.monotonic()
+        worker, new = self.cluster.join(identity, hello.worker_id, peer, hello.host, hello.pid, hello.cores, now)
+        if new:
             log.info(
                 "worker %s connected (%s, pid %d, %d cores): %d worker(s)",
                 worker.id,
                 worker.host,
                 worker.pid,
                 worker.cores,
-                sum(not w.gone for w in self.workers.values()),
+                sum(w.state is not WorkerState.GONE for w in self.workers.values()),
             )
             skew = hello.clock - time.time()
             if abs(skew) > SKEW_WARNING:
@@ -445,17 +306,15 @@ class MasterRunner(LoadShape):
                     f"worker {worker.id}'s clock is {skew:+.1f}s off the master's: per-second charts mix seconds; "
                     "synchronise the clocks (NTP)"
                 )
-        now = time.monotonic()
-        worker.last_seen = now
         if now - worker.welcomed < 1.0:  # hellos queued while the master was not up yet arrive together
             return
         worker.welcomed = now
         o = self.options
         files = o.scenario if hello.want_scenario else None
         if hello.want_scenario and files is None:
-            self._send(worker, p.Refused("scenario", "the master has no scenario to send; give the worker one"))
+            self.send(worker, p.Refused("scenario", "the master has no scenario to send; give the worker one"))
             return
-        self._send(
+        self.send(
             worker,
             p.Welcome(
                 worker_id=worker.id,
@@ -478,24 +337,14 @@ class MasterRunner(LoadShape):
     # ------------------------------------------------------------------------------------------- handlers
 
     def _heartbeat(self, worker: WorkerInfo, beat: p.Heartbeat) -> None:
-        first = not worker.ready
-        worker.ready = True
-        worker.state = beat.state
-        self._set_users(worker, beat.users)
-        worker.cpu_percent = beat.cpu_percent
-        worker.cpu_percent_max = max(worker.cpu_percent_max, beat.cpu_percent)
-        worker.memory_bytes = beat.memory_bytes
-        worker.memory_bytes_max = max(worker.memory_bytes_max, beat.memory_bytes)
-        worker.sample(time.time())
-        worker.spawn_received = beat.spawn_seq
-        self._send(worker, p.MasterHeartbeat(self.state.value, worker.spawn.seq if worker.spawn else 0))
-        worker.hot_beats = worker.hot_beats + 1 if beat.cpu_percent > CPU_HOT else 0
-        if worker.hot_beats >= CPU_HOT_BEATS and not worker.warned_hot:
-            worker.warned_hot = True
+        first = self.cluster.ready(worker)
+        if worker.beat(beat, time.time()):
             self.warn(
                 f"worker {worker.id} ({worker.host}) uses more than {CPU_HOT:.0f}% of a core: response times "
                 "it measures are inflated by its own queueing; add workers or run fewer users"
             )
+        self._set_users(worker, beat.users)
+        self.send(worker, p.MasterHeartbeat(self.state.value, worker.spawn.seq if worker.spawn else 0))
         if first:
             self._changed.set()
             self._rebalance()
@@ -506,7 +355,7 @@ class MasterRunner(LoadShape):
         ):
             log.debug("worker %s is behind (spawn %d < %d): sending it again", worker.id, beat.spawn_seq, self._seq)
             worker.spawn_sent = time.monotonic()
-            self._send(worker, worker.spawn)
+            self.send(worker, worker.spawn)
 
     def _report(self, worker: WorkerInfo, report: p.Report) -> None:
         try:
@@ -516,7 +365,7 @@ class MasterRunner(LoadShape):
             if report.checks and self.compiled is not None:
                 self.compiled.add_checks(report.checks)
         except (ValueError, TypeError) as exc:
-            self._drop(worker.identity, f"statistics that do not merge: {exc}")
+            self.drop(worker.identity, f"statistics that do not merge: {exc}")
             return
         worker.reports += 1
         for entry in report.stats.get("entries", ()):
@@ -530,17 +379,15 @@ class MasterRunner(LoadShape):
         self._check_spawned()
 
     def _stopped(self, worker: WorkerInfo, stopped: p.Stopped) -> None:
-        worker.stopped = True
-        worker.state = State.STOPPED.value
-        worker.users = 0
+        running = self.state not in (State.STOPPING, State.STOPPED)
+        finished = self.cluster.stopped(worker, stopped.by_itself and running)
         self._changed.set()
-        if not stopped.by_itself or self.state in (State.STOPPING, State.STOPPED):
+        if not finished:
             return
-        worker.finished = True
         log.info("worker %s: %s", worker.id, stopped.reason)
         if stopped.reason.startswith("stop_test"):
             self.stop(stopped.reason)
-        elif all(w.finished or not w.active or not any(w.targets.values()) for w in self.workers.values()):
+        elif self.cluster.all_finished():
             self.stop("all users finished")
 
     def _bye(self, worker: WorkerInfo, bye: p.Bye) -> None:
@@ -556,71 +403,23 @@ class MasterRunner(LoadShape):
 
     def _failed(self, worker: WorkerInfo, failed: p.WorkerFailed) -> None:
         self.warn(f"worker {worker.id} ({worker.host}) cannot run the scenario: {failed.message}")
-        self._send(worker, p.Quit("it cannot run the scenario"))
+        self.send(worker, p.Quit("it cannot run the scenario"))
         self._leave(worker, "failed")
-        if self.state in (State.SPAWNING, State.RUNNING) and not any(w.active for w in self.workers.values()):
+        if self.state in (State.SPAWNING, State.RUNNING) and not self.cluster.active():
             self.stop(f"no worker can run the scenario: {failed.message}")
 
     def _leave(self, worker: WorkerInfo, state: str) -> None:
-        worker.gone = True
-        worker.state = state
-        worker.users = 0
+        self.cluster.leave(worker, state)
         self._count_users()
         self._changed.set()
         self._rebalance()
 
-    # ------------------------------------------------------------------------------------------- rendezvous
-
     def _arrive(self, worker: WorkerInfo, arrive: p.RendezvousArrive) -> None:
-        """Users of a worker arrived: the master's gate counts them against every worker's users."""
-        point = self.compiled.rendezvous.get(arrive.name) if self.compiled is not None else None
-        if point is None or arrive.count < 1:
-            self._drop(worker.identity, f"RendezvousArrive for an unknown rendezvous {arrive.name[:40]!r}")
-            return
-        if point.gate.arrive(arrive.count, time.time(), self._target, self.user_count) is not None:
-            self._release(point.gate)
-        if self._rendezvous_watch is None:
-            self._rendezvous_watch = gevent.spawn(self._watch_rendezvous)
-
-    def _watch_rendezvous(self) -> None:
-        """Timeouts between arrivals, and fewer running users meeting a percent_running policy."""
-        assert self.compiled is not None
-        gates = [point.gate for point in self.compiled.rendezvous.values()]
-        while self.state not in (State.STOPPING, State.STOPPED):
-            gevent.sleep(0.1)
-            for gate in gates:
-                if gate.check(time.time(), self._target, self.user_count) is not None:
-                    self._release(gate)
-
-    def _release(self, gate: Any, reason: str | None = None) -> None:
-        """Tell every worker that the users waiting at ``gate`` go now."""
-        release = p.RendezvousRelease(gate.name, len(gate.releases), reason or gate.releases[-1].reason)
-        for worker in self.workers.values():
-            if worker.active:
-                self._send(worker, release)
-
-    # ------------------------------------------------------------------------------------------- data pools
-
-    def _pool_take(self, worker: WorkerInfo, take: p.PoolTake) -> p.Message:
-        """The next rows of a pool the master owns, fewer near its end so that no worker sits on the last ones."""
-        pool = self.compiled.pools.get(take.pool) if self.compiled is not None else None
-        if pool is None or pool.order == "random":
-            return p.RequestFailed(take.request_id, f"the master owns no pool {take.pool[:40]!r}")
-        n = max(1, min(take.n, 1000))
-        if pool.policy != "cycle":  # a row a worker holds when the pool runs dry is never used: keep blocks small
-            active = sum(1 for w in self.workers.values() if w.active) or 1
-            left = len(pool.data) - pool.rows.handed_out
-            n = max(1, min(n, left // (8 * active)))
-        indices = pool.rows.take(n)
-        if not indices:
-            pool.ran_dry = True
-            if pool.policy == "stop_test" and self.state not in (State.STOPPING, State.STOPPED):
-                self.stop(f"data pool '{pool.name}' ran out of rows ({pool.rows.handed_out} handed out)")
-        return p.PoolRows(take.request_id, take.pool, indices, not indices)
+        self.services.arrive(worker, arrive)
 
     def share_variables(self, variables: dict[str, Any]) -> None:
         """What the setup steps and hooks defined goes to every user, with the spawn targets."""
-        self.options.variables = variables
+        self.services.variables = variables
 
     _handlers: ClassVar[dict[type[p.Message], Callable[[MasterRunner, WorkerInfo, Any], None]]] = {
         p.Heartbeat: _heartbeat,
@@ -633,43 +432,20 @@ class MasterRunner(LoadShape):
         p.RendezvousArrive: _arrive,
     }
 
-    # request / reply (see the protocol module): REPLY-typed messages are answered by self._requests
-
-    def _answer(self, worker: WorkerInfo, request: Any) -> None:
-        handler = self._requests.get(type(request))
-        if handler is None:
-            reply: p.Message = p.RequestFailed(request.request_id, f"{request.KIND} is not handled by this master")
-        else:
-            try:
-                reply = handler(worker, request)
-            except Exception as exc:
-                log.exception("internal error answering %s from %s", request.KIND, worker.id)
-                reply = p.RequestFailed(request.request_id, f"the master failed: {exc}")
-        self._send(worker, reply)
-
-    def _user_ids(self, worker: WorkerInfo, ask: p.UserIds) -> p.Message:
-        """The next ``count`` user ids of the cluster: users are numbered 1, 2, 3 … in the order workers ask."""
-        count = max(0, min(ask.count, 1_000_000))
-        first, self._next_user_id = self._next_user_id, self._next_user_id + count
-        return p.UserIdBlock(ask.request_id, first, count)
-
-    def _ping(self, worker: WorkerInfo, ping: p.Ping) -> p.Message:
-        return p.Pong(ping.request_id, ping.sent)
-
     # ------------------------------------------------------------------------------------------- liveness
 
     def _watch(self) -> None:
-        interval = self.options.heartbeat_interval
-        limit = interval * self.options.heartbeat_liveness
         while True:
-            gevent.sleep(interval)
-            now = time.monotonic()
-            lost = [w for w in self.workers.values() if not (w.gone or w.missing) and now - w.last_seen > limit]
+            gevent.sleep(self.options.heartbeat_interval)
+            lost = self.cluster.lost(time.monotonic())
             for worker in lost:
-                worker.missing = True
-                what = "its users go to the other workers; " if worker.ready and any(worker.targets.values()) else ""
+                what = (
+                    "its users go to the other workers; "
+                    if worker.was is WorkerState.ACTIVE and any(worker.targets.values())
+                    else ""
+                )
                 self.warn(
-                    f"worker {worker.id} ({worker.host}) is missing: nothing heard for {limit:g}s; "
+                    f"worker {worker.id} ({worker.host}) is missing: nothing heard for {self.cluster.limit:g}s; "
                     f"{what}what it reported stays in the results"
                 )
             if lost:
@@ -678,7 +454,6 @@ class MasterRunner(LoadShape):
                 self._rebalance()
 
     def _back(self, worker: WorkerInfo) -> None:
-        worker.missing = False
         log.warning("worker %s (%s) is back", worker.id, worker.host)
         self._changed.set()
         self._rebalance()
@@ -689,34 +464,28 @@ class MasterRunner(LoadShape):
         """Send every active worker its share of the target (only to those whose share changed)."""
         if self.state not in (State.SPAWNING, State.RUNNING):
             return
-        active = sorted((w for w in self.workers.values() if w.active), key=lambda w: w.order)
+        active = self.cluster.active()
         if not active:
-            if self._target:
+            if self.target:
                 log.warning("no worker to run the users: waiting for one")
             return
-        split = assign(distribute(self.classes, self._target), len(active))
         rate = self._rate / len(active)
-        for worker, counts in zip(active, split, strict=True):
-            targets = dict(zip(self.names, counts, strict=True))
-            if targets == worker.targets and worker.spawn is not None:
-                continue
+        for worker in self.cluster.rebalance(distribute(self.classes, self.target)):
             self._seq += 1
-            worker.targets = targets
-            worker.spawn = p.Spawn(self._seq, time.time(), targets, rate, self.options.variables)
+            worker.spawn = p.Spawn(self._seq, time.time(), worker.targets, rate, self.services.variables)
             worker.spawn_sent = time.monotonic()
-            self._send(worker, worker.spawn)
+            self.send(worker, worker.spawn)
         self._check_spawned()
 
     def _check_spawned(self) -> None:
-        active = [w for w in self.workers.values() if w.active]
-        if not active or any(w.spawn is None or w.spawn_done < w.spawn.seq for w in active):
+        if not self.cluster.spawned():
             return
         if self.state == State.SPAWNING:
             self.state = State.RUNNING
         if not self._spawn_reported:
             self._spawn_reported = True
             if self.on_spawned:
-                self.on_spawned(self._target)  # what every worker confirmed; their reports of it come later
+                self.on_spawned(self.target)  # what every worker confirmed; their reports of it come later
 
     def _count_users(self) -> None:
         self.user_count_max = max(self.user_count_max, self.user_count)
@@ -732,7 +501,7 @@ class MasterRunner(LoadShape):
 
     @property
     def user_count(self) -> int:
-        return sum(w.users for w in self.workers.values() if not (w.gone or w.missing))
+        return self.cluster.user_count
 
     def wait_for_workers(self, expected: int, max_wait: float | None, check: Callable[[], None] | None = None) -> None:
         """Block until ``expected`` workers are ready; ``RunError`` when ``max_wait`` passes first.
@@ -745,7 +514,7 @@ class MasterRunner(LoadShape):
         told = 0.0
         try:
             while True:
-                ready = sum(w.ready and not (w.gone or w.missing) for w in self.workers.values())
+                ready = self.cluster.ready_count()
                 if ready >= expected:
                     log.info("%d worker(s) ready: starting the test", ready)
                     return
@@ -772,7 +541,7 @@ class MasterRunner(LoadShape):
     def set_users(self, target: int, spawn_rate: float) -> None:
         if self.state in (State.STOPPING, State.STOPPED):
             return
-        self._target = max(0, target)
+        self.target = max(0, target)
         self._rate = spawn_rate
         self._spawn_reported = False
         self.state = State.SPAWNING
@@ -785,14 +554,13 @@ class MasterRunner(LoadShape):
         for timer in self._timers:
             if timer is not gevent.getcurrent():
                 timer.kill(block=False)
-        for worker in self.workers.values():
-            if not worker.gone and not worker.stopped:
-                self._send(worker, p.Stop(self.stop_reason, False))
+        for worker in self.cluster.to_stop():
+            self.send(worker, p.Stop(self.stop_reason, False))
         o = self.options
         grace = o.heartbeat_interval * o.heartbeat_liveness + o.report_interval + 5
         self._stop_deadline = time.monotonic() + self.stop_timeout + grace
         while True:
-            waiting = [w for w in self.workers.values() if not (w.gone or w.missing or w.stopped)]
+            waiting = self.cluster.waiting_for()
             if not waiting:
                 break
             if time.monotonic() >= self._stop_deadline:
@@ -803,15 +571,15 @@ class MasterRunner(LoadShape):
                 break
             self._changed.clear()
             self._changed.wait(min(0.5, max(0.0, self._stop_deadline - time.monotonic())))
+        self.cluster.end()
         self.state = State.STOPPED
         self._done.set()
 
     def kill_now(self) -> None:
         """A second Ctrl-C: workers stop their users at once; wait for their reports only briefly."""
         self.stop("interrupted")
-        for worker in self.workers.values():
-            if not worker.gone and not worker.stopped:
-                self._send(worker, p.Stop(self.stop_reason, True))
+        for worker in self.cluster.to_stop():
+            self.send(worker, p.Stop(self.stop_reason, True))
         self._stop_deadline = min(self._stop_deadline or float("inf"), time.monotonic() + 2)
         self._changed.set()
 

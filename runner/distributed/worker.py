@@ -38,7 +38,8 @@ from gevent.event import AsyncResult, Event
 import runner
 from runner import templating
 from runner.distributed import protocol as p
-from runner.distributed.security import HandshakeWatch, Keys, WorkerEnv, secure_client
+from runner.distributed.security import Keys, WorkerEnv
+from runner.distributed.transport import Endpoint
 from runner.engine.saturation import Saturation
 from runner.errors import LrunError, RunError
 from runner.pools import RemoteRows
@@ -93,8 +94,8 @@ class WorkerRunner:
         self.classes: list[Any] = []
         self.exit_code: int | None = None
         self.message = ""  # why it ended, when not all good
-        self._socket: Any = None
-        self._context: Any = None
+        self._endpoint: Endpoint | None = None
+        self._logged_malformed = False
         self._answered = Event()  # welcome or refusal
         self._done = Event()
         self._last_heard = time.monotonic()
@@ -118,20 +119,13 @@ class WorkerRunner:
         """Connect, take part until told to quit (or the master is lost); the exit code."""
         o = self.options
         address = f"tcp://{o.master_host}:{o.master_port}"
-        self._context = zmq.Context()
-        self._socket = self._context.socket(zmq.DEALER)
-        self._socket.setsockopt(zmq.IDENTITY, self.id.encode())
-        self._socket.setsockopt(zmq.LINGER, 1000)
-        self._socket.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME)
-        if o.keys is not None:
-            secure_client(self._socket, o.keys)
-        self._handshakes = HandshakeWatch(self._socket, self._handshake_failed)
+        self._endpoint = Endpoint.client(self.id, o.keys, self._handshake_failed)
         try:
-            self._socket.connect(address)
+            self._endpoint.connect(address)
         except zmq.ZMQError as exc:
             self._close()
             raise RunError(f"--master-host {o.master_host}: cannot connect to {address} ({exc.strerror})") from None
-        self._greenlets.append(gevent.spawn(self._receive))
+        self._endpoint.serve(self._receive)
         try:
             return self._run()
         finally:
@@ -268,23 +262,17 @@ class WorkerRunner:
         if self.runner is not None and self.runner.state.value not in ("stopped",):
             self.runner.kill_now()
             self.runner.wait(5)
-        if self._socket is not None:
-            self._handshakes.close()
-            self._socket.close(linger=1000)
-            self._context.term()
-            self._socket = None
+        if self._endpoint is not None:
+            self._endpoint.close()
+            self._endpoint = None
         if self._tempdir is not None:
             self._tempdir.cleanup()
 
     # ------------------------------------------------------------------------------------------- sending
 
     def _send(self, message: p.Message) -> None:
-        if self._socket is None:
-            return
-        try:
-            self._socket.send(p.encode(message), flags=zmq.NOBLOCK)
-        except zmq.ZMQError as exc:  # nobody takes it (the master is away): the watchdog decides
-            log.debug("could not send %s: %s", message.KIND, exc)
+        if self._endpoint is not None:  # nobody takes it (the master is away)? the watchdog decides
+            self._endpoint.send(message)
 
     def request(self, message: p.Message, timeout: float = 30.0) -> p.Message:
         """Send a request (``message.REPLY`` set) with a fresh ``request_id``; block until its reply.
@@ -358,40 +346,32 @@ class WorkerRunner:
 
     # ------------------------------------------------------------------------------------------- receiving
 
-    def _receive(self) -> None:
-        logged = False
-        while True:
-            try:
-                frame = self._socket.recv()
-            except zmq.ZMQError:
-                if self._socket is None or self._socket.closed:
-                    return
-                gevent.sleep(0.01)
-                continue
-            try:
-                message = p.decode(frame)
-            except p.VersionMismatch as exc:
-                reason = exc.body.get("reason") if exc.kind == "Refused" else None
-                self._end(
-                    EXIT_USAGE,
-                    f"the master refused this worker: {reason}"
-                    if isinstance(reason, str)
-                    else f"the master speaks {exc}: run the same lrun version on master and workers",
-                )
-                self._answered.set()
-                continue
-            except p.ProtocolError as exc:
-                if not logged:
-                    logged = True
-                    log.warning("dropped a malformed message from the master: %s", exc)
-                continue
-            self._last_heard = time.monotonic()
-            try:
-                self._handle(message)
-            except Exception:  # a bug must not leave a worker loading with nobody listening
-                log.exception("internal error while handling %s", message.KIND)
-                self._stop_users("internal error", now=True)
-                self._end(EXIT_LOST, "internal error; stopped the users")
+    def _receive(self, frames: list[bytes], peer: str | None) -> None:
+        """A message from the master (the transport's receive loop calls this)."""
+        try:
+            message = p.decode(frames[-1])
+        except p.VersionMismatch as exc:
+            reason = exc.body.get("reason") if exc.kind == "Refused" else None
+            self._end(
+                EXIT_USAGE,
+                f"the master refused this worker: {reason}"
+                if isinstance(reason, str)
+                else f"the master speaks {exc}: run the same lrun version on master and workers",
+            )
+            self._answered.set()
+            return
+        except p.ProtocolError as exc:
+            if not self._logged_malformed:
+                self._logged_malformed = True
+                log.warning("dropped a malformed message from the master: %s", exc)
+            return
+        self._last_heard = time.monotonic()
+        try:
+            self._handle(message)
+        except Exception:  # a bug must not leave a worker loading with nobody listening
+            log.exception("internal error while handling %s", message.KIND)
+            self._stop_users("internal error", now=True)
+            self._end(EXIT_LOST, "internal error; stopped the users")
 
     def _handle(self, message: p.Message) -> None:
         if isinstance(message, p.Welcome):

@@ -136,7 +136,8 @@ class RunCollector(Collector):
             states = GaugeMetricFamily("lrun_workers", "Workers of the master, by state.", labels=["state"])
             counts = {"running": 0, "missing": 0, "gone": 0}
             for worker in list(workers.values()):
-                counts["gone" if worker.gone else "missing" if worker.missing else "running"] += 1
+                state = worker.state.value  # runner.distributed.cluster.WorkerState
+                counts[state if state in ("gone", "missing") else "running"] += 1
             for state, count in counts.items():
                 states.add_metric([state], count)
             yield states
