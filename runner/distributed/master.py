@@ -599,16 +599,20 @@ class MasterRunner(LoadShape):
         self.warn = hooks.get("on_warning") or log.warning
         self.state, self.stop_reason, self.started_at, self.user_count_max = State.READY, "", None, 0
         self._target, self._timers, self._done, self._spawn_reported = 0, [], Event(), True
-        self._rendezvous_watch, self._warnings = None, set()
+        self._warnings = set()
+        self.services.close()  # user ids from 1 again, no rendezvous watch left over
+        self.services = Services(self)
+        self.services.variables = self.options.variables
         o = self.options
         settings = p.NextTest(o.host, list(o.tags), list(o.exclude_tags), o.iterations, self.stop_timeout)
         for worker in self.workers.values():
-            worker.stopped = worker.finished = False
+            if worker.state in (WorkerState.FINISHED, WorkerState.STOPPED):
+                worker.state = WorkerState.ACTIVE  # still heartbeating: it takes the next test's users
             worker.targets, worker.spawn = {}, None
             worker.users = worker.users_max = worker.requests = worker.failures = worker.reports = 0
             worker.samples, worker.sample_every = [], 1.0
-            if not worker.gone:
-                self._send(worker, settings)
+            if worker.state is not WorkerState.GONE:
+                self.send(worker, settings)
 
     def results(self) -> dict[str, Any]:
         """The ``workers`` part of the results."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from runner.compiler import CompiledScenario, CompileOptions, compile_scenario
 from runner.config import RunSettings
+from runner.distributed.cluster import WorkerState
 from runner.distributed.local import QUIT_WAIT
 from runner.distributed.master import MasterRunner, cluster
 from runner.engine.runner import State
@@ -49,7 +50,7 @@ class ClusterBackend:
     def ready_error(self) -> str | None:
         """Why a test cannot start now (too few workers), or None."""
         assert self.master is not None
-        ready = sum(w.ready and not (w.gone or w.missing) for w in self.master.workers.values())
+        ready = self.master.cluster.ready_count()
         if ready >= self.expected:
             return None
         return (
@@ -82,7 +83,8 @@ class ClusterBackend:
         now = time.monotonic()
         rows = []
         for worker in sorted(self.master.workers.values(), key=lambda w: w.order):
-            state = "missing" if worker.missing else "gone" if worker.gone else worker.state
+            present = worker.state not in (WorkerState.MISSING, WorkerState.GONE)
+            state = worker.run_state if present else worker.state.value  # what it does, or why it is not there
             rows.append(
                 {
                     "id": worker.id,
