@@ -229,6 +229,9 @@ def run(
         _fail(f"lrun: {exc}")
     if settings.worker:
         _setup_logging(settings.loglevel, settings.logfile)
+        if settings.metrics_port is not None:
+            message = "lrun: --metrics-port is ignored by a worker: the master serves the metrics of the run"
+            click.echo(message, err=True)
         _run_worker(scenario, settings, exit_with_parent)
     if loaded is None:
         _fail("lrun run: missing SCENARIO (only a --worker may go without one)")

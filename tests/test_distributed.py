@@ -234,6 +234,17 @@ def test_a_worker_joining_later_takes_users(tmp_path: Path, demo_url: str, clust
     assert all(w["requests"] > 0 for w in workers.values())  # the second took half of the users
 
 
+def test_a_worker_says_it_ignores_metrics_port(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
+    path = write(tmp_path, "users: {u: {sequence: [{get: /items}]}}\n")
+    port = free_port()
+    master = cluster.master(path, port, "-H", demo_url, "-u", "1", "-i", "1")
+    worker = cluster.worker(port, "--metrics-port", "0", name="w")
+    assert master.wait(60) == 0, master.err
+    assert worker.wait(60) == 0, worker.err
+    line = "lrun: --metrics-port is ignored by a worker: the master serves the metrics of the run"
+    assert worker.err.count(line) == 1, worker.err
+
+
 # ------------------------------------------------------------------------------------------ losing processes
 
 
