@@ -18,7 +18,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _patch_gevent() -> None:
-    """Patch the standard library for gevent: once, at the entry of commands that run users."""
+    """Patch the standard library for gevent: once, first thing in the commands that run users (before the
+    scenario's Python module is imported, so that what it imports is patched too)."""
     from gevent import monkey
 
     if not monkey.is_module_patched("socket"):
@@ -197,6 +198,7 @@ def run(
                  lrun SCENARIO --master            master; then, on other machines:
                  lrun --worker --master-host HOST  a worker (add --processes auto for one per core)
     """
+    _patch_gevent()  # before anything imports the scenario's Python module
     from runner.config import find_config, resolve
     from runner.errors import LrunError
     from runner.output_paths import check_outputs
@@ -238,7 +240,9 @@ def run(
         _fail(f"lrun: {exc}")
     if settings.worker:
         _setup_logging(settings.loglevel, settings.logfile)
-        _patch_gevent()
+        if settings.metrics_port is not None:
+            message = "lrun: --metrics-port is ignored by a worker: the master serves the metrics of the run"
+            click.echo(message, err=True)
         _run_worker(scenario, settings, exit_with_parent)
     if loaded is None:
         _fail("lrun run: missing SCENARIO (only a --worker may go without one)")
@@ -251,7 +255,6 @@ def run(
         except ValueError as exc:
             _fail(f"-H: {exc}")
     _setup_logging(settings.loglevel, settings.logfile)
-    _patch_gevent()
     command = " ".join(["lrun", *sys.argv[1:]])
     if settings.web:
         from runner.web.server import serve_web

@@ -17,6 +17,7 @@ import click
 
 from runner.engine.flow import FlowSignal, StopTest
 from runner.engine.user import RequestResult, Transaction, VirtualUser
+from runner.scripting import ScriptError
 
 
 def _short(value: Any, limit: int = 100) -> str:
@@ -85,6 +86,8 @@ class TraceRuntime:
     def on_error(self, user: VirtualUser, error: BaseException) -> None:
         self.errors += 1
         self.echo(self._style(f"  error in {user.type_name}: {type(error).__name__}: {error}", fg="red"))
+        if not isinstance(error, ScriptError):  # a template or a value in the scenario: the line says it all
+            return
         frames = traceback.format_exception(type(error), error, error.__traceback__, limit=-3)
         for line in "".join(frames).rstrip().splitlines():
             self.echo(self._style(f"      {line}", dim=True))

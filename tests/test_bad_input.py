@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,11 @@ def test_validating_a_fragment_names_the_files_that_include_it(tmp_path: Path) -
         run.stderr.strip()
         == "common.yaml: a fragment, included by a.yaml, b.yaml; it is checked and run as part of them"
     )
+    junit = run_lrun("validate", "--strict", "--format", "junit", "common.yaml", cwd=tmp_path)
+    assert junit.returncode == 0, junit.stdout
+    suite = ET.fromstring(junit.stdout).find("testsuite")
+    assert suite is not None and suite.get("failures") == "0" and suite.get("tests") == "3"
+    assert "a fragment, included by a.yaml, b.yaml" in junit.stdout  # the info line is kept, as output
     write(tmp_path, "headers: {X-Team: perf}\n", "alone.yaml")  # nothing includes it: what is missing, as before
     result = run_lrun("validate", "alone.yaml", cwd=tmp_path)
     assert result.returncode == 2 and "missing required key 'users'" in result.stderr

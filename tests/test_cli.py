@@ -251,6 +251,21 @@ def test_debug_user_errors(tmp_path: Path) -> None:
     assert invalid.returncode == 2 and "bad.yaml:1:24: not a step" in invalid.stderr
 
 
+def test_debug_template_error_is_one_line_and_a_python_bug_keeps_its_traceback(tmp_path: Path) -> None:
+    (tmp_path / "steps.py").write_text("def boom(user):\n    return {}['missing']\n")
+    path = write(
+        tmp_path,
+        "host: http://127.0.0.1:1\nvariables: {n: 0}\npython: steps.py\n"
+        "users:\n  a: {sequence: [{set: {y: '{{ 1 / n }}'}}]}\n  b: {sequence: [{call: boom}]}\n",
+    )
+    result = run_lrun("debug", str(path))
+    assert result.returncode == 1, result.stderr
+    a, b = result.stdout.split("user b ")
+    assert "  error in a: ZeroDivisionError: division by zero\n" in a and "Traceback" not in a
+    assert "error in b: ScriptError: steps.py:2 in boom: KeyError: 'missing'" in b
+    assert "Traceback (most recent call last)" in b and 'steps.py", line 2, in boom' in b
+
+
 # ------------------------------------------------------------------------------------------------ demo
 
 

@@ -180,6 +180,19 @@ def test_processes_give_the_same_results_as_one_process(tmp_path: Path, demo_url
     assert "Traceback" not in run.err
 
 
+def test_a_warning_of_local_workers_is_said_once_on_stderr(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
+    extract = '{coupon: {regex: "coupon=([a-z]+)", default: none, on_missing: warn}}'
+    path = write(tmp_path, f"users:\n  u:\n    sequence: [{{get: /, extract: {extract}}}]\n")
+    run = cluster.start(
+        "run", str(path), "-H", demo_url, "--processes", "2", "-u", "2", "-r", "100", "-i", "2", "--only-summary",
+        "--json", str(tmp_path / "results.json"), *FAST, name="run",
+    )  # fmt: skip
+    assert run.wait(90) == 0, run.out + run.err
+    said = [line for line in run.err.splitlines() if "coupon: regex" in line]
+    assert len(said) == 1 and "(worker " in said[0], run.err  # both workers hit it; the master says it once
+    assert [w for w in cluster.results()["warnings"] if "coupon:" in w] == [said[0].split("WARNING: ", 1)[1]]
+
+
 def test_master_and_three_workers_that_receive_the_scenario(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "photo.txt").write_text("not really a photo")
@@ -219,6 +232,17 @@ def test_a_worker_joining_later_takes_users(tmp_path: Path, demo_url: str, clust
     workers = {w["id"]: w for w in cluster.results()["workers"]}
     assert len(workers) == 2 and all(w["users_max"] == 2 or w["users_max"] == 4 for w in workers.values())
     assert all(w["requests"] > 0 for w in workers.values())  # the second took half of the users
+
+
+def test_a_worker_says_it_ignores_metrics_port(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
+    path = write(tmp_path, "users: {u: {sequence: [{get: /items}]}}\n")
+    port = free_port()
+    master = cluster.master(path, port, "-H", demo_url, "-u", "1", "-i", "1")
+    worker = cluster.worker(port, "--metrics-port", "0", name="w")
+    assert master.wait(60) == 0, master.err
+    assert worker.wait(60) == 0, worker.err
+    line = "lrun: --metrics-port is ignored by a worker: the master serves the metrics of the run"
+    assert worker.err.count(line) == 1, worker.err
 
 
 # ------------------------------------------------------------------------------------------ losing processes

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from test_cli import write
+from test_cli import demo_reset, demo_stats, write
 
 from conftest import lrun_command, run_lrun
 from runner.engine.saturation import LoopLag, Saturation
@@ -244,3 +244,24 @@ def test_reports_say_whether_lrun_kept_up_and_skip_empty_transactions() -> None:
     verdict = " ".join(" ".join(doc.get_element_by_id("verdict").itertext()).split())
     assert "The load generator kept up (event loop lag p50 0.40 ms" in verdict and "saturated" not in verdict
     assert "Load generator: kept up (event loop lag p50 0.40 ms" in console.summary(results)
+
+
+def test_a_python_step_sends_nothing_after_the_deadline(tmp_path: Path, demo_url: str) -> None:
+    """A call step looping over ``user.client`` with 0.2 s of CPU between requests (the runner's timers run late):
+    a request it makes once the run's deadline passed is not sent. It asks for /items then, /about before."""
+    (tmp_path / "steps.py").write_text(
+        "import time\n"
+        "def browse(user):\n"
+        "    for _ in range(60):\n"
+        "        user.client.get('/items' if time.monotonic() >= user.deadline else '/about')\n"
+        "        began = time.perf_counter()\n"
+        "        while time.perf_counter() - began < 0.2:\n"
+        "            pass\n"
+    )
+    scenario = write(tmp_path, "python: steps.py\nusers: {u: {sequence: [{call: browse}]}}\n", "s.yaml")
+    demo_reset(demo_url)
+    args = ["-H", demo_url, "-u", "1", "-t", "2s", "--stop-timeout", "0.5s", "--only-summary"]
+    result = run_lrun(str(scenario), *args, timeout=120)
+    server = demo_stats(demo_url)["by_path"]
+    assert server.get("GET /about", 0) > 3, result.stdout + result.stderr
+    assert server.get("GET /items", 0) == 0, (server, result.stderr[-2000:])

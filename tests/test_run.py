@@ -408,3 +408,22 @@ def test_open_model_reports_time_from_the_intended_start(tmp_path: Path, demo_ur
     intended = results["from_intended_start"]["total"]["percentiles"]["95"]
     assert service < 400 and intended > 2 * service  # two slots for 150 ms requests cannot keep up with 20/s
     assert "from the intended start" in result.stdout
+
+
+@pytest.mark.parametrize("extra", [[], ["--processes", "1"]])
+def test_gevent_is_patched_before_the_scenarios_module_is_imported(
+    tmp_path: Path, extra: list[str], demo_url: str
+) -> None:
+    """A module that keeps ``socket.socket`` or starts a lock at import must get gevent's, not the blocking ones."""
+    (tmp_path / "steps.py").write_text(
+        "import os, socket\nfrom gevent import monkey\n"
+        "with open(os.path.join(os.path.dirname(__file__), f'patched-{os.getpid()}.txt'), 'w') as f:\n"
+        "    f.write(str(monkey.is_module_patched('socket') and socket.socket.__module__ == 'gevent._socket3'))\n"
+        "def noop(user):\n    return 1\n"
+    )
+    steps = "users: {u: {sequence: [{call: noop}, {get: /}]}}\n"
+    path = write(tmp_path, f"host: {demo_url}\npython: steps.py\n" + steps)
+    result = run_lrun("run", str(path), "-u", "1", "-i", "1", "--headless", *extra, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    marks = sorted(tmp_path.glob("patched-*.txt"))
+    assert marks and all(m.read_text() == "True" for m in marks), [m.read_text() for m in marks]

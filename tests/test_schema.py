@@ -60,3 +60,58 @@ def test_editors_accept_every_example_and_reject_a_typo() -> None:
             assert not list(validator.iter_errors(data)), path
     broken = {"users": {"u": {"sequence": [{"get": "/", "hedaers": {}}]}}}
     assert list(validator.iter_errors(broken))
+
+
+# one of each step kind, each accepted by lrun validate; the schema must accept each too (a step is a oneOf)
+EVERY_STEP_KIND = [
+    {"get": "/items", "name": "items", "think": "1s"},
+    {"post": "/orders", "json": {"id": 1}},
+    {"think": "1s"},
+    {"think": {"between": ["1s", "2s"]}},
+    {"set": {"x": "{{ 1 + 1 }}"}},
+    {"sequence": [{"get": "/"}, {"think": 0.5}]},
+    {"transaction": "browse", "steps": [{"get": "/"}, {"think": "1s"}]},
+    {"rendezvous": "sale"},
+    {"if": "{{ x == 2 }}", "then": [{"get": "/a"}], "else": [{"think": "1s"}]},
+    {"loop": 3, "steps": [{"get": "/"}]},
+]
+
+
+def test_every_step_kind_lrun_accepts_the_schema_accepts(tmp_path) -> None:
+    import jsonschema
+
+    from runner.scenario import load_scenario
+
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    for step in EVERY_STEP_KIND:
+        data = {"host": "demo", "variables": {"x": 1}, "users": {"u": {"sequence": [step]}}}
+        path = tmp_path / "s.json"
+        path.write_text(json.dumps(data))
+        load_scenario(path)  # lrun accepts it (raises otherwise)
+        assert [e.message for e in validator.iter_errors(data)] == [], step
+    tasks = {"host": "demo", "users": {"u": {"tasks": [{"get": "/", "weight": 2, "think": "1s"}]}}}
+    assert not list(validator.iter_errors(tasks))
+    for wrong in ({"think": "1s", "hedaers": {}}, {"get": "/", "post": "/"}):
+        assert list(validator.iter_errors({"users": {"u": {"sequence": [wrong]}}})), wrong
+
+
+def test_every_scenario_lrun_accepts_the_schema_accepts() -> None:
+    """Every example and test scenario that is a whole scenario (not a fragment) and that lrun validates."""
+    import jsonschema
+
+    from runner.errors import ScenarioError
+    from runner.scenario import find_scenarios, load_scenario
+
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    checked = 0
+    for path in find_scenarios([SCENARIOS, ROOT / "tests"]):
+        try:
+            load_scenario(path)
+        except ScenarioError:
+            continue  # broken on purpose, or a fragment
+        data = yaml.safe_load(path.read_text()) if path.suffix != ".json" else json.loads(path.read_text())
+        if "include" in data:
+            continue  # its keys are completed by the files it includes
+        assert [e.message for e in validator.iter_errors(data)] == [], path
+        checked += 1
+    assert checked >= 10

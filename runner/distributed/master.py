@@ -730,7 +730,8 @@ def cluster(
             demo_url,
         )
     log.info("master listening on %s:%d", "*" if bind_host in ("*", "0.0.0.0") else bind_host, port)
-    level = "DEBUG" if settings.loglevel.upper() == "DEBUG" else "WARNING"  # workers' own log: problems only
+    # the workers' own log: errors only (their warnings reach this master, which says each once)
+    level = "DEBUG" if settings.loglevel.upper() == "DEBUG" else "ERROR"
     workers = LocalWorkers(
         local,
         port=port,

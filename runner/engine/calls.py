@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from gevent import GreenletExit
 
-from runner.engine.flow import FlowSignal
+from runner.engine.flow import FlowSignal, StopUser
 from runner.http.response import Response
 
 if TYPE_CHECKING:
@@ -98,7 +98,11 @@ class Client:
         self, method: str, url: str, *, name: str | None = None, ok_status: Any = None, **kwargs: Any
     ) -> Response:
         user = self._user
+        if user.past_deadline():  # the run is over: nothing more is sent
+            raise StopUser("the run's deadline passed")
         response = user.session.request(method.upper(), url, **kwargs)
+        if user.past_deadline():  # the run ended while it was under way: cut off, not counted
+            raise StopUser("the run's deadline passed")
         failure = None
         if not response.status or response.error:  # no response, or one past max_redirects …
             failure = response.error or "no response"

@@ -209,14 +209,14 @@ def validation_junit(files: Sequence[dict[str, Any]], *, strict: bool = False) -
     )
     for file in files:
         problems = file["problems"]
-        counted = [p for p in problems if p["severity"] == "error" or strict]
+        counted = [p for p in problems if p["severity"] == "error" or (strict and p["severity"] != "info")]
         lines = [p["text"] for p in problems]
         first = counted[0] if counted else None
         message = f"{first['line']}:{first['col']}: {first['message']}" if first else None
         if first and len(counted) > 1:
             message += f" (and {len(counted) - 1} more)"
         suite.case(file["path"], failure=message, kind="ScenarioInvalid", detail="\n".join(lines))
-        suite.out += [p["text"] for p in problems if p["severity"] != "error" and not strict]
+        suite.out += [p["text"] for p in problems if p not in counted]
     return _document("lrun validate", [suite])
 
 
