@@ -35,7 +35,7 @@ class CountingStats:
         self.errors = 0
         self.first_failure: str | None = None
 
-    def log(self, method: str, name: str, ms: float, size: int, failure: str | None) -> None:
+    def log(self, method: str, name: str, ms: float, size: int, failure: str | None, retries: int = 0) -> None:
         self.requests += 1
         if failure is not None:
             self.failures += 1
@@ -58,6 +58,7 @@ def main() -> int:
 
     from runner.compiler import CompileOptions, compile_scenario
     from runner.engine.runner import LocalRunner
+    from runner.engine.state import RunState
     from runner.scenario import load_scenario
 
     cpus = sorted(os.sched_getaffinity(0))
@@ -68,9 +69,10 @@ def main() -> int:
             nginx = Nginx(children, Path(tmp), nginx_cpu)
             os.sched_setaffinity(0, {gen_cpu})
             loaded = load_scenario(str(BENCH / f"{args.scenario}.yaml"))
-            classes = compile_scenario(loaded, CompileOptions(host=nginx.url)).user_classes
+            compiled = compile_scenario(loaded, CompileOptions(host=nginx.url))
+            classes = compiled.user_classes
             stats = CountingStats()
-            runner = LocalRunner(classes, stats)
+            runner = LocalRunner(classes, stats, run_state=RunState.fresh(compiled.checkpoints))
             profile = cProfile.Profile() if args.profile else None
             before = nginx.requests()
             wall, cpu = time.perf_counter(), time.process_time()

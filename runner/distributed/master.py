@@ -51,6 +51,7 @@ from runner.distributed.security import (
 )
 from runner.engine.dispatch import assign, distribute
 from runner.engine.runner import LoadShape, State
+from runner.engine.state import RunState
 from runner.errors import RunError
 from runner.events import Events
 from runner.scenario import LoadedScenario
@@ -192,8 +193,10 @@ class MasterRunner(LoadShape):
         transactions: Any = None,
         on_stopping: Callable[[], None] | None = None,
         request_hook: Any = None,  # requests are made (and hooked) on the workers
+        run_state: RunState | None = None,
     ) -> None:
         self.classes = list(classes)
+        self.run_state = run_state or RunState()  # the workers' checkpoint counts merge here
         self.transactions = transactions  # TransactionStats: the workers' transaction deltas go here
         self.on_stopping = on_stopping
         self.compiled: CompiledScenario | None = None  # its pools and rendezvous are the cluster's
@@ -513,8 +516,8 @@ class MasterRunner(LoadShape):
             self.stats.merge(report.stats)
             if report.transactions is not None and self.transactions is not None:
                 self.transactions.merge(report.transactions)
-            if report.checks and self.compiled is not None:
-                self.compiled.add_checks(report.checks)
+            if report.checks:
+                self.run_state.checks.merge(report.checks)
         except (ValueError, TypeError) as exc:
             self._drop(worker.identity, f"statistics that do not merge: {exc}")
             return
