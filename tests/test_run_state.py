@@ -88,3 +88,16 @@ def test_check_stats_send_deltas_and_merge_them() -> None:
         {"method": "GET", "name": "/a", "check": "status == 200", "passed": 4, "failed": 2},
         {"method": "GET", "name": "/b", "check": "status == 200", "passed": 0, "failed": 1},
     ]
+
+
+def test_settings_are_frozen() -> None:
+    import dataclasses
+
+    import pytest
+
+    from runner.config import resolve
+
+    settings = resolve({"users": 3})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.run_time = 5.0  # type: ignore[misc]
+    assert (settings.users, settings.sources["users"]) == (3, "command line")
