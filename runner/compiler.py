@@ -49,8 +49,10 @@ from runner.stats.checks import CheckKey
 Render = Callable[[Mapping[str, Any]], Any]
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompiledScenario:
+    """What compiling made; frozen, since a run keeps what it changes in its own ``RunState``."""
+
     name: str
     user_classes: list[type[VirtualUser]]
     pools: dict[str, Pool] = field(default_factory=dict)
@@ -518,7 +520,8 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
         for name, spec in (scenario.pools or {}).items()
     }
     shared = _Shared(files_base, pools, {}, loaded.script)
-    compiled = CompiledScenario(loaded.name, [], pools, shared.points, script=loaded.script)
+    user_classes: list[type[VirtualUser]] = []
+    phases: dict[str, type[VirtualUser]] = {}
     scenario_host = _resolve_host(options.host or scenario.host, options)
     with templating.functions(template_functions(loaded.script)), templating.limits(scenario.templates.max_output):
         for name, user in scenario.users.items():
@@ -545,7 +548,7 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
                 "weight": user.weight,
                 "fixed_count": user.count,
             }
-            compiled.user_classes.append(_user_class(name, http, ctx, attributes))
+            user_classes.append(_user_class(name, http, ctx, attributes))
         for phase in ("setup", "teardown"):
             steps = getattr(scenario, phase)
             if steps:
@@ -557,9 +560,17 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
                     "make_variables": staticmethod(_variables(scenario, None)),
                     "on_start_program": program,
                 }
-                setattr(compiled, phase, _user_class(phase, http, ctx, attributes))
-    compiled.checkpoints = tuple(shared.checkpoints)
-    return compiled
+                phases[phase] = _user_class(phase, http, ctx, attributes)
+    return CompiledScenario(
+        loaded.name,
+        user_classes,
+        pools,
+        shared.points,
+        setup=phases.get("setup"),
+        teardown=phases.get("teardown"),
+        script=loaded.script,
+        checkpoints=tuple(shared.checkpoints),
+    )
 
 
 def _user_class(name: str, http: HttpSettings, ctx: _Context, attributes: dict[str, Any]) -> type[VirtualUser]:
