@@ -59,6 +59,7 @@ def main() -> int:
 
     from runner.compiler import CompileOptions, compile_scenario
     from runner.engine.runner import LocalRunner
+    from runner.engine.state import RunState
     from runner.scenario import load_scenario
 
     cpus = sorted(os.sched_getaffinity(0))
@@ -70,9 +71,10 @@ def main() -> int:
             os.sched_setaffinity(0, {gen_cpu})
             loaded = load_scenario(str(BENCH / f"{'plain' if args.scenario == 'https' else args.scenario}.yaml"))
             host = nginx.tls_url if args.scenario == "https" else nginx.url
-            classes = compile_scenario(loaded, CompileOptions(host=host)).user_classes
+            compiled = compile_scenario(loaded, CompileOptions(host=host))
+            classes = compiled.user_classes
             stats = CountingStats()
-            runner = LocalRunner(classes, stats)
+            runner = LocalRunner(classes, stats, run_state=RunState.fresh(compiled.checkpoints))
             profile = cProfile.Profile() if args.profile else None
             before = nginx.requests()
             wall, cpu = time.perf_counter(), time.process_time()

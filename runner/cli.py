@@ -232,7 +232,7 @@ def run(
         settings = resolve(options, config=config, scenario_load=loaded.model.load.model_dump() if loaded else None)
     except LrunError as exc:
         _fail(f"lrun: {exc}")
-    _roles(settings, exit_with_parent)
+    settings = _roles(settings, exit_with_parent)
     _web_flags(settings, headless)
     try:
         check_outputs(settings)  # before any load: a typo in a path must not cost the whole test
@@ -305,18 +305,21 @@ def _check_load(model: Any, settings: Any) -> None:
                 _fail(f"lrun: {option}: no user type or task of the scenario has the tag '{tag}' ({hint})")
 
 
-def _roles(settings: Any, local_child: bool) -> None:
+def _roles(settings: Any, local_child: bool) -> Any:
     """--master / --worker / --processes together: the command line wins over the environment and files."""
+    from dataclasses import replace
+
     if settings.master and settings.worker:
         from_cli = [name for name in ("master", "worker") if settings.sources.get(name) == "command line"]
         if len(from_cli) != 1:
             _fail("lrun: --master and --worker: a process is one or the other")
-        setattr(settings, "worker" if from_cli == ["master"] else "master", False)
+        settings = replace(settings, **{"worker" if from_cli == ["master"] else "master": False})
     if local_child:  # a worker started by --processes never starts workers of its own
-        settings.processes = None
+        settings = replace(settings, processes=None)
     for name in ("users", "spawn_rate", "run_time") if settings.worker else ():
         if settings.sources.get(name) == "command line":
             click.echo(f"lrun: --{name.replace('_', '-')} is the master's to decide; this worker ignores it", err=True)
+    return settings
 
 
 def _run_worker(scenario: str | None, settings: Any, exit_with_parent: bool) -> None:

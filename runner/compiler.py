@@ -44,12 +44,15 @@ from runner.scenario.model import (
     User,
 )
 from runner.scripting import Script, ScriptError, describe, template_functions
+from runner.stats.checks import CheckKey
 
 Render = Callable[[Mapping[str, Any]], Any]
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompiledScenario:
+    """What compiling made; frozen, since a run keeps what it changes in its own ``RunState``."""
+
     name: str
     user_classes: list[type[VirtualUser]]
     pools: dict[str, Pool] = field(default_factory=dict)
@@ -57,48 +60,7 @@ class CompiledScenario:
     setup: type[VirtualUser] | None = None  # a one-off user whose on_start is the scenario's setup steps
     teardown: type[VirtualUser] | None = None
     script: Script | None = None
-    checks: list[CheckTally] = field(default_factory=list)
-
-    reported_checks: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)  # from workers
-
-    def check_results(self) -> list[dict[str, Any]]:
-        """Checkpoint verdicts by request and checkpoint (this process's and the workers'), for the results."""
-        merged: dict[tuple[str, str, str], list[int]] = {k: list(v) for k, v in self.reported_checks.items()}
-        for tally in self.checks:
-            counts = merged.setdefault((tally.method, tally.name, tally.check), [0, 0])
-            counts[0] += tally.counts[0]
-            counts[1] += tally.counts[1]
-        return [
-            {"method": m, "name": n, "check": c, "passed": ok, "failed": bad}
-            for (m, n, c), (ok, bad) in merged.items()
-            if ok or bad
-        ]
-
-    def check_deltas(self) -> list[list[Any]]:
-        """Verdicts since the last call, as ``[method, name, check, passed, failed]`` rows (a worker's report)."""
-        rows = []
-        for tally in self.checks:
-            passed, failed = tally.counts[0] - tally.sent[0], tally.counts[1] - tally.sent[1]
-            if passed or failed:
-                rows.append([tally.method, tally.name, tally.check, passed, failed])
-                tally.sent[:] = tally.counts
-        return rows
-
-    def add_checks(self, rows: list[list[Any]]) -> None:
-        """Add a worker's ``check_deltas``."""
-        for method, name, check, passed, failed in rows:
-            counts = self.reported_checks.setdefault((str(method), str(name), str(check)), [0, 0])
-            counts[0] += int(passed)
-            counts[1] += int(failed)
-
-
-@dataclass(slots=True)
-class CheckTally:
-    method: str
-    name: str
-    check: str
-    counts: list[int]  # [passed, failed]
-    sent: list[int] = field(default_factory=lambda: [0, 0])  # counts already reported to a master
+    checkpoints: tuple[CheckKey, ...] = ()  # (method, name, check) by counter slot: see runner.stats.checks
 
 
 @dataclass(frozen=True)
@@ -157,7 +119,7 @@ class _Shared:
     pools: dict[str, Pool]
     points: dict[str, RendezvousPoint]
     script: Script | None
-    checks: list[CheckTally] = field(default_factory=list)
+    checkpoints: list[CheckKey] = field(default_factory=list)
     loop_ids: itertools.count = field(default_factory=itertools.count)
 
 
@@ -187,9 +149,9 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
     # a request that cannot be rendered is not sent; the first checkpoint's on_fail that says more than
     # "continue" decides what follows, as it would have for a failed response
     on_render_error = next((s for s in signals if s is not None), None)
-    tallies = [CheckTally(method, name, c.description, [0, 0]) for c in checkpoints]
-    ctx.shared.checks.extend(tallies)
-    counts = [t.counts for t in tallies]
+    first = len(ctx.shared.checkpoints)  # this request's counters in the run's CheckStats
+    ctx.shared.checkpoints.extend((method, name, c.description) for c in checkpoints)
+    slots = range(first, first + len(checkpoints))
 
     def exchange(user: VirtualUser) -> FlowSignal | None:
         """Send, extract, check, report; the response dies with this frame, before any think time."""
@@ -243,7 +205,9 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
                 extracted[extractor.variable] = variables[extractor.variable]
         signal = None
         verdicts: list[tuple[str, str | None]] | None = [] if trace else None
-        for checkpoint, on_fail, tally in zip(checkpoints, signals, counts, strict=True):
+        counts = user.check_counts
+        for checkpoint, on_fail, slot in zip(checkpoints, signals, slots, strict=True):
+            tally = counts[slot]
             message = checkpoint.check(response, variables)
             if verdicts is not None:
                 verdicts.append((checkpoint.label(variables), message))
@@ -556,7 +520,8 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
         for name, spec in (scenario.pools or {}).items()
     }
     shared = _Shared(files_base, pools, {}, loaded.script)
-    compiled = CompiledScenario(loaded.name, [], pools, shared.points, script=loaded.script, checks=shared.checks)
+    user_classes: list[type[VirtualUser]] = []
+    phases: dict[str, type[VirtualUser]] = {}
     scenario_host = _resolve_host(options.host or scenario.host, options)
     with templating.functions(template_functions(loaded.script)), templating.limits(scenario.templates.max_output):
         for name, user in scenario.users.items():
@@ -583,7 +548,7 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
                 "weight": user.weight,
                 "fixed_count": user.count,
             }
-            compiled.user_classes.append(_user_class(name, http, ctx, attributes))
+            user_classes.append(_user_class(name, http, ctx, attributes))
         for phase in ("setup", "teardown"):
             steps = getattr(scenario, phase)
             if steps:
@@ -595,8 +560,17 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
                     "make_variables": staticmethod(_variables(scenario, None)),
                     "on_start_program": program,
                 }
-                setattr(compiled, phase, _user_class(phase, http, ctx, attributes))
-    return compiled
+                phases[phase] = _user_class(phase, http, ctx, attributes)
+    return CompiledScenario(
+        loaded.name,
+        user_classes,
+        pools,
+        shared.points,
+        setup=phases.get("setup"),
+        teardown=phases.get("teardown"),
+        script=loaded.script,
+        checkpoints=tuple(shared.checkpoints),
+    )
 
 
 def _user_class(name: str, http: HttpSettings, ctx: _Context, attributes: dict[str, Any]) -> type[VirtualUser]:

@@ -175,7 +175,7 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
 FROM_SCENARIO = ("users", "spawn_rate", "run_time", "iterations", "stop_timeout")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunSettings:
     users: int = 1
     spawn_rate: float = 1.0
@@ -309,7 +309,8 @@ def resolve(
     scenario_load: Mapping[str, Any] | None = None,
 ) -> RunSettings:
     """Merge every source into ``RunSettings``; a bad value names its source."""
-    settings = RunSettings()
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for name, (convert, default) in SETTINGS.items():
         candidates: list[tuple[str, Any]] = []
         if cli.get(name) is not None and cli.get(name) != ():
@@ -321,17 +322,17 @@ def resolve(
         if scenario_load and name in FROM_SCENARIO and scenario_load.get(name) is not None:
             candidates.append(("scenario load", scenario_load[name]))
         if not candidates:
-            setattr(settings, name, default)
-            settings.sources[name] = "default"
+            values[name] = default
+            sources[name] = "default"
             continue
         source, value = candidates[0]
         try:
-            setattr(settings, name, convert(value) if value is not None else None)
+            values[name] = convert(value) if value is not None else None
         except (TypeError, ValueError) as exc:
             option = "--" + name.replace("_", "-")
             raise LrunError(f"{option} from {source}: {exc}") from None
-        settings.sources[name] = source
-    return settings
+        sources[name] = source
+    return RunSettings(**values, sources=sources)  # frozen: a run reads its settings, never writes them
 
 
 def load_given_by_user(settings: RunSettings) -> bool:

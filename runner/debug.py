@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from runner.engine.flow import FlowSignal, StopTest
+from runner.engine.state import RunState
 from runner.engine.user import RequestResult, Transaction, VirtualUser
 from runner.scripting import ScriptError
 
@@ -104,9 +105,9 @@ def debug_users(
     ``variables`` (what hooks prepared) go to every user. Rendezvous points let users pass at once here.
     """
     shared = dict(variables or {})
+    runtime.run_state = RunState(setup_vars=shared)  # the setup's variables join it
     if setup is not None:
         runtime.echo(runtime._style("setup", bold=True))
-        setup.setup_vars = shared
         user = setup(runtime, 0)
         try:
             user.run(iterations=0)
@@ -115,8 +116,6 @@ def debug_users(
             return False
         shared.update({k: v for k, v in user.vars.items() if k not in ("user_id", "user_type", "iteration", "host")})
         runtime.echo("")
-    for cls in classes:
-        cls.setup_vars = shared
     for number, cls in enumerate(classes, start=1):
         runtime.echo(runtime._style(f"user {cls.type_name} (host {cls.host})", bold=True))
         user = cls(runtime, number)

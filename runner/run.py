@@ -28,6 +28,7 @@ from runner.engine.arrivals import ArrivalRunner, RateStage
 from runner.engine.flow import StopTest
 from runner.engine.runner import LocalRunner, Stage
 from runner.engine.saturation import Saturation
+from runner.engine.state import RunState
 from runner.engine.user import VirtualUser
 from runner.errors import LrunError
 from runner.events import Events
@@ -172,7 +173,7 @@ def _sampler(live: Live) -> Callable[[], None]:
             ratio = total.num_failures / requests if requests else 0.0
             line = console.progress_line(
                 now - live.started,
-                live.settings.run_time,
+                live.runner.run_state.run_time,
                 live.runner.user_count,
                 total.current_rps(now - live.lag),
                 ratio,
@@ -295,6 +296,7 @@ def runner_hooks(live: Live, compiled: CompiledScenario) -> dict[str, Any]:
             point.release_all("stopping")
 
     return {
+        "run_state": RunState.fresh(compiled.checkpoints),  # fresh per test: counts and variables start empty
         "stop_timeout": live.settings.stop_timeout,
         "on_spawned": spawned,
         "on_warning": live.warn,
@@ -344,7 +346,10 @@ def _drive(
     closed_by_user = load_given_by_user(settings)  # -u or -t replace the scenario's stages
     _bind_rendezvous(compiled, settings, live, model)
     saturation = live.saturation = runner.saturation = Saturation(live.warn)
-    env = HookEnvironment(loaded.name, settings.host or model.host or "", settings, {}, live.stats, runner)
+    state = runner.run_state
+    env = HookEnvironment(
+        loaded.name, settings.host or model.host or "", settings, state.setup_vars, live.stats, runner
+    )
     once = Once(OnceRuntime(live), env.variables)
     for target in live.monitor.missing():
         live.warn(f"monitor: no process {target.label} is running now (looked for again every few seconds)")
@@ -371,9 +376,6 @@ def _drive(
     _hook(script, "on_init", env, live)
     if compiled.setup is not None and (failure := once.run(compiled.setup, "setup")):
         runner.stop(failure)
-    for cls in (*compiled.user_classes, compiled.teardown):
-        if cls is not None:
-            cls.setup_vars = env.variables
     _hook(script, "on_test_start", env, live)
     share = getattr(runner, "share_variables", None)  # a master sends them to its workers
     if share is not None:
@@ -401,7 +403,7 @@ def _drive(
         log.info("starting %d users at %g/s", settings.users, settings.spawn_rate)
         runner.start(settings.users, settings.spawn_rate, settings.run_time)
         run_time = settings.run_time
-    settings.run_time = run_time
+    state.run_time = run_time  # the settings stay as given
 
     tasks = [_every(1.0, _sampler(live)), _every(TRIM_EVERY, TRIM_HEAP)]
     saturation.lag.start()
@@ -431,7 +433,7 @@ def _drive(
     transactions.sample(end - live.lag, runner.user_count)
     extra = {
         "transactions": transaction_results(transactions, end - max(live.started, transactions.start_time)),
-        "checks": compiled.check_results(),
+        "checks": state.checks.results(),
         "rendezvous": [p.gate.summary() for p in compiled.rendezvous.values()],
         "pools": [p.summary() for p in compiled.pools.values() if any(p in c.pools for c in all_classes(compiled))],
         "saturation": saturation.results(),
@@ -487,6 +489,10 @@ class OnceRuntime:
     def __init__(self, live: Live) -> None:
         self.live = live
 
+    @property
+    def run_state(self) -> RunState:
+        return self.live.runner.run_state
+
     def on_request(self, user: VirtualUser, result: Any) -> None:
         self.live.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure, result.retries)
 
@@ -519,7 +525,6 @@ class Once:
     def run(self, cls: type[VirtualUser], phase: str) -> str | None:
         """Run ``cls``'s on_start program; a message when it stopped the test or failed."""
         log.info("%s: %d step(s)", phase, len(cls.on_start_program))
-        cls.setup_vars = self.variables
         user = cls(self.runtime, 0)
         greenlet = gevent.spawn(user.run, 0)
         self._current = (greenlet, phase)

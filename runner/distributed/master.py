@@ -46,6 +46,7 @@ from runner.distributed.services import Services
 from runner.distributed.transport import Endpoint, peer_name
 from runner.engine.dispatch import distribute
 from runner.engine.runner import LoadShape, State
+from runner.engine.state import RunState
 from runner.errors import RunError
 from runner.events import Events
 from runner.scenario import LoadedScenario
@@ -102,8 +103,10 @@ class MasterRunner(LoadShape):
         transactions: Any = None,
         on_stopping: Callable[[], None] | None = None,
         request_hook: Any = None,  # requests are made (and hooked) on the workers
+        run_state: RunState | None = None,
     ) -> None:
         self.classes = list(classes)
+        self.run_state = run_state or RunState()  # the workers' checkpoint counts merge here
         self.transactions = transactions  # TransactionStats: the workers' transaction deltas go here
         self.on_stopping = on_stopping
         self.compiled: CompiledScenario | None = None  # its pools and rendezvous are the cluster's
@@ -362,8 +365,8 @@ class MasterRunner(LoadShape):
             self.stats.merge(report.stats)
             if report.transactions is not None and self.transactions is not None:
                 self.transactions.merge(report.transactions)
-            if report.checks and self.compiled is not None:
-                self.compiled.add_checks(report.checks)
+            if report.checks:
+                self.run_state.checks.merge(report.checks)
         except (ValueError, TypeError) as exc:
             self.drop(worker.identity, f"statistics that do not merge: {exc}")
             return
@@ -594,6 +597,7 @@ class MasterRunner(LoadShape):
         self.names = [c.type_name for c in self.classes]
         self.compiled, self.stats = compiled, stats
         self.transactions = hooks.get("transactions")
+        self.run_state = hooks.get("run_state") or RunState()  # this test's checkpoint counts
         self.stop_timeout = hooks.get("stop_timeout", 0.0)
         self.on_spawned, self.on_stopping = hooks.get("on_spawned"), hooks.get("on_stopping")
         self.warn = hooks.get("on_warning") or log.warning

@@ -41,10 +41,12 @@ from runner.distributed import protocol as p
 from runner.distributed.security import Keys, WorkerEnv
 from runner.distributed.transport import Endpoint
 from runner.engine.saturation import Saturation
+from runner.engine.state import RunState
 from runner.errors import LrunError, RunError
 from runner.pools import RemoteRows
 from runner.scripting import request_hook
 from runner.stats import TransactionStats
+from runner.stats.checks import CheckStats
 
 log = logging.getLogger("lrun")
 
@@ -323,7 +325,7 @@ class WorkerRunner:
         seconds = self.welcome is not None and self.welcome.entry_seconds  # each row's seconds: its own charts
         delta = self.stats.delta(entry_seconds=seconds)
         transactions = self.transactions.delta(entry_seconds=seconds)
-        checks = self.compiled.check_deltas()
+        checks = self.runner.run_state.checks.deltas() if self.runner is not None else []
         changed = delta["entries"] or delta["errors"]["failures"] or delta["errors"]["exceptions"]
         if final or changed or transactions["entries"] or checks:
             self._report_seq += 1
@@ -424,8 +426,6 @@ class WorkerRunner:
             return
         if self.runner is None:
             assert self.welcome is not None
-            for cls in self.classes:  # what the master's setup steps defined
-                cls.setup_vars = spawn.variables
             self.runner = LocalRunner(
                 self.classes,
                 self.stats,
@@ -436,6 +436,7 @@ class WorkerRunner:
                 transactions=self.transactions,
                 on_stopping=self._release_waiters,
                 request_hook=request_hook(self.compiled.script, self._warn),
+                run_state=RunState(CheckStats(self.compiled.checkpoints), dict(spawn.variables)),  # master's setup
             )
             self.runner.started_at = time.time()
             self._local_id = self.runner.take_id

@@ -20,6 +20,7 @@ from gevent.pool import Group
 
 from runner.engine.dispatch import distribute, spawn_order
 from runner.engine.saturation import Saturation
+from runner.engine.state import RunState
 from runner.engine.user import RequestResult, Transaction, VirtualUser
 from runner.http.unreachable import Unreachable
 
@@ -145,8 +146,10 @@ class LocalRunner(LoadShape):
         transactions: TransactionSink | None = None,
         on_stopping: Callable[[], None] | None = None,
         request_hook: Callable[[VirtualUser, RequestResult], None] | None = None,
+        run_state: RunState | None = None,
     ) -> None:
         self.classes = list(classes)
+        self.run_state = run_state or RunState()  # what this test changes: checkpoint counts, setup variables
         self.stats = stats
         self.transactions = transactions
         self.on_stopping = on_stopping  # the test begins to stop (release rendezvous waiters …)

@@ -19,6 +19,7 @@ from gevent import GreenletExit
 from runner.engine.calls import Client, Measure, RequestResult, report
 from runner.engine.flow import FlowSignal, StopIteration_, StopTest, StopUser
 from runner.http.session import HttpSession
+from runner.stats.checks import SCRATCH
 
 Step = Callable[["VirtualUser"], int | None]  # returns None, or a jump: how many items to skip (or go back)
 
@@ -103,7 +104,6 @@ class VirtualUser:
     on_stop_program: ClassVar[Program] = ()
 
     pools: ClassVar[tuple[Any, ...]] = ()  # the data pools this user type reads (runner.pools.Pool)
-    setup_vars: ClassVar[dict[str, Any]] = {}  # what the scenario's setup steps defined
 
     __slots__ = (
         "_iteration_start",
@@ -112,6 +112,7 @@ class VirtualUser:
         "_phase",
         "_program",
         "_stop_test",
+        "check_counts",
         "deadline",
         "greenlet",
         "iteration",
@@ -130,6 +131,9 @@ class VirtualUser:
     def __init__(self, runtime: Runtime, user_id: int) -> None:
         self.runtime = runtime
         self.user_id = user_id
+        state = getattr(runtime, "run_state", None)  # what the run owns: checkpoint counters, setup variables
+        # a runner given no RunState for the compiled scenario (a probe, a test) counts verdicts nowhere
+        self.check_counts = state.checks.counts if state is not None and state.checks.keys else SCRATCH
         self.iteration = 0
         self.stopping = False
         self.deadline = INF  # time.monotonic() from which this user may begin nothing (``advance`` sets it)
@@ -150,7 +154,7 @@ class VirtualUser:
             "user_type": self.type_name,
             "iteration": 0,
             "host": self.host,
-            **self.setup_vars,
+            **(state.setup_vars if state is not None else {}),
         }
         self.make_variables(self.vars)
         self.session = HttpSession(

@@ -98,7 +98,7 @@ class OtelExport:
 
         def checkpoints(options: CallbackOptions) -> Iterable[Observation]:
             out = []
-            for row in compiled.check_results():
+            for row in live.runner.run_state.checks.results() if live.runner is not None else []:
                 base = {"http.request.method": row["method"], "lrun.name": row["name"], "lrun.check": row["check"]}
                 out.append(Observation(row["passed"], {**base, "result": "passed"}))
                 out.append(Observation(row["failed"], {**base, "result": "failed"}))

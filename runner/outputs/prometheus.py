@@ -103,7 +103,8 @@ class RunCollector(Collector):
             "lrun_checkpoints", "Checkpoint verdicts, by request, checkpoint and result.",
             labels=["method", "name", "check", "result"],
         )  # fmt: skip
-        for row in self.compiled.check_results():
+        runner = self.live.runner
+        for row in runner.run_state.checks.results() if runner is not None else []:
             checks.add_metric([row["method"], row["name"], row["check"], "passed"], row["passed"])
             checks.add_metric([row["method"], row["name"], row["check"], "failed"], row["failed"])
         yield checks

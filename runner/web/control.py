@@ -436,7 +436,7 @@ class Controller:
                 "transactions": transaction_results(
                     live.transactions, now - max(live.started, live.transactions.start_time)
                 ),
-                "checks": compiled.check_results(),
+                "checks": runner.run_state.checks.results(),
                 "rendezvous": [p.gate.summary() for p in compiled.rendezvous.values()],
                 "pools": [
                     p.summary() for p in compiled.pools.values() if any(p in c.pools for c in all_classes(compiled))

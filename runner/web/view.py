@@ -137,7 +137,7 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
         "thresholds": thresholds,
         "errors": live.stats.errors.failure_list()[:100],
         "exceptions": live.stats.errors.exception_list()[:50],
-        "checks": compiled.check_results(),
+        "checks": runner.run_state.checks.results() if runner is not None else [],
         "rendezvous": [
             {**point.gate.summary(), "waiting": point.gate.waiting, "enabled": point.enabled}
             for point in compiled.rendezvous.values()
