@@ -187,10 +187,10 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
             raise StopUser("the run's deadline passed")
         failure: str | None = None
         missing: str | None = None
-        extracted = {} if trace else None
+        extracted = {} if trace else None  # type: ignore[var-annotated]
         warnings: list[str] | None = [] if trace else None
         for extractor in extractors:
-            message = extractor.extract(response, variables, user.session.cookies)
+            message = extractor.extract(response, variables, user.session.cookies)  # type: ignore[assignment]
             if message is None:
                 if extracted is not None:
                     extracted[extractor.variable] = variables.get(extractor.variable)
@@ -208,7 +208,7 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
         counts = user.check_counts
         for checkpoint, on_fail, slot in zip(checkpoints, signals, slots, strict=True):
             tally = counts[slot]
-            message = checkpoint.check(response, variables)
+            message = checkpoint.check(response, variables)  # type: ignore[assignment]
             if verdicts is not None:
                 verdicts.append((checkpoint.label(variables), message))
             if message is None:

@@ -60,7 +60,7 @@ class TraceRuntime:
             self.echo(f"      saved {variable} = {_short(value)}")
         for message in result.trace_warnings or []:
             self.echo(self._style(f"      warning: {message}", fg="yellow"))
-        for description, message in result.trace_checks or []:
+        for description, message in result.trace_checks or []:  # type: ignore[assignment]
             if message is None:
                 self.echo(f"      {self._style('ok  ', fg='green')} {description}")
             else:
@@ -105,7 +105,7 @@ def debug_users(
     ``variables`` (what hooks prepared) go to every user. Rendezvous points let users pass at once here.
     """
     shared = dict(variables or {})
-    runtime.run_state = RunState(setup_vars=shared)  # the setup's variables join it
+    runtime.run_state = RunState(setup_vars=shared)  # type: ignore[attr-defined]  # the setup's variables join it
     if setup is not None:
         runtime.echo(runtime._style("setup", bold=True))
         user = setup(runtime, 0)

@@ -478,7 +478,7 @@ class ResourceRule:
         values = [v for v in values if v is not None]
         if not values:
             return None
-        worst = max(values)
+        worst = max(values)  # type: ignore[type-var]
         return worst if key == "cpu_percent" else memory(worst)
 
     def _remote_value(self, sample: dict[str, Any]) -> float | None:

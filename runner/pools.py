@@ -86,7 +86,7 @@ class CsvData:
         self.path = path
         self.encoding_name = encoding
         self.encoding = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
-        self._dialect = {"delimiter": delimiter, "quotechar": quote, "strict": True}
+        self._dialect: dict[str, Any] = {"delimiter": delimiter, "quotechar": quote, "strict": True}
         try:
             self._data = path.read_bytes()
         except OSError as exc:

@@ -635,7 +635,7 @@ def _open_model_results(runner: Any, duration: float) -> dict[str, Any]:
     """Arrival counts, and each entry's response times measured from the intended start."""
     if not isinstance(runner, ArrivalRunner):
         return {}
-    snapshot = runner.intended.snapshot(duration=max(1e-9, duration), histograms=False)
+    snapshot = runner.intended.snapshot(duration=max(1e-9, duration), histograms=False)  # type: ignore[attr-defined]
     fields = ("avg_ms", "max_ms", "median_ms", "percentiles")
     return {
         "arrivals": runner.arrivals.as_dict(),

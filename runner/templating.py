@@ -219,7 +219,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             if name in _GROWING_METHODS:
                 _over(limit, max(numbers, default=0), name)
             elif name == "expandtabs":
-                _over(limit, len(owner) + owner.count("\t") * max(numbers, default=8), name)
+                _over(limit, len(owner) + owner.count("\t") * max(numbers, default=8), name)  # type: ignore[arg-type]
             elif name == "replace" and len(args) >= 2 and _size(args[0]) >= 0:
                 old, new = args[0], args[1]
                 times = owner.count(old) if old else len(owner) + 1
@@ -229,7 +229,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                 _over(limit, sum(map(_size, items)) + len(owner) * max(0, len(items) - 1), name)
                 args = (items, *args[1:])
             elif name in ("format", "format_map"):
-                _check_format(limit, owner, kwargs or (args[0] if name == "format_map" and args else args), name)
+                _check_format(limit, owner, kwargs or (args[0] if name == "format_map" and args else args), name)  # type: ignore[arg-type]
         elif target is generate_lorem_ipsum:
             n = args[0] if args else kwargs.get("n", 5)
             high = args[3] if len(args) > 3 else kwargs.get("max", 100)

@@ -287,7 +287,7 @@ class WorkerRunner:
         result: AsyncResult = AsyncResult()
         self._pending[request_id] = result
         try:
-            self._send(dataclasses.replace(message, request_id=request_id))  # type: ignore[type-var]
+            self._send(dataclasses.replace(message, request_id=request_id))  # type: ignore[call-arg,type-var]
             reply = result.get(timeout=timeout)
         except gevent.Timeout:
             raise RequestError(f"no answer from the master to {message.KIND} within {timeout:g}s") from None

@@ -156,10 +156,10 @@ class VirtualUser:
             "host": self.host,
             **(state.setup_vars if state is not None else {}),
         }
-        self.make_variables(self.vars)
+        self.make_variables(self.vars)  # type: ignore[call-arg,misc]
         self.session = HttpSession(
             self.host,
-            headers=self.make_headers(self.vars),
+            headers=self.make_headers(self.vars),  # type: ignore[call-arg,misc]
             connect_timeout=self.http.connect_timeout,
             timeout=self.http.timeout,
             max_redirects=self.http.max_redirects,
@@ -282,7 +282,7 @@ class VirtualUser:
                 self.iteration += 1
                 self.vars["iteration"] = self.iteration
                 self._iteration_start = time.monotonic()
-                self._enter(ITERATING, self.pick_iteration())
+                self._enter(ITERATING, self.pick_iteration())  # type: ignore[misc]
             else:
                 self._enter(ON_STOP, self.on_stop_program)
             return True

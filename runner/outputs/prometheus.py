@@ -144,7 +144,7 @@ class RunCollector(Collector):
             yield states
 
         resources = live.monitor.last or {}
-        for key, metric, text in (
+        for key, metric, text in (  # type: ignore[assignment]
             ("process_cpu_percent", "lrun_generator_cpu_percent", "lrun's own CPU, in % of one core."),
             ("system_cpu_percent", "lrun_system_cpu_percent", "CPU of lrun's machine, in % of all cores."),
         ):

@@ -210,7 +210,7 @@ def line_chart(
             continue
         d = []
         pen_up = True
-        for x, y in downsample(sorted(line.points, key=lambda p: p[0]), buckets):
+        for x, y in downsample(sorted(line.points, key=lambda p: p[0]), buckets):  # type: ignore[assignment]
             if y is None:
                 pen_up = True
                 continue

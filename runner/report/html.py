@@ -216,9 +216,9 @@ def _resource_charts(resources: Any, origin: float) -> list[dict[str, Any]]:
         ]
 
     cpu = [Line("lrun", _series(points, "process_cpu_percent"))]
-    cpu += [Line(str(labels[s]), target(s, "cpu_percent"), style=i + 1) for i, s in enumerate(labels)]
+    cpu += [Line(str(labels[s]), target(s, "cpu_percent"), style=i + 1) for i, s in enumerate(labels)]  # type: ignore[arg-type]
     memory = [Line("lrun", _series(points, "process_rss_bytes"))]
-    memory += [Line(str(labels[s]), target(s, "rss_bytes"), style=i + 1) for i, s in enumerate(labels)]
+    memory += [Line(str(labels[s]), target(s, "rss_bytes"), style=i + 1) for i, s in enumerate(labels)]  # type: ignore[arg-type]
     machine_memory = []
     for p in points:
         used, total = p.get("system_memory_used_bytes"), p.get("system_memory_total_bytes")
@@ -390,7 +390,7 @@ def _summary(results: dict[str, Any]) -> list[dict[str, str]]:
         {"label": "peak users", "value": fmt_num(results.get("users_max"))},
         {"label": "received", "value": fmt_bytes(total.get("total_bytes"))},
     ]
-    return tiles
+    return tiles  # type: ignore[return-value]
 
 
 def _entry_row(entry: dict[str, Any]) -> dict[str, Any]:
@@ -465,7 +465,7 @@ def run_view(results: dict[str, Any]) -> dict[str, Any]:
             ("start", fmt_time(results.get("start"))),
             ("end", fmt_time(results.get("end"))),
             ("duration", fmt_duration(results.get("duration_s"))),
-            ("users", f"{fmt_num(results.get('users_max'))} at most" + _asked(load)),
+            ("users", f"{fmt_num(results.get('users_max'))} at most" + _asked(load)),  # type: ignore[arg-type]
             ("workers", f"{len(workers)} ({', '.join(str(w.get('host')) for w in workers[:6])})" if workers else "1"),
             ("stopped", results.get("stop_reason") or "—"),
             ("lrun", results.get("lrun_version") or "—"),

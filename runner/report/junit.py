@@ -116,7 +116,7 @@ def _threshold_text(verdict: dict[str, Any]) -> tuple[str, str]:
 def junit_xml(results: dict[str, Any]) -> str:
     """The JUnit XML document of a run (see the module docstring)."""
     total = results.get("total") or {}
-    common = {
+    common: dict[str, Any] = {
         "timestamp": _timestamp(results.get("start")),
         "hostname": socket.gethostname() or "localhost",
         "time": float(results.get("duration_s") or 0.0),
@@ -213,7 +213,7 @@ def validation_junit(files: Sequence[dict[str, Any]], *, strict: bool = False) -
         lines = [p["text"] for p in problems]
         first = counted[0] if counted else None
         message = f"{first['line']}:{first['col']}: {first['message']}" if first else None
-        if first and len(counted) > 1:
+        if message and len(counted) > 1:
             message += f" (and {len(counted) - 1} more)"
         suite.case(file["path"], failure=message, kind="ScenarioInvalid", detail="\n".join(lines))
         suite.out += [p["text"] for p in problems if p not in counted]

@@ -200,7 +200,7 @@ class Histogram:
                 keys, ns = list(map(int, counts.keys())), list(map(int, counts.values()))
             count = int(data["count"])
             parsed = (keys, ns, count, float(data["sum"]), float(data["sumsq"]))
-            parsed += (float(data["min"]), float(data["max"])) if count else (INF, -INF)
+            parsed += (float(data["min"]), float(data["max"])) if count else (INF, -INF)  # type: ignore[assignment]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a histogram: {exc!r}") from None
         if sum(ns) != count:

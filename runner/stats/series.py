@@ -130,7 +130,7 @@ class Series:
             last = len(data) - WIDTH
             data[last:] = array("d", _merge(data[last:], array("d", point)))
             return
-        data.extend(point)
+        data.extend(point)  # type: ignore[arg-type]
         if len(data) // WIDTH > self.max_points:
             self._halve()
 

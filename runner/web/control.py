@@ -11,6 +11,7 @@ workers stay connected between tests). The page reads ``snapshot()`` and never a
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -277,19 +278,19 @@ class Controller:
         problem = self.backend.ready_error()
         if problem:
             raise FormError({"form": problem})
-        settings = copy.deepcopy(self.base)
-        settings.sources = dict(self.base.sources)
+        sources, changes = dict(self.base.sources), {}
         weights: dict[str, int] = {}
         if form is not None:
             values = self.parse_form(form, starting=True)
             for name in ("users", "spawn_rate", "host", "run_time", "tags"):
                 if name in values and values[name] is not None:
-                    setattr(settings, name, values[name])
-                    settings.sources[name] = FORM_SOURCE
+                    changes[name] = values[name]
+                    sources[name] = FORM_SOURCE
             if "run_time" not in values:  # an empty run time: until stopped
-                settings.run_time = None
-            settings.sources["users"] = FORM_SOURCE  # the form's load replaces the scenario's stages
+                changes["run_time"] = None
+            sources["users"] = FORM_SOURCE  # the form's load replaces the scenario's stages
             weights = values["weights"]
+        settings = dataclasses.replace(copy.deepcopy(self.base), sources=sources, **changes)  # settings are frozen
         compiled = self._compile(settings, weights)
         live = Live(
             RequestStats(full_history=True, node="master" if self.backend.lag else "local"),
@@ -332,9 +333,12 @@ class Controller:
                     cls.fixed_count = weights[cls.type_name]
                 else:
                     cls.weight = weights[cls.type_name]
-        compiled.user_classes = [
-            c for c in compiled.user_classes if (c.fixed_count if c.fixed_count is not None else c.weight) > 0
-        ]
+        compiled = dataclasses.replace(  # a compiled scenario is frozen: this test's own, with the form's mix
+            compiled,
+            user_classes=[
+                c for c in compiled.user_classes if (c.fixed_count if c.fixed_count is not None else c.weight) > 0
+            ],
+        )
         if not compiled.user_classes:
             raise FormError({"tags": "no user type left to run: change the tags or the weights"})
         missing = [c.type_name for c in compiled.user_classes if not c.host]
@@ -361,7 +365,7 @@ class Controller:
     def set_users(self, users: int, spawn_rate: float | None) -> None:
         run = self._running()
         rate = spawn_rate if spawn_rate is not None else run.settings.spawn_rate
-        run.settings.spawn_rate = rate
+        run.settings = dataclasses.replace(run.settings, spawn_rate=rate)
         runner = run.live.runner  # type: ignore[union-attr]
         runner.set_users(users, rate)
         log.info("test %d: users set to %d at %g/s from the web UI", run.id, users, rate)
