@@ -76,11 +76,15 @@ def cli() -> None:
     \b
     Describe virtual users in a YAML scenario, then:
       lrun scenarios/quickstart.yaml    run the load test (same as lrun run ...)
+      lrun scenarios/quickstart.yaml --web
+                                        the same, steered from a web page (127.0.0.1:8089)
       lrun debug scenarios/quickstart.yaml
                                         one user, one iteration, every step shown
       lrun validate scenarios/          check scenarios (for CI)
       lrun report results.json -o report.html
                                         the HTML report of saved results
+      lrun import recording.har -o scenario.yaml
+                                        a browser recording to a correlated scenario
       lrun demo                         serve the built-in demo shop
       lrun schema [--results]           JSON Schema of the scenario language (or of the results file)
 
