@@ -214,5 +214,8 @@ monitor:
     assert verdicts["query[nodes_up] above 5"]["passed"] is True
     assert verdicts["host_memory[db] above 1MB for 6s"]["passed"] is False
     assert "Traceback" not in done.stderr
+    summary = done.stdout.split("Monitored servers (peak)", 1)[1]  # the end-of-run summary names each peak
+    assert "  db: cpu " in summary and " MiB of " in summary and "  junk: no data (" in summary
+    assert "  nodes_up: 1\n" in summary
     page = html.read_text()
     assert "Monitored hosts: CPU" in page and "no data from junk, gone" in page and "Prometheus queries" in page

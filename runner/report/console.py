@@ -131,6 +131,9 @@ def summary(results: Mapping[str, Any]) -> str:
     resources = results.get("resources")
     if resources and resources.get("series"):
         parts += ["", resource_summary(resources)]
+    remote = remote_summary(results.get("remote"))
+    if remote:
+        parts += ["", remote]
     thresholds = results.get("thresholds") or []
     resource_thresholds = results.get("resource_thresholds") or []
     if thresholds or resource_thresholds:
@@ -243,6 +246,28 @@ def resource_summary(resources: Mapping[str, Any]) -> str:
             f"memory {_mib(values.get('rss_bytes'))}"
         )
     return "\n".join(lines)
+
+
+def remote_summary(remote: Mapping[str, Any] | None) -> str:
+    """Peak figures of the monitored servers (``monitor.hosts``) and queries (``monitor.prometheus``); "" if none."""
+    if not remote:
+        return ""
+    peak = remote.get("peak") or {}
+    lines = []
+    for host in remote.get("hosts") or []:
+        values = (peak.get("hosts") or {}).get(host["name"]) or {}
+        if not host.get("scrapes"):
+            lines.append(f"  {host['name']}: no data ({host.get('last_error') or 'never answered'})")
+            continue
+        load = values.get("load1")
+        lines.append(
+            f"  {host['name']}: cpu {_pct(values.get('cpu_percent'))}, memory {_mib(values.get('memory_used_bytes'))}"
+            f" of {_mib(values.get('memory_total_bytes'))}, load {'N/A' if load is None else f'{load:.2f}'}"
+        )
+    for query in remote.get("queries") or []:
+        value = (peak.get("queries") or {}).get(query["name"])
+        lines.append(f"  {query['name']}: {'no data' if value is None else f'{value:g}'}")
+    return "\n".join(["Monitored servers (peak)", *lines]) if lines else ""
 
 
 def verdict_line(results: Mapping[str, Any]) -> str:
