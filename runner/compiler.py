@@ -221,17 +221,7 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
                 if not trace:
                     break
         failure = failure or missing
-        result = RequestResult(
-            method,
-            name,
-            response.url,
-            response.status,
-            response.elapsed_ms,
-            response.size,
-            failure,
-            response.retries,
-            response.connect_failed,
-        )
+        result = RequestResult.of(method, name, response, failure)
         if trace:
             result.response = response
             result.trace_extracted = extracted

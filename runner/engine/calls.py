@@ -36,6 +36,21 @@ class RequestResult:
     trace_checks: list[tuple[str, str | None]] | None = None
     trace_warnings: list[str] | None = None
 
+    @classmethod
+    def of(cls, method: str, name: str, response: Response, failure: str | None) -> RequestResult:
+        """The result of an HTTP exchange: its URL, status, timing, size, retries and connect failure."""
+        return cls(
+            method,
+            name,
+            response.url,
+            response.status,
+            response.elapsed_ms,
+            response.size,
+            failure,
+            response.retries,
+            response.connect_failed,
+        )
+
 
 def report(
     user: VirtualUser, method: str, name: str, elapsed_ms: float, *, size: int = 0, failure: str | None = None
@@ -112,17 +127,7 @@ class Client:
                 failure = f"HTTP {response.status}, expected {ok_status}"
         elif response.status >= 400:
             failure = f"HTTP {response.status}"
-        result = RequestResult(
-            method.upper(),
-            name or url,
-            response.url,
-            response.status,
-            response.elapsed_ms,
-            response.size,
-            failure,
-            response.retries,
-            response.connect_failed,
-        )
+        result = RequestResult.of(method.upper(), name or url, response, failure)
         user.runtime.on_request(user, result)
         if failure is not None and user.transactions:
             user.fail_transactions(failure)
