@@ -64,6 +64,23 @@ def node_exporter() -> Iterator[str]:
         _end(process)
 
 
+def _wait_scraped(url: str, deadline_s: float = 30.0) -> None:
+    """Until Prometheus has scraped the node_exporter once (its first scrape can come seconds after it is ready)."""
+    import urllib.parse
+    import urllib.request
+
+    query = urllib.parse.quote('count(up{job="node"} == 1)')
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/query?query={query}", timeout=2) as reply:
+                if json.load(reply)["data"]["result"]:
+                    return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.3)
+
+
 @pytest.fixture
 def prometheus(tmp_path: Path, node_exporter: str) -> Iterator[tuple[str, int]]:
     """A real Prometheus scraping the node_exporter and lrun's own --metrics-port (every second)."""
@@ -90,6 +107,7 @@ def prometheus(tmp_path: Path, node_exporter: str) -> Iterator[tuple[str, int]]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(f"{url}/-/ready", process)
+        _wait_scraped(url)
         yield url, lrun_port
     finally:
         _end(process)
