@@ -24,7 +24,7 @@ from runner.engine.flow import ON_FAIL, FlowSignal, StopUser
 from runner.engine.user import HttpSettings, Program, RequestResult, Step, Think, VirtualUser
 from runner.extract import compile_extractor
 from runner.pools import Pool
-from runner.rendezvous import RendezvousPoint
+from runner.rendezvous import RendezvousSpec
 from runner.scenario import LoadedScenario
 from runner.scenario.analysis import templates_in, used_names
 from runner.scenario.model import (
@@ -51,16 +51,21 @@ Render = Callable[[Mapping[str, Any]], Any]
 
 @dataclass(frozen=True)
 class CompiledScenario:
-    """What compiling made; frozen, since a run keeps what it changes in its own ``RunState``."""
+    """What compiling made; frozen, and nothing in it changes during a run: a run keeps what it changes (pools'
+    row sources, rendezvous gates, checkpoint counts, setup variables) in its own ``RunState``."""
 
     name: str
     user_classes: list[type[VirtualUser]]
     pools: dict[str, Pool] = field(default_factory=dict)
-    rendezvous: dict[str, RendezvousPoint] = field(default_factory=dict)
+    rendezvous: dict[str, RendezvousSpec] = field(default_factory=dict)
     setup: type[VirtualUser] | None = None  # a one-off user whose on_start is the scenario's setup steps
     teardown: type[VirtualUser] | None = None
     script: Script | None = None
     checkpoints: tuple[CheckKey, ...] = ()  # (method, name, check) by counter slot: see runner.stats.checks
+
+    def all_classes(self) -> list[type[VirtualUser]]:
+        """The user types, with the setup and teardown users."""
+        return [c for c in (self.setup, *self.user_classes, self.teardown) if c is not None]
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ class _Shared:
 
     files_base: Callable[[tuple], Path]
     pools: dict[str, Pool]
-    points: dict[str, RendezvousPoint]
+    points: dict[str, RendezvousSpec]
     script: Script | None
     checkpoints: list[CheckKey] = field(default_factory=list)
     loop_ids: itertools.count = field(default_factory=itertools.count)
@@ -267,8 +272,9 @@ def _compile_step(step: Any, ctx: _Context, path: tuple) -> list[Step | Think]:
         ctx.pools_read[pool.name] = pool
 
     def refresh(user: VirtualUser) -> None:
+        state = user.run_state
         for pool in reads:
-            pool.refresh(user)
+            pool.refresh(user, state.rows(pool))
 
     return [refresh, *items]
 
@@ -325,13 +331,13 @@ def _compile_transaction(step: TransactionStep, ctx: _Context, path: tuple) -> l
 
 
 def _compile_rendezvous(step: RendezvousStep, ctx: _Context) -> Step:
-    point = ctx.shared.points.get(step.rendezvous)
-    if point is None:
+    spec = ctx.shared.points.get(step.rendezvous)
+    if spec is None:
         kind, value = step.policy
-        point = ctx.shared.points[step.rendezvous] = RendezvousPoint(step.rendezvous, kind, value, step.timeout)
+        spec = ctx.shared.points[step.rendezvous] = RendezvousSpec(step.rendezvous, kind, value, step.timeout)
 
     def arrive(user: VirtualUser) -> None:
-        waited = point.wait()
+        waited = user.run_state.point(spec).wait()
         if waited and user.transactions:
             user.exclude_from_transactions(waited)
 

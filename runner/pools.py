@@ -8,8 +8,9 @@ Three parts, in the direction data flows:
 - A row source (``SequentialRows``, ``RandomRows``, ``UniqueRows``): which row index comes next, shared by all
   users of a process. ``take(n)`` / ``give_back(indices)`` is all a user side needs, so a distributed run can
   put the real source in the master and give workers one that asks it for blocks of rows.
-- ``Pool``: a source plus the update and out-of-rows policies, applied per user by ``refresh(user)`` before
-  each step that reads the pool.
+- ``Pool``: the rows plus the update and out-of-rows policies, as compiled (never changed by a run). Before each
+  step that reads the pool, ``refresh(user, rows)`` applies them to a user with the test's own row source
+  (``RunState.rows(pool)``: a second test in the same process starts from the first row again).
 """
 
 from __future__ import annotations
@@ -360,7 +361,8 @@ class Held:
 
 
 class Pool:
-    """A pool at run time: data, a row source, and the policies. Users hold rows in ``user.pool_rows``."""
+    """A pool as compiled: data and policies. Which rows are handed out is a test's (its ``RowSource``); users
+    hold rows in ``user.pool_rows``."""
 
     def __init__(self, name: str, data: PoolData, spec: PoolSpec, source: str = "inline") -> None:
         self.name = name
@@ -369,29 +371,30 @@ class Pool:
         self.update = spec.update
         self.policy = spec.empty_policy
         self.source_name = source
-        self.rows: RowSource = make_source(spec.order, len(data), self.policy)
-        self.ran_dry = False
 
-    def refresh(self, user: VirtualUser) -> None:
-        """Before a step that reads the pool: give the user a new row if its update policy says so."""
+    def new_rows(self) -> RowSource:
+        """A fresh row source for a test: the first row (or a random one) comes next."""
+        return make_source(self.order, len(self.data), self.policy)
+
+    def refresh(self, user: VirtualUser, rows: RowSource) -> None:
+        """Before a step that reads the pool: give the user a new row from ``rows`` if its update policy says so."""
         held = user.pool_rows.get(self.name)
         if held is not None and (
             self.update == "once" or (self.update == "each_iteration" and held.epoch == max(user.iteration, 1))
         ):
             return
-        taken = self.rows.take(1)
+        taken = rows.take(1)
         if not taken:
             self._out_of_rows(user, held)
             return
         if held is not None and self.order == "unique":
-            self.rows.give_back([held.index])
+            rows.give_back([held.index])
         index = taken[0]
         row = self.data.row(index)
         user.pool_rows[self.name] = Held(index, row, max(user.iteration, 1))
         user.vars[self.name] = row
 
     def _out_of_rows(self, user: VirtualUser, held: Held | None) -> None:
-        self.ran_dry = True
         what = f"data pool '{self.name}' ran out of rows ({len(self.data)} handed out)"
         if self.policy == "keep_last" and held is not None:
             held.epoch = max(user.iteration, 1)
@@ -402,14 +405,14 @@ class Pool:
             what = f"data pool '{self.name}': all {len(self.data)} rows are held by other users"
         raise StopUser(what)
 
-    def release(self, user: VirtualUser) -> None:
+    def release(self, user: VirtualUser, rows: RowSource) -> None:
         """The user ends: a unique row it holds is free again (with cycle)."""
         held = user.pool_rows.pop(self.name, None)
         if held is not None and self.order == "unique":
-            self.rows.give_back([held.index])
+            rows.give_back([held.index])
 
-    def summary(self) -> dict[str, Any]:
-        """This pool's part of the results."""
+    def summary(self, rows: RowSource) -> dict[str, Any]:
+        """This pool's part of the results, with the test's row source."""
         return {
             "name": self.name,
             "source": self.source_name,
@@ -417,7 +420,7 @@ class Pool:
             "order": self.order,
             "update": self.update,
             "when_empty": self.policy,
-            "handed_out": self.rows.handed_out,
-            "dry": self.ran_dry,
-            "dry_at": self.rows.dry_at,
+            "handed_out": rows.handed_out,
+            "dry": rows.dry_at is not None,  # a take found no row (the source notes when)
+            "dry_at": rows.dry_at,
         }

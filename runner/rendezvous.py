@@ -1,8 +1,10 @@
 """Rendezvous points: users arriving wait until the release policy is met, then all go at once.
 
-``Gate`` is the bookkeeping of one point — arrivals, the policy, the timeout, the record of releases — with no
-greenlets in it, so a distributed master can run the same gate over arrivals reported by its workers.
-``RendezvousPoint`` puts a gate to work in one process: arriving users block on an event until a release.
+``RendezvousSpec`` is what the compiler makes of a rendezvous step: its name and policy, never changed.
+``Gate`` is the bookkeeping of one point in one test — arrivals, the policy, the timeout, the record of
+releases — with no greenlets in it, so a distributed master can run the same gate over arrivals reported by its
+workers. ``RendezvousPoint`` puts a gate to work in one process: arriving users block on an event until a
+release. Gates and points are a test's own (``runner.engine.state.RunState``), made fresh for each test.
 """
 
 from __future__ import annotations
@@ -17,6 +19,16 @@ import gevent
 from gevent.event import Event
 
 POLICY_TEXT = {"users": "{:g} users", "percent": "{:g}% of all users", "percent_running": "{:g}% of running users"}
+
+
+@dataclass(frozen=True, slots=True)
+class RendezvousSpec:
+    """A rendezvous point as the scenario declares it."""
+
+    name: str
+    kind: str  # "users", "percent" or "percent_running"
+    value: float
+    timeout: float  # seconds after the last arrival that release whoever waits
 
 
 @dataclass(slots=True)
@@ -96,9 +108,9 @@ class Gate:
 class RendezvousPoint:
     """A gate in this process. Disabled (debug, ``--no-rendezvous``) it lets every user pass at once.
 
-    ``population`` gives (all users of the test, users running now); the runner sets it. In a worker of a
-    distributed run the gate is the master's: ``remote(name, count)`` reports arrivals to it, and ``open()`` lets
-    the users waiting here go when the master broadcasts a release.
+    ``population`` gives (all users of the test, users running now); the run sets it before its users start. In
+    a worker of a distributed run the gate is the master's: ``remote(name, count)`` reports arrivals to it, and
+    ``open()`` lets the users waiting here go when the master broadcasts a release.
     """
 
     def __init__(self, name: str, kind: str, value: float, timeout: float) -> None:
@@ -108,6 +120,10 @@ class RendezvousPoint:
         self.remote: Callable[[str, int], None] | None = None
         self._event = Event()
         self._watch: gevent.Greenlet | None = None
+
+    @classmethod
+    def of(cls, spec: RendezvousSpec) -> RendezvousPoint:
+        return cls(spec.name, spec.kind, spec.value, spec.timeout)
 
     @property
     def name(self) -> str:

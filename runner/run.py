@@ -291,12 +291,14 @@ def runner_hooks(live: Live, compiled: CompiledScenario) -> dict[str, Any]:
             live.transactions.reset()
         live.events.spawn.fire(count)
 
+    state = RunState.fresh(compiled)  # fresh per test: counts, variables, pools and rendezvous start anew
+
     def stopping() -> None:
-        for point in compiled.rendezvous.values():
+        for point in state.points.values():
             point.release_all("stopping")
 
     return {
-        "run_state": RunState.fresh(compiled.checkpoints),  # fresh per test: counts and variables start empty
+        "run_state": state,
         "stop_timeout": live.settings.stop_timeout,
         "on_spawned": spawned,
         "on_warning": live.warn,
@@ -344,9 +346,9 @@ def _drive(
     scenario's setup, teardown and lifecycle hooks."""
     model, runner, script = loaded.model, live.runner, compiled.script
     closed_by_user = load_given_by_user(settings)  # -u or -t replace the scenario's stages
-    _bind_rendezvous(compiled, settings, live, model)
-    saturation = live.saturation = runner.saturation = Saturation(live.warn)
     state = runner.run_state
+    _bind_rendezvous(compiled, state, settings, live, model)
+    saturation = live.saturation = runner.saturation = Saturation(live.warn)
     env = HookEnvironment(
         loaded.name, settings.host or model.host or "", settings, state.setup_vars, live.stats, runner
     )
@@ -434,26 +436,29 @@ def _drive(
     extra = {
         "transactions": transaction_results(transactions, end - max(live.started, transactions.start_time)),
         "checks": state.checks.results(),
-        "rendezvous": [p.gate.summary() for p in compiled.rendezvous.values()],
-        "pools": [p.summary() for p in compiled.pools.values() if any(p in c.pools for c in all_classes(compiled))],
+        "rendezvous": state.rendezvous_results(compiled),
+        "pools": state.pool_results(compiled),
         "saturation": saturation.results(),
     }
     return _finish(loaded, settings, live, end, command=command, run_time=run_time, extra=extra)
 
 
-def _bind_rendezvous(compiled: CompiledScenario, settings: RunSettings, live: Live, model: Any) -> None:
-    """Rendezvous points count the runner's users (all of them, and those running) and may be switched off."""
+def _bind_rendezvous(
+    compiled: CompiledScenario, state: RunState, settings: RunSettings, live: Live, model: Any
+) -> None:
+    """This test's rendezvous points count the runner's users (all of them, and those running), unless switched
+    off; before any user starts."""
     runner = live.runner
     stages = [] if load_given_by_user(settings) else model.load.stages or []
     most = max(settings.users, max((stage.users for stage in stages), default=0))
-    for point in compiled.rendezvous.values():
+    for spec in compiled.rendezvous.values():
+        point = state.point(spec)
         point.enabled = not settings.no_rendezvous
         point.population = lambda: (runner.target_users, runner.user_count)
-        gate = point.gate
-        if point.enabled and gate.kind == "users" and gate.value > most and not model.load.is_open:
+        if point.enabled and spec.kind == "users" and spec.value > most and not model.load.is_open:
             live.warn(
-                f"rendezvous '{gate.name}' waits for {gate.value:g} users, but the load has {most}: its timeout "
-                f"({gate.timeout:g}s after the last arrival) will release whoever waits"
+                f"rendezvous '{spec.name}' waits for {spec.value:g} users, but the load has {most}: its timeout "
+                f"({spec.timeout:g}s after the last arrival) will release whoever waits"
             )
     if settings.no_rendezvous and compiled.rendezvous:
         log.info("rendezvous switched off (--no-rendezvous): users pass %s at once", ", ".join(compiled.rendezvous))
@@ -467,10 +472,6 @@ def transaction_results(transactions: TransactionStats, duration: float) -> dict
         "series": snapshot["series"],
         "errors": snapshot["errors"],
     }
-
-
-def all_classes(compiled: CompiledScenario) -> list[type[VirtualUser]]:
-    return [c for c in (compiled.setup, *compiled.user_classes, compiled.teardown) if c is not None]
 
 
 def _hook(script: Script | None, name: str, env: HookEnvironment, live: Live) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -125,9 +126,27 @@ def user(iteration: int = 0) -> SimpleNamespace:
     return SimpleNamespace(iteration=iteration, pool_rows={}, vars={})
 
 
-def pool(order: str = "sequential", update: str = "each_iteration", when_empty: str | None = None, n: int = 3) -> Pool:
+class RunPool:
+    """A compiled pool with one test's row source, as ``RunState.rows`` gives it to the steps."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool, self.rows = pool, pool.new_rows()
+
+    def refresh(self, user: Any) -> None:
+        self.pool.refresh(user, self.rows)
+
+    def release(self, user: Any) -> None:
+        self.pool.release(user, self.rows)
+
+    def summary(self) -> dict[str, Any]:
+        return self.pool.summary(self.rows)
+
+
+def pool(
+    order: str = "sequential", update: str = "each_iteration", when_empty: str | None = None, n: int = 3
+) -> RunPool:
     spec = PoolSpec(rows=[{"id": i} for i in range(n)], order=order, update=update, when_empty=when_empty)
-    return Pool("p", InlineData(spec.rows or []), spec)
+    return RunPool(Pool("p", InlineData(spec.rows or []), spec))
 
 
 def test_update_each_iteration_once_and_each_occurrence() -> None:

@@ -1,5 +1,6 @@
 """A run owns its state: the compiled scenario and the settings come out of a run as they went in, and a second
-run of the same compiled scenario in the same process starts with fresh checkpoint counts and setup variables."""
+run of the same compiled scenario in the same process starts with fresh checkpoint counts, setup variables, data
+pools' rows and rendezvous gates."""
 
 from __future__ import annotations
 
@@ -24,8 +25,16 @@ from runner.run import run_local
 scenario = runner.load(sys.argv[1])
 settings = runner.settings(scenario, host=sys.argv[2], users=2, spawn_rate=10, iterations=3, only_summary=True)
 compiled = compile_scenario(scenario, CompileOptions(host=sys.argv[2]))
-classes = [c for c in (compiled.setup, *compiled.user_classes) if c is not None]
-before = (copy.copy(vars(settings)), dataclasses.astuple(compiled), [dict(vars(c)) for c in classes])
+classes = compiled.all_classes()
+
+
+def snapshot():
+    fields = {f.name: copy.copy(getattr(compiled, f.name)) for f in dataclasses.fields(compiled)}
+    pools = {name: dict(vars(pool)) for name, pool in compiled.pools.items()}
+    return copy.copy(vars(settings)), fields, pools, [dict(vars(c)) for c in classes]
+
+
+before = snapshot()
 runs = []
 for _ in range(2):
     events = runner.Events()
@@ -34,19 +43,31 @@ for _ in range(2):
     stopped = []
     events.stop.add_listener(stopped.append)
     code = run_local(scenario, compiled, settings, command="test", out=io.StringIO(), events=events)
-    runs.append({"code": code, "checks": stopped[0]["checks"], "queries": sorted(urls)})
-after = (copy.copy(vars(settings)), dataclasses.astuple(compiled), [dict(vars(c)) for c in classes])
-print(json.dumps({"runs": runs, "unchanged": before == after}))
+    results = stopped[0]
+    runs.append({
+        "code": code,
+        "checks": results["checks"],
+        "queries": sorted(urls),
+        "pools": [(p["name"], p["handed_out"], p["dry"]) for p in results["pools"]],
+        "rendezvous": [(r["arrivals"], [x["released"] for x in r["releases"]]) for r in results["rendezvous"]],
+    })
+print(json.dumps({"runs": runs, "unchanged": before == snapshot()}))
 """
 
 SCENARIO = """
 setup:
   - set: {marks: "{{ marks | default('') }}x"}
+pools:
+  ids: {rows: [1, 2], order: unique, update: once}  # two users hold one row each; a third would be stopped
 users:
   u:
     sequence:
+      - rendezvous: together
+        users: 2
+        timeout: 30s
       - get: /items?marks={{ marks }}
         check: [{status: 200}, {status: 404}]
+      - get: /about?id={{ ids.value }}
 """
 
 
@@ -64,13 +85,22 @@ def test_a_second_run_of_one_compiled_scenario_starts_fresh(demo_url: str, tmp_p
     out = json.loads(done.stdout.strip().splitlines()[-1])
     first, second = out["runs"]
     # 2 users x 3 iterations; the first checkpoint passes, the second fails (and, not tracing, stops the list)
+    items, about = "/items?marks={{ marks }}", "/about?id={{ ids.value }}"
     expected = [
-        {"method": "GET", "name": "/items?marks={{ marks }}", "check": check, "passed": passed, "failed": failed}
-        for check, passed, failed in (("status is 200", 6, 0), ("status is 404", 0, 6))
+        {"method": "GET", "name": name, "check": check, "passed": passed, "failed": failed}
+        for name, check, passed, failed in (
+            (items, "status is 200", 6, 0),
+            (items, "status is 404", 0, 6),
+            (about, "status < 400", 6, 0),  # the default checkpoint of a request without one
+        )
     ]
     assert first["checks"] == expected, first
     assert second["checks"] == expected, second  # not 12: the counts are the run's, not the scenario's
-    assert first["queries"] == second["queries"] == ["marks=x"]  # the setup saw no variable of the first run
+    assert first["queries"] == second["queries"] == ["id=1", "id=2", "marks=x"]  # the setup saw no variable of
+    # the first run, and the unique pool handed out its two rows again
+    assert first["pools"] == second["pools"] == [["ids", 2, False]]
+    assert first["rendezvous"] == second["rendezvous"] == [[6, [2, 2, 2]]]  # a fresh gate: not 12 arrivals
+    assert first["code"] == second["code"] == 1  # the failing checkpoint
     assert out["unchanged"], "a run changed the compiled scenario, its user classes or the settings"
 
 
@@ -101,3 +131,61 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.run_time = 5.0  # type: ignore[misc]
     assert (settings.users, settings.sources["users"]) == (3, "command line")
+
+
+UNIT = """
+host: http://127.0.0.1:9
+pools:
+  ids: {rows: [1, 2, 3, 4], update: each_iteration, when_empty: stop_user}
+users:
+  u:
+    sequence:
+      - set: {seen: "{{ ids.value }}"}
+      - rendezvous: pair
+        users: 2
+        timeout: 10s
+"""
+
+
+def test_runs_keep_pools_and_gates_in_their_state_and_never_change_the_compiled_scenario(tmp_path: Path) -> None:
+    """Two tests of one compiled scenario in this process (no request made): each starts at the pool's first row
+    with a closed gate of its own, and the compiled pools, rendezvous and user classes stay as compiled."""
+    import copy
+    import dataclasses
+
+    import pytest
+
+    from runner.compiler import compile_scenario
+    from runner.engine.runner import LocalRunner
+    from runner.engine.state import RunState
+    from runner.scenario import load_scenario
+    from runner.stats import RequestStats
+
+    (tmp_path / "s.yaml").write_text(UNIT)
+    compiled = compile_scenario(load_scenario(tmp_path / "s.yaml"))
+
+    def snapshot() -> tuple:
+        pools = {name: (dict(vars(pool)), copy.deepcopy(vars(pool.data))) for name, pool in compiled.pools.items()}
+        return dict(compiled.rendezvous), pools, [dict(vars(c)) for c in compiled.all_classes()]
+
+    before = snapshot()
+    states = []
+    for _ in range(2):
+        state = RunState.fresh(compiled)
+        runner = LocalRunner(compiled.user_classes, RequestStats(), iterations=2, run_state=state)
+        for point in state.points.values():
+            point.enabled = True
+            point.population = lambda: (2, 2)
+        runner.start(2, 100.0, None)
+        assert runner.wait(20), "the users did not finish their two iterations"
+        states.append(state)
+    first, second = states
+    assert first.points["pair"] is not second.points["pair"] and first.pools["ids"] is not second.pools["ids"]
+    for state in states:
+        (point,) = state.rendezvous_results(compiled)
+        assert (point["arrivals"], [r["released"] for r in point["releases"]]) == (4, [2, 2])
+        # 2 users x 2 iterations: the four rows, in each test (a shared source would have run dry in the second)
+        assert [(p["handed_out"], p["dry"]) for p in state.pool_results(compiled)] == [(4, False)]
+    assert snapshot() == before, "a run changed the compiled pools, rendezvous or user classes"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        compiled.rendezvous["pair"].value = 1  # type: ignore[misc]

@@ -68,16 +68,15 @@ class Services:
         pool = master.compiled.pools.get(take.pool) if master.compiled is not None else None
         if pool is None or pool.order == "random":
             return p.RequestFailed(take.request_id, f"the master owns no pool {take.pool[:40]!r}")
+        rows = master.run_state.rows(pool)  # this test's
         n = max(1, min(take.n, MAX_POOL_ROWS))
         if pool.policy != "cycle":  # a row a worker holds when the pool runs dry is never used: keep blocks small
             active = len(master.cluster.active()) or 1
-            left = len(pool.data) - pool.rows.handed_out
+            left = len(pool.data) - rows.handed_out
             n = max(1, min(n, left // (8 * active)))
-        indices = pool.rows.take(n)
-        if not indices:
-            pool.ran_dry = True
-            if pool.policy == "stop_test" and master.state not in (State.STOPPING, State.STOPPED):
-                master.stop(f"data pool '{pool.name}' ran out of rows ({pool.rows.handed_out} handed out)")
+        indices = rows.take(n)
+        if not indices and pool.policy == "stop_test" and master.state not in (State.STOPPING, State.STOPPED):
+            master.stop(f"data pool '{pool.name}' ran out of rows ({rows.handed_out} handed out)")
         return p.PoolRows(take.request_id, take.pool, indices, not indices)
 
     # ------------------------------------------------------------------------------------------- rendezvous
@@ -85,10 +84,11 @@ class Services:
     def arrive(self, worker: WorkerInfo, arrive: p.RendezvousArrive) -> None:
         """Users of a worker arrived: the master's gate counts them against every worker's users."""
         master = self.master
-        point = master.compiled.rendezvous.get(arrive.name) if master.compiled is not None else None
-        if point is None or arrive.count < 1:
+        spec = master.compiled.rendezvous.get(arrive.name) if master.compiled is not None else None
+        if spec is None or arrive.count < 1:
             master.drop(worker.identity, f"RendezvousArrive for an unknown rendezvous {arrive.name[:40]!r}")
             return
+        point = master.run_state.point(spec)  # this test's gate
         if point.gate.arrive(arrive.count, time.time(), master.target, master.user_count) is not None:
             self._release(point.gate)
         if self._rendezvous_watch is None:
@@ -98,7 +98,7 @@ class Services:
         """Timeouts between arrivals, and fewer running users meeting a percent_running policy."""
         master = self.master
         assert master.compiled is not None
-        gates = [point.gate for point in master.compiled.rendezvous.values()]
+        gates = [master.run_state.point(spec).gate for spec in master.compiled.rendezvous.values()]
         while master.state not in (State.STOPPING, State.STOPPED):
             gevent.sleep(0.1)
             for gate in gates:

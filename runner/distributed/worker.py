@@ -46,7 +46,6 @@ from runner.errors import LrunError, RunError
 from runner.pools import RemoteRows
 from runner.scripting import request_hook
 from runner.stats import TransactionStats
-from runner.stats.checks import CheckStats
 
 log = logging.getLogger("lrun")
 
@@ -230,12 +229,19 @@ class WorkerRunner:
         templating.env_source = WorkerEnv(self.options.allow_env, welcome.env, self._warn).read
         self.stats = RequestStats(node=self.id)
         self.transactions = TransactionStats(node=self.id)
-        for pool in compiled.pools.values():  # sequential and unique pools are the master's; random stay here
+
+    def _run_state(self, variables: dict[str, Any]) -> RunState:
+        """This test's state on the worker: the master's setup variables; sequential and unique pools, and every
+        rendezvous, are the master's (this worker asks it for rows and tells it arrivals); random pools stay here."""
+        assert self.compiled is not None and self.welcome is not None
+        state = RunState.fresh(self.compiled, variables)
+        for name, pool in self.compiled.pools.items():
             if pool.order != "random":
-                pool.rows = RemoteRows(len(pool.data), self._pool_fetcher(pool.name), pool.policy == "cycle")
-        for point in compiled.rendezvous.values():  # rendezvous are global: the master counts and releases
-            point.enabled = welcome.rendezvous
+                state.pools[name] = RemoteRows(len(pool.data), self._pool_fetcher(name), pool.policy == "cycle")
+        for point in state.points.values():
+            point.enabled = self.welcome.rendezvous
             point.remote = lambda name, count: self._send(p.RendezvousArrive(name, count))
+        return state
 
     def _pool_fetcher(self, pool: str) -> Any:
         def fetch(n: int) -> tuple[list[int], bool]:
@@ -401,7 +407,7 @@ class WorkerRunner:
             if pending is not None:
                 pending.set(message)
         elif isinstance(message, p.RendezvousRelease):
-            point = self.compiled.rendezvous.get(message.name) if self.compiled is not None else None
+            point = self.runner.run_state.points.get(message.name) if self.runner is not None else None
             if point is not None:
                 point.open()
         # MasterHeartbeat: hearing it is all (self._last_heard)
@@ -436,7 +442,7 @@ class WorkerRunner:
                 transactions=self.transactions,
                 on_stopping=self._release_waiters,
                 request_hook=request_hook(self.compiled.script, self._warn),
-                run_state=RunState(CheckStats(self.compiled.checkpoints), dict(spawn.variables)),  # master's setup
+                run_state=self._run_state(spawn.variables),
             )
             self.runner.started_at = time.time()
             self._local_id = self.runner.take_id
@@ -492,8 +498,9 @@ class WorkerRunner:
 
     def _release_waiters(self) -> None:
         """The users are stopping: nobody stays at a rendezvous."""
-        for point in self.compiled.rendezvous.values():
-            point.open()
+        if self.runner is not None:
+            for point in self.runner.run_state.points.values():
+                point.open()
 
     def _await_runner(self) -> None:
         """When the users are stopped (told to, or by themselves): the final report, then Stopped."""

@@ -18,6 +18,7 @@ from gevent import GreenletExit
 
 from runner.engine.calls import Client, Measure, RequestResult, report
 from runner.engine.flow import FlowSignal, StopIteration_, StopTest, StopUser
+from runner.engine.state import RunState
 from runner.http.session import HttpSession
 from runner.stats.checks import SCRATCH
 
@@ -120,6 +121,7 @@ class VirtualUser:
         "loops",
         "parked",
         "pool_rows",
+        "run_state",
         "runtime",
         "session",
         "stopping",
@@ -131,9 +133,11 @@ class VirtualUser:
     def __init__(self, runtime: Runtime, user_id: int) -> None:
         self.runtime = runtime
         self.user_id = user_id
-        state = getattr(runtime, "run_state", None)  # what the run owns: checkpoint counters, setup variables
+        # what the test owns: checkpoint counters, setup variables, pools' row sources, rendezvous gates; a runtime
+        # without one (a unit test's) gives this user a state of its own
+        state = self.run_state = getattr(runtime, "run_state", None) or RunState()
         # a runner given no RunState for the compiled scenario (a probe, a test) counts verdicts nowhere
-        self.check_counts = state.checks.counts if state is not None and state.checks.keys else SCRATCH
+        self.check_counts = state.checks.counts if state.checks.keys else SCRATCH
         self.iteration = 0
         self.stopping = False
         self.deadline = INF  # time.monotonic() from which this user may begin nothing (``advance`` sets it)
@@ -154,7 +158,7 @@ class VirtualUser:
             "user_type": self.type_name,
             "iteration": 0,
             "host": self.host,
-            **(state.setup_vars if state is not None else {}),
+            **state.setup_vars,
         }
         self.make_variables(self.vars)  # type: ignore[call-arg,misc]
         self.session = HttpSession(
@@ -319,7 +323,8 @@ class VirtualUser:
         """Release the user's connections and pool rows (also when it was killed without its on_stop)."""
         self.session.close()
         for pool in self.pools:
-            pool.release(self)
+            if pool.name in self.pool_rows:
+                pool.release(self, self.run_state.rows(pool))
 
     def run(self, iterations: int | None = None) -> None:
         """Run the whole life in this greenlet, sleeping through think times (debug, tests)."""

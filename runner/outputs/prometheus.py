@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from runner.engine.state import RunState
 from runner.outputs.auth import basic_auth
 
 log = logging.getLogger("lrun")
@@ -111,9 +112,11 @@ class RunCollector(Collector):
 
         waiting = GaugeMetricFamily("lrun_rendezvous_waiting", "Users waiting at a rendezvous now.", labels=name)
         arrivals = CounterMetricFamily("lrun_rendezvous_arrivals", "Users arrived at a rendezvous.", labels=name)
-        for point in self.compiled.rendezvous.values():
-            waiting.add_metric([point.gate.name], point.gate.waiting)
-            arrivals.add_metric([point.gate.name], point.gate.arrivals)
+        state = runner.run_state if runner is not None else RunState()  # this test's gates and pools
+        for spec in self.compiled.rendezvous.values():
+            gate = state.point(spec).gate
+            waiting.add_metric([gate.name], gate.waiting)
+            arrivals.add_metric([gate.name], gate.arrivals)
         yield from (waiting, arrivals)
 
         pool = ["pool"]
@@ -122,7 +125,7 @@ class RunCollector(Collector):
         )
         handed = CounterMetricFamily("lrun_pool_rows_handed_out", "Rows a data pool handed out.", labels=pool)
         for data_pool in self.compiled.pools.values():
-            summary = data_pool.summary()
+            summary = data_pool.summary(state.rows(data_pool))
             rows, out = summary["rows"], summary["handed_out"]
             if summary["when_empty"] == "cycle" and rows:
                 out_now = out % rows if out % rows or not out else rows  # a pass just ended: all handed out

@@ -1,11 +1,12 @@
 """What the web UI (and Locust's REST API) may do to a session of tests, over whichever runner is behind it.
 
 A ``Controller`` owns one scenario for the life of ``lrun --web``: it starts a test from form values, changes
-users and spawn rate while it runs, stops it, resets its statistics, and starts the next one after it ends. Each
-test compiles the scenario afresh (its own setup variables, data pools, rendezvous gates, checkpoint tallies) and
-gets its own statistics; finished tests stay in the history with their results. The runner behind it is a
-``Backend``: ``LocalBackend`` (users in this process) or ``runner.web.cluster.ClusterBackend`` (a master whose
-workers stay connected between tests). The page reads ``snapshot()`` and never a runner.
+users and spawn rate while it runs, stops it, resets its statistics, and starts the next one after it ends. The
+scenario is compiled once per host and tags; each test gets its own run state (a fresh ``RunState``: setup
+variables, data pools' rows, rendezvous gates, checkpoint tallies) and its own statistics; finished tests stay in
+the history with their results. The runner behind it is a ``Backend``: ``LocalBackend`` (users in this process)
+or ``runner.web.cluster.ClusterBackend`` (a master whose workers stay connected between tests). The page reads
+``snapshot()`` and never a runner.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from runner.compiler import CompiledScenario, CompileOptions, compile_scenario, 
 from runner.config import RunSettings, load_given_by_user
 from runner.engine.arrivals import ArrivalRunner
 from runner.engine.runner import LocalRunner
+from runner.engine.user import VirtualUser
 from runner.errors import LrunError
 from runner.report.results import build_results
-from runner.run import Live, all_classes, drive, monitoring, runner_hooks, transaction_results
+from runner.run import Live, drive, monitoring, runner_hooks, transaction_results
 from runner.scenario import LoadedScenario
 from runner.scenario.model import check_host
 from runner.scenario.types import parse_duration
@@ -127,6 +129,12 @@ class TestRun:
         }
 
 
+def _with_mix(cls: type[VirtualUser], value: int) -> type[VirtualUser]:
+    """``cls`` with the form's weight (or fixed count, for a type that has one); ``cls`` itself stays as compiled."""
+    mix = {"fixed_count": value} if cls.fixed_count is not None else {"weight": value}
+    return type(cls.__name__, (cls,), {"__slots__": (), **mix})
+
+
 def _int_field(form: Mapping[str, str], name: str, errors: dict[str, str], low: int) -> int | None:
     text = str(form.get(name, "")).strip()
     if not text:
@@ -180,6 +188,7 @@ class Controller:
         self.runs: list[TestRun] = []
         self.ended_at: float | None = None  # when the last test ended (for --autoquit)
         self._next_id = 1
+        self._compiled: dict[CompileOptions, CompiledScenario] = {}  # compiled once per host and tags
         self.on_change: Callable[[], None] = lambda: None  # the page wants a fresh snapshot now
         self.start_demo: Callable[[], str] | None = None  # a test asks for host: demo, not running yet
 
@@ -318,26 +327,14 @@ class Controller:
     def _compile(self, settings: RunSettings, weights: Mapping[str, int]) -> CompiledScenario:
         if self.demo_url is None and self.start_demo is not None and needs_demo(self.loaded.model, settings.host):
             self.demo_url = self.start_demo()
-        compiled = compile_scenario(
-            self.loaded,
-            CompileOptions(
-                host=settings.host,
-                demo_url=self.demo_url,
-                tags=tuple(settings.tags),
-                exclude_tags=tuple(settings.exclude_tags),
-            ),
-        )
-        for cls in compiled.user_classes:
-            if cls.type_name in weights:
-                if cls.fixed_count is not None:
-                    cls.fixed_count = weights[cls.type_name]
-                else:
-                    cls.weight = weights[cls.type_name]
+        options = CompileOptions(settings.host, self.demo_url, tuple(settings.tags), tuple(settings.exclude_tags))
+        if options not in self._compiled:
+            self._compiled[options] = compile_scenario(self.loaded, options)
+        compiled = self._compiled[options]
+        classes = [_with_mix(c, weights[c.type_name]) if c.type_name in weights else c for c in compiled.user_classes]
         compiled = dataclasses.replace(  # a compiled scenario is frozen: this test's own, with the form's mix
             compiled,
-            user_classes=[
-                c for c in compiled.user_classes if (c.fixed_count if c.fixed_count is not None else c.weight) > 0
-            ],
+            user_classes=[c for c in classes if (c.fixed_count if c.fixed_count is not None else c.weight) > 0],
         )
         if not compiled.user_classes:
             raise FormError({"tags": "no user type left to run: change the tags or the weights"})
@@ -441,10 +438,8 @@ class Controller:
                     live.transactions, now - max(live.started, live.transactions.start_time)
                 ),
                 "checks": runner.run_state.checks.results(),
-                "rendezvous": [p.gate.summary() for p in compiled.rendezvous.values()],
-                "pools": [
-                    p.summary() for p in compiled.pools.values() if any(p in c.pools for c in all_classes(compiled))
-                ],
+                "rendezvous": runner.run_state.rendezvous_results(compiled),
+                "pools": runner.run_state.pool_results(compiled),
                 "resources": live.monitor.results(),
                 **(live.extra_results() if live.extra_results else {}),
             },

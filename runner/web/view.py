@@ -140,9 +140,11 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
         "checks": runner.run_state.checks.results() if runner is not None else [],
         "rendezvous": [
             {**point.gate.summary(), "waiting": point.gate.waiting, "enabled": point.enabled}
-            for point in compiled.rendezvous.values()
-        ],
-        "pools": [pool.summary() for pool in compiled.pools.values()],
+            for point in (runner.run_state.point(spec) for spec in compiled.rendezvous.values())
+        ]
+        if runner is not None
+        else [],
+        "pools": runner.run_state.pool_results(compiled) if runner is not None else [],
         "resources": live.monitor.last,
         "warnings": live.warnings[-50:],
         "points": points,
