@@ -8,8 +8,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from helpers import Cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -46,3 +50,15 @@ def fresh_loop_time() -> None:
     import gevent
 
     gevent.get_hub().loop.update_now()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """Masters and workers of one test (``helpers.Cluster``), killed by PID at its end."""
+    from helpers import Cluster
+
+    started = Cluster(tmp_path)
+    try:
+        yield started
+    finally:
+        started.kill_all()

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from test_cli import write
+from helpers import write
 
 from conftest import ROOT, run_lrun
 from runner.errors import ScenarioError

@@ -10,26 +10,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import demo_reset, demo_stats, write
 
 from conftest import ROOT, SCENARIOS, lrun_command, run_lrun
 
 FRAGMENTS = ("common.yaml", "pools.yaml")  # included by the examples, never run on their own
 EXAMPLES = sorted(p.name for p in SCENARIOS.glob("*.yaml") if p.name not in FRAGMENTS)
-
-
-def demo_stats(url: str) -> dict:
-    with urllib.request.urlopen(f"{url}/__stats", timeout=10) as response:
-        return json.load(response)
-
-
-def demo_reset(url: str) -> None:
-    urllib.request.urlopen(urllib.request.Request(f"{url}/__reset", method="POST"), timeout=10).close()
-
-
-def write(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 # ------------------------------------------------------------------------------------------------ basics

@@ -5,137 +5,35 @@ Every process a test starts is known by its PID, bounded in time, and killed in 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import gevent
 import msgpack
 import pytest
 import zmq
-from test_cli import demo_reset, demo_stats, write
+from helpers import (
+    FAST,
+    TOKEN,
+    Cluster,
+    demo_reset,
+    demo_stats,
+    free_port,
+    log_shows,
+    request_counts,
+    wait_until,
+    write,
+)
 
-from conftest import ROOT, lrun_command
 from runner.distributed import protocol as p
 
 pytestmark = pytest.mark.e2e
-
-FAST = ["--heartbeat-interval", "0.2s", "--heartbeat-liveness", "3", "--report-interval", "0.5s"]
-TOKEN = "test-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
-class Proc:
-    """A started ``lrun`` process whose output goes to files (no pipe to fill up)."""
-
-    def __init__(
-        self, args: list[str], tmp: Path, name: str, env: dict[str, str] | None, cwd: Path, prefix: list[str]
-    ) -> None:
-        self.name = name
-        self.out_path, self.err_path = tmp / f"{name}.out", tmp / f"{name}.err"
-        with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
-            self.popen = subprocess.Popen(
-                [*prefix, *lrun_command(), *args],
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                cwd=cwd,
-                env={**os.environ, "NO_COLOR": "1", "PYTHONWARNINGS": "ignore", **(env or {})},
-            )
-        self.pid = self.popen.pid
-
-    @property
-    def out(self) -> str:
-        return self.out_path.read_text(errors="replace")
-
-    @property
-    def err(self) -> str:
-        return self.err_path.read_text(errors="replace")
-
-    def wait(self, timeout: float) -> int:
-        return self.popen.wait(timeout)
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait(10)
-
-
-class Cluster:
-    """Starts masters and workers for one test; kills what is left, by PID, at the end."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.procs: list[Proc] = []
-
-    def start(
-        self, *args: str, name: str, env: dict[str, str] | None = None, cwd: Path = ROOT, prefix: list[str] = ()
-    ) -> Proc:
-        proc = Proc(list(args), self.tmp, name, env, cwd, list(prefix))
-        self.procs.append(proc)
-        return proc
-
-    def master(self, scenario: Path, port: int, *args: str, token: str | None = TOKEN) -> Proc:
-        secret = ["--master-token", token] if token else []
-        return self.start(
-            "run", str(scenario), "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-            *secret, "--only-summary", "--json", str(self.tmp / "results.json"), *FAST, *args, name="master",
-        )  # fmt: skip
-
-    def worker(self, port: int, *args: str, name: str, token: str = TOKEN, cwd: Path | None = None) -> Proc:
-        workdir = cwd or self.tmp / name  # no scenario here: it comes from the master
-        workdir.mkdir(exist_ok=True)
-        return self.start(
-            "--worker", "--master-port", str(port), *args,
-            name=name, env={"LRUN_MASTER_TOKEN": token}, cwd=workdir,
-        )  # fmt: skip
-
-    def results(self) -> dict:
-        return json.loads((self.tmp / "results.json").read_text())
-
-    def kill_all(self) -> None:
-        for proc in self.procs:
-            proc.kill()
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = Cluster(tmp_path)
-    try:
-        yield started
-    finally:
-        started.kill_all()
-
-
-def log_shows(proc: Proc, text: str) -> Callable[[], bool]:
-    return lambda: text in proc.err
-
-
-def by_name(results: dict) -> dict[str, int]:
-    return {f"{e['method']} {e['name']}": e["requests"] for e in results["requests"]}
-
 
 ITERATING = """
 host: demo
@@ -165,7 +63,7 @@ def test_processes_give_the_same_results_as_one_process(tmp_path: Path, demo_url
     assert run.wait(90) == 0, run.out + run.err
     results = cluster.results()
     server = demo_stats(demo_url)["by_path"]
-    mine = by_name(results)
+    mine = request_counts(results)
     # 6 users at 2:1 are 4 a and 2 b, dealt to 2 workers; each user 15 iterations
     assert mine["GET /items"] == mine["GET /about"] == server["GET /items"] == server["GET /about"] == 4 * 15
     assert mine["GET /json"] == server["GET /json"] == 2 * 15
@@ -211,7 +109,7 @@ def test_master_and_three_workers_that_receive_the_scenario(tmp_path: Path, demo
     results = cluster.results()
     server = demo_stats(demo_url)["by_path"]
     # 3 fixed c, then 9 at 2:1: 6 a and 3 b; each worker 2 a, 1 b, 1 c
-    assert by_name(results) == {"GET /items": 60, "GET /about": 60, "GET /json": 30, "POST /echo": 30}
+    assert request_counts(results) == {"GET /items": 60, "GET /about": 60, "GET /json": 30, "POST /echo": 30}
     assert server == {"GET /items": 60, "GET /about": 60, "GET /json": 30, "POST /echo": 30}
     assert results["total"]["failures"] == 0  # the include and the upload came from the master
     assert sorted(w["users_max"] for w in results["workers"]) == [4, 4, 4]

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import gevent
-from test_cli import demo_reset, demo_stats
+from helpers import demo_reset, demo_stats
 
 from runner.compiler import CompileOptions, compile_scenario
 from runner.engine.runner import LocalRunner, State

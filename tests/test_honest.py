@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from test_cli import demo_reset, demo_stats, write
+from helpers import demo_reset, demo_stats, write
 
 from conftest import lrun_command, run_lrun
 from runner.engine.saturation import LoopLag, Saturation

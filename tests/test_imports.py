@@ -127,3 +127,16 @@ def test_the_language_does_not_import_what_runs_it(layer: str) -> None:
         if target.split(".")[1:2] and target.split(".")[1] in ABOVE_THE_LANGUAGE
     )
     assert breaches == []
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared helpers live in ``conftest.py`` or helper modules (``helpers.py`` …), never in a test module: a test
+    module imported by another would run its tests twice and tie the two together."""
+    tests = Path(__file__).resolve().parent
+    offenders = sorted(
+        f"{file.name} imports {target}"
+        for file in tests.glob("*.py")
+        for target in _imported(file, file.stem)
+        if target.split(".")[0].startswith("test_")
+    )
+    assert offenders == []

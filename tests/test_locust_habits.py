@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from test_cli import write
+from helpers import write
 
 from conftest import run_lrun
 

@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from outputs_helpers import Receiver, free_port, get
+from helpers import free_port
+from outputs_helpers import Receiver, get
 
 from conftest import run_lrun
 from runner.monitor_remote import EndpointError, host_values, parse_node_exporter, parse_query_answer

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cli import write
+from helpers import write
 
 from conftest import ROOT, lrun_command, run_lrun
 

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from outputs_helpers import free_port, get, scrape_until, start_lrun
+from helpers import free_port
+from outputs_helpers import get, scrape_until, start_lrun
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import run_lrun

@@ -9,10 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from helpers import write
 from lxml import etree
 from lxml import html as lxml_html
 from report_data import empty_results, run_results
-from test_cli import write
 
 from conftest import ROOT, lrun_command, run_lrun
 from runner.report.results import write_json

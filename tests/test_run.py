@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_cli import demo_reset, demo_stats, write
+from helpers import by_name, demo_reset, demo_stats, run_json, write
 
 from conftest import ROOT, lrun_command, run_lrun
 
@@ -27,17 +27,6 @@ LOCUST_HISTORY_HEADER = (
     "Total Request Count,Total Failure Count,Total Median Response Time,Total Average Response Time,"
     "Total Min Response Time,Total Max Response Time,Total Average Content Size"
 )
-
-
-def run_json(tmp_path: Path, *args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], dict]:
-    out = tmp_path / "results.json"
-    result = run_lrun("run", *args, "--json", str(out), "--only-summary", timeout=timeout)
-    assert out.exists(), result.stdout + result.stderr
-    return result, json.loads(out.read_text())
-
-
-def by_name(results: dict) -> dict[str, dict]:
-    return {f"{e['method']} {e['name']}": e for e in results["requests"]}
 
 
 def test_counts_match_the_servers_own_count(tmp_path: Path, demo_url: str) -> None:

@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cli import demo_reset, demo_stats, write
-from test_run import by_name, run_json
+from helpers import by_name, demo_reset, demo_stats, run_json, write
 
 from conftest import ROOT, SCENARIOS, lrun_command
 

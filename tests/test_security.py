@@ -18,23 +18,24 @@ from pathlib import Path
 
 import pytest
 import zmq
-from test_cli import demo_reset, demo_stats, write
-from test_distributed import FAST, TOKEN, Cluster, by_name, free_port, log_shows, wait_until
+from helpers import (
+    FAST,
+    TOKEN,
+    Cluster,
+    demo_reset,
+    demo_stats,
+    free_port,
+    log_shows,
+    request_counts,
+    wait_until,
+    write,
+)
 from zmq.utils import z85
 
 from runner.distributed import protocol as p
 from runner.distributed.security import Gatekeeper, constant_env_names, from_token
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = Cluster(tmp_path)
-    try:
-        yield started
-    finally:
-        started.kill_all()
 
 
 class Recorder(http.server.ThreadingHTTPServer):
@@ -233,7 +234,7 @@ def test_a_stolen_worker_id_gets_nothing_and_the_real_worker_keeps_running(
     (state,) = results["workers"]
     assert state["id"] == worker_id and state["state"] == "stopped" and state["users_max"] == 3
     assert not any("missing" in warning for warning in results["warnings"])
-    assert by_name(results) == {"GET /items": demo_stats(demo_url)["by_path"]["GET /items"]}  # every count real
+    assert request_counts(results) == {"GET /items": demo_stats(demo_url)["by_path"]["GET /items"]}  # every count real
 
 
 def test_key_files_admit_listed_workers_only(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:

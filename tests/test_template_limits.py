@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cli import write
+from helpers import write
 
 from conftest import run_lrun
 from runner import templating

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from outputs_helpers import Receiver, free_port
+from helpers import free_port
+from outputs_helpers import Receiver
 
 from conftest import run_lrun
 
