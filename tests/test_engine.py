@@ -101,3 +101,25 @@ users:
     user.run(iterations=2)
     assert user.vars["log"] == ["1a", "1!", "2a", "2!", "end"] * 2
     assert runtime.transactions == [("inner", None)] * 4
+
+
+def test_the_open_model_gives_each_request_to_the_request_hook_too(tmp_path: Path) -> None:
+    """The scenario module's on_request and the API's request listeners hear the open model's requests (they
+    used to hear the closed model's only)."""
+    from runner.engine.arrivals import ArrivalRunner, RateStage
+
+    (tmp_path / "calls.py").write_text('def publish(user):\n    user.report("queue", "publish", 1.5)\n')
+    (tmp_path / "s.yaml").write_text("python: calls.py\nusers: {u: {sequence: [{call: publish}]}}\n")
+    classes = compile_scenario(
+        load_scenario(tmp_path / "s.yaml"), CompileOptions(host="http://127.0.0.1:9")
+    ).user_classes
+    heard: list[str] = []
+    stats, intended = RequestStats(), RequestStats()
+    runner = ArrivalRunner(
+        classes, stats, intended, max_users=5, request_hook=lambda user, result: heard.append(result.name)
+    )
+    runner.start_arrivals([RateStage(0.5, 20.0)], 20.0)
+    assert runner.wait(20)
+    assert stats.total.num_requests > 0
+    assert heard == ["publish"] * stats.total.num_requests
+    assert intended.total.num_requests == stats.total.num_requests

@@ -113,12 +113,10 @@ class ArrivalRunner(LocalRunner):
         self._kinds = itertools.cycle(spawn_order(distribute(self.classes, 100)))
 
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
-        if not self.counts(result):
-            return
-        self.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure, result.retries)
-        if (unreachable := self.unreachable.note(result.failure if result.connect_failed else None)) is not None:
-            self.warn(unreachable)
-        self.intended.log(result.method, result.name, result.elapsed_ms + user.late_ms, result.size, result.failure)
+        """As in the closed model (statistics, the request hook), and the time from the intended start."""
+        super().on_request(user, result)
+        if self.counts(result):
+            self.intended.log(result.method, result.name, result.elapsed_ms + user.late_ms, result.size, result.failure)
 
     def start_arrivals(self, stages: Sequence[RateStage], start_rate: float = 0.0) -> None:
         """Arrive along ``stages`` (a constant rate is one stage starting at that rate); stop at their end."""
