@@ -112,66 +112,68 @@ def _processes(value: Any) -> int:
         raise ValueError(f"{value!r} is neither a positive number nor 'auto'") from None
 
 
-# name -> (converter, default). Names use underscores; files and env vars may use dashes.
-SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
-    "users": (_at_least(0), 1),
-    "spawn_rate": (_rate, 1.0),
-    "run_time": (_optional_duration, None),
-    "host": (str, None),
-    "stop_timeout": (parse_duration, 0.0),
-    "iterations": (_at_least(1), None),
-    "tags": (_tags, []),
-    "exclude_tags": (_tags, []),
-    "csv": (str, None),
-    "csv_full_history": (_bool, False),
-    "json": (str, None),
-    "print_stats": (_bool, False),
-    "only_summary": (_bool, False),
-    "loglevel": (str, "INFO"),
-    "logfile": (str, None),
-    "exit_code_on_error": (_at_least(0), 1),
-    "reset_stats": (_bool, False),
-    "no_rendezvous": (_bool, False),
-    "data_dir": (str, None),
-    "html": (str, None),
-    "junit": (str, None),
-    "monitor": (_tags, []),
+# name -> how a value given as text (or TOML) becomes the setting; its default is RunSettings'. Names use
+# underscores; files and env vars may use dashes.
+SETTINGS: dict[str, Callable[[Any], Any]] = {
+    "users": _at_least(0),
+    "spawn_rate": _rate,
+    "run_time": _optional_duration,
+    "host": str,
+    "stop_timeout": parse_duration,
+    "iterations": _at_least(1),
+    "tags": _tags,
+    "exclude_tags": _tags,
+    "csv": str,
+    "csv_full_history": _bool,
+    "json": str,
+    "print_stats": _bool,
+    "only_summary": _bool,
+    "loglevel": str,
+    "logfile": str,
+    "exit_code_on_error": _at_least(0),
+    "reset_stats": _bool,
+    "no_rendezvous": _bool,
+    "data_dir": str,
+    "html": str,
+    "junit": str,
+    "monitor": _tags,
     # live outputs (runner.outputs)
-    "metrics_port": (_port, None),
-    "metrics_host": (str, "127.0.0.1"),
-    "web_auth": (str, None),
-    "otel": (_bool, False),
-    "webhook": (str, None),
+    "metrics_port": _port,
+    "metrics_host": str,
+    "web_auth": str,
+    "otel": _bool,
+    "webhook": str,
     # distributed runs (runner.distributed)
-    "processes": (_processes, None),
-    "master": (_bool, False),
-    "worker": (_bool, False),
-    "master_host": (str, "127.0.0.1"),
-    "master_port": (_port, 5557),
-    "master_bind_host": (str, "*"),
-    "master_bind_port": (_port, 5557),
-    "expect_workers": (_positive_int, None),
-    "expect_workers_max_wait": (_optional_duration, None),
-    "master_token": (str, None),
-    "master_key_file": (str, None),
-    "worker_key_file": (str, None),
-    "worker_keys": (str, None),
-    "master_insecure": (_bool, False),
-    "allow_env": (_tags, []),
-    "heartbeat_interval": (_positive_duration, 1.0),
-    "heartbeat_liveness": (_positive_int, 3),
-    "report_interval": (_positive_duration, 3.0),
-    "master_timeout": (_positive_duration, 10.0),
+    "processes": _processes,
+    "master": _bool,
+    "worker": _bool,
+    "master_host": str,
+    "master_port": _port,
+    "master_bind_host": str,
+    "master_bind_port": _port,
+    "expect_workers": _positive_int,
+    "expect_workers_max_wait": _optional_duration,
+    "master_token": str,
+    "master_key_file": str,
+    "worker_key_file": str,
+    "worker_keys": str,
+    "master_insecure": _bool,
+    "allow_env": _tags,
+    "heartbeat_interval": _positive_duration,
+    "heartbeat_liveness": _positive_int,
+    "report_interval": _positive_duration,
+    "master_timeout": _positive_duration,
     # the web UI (runner.web)
-    "web": (_bool, False),
-    "web_host": (str, "127.0.0.1"),
-    "web_port": (_port, 8089),
-    "web_allowed_host": (_tags, []),
-    "tls_cert": (str, None),
-    "tls_key": (str, None),
-    "autostart": (_bool, False),
-    "autoquit": (_optional_duration, None),
+    "web": _bool,
+    "web_host": str,
+    "web_port": _port,
+    "web_allowed_host": _tags,
+    "tls_cert": str,
+    "tls_key": str,
+    "autostart": _bool,
+    "autoquit": _optional_duration,
 }
+MASTER_PORT = 5557  # a master listens on it, and a worker looks for its master there
 FROM_SCENARIO = ("users", "spawn_rate", "run_time", "iterations", "stop_timeout")
 
 
@@ -208,9 +210,9 @@ class RunSettings:
     master: bool = False
     worker: bool = False
     master_host: str = "127.0.0.1"  # where a worker finds its master
-    master_port: int = 5557
+    master_port: int = MASTER_PORT
     master_bind_host: str = "*"  # where the master listens ("*": every interface)
-    master_bind_port: int = 5557
+    master_bind_port: int = MASTER_PORT
     expect_workers: int | None = None  # None: 1 with --master, N with --processes N
     expect_workers_max_wait: float | None = None  # None: wait forever (--master), 60 s (--processes)
     master_token: str | None = None
@@ -311,7 +313,7 @@ def resolve(
     """Merge every source into ``RunSettings``; a bad value names its source."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for name, (convert, default) in SETTINGS.items():
+    for name, convert in SETTINGS.items():
         candidates: list[tuple[str, Any]] = []
         if cli.get(name) is not None and cli.get(name) != ():
             candidates.append(("command line", cli[name]))
@@ -322,8 +324,7 @@ def resolve(
         if scenario_load and name in FROM_SCENARIO and scenario_load.get(name) is not None:
             candidates.append(("scenario load", scenario_load[name]))
         if not candidates:
-            values[name] = default
-            sources[name] = "default"
+            sources[name] = "default"  # RunSettings' own
             continue
         source, value = candidates[0]
         try:

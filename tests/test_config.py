@@ -76,3 +76,17 @@ def test_distributed_settings(tmp_path: Path) -> None:
         match=r"--master-port from LRUN_MASTER_PORT: .tcp://10.0.0.1:5557. is not a port number: a Kubernetes",
     ):
         resolve({}, environ={"LRUN_MASTER_PORT": "tcp://10.0.0.1:5557"})  # a Kubernetes service link
+
+
+def test_each_setting_is_declared_once() -> None:
+    """The table says how a value is read, RunSettings gives the default: every setting in both, no default
+    written twice."""
+    import dataclasses
+
+    from runner.config import SETTINGS, RunSettings, resolve
+
+    assert set(SETTINGS) == {f.name for f in dataclasses.fields(RunSettings)} - {"sources"}
+    assert all(callable(convert) for convert in SETTINGS.values())
+    defaults = resolve({}, environ={})
+    assert dataclasses.replace(defaults, sources={}) == RunSettings()
+    assert set(defaults.sources.values()) == {"default"}

@@ -60,8 +60,10 @@ from typing import Any, ClassVar
 
 import msgpack
 
+from runner.config import MASTER_PORT
+
 PROTOCOL_VERSION = 3  # 3: NextTest (workers stay for the next test of lrun --web)
-DEFAULT_PORT = 5557
+DEFAULT_PORT = MASTER_PORT  # one declaration: the settings'
 MAX_FRAME = 64 * 1024 * 1024  # bytes; larger frames are refused by the sockets themselves
 
 
