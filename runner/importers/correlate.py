@@ -101,14 +101,15 @@ def variable_name(hint: str) -> str:
 # -- where values are sent ---------------------------------------------------------------------------------
 
 
-def _leaves(document: Any, path: str = "$") -> Iterator[tuple[str, Any]]:
+def json_leaves(document: Any, path: str = "$") -> Iterator[tuple[str, Any]]:
+    """(JSONPath, value) of each scalar in a JSON document, ``$.items[0].id`` style."""
     if isinstance(document, dict):
         for key, value in document.items():
             part = f".{key}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(key)) else f"['{key}']"
-            yield from _leaves(value, path + part)
+            yield from json_leaves(value, path + part)
     elif isinstance(document, list):
         for i, value in enumerate(document):
-            yield from _leaves(value, f"{path}[{i}]")
+            yield from json_leaves(value, f"{path}[{i}]")
     elif not isinstance(document, bool) and document is not None:
         yield path, document
 
@@ -127,7 +128,7 @@ def uses_of(step: Step) -> Iterator[tuple[str, str]]:
     for key, value in step.form or []:
         yield f"form {key}", value
     if step.json is not None:
-        for path, value in _leaves(step.json):
+        for path, value in json_leaves(step.json):
             if isinstance(value, str | int | float):
                 yield f"json {path}", str(value)
     if step.body:
@@ -241,7 +242,7 @@ def extractor_for(response: Response, value: str) -> tuple[dict[str, Any], str] 
     """The most specific extractor that finds ``value`` in this response, and a name hint."""
     document = response.document
     if document is not None:
-        for path, leaf in _leaves(document):
+        for path, leaf in json_leaves(document):
             if str(leaf) == value:
                 return {"jsonpath": path}, re.split(r"[.\[\]']+", path.strip("]'"))[-1] or "value"
     found = _xpath_source(response, value)

@@ -53,9 +53,9 @@ def sources(text: str, headers: list[tuple[str, str]]) -> dict[str, str]:
     except ValueError:
         document = None
     if document is not None:
-        from runner.importers.correlate import _leaves
+        from runner.importers.correlate import json_leaves
 
-        found.update({f"json {p}": str(v) for p, v in _leaves(document)})
+        found.update({f"json {p}": str(v) for p, v in json_leaves(document)})
     for tag in re.finditer(r"<(input|meta)\b([^>]*)>", text, re.IGNORECASE):
         attrs = dict(re.findall(r"""([\w-]+)\s*=\s*["']([^"']*)["']""", tag.group(2)))
         name = attrs.get("name") or attrs.get("property") or attrs.get("id")
