@@ -74,7 +74,7 @@ def main() -> int:
             compiled = compile_scenario(loaded, CompileOptions(host=host))
             classes = compiled.user_classes
             stats = CountingStats()
-            runner = LocalRunner(classes, stats, run_state=RunState.fresh(compiled.checkpoints))
+            runner = LocalRunner(classes, stats, run_state=RunState.fresh(compiled))
             profile = cProfile.Profile() if args.profile else None
             before = nginx.requests()
             wall, cpu = time.perf_counter(), time.process_time()
