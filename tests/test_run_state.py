@@ -189,3 +189,33 @@ def test_runs_keep_pools_and_gates_in_their_state_and_never_change_the_compiled_
     assert snapshot() == before, "a run changed the compiled pools, rendezvous or user classes"
     with pytest.raises(dataclasses.FrozenInstanceError):
         compiled.rendezvous["pair"].value = 1  # type: ignore[misc]
+
+
+def test_the_web_ui_runs_the_next_test_afresh_without_compiling_again(tmp_path: Path) -> None:
+    """Two tests of a web UI session in this process: the user classes are compiled once (the form's weights
+    ride on subclasses), and each test's pools and gates are its own."""
+    import io
+
+    from runner.config import resolve
+    from runner.scenario import load_scenario
+    from runner.web.control import Controller, LocalBackend
+
+    (tmp_path / "s.yaml").write_text(UNIT)
+    loaded = load_scenario(tmp_path / "s.yaml")
+    settings = resolve({"users": 2, "spawn_rate": 100, "iterations": 2, "only_summary": True})
+    controller = Controller(loaded, settings, LocalBackend(loaded), command="test", demo_url=None, out=io.StringIO())
+    runs = []
+    for form in (None, {"user_count": "2", "spawn_rate": "100", "weight.u": "3"}):
+        run = controller.start(form)
+        controller.wait(60)
+        assert run.results is not None, run.error
+        runs.append(run)
+    first, second = runs
+    (compiled_class,) = first.compiled.user_classes
+    (weighted,) = second.compiled.user_classes
+    assert issubclass(weighted, compiled_class) and (weighted.weight, compiled_class.weight) == (3, 1)
+    for run in runs:
+        (pool,) = run.results["pools"]
+        assert (pool["handed_out"], pool["dry"]) == (4, False)  # 2 users x 2 iterations, from the first row again
+        (point,) = run.results["rendezvous"]
+        assert point["arrivals"] == 4
