@@ -1,4 +1,4 @@
-"""The HTML report and the JUnit XML, rendered from results dicts: every part shown, small, self-contained, valid."""
+"""The HTML report and the JUnit XML, rendered from typed results: every part shown, small, self-contained, valid."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from conftest import ROOT
 from runner.report import charts
 from runner.report.html import delta, render_html
 from runner.report.junit import junit_xml, validation_junit
+from runner.report.model import Results
 from runner.stats.histogram import Histogram
 
 JUNIT_XSD = etree.XMLSchema(etree.parse(str(ROOT / "tests" / "data" / "junit.xsd")))
@@ -172,8 +173,8 @@ def test_the_report_is_self_contained() -> None:
 
 def test_values_from_the_results_are_escaped() -> None:
     results = run_results(3)
-    results["scenario"] = "<script>alert(1)</script>"
-    results["errors"][0]["message"] = "<img src=x onerror=alert(1)>"
+    results.scenario = "<script>alert(1)</script>"
+    results.errors[0].message = "<img src=x onerror=alert(1)>"
     text = render_html(results)
     assert "<script>alert(1)</script>" not in text and "<img src=x" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
@@ -191,20 +192,27 @@ def test_a_run_without_requests_still_gives_a_valid_report() -> None:
 
 
 def test_results_with_only_the_required_keys_render() -> None:
-    minimal = {"format": "lrun-results", "format_version": 1, "total": {"requests": 0}, "passed": False}
-    doc = page(render_html(minimal))
-    assert "FAILED" in section_text(doc, "verdict")
-    unknown = {**run_results(3), "checks": [{"oops": 1}], "pools": "not a list", "workers": [{"id": "w"}]}
-    assert "w" in section_text(page(render_html(unknown)), "workers")
+    total = {"method": "", "name": "Aggregated", "requests": 0, "failures": 0, "failure_ratio": 0.0, "rps": 0.0}
+    minimal = {
+        "lrun_version": "0.1.0", "scenario": "bare", "start": "2024-05-01T12:00:00.000Z",
+        "end": "2024-05-01T12:00:01.000Z", "duration_s": 1.0, "measured_s": 1.0,
+        "total": {**total, "failures_per_s": 0.0}, "passed": False, "exit_code": 1,
+    }  # fmt: skip
+    assert set(minimal) == Results.required()
+    doc = page(render_html(Results.model_validate(minimal)))
+    assert "FAILED" in section_text(doc, "verdict") and "No requests were made." in section_text(doc, "requests")
+    newer = {**run_results(3).to_dict(), "from_a_newer_lrun": {"x": 1}, "workers": [{"id": "w", "state": "running"}]}
+    assert "w running" in section_text(page(render_html(Results.model_validate(newer))), "workers")
 
 
 def test_a_one_hour_run_stays_small() -> None:
     results = full_results(3600, full_history=True)
-    assert len(results["series"]) == 3600 and len(results["resources"]["series"]) == 3600
+    assert results.resources is not None
+    assert len(results.series) == 3600 and len(results.resources.series) == 3600
     text = render_html(results)
     assert len(text.encode()) < 150_000, len(text.encode())  # README: 130 KB with every optional part
     plain = run_results(3600)
-    plain["resources"] = results["resources"]
+    plain.resources = results.resources
     assert len(render_html(plain).encode()) < 100_000  # README: about 86 KB
     doc = page(text)
     for path in doc.xpath("//svg//path"):
@@ -219,7 +227,7 @@ def test_a_one_hour_run_stays_small() -> None:
 
 def test_comparison_shows_both_runs_with_deltas() -> None:
     before, after = run_results(30), run_results(30, slow=1.5)
-    after["start"] = "2024-05-02T09:00:00.000Z"
+    after.start = "2024-05-02T09:00:00.000Z"
     doc = page(render_html([before, after], labels=["before", "after"]))
     assert doc.findtext(".//title") == "lrun comparison: shop checkout vs shop checkout"
     header = " ".join(" ".join(doc.find(".//header").itertext()).split())
@@ -261,7 +269,7 @@ def test_comparison_of_runs_with_different_requests() -> None:
 # ----------------------------------------------------------------------------------------------- JUnit
 
 
-def junit(results: dict[str, Any]) -> Any:
+def junit(results: Results) -> Any:
     root = etree.fromstring(junit_xml(results).encode())
     JUNIT_XSD.assertValid(root)
     return root
@@ -307,8 +315,8 @@ def test_junit_an_aborting_resource_threshold_fails() -> None:
 
 def test_junit_without_checks_has_a_case_per_request() -> None:
     results = run_results(5)
-    results["thresholds"] = []
-    results["passed"], results["exit_code"] = True, 0
+    results.thresholds = []
+    results.passed, results.exit_code = True, 0
     root = junit(results)
     assert cases(root, "checkpoints") == {
         "GET /fail: no failed requests": "5 of 5 requests failed",

@@ -27,6 +27,7 @@ import runner
 from runner.errors import LrunError
 from runner.report import charts
 from runner.report.charts import Line
+from runner.report.model import Results
 
 TEMPLATE = "report.html.j2"
 PER_REQUEST_LINES = 8  # at most this many request names get their own line in the per-request chart
@@ -732,9 +733,9 @@ def _environment() -> Environment:
     return env
 
 
-def render_html(results: dict[str, Any] | Sequence[dict[str, Any]], *, labels: Sequence[str] | None = None) -> str:
-    """The report of one run (a dict), or the comparison of several (a list; the first is the baseline)."""
-    runs = [results] if isinstance(results, dict) else list(results)
+def render_html(results: Results | Sequence[Results], *, labels: Sequence[str] | None = None) -> str:
+    """The report of one run, or the comparison of several (a list; the first is the baseline)."""
+    runs = [r.to_dict() for r in ([results] if isinstance(results, Results) else results)]
     if not runs:
         raise ValueError("render_html needs at least one results dict")
     template = _environment().get_template(TEMPLATE)
@@ -751,7 +752,7 @@ def render_html(results: dict[str, Any] | Sequence[dict[str, Any]], *, labels: S
 
 
 def write_html(
-    results: dict[str, Any] | Sequence[dict[str, Any]],
+    results: Results | Sequence[Results],
     path: str | os.PathLike[str],
     *,
     labels: Sequence[str] | None = None,
