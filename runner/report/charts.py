@@ -14,7 +14,7 @@ points. Colours are CSS classes (``s0`` … ``s7``), so the stylesheet (and prin
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -284,16 +284,16 @@ def bar_chart(
 _STEPS_PER_DECADE = (1, 1.5, 2, 3, 5, 7)
 
 
-def distribution(histogram: dict[str, Any] | None, *, max_bins: int = 40) -> list[tuple[str, float]]:
-    """Response-time bins (label ``≤ 20 ms``, count) from a results histogram (``{"counts": {µs: n}}``).
+def distribution(counts: Mapping[str, int], *, max_bins: int = 40) -> list[tuple[str, float]]:
+    """Response-time bins (label ``≤ 20 ms``, count) from a results histogram's counts (``{"µs": n}``).
 
     Bin edges are 1, 1.5, 2, 3, 5, 7 × 10^k ms between the fastest and the slowest response, merged pairwise
     until there are at most ``max_bins``.
     """
-    counts = {int(k): int(v) for k, v in ((histogram or {}).get("counts") or {}).items() if int(v) > 0}
-    if not counts:
+    found = {int(us): n for us, n in counts.items() if n > 0}
+    if not found:
         return []
-    low, high = max(min(counts), 1) / 1000, max(max(counts), 1) / 1000
+    low, high = max(min(found), 1) / 1000, max(max(found), 1) / 1000
     edges: list[float] = []
     decade = 10.0 ** math.floor(math.log10(low))
     while not edges or edges[-1] < high:
@@ -303,7 +303,7 @@ def distribution(histogram: dict[str, Any] | None, *, max_bins: int = 40) -> lis
     while len(edges) > max_bins:
         edges = edges[1::2] if len(edges) % 2 == 0 else [*edges[1::2], edges[-1]]
     bins = [0] * len(edges)
-    for us, n in counts.items():
+    for us, n in found.items():
         ms = us / 1000
         bins[next((i for i, edge in enumerate(edges) if ms <= edge), len(edges) - 1)] += n
     return [(f"≤{_edge(edge)}", float(n)) for edge, n in zip(edges, bins, strict=True)]
