@@ -11,7 +11,7 @@ from lxml import html as lxml_html
 from report_data import START, empty_results, full_results, run_results
 
 from conftest import ROOT
-from runner.report import charts
+from runner.report import charts, formats
 from runner.report.html import delta, render_html
 from runner.report.junit import junit_xml, validation_junit
 from runner.report.model import Results
@@ -50,8 +50,8 @@ def test_downsample_keeps_extremes_order_and_gaps() -> None:
 def test_axes_read_well() -> None:
     assert [charts.nice_step(s) for s in (1, 7, 95, 1234)] == [0.2, 2.0, 20.0, 250.0]
     assert charts.nice_time_step(3600) == 600 and charts.nice_time_step(30) == 5
-    assert charts.clock(59.6) == "1:00" and charts.clock(3725) == "1:02:05"
-    assert charts.fmt_bytes(1536 * 2**20) == "1.5 GiB"
+    assert formats.clock(59.6) == "1:00" and formats.clock(3725) == "1:02:05"
+    assert formats.fmt_bytes(1536 * 2**20) == "1.5 GiB" and formats.fmt_bytes(None, missing="N/A") == "N/A"
 
 
 def test_line_chart_draws_each_line_on_its_scales() -> None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from runner.report.formats import clock, fmt_bytes, fmt_number
+
 WIDTH, HEIGHT = 600, 220
 LEFT, RIGHT, TOP, BOTTOM = 64, 14, 12, 28  # plot margins
 MAX_DRAWN = 600  # points per line at most, after downsampling
@@ -56,34 +58,6 @@ def nice_time_step(span: float, ticks: int = 6) -> float:
         if span / step <= ticks:
             return float(step)
     return 86400.0 * math.ceil(span / 86400 / ticks)
-
-
-def clock(seconds: float) -> str:
-    """Elapsed time: ``0:45``, ``12:30``, ``1:02:03``."""
-    seconds = round(seconds)
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def fmt_number(value: float) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.0f}"
-    if abs(value) >= 1:
-        return f"{value:.1f}".rstrip("0").rstrip(".")
-    return f"{value:.2f}".rstrip("0").rstrip(".")
-
-
-def fmt_bytes(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{fmt_number(value)} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 FORMATS: dict[str, Callable[[float], str]] = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from runner.report.formats import clock, fmt_bytes, fmt_percent
 from runner.report.model import (
     Arrivals,
     Entry,
@@ -227,11 +228,11 @@ def retry_line(entries: Iterable[Entry], total: Entry) -> str:
 
 
 def _mib(value: float | None) -> str:
-    return "N/A" if value is None else f"{value / 2**20:.0f} MiB"
+    return fmt_bytes(value, missing="N/A")
 
 
 def _pct(value: float | None) -> str:
-    return "N/A" if value is None else f"{value:.0f}%"
+    return fmt_percent(value, missing="N/A")
 
 
 def resource_summary(resources: Resources) -> str:
@@ -296,11 +297,6 @@ def progress_line(
 ) -> str:
     """One line for a terminal: elapsed / run time, users, current req/s, errors, lrun's CPU and memory."""
 
-    def clock(seconds: float) -> str:
-        minutes, secs = divmod(int(seconds), 60)
-        hours, minutes = divmod(minutes, 60)
-        return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
-
     limit = f"/{clock(run_time)}" if run_time else ""
     line = f"{clock(elapsed)}{limit}  users {users}  {rps:.1f} req/s  errors {failure_ratio * 100:.2f}%"
     if resources:
@@ -308,7 +304,7 @@ def progress_line(
         if cpu is not None:
             line += f"  lrun cpu {cpu:.0f}%"
         if rss is not None:
-            line += f" mem {rss / 2**20:.0f} MiB"
+            line += f" mem {fmt_bytes(rss)}"
         machine = resources.get("system_cpu_percent")
         if machine is not None:
             line += f"  machine cpu {machine:.0f}%"

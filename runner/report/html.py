@@ -27,7 +27,19 @@ import runner
 from runner.errors import LrunError
 from runner.report import charts
 from runner.report.charts import Line
-from runner.report.formats import threshold_figures
+from runner.report.formats import (
+    epoch_of,
+    fmt_bytes,
+    fmt_duration,
+    fmt_ms,
+    fmt_num,
+    fmt_pct,
+    fmt_percent,
+    fmt_rate,
+    fmt_time,
+    since,
+    threshold_figures,
+)
 from runner.report.model import (
     CheckCount,
     Entry,
@@ -46,61 +58,6 @@ PER_REQUEST_LINES = 8  # at most this many request names get their own line in t
 
 
 # ----------------------------------------------------------------------------------------------- formatting
-
-
-def epoch_of(text: str | None) -> float | None:
-    """Epoch seconds of an ISO 8601 time as written in the results (``2024-05-01T12:00:00.000Z``)."""
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def fmt_time(epoch: float | None) -> str:
-    """``2024-05-01 12:00:00 UTC`` from epoch seconds; ``—`` when unknown."""
-    if epoch is None:
-        return "—"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def fmt_ms(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value >= 10_000:
-        return f"{value / 1000:.1f} s"
-    return f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms" if value >= 1 else f"{value:.2f} ms"
-
-
-def fmt_num(value: float | None, digits: int = 0) -> str:
-    return "—" if value is None else f"{value:,.{digits}f}"
-
-
-def fmt_rate(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
-
-
-def fmt_pct(value: float | None, digits: int = 2) -> str:
-    """A ratio (0.0123) as a percentage (1.23%)."""
-    return "—" if value is None else f"{value * 100:.{digits}f}%"
-
-
-def fmt_bytes(value: float | None) -> str:
-    return "—" if value is None else charts.fmt_bytes(float(value))
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    return f"{seconds:.1f} s" if seconds < 60 else charts.clock(seconds)
-
-
-def _since(epoch: float | None, origin: float) -> str:
-    """``+0:25``: a time of the run after its start."""
-    return "—" if epoch is None else f"+{charts.clock(epoch - origin)}"
 
 
 def _sort_value(value: float | str | None) -> str:
@@ -480,7 +437,7 @@ def _resource_table(resources: Resources | None) -> list[dict[str, str]]:
     rows = [
         {
             "what": "lrun (load generator)",
-            "cpu": _percent(peak.process_cpu_percent),
+            "cpu": fmt_percent(peak.process_cpu_percent),
             "memory": fmt_bytes(peak.process_rss_bytes),
         }
     ]
@@ -489,7 +446,7 @@ def _resource_table(resources: Resources | None) -> list[dict[str, str]]:
         rows.append(
             {
                 "what": f"machine ({resources.cpu_count or '?'} cores, {fmt_bytes(total)})",
-                "cpu": _percent(peak.system_cpu_percent) + " of all cores",
+                "cpu": fmt_percent(peak.system_cpu_percent) + " of all cores",
                 "memory": fmt_bytes(peak.system_memory_used_bytes) + " used",
             }
         )
@@ -498,15 +455,11 @@ def _resource_table(resources: Resources | None) -> list[dict[str, str]]:
         rows.append(
             {
                 "what": target.label or target.spec,
-                "cpu": _percent(values.cpu_percent) if target.found else "not found",
+                "cpu": fmt_percent(values.cpu_percent) if target.found else "not found",
                 "memory": fmt_bytes(values.rss_bytes) if target.found else "not found",
             }
         )
     return rows
-
-
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0f}%"
 
 
 # ----------------------------------------------------------------------------------------------- comparison
@@ -626,9 +579,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(
-        ms=fmt_ms, num=fmt_num, pct=fmt_pct, bytes=fmt_bytes, rate=fmt_rate, sv=_sort_value, since=_since
-    )
+    env.filters.update(ms=fmt_ms, num=fmt_num, pct=fmt_pct, bytes=fmt_bytes, rate=fmt_rate, sv=_sort_value, since=since)
     return env
 
 
