@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -87,19 +87,36 @@ def _samples(samples: Iterable[Sample], value: Callable[[Sample], float | None])
     return _series(samples, lambda s: s.t, value)
 
 
-def _chart(chart_id: str, title: str, lines: list[Line], *, note: str = "", **options: Any) -> dict[str, Any]:
+class Chart(TypedDict):
+    id: str
+    title: str
+    svg: Markup
+    legend: Markup | str
+    note: str
+
+
+def _chart(
+    chart_id: str,
+    title: str,
+    lines: list[Line],
+    *,
+    note: str = "",
+    unit: str = "",
+    x_origin: float = 0.0,
+    y_max: float | None = None,
+) -> Chart:
     with_data = [line for line in lines if any(y is not None for _, y in line.points)]
     lines = with_data or lines[:1]  # a line that never had a value (a target never found) is left out
     return {
         "id": chart_id,
         "title": title,
-        "svg": Markup(charts.line_chart(chart_id, lines, **options)),
+        "svg": Markup(charts.line_chart(chart_id, lines, unit=unit, x_origin=x_origin, y_max=y_max)),
         "legend": Markup(charts.legend(lines)) if len(lines) > 1 or (lines and lines[0].label) else "",
         "note": note,
     }
 
 
-def _run_charts(results: Results, origin: float) -> list[dict[str, Any]]:
+def _run_charts(results: Results, origin: float) -> list[Chart]:
     series = results.series
     found = [
         _chart(
@@ -165,7 +182,7 @@ def _label(entry: Entry | CheckCount) -> str:
     return f"{entry.method} {entry.name}".strip()
 
 
-def _resource_charts(resources: Resources | None, origin: float) -> list[dict[str, Any]]:
+def _resource_charts(resources: Resources | None, origin: float) -> list[Chart]:
     if not resources or not resources.series:
         return []
     points = resources.series
@@ -196,7 +213,7 @@ def _resource_charts(resources: Resources | None, origin: float) -> list[dict[st
     ]  # fmt: skip
 
 
-def _remote_charts(remote: Remote | None, origin: float) -> list[dict[str, Any]]:
+def _remote_charts(remote: Remote | None, origin: float) -> list[Chart]:
     """monitor.hosts and monitor.prometheus: one chart per figure, a line per host (gaps where it was down)."""
     if not remote or not remote.series:
         return []
@@ -242,7 +259,7 @@ def _remote_charts(remote: Remote | None, origin: float) -> list[dict[str, Any]]
     return found
 
 
-def _worker_charts(workers: list[Worker], origin: float) -> list[dict[str, Any]]:
+def _worker_charts(workers: list[Worker], origin: float) -> list[Chart]:
     with_samples = [w for w in workers if w.resources]
     if not with_samples:
         return []
