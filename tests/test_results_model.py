@@ -90,6 +90,7 @@ def test_a_run_writes_its_stop_code(tmp_path: Path, demo_url: str) -> None:
     data = json.loads(out.read_text())
     assert (data["stop_reason"], data["stop_code"]) == ("all users finished", "users_done")
     assert data["total"]["requests"] == 2
+    assert read_json(out).to_dict() == data  # the file is the typed results' dump: read back, the same keys and values
 
 
 def test_results_that_do_not_fit_the_models_keep_the_rest_and_the_bug_is_logged(
