@@ -37,7 +37,7 @@ from runner.monitor_remote import RemoteMonitor
 from runner.outputs import Outputs
 from runner.outputs import start as start_outputs
 from runner.report import console
-from runner.report.model import ABORTS, stop_code
+from runner.report.model import ABORTS, Entry, Results, stop_code
 from runner.report.results import build_results, measure, write_json
 from runner.scenario import LoadedScenario
 from runner.scripting import HookEnvironment, Script, request_hook
@@ -72,6 +72,7 @@ class Live:
     events: Events = field(default_factory=Events)  # the Python API's listeners
     outputs: Outputs = field(default_factory=Outputs)  # live outputs: Prometheus, OTLP, webhook
     remote: RemoteMonitor | None = None  # monitor.hosts and monitor.prometheus
+    results: Results | None = None  # the run's results, once it ended
 
     def print(self, text: str) -> None:
         self.clear_progress()
@@ -191,7 +192,8 @@ def _sampler(live: Live) -> Callable[[], None]:
 def _table(live: Live) -> Callable[[], None]:
     def show() -> None:
         snapshot = live.stats.snapshot(duration=max(1e-9, time.time() - live.started), histograms=False)
-        live.print(console.stats_table(snapshot["requests"], snapshot["total"]) + "\n")
+        entries = [Entry.model_validate(e) for e in snapshot["requests"]]
+        live.print(console.stats_table(entries, Entry.model_validate(snapshot["total"])) + "\n")
 
     return show
 
@@ -625,7 +627,8 @@ def _finish(
         extra=extra,
         measured=measured,
     )
-    live.events.stop.fire(results)
+    live.results = results
+    live.events.stop.fire(results.to_dict())  # listeners (the Python API) get the dict the JSON file holds
     if not _write_outputs(results, settings, live) and code == 0:
         code = 1  # the run passed, but what CI reads of it is missing
     live.outputs.finished(results, [f for f in (settings.html, settings.json, settings.junit) if f])
@@ -650,7 +653,7 @@ def _open_model_results(runner: Any, duration: float) -> dict[str, Any]:
     }
 
 
-def _write_outputs(results: dict[str, Any], settings: RunSettings, live: Live) -> bool:
+def _write_outputs(results: Results, settings: RunSettings, live: Live) -> bool:
     """Write every output; one that fails (disk full, directory gone) does not stop the others. False if any did.
     The JSON goes last, so that when another output was lost it says the exit code the run ends with (1)."""
     from runner.report.csv import write_csv
@@ -661,8 +664,8 @@ def _write_outputs(results: dict[str, Any], settings: RunSettings, live: Live) -
     lost: list[str] = []
 
     def json_out(path: str) -> None:
-        final = results if not lost or results["exit_code"] else {**results, "exit_code": 1, "passed": False}
-        write_json(final, Path(path))
+        failed = {"exit_code": 1, "passed": False}
+        write_json(results if not lost or results.exit_code else results.model_copy(update=failed), Path(path))
 
     outputs: list[tuple[str, str | None, str, Callable[[str], Any]]] = [
         ("--csv", settings.csv, "CSV", lambda prefix: write_csv(results, prefix, settings.csv_full_history)),

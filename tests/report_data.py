@@ -1,4 +1,4 @@
-"""Results dicts for report tests, built with the real statistics code plus the optional keys written by hand.
+"""Results for report tests, built with the real statistics code plus the optional keys written by hand.
 
 The optional keys (transactions, checks, rendezvous, pools, workers) follow the shapes documented in
 ``runner.report.results``; other parts of lrun write them, the report only reads them.
@@ -10,6 +10,7 @@ import copy
 from typing import Any
 
 from runner.monitor import ResourceRule, ResourceWatch
+from runner.report.model import Results
 from runner.report.results import build_results
 from runner.stats import RequestStats
 
@@ -24,7 +25,7 @@ class Clock:
         return self.now
 
 
-def run_results(seconds: int = 30, *, per_second: int = 10, full_history: bool = False, slow: float = 1.0) -> dict:
+def run_results(seconds: int = 30, *, per_second: int = 10, full_history: bool = False, slow: float = 1.0) -> Results:
     """A run of ``seconds`` seconds: GET /items, POST /login (slower), GET /fail (always 500), one exception."""
     clock = Clock(START)
     stats = RequestStats(clock=clock, full_history=full_history)
@@ -140,9 +141,9 @@ def _resources(seconds: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return resources, watch.verdicts()
 
 
-def full_results(seconds: int = 30, **options: Any) -> dict:
+def full_results(seconds: int = 30, **options: Any) -> Results:
     """``run_results`` with every optional key: resources, transactions, checks, rendezvous, pools, workers."""
-    results = run_results(seconds, **options)
+    results = run_results(seconds, **options).to_dict()
     results["resources"], results["resource_thresholds"] = _resources(seconds)
     login = next(e for e in results["requests"] if e["name"] == "/login")
     transaction = {**copy.deepcopy(login), "type": "transaction", "method": "", "name": "checkout", "think_s": 12.5}
@@ -218,10 +219,10 @@ def full_results(seconds: int = 30, **options: Any) -> dict:
         }
         for n in range(2)
     ]
-    return results
+    return Results.model_validate(results)
 
 
-def empty_results() -> dict:
+def empty_results() -> Results:
     """A run that made no request at all (the target refused every connection before the first one, say)."""
     stats = RequestStats(clock=Clock(START))
     return build_results(

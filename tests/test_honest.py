@@ -217,11 +217,13 @@ def test_reports_say_whether_lrun_kept_up_and_skip_empty_transactions() -> None:
 
     from runner.report import console
     from runner.report.html import render_html
+    from runner.report.model import Results, Saturation
 
-    results = run_results(10)
-    series = [{**point, "rps": 0.0, "failures_per_s": 0.0} for point in results["series"]]
-    results["transactions"] = {"total": {"requests": 0, "rps": 0.0}, "entries": [], "series": series, "errors": []}
-    results["saturation"] = {
+    data = run_results(10).to_dict()
+    series = [{**point, "rps": 0.0, "failures_per_s": 0.0} for point in data["series"]]
+    no_transactions = {**data["total"], "type": "transaction", "requests": 0, "failures": 0, "rps": 0.0}
+    data["transactions"] = {"total": no_transactions, "entries": [], "series": series, "errors": []}
+    data["saturation"] = {
         "saturated": True,
         "reasons": ["its event loop ran 171 ms late (median of the last 3 s; over 20 ms is too much)"],
         "loop_lag_p50_ms": 380.16,
@@ -229,7 +231,11 @@ def test_reports_say_whether_lrun_kept_up_and_skip_empty_transactions() -> None:
         "loop_lag_max_ms": 1139.31,
         "loop_lag_limit_ms": 20.0,
     }
-    results["pools"] = [{"name": "products", "order": "random", "rows": 5, "handed_out": 79, "dry": False}]
+    data["pools"] = [
+        {"name": "products", "source": "inline", "order": "random", "update": "each_iteration",
+         "when_empty": "cycle", "rows": 5, "handed_out": 79, "dry": False}
+    ]  # fmt: skip
+    results = Results.model_validate(data)
     doc = lxml_html.fromstring(render_html(results))
     verdict = " ".join(" ".join(doc.get_element_by_id("verdict").itertext()).split())
     assert "lrun was saturated (event loop lag p50 380 ms, p99 1139 ms, max 1139 ms): its event loop ran 171" in verdict
@@ -239,7 +245,9 @@ def test_reports_say_whether_lrun_kept_up_and_skip_empty_transactions() -> None:
     assert "Load generator: SATURATED (event loop lag p50 380 ms, p99 1139 ms, max 1139 ms)" in summary
     assert "Data pool products (random, 5 rows): rows handed out 79 times" in summary and "79 of 5" not in summary
 
-    results["saturation"] = {**results["saturation"], "saturated": False, "reasons": [], "loop_lag_p50_ms": 0.4}
+    results.saturation = Saturation.model_validate(
+        {**data["saturation"], "saturated": False, "reasons": [], "loop_lag_p50_ms": 0.4}
+    )
     doc = lxml_html.fromstring(render_html(results))
     verdict = " ".join(" ".join(doc.get_element_by_id("verdict").itertext()).split())
     assert "The load generator kept up (event loop lag p50 0.40 ms" in verdict and "saturated" not in verdict

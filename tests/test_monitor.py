@@ -340,5 +340,5 @@ def test_the_progress_line_shows_lrun_and_the_machine() -> None:
 
     sample = {"process_cpu_percent": 45.4, "process_rss_bytes": 60 * 2**20, "system_cpu_percent": 71.0}
     line = progress_line(75, 120, 10, 42.0, 0.01, resources=sample)
-    assert line == "01:15/02:00  users 10  42.0 req/s  errors 1.00%  lrun cpu 45% mem 60 MiB  machine cpu 71%"
+    assert line == "1:15/2:00  users 10  42.0 req/s  errors 1.00%  lrun cpu 45% mem 60 MiB  machine cpu 71%"
     assert progress_line(75, None, 10, 42.0, 0.0).endswith("errors 0.00%")  # before the first sample

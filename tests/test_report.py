@@ -1,4 +1,4 @@
-"""The HTML report and the JUnit XML, rendered from results dicts: every part shown, small, self-contained, valid."""
+"""The HTML report and the JUnit XML, rendered from typed results: every part shown, small, self-contained, valid."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from lxml import html as lxml_html
 from report_data import START, empty_results, full_results, run_results
 
 from conftest import ROOT
-from runner.report import charts
+from runner.report import charts, formats
 from runner.report.html import delta, render_html
 from runner.report.junit import junit_xml, validation_junit
+from runner.report.model import Results
 from runner.stats.histogram import Histogram
 
 JUNIT_XSD = etree.XMLSchema(etree.parse(str(ROOT / "tests" / "data" / "junit.xsd")))
@@ -49,8 +50,8 @@ def test_downsample_keeps_extremes_order_and_gaps() -> None:
 def test_axes_read_well() -> None:
     assert [charts.nice_step(s) for s in (1, 7, 95, 1234)] == [0.2, 2.0, 20.0, 250.0]
     assert charts.nice_time_step(3600) == 600 and charts.nice_time_step(30) == 5
-    assert charts.clock(59.6) == "1:00" and charts.clock(3725) == "1:02:05"
-    assert charts.fmt_bytes(1536 * 2**20) == "1.5 GiB"
+    assert formats.clock(59.6) == "1:00" and formats.clock(3725) == "1:02:05"
+    assert formats.fmt_bytes(1536 * 2**20) == "1.5 GiB" and formats.fmt_bytes(None, missing="N/A") == "N/A"
 
 
 def test_line_chart_draws_each_line_on_its_scales() -> None:
@@ -72,11 +73,11 @@ def test_distribution_bins_count_every_response() -> None:
     histogram = Histogram()
     for ms in (0.6, 0.9, 1.2, 1.4, 3.0, 45.0, 45.5, 2400.0):
         histogram.record(ms)
-    bins = charts.distribution(histogram.to_dict())
+    bins = charts.distribution(histogram.to_dict()["counts"])
     assert sum(n for _, n in bins) == 8
     labels = dict(bins)
     assert labels["≤1 ms"] == 1 and labels["≤1.5 ms"] == 2 and labels["≤50 ms"] == 2 and labels["≤3 s"] == 1
-    assert charts.distribution(None) == [] and charts.distribution({"counts": {}}) == []
+    assert charts.distribution({}) == [] and charts.distribution({"1000": 0}) == []
 
 
 # ----------------------------------------------------------------------------------------------- the run report
@@ -172,8 +173,8 @@ def test_the_report_is_self_contained() -> None:
 
 def test_values_from_the_results_are_escaped() -> None:
     results = run_results(3)
-    results["scenario"] = "<script>alert(1)</script>"
-    results["errors"][0]["message"] = "<img src=x onerror=alert(1)>"
+    results.scenario = "<script>alert(1)</script>"
+    results.errors[0].message = "<img src=x onerror=alert(1)>"
     text = render_html(results)
     assert "<script>alert(1)</script>" not in text and "<img src=x" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
@@ -191,20 +192,27 @@ def test_a_run_without_requests_still_gives_a_valid_report() -> None:
 
 
 def test_results_with_only_the_required_keys_render() -> None:
-    minimal = {"format": "lrun-results", "format_version": 1, "total": {"requests": 0}, "passed": False}
-    doc = page(render_html(minimal))
-    assert "FAILED" in section_text(doc, "verdict")
-    unknown = {**run_results(3), "checks": [{"oops": 1}], "pools": "not a list", "workers": [{"id": "w"}]}
-    assert "w" in section_text(page(render_html(unknown)), "workers")
+    total = {"method": "", "name": "Aggregated", "requests": 0, "failures": 0, "failure_ratio": 0.0, "rps": 0.0}
+    minimal = {
+        "lrun_version": "0.1.0", "scenario": "bare", "start": "2024-05-01T12:00:00.000Z",
+        "end": "2024-05-01T12:00:01.000Z", "duration_s": 1.0, "measured_s": 1.0,
+        "total": {**total, "failures_per_s": 0.0}, "passed": False, "exit_code": 1,
+    }  # fmt: skip
+    assert set(minimal) == Results.required()
+    doc = page(render_html(Results.model_validate(minimal)))
+    assert "FAILED" in section_text(doc, "verdict") and "No requests were made." in section_text(doc, "requests")
+    newer = {**run_results(3).to_dict(), "from_a_newer_lrun": {"x": 1}, "workers": [{"id": "w", "state": "running"}]}
+    assert "w running" in section_text(page(render_html(Results.model_validate(newer))), "workers")
 
 
 def test_a_one_hour_run_stays_small() -> None:
     results = full_results(3600, full_history=True)
-    assert len(results["series"]) == 3600 and len(results["resources"]["series"]) == 3600
+    assert results.resources is not None
+    assert len(results.series) == 3600 and len(results.resources.series) == 3600
     text = render_html(results)
     assert len(text.encode()) < 150_000, len(text.encode())  # README: 130 KB with every optional part
     plain = run_results(3600)
-    plain["resources"] = results["resources"]
+    plain.resources = results.resources
     assert len(render_html(plain).encode()) < 100_000  # README: about 86 KB
     doc = page(text)
     for path in doc.xpath("//svg//path"):
@@ -219,7 +227,7 @@ def test_a_one_hour_run_stays_small() -> None:
 
 def test_comparison_shows_both_runs_with_deltas() -> None:
     before, after = run_results(30), run_results(30, slow=1.5)
-    after["start"] = "2024-05-02T09:00:00.000Z"
+    after.start = "2024-05-02T09:00:00.000Z"
     doc = page(render_html([before, after], labels=["before", "after"]))
     assert doc.findtext(".//title") == "lrun comparison: shop checkout vs shop checkout"
     header = " ".join(" ".join(doc.find(".//header").itertext()).split())
@@ -261,7 +269,7 @@ def test_comparison_of_runs_with_different_requests() -> None:
 # ----------------------------------------------------------------------------------------------- JUnit
 
 
-def junit(results: dict[str, Any]) -> Any:
+def junit(results: Results) -> Any:
     root = etree.fromstring(junit_xml(results).encode())
     JUNIT_XSD.assertValid(root)
     return root
@@ -307,8 +315,8 @@ def test_junit_an_aborting_resource_threshold_fails() -> None:
 
 def test_junit_without_checks_has_a_case_per_request() -> None:
     results = run_results(5)
-    results["thresholds"] = []
-    results["passed"], results["exit_code"] = True, 0
+    results.thresholds = []
+    results.passed, results.exit_code = True, 0
     root = junit(results)
     assert cases(root, "checkpoints") == {
         "GET /fail: no failed requests": "5 of 5 requests failed",

@@ -59,14 +59,17 @@ def test_a_run_writes_the_html_report_and_junit(tmp_path: Path, demo_url: str) -
     failed = {c.get("name") for c in root.iter("testcase") if c.find("failure") is not None}
     assert "errors < 1% [all requests]" in failed and "GET /fail: status < 400" in failed  # a checkpoint
     assert "p95 < 2s [all requests]" not in failed
-    # the same results rendered later give the same report, but for the time it was generated
-    later = tmp_path / "later.html"
-    assert run_lrun("report", str(tmp_path / "r.json"), "-o", str(later)).returncode == 0
+    # the results the run handed its writers are the file: rendered again from it, the same report (but for the
+    # time it was generated) and the same JUnit XML
+    later, later_xml = tmp_path / "later.html", tmp_path / "later.xml"
+    again = run_lrun("report", str(tmp_path / "r.json"), "-o", str(later), "--junit", str(later_xml))
+    assert again.returncode == 0, again.stderr
 
     def body(text: str) -> str:
         return text.split("<footer>")[0]
 
     assert body(later.read_text()) == body(html.read_text())
+    assert later_xml.read_text() == xml.read_text()
 
 
 def test_ctrl_c_still_writes_the_report_and_junit(tmp_path: Path, demo_url: str) -> None:

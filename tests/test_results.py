@@ -12,6 +12,7 @@ import pytest
 import runner
 from runner.errors import LrunError
 from runner.report.csv import write_csv
+from runner.report.model import Results
 from runner.report.results import build_results, iso_time, read_json, write_json
 from runner.stats import RequestStats
 
@@ -78,7 +79,7 @@ def run_stats(full_history: bool = False, seconds: int = 5) -> tuple[RequestStat
     return stats, start, start + seconds + 0.5
 
 
-def results_of(stats: RequestStats, start: float, end: float, **overrides: Any) -> dict[str, Any]:
+def results_of(stats: RequestStats, start: float, end: float, **overrides: Any) -> Results:
     arguments: dict[str, Any] = {
         "scenario": "quickstart",
         "scenario_file": "scenarios/quickstart.yaml",
@@ -101,7 +102,7 @@ def results_of(stats: RequestStats, start: float, end: float, **overrides: Any) 
 
 def test_results_have_the_documented_shape_and_are_strict_json() -> None:
     stats, start, end = run_stats()
-    results = results_of(stats, start, end, extra={"warnings": ["slow"]})
+    results = results_of(stats, start, end, extra={"warnings": ["slow"]}).to_dict()  # what the JSON file holds
     text = json.dumps(results, allow_nan=False)
     assert json.loads(text) == results
     assert (results["format"], results["format_version"], results["lrun_version"]) == (
@@ -131,7 +132,7 @@ def test_a_run_without_requests_gives_nulls_not_zeros_or_nan() -> None:
     stats = RequestStats(clock=clock)
     stats.entry("GET", "/never")  # known, never requested (as after --reset-stats)
     stats.sample(1_000_001.5, users=0)
-    results = results_of(stats, 1_000_000.0, 1_000_000.0, exit_code=1, thresholds=[])
+    results = results_of(stats, 1_000_000.0, 1_000_000.0, exit_code=1, thresholds=[]).to_dict()
     json.dumps(results, allow_nan=False)
     for entry in (results["total"], results["requests"][0]):
         assert entry["requests"] == 0 and entry["rps"] == 0.0
@@ -152,7 +153,7 @@ def test_rates_are_over_the_time_counted_after_a_reset() -> None:
     for _ in range(20):
         clock.now += 0.5
         stats.log("GET", "/a", 5.0, 0, None)
-    results = results_of(stats, 2_000_000.0, clock.now)
+    results = results_of(stats, 2_000_000.0, clock.now).to_dict()
     assert results["duration_s"] == 20.0 and results["measured_s"] == 10.0
     assert results["stats_start"] == iso_time(2_000_010.0)
     assert results["total"]["requests"] == 20 and results["total"]["rps"] == 2.0
@@ -162,9 +163,9 @@ def test_passed_needs_exit_code_zero_and_every_threshold() -> None:
     stats, start, end = run_stats(seconds=1)
     verdict = {"expression": "p95 < 500ms", "metric": "p95", "operator": "<", "limit": 500.0}
     verdicts = [{**verdict, "passed": True}, {**verdict, "passed": False}]
-    assert not results_of(stats, start, end, thresholds=verdicts)["passed"]
-    assert not results_of(stats, start, end, exit_code=1)["passed"]
-    assert results_of(stats, start, end, thresholds=[])["passed"]
+    assert not results_of(stats, start, end, thresholds=verdicts).passed
+    assert not results_of(stats, start, end, exit_code=1).passed
+    assert results_of(stats, start, end, thresholds=[]).passed
     with pytest.raises(ValueError, match="total"):
         results_of(stats, start, end, extra={"total": {}})
 
@@ -174,15 +175,16 @@ def test_write_and_read_back(tmp_path: Path) -> None:
     results = results_of(stats, start, end)
     path = tmp_path / "results.json"
     write_json(results, path)
-    assert read_json(path) == results
-    write_json({**results, "scenario": "second"}, path)  # replaces the file whole
-    assert read_json(str(path))["scenario"] == "second"
+    assert read_json(path) == results and json.loads(path.read_text()) == results.to_dict()
+    write_json(results.model_copy(update={"scenario": "second"}), path)  # replaces the file whole
+    assert read_json(str(path)).scenario == "second"
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temp file left behind
 
 
 def test_write_json_refuses_nan(tmp_path: Path) -> None:
+    results = results_of(*run_stats(seconds=1)).model_copy(update={"duration_s": float("nan")})
     with pytest.raises(ValueError):
-        write_json({"format": "lrun-results", "x": float("nan")}, tmp_path / "bad.json")
+        write_json(results, tmp_path / "bad.json")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -269,7 +271,7 @@ def test_csv_stats_rows_parse_back(tmp_path: Path) -> None:
     ]
     by_name = {r[1]: dict(zip(header, r, strict=True)) for r in rows}
     items = by_name["/items"]
-    entry = next(e for e in results["requests"] if e["name"] == "/items")
+    entry = next(e for e in results.to_dict()["requests"] if e["name"] == "/items")
     assert int(items["Request Count"]) == 50 and int(items["Failure Count"]) == 5
     assert int(items["Median Response Time"]) == round(entry["median_ms"])
     assert float(items["Average Response Time"]) == entry["avg_ms"] == 24.5
@@ -307,7 +309,7 @@ def test_csv_history_failures_and_exceptions(tmp_path: Path) -> None:
 def test_csv_full_history_adds_a_row_per_entry(tmp_path: Path) -> None:
     stats, start, end = run_stats(full_history=True)
     results = results_of(stats, start, end)
-    json.dumps(results, allow_nan=False)
+    json.dumps(results.to_dict(), allow_nan=False)
     write_csv(results, str(tmp_path / "run"), full_history=True)
     _, *rows = read_csv(tmp_path / "run_stats_history.csv")
     assert [r[3] for r in rows[:3]] == ["/items", "/login", "Aggregated"]

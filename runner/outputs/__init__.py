@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.outputs.auth import check_exposure
+
+if TYPE_CHECKING:
+    from runner.report.model import Results
 
 log = logging.getLogger("lrun")
 
@@ -26,7 +29,7 @@ class Outputs:
         if self.webhook is not None:
             self.webhook.send(text, **fields)
 
-    def finished(self, results: dict[str, Any], files: list[str]) -> None:
+    def finished(self, results: Results, files: list[str]) -> None:
         """The run ended: ``files`` are the reports and results written."""
         if self.webhook is not None:
             self.webhook.finished(results, [str(Path(f).resolve()) for f in files])

@@ -11,10 +11,13 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.pool import Group
+
+if TYPE_CHECKING:
+    from runner.report.model import Results
 
 log = logging.getLogger("lrun")
 
@@ -35,31 +38,30 @@ class Webhook:
         body = json.dumps({"text": text, "lrun": {"event": "rule", **details} if details else {"event": "rule"}})
         self.group.spawn(self._post, body.encode())
 
-    def finished(self, results: dict[str, Any], report: list[str]) -> None:
+    def finished(self, results: Results, report: list[str]) -> None:
         """The run's end: verdict, key figures, failed rules, where the report is."""
-        total = results.get("total") or {}
-        verdict = "PASSED" if results.get("passed") else "FAILED"
-        p95 = (total.get("percentiles") or {}).get("95") or total.get("p95_ms")
-        figures = (
-            f"{total.get('requests', 0)} requests, {total.get('failures', 0)} failed, "
-            f"{total.get('rps') or 0:.1f} req/s" + (f", p95 {p95:g} ms" if p95 is not None else "")
+        total = results.total
+        verdict = "PASSED" if results.passed else "FAILED"
+        p95 = total.percentiles.get("95")
+        figures = f"{total.requests} requests, {total.failures} failed, {total.rps:.1f} req/s" + (
+            f", p95 {p95:g} ms" if p95 is not None else ""
         )
-        failed = [t["expression"] for t in results.get("thresholds") or [] if not t.get("passed")]
-        failed += [t["expression"] for t in results.get("resource_thresholds") or [] if not t.get("passed")]
-        text = f"lrun {results.get('scenario', '')}: {verdict} ({results.get('stop_reason', '')}): {figures}"
+        failed = [t.expression for t in results.thresholds if not t.passed]
+        failed += [t.expression for t in results.resource_thresholds or [] if not t.passed]
+        text = f"lrun {results.scenario}: {verdict} ({results.stop_reason}): {figures}"
         if failed:
             text += "; failed: " + ", ".join(failed)
         if report:
             text += "; report: " + ", ".join(report)
         details = {
             "event": "finished",
-            "scenario": results.get("scenario"),
-            "passed": bool(results.get("passed")),
-            "exit_code": results.get("exit_code"),
-            "stop_reason": results.get("stop_reason"),
-            "requests": total.get("requests"),
-            "failures": total.get("failures"),
-            "rps": total.get("rps"),
+            "scenario": results.scenario,
+            "passed": results.passed,
+            "exit_code": results.exit_code,
+            "stop_reason": results.stop_reason,
+            "requests": total.requests,
+            "failures": total.failures,
+            "rps": total.rps,
             "p95_ms": p95,
             "failed": failed,
             "report": report,

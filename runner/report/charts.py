@@ -14,10 +14,12 @@ points. Colours are CSS classes (``s0`` … ``s7``), so the stylesheet (and prin
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
+
+from runner.report.formats import clock, fmt_bytes, fmt_number
 
 WIDTH, HEIGHT = 600, 220
 LEFT, RIGHT, TOP, BOTTOM = 64, 14, 12, 28  # plot margins
@@ -56,34 +58,6 @@ def nice_time_step(span: float, ticks: int = 6) -> float:
         if span / step <= ticks:
             return float(step)
     return 86400.0 * math.ceil(span / 86400 / ticks)
-
-
-def clock(seconds: float) -> str:
-    """Elapsed time: ``0:45``, ``12:30``, ``1:02:03``."""
-    seconds = round(seconds)
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def fmt_number(value: float) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.0f}"
-    if abs(value) >= 1:
-        return f"{value:.1f}".rstrip("0").rstrip(".")
-    return f"{value:.2f}".rstrip("0").rstrip(".")
-
-
-def fmt_bytes(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{fmt_number(value)} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 FORMATS: dict[str, Callable[[float], str]] = {
@@ -284,16 +258,16 @@ def bar_chart(
 _STEPS_PER_DECADE = (1, 1.5, 2, 3, 5, 7)
 
 
-def distribution(histogram: dict[str, Any] | None, *, max_bins: int = 40) -> list[tuple[str, float]]:
-    """Response-time bins (label ``≤ 20 ms``, count) from a results histogram (``{"counts": {µs: n}}``).
+def distribution(counts: Mapping[str, int], *, max_bins: int = 40) -> list[tuple[str, float]]:
+    """Response-time bins (label ``≤ 20 ms``, count) from a results histogram's counts (``{"µs": n}``).
 
     Bin edges are 1, 1.5, 2, 3, 5, 7 × 10^k ms between the fastest and the slowest response, merged pairwise
     until there are at most ``max_bins``.
     """
-    counts = {int(k): int(v) for k, v in ((histogram or {}).get("counts") or {}).items() if int(v) > 0}
-    if not counts:
+    found = {int(us): n for us, n in counts.items() if n > 0}
+    if not found:
         return []
-    low, high = max(min(counts), 1) / 1000, max(max(counts), 1) / 1000
+    low, high = max(min(found), 1) / 1000, max(max(found), 1) / 1000
     edges: list[float] = []
     decade = 10.0 ** math.floor(math.log10(low))
     while not edges or edges[-1] < high:
@@ -303,7 +277,7 @@ def distribution(histogram: dict[str, Any] | None, *, max_bins: int = 40) -> lis
     while len(edges) > max_bins:
         edges = edges[1::2] if len(edges) % 2 == 0 else [*edges[1::2], edges[-1]]
     bins = [0] * len(edges)
-    for us, n in counts.items():
+    for us, n in found.items():
         ms = us / 1000
         bins[next((i for i, edge in enumerate(edges) if ms <= edge), len(edges) - 1)] += n
     return [(f"≤{_edge(edge)}", float(n)) for edge, n in zip(edges, bins, strict=True)]

@@ -1,9 +1,9 @@
 """CSV files in Locust's layout (``--csv PREFIX``), so existing spreadsheets and scripts keep working.
 
-Written from the results dict at the end of a run: ``PREFIX_stats.csv``, ``PREFIX_stats_history.csv``,
-``PREFIX_failures.csv`` and ``PREFIX_exceptions.csv``, with Locust's headers, column order, row order (the
-"Aggregated" row last) and number formats: counts and percentiles as integers, times and sizes as decimals,
-history rates with six decimals, ``N/A`` for the percentiles of an entry without requests.
+Written from the results (``runner.report.model.Results``) at the end of a run: ``PREFIX_stats.csv``,
+``PREFIX_stats_history.csv``, ``PREFIX_failures.csv`` and ``PREFIX_exceptions.csv``, with Locust's headers, column
+order, row order (the "Aggregated" row last) and number formats: counts and percentiles as integers, times and sizes
+as decimals, history rates with six decimals, ``N/A`` for the percentiles of an entry without requests.
 
 Where the values differ from Locust's, it is on purpose:
 
@@ -22,9 +22,9 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from runner.errors import LrunError
+from runner.report.model import Point, Results
 
 PERCENTILE_KEYS = ("50", "66", "75", "80", "90", "95", "98", "99", "99.9", "99.99", "100")
 PERCENTILE_HEADERS = [f"{key}%" for key in PERCENTILE_KEYS]
@@ -68,95 +68,89 @@ def _int(value: float | None) -> int:
     return 0 if value is None else round(value)
 
 
-def _percentiles(percentiles: dict[str, float | None] | None, requests: int) -> list[str | int]:
+def _percentiles(percentiles: dict[str, float | None], requests: int) -> list[str | int]:
     """Locust: N/A for an entry without requests, else whole milliseconds (0 for an empty interval)."""
     if not requests:
         return ["N/A"] * len(PERCENTILE_KEYS)
-    percentiles = percentiles or {}
     return [_int(percentiles.get(key)) for key in PERCENTILE_KEYS]
 
 
-def stats_rows(results: dict[str, Any]) -> list[Row]:
+def stats_rows(results: Results) -> list[Row]:
     """``PREFIX_stats.csv`` rows, header first."""
     rows: list[Row] = [STATS_COLUMNS]
-    total = {**results["total"], "method": "", "name": "Aggregated"}
-    for entry in [*results.get("requests", []), total]:
-        requests = entry.get("requests", 0)
+    total = results.total.model_copy(update={"method": "", "name": "Aggregated"})
+    for entry in [*results.requests, total]:
         rows.append(
             [
-                entry.get("method") or "",
-                entry.get("name", ""),
-                requests,
-                entry.get("failures", 0),
-                _int(entry.get("median_ms")),
-                entry.get("avg_ms") or 0.0,
-                entry.get("min_ms") or 0,
-                entry.get("max_ms") or 0,
-                entry.get("avg_bytes") or 0,
-                entry.get("rps") or 0.0,
-                entry.get("failures_per_s") or 0.0,
-                *_percentiles(entry.get("percentiles"), requests),
+                entry.method,
+                entry.name,
+                entry.requests,
+                entry.failures,
+                _int(entry.median_ms),
+                entry.avg_ms or 0.0,
+                entry.min_ms or 0,
+                entry.max_ms or 0,
+                entry.avg_bytes or 0,
+                entry.rps or 0.0,
+                entry.failures_per_s or 0.0,
+                *_percentiles(entry.percentiles, entry.requests),
             ]
         )
     return rows
 
 
-def _history_row(point: dict[str, Any], users: int, method: str, name: str) -> Row:
-    total_requests = point.get("total_requests", 0)
+def _history_row(point: Point, users: int, method: str, name: str) -> Row:
     return [
-        point["t"],
+        point.t,
         users,
         method,
         name,
-        f"{point.get('rps') or 0.0:2f}",  # sic: Locust's format, six decimals
-        f"{point.get('failures_per_s') or 0.0:2f}",
-        *_percentiles(point.get("percentiles"), total_requests),
-        total_requests,
-        point.get("total_failures", 0),
-        _int(point.get("total_median_ms")),
-        point.get("total_avg_ms") or 0.0,
-        point.get("total_min_ms") or 0,
-        point.get("total_max_ms") or 0,
-        point.get("total_avg_bytes") or 0,
+        f"{point.rps:2f}",  # sic: Locust's format, six decimals
+        f"{point.failures_per_s:2f}",
+        *_percentiles(point.percentiles, point.total_requests),
+        point.total_requests,
+        point.total_failures,
+        _int(point.total_median_ms),
+        point.total_avg_ms or 0.0,
+        point.total_min_ms or 0,
+        point.total_max_ms or 0,
+        point.total_avg_bytes or 0,
     ]
 
 
-def history_rows(results: dict[str, Any], full_history: bool = False) -> list[Row]:
+def history_rows(results: Results, full_history: bool = False) -> list[Row]:
     """``PREFIX_stats_history.csv`` rows: per point, each entry's row (with ``full_history``), then Aggregated.
 
     Entry rows need the entries' series in the results (``RequestStats(full_history=True)``); without them,
     only the Aggregated rows are written.
     """
     rows: list[Row] = [HISTORY_COLUMNS]
-    entries: list[tuple[str, str, dict[int, dict[str, Any]]]] = []
+    entries: list[tuple[str, str, dict[float, Point]]] = []
     if full_history:
-        for entry in results.get("requests", []):
-            points = {point["t"]: point for point in entry.get("series") or []}
-            entries.append((entry.get("method") or "", entry.get("name", ""), points))
-    for point in results.get("series", []):
-        users = point.get("users", 0)
+        for entry in results.requests:
+            points = {point.t: point for point in entry.series or []}
+            entries.append((entry.method, entry.name, points))
+    for point in results.series:
         for method, name, points in entries:
-            own = points.get(point["t"])
+            own = points.get(point.t)
             if own is not None:
-                rows.append(_history_row(own, users, method, name))
-        rows.append(_history_row(point, users, "", "Aggregated"))
+                rows.append(_history_row(own, point.users, method, name))
+        rows.append(_history_row(point, point.users, "", "Aggregated"))
     return rows
 
 
-def failure_rows(results: dict[str, Any]) -> list[Row]:
+def failure_rows(results: Results) -> list[Row]:
     rows: list[Row] = [FAILURES_COLUMNS]
-    for group in results.get("errors", []):
-        rows.append([group.get("method", ""), group.get("name", ""), group.get("message", ""), group.get("count", 0)])
+    rows += [[group.method, group.name, group.message, group.count] for group in results.errors]
     return rows
 
 
-def exception_rows(results: dict[str, Any]) -> list[Row]:
+def exception_rows(results: Results) -> list[Row]:
     rows: list[Row] = [EXCEPTIONS_COLUMNS]
-    for group in results.get("exceptions", []):
-        kind, message = group.get("type", ""), group.get("message", "")
+    for group in results.exceptions:
+        kind, message = group.type, group.message
         text = f"{kind}: {message}" if kind and message else kind or message
-        nodes = ", ".join(group.get("nodes", []))
-        rows.append([group.get("count", 0), text, group.get("traceback", ""), nodes])
+        rows.append([group.count, text, group.traceback, ", ".join(group.nodes)])
     return rows
 
 
@@ -176,7 +170,7 @@ def _write(path: Path, rows: Iterable[Row]) -> None:
         raise
 
 
-def write_csv(results: dict[str, Any], prefix: str, full_history: bool = False) -> list[Path]:
+def write_csv(results: Results, prefix: str, full_history: bool = False) -> list[Path]:
     """Write the four CSV files for ``results``; returns their paths. ``LrunError`` when they cannot be written."""
     files = {
         Path(f"{prefix}_stats.csv"): stats_rows(results),

@@ -1,7 +1,7 @@
 """The HTML report: one self-contained file made from the JSON results, to forward without editing.
 
-``render_html(results)`` is a pure function of the results dict (``runner.report.results``) — never of a live
-runner — so ``lrun run --html`` and ``lrun report results.json`` give the same page. A list of results renders a
+``render_html(results)`` is a pure function of the typed results (``runner.report.model.Results``) — never of a
+live runner — so ``lrun run --html`` and ``lrun report results.json`` give the same page. A list of results renders a
 side-by-side comparison (the first is the baseline; the others show deltas against it).
 
 The page has no external resource: the stylesheet and a few lines of script are inline, the charts are inline
@@ -15,10 +15,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict, TypeVar
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -27,6 +27,31 @@ import runner
 from runner.errors import LrunError
 from runner.report import charts
 from runner.report.charts import Line
+from runner.report.formats import (
+    epoch_of,
+    fmt_bytes,
+    fmt_duration,
+    fmt_ms,
+    fmt_num,
+    fmt_pct,
+    fmt_percent,
+    fmt_rate,
+    fmt_time,
+    since,
+    threshold_figures,
+)
+from runner.report.model import (
+    CheckCount,
+    Entry,
+    Point,
+    Remote,
+    Resources,
+    Results,
+    Sample,
+    Saturation,
+    TargetFigures,
+    Worker,
+)
 
 TEMPLATE = "report.html.j2"
 PER_REQUEST_LINES = 8  # at most this many request names get their own line in the per-request chart
@@ -35,66 +60,7 @@ PER_REQUEST_LINES = 8  # at most this many request names get their own line in t
 # ----------------------------------------------------------------------------------------------- formatting
 
 
-def epoch_of(text: Any) -> float | None:
-    """Epoch seconds of an ISO 8601 time as written in the results (``2024-05-01T12:00:00.000Z``)."""
-    if isinstance(text, int | float):
-        return float(text)
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def fmt_time(epoch: Any) -> str:
-    """``2024-05-01 12:00:00 UTC`` from epoch seconds or an ISO string; ``—`` when unknown."""
-    value = epoch_of(epoch)
-    if value is None:
-        return "—"
-    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def fmt_ms(value: Any) -> str:
-    if not isinstance(value, int | float):
-        return "—"
-    if value >= 10_000:
-        return f"{value / 1000:.1f} s"
-    return f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms" if value >= 1 else f"{value:.2f} ms"
-
-
-def fmt_num(value: Any, digits: int = 0) -> str:
-    if not isinstance(value, int | float):
-        return "—"
-    return f"{value:,.{digits}f}"
-
-
-def fmt_rate(value: Any) -> str:
-    if not isinstance(value, int | float):
-        return "—"
-    return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
-
-
-def fmt_pct(value: Any, digits: int = 2) -> str:
-    """A ratio (0.0123) as a percentage (1.23%)."""
-    return f"{value * 100:.{digits}f}%" if isinstance(value, int | float) else "—"
-
-
-def fmt_bytes(value: Any) -> str:
-    if not isinstance(value, int | float):
-        return "—"
-    return charts.fmt_bytes(float(value))
-
-
-def fmt_duration(seconds: Any) -> str:
-    if not isinstance(seconds, int | float):
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    return charts.clock(seconds)
-
-
-def _sort_value(value: Any) -> str:
+def _sort_value(value: float | str | None) -> str:
     """``data-v`` of a table cell: numbers sort as numbers, missing values last."""
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(int(value))
@@ -105,163 +71,166 @@ def _sort_value(value: Any) -> str:
 
 # ----------------------------------------------------------------------------------------------- the run view
 
-
-def _entries(results: dict[str, Any]) -> list[dict[str, Any]]:
-    return [e for e in results.get("requests") or [] if isinstance(e, dict)]
-
-
-def _series(points: Any, key: str, scale: float = 1.0) -> list[tuple[float, float | None]]:
-    out = []
-    for point in points or []:
-        t = point.get("t") if isinstance(point, dict) else None
-        if not isinstance(t, int | float):
-            continue
-        value = point.get(key)
-        out.append((float(t), value * scale if isinstance(value, int | float) else None))
-    return out
+P = TypeVar("P")
+Series = list[tuple[float, float | None]]
 
 
-def _chart(chart_id: str, title: str, lines: list[Line], *, note: str = "", **options: Any) -> dict[str, Any]:
+def _series(points: Iterable[P], t: Callable[[P], float], value: Callable[[P], float | None]) -> Series:
+    return [(float(t(p)), value(p)) for p in points]
+
+
+def _points(points: Iterable[Point], value: Callable[[Point], float | None]) -> Series:
+    return _series(points, lambda p: p.t, value)
+
+
+def _samples(samples: Iterable[Sample], value: Callable[[Sample], float | None]) -> Series:
+    return _series(samples, lambda s: s.t, value)
+
+
+class Chart(TypedDict):
+    id: str
+    title: str
+    svg: Markup
+    legend: Markup | str
+    note: str
+
+
+def _chart(
+    chart_id: str,
+    title: str,
+    lines: list[Line],
+    *,
+    note: str = "",
+    unit: str = "",
+    x_origin: float = 0.0,
+    y_max: float | None = None,
+) -> Chart:
     with_data = [line for line in lines if any(y is not None for _, y in line.points)]
     lines = with_data or lines[:1]  # a line that never had a value (a target never found) is left out
     return {
         "id": chart_id,
         "title": title,
-        "svg": Markup(charts.line_chart(chart_id, lines, **options)),
+        "svg": Markup(charts.line_chart(chart_id, lines, unit=unit, x_origin=x_origin, y_max=y_max)),
         "legend": Markup(charts.legend(lines)) if len(lines) > 1 or (lines and lines[0].label) else "",
         "note": note,
     }
 
 
-def _run_charts(results: dict[str, Any], origin: float) -> list[dict[str, Any]]:
-    series = results.get("series") or []
-    found = []
-    found.append(
+def _run_charts(results: Results, origin: float) -> list[Chart]:
+    series = results.series
+    found = [
         _chart(
             "chart-throughput",
             "Throughput",
             [
-                Line("requests/s", _series(series, "rps")),
-                Line("failures/s", _series(series, "failures_per_s"), style=3),
+                Line("requests/s", _points(series, lambda p: p.rps)),
+                Line("failures/s", _points(series, lambda p: p.failures_per_s), style=3),
             ],
             unit="/s",
             x_origin=origin,
-        )
-    )
-    found.append(
+        ),
         _chart(
             "chart-response-times",
             "Response times",
             [
-                Line("p50", _series(series, "p50_ms")),
-                Line("p95", _series(series, "p95_ms"), style=1),
-                Line("p99", _series(series, "p99_ms"), style=2),
-                Line("average", _series(series, "avg_ms"), dashed=True, style=4),
+                Line("p50", _points(series, lambda p: p.p50_ms)),
+                Line("p95", _points(series, lambda p: p.p95_ms), style=1),
+                Line("p99", _points(series, lambda p: p.p99_ms), style=2),
+                Line("average", _points(series, lambda p: p.avg_ms), dashed=True, style=4),
             ],
             unit="ms",
             x_origin=origin,
-        )
-    )
-    with_series = [e for e in _entries(results) if e.get("series")]
+        ),
+    ]
+    with_series = [e for e in results.requests if e.series]
     if with_series:
-        busiest = sorted(with_series, key=lambda e: -(e.get("requests") or 0))[:PER_REQUEST_LINES]
+        busiest = sorted(with_series, key=lambda e: -e.requests)[:PER_REQUEST_LINES]
         found.append(
             _chart(
                 "chart-per-request",
                 "p95 per request",
-                [Line(_label(e), _series(e["series"], "p95_ms")) for e in busiest],
+                [Line(_label(e), _points(e.series or [], lambda p: p.p95_ms)) for e in busiest],
                 unit="ms",
                 x_origin=origin,
                 note=f"the {len(busiest)} busiest requests" if len(with_series) > len(busiest) else "",
             )
         )
-    found.append(_chart("chart-users", "Active users", [Line("users", _series(series, "users"))], x_origin=origin))
-    transactions = results.get("transactions")
-    if isinstance(transactions, dict) and transactions.get("series") and transactions.get("entries"):
-        tps = transactions["series"]
+    users = [Line("users", _points(series, lambda p: p.users))]
+    found.append(_chart("chart-users", "Active users", users, x_origin=origin))
+    transactions = results.transactions
+    if transactions and transactions.series and transactions.entries:
+        tps = transactions.series
         found.append(
             _chart(
                 "chart-tps",
                 "Transactions per second",
                 [
-                    Line("transactions/s", _series(tps, "rps")),
-                    Line("failed/s", _series(tps, "failures_per_s"), style=3),
+                    Line("transactions/s", _points(tps, lambda p: p.rps)),
+                    Line("failed/s", _points(tps, lambda p: p.failures_per_s), style=3),
                 ],
                 unit="/s",
                 x_origin=origin,
             )
         )
-    found += _resource_charts(results.get("resources"), origin)
-    found += _worker_charts(results.get("workers"), origin)
-    found += _remote_charts(results.get("remote"), origin)
+    found += _resource_charts(results.resources, origin)
+    found += _worker_charts(results.workers or [], origin)
+    found += _remote_charts(results.remote, origin)
     return found
 
 
-def _label(entry: dict[str, Any]) -> str:
-    return f"{entry.get('method') or ''} {entry.get('name') or ''}".strip()
+def _label(entry: Entry | CheckCount) -> str:
+    return f"{entry.method} {entry.name}".strip()
 
 
-def _resource_charts(resources: Any, origin: float) -> list[dict[str, Any]]:
-    if not isinstance(resources, dict) or not resources.get("series"):
+def _resource_charts(resources: Resources | None, origin: float) -> list[Chart]:
+    if not resources or not resources.series:
         return []
-    points = resources["series"]
-    targets = [t for t in resources.get("targets") or [] if isinstance(t, dict)]
-    labels = {t.get("spec"): t.get("label") or t.get("spec") for t in targets}
+    points = resources.series
+    labels = {t.spec: t.label or t.spec for t in resources.targets}
 
-    def target(spec: str, key: str) -> list[tuple[float, float | None]]:
-        return [
-            (p["t"], ((p.get("targets") or {}).get(spec) or {}).get(key))
-            for p in points
-            if isinstance(p.get("t"), int | float)
-        ]
+    def target(spec: str, value: Callable[[TargetFigures], float | None]) -> Series:
+        return _samples(points, lambda s: value(s.targets[spec]) if spec in s.targets else None)
 
-    cpu = [Line("lrun", _series(points, "process_cpu_percent"))]
-    cpu += [Line(str(labels[s]), target(s, "cpu_percent"), style=i + 1) for i, s in enumerate(labels)]  # type: ignore[arg-type]
-    memory = [Line("lrun", _series(points, "process_rss_bytes"))]
-    memory += [Line(str(labels[s]), target(s, "rss_bytes"), style=i + 1) for i, s in enumerate(labels)]  # type: ignore[arg-type]
-    machine_memory = []
-    for p in points:
-        used, total = p.get("system_memory_used_bytes"), p.get("system_memory_total_bytes")
-        ok = isinstance(used, int | float) and isinstance(total, int | float) and total > 0
-        machine_memory.append((p["t"], used / total * 100 if ok else None))
-    cores = resources.get("cpu_count")
-    return [
-        _chart(
-            "chart-cpu",
-            "CPU of processes",
-            cpu,
-            unit="%",
-            x_origin=origin,
-            note="% of one core (200% = two busy cores)",
-        ),
-        _chart("chart-memory", "Memory of processes (resident)", memory, unit="bytes", x_origin=origin),
-        _chart(
-            "chart-machine",
-            "Machine",
-            [Line("CPU", _series(points, "system_cpu_percent")), Line("memory used", machine_memory, style=1)],
-            unit="%",
-            x_origin=origin,
-            y_max=100,
-            note=f"% of all {cores} cores and of all memory" if cores else "% of all cores and of all memory",
-        ),
+    def share(s: Sample) -> float | None:
+        used, total = s.system_memory_used_bytes, s.system_memory_total_bytes
+        return used / total * 100 if used is not None and total else None
+
+    cpu = [Line("lrun", _samples(points, lambda s: s.process_cpu_percent))]
+    cpu += [Line(labels[s], target(s, lambda f: f.cpu_percent), style=i + 1) for i, s in enumerate(labels)]
+    memory = [Line("lrun", _samples(points, lambda s: s.process_rss_bytes))]
+    memory += [Line(labels[s], target(s, lambda f: f.rss_bytes), style=i + 1) for i, s in enumerate(labels)]
+    machine = [
+        Line("CPU", _samples(points, lambda s: s.system_cpu_percent)),
+        Line("memory used", _samples(points, share), style=1),
     ]
+    cores = resources.cpu_count
+    return [
+        _chart("chart-cpu", "CPU of processes", cpu, unit="%", x_origin=origin,
+               note="% of one core (200% = two busy cores)"),
+        _chart("chart-memory", "Memory of processes (resident)", memory, unit="bytes", x_origin=origin),
+        _chart("chart-machine", "Machine", machine, unit="%", x_origin=origin, y_max=100,
+               note=f"% of all {cores} cores and of all memory" if cores else "% of all cores and of all memory"),
+    ]  # fmt: skip
 
 
-def _remote_charts(remote: Any, origin: float) -> list[dict[str, Any]]:
+def _remote_charts(remote: Remote | None, origin: float) -> list[Chart]:
     """monitor.hosts and monitor.prometheus: one chart per figure, a line per host (gaps where it was down)."""
-    if not isinstance(remote, dict) or not remote.get("series"):
+    if not remote or not remote.series:
         return []
-    points = [p for p in remote["series"] if isinstance(p, dict) and isinstance(p.get("t"), int | float)]
-    hosts = [str(h.get("name")) for h in remote.get("hosts") or [] if isinstance(h, dict)]
-    queries = [str(q.get("name")) for q in remote.get("queries") or [] if isinstance(q, dict)]
+    points = remote.series
+    hosts = [h.name for h in remote.hosts]
+    queries = [q.name for q in remote.queries]
 
-    def host(name: str, key: str) -> list[tuple[float, float | None]]:
-        return [(p["t"], ((p.get("hosts") or {}).get(name) or {}).get(key)) for p in points]
+    def host(name: str, key: str) -> Series:
+        return _series(points, lambda p: p.t, lambda p: p.hosts.get(name, {}).get(key))
+
+    def query(name: str) -> Series:
+        return _series(points, lambda p: p.t, lambda p: p.queries.get(name))
 
     def lines(key: str) -> list[Line]:
         return [Line(name, host(name, key), style=i) for i, name in enumerate(hosts)]
 
-    charts = []
+    found = []
     if hosts:
         traffic = [Line(f"{n} in", host(n, "network_rx_bytes_per_s"), style=i) for i, n in enumerate(hosts)]
         traffic += [
@@ -273,7 +242,7 @@ def _remote_charts(remote: Any, origin: float) -> list[dict[str, Any]]:
         ]
         silent = [n for n in hosts if not any(v is not None for _, v in host(n, "memory_used_bytes"))]
         no_data = f"; no data from {', '.join(silent)}" if silent else ""
-        charts += [
+        found += [
             _chart("chart-host-cpu", "Monitored hosts: CPU", lines("cpu_percent"), unit="%", x_origin=origin,
                    y_max=100, note=f"% of all the host's cores (node_exporter){no_data}"),
             _chart("chart-host-memory", "Monitored hosts: memory used", lines("memory_used_bytes"), unit="bytes",
@@ -285,346 +254,254 @@ def _remote_charts(remote: Any, origin: float) -> list[dict[str, Any]]:
                    note="bytes per second"),
         ]  # fmt: skip
     if queries:
-        query_lines = [
-            Line(name, [(p["t"], (p.get("queries") or {}).get(name)) for p in points], style=i)
-            for i, name in enumerate(queries)
-        ]
-        charts.append(_chart("chart-queries", "Prometheus queries", query_lines, x_origin=origin))
-    return charts
+        query_lines = [Line(name, query(name), style=i) for i, name in enumerate(queries)]
+        found.append(_chart("chart-queries", "Prometheus queries", query_lines, x_origin=origin))
+    return found
 
 
-def _worker_charts(workers: Any, origin: float) -> list[dict[str, Any]]:
-    if not isinstance(workers, list):
-        return []
-    with_samples = [w for w in workers if isinstance(w, dict) and w.get("resources")]
+def _worker_charts(workers: list[Worker], origin: float) -> list[Chart]:
+    with_samples = [w for w in workers if w.resources]
     if not with_samples:
         return []
+    cpu = [Line(w.id, _samples(w.resources, lambda s: s.process_cpu_percent)) for w in with_samples]
+    memory = [Line(w.id, _samples(w.resources, lambda s: s.process_rss_bytes)) for w in with_samples]
     return [
-        _chart(
-            "chart-worker-cpu",
-            "CPU per worker",
-            [Line(str(w.get("id")), _series(w["resources"], "process_cpu_percent")) for w in with_samples],
-            unit="%",
-            x_origin=origin,
-            note="% of one core",
-        ),
-        _chart(
-            "chart-worker-memory",
-            "Memory per worker",
-            [Line(str(w.get("id")), _series(w["resources"], "process_rss_bytes")) for w in with_samples],
-            unit="bytes",
-            x_origin=origin,
-        ),
+        _chart("chart-worker-cpu", "CPU per worker", cpu, unit="%", x_origin=origin, note="% of one core"),
+        _chart("chart-worker-memory", "Memory per worker", memory, unit="bytes", x_origin=origin),
     ]
 
 
-def _threshold_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    from runner.thresholds import parse_rule
-
+def _threshold_rows(results: Results) -> list[dict[str, str]]:
     rows = []
-    for verdict in results.get("thresholds") or []:
-        if not isinstance(verdict, dict):
-            continue
-        try:
-            rule = parse_rule(str(verdict.get("expression")))
-            measured, limit = rule.show(verdict.get("actual")), rule.show(rule.limit)
-        except ValueError:
-            measured, limit = str(verdict.get("actual")), str(verdict.get("limit"))
-        if not isinstance(verdict.get("actual"), int | float):
-            measured = verdict.get("detail") or "no data"
+    for verdict in results.thresholds:
+        measured, limit = threshold_figures(verdict)
         rows.append(
             {
-                "what": verdict.get("expression"),
-                "scope": verdict.get("request") or "all requests",
+                "what": verdict.expression,
+                "scope": verdict.request or "all requests",
                 "measured": measured,
-                "limit": f"{verdict.get('operator', '')} {limit}".strip(),
-                "state": "pass" if verdict.get("passed") else "fail",
-                "note": "aborts the run" if verdict.get("abort") else "",
+                "limit": limit,
+                "state": "pass" if verdict.passed else "fail",
+                "note": "aborts the run" if verdict.abort else "",
             }
         )
-    for verdict in results.get("resource_thresholds") or []:
-        if not isinstance(verdict, dict):
-            continue
-        percent = verdict.get("unit") == "percent"
-        peak = verdict.get("peak")
-        measured = "no data" if not isinstance(peak, int | float) else f"{peak:.1f}%" if percent else fmt_bytes(peak)
-        breached = not verdict.get("passed")
-        held = (
-            f" for {verdict['for_s']:g}s" if isinstance(verdict.get("for_s"), int | float) and verdict["for_s"] else ""
-        )
+    for rv in results.resource_thresholds or []:
+        peak = "no data" if rv.peak is None else f"{rv.peak:.1f}%" if rv.unit == "percent" else fmt_bytes(rv.peak)
         rows.append(
             {
-                "what": verdict.get("expression"),
-                "scope": verdict.get("process")
-                or ("each monitored process" if str(verdict.get("metric")).startswith("target_") else ""),
-                "measured": f"peak {measured}",
-                "limit": f"> {verdict.get('above')}{held}",
-                "state": ("fail" if verdict.get("action") == "abort" else "warn") if breached else "pass",
-                "note": verdict.get("detail") or "",
+                "what": rv.expression,
+                "scope": rv.process or ("each monitored process" if rv.metric.startswith("target_") else ""),
+                "measured": f"peak {peak}",
+                "limit": f"> {rv.above}" + (f" for {rv.for_s:g}s" if rv.for_s else ""),
+                "state": "pass" if rv.passed else "fail" if rv.action == "abort" else "warn",
+                "note": rv.detail,
             }
         )
     return rows
 
 
-def _summary(results: dict[str, Any]) -> list[dict[str, str]]:
-    total = results.get("total") or {}
-    percentiles = total.get("percentiles") or {}
-    tiles = [
-        {"label": "requests", "value": fmt_num(total.get("requests"))},
+def _summary(results: Results) -> list[dict[str, Any]]:
+    total = results.total
+    tiles: list[dict[str, Any]] = [
+        {"label": "requests", "value": fmt_num(total.requests)},
         {
             "label": "failures",
-            "value": fmt_num(total.get("failures")),
-            "sub": fmt_pct(total.get("failure_ratio")),
-            "bad": bool(total.get("failures")),
+            "value": fmt_num(total.failures),
+            "sub": fmt_pct(total.failure_ratio),
+            "bad": bool(total.failures),
         },
-        {"label": "requests/s", "value": fmt_rate(total.get("rps"))},
+        {"label": "requests/s", "value": fmt_rate(total.rps)},
     ]
-    transactions = results.get("transactions")
-    if isinstance(transactions, dict) and isinstance(transactions.get("total"), dict) and transactions.get("entries"):
-        tiles.append({"label": "transactions/s", "value": fmt_rate(transactions["total"].get("rps"))})
-    for q in ("50", "90", "95", "99"):
-        tiles.append({"label": f"p{q}", "value": fmt_ms(percentiles.get(q))})
+    if results.transactions and results.transactions.entries:
+        tiles.append({"label": "transactions/s", "value": fmt_rate(results.transactions.total.rps)})
+    tiles += [{"label": f"p{q}", "value": fmt_ms(total.percentiles.get(q))} for q in ("50", "90", "95", "99")]
     tiles += [
-        {"label": "average", "value": fmt_ms(total.get("avg_ms"))},
-        {"label": "max", "value": fmt_ms(total.get("max_ms"))},
-        {"label": "peak users", "value": fmt_num(results.get("users_max"))},
-        {"label": "received", "value": fmt_bytes(total.get("total_bytes"))},
+        {"label": "average", "value": fmt_ms(total.avg_ms)},
+        {"label": "max", "value": fmt_ms(total.max_ms)},
+        {"label": "peak users", "value": fmt_num(results.users_max)},
+        {"label": "received", "value": fmt_bytes(total.total_bytes)},
     ]
-    return tiles  # type: ignore[return-value]
+    return tiles
 
 
-def _entry_row(entry: dict[str, Any]) -> dict[str, Any]:
-    percentiles = entry.get("percentiles") or {}
+def _entry_row(entry: Entry, name: str | None = None) -> dict[str, Any]:
+    percentiles = entry.percentiles
+    cells: list[tuple[float | None, str]] = [
+        (entry.requests, fmt_num(entry.requests)),
+        (entry.failures, fmt_num(entry.failures)),
+        (entry.failure_ratio, fmt_pct(entry.failure_ratio)),
+        (entry.avg_ms, fmt_ms(entry.avg_ms)),
+        (entry.min_ms, fmt_ms(entry.min_ms)),
+        *((percentiles.get(q), fmt_ms(percentiles.get(q))) for q in ("50", "90", "95", "99")),
+        (entry.max_ms, fmt_ms(entry.max_ms)),
+        (entry.rps, fmt_rate(entry.rps)),
+        (entry.avg_bytes, fmt_bytes(entry.avg_bytes)),
+    ]
     return {
-        "type": entry.get("type") or "request",
-        "method": entry.get("method") or "",
-        "name": entry.get("name") or "",
-        "cells": [
-            (entry.get("requests"), fmt_num(entry.get("requests"))),
-            (entry.get("failures"), fmt_num(entry.get("failures"))),
-            (entry.get("failure_ratio"), fmt_pct(entry.get("failure_ratio"))),
-            (entry.get("avg_ms"), fmt_ms(entry.get("avg_ms"))),
-            (entry.get("min_ms"), fmt_ms(entry.get("min_ms"))),
-            (percentiles.get("50"), fmt_ms(percentiles.get("50"))),
-            (percentiles.get("90"), fmt_ms(percentiles.get("90"))),
-            (percentiles.get("95"), fmt_ms(percentiles.get("95"))),
-            (percentiles.get("99"), fmt_ms(percentiles.get("99"))),
-            (entry.get("max_ms"), fmt_ms(entry.get("max_ms"))),
-            (entry.get("rps"), fmt_rate(entry.get("rps"))),
-            (entry.get("avg_bytes"), fmt_bytes(entry.get("avg_bytes"))),
-        ],
-        "think": entry.get("think_s"),
-        "bad": bool(entry.get("failures")),
+        "type": entry.type,
+        "method": "" if name else entry.method,
+        "name": name or entry.name,
+        "cells": cells,
+        "think": entry.think_s,
+        "bad": bool(entry.failures),
     }
 
 
 ENTRY_COLUMNS = ["# requests", "# failures", "failed", "avg", "min", "p50", "p90", "p95", "p99", "max", "per s", "size"]
 
 
-def _origin(results: dict[str, Any]) -> float:
-    start = epoch_of(results.get("start"))
+def _origin(results: Results) -> float:
+    start = epoch_of(results.start)
     if start is not None:
         return start
-    series = results.get("series") or []
-    return float(series[0]["t"]) - 1 if series and isinstance(series[0].get("t"), int | float) else 0.0
+    return float(results.series[0].t) - 1 if results.series else 0.0
 
 
-def _elapsed(epoch: Any, origin: float) -> str:
-    return f"+{charts.clock(epoch - origin)}" if isinstance(epoch, int | float) else "—"
-
-
-def _saturation(saturation: Any) -> dict[str, Any] | None:
+def _saturation(saturation: Saturation | None) -> dict[str, Any] | None:
     """The verdict's line on the load generator: saturated (and why), or kept up; None when not measured."""
-    if not isinstance(saturation, dict) or saturation.get("loop_lag_p50_ms") is None:
+    if not saturation or saturation.loop_lag_p50_ms is None:
         return None
     lag = (
-        f"event loop lag p50 {fmt_ms(saturation.get('loop_lag_p50_ms'))}, "
-        f"p99 {fmt_ms(saturation.get('loop_lag_p99_ms'))}, max {fmt_ms(saturation.get('loop_lag_max_ms'))}"
+        f"event loop lag p50 {fmt_ms(saturation.loop_lag_p50_ms)}, "
+        f"p99 {fmt_ms(saturation.loop_lag_p99_ms)}, max {fmt_ms(saturation.loop_lag_max_ms)}"
     )
-    reasons = [str(r) for r in saturation.get("reasons") or []]
-    return {"saturated": bool(saturation.get("saturated")), "lag": lag, "reasons": reasons}
+    return {"saturated": saturation.saturated, "lag": lag, "reasons": saturation.reasons}
 
 
-def run_view(results: dict[str, Any]) -> dict[str, Any]:
+def run_view(results: Results) -> dict[str, Any]:
     """Everything the template shows for one run, formatted; optional parts are None or empty."""
     origin = _origin(results)
-    total = results.get("total") or {}
-    transactions = results.get("transactions") if isinstance(results.get("transactions"), dict) else None
-    workers = [w for w in results.get("workers") or [] if isinstance(w, dict)]
-    resources = results.get("resources") if isinstance(results.get("resources"), dict) else None
-    load = results.get("load") if isinstance(results.get("load"), dict) else {}
+    total, transactions, workers = results.total, results.transactions, results.workers or []
+    asked = f" ({results.load.users} asked)" if results.load.users is not None and not results.load.stages else ""
     return {
         "results": results,
-        "title": results.get("scenario") or "lrun run",
-        "passed": bool(results.get("passed")),
-        "no_requests": not total.get("requests"),
+        "origin": origin,
+        "title": results.scenario or "lrun run",
+        "passed": results.passed,
+        "no_requests": not total.requests,
         "header": [
-            ("scenario", results.get("scenario") or "—"),
-            ("scenario file", results.get("scenario_file") or "—"),
-            ("host", results.get("host") or "—"),
-            ("start", fmt_time(results.get("start"))),
-            ("end", fmt_time(results.get("end"))),
-            ("duration", fmt_duration(results.get("duration_s"))),
-            ("users", f"{fmt_num(results.get('users_max'))} at most" + _asked(load)),  # type: ignore[arg-type]
-            ("workers", f"{len(workers)} ({', '.join(str(w.get('host')) for w in workers[:6])})" if workers else "1"),
-            ("stopped", results.get("stop_reason") or "—"),
-            ("lrun", results.get("lrun_version") or "—"),
+            ("scenario", results.scenario or "—"),
+            ("scenario file", results.scenario_file or "—"),
+            ("host", results.host or "—"),
+            ("start", fmt_time(epoch_of(results.start))),
+            ("end", fmt_time(epoch_of(results.end))),
+            ("duration", fmt_duration(results.duration_s)),
+            ("users", f"{fmt_num(results.users_max)} at most{asked}"),
+            ("workers", f"{len(workers)} ({', '.join(w.host for w in workers[:6])})" if workers else "1"),
+            ("stopped", results.stop_reason or "—"),
+            ("lrun", results.lrun_version or "—"),
         ],
-        "command": results.get("command") or "",
-        "exit_code": results.get("exit_code"),
-        "stop_reason": results.get("stop_reason") or "",
+        "command": results.command,
+        "exit_code": results.exit_code,
+        "stop_reason": results.stop_reason,
         "thresholds": _threshold_rows(results),
-        "warnings": [str(w) for w in results.get("warnings") or []],
-        "saturation": _saturation(results.get("saturation")),
+        "warnings": results.warnings or [],
+        "saturation": _saturation(results.saturation),
         "summary": _summary(results),
         "charts": _run_charts(results, origin),
         "distribution": Markup(
             charts.bar_chart(
                 "chart-distribution",
-                charts.distribution(total.get("histogram")),
+                charts.distribution(total.histogram.counts if total.histogram else {}),
                 width=1180,
                 height=240,
                 empty="no responses",
             )
         ),
-        "entries": [_entry_row(e) for e in _entries(results)],
-        "total_row": _entry_row({**total, "name": "All requests", "method": ""}) if total else None,
-        "transactions": [_entry_row(e) for e in (transactions or {}).get("entries") or [] if isinstance(e, dict)],
-        "transactions_total": _entry_row({**transactions["total"], "name": "All transactions", "method": ""})
-        if transactions and isinstance(transactions.get("total"), dict)
-        else None,
+        "entries": [_entry_row(e) for e in results.requests],
+        "total_row": _entry_row(total, "All requests"),
+        "transactions": [_entry_row(e) for e in transactions.entries] if transactions else [],
+        "transactions_total": _entry_row(transactions.total, "All transactions") if transactions else None,
         "errors": [
-            {**e, "first": _elapsed(e.get("first_seen"), origin), "last": _elapsed(e.get("last_seen"), origin)}
-            for e in [
-                *(results.get("errors") or []),
-                *(
-                    {**e, "method": "transaction"}
-                    for e in (transactions or {}).get("errors") or []
-                    if isinstance(e, dict)
-                ),
-            ]
-            if isinstance(e, dict)
+            *results.errors,
+            *(e.model_copy(update={"method": "transaction"}) for e in (transactions.errors if transactions else [])),
         ],
-        "exceptions": [
-            {**e, "first": _elapsed(e.get("first_seen"), origin), "last": _elapsed(e.get("last_seen"), origin)}
-            for e in results.get("exceptions") or []
-            if isinstance(e, dict)
-        ],
-        "checks": _checks(results.get("checks")),
-        "rendezvous": [
-            {
-                **r,
-                "releases_shown": [
-                    {**x, "when": _elapsed(x.get("t"), origin), "wait": fmt_ms(x.get("waited_ms"))}
-                    for x in r.get("releases") or []
-                    if isinstance(x, dict)
-                ],
-            }
-            for r in results.get("rendezvous") or []
-            if isinstance(r, dict)
-        ],
-        "pools": [
-            {**p, "dry_when": _elapsed(p.get("dry_at"), origin) if p.get("dry") else ""}
-            for p in results.get("pools") or []
-            if isinstance(p, dict)
-        ],
+        "exceptions": results.exceptions,
+        "checks": [_check_row(c) for c in results.checks or []],
+        "rendezvous": results.rendezvous or [],
+        "pools": results.pools or [],
         "workers": workers,
-        "resources": _resource_table(resources),
-        "arrivals": results.get("arrivals") if isinstance(results.get("arrivals"), dict) else None,
-        "intended": ((results.get("from_intended_start") or {}).get("total") or {}).get("percentiles") or {},
-        "service": total.get("percentiles") or {},
-        "series_note": _series_note(results.get("series") or []),
+        "resources": _resource_table(results.resources),
+        "arrivals": results.arrivals,
+        "intended": results.from_intended_start.total.percentiles if results.from_intended_start else {},
+        "service": total.percentiles,
+        "series_note": _series_note(results.series),
     }
 
 
-def _asked(load: dict[str, Any]) -> str:
-    users = load.get("users")
-    return f" ({users} asked)" if isinstance(users, int) and not load.get("stages") else ""
-
-
-def _series_note(series: list[Any]) -> str:
-    intervals = {p.get("interval_s") for p in series[1:] if isinstance(p, dict)}
-    widest = max((i for i in intervals if isinstance(i, int | float)), default=1)
+def _series_note(series: list[Point]) -> str:
+    widest = max((p.interval_s for p in series[1:]), default=1)
     return f"one point per {widest:g} s (a long run's points are merged)" if widest > 1 else ""
 
 
-def _checks(checks: Any) -> list[dict[str, Any]]:
-    rows = []
-    for check in checks or []:
-        if not isinstance(check, dict):
-            continue
-        passed, failed = check.get("passed") or 0, check.get("failed") or 0
-        ratio = passed / (passed + failed) if passed + failed else None
-        rows.append({**check, "request": _label(check), "ratio": ratio, "ratio_text": fmt_pct(ratio, 1)})
-    return rows
+def _check_row(check: CheckCount) -> dict[str, Any]:
+    runs = check.passed + check.failed
+    ratio = check.passed / runs if runs else None
+    return {
+        "request": _label(check),
+        "check": check.check,
+        "passed": check.passed,
+        "failed": check.failed,
+        "ratio": ratio,
+        "ratio_text": fmt_pct(ratio, 1),
+    }
 
 
-def _resource_table(resources: dict[str, Any] | None) -> list[dict[str, str]]:
+def _resource_table(resources: Resources | None) -> list[dict[str, str]]:
     if not resources:
         return []
-    peak = resources.get("peak") or {}
+    peak = resources.peak
     rows = [
         {
             "what": "lrun (load generator)",
-            "cpu": _percent(peak.get("process_cpu_percent")),
-            "memory": fmt_bytes(peak.get("process_rss_bytes")),
+            "cpu": fmt_percent(peak.process_cpu_percent),
+            "memory": fmt_bytes(peak.process_rss_bytes),
         }
     ]
-    if peak.get("system_cpu_percent") is not None:
-        total = next((p.get("system_memory_total_bytes") for p in reversed(resources.get("series") or []) if p), None)
+    if peak.system_cpu_percent is not None:
+        total = resources.series[-1].system_memory_total_bytes if resources.series else None
         rows.append(
             {
-                "what": f"machine ({resources.get('cpu_count') or '?'} cores, {fmt_bytes(total)})",
-                "cpu": _percent(peak.get("system_cpu_percent")) + " of all cores",
-                "memory": fmt_bytes(peak.get("system_memory_used_bytes")) + " used",
+                "what": f"machine ({resources.cpu_count or '?'} cores, {fmt_bytes(total)})",
+                "cpu": fmt_percent(peak.system_cpu_percent) + " of all cores",
+                "memory": fmt_bytes(peak.system_memory_used_bytes) + " used",
             }
         )
-    for target in resources.get("targets") or []:
-        values = (peak.get("targets") or {}).get(target.get("spec")) or {}
-        found = target.get("found")
+    for target in resources.targets:
+        values = peak.targets.get(target.spec) or TargetFigures()
         rows.append(
             {
-                "what": str(target.get("label") or target.get("spec")),
-                "cpu": _percent(values.get("cpu_percent")) if found else "not found",
-                "memory": fmt_bytes(values.get("rss_bytes")) if found else "not found",
+                "what": target.label or target.spec,
+                "cpu": fmt_percent(values.cpu_percent) if target.found else "not found",
+                "memory": fmt_bytes(values.rss_bytes) if target.found else "not found",
             }
         )
     return rows
-
-
-def _percent(value: Any) -> str:
-    return f"{value:.0f}%" if isinstance(value, int | float) else "—"
 
 
 # ----------------------------------------------------------------------------------------------- comparison
 
-COMPARED = [
-    # key path, label, format, "lower" or "higher" is better
-    (("total", "requests"), "requests", fmt_num, None),
-    (("total", "failures"), "failures", fmt_num, "lower"),
-    (("total", "failure_ratio"), "error rate", fmt_pct, "lower"),
-    (("total", "rps"), "requests/s", fmt_rate, "higher"),
-    (("transactions", "total", "rps"), "transactions/s", fmt_rate, "higher"),
-    (("total", "percentiles", "50"), "p50", fmt_ms, "lower"),
-    (("total", "percentiles", "90"), "p90", fmt_ms, "lower"),
-    (("total", "percentiles", "95"), "p95", fmt_ms, "lower"),
-    (("total", "percentiles", "99"), "p99", fmt_ms, "lower"),
-    (("total", "avg_ms"), "average", fmt_ms, "lower"),
-    (("total", "max_ms"), "max", fmt_ms, "lower"),
-    (("users_max",), "peak users", fmt_num, None),
-    (("duration_s",), "duration", fmt_duration, None),
+Better = Literal["lower", "higher"] | None
+COMPARED: list[tuple[str, Callable[[Results], float | None], Callable[[float | None], str], Better]] = [
+    ("requests", lambda r: r.total.requests, fmt_num, None),
+    ("failures", lambda r: r.total.failures, fmt_num, "lower"),
+    ("error rate", lambda r: r.total.failure_ratio, fmt_pct, "lower"),
+    ("requests/s", lambda r: r.total.rps, fmt_rate, "higher"),
+    ("transactions/s", lambda r: r.transactions.total.rps if r.transactions else None, fmt_rate, "higher"),
+    ("p50", lambda r: r.total.percentiles.get("50"), fmt_ms, "lower"),
+    ("p90", lambda r: r.total.percentiles.get("90"), fmt_ms, "lower"),
+    ("p95", lambda r: r.total.percentiles.get("95"), fmt_ms, "lower"),
+    ("p99", lambda r: r.total.percentiles.get("99"), fmt_ms, "lower"),
+    ("average", lambda r: r.total.avg_ms, fmt_ms, "lower"),
+    ("max", lambda r: r.total.max_ms, fmt_ms, "lower"),
+    ("peak users", lambda r: r.users_max, fmt_num, None),
+    ("duration", lambda r: r.duration_s, fmt_duration, None),
 ]
 
 
-def _dig(data: Any, path: Sequence[str]) -> Any:
-    for key in path:
-        data = data.get(key) if isinstance(data, dict) else None
-    return data
-
-
-def delta(base: Any, value: Any, better: str | None) -> dict[str, str]:
+def delta(base: float | None, value: float | None, better: Better) -> dict[str, str]:
     """``+12.5%`` and whether that is better or worse than the baseline."""
-    if not isinstance(base, int | float) or not isinstance(value, int | float):
+    if base is None or value is None:
         return {"text": "", "css": ""}
     if base == value:
         return {"text": "±0", "css": "same"}
@@ -635,75 +512,68 @@ def delta(base: Any, value: Any, better: str | None) -> dict[str, str]:
     return {"text": change, "css": "better" if improved else "worse"}
 
 
-def compare_view(runs: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[str, Any]:
-    metrics = []
-    for path, label, fmt, better in COMPARED:
-        values = [_dig(r, path) for r in runs]
-        if all(v is None for v in values):
-            continue
-        metrics.append(
+def _request_cells(entries: list[Entry | None]) -> list[dict[str, Any]]:
+    """One run's p95, req/s and failures of a request per cell; deltas against the first run."""
+    first = entries[0]
+    cells = []
+    for i, entry in enumerate(entries):
+        p95, rps, failures = (entry.percentiles.get("95"), entry.rps, entry.failures) if entry else (None, None, None)
+        cells.append(
             {
-                "label": label,
-                "cells": [
-                    {"text": fmt(v), "delta": delta(values[0], v, better) if i else None} for i, v in enumerate(values)
-                ],
+                "p95": p95,
+                "p95_text": fmt_ms(p95),
+                "p95_delta": delta(first.percentiles.get("95") if first else None, p95, "lower") if i else None,
+                "rps": rps,
+                "rps_text": fmt_rate(rps),
+                "rps_delta": delta(first.rps if first else None, rps, "higher") if i else None,
+                "failures": failures,
+                "failures_text": fmt_num(failures),
+                "failures_delta": delta(first.failures if first else None, failures, "lower") if i else None,
             }
         )
-    names: dict[str, None] = {}
-    for r in runs:
-        for e in _entries(r):
-            names.setdefault(_label(e))
-    requests = []
-    for name in names:
-        entries = [next((e for e in _entries(r) if _label(e) == name), None) for r in runs]
-        cells = []
-        for i, entry in enumerate(entries):
-            p95 = _dig(entry, ("percentiles", "95"))
-            rps, failures = _dig(entry, ("rps",)), _dig(entry, ("failures",))
-            first = entries[0]
-            cells.append(
-                {
-                    "p95": p95,
-                    "p95_text": fmt_ms(p95),
-                    "p95_delta": delta(_dig(first, ("percentiles", "95")), p95, "lower") if i else None,
-                    "rps": rps,
-                    "rps_text": fmt_rate(rps),
-                    "rps_delta": delta(_dig(first, ("rps",)), rps, "higher") if i else None,
-                    "failures": failures,
-                    "failures_text": fmt_num(failures),
-                    "failures_delta": delta(_dig(first, ("failures",)), failures, "lower") if i else None,
-                }
-            )
-        requests.append({"name": name, "cells": cells})
+    return cells
+
+
+def compare_view(runs: Sequence[Results], labels: Sequence[str]) -> dict[str, Any]:
+    metrics = []
+    for label, value, fmt, better in COMPARED:
+        values = [value(r) for r in runs]
+        if all(v is None for v in values):
+            continue
+        cells = [{"text": fmt(v), "delta": delta(values[0], v, better) if i else None} for i, v in enumerate(values)]
+        metrics.append({"label": label, "cells": cells})
+    by_name = [{_label(e): e for e in r.requests} for r in runs]
+    names = dict.fromkeys(name for entries in by_name for name in entries)
+    requests = [{"name": name, "cells": _request_cells([e.get(name) for e in by_name])} for name in names]
     thresholds: dict[str, list[str]] = {}
     for i, r in enumerate(runs):
         for row in _threshold_rows(r):
-            key = f"{row['what']} [{row['scope']}]" if row["scope"] else str(row["what"])
+            key = f"{row['what']} [{row['scope']}]" if row["scope"] else row["what"]
             thresholds.setdefault(key, [""] * len(runs))[i] = f"{row['state']}|{row['measured']}"
     overlays = []
-    for chart_id, title, key, unit in (
-        ("chart-cmp-rps", "Throughput (requests/s)", "rps", "/s"),
-        ("chart-cmp-p95", "p95 response time", "p95_ms", "ms"),
-        ("chart-cmp-users", "Active users", "users", ""),
+    for chart_id, title, value, unit in (
+        ("chart-cmp-rps", "Throughput (requests/s)", lambda p: p.rps, "/s"),
+        ("chart-cmp-p95", "p95 response time", lambda p: p.p95_ms, "ms"),
+        ("chart-cmp-users", "Active users", lambda p: p.users, ""),
     ):
         lines = []
         for i, r in enumerate(runs):
             origin = _origin(r)
-            lines.append(Line(labels[i], [(t - origin, v) for t, v in _series(r.get("series"), key)], style=i))
+            lines.append(Line(labels[i], [(t - origin, v) for t, v in _points(r.series, value)], style=i))
         overlays.append(_chart(chart_id, title, lines, unit=unit, x_origin=0.0))
     return {
         "runs": [
             {
                 "label": labels[i],
                 "results": r,
-                "passed": bool(r.get("passed")),
-                "scenario": r.get("scenario") or "—",
-                "start": fmt_time(r.get("start")),
-                "duration": fmt_duration(r.get("duration_s")),
-                "host": r.get("host") or "—",
-                "command": r.get("command") or "",
-                "version": r.get("lrun_version") or "—",
-                "stop_reason": r.get("stop_reason") or "—",
+                "passed": r.passed,
+                "scenario": r.scenario or "—",
+                "start": fmt_time(epoch_of(r.start)),
+                "duration": fmt_duration(r.duration_s),
+                "host": r.host or "—",
+                "command": r.command,
+                "version": r.lrun_version or "—",
+                "stop_reason": r.stop_reason or "—",
             }
             for i, r in enumerate(runs)
         ],
@@ -726,17 +596,15 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(
-        ms=fmt_ms, num=fmt_num, pct=fmt_pct, bytes=fmt_bytes, rate=fmt_rate, time=fmt_time, sv=_sort_value
-    )
+    env.filters.update(ms=fmt_ms, num=fmt_num, pct=fmt_pct, bytes=fmt_bytes, rate=fmt_rate, sv=_sort_value, since=since)
     return env
 
 
-def render_html(results: dict[str, Any] | Sequence[dict[str, Any]], *, labels: Sequence[str] | None = None) -> str:
-    """The report of one run (a dict), or the comparison of several (a list; the first is the baseline)."""
-    runs = [results] if isinstance(results, dict) else list(results)
+def render_html(results: Results | Sequence[Results], *, labels: Sequence[str] | None = None) -> str:
+    """The report of one run, or the comparison of several (a list; the first is the baseline)."""
+    runs = [results] if isinstance(results, Results) else list(results)
     if not runs:
-        raise ValueError("render_html needs at least one results dict")
+        raise ValueError("render_html needs at least one results")
     template = _environment().get_template(TEMPLATE)
     generated = fmt_time(datetime.now(UTC).timestamp())
     if len(runs) == 1:
@@ -746,12 +614,12 @@ def render_html(results: dict[str, Any] | Sequence[dict[str, Any]], *, labels: S
     names = list(labels or [])
     names += [f"run {chr(ord('A') + i)}" for i in range(len(names), len(runs))]
     view = compare_view(runs, names)
-    title = "lrun comparison: " + " vs ".join(str(r.get("scenario") or "?") for r in runs)
+    title = "lrun comparison: " + " vs ".join(r.scenario or "?" for r in runs)
     return template.render(mode="compare", cmp=view, title=title, generated=generated, version=runner.__version__)
 
 
 def write_html(
-    results: dict[str, Any] | Sequence[dict[str, Any]],
+    results: Results | Sequence[Results],
     path: str | os.PathLike[str],
     *,
     labels: Sequence[str] | None = None,

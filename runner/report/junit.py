@@ -1,6 +1,6 @@
 """JUnit XML, so CI systems (GitLab, Jenkins, GitHub test reporters, Azure …) show pass/fail natively.
 
-``junit_xml(results)`` makes, from the results dict, one ``<testsuites>`` with these suites:
+``junit_xml(results)`` makes, from the typed results, one ``<testsuites>`` with these suites:
 
 - ``run``: one test case, the run's verdict (fails when the exit code is not 0, saying why);
 - ``thresholds``: one test case per threshold; a failure's message is ``measured X, limit OP Y``;
@@ -26,13 +26,14 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from runner.errors import LrunError
+from runner.report.formats import threshold_figures
+from runner.report.model import Results, Verdict
 
 CLASS = "lrun"
 
 
-def _timestamp(iso: Any) -> str:
+def _timestamp(text: str) -> str:
     """``2024-05-01T12:00:00``: the schema's dateTime without zone (the results' start is UTC)."""
-    text = str(iso or "")
     return text[:19] if len(text) >= 19 and text[10] == "T" else "1970-01-01T00:00:00"
 
 
@@ -96,99 +97,80 @@ def _document(name: str, suites: Sequence[_Suite]) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _threshold_text(verdict: dict[str, Any]) -> tuple[str, str]:
+def _threshold_text(verdict: Verdict) -> tuple[str, str]:
     """(test name, failure message) of a threshold verdict."""
-    from runner.thresholds import parse_rule
-
-    scope = verdict.get("request") or "all requests"
-    name = f"{verdict.get('expression')} [{scope}]"
-    try:
-        rule = parse_rule(str(verdict.get("expression")))
-        measured, limit = rule.show(verdict.get("actual")), rule.show(rule.limit)
-    except ValueError:
-        measured, limit = str(verdict.get("actual")), str(verdict.get("limit"))
-    bound = f"limit {verdict.get('operator', '')} {limit}".replace("  ", " ")
-    if verdict.get("actual") is None:
-        return name, f"{verdict.get('detail') or 'no data'}; {bound}"
-    return name, f"measured {measured}, {bound}"
+    name = f"{verdict.expression} [{verdict.request or 'all requests'}]"
+    measured, limit = threshold_figures(verdict)
+    if verdict.actual is None:
+        return name, f"{measured}; limit {limit}"
+    return name, f"measured {measured}, limit {limit}"
 
 
-def junit_xml(results: dict[str, Any]) -> str:
+def junit_xml(results: Results) -> str:
     """The JUnit XML document of a run (see the module docstring)."""
-    total = results.get("total") or {}
+    total = results.total
     common: dict[str, Any] = {
-        "timestamp": _timestamp(results.get("start")),
+        "timestamp": _timestamp(results.start),
         "hostname": socket.gethostname() or "localhost",
-        "time": float(results.get("duration_s") or 0.0),
+        "time": float(results.duration_s),
         "properties": {
-            "scenario": results.get("scenario"),
-            "host": results.get("host"),
-            "command": results.get("command"),
-            "lrun_version": results.get("lrun_version"),
-            "requests": total.get("requests"),
-            "failures": total.get("failures"),
-            "rps": total.get("rps"),
-            "p95_ms": (total.get("percentiles") or {}).get("95"),
+            "scenario": results.scenario,
+            "host": results.host,
+            "command": results.command,
+            "lrun_version": results.lrun_version,
+            "requests": total.requests,
+            "failures": total.failures,
+            "rps": total.rps,
+            "p95_ms": total.percentiles.get("95"),
         },
     }
-    scenario = results.get("scenario") or "lrun"
+    scenario = results.scenario or "lrun"
+    warnings = results.warnings or []
     run = _Suite("run", **common)
-    code = results.get("exit_code")
-    verdict = f"{total.get('requests', 0)} requests, {total.get('failures', 0)} failed; {results.get('stop_reason')}"
+    verdict = f"{total.requests} requests, {total.failures} failed; {results.stop_reason}"
     run.case(
         f"{scenario}: the run passes",
-        failure=None if results.get("passed") else f"exit code {code}: {verdict}",
+        failure=None if results.passed else f"exit code {results.exit_code}: {verdict}",
         kind="RunFailed",
-        detail="\n".join([verdict, *[str(w) for w in results.get("warnings") or []]]),
+        detail="\n".join([verdict, *warnings]),
     )
-    run.out += [f"warning: {w}" for w in results.get("warnings") or []]
+    run.out += [f"warning: {w}" for w in warnings]
     suites = [run]
 
     common["properties"] = {}  # said once, in the first suite
     thresholds = _Suite("thresholds", **common)
-    for item in results.get("thresholds") or []:
+    for item in results.thresholds:
         name, message = _threshold_text(item)
-        thresholds.case(name, failure=None if item.get("passed") else message, kind="ThresholdFailed")
+        thresholds.case(name, failure=None if item.passed else message, kind="ThresholdFailed")
     suites.append(thresholds)
 
     resources = _Suite("resource thresholds", **common)
-    for item in results.get("resource_thresholds") or []:
-        breached = not item.get("passed")
-        abort = item.get("action") == "abort"
-        resources.case(
-            str(item.get("expression")),
-            failure=str(item.get("detail")) if breached and abort else None,
-            kind="ResourceThresholdFailed",
-        )
+    for rv in results.resource_thresholds or []:
+        breached, abort = not rv.passed, rv.action == "abort"
+        resources.case(rv.expression, failure=rv.detail if breached and abort else None, kind="ResourceThresholdFailed")
         if breached and not abort:
-            resources.out.append(f"warning: {item.get('expression')}: {item.get('detail')}")
+            resources.out.append(f"warning: {rv.expression}: {rv.detail}")
     if resources.cases:
         suites.append(resources)
 
     checkpoints = _Suite("checkpoints", **common)
-    checks = results.get("checks")
-    if checks:
-        for check in checks:
-            where = f"{check.get('method') or ''} {check.get('name') or ''}".strip()
-            passed, failed = check.get("passed") or 0, check.get("failed") or 0
+    if results.checks:
+        for check in results.checks:
+            where = f"{check.method} {check.name}".strip()
             checkpoints.case(
-                f"{where}: {check.get('check')}",
-                failure=f"failed {failed} of {passed + failed} times" if failed else None,
+                f"{where}: {check.check}",
+                failure=f"failed {check.failed} of {check.passed + check.failed} times" if check.failed else None,
                 kind="CheckpointFailed",
             )
     else:
-        errors = results.get("errors") or []
-        for entry in results.get("requests") or []:
-            where = f"{entry.get('method') or ''} {entry.get('name') or ''}".strip()
-            failed = entry.get("failures") or 0
+        for entry in results.requests:
+            where = f"{entry.method} {entry.name}".strip()
             messages = [
-                f"{e.get('count')} × {e.get('message')}"
-                for e in errors
-                if e.get("method") == entry.get("method") and e.get("name") == entry.get("name")
+                f"{e.count} × {e.message}" for e in results.errors if (e.method, e.name) == (entry.method, entry.name)
             ]
             checkpoints.case(
                 f"{where}: no failed requests",
-                failure=f"{failed} of {entry.get('requests')} requests failed" if failed else None,
+                failure=f"{entry.failures} of {entry.requests} requests failed" if entry.failures else None,
                 kind="RequestsFailed",
                 detail="\n".join(messages),
             )
@@ -220,7 +202,7 @@ def validation_junit(files: Sequence[dict[str, Any]], *, strict: bool = False) -
     return _document("lrun validate", [suite])
 
 
-def write_junit(results: dict[str, Any], path: str | os.PathLike[str]) -> None:
+def write_junit(results: Results, path: str | os.PathLike[str]) -> None:
     try:
         Path(path).write_text(junit_xml(results), encoding="utf-8")
     except OSError as exc:

@@ -163,6 +163,14 @@ class Load(_Open):
     stages: list[dict[str, Any]] | None = None
 
 
+class TargetFigures(_Open):
+    """A monitored process in one sample (or at its peak)."""
+
+    cpu_percent: Number | None = None
+    rss_bytes: Number | None = None
+    processes: int | None = None
+
+
 class Sample(_Open):
     t: Number
     process_cpu_percent: Number | None = None
@@ -170,7 +178,7 @@ class Sample(_Open):
     system_cpu_percent: Number | None = None
     system_memory_used_bytes: int | None = None
     system_memory_total_bytes: int | None = None
-    targets: dict[str, dict[str, Number | None]] = {}
+    targets: dict[str, TargetFigures] = {}
 
 
 class Target(_Open):
@@ -182,13 +190,23 @@ class Target(_Open):
     found: bool = False
 
 
+class ResourcePeak(_Open):
+    """The largest sample values of a run."""
+
+    process_cpu_percent: Number | None = None
+    process_rss_bytes: Number | None = None
+    system_cpu_percent: Number | None = None
+    system_memory_used_bytes: Number | None = None
+    targets: dict[str, TargetFigures] = {}
+
+
 class Resources(_Open):
     interval_s: Number
     cpu_count: int | None = None
     available: bool = True
     series: list[Sample] = []
     targets: list[Target] = []
-    peak: dict[str, Any] = {}
+    peak: ResourcePeak = Field(default_factory=ResourcePeak)
 
 
 class ResourceVerdict(_Open):
@@ -213,6 +231,7 @@ class Arrivals(_Open):
     late: int = 0
     late_for_slot: int = 0
     late_by_lrun: int = 0
+    late_tolerance_ms: Ms = None
     max_late_ms: Ms = None
     jitter_p50_ms: Ms = None
     jitter_p99_ms: Ms = None
@@ -248,12 +267,49 @@ class RemoteHost(_Open):
     last_error: str | None = None
 
 
+class RemoteQuery(RemoteHost):
+    query: str = ""
+
+
+HostFigures = dict[str, Number | None]  # cpu_percent, memory_used_bytes, load1 …: null where it did not answer
+
+
+class RemotePoint(_Open):
+    t: Number
+    hosts: dict[str, HostFigures] = {}
+    queries: dict[str, Number | None] = {}
+
+
+class RemotePeak(_Open):
+    hosts: dict[str, HostFigures] = {}
+    queries: dict[str, Number | None] = {}
+
+
 class Remote(_Open):
     interval_s: Number
     hosts: list[RemoteHost] = []
-    queries: list[dict[str, Any]] = []
-    series: list[dict[str, Any]] = []
-    peak: dict[str, Any] = {}
+    queries: list[RemoteQuery] = []
+    series: list[RemotePoint] = []
+    peak: RemotePeak = Field(default_factory=RemotePeak)
+
+
+class IntendedTimes(_Open):
+    """Open model: response times measured from each arrival's intended start."""
+
+    avg_ms: Ms = None
+    max_ms: Ms = None
+    median_ms: Ms = None
+    percentiles: dict[str, Ms] = {}
+
+
+class IntendedEntry(IntendedTimes):
+    method: str
+    name: str
+
+
+class FromIntendedStart(_Open):
+    total: IntendedTimes = Field(default_factory=IntendedTimes)
+    requests: list[IntendedEntry] = []
 
 
 class Transactions(_Open):
@@ -345,7 +401,7 @@ class Results(_Open):
     resources: Resources | None = None
     resource_thresholds: list[ResourceVerdict] | None = None
     arrivals: Arrivals | None = None
-    from_intended_start: dict[str, Any] | None = None
+    from_intended_start: FromIntendedStart | None = None
     saturation: Saturation | None = None
     remote: Remote | None = None
     transactions: Transactions | None = None
@@ -353,6 +409,11 @@ class Results(_Open):
     rendezvous: list[Rendezvous] | None = None
     pools: list[Pool] | None = None
     workers: list[Worker] | None = None
+
+    @classmethod
+    def required(cls) -> frozenset[str]:
+        """The keys every results file has."""
+        return frozenset(name for name, field in cls.model_fields.items() if field.is_required())
 
     @property
     def code(self) -> StopCode:

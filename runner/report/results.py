@@ -1,4 +1,4 @@
-"""The results of a run: one dict, written as JSON (``--json FILE``), read by every report and CI check.
+"""The results of a run: one ``model.Results``, written as JSON (``--json FILE``), read by every report and CI check.
 
 Format ``lrun-results``, version 1. Times at the top level are ISO 8601 UTC strings; inside the series and
 the error groups they are epoch seconds. Milliseconds, rates and averages are rounded to 3 decimals (µs for
@@ -31,7 +31,7 @@ Top level::
     (extra keys)      what the runner adds with ``extra=``; the optional keys below
 
 The typed models of all of it are in ``runner.report.model`` (``schemas/results.schema.json`` is generated from
-them); ``build_results`` and ``read_json`` validate against them.
+them); ``build_results`` and ``read_json`` return them, validated.
 
 Optional keys (absent in older files and in runs without the feature; every reader tolerates their absence)::
 
@@ -185,9 +185,10 @@ def build_results(
     exit_code: int,
     extra: dict[str, Any] | None = None,
     measured: Measured | None = None,
-) -> dict[str, Any]:
-    """The results dict of a finished (or interrupted) run, validated by ``model.Results``; see the module
-    docstring. ``measured`` is ``measure(stats, start, end)`` when the caller judged thresholds on it first."""
+) -> Results:
+    """The results of a finished (or interrupted) run, built once: every report reads this object, and the JSON file
+    is its dump (see the module docstring). ``measured`` is ``measure(stats, start, end)`` when the caller judged
+    thresholds on it first."""
     m = measured or measure(stats, start, end)
     snapshot = m.snapshot
     results: dict[str, Any] = {
@@ -221,21 +222,23 @@ def build_results(
             raise ValueError(f"extra result {key!r} would replace a field of the results format")
         results[key] = value
     try:
-        Results.model_validate(results)  # lrun's own contract: a wrong shape here is an lrun bug
-    except ValidationError as exc:  # the run's figures are still worth writing: say so, do not lose them
-        log.error("results do not match runner.report.model (an lrun bug, please report it): %s", _first(exc))
-    return results
+        return Results.model_validate(results)
+    except ValidationError as exc:  # lrun's own contract broken: an lrun bug. Keep the run's figures, drop the part
+        broken = {str(e["loc"][0]) for e in exc.errors() if e["loc"]} - set(Results.required())
+        log.error(
+            "results do not match runner.report.model (an lrun bug, please report it): %s; left out: %s",
+            _first(exc),
+            ", ".join(sorted(broken)) or "nothing",
+        )
+        if not broken:
+            raise
+        return Results.model_validate({k: v for k, v in results.items() if k not in broken})
 
 
-def typed(results: dict[str, Any]) -> Results:
-    """The typed view of a results dict (already validated when lrun built or read it)."""
-    return Results.model_validate(results)
-
-
-def write_json(results: dict[str, Any], path: str | os.PathLike[str]) -> None:
+def write_json(results: Results, path: str | os.PathLike[str]) -> None:
     """Write ``results`` to ``path`` atomically: a reader sees the old file or the whole new one."""
     path = Path(path)
-    text = json.dumps(results, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    text = json.dumps(results.to_dict(), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     directory = path.parent if str(path.parent) else Path(".")
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
@@ -257,8 +260,9 @@ def _umask() -> int:
     return mask
 
 
-def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a results file; ``LrunError`` saying what is wrong for a missing, truncated or foreign file."""
+def read_json(path: str | os.PathLike[str]) -> Results:
+    """Read and validate a results file; ``LrunError`` saying what is wrong for a missing, truncated, foreign or
+    invalid file."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -288,10 +292,9 @@ def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
             )
         raise LrunError(f"{path}: unknown results format version {version!r}; this lrun reads {FORMAT_VERSION}")
     try:
-        Results.model_validate(data)
+        return Results.model_validate(data)
     except ValidationError as exc:
         raise LrunError(f"{path}: not valid lrun results: {_first(exc)}") from None
-    return data
 
 
 def _first(exc: ValidationError) -> str:

@@ -29,6 +29,7 @@ from gevent.queue import Full, Queue
 from runner.errors import LrunError
 from runner.report.csv import failure_rows, stats_rows
 from runner.report.html import render_html
+from runner.report.model import Results
 from runner.report.results import iso_time
 from runner.web import view
 from runner.web.control import Controller, FormError
@@ -329,7 +330,7 @@ class WebApp:
     def requests_json(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
         return self._json(view.locust_stats(self.controller, view.snapshot(self.controller)))
 
-    def _results(self, run_id: int | None = None) -> dict[str, Any]:
+    def _results(self, run_id: int | None = None) -> Results:
         c = self.controller
         run = c.get(run_id) if run_id is not None else c.current
         results = c.results(run) if run is not None else None
@@ -355,7 +356,7 @@ class WebApp:
     def results_json(
         self, environ: dict[str, Any], run_id: int | None = None
     ) -> tuple[str, list[tuple[str, str]], bytes]:
-        status, headers, body = self._json(self._results(run_id))
+        status, headers, body = self._json(self._results(run_id).to_dict())
         return status, [*headers, ("Content-Disposition", f'attachment; filename="lrun_results_{run_id}.json"')], body
 
     def run_file(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:

@@ -27,7 +27,8 @@ from runner.engine.arrivals import ArrivalRunner
 from runner.engine.runner import LocalRunner
 from runner.engine.user import VirtualUser
 from runner.errors import LrunError
-from runner.report.results import build_results
+from runner.report.model import Results
+from runner.report.results import build_results, measure
 from runner.run import Live, drive, monitoring, runner_hooks, transaction_results
 from runner.scenario import LoadedScenario
 from runner.scenario.model import check_host
@@ -106,13 +107,12 @@ class TestRun:
     started: float = field(default_factory=time.time)
     ended: float | None = None
     exit_code: int | None = None
-    results: dict[str, Any] | None = None
+    results: Results | None = None
     greenlet: gevent.Greenlet | None = None
     error: str = ""
 
     def summary(self) -> dict[str, Any]:
-        results = self.results or {}
-        total = results.get("total") or {}
+        results = self.results
         return {
             "id": self.id,
             "started": self.started,
@@ -121,11 +121,11 @@ class TestRun:
             "spawn_rate": self.settings.spawn_rate,
             "run_time": self.settings.run_time,
             "host": self.settings.host,
-            "requests": total.get("requests"),
-            "failures": total.get("failures"),
-            "passed": results.get("passed"),
+            "requests": results.total.requests if results else None,
+            "failures": results.total.failures if results else None,
+            "passed": results.passed if results else None,
             "exit_code": self.exit_code,
-            "stop_reason": results.get("stop_reason") or self.error,
+            "stop_reason": (results.stop_reason if results else "") or self.error,
         }
 
 
@@ -314,7 +314,7 @@ class Controller:
         live.runner = self.backend.runner(compiled, live)
         run = TestRun(self._next_id, settings, compiled, live)
         self._next_id += 1
-        live.events.stop.add_listener(lambda results: setattr(run, "results", results))
+        live.events.stop.add_listener(lambda _: setattr(run, "results", live.results))
         for old in self.runs:
             old.live = None if old.results is not None else old.live  # keep the newest run's live data only
         self.runs.append(run)
@@ -402,7 +402,7 @@ class Controller:
 
     # ------------------------------------------------------------------------------------------- results
 
-    def results(self, run: TestRun | None = None) -> dict[str, Any] | None:
+    def results(self, run: TestRun | None = None) -> Results | None:
         """The results of ``run`` (default: the newest): its final ones, or built now from its live statistics
         (the same shape, so the same CSV and HTML report as at the end)."""
         run = run or self.current
@@ -415,7 +415,11 @@ class Controller:
             return None
         now = time.time()
         model, runner, compiled = self.loaded.model, live.runner, run.compiled
-        results = build_results(
+        measured = measure(live.stats, live.started, now)
+        transactions = transaction_results(live.transactions, now - max(live.started, live.transactions.start_time))
+        figures = {**measured.snapshot, "transactions": transactions}
+        verdicts = [{**evaluate(parse_rule(t.expect), t.request, figures), "abort": t.abort} for t in model.thresholds]
+        return build_results(
             live.stats,
             scenario=self.loaded.name,
             scenario_file=str(self.loaded.path),
@@ -429,24 +433,20 @@ class Controller:
                 "run_time_s": run.settings.run_time,
             },
             command=self.command,
-            thresholds=[],
+            thresholds=verdicts,
             stop_reason=runner.stop_reason or "running",
             exit_code=0,
             extra={
                 "warnings": list(live.warnings),
-                "transactions": transaction_results(
-                    live.transactions, now - max(live.started, live.transactions.start_time)
-                ),
+                "transactions": transactions,
                 "checks": runner.run_state.checks.results(),
                 "rendezvous": runner.run_state.rendezvous_results(compiled),
                 "pools": runner.run_state.pool_results(compiled),
                 "resources": live.monitor.results(),
                 **(live.extra_results() if live.extra_results else {}),
             },
+            measured=measured,
         )
-        verdicts = [{**evaluate(parse_rule(t.expect), t.request, results), "abort": t.abort} for t in model.thresholds]
-        results.update(thresholds=verdicts, passed=all(v["passed"] for v in verdicts))
-        return results
 
     def close(self) -> None:
         """Stop the test under way, wait for its end (outputs written), let the backend go."""
