@@ -446,6 +446,7 @@ class Controller:
                     p.summary() for p in compiled.pools.values() if any(p in c.pools for c in all_classes(compiled))
                 ],
                 "resources": live.monitor.results(),
+                **({"remote": live.remote.results()} if live.remote is not None else {}),
                 **(live.extra_results() if live.extra_results else {}),
             },
         )
