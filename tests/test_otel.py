@@ -237,8 +237,8 @@ def test_grpc_without_the_extra_says_how_to_get_it(tmp_path: Path, demo_url: str
         stderr.strip()
         .splitlines()[-1]
         .endswith(
-            "--otel: OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the gRPC exporter: pip install 'lrun[grpc]' "
-            "(or use http/protobuf, the default)"
+            "--otel: OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the gRPC exporter: install lrun's grpc extra "
+            "(pip install '.[grpc]' in its checkout), or use http/protobuf (the default)"
         )
     ), stderr
     assert "Traceback" not in stderr

@@ -3,7 +3,7 @@
 Configured by the standard variables: ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``…_METRICS_ENDPOINT``),
 ``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_METRIC_EXPORT_INTERVAL`` (ms), ``OTEL_SERVICE_NAME``,
 ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_EXPORTER_OTLP_PROTOCOL`` (or ``…_METRICS_PROTOCOL``): ``http/protobuf``
-(the default) or ``grpc`` (the ``lrun[grpc]`` extra). Like ``/metrics``, instruments are observed from the run's
+(the default) or ``grpc`` (lrun's ``grpc`` extra). Like ``/metrics``, instruments are observed from the run's
 statistics at each export (callbacks), so nothing is added per request. The SDK's export thread is a greenlet
 under gevent's patching; the last export happens when the run ends, so the collector gets the final figures.
 
@@ -50,8 +50,8 @@ def exporter_class() -> Any:
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
     except ImportError:
         raise RunError(
-            "--otel: OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the gRPC exporter: pip install 'lrun[grpc]' "
-            "(or use http/protobuf, the default)"
+            "--otel: OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the gRPC exporter: install lrun's grpc extra "
+            "(pip install '.[grpc]' in its checkout), or use http/protobuf (the default)"
         ) from None
     grpc_gevent.init_gevent()  # before the first channel; calling it again is harmless
     return GrpcExporter
