@@ -250,7 +250,7 @@ def test_the_web_ui_shows_the_servers_beside_the_local_resources(
     live, on the time axis of the request charts; on a master's page (--processes) as on a single process's."""
     from browser import launch
     from test_web_browser import colored_pixels
-    from web_process import WebLrun
+    from web_process import WebLrun, http
 
     prometheus_url, _ = prometheus
     down = f"http://127.0.0.1:{free_port()}/metrics"
@@ -313,3 +313,5 @@ monitor:
             path=str(ROOT / "tests" / "artifacts" / f"web_resources_{mode.replace(' ', '_')}.png"), full_page=True
         )
         assert problems == []
+        report = http(f"{web.url}/stats/report").text  # the live HTML report has the servers' charts too
+        assert "Monitored hosts: CPU" in report and "Prometheus queries" in report
