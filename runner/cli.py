@@ -165,7 +165,7 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 @click.option("--metrics-port", type=int, help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics.")
 @click.option("--metrics-host", help="Address for --metrics-port; beyond loopback needs --web-auth. [127.0.0.1]")
 @click.option("--web-auth", metavar="USER:PASSWORD", help="Basic auth for what lrun serves (or LRUN_WEB_AUTH).")
-@click.option("--otel", is_flag=True, default=None, help="Export metrics over OTLP/HTTP (OTEL_* variables).")
+@click.option("--otel", is_flag=True, default=None, help="Export metrics over OTLP (the OTEL_* variables).")
 @click.option("--webhook", metavar="URL", help="Post to this incoming webhook when a rule trips and when the run ends.")
 @click.option("--web", is_flag=True, default=None, help="Serve the web UI (start, watch, steer the test in a browser).")
 @click.option("--web-host", help="Web UI: the address to listen on.  [default: 127.0.0.1]")

@@ -4,19 +4,18 @@ LoadRunner watches the load generator and the system under test; Locust does not
 is saturated measures its own queueing, and a target that runs out of memory explains its errors: both belong
 next to the response times.
 
-``ResourceMonitor.sample`` is called once a second by the run loop. On Linux it reads ``/proc`` directly (no
-dependency): ``/proc/PID/stat`` for a process's CPU time and resident memory, ``/proc/stat`` and
-``/proc/meminfo`` for the machine. Elsewhere only lrun's own CPU is known (from ``os.times``) and the other
-values are ``None``.
+``ResourceMonitor.sample`` is called once a second by the run loop. It reads the operating system through
+``psutil`` (Linux, macOS, Windows, the BSDs): a process's CPU time (user + system) and resident memory, the
+machine's CPU times and memory. ``System`` is that one seam; the tests give the monitor their own.
 
 Percentages: a process's CPU is in percent of one core, as ``top`` shows it (a process busy on two cores shows
 200 %); the machine's CPU is in percent of all its cores (0–100). Memory is in bytes: a process's resident set
 (RSS), the machine's used memory (total minus available).
 
-Targets are given by PID (``1234``) or by name (``nginx``: every process whose command name, or the base name of
-its first argument, is that name; their CPU and memory are added up, so nginx's master and workers count as one
-target). Names are looked up again every ``RESOLVE_EVERY`` seconds, so a target that starts late or restarts is
-found.
+Targets are given by PID (``1234``) or by name (``nginx``: every process whose name, or the base name of its
+first argument, is that name, ``.exe`` aside; their CPU and memory are added up, so nginx's master and workers
+count as one target). Names are looked up again every ``RESOLVE_EVERY`` seconds, so a target that starts late
+or restarts is found. A process lrun may not read (another user's, on macOS or Windows) counts as not running.
 
 ``ResourceRule`` is a threshold on these samples (``generator_cpu above 90% for 10s``); ``ResourceWatch`` keeps
 each rule's state across samples and says when one is breached. The shape of the samples and verdicts in the
@@ -30,8 +29,9 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+import psutil
 
 from runner.scenario.limits import (
     CPU_METRICS,
@@ -52,87 +52,74 @@ def cpu_percent(seconds: float, elapsed: float, cores: int = CORES) -> float:
     return min(max(0.0, seconds / max(elapsed, 1e-6) * 100), 100.0 * cores)
 
 
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+# ----------------------------------------------------------------------------------------------- readings
 
 
-# ----------------------------------------------------------------------------------------------- /proc readers
-
-
-def read_process(pid: int, proc: Path = Path("/proc")) -> tuple[float, int] | None:
-    """(CPU seconds used so far, resident bytes) of a process, or None when it does not exist (or not Linux)."""
+def read_process(pid: int) -> tuple[float, int] | None:
+    """(CPU seconds used so far, resident bytes) of a process, or None when it does not exist or may not be read."""
     try:
-        text = (proc / str(pid) / "stat").read_text()
-    except (OSError, ValueError):
+        process = psutil.Process(pid)
+        with process.oneshot():
+            times = process.cpu_times()
+            return times.user + times.system, process.memory_info().rss
+    except (psutil.Error, OSError):
         return None
-    # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'
-    fields = text[text.rfind(")") + 2 :].split()
+
+
+def read_system_cpu() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of the whole machine since boot: busy is all but idle and I/O wait."""
     try:
-        cpu = (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
-        rss = int(fields[21]) * _PAGE
-    except (IndexError, ValueError):
+        times = psutil.cpu_times()
+    except (psutil.Error, OSError):
         return None
-    return cpu, rss
+    # guest time is already counted in user time on Linux (psutil's own cpu_percent leaves it out too)
+    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    return total - times.idle - getattr(times, "iowait", 0.0), total
 
 
-def read_system_cpu(proc: Path = Path("/proc")) -> tuple[float, float] | None:
-    """(busy, total) CPU time of the whole machine in ticks since boot, from the first line of /proc/stat."""
-    try:
-        with open(proc / "stat") as stat:
-            line = stat.readline()
-    except OSError:
-        return None
-    values = [int(v) for v in line.split()[1:9]]  # user nice system idle iowait irq softirq steal
-    if len(values) < 5:
-        return None
-    total = float(sum(values))
-    return total - values[3] - values[4], total
-
-
-def read_memory(proc: Path = Path("/proc")) -> tuple[int, int] | None:
+def read_memory() -> tuple[int, int] | None:
     """(used, total) bytes of the machine's memory: used is total minus available."""
     try:
-        text = (proc / "meminfo").read_text()
-    except OSError:
+        memory = psutil.virtual_memory()
+    except (psutil.Error, OSError):
         return None
-    found = {}
-    for line in text.splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("MemTotal", "MemAvailable"):
-            found[key] = int(rest.split()[0]) * 1024
-    if len(found) != 2:
-        return None
-    return found["MemTotal"] - found["MemAvailable"], found["MemTotal"]
+    return memory.total - memory.available, memory.total
 
 
-def process_name(pid: int, proc: Path = Path("/proc")) -> str | None:
+def process_name(pid: int) -> str | None:
     try:
-        return (proc / str(pid) / "comm").read_text().strip()
-    except OSError:
+        return psutil.Process(pid).name()
+    except (psutil.Error, OSError):
         return None
 
 
-def find_processes(name: str, proc: Path = Path("/proc"), *, exclude: Iterable[int] = ()) -> list[int]:
-    """PIDs of the processes called ``name``: their command name, or the base name of their first argument."""
+def _called(process: psutil.Process, name: str) -> bool:
+    """Whether the process is called ``name``: its name, or the base name of its first argument (``.exe`` aside)."""
+    own = process.info.get("name") or ""
+    if name in (own, own.removesuffix(".exe")):
+        return True
+    try:
+        argv = process.cmdline()
+    except (psutil.Error, OSError):
+        return False
+    argv0 = os.path.basename(argv[0].replace("\\", "/")) if argv else ""
+    return name in (argv0, argv0.removesuffix(".exe"))
+
+
+def find_processes(name: str, *, exclude: Iterable[int] = ()) -> list[int]:
+    """PIDs of the processes called ``name``: their name, or the base name of their first argument."""
     skip = set(exclude)
-    found = []
-    try:
-        entries = list(proc.iterdir())
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.name.isdigit() or int(entry.name) in skip:
-            continue
-        try:
-            comm = (entry / "comm").read_text().strip()
-            if comm != name:
-                argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
-                if os.path.basename(argv0) != name:
-                    continue
-        except OSError:
-            continue  # it ended while we looked
-        found.append(int(entry.name))
-    return sorted(found)
+    return sorted(p.pid for p in psutil.process_iter(["name"]) if p.pid not in skip and _called(p, name))
+
+
+class System:
+    """What the monitor reads from the operating system; a test gives the monitor one of its own."""
+
+    process = staticmethod(read_process)
+    cpu = staticmethod(read_system_cpu)
+    memory = staticmethod(read_memory)
+    name = staticmethod(process_name)
+    find = staticmethod(find_processes)
 
 
 # ----------------------------------------------------------------------------------------------- sampling
@@ -149,7 +136,7 @@ class Target:
     spec: str  # as the user gave it: "nginx" or "1234"
     pid: int | None = None  # given by PID
     pids: list[int] = field(default_factory=list)  # what it stands for now
-    name: str | None = None  # the command name (for a PID) or the name asked for
+    name: str | None = None  # the process name (for a PID) or the name asked for
     found: bool = False  # seen at least once
     cpu: dict[int, float] = field(default_factory=dict)  # pid -> CPU seconds at the last sample
 
@@ -172,16 +159,15 @@ class ResourceMonitor:
         self,
         targets: Sequence[str | int] = (),
         *,
-        proc: Path = Path("/proc"),
+        system: System | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         max_points: int = MAX_POINTS,
     ) -> None:
-        self.proc = proc
+        self.system = system or System()
         self.clock = clock
         self.monotonic = monotonic
         self.max_points = max_points
-        self.linux = (proc / "self" / "stat").exists()
         self.pid = os.getpid()
         unique = dict.fromkeys(str(t).strip() for t in targets)
         self.targets = [parse_target(t) for t in unique]
@@ -189,8 +175,10 @@ class ResourceMonitor:
         self._pending: list[dict[str, Any]] = []
         self._stride = 1  # samples per stored point (doubles each time the points are halved)
         self._last_wall = monotonic()
-        self._last_own = self._own_cpu()
-        self._last_system = read_system_cpu(proc) if self.linux else None
+        own = self.system.process(self.pid)
+        self.available = own is not None  # psutil can read this system
+        self._last_own = self._own_cpu(own)
+        self._last_system = self.system.cpu()
         self._resolved_at = -RESOLVE_EVERY
         self.last: dict[str, Any] | None = None
         self.peaks: dict[str, float] = {}
@@ -198,34 +186,33 @@ class ResourceMonitor:
 
     # -- readings
 
-    def _own_cpu(self) -> float:
-        if self.linux:
-            own = read_process(self.pid, self.proc)
-            if own is not None:
-                return own[0]
+    @staticmethod
+    def _own_cpu(own: tuple[float, int] | None) -> float:
+        if own is not None:
+            return own[0]
         times = os.times()
         return times.user + times.system
 
     def _resolve(self, now: float, *, prime: bool = False) -> None:
-        if now - self._resolved_at < RESOLVE_EVERY or not self.linux:
+        if now - self._resolved_at < RESOLVE_EVERY:
             return
         self._resolved_at = now
         for target in self.targets:
             if target.pid is not None:
-                target.name = target.name or process_name(target.pid, self.proc)
+                target.name = target.name or self.system.name(target.pid)
                 target.pids = [target.pid]
             else:
                 assert target.name is not None
-                target.pids = find_processes(target.name, self.proc, exclude=[self.pid])
+                target.pids = self.system.find(target.name, exclude=[self.pid])
             if prime:
                 for pid in target.pids:
-                    reading = read_process(pid, self.proc)
+                    reading = self.system.process(pid)
                     if reading is not None:
                         target.cpu[pid] = reading[0]
 
     def missing(self) -> list[Target]:
         """Targets not running now (after the last look-up)."""
-        return [t for t in self.targets if not any(read_process(p, self.proc) for p in t.pids)]
+        return [t for t in self.targets if not any(self.system.process(p) for p in t.pids)]
 
     def sample(self, now: float | None = None) -> dict[str, Any]:
         """Read everything once; store the sample (bounded) and return it."""
@@ -236,41 +223,36 @@ class ResourceMonitor:
         # measured over MIN_CPU_INTERVAL at least; a sample sooner repeats the last CPU figures.
         fresh = elapsed >= MIN_CPU_INTERVAL or self.last is None
         last = self.last or {}
-        own_percent = None
-        if fresh:
-            self._last_wall = wall
-            own_cpu = self._own_cpu()
-            own_percent = _round(cpu_percent(own_cpu - self._last_own, elapsed))
-            self._last_own = own_cpu
+        own = self.system.process(self.pid)
         sample: dict[str, Any] = {
             "t": round(now, 3),
-            "process_cpu_percent": own_percent if fresh else last.get("process_cpu_percent"),
-            "process_rss_bytes": None,
-            "system_cpu_percent": None,
+            "process_cpu_percent": last.get("process_cpu_percent"),
+            "process_rss_bytes": own[1] if own else None,
+            "system_cpu_percent": last.get("system_cpu_percent"),
             "system_memory_used_bytes": None,
             "system_memory_total_bytes": None,
             "targets": {},
         }
-        if self.linux:
-            own = read_process(self.pid, self.proc)
-            sample["process_rss_bytes"] = own[1] if own else None
-            system = read_system_cpu(self.proc) if fresh else None
-            if not fresh:
-                sample["system_cpu_percent"] = last.get("system_cpu_percent")
-            elif system is not None and self._last_system is not None:
+        if fresh:
+            self._last_wall = wall
+            own_cpu = self._own_cpu(own)
+            sample["process_cpu_percent"] = _round(cpu_percent(own_cpu - self._last_own, elapsed))
+            self._last_own = own_cpu
+            system = self.system.cpu()
+            sample["system_cpu_percent"] = None
+            if system is not None and self._last_system is not None:
                 busy, total = system[0] - self._last_system[0], system[1] - self._last_system[1]
                 sample["system_cpu_percent"] = _round(min(100.0, max(0.0, busy / total * 100))) if total > 0 else None
-            if fresh:
-                self._last_system = system
-            memory = read_memory(self.proc)
-            if memory is not None:
-                sample["system_memory_used_bytes"], sample["system_memory_total_bytes"] = memory
-            self._resolve(wall)
-            for target in self.targets:
-                values = self._sample_target(target, elapsed, fresh)
-                if not fresh:
-                    values["cpu_percent"] = (last.get("targets") or {}).get(target.spec, {}).get("cpu_percent")
-                sample["targets"][target.spec] = values
+            self._last_system = system
+        memory = self.system.memory()
+        if memory is not None:
+            sample["system_memory_used_bytes"], sample["system_memory_total_bytes"] = memory
+        self._resolve(wall)
+        for target in self.targets:
+            values = self._sample_target(target, elapsed, fresh)
+            if not fresh:
+                values["cpu_percent"] = (last.get("targets") or {}).get(target.spec, {}).get("cpu_percent")
+            sample["targets"][target.spec] = values
         self.last = sample
         self._peak(sample)
         self._store(sample)
@@ -280,7 +262,7 @@ class ResourceMonitor:
         cpu_total, rss_total, running = 0.0, 0, 0
         seen: dict[int, float] = {}
         for pid in target.pids:
-            reading = read_process(pid, self.proc)
+            reading = self.system.process(pid)
             if reading is None:
                 continue
             running += 1
@@ -331,7 +313,7 @@ class ResourceMonitor:
         return {
             "interval_s": float(self._stride),
             "cpu_count": os.cpu_count(),
-            "available": self.linux,
+            "available": self.available,
             "series": points,
             "targets": [
                 {"spec": t.spec, "label": t.label, "pid": t.pid, "name": t.name, "pids": t.pids, "found": t.found}

@@ -1,10 +1,11 @@
-"""Resource monitoring: /proc readings, the bounded sample series, and resource thresholds."""
+"""Resource monitoring: psutil readings, the bounded sample series, and resource thresholds."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,9 @@ from runner.monitor import (
 from runner.scenario.limits import parse_size
 
 LINUX = Path("/proc/self/stat").exists()
-needs_proc = pytest.mark.skipif(not LINUX, reason="reads Linux's /proc")
-TICKS = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
+needs_proc = pytest.mark.skipif(not LINUX, reason="compares with Linux's /proc")
+TICKS = 100  # the fake system counts CPU in ticks like Linux
+PAGE = 4096
 
 
 @pytest.fixture
@@ -43,10 +44,9 @@ def sleeper() -> Any:
         process.wait(timeout=10)
 
 
-# ----------------------------------------------------------------------------------------------- real /proc
+# ----------------------------------------------------------------------------------------------- real readings
 
 
-@needs_proc
 def test_reads_this_process_and_the_machine() -> None:
     cpu, rss = read_process(os.getpid())
     assert cpu > 0 and rss > 10 * 2**20  # a Python process with pydantic and gevent loaded
@@ -57,7 +57,6 @@ def test_reads_this_process_and_the_machine() -> None:
     assert read_process(2**22 + 12345) is None  # above pid_max: never exists
 
 
-@needs_proc
 def test_finds_processes_by_name_and_pid(sleeper: subprocess.Popen) -> None:
     time.sleep(0.1)  # let exec replace the forked Python
     assert sleeper.pid in find_processes("sleep")
@@ -74,7 +73,6 @@ def test_finds_processes_by_name_and_pid(sleeper: subprocess.Popen) -> None:
     assert targets["no-such-process-here"]["found"] is False
 
 
-@needs_proc
 def test_own_cpu_is_measured_over_the_interval() -> None:
     monitor = ResourceMonitor()
     monitor.sample()
@@ -87,39 +85,103 @@ def test_own_cpu_is_measured_over_the_interval() -> None:
     assert sample["system_memory_total_bytes"] > sample["system_memory_used_bytes"] > 0
 
 
-# ----------------------------------------------------------------------------------------------- a fake /proc
+BUSY_HALF = """
+import select, sys, time
+while True:  # busy about half of the time; on a line from the parent, say how much CPU it has used
+    spin = time.monotonic() + 0.02
+    while time.monotonic() < spin:
+        pass
+    if select.select([sys.stdin], [], [], 0.02)[0]:
+        if not sys.stdin.readline():
+            break
+        print(time.process_time(), flush=True)
+"""
 
 
-class FakeProc:
-    """A /proc tree with the few files the monitor reads, and a clock to move."""
+def _proc_cpu_seconds(pid: int) -> float:
+    """The /proc reading lrun used before psutil: utime + stime of /proc/PID/stat, in seconds."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+
+@needs_proc
+def test_cpu_agrees_with_the_old_proc_reading_and_the_process_itself() -> None:
+    """A child busy about half of the time: psutil's figure, the old /proc figure and the child's own count agree."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", BUSY_HALF], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdin is not None and child.stdout is not None
+
+    def own_count() -> float:
+        child.stdin.write("?\n")  # type: ignore[union-attr]
+        child.stdin.flush()  # type: ignore[union-attr]
+        return float(child.stdout.readline())  # type: ignore[union-attr]
+
+    try:
+        time.sleep(0.5)  # past the interpreter's start
+        monitor = ResourceMonitor([str(child.pid)])
+        monitor.sample()
+        wall, old, own = time.monotonic(), _proc_cpu_seconds(child.pid), own_count()
+        time.sleep(3)
+        new_percent = monitor.sample()["targets"][str(child.pid)]["cpu_percent"]
+        elapsed = time.monotonic() - wall
+        old_percent = (_proc_cpu_seconds(child.pid) - old) / elapsed * 100
+        own_percent = (own_count() - own) / elapsed * 100
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    assert 10 < own_percent < 65, own_percent  # busy, and about half (less when the machine is shared)
+    assert abs(new_percent - old_percent) < 3, (new_percent, old_percent)
+    assert abs(new_percent - own_percent) < 3, (new_percent, own_percent)
+
+
+# ----------------------------------------------------------------------------------------------- a fake system
+
+
+class FakeSystem:
+    """The readings the monitor takes from the operating system, set by the test, and a clock to move."""
+
+    def __init__(self) -> None:
         self.now = 1000.0
+        self.processes: dict[int, tuple[str, float, int]] = {}  # pid -> (name, CPU seconds, RSS bytes)
         self.set_system(busy=0, idle=0)
-        (root / "meminfo").write_text("MemTotal:  1000 kB\nMemFree: 100 kB\nMemAvailable:  250 kB\n")
+        self.used, self.total = 750 * 1024, 1000 * 1024  # MemTotal 1000 kB, MemAvailable 250 kB
         self.set_process(os.getpid(), "python3", cpu_s=1.0, rss_pages=100)
 
     def set_process(self, pid: int, comm: str, *, cpu_s: float, rss_pages: int) -> None:
-        folder = self.root / str(pid)
-        folder.mkdir(exist_ok=True)
-        ticks = int(cpu_s * TICKS)
-        fields = f"S 1 1 1 0 -1 0 0 0 0 0 {ticks} 0 0 0 20 0 1 0 5 123 {rss_pages} " + " ".join(["0"] * 8)
-        (folder / "stat").write_text(f"{pid} ({comm}) {fields}")
-        (folder / "comm").write_text(comm + "\n")
-        (folder / "cmdline").write_bytes(f"/usr/sbin/{comm}\0-g\0".encode())
+        self.processes[pid] = (comm, int(cpu_s * TICKS) / TICKS, rss_pages * PAGE)  # counted in whole ticks
+
+    def end(self, pid: int) -> None:
+        del self.processes[pid]
 
     def set_system(self, *, busy: int, idle: int) -> None:
-        (self.root / "stat").write_text(f"cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\ncpu0 0 0 0 0\n")
+        self.ticks = (float(busy), float(busy + idle))
+
+    # -- what ResourceMonitor reads
+
+    def process(self, pid: int) -> tuple[float, int] | None:
+        found = self.processes.get(pid)
+        return None if found is None else found[1:]
+
+    def cpu(self) -> tuple[float, float]:
+        return self.ticks
+
+    def memory(self) -> tuple[int, int]:
+        return self.used, self.total
+
+    def name(self, pid: int) -> str | None:
+        return self.processes[pid][0] if pid in self.processes else None
+
+    def find(self, name: str, *, exclude: Any = ()) -> list[int]:
+        return sorted(pid for pid, (comm, _, _) in self.processes.items() if comm == name and pid not in exclude)
 
     def monitor(self, targets: list[str], **options: Any) -> ResourceMonitor:
-        (self.root / "self").mkdir(exist_ok=True)
-        (self.root / "self" / "stat").write_text("")
-        return ResourceMonitor(targets, proc=self.root, clock=lambda: self.now, monotonic=lambda: self.now, **options)
+        return ResourceMonitor(targets, system=self, clock=lambda: self.now, monotonic=lambda: self.now, **options)  # type: ignore[arg-type]
 
 
-def test_cpu_and_memory_arithmetic(tmp_path: Path) -> None:
-    proc = FakeProc(tmp_path)
+def test_cpu_and_memory_arithmetic() -> None:
+    proc = FakeSystem()
     proc.set_process(4242, "nginx", cpu_s=10.0, rss_pages=50)
     proc.set_process(4243, "nginx", cpu_s=20.0, rss_pages=70)
     monitor = proc.monitor(["nginx", "4242"])
@@ -138,9 +200,9 @@ def test_cpu_and_memory_arithmetic(tmp_path: Path) -> None:
     assert monitor.results()["targets"][1]["label"] == "4242 (nginx)"
 
 
-def test_cpu_from_samples_too_close_is_not_a_glitch(tmp_path: Path) -> None:
+def test_cpu_from_samples_too_close_is_not_a_glitch() -> None:
     """Two samples 1 ms apart (a run loop catching up after a stall) once showed "5786 % of a core"."""
-    proc = FakeProc(tmp_path)
+    proc = FakeSystem()
     proc.set_process(4242, "nginx", cpu_s=10.0, rss_pages=50)
     monitor = proc.monitor(["4242"])
     proc.now += 1.0
@@ -163,8 +225,8 @@ def test_cpu_from_samples_too_close_is_not_a_glitch(tmp_path: Path) -> None:
     assert later["system_cpu_percent"] == round(6 / 6 * 100, 1)
 
 
-def test_cpu_never_exceeds_the_cores(tmp_path: Path) -> None:
-    proc = FakeProc(tmp_path)
+def test_cpu_never_exceeds_the_cores() -> None:
+    proc = FakeSystem()
     monitor = proc.monitor([])
     proc.now += 1.0
     proc.set_process(os.getpid(), "python3", cpu_s=1.0 + 500, rss_pages=100)  # 500 s of CPU in 1 s: impossible
@@ -172,8 +234,8 @@ def test_cpu_never_exceeds_the_cores(tmp_path: Path) -> None:
     assert cpu_percent(-1.0, 1.0) == 0.0 and cpu_percent(0.5, 1.0) == 50.0 and cpu_percent(3.0, 1.0, cores=2) == 200.0
 
 
-def test_an_aborting_cpu_rule_ignores_samples_too_close(tmp_path: Path) -> None:
-    proc = FakeProc(tmp_path)
+def test_an_aborting_cpu_rule_ignores_samples_too_close() -> None:
+    proc = FakeSystem()
     monitor = proc.monitor([])
     watch = ResourceWatch([ResourceRule.build("generator_cpu", "90%", action="abort")])
     cpu = 1.0
@@ -186,13 +248,13 @@ def test_an_aborting_cpu_rule_ignores_samples_too_close(tmp_path: Path) -> None:
     assert verdict["passed"] and verdict["peak"] < 20
 
 
-def test_a_target_that_ends_or_starts_late(tmp_path: Path) -> None:
-    proc = FakeProc(tmp_path)
+def test_a_target_that_ends_or_starts_late() -> None:
+    proc = FakeSystem()
     proc.set_process(4242, "nginx", cpu_s=10.0, rss_pages=50)
     monitor = proc.monitor(["4242", "postgres"])
     proc.now += 1.0
     assert monitor.sample()["targets"]["postgres"]["processes"] == 0
-    (tmp_path / "4242" / "stat").unlink()  # ended
+    proc.end(4242)  # ended
     proc.set_process(5000, "postgres", cpu_s=3.0, rss_pages=10)
     proc.now += 10.0  # past RESOLVE_EVERY: names are looked up again
     sample = monitor.sample()
@@ -204,8 +266,8 @@ def test_a_target_that_ends_or_starts_late(tmp_path: Path) -> None:
     assert monitor.sample()["targets"]["postgres"]["cpu_percent"] == 100.0
 
 
-def test_series_stays_bounded_and_keeps_peaks(tmp_path: Path) -> None:
-    proc = FakeProc(tmp_path)
+def test_series_stays_bounded_and_keeps_peaks() -> None:
+    proc = FakeSystem()
     monitor = proc.monitor([], max_points=8)
     cpu = 1.0
     for second in range(1, 101):

@@ -17,7 +17,7 @@ import pytest
 from helpers import free_port
 from outputs_helpers import Receiver, get
 
-from conftest import run_lrun
+from conftest import ROOT, run_lrun
 from runner.monitor_remote import EndpointError, host_values, parse_node_exporter, parse_query_answer
 
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
@@ -240,3 +240,81 @@ monitor:
     assert "  nodes_up: 1\n" in summary
     page = html.read_text()
     assert "Monitored hosts: CPU" in page and "no data from junk, gone" in page and "Prometheus queries" in page
+
+
+@needs_exporter
+@needs_prometheus
+@pytest.mark.e2e
+@pytest.mark.parametrize("mode", ["one process", "master"])
+def test_the_web_ui_shows_the_servers_beside_the_local_resources(
+    tmp_path: Path, demo_url: str, node_exporter: str, prometheus: tuple[str, int], mode: str
+) -> None:
+    """In a real browser: the resources tab's tables and charts carry the node_exporter's and the query's values,
+    live, on the time axis of the request charts; on a master's page (--processes) as on a single process's."""
+    from browser import launch
+    from test_web_browser import colored_pixels
+    from web_process import WebLrun, http
+
+    prometheus_url, _ = prometheus
+    down = f"http://127.0.0.1:{free_port()}/metrics"
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        f"""\
+host: {demo_url}
+users: {{u: {{think: 20ms, sequence: [{{get: /items}}]}}}}
+monitor:
+  hosts:
+    - {{name: db, node_exporter: "{node_exporter}"}}
+    - {{name: gone, node_exporter: "{down}"}}
+  prometheus:
+    url: {prometheus_url}
+    queries:
+      nodes_up: count(up{{job="node"}} == 1)
+"""
+    )
+    wait = 60_000  # ms: generous, the machine is shared
+    extra = ["--processes", "1"] if mode == "master" else []
+    with (
+        WebLrun(str(scenario), "-u", "2", "-t", "120", "--autostart", *extra) as web,
+        launch(viewport={"width": 1280, "height": 1000}, bypass_csp=True) as context,
+    ):
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+        page.goto(web.url)
+        page.click("#tabs button[data-tab=resources]")
+        cells = "name => Array.from(document.querySelector(`#hosts tbody tr[data-host='${name}']`)?.children || [])"
+        db_row = f"({cells})('db').map(td => td.textContent)"
+        page.wait_for_function(f"{db_row}.length && !isNaN(parseFloat({db_row}[1]))", timeout=wait)  # a CPU figure
+        name, cpu, memory, load, network, disk = page.evaluate(db_row)
+        assert name == "db" and 0 <= float(cpu) <= 100 and " of " in memory and float(load) >= 0
+        assert network.endswith("/s") and " / " in disk
+        assert page.evaluate(f"({cells})('gone').map(td => td.textContent)")[1:4] == ["–", "–", "–"]  # a gap
+        page.wait_for_function("document.querySelector('#queries tbody tr')?.children[1].textContent === '1'")
+
+        # charts: this machine beside db (and gone, without values), points added live, the request charts' clock
+        chart = "ui.charts['chart-machine-cpu']"
+        page.wait_for_function(f"{chart} && {chart}.data[0].length >= 3 && {chart}.data[2].some(v => v !== null)")
+        assert page.evaluate(f"{chart}.series.slice(1).map(s => s.label)") == ["this machine", "db", "gone"]
+        assert page.evaluate(f"{chart}.data[3].every(v => v === null)")
+        seen = page.evaluate(f"{chart}.data[0].length")
+        page.wait_for_function(f"{chart}.data[0].length > {seen}", timeout=wait)
+        page.wait_for_function("ui.series.total.length > 0", timeout=wait)
+        last_resource, last_request = page.evaluate(f"[{chart}.data[0].slice(-1)[0], ui.series.total.slice(-1)[0][0]]")
+        # epoch seconds on both: the same clock (a master draws requests a report interval, 4 s, late)
+        assert last_resource > 1e9 and abs(last_resource - last_request) < 10
+        db_cpu = page.evaluate(f"{chart}.data[2].filter(v => v !== null)")
+        assert db_cpu and all(0 <= v <= 100 for v in db_cpu)
+        queries = page.evaluate("ui.charts['chart-queries'].data[1].filter(v => v !== null)")
+        assert queries and set(queries) == {1}
+        assert page.evaluate("ui.charts['chart-host-network'].data[1].some(v => v !== null && v >= 0)")
+        assert page.evaluate("ui.charts['chart-res-cpu'].series[1].label") == "lrun"
+        for drawn in ("chart-machine-cpu", "chart-machine-memory", "chart-host-load", "chart-queries"):
+            assert colored_pixels(page, drawn) > 50, drawn
+        page.screenshot(
+            path=str(ROOT / "tests" / "artifacts" / f"web_resources_{mode.replace(' ', '_')}.png"), full_page=True
+        )
+        assert problems == []
+        report = http(f"{web.url}/stats/report").text  # the live HTML report has the servers' charts too
+        assert "Monitored hosts: CPU" in report and "Prometheus queries" in report

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -108,3 +110,135 @@ def test_otlp_export_matches_the_results(tmp_path: Path, demo_url: str, collecto
     passed = [v for k, v in checks.items() if ("lrun.check", "status is 404") in k and ("result", "passed") in k]
     assert passed and passed[0] > 0
     assert 0 < max(collector.last("lrun.response_time").values()) < 5
+
+
+# ----------------------------------------------------------------------------------------------- OTLP over gRPC
+
+
+class GrpcCollector:
+    """A real OTLP gRPC receiver (grpc's server, in this unpatched test process): keeps each decoded export."""
+
+    def __init__(self) -> None:
+        from concurrent import futures
+
+        import grpc
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+
+        self.exports: list[ExportMetricsServiceRequest] = []
+        self.headers: list[dict[str, str]] = []
+        collector = self
+
+        class Service(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: ignore[misc]
+            def Export(self, request: ExportMetricsServiceRequest, context: object) -> object:
+                collector.exports.append(request)
+                collector.headers.append(dict(context.invocation_metadata()))  # type: ignore[attr-defined]
+                return metrics_service_pb2.ExportMetricsServiceResponse()
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Service(), self.server)
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+        self.url = f"http://127.0.0.1:{port}"
+
+    last = Collector.last
+
+
+@pytest.mark.e2e
+def test_otlp_over_grpc_matches_the_results(tmp_path: Path, demo_url: str) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc", reason="the lrun[grpc] extra")
+    collector = GrpcCollector()
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        f"host: {demo_url}\nusers: {{u: {{think: 10ms, sequence: [{{get: /items}}, {{get: /about}}]}}}}\n"
+    )
+    out = tmp_path / "r.json"
+    env = {
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        "OTEL_EXPORTER_OTLP_HEADERS": "x-team-token=abc123",
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+        "OTEL_SERVICE_NAME": "checkout-load",
+    }
+    lrun = start_lrun(str(scenario), "-u", "3", "-t", "4", "--otel", "--json", str(out), "--only-summary", env=env)
+    try:
+        _, stderr = lrun.communicate(timeout=120)
+    finally:
+        lrun.kill()
+        collector.server.stop(grace=None)
+    assert lrun.returncode == 0, stderr
+    results = json.loads(out.read_text())
+    assert len(collector.exports) >= 3  # periodic during the run, and the final one
+    assert all(h.get("x-team-token") == "abc123" for h in collector.headers)
+    service = {a.key: a.value.string_value for a in collector.exports[-1].resource_metrics[0].resource.attributes}
+    assert service["service.name"] == "checkout-load"
+    requests = collector.last("lrun.requests")
+    for entry in results["requests"]:
+        key = (("http.request.method", entry["method"]), ("lrun.name", entry["name"]))
+        assert requests[key] == entry["requests"] > 0  # the last export has the final figures
+    assert sum(requests.values()) == results["total"]["requests"]
+
+
+@pytest.mark.e2e
+def test_a_grpc_collector_that_never_answers_does_not_stop_the_load(tmp_path: Path, demo_url: str) -> None:
+    """Without grpc's gevent mode one export to a silent collector froze the event loop for its 10 s deadline."""
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc", reason="the lrun[grpc] extra")
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts connections (the kernel's backlog), never answers
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"host: {demo_url}\nusers: {{u: {{think: 10ms, sequence: [{{get: /items}}]}}}}\n")
+    out = tmp_path / "r.json"
+    env = {
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{silent.getsockname()[1]}",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "5",  # seconds; an export that blocked the loop would block it this long
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+    }
+    started = time.monotonic()
+    lrun = start_lrun(str(scenario), "-u", "2", "-t", "8", "--otel", "--json", str(out), "--only-summary", env=env)
+    try:
+        _, stderr = lrun.communicate(timeout=120)
+    finally:
+        lrun.kill()
+        silent.close()
+    assert lrun.returncode == 0, stderr
+    assert time.monotonic() - started < 60  # the end does not wait for the collector without bound
+    results = json.loads(out.read_text())
+    assert results["saturation"]["loop_lag_max_ms"] < 3000, results["saturation"]  # never stuck for an export
+    assert any("--otel: could not export" in w for w in results["warnings"])
+
+
+def test_an_otlp_protocol_lrun_cannot_speak_is_one_line(tmp_path: Path, demo_url: str) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"host: {demo_url}\nusers: {{u: {{sequence: [{{get: /items}}]}}}}\n")
+    env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}
+    lrun = start_lrun(str(scenario), "-u", "1", "-t", "2", "--otel", "--only-summary", env=env)
+    _, stderr = lrun.communicate(timeout=60)
+    assert lrun.returncode == 2
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "--otel: OTEL_EXPORTER_OTLP_PROTOCOL=http/json is not supported: use http/protobuf (the default) or grpc"
+        )
+    ), stderr
+    assert "Traceback" not in stderr
+
+
+def test_grpc_without_the_extra_says_how_to_get_it(tmp_path: Path, demo_url: str) -> None:
+    shadow = tmp_path / "site" / "grpc"  # a grpc that cannot be imported, as where the extra is not installed
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named grpc')\n")
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"host: {demo_url}\nusers: {{u: {{sequence: [{{get: /items}}]}}}}\n")
+    env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "PYTHONPATH": str(shadow.parent)}
+    lrun = start_lrun(str(scenario), "-u", "1", "-t", "2", "--otel", "--only-summary", env=env)
+    _, stderr = lrun.communicate(timeout=60)
+    assert lrun.returncode == 2, stderr
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "--otel: OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the gRPC exporter: install lrun's grpc extra "
+            "(pip install '.[grpc]' in its checkout), or use http/protobuf (the default)"
+        )
+    ), stderr
+    assert "Traceback" not in stderr

@@ -20,11 +20,9 @@ import dataclasses
 import itertools
 import logging
 import os
-import resource
 import secrets
 import signal
 import socket
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import psutil
 import zmq.green as zmq
 from gevent.event import AsyncResult, Event
 
@@ -71,13 +70,8 @@ class WorkerOptions:
 
 
 def _rss() -> int:
-    """Resident memory of this process in bytes (Linux: now; elsewhere: the peak)."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024
+    """Resident memory of this process in bytes (psutil: Linux, macOS, Windows)."""
+    return psutil.Process().memory_info().rss
 
 
 class WorkerRunner:

@@ -1,10 +1,15 @@
-"""``--otel``: the run's metrics over OTLP/HTTP (protobuf), with the OpenTelemetry SDK and its exporter.
+"""``--otel``: the run's metrics over OTLP, with the OpenTelemetry SDK and its exporter.
 
 Configured by the standard variables: ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``…_METRICS_ENDPOINT``),
 ``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_METRIC_EXPORT_INTERVAL`` (ms), ``OTEL_SERVICE_NAME``,
-``OTEL_RESOURCE_ATTRIBUTES``. Like ``/metrics``, instruments are observed from the run's statistics at each
-export (callbacks), so nothing is added per request. The SDK's export thread is a greenlet under gevent's
-patching; the last export happens when the run ends, so the collector gets the final figures.
+``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_EXPORTER_OTLP_PROTOCOL`` (or ``…_METRICS_PROTOCOL``): ``http/protobuf``
+(the default) or ``grpc`` (lrun's ``grpc`` extra). Like ``/metrics``, instruments are observed from the run's
+statistics at each export (callbacks), so nothing is added per request. The SDK's export thread is a greenlet
+under gevent's patching; the last export happens when the run ends, so the collector gets the final figures.
+
+gRPC blocks in its C core: without ``grpc.experimental.gevent.init_gevent`` one export to a collector that
+accepts and never answers froze the whole event loop, and so the load, for the export's 10 s deadline. With it,
+grpc's completion queue is polled from a greenlet and the load goes on.
 """
 
 from __future__ import annotations
@@ -15,14 +20,45 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from runner.errors import RunError
+
 log = logging.getLogger("lrun")
 
 PERCENTILES = (50.0, 95.0, 99.0)
+PROTOCOLS = ("http/protobuf", "grpc")
+
+
+def protocol() -> str:
+    """The OTLP protocol the OTEL_* variables ask for; RunError for one lrun cannot speak."""
+    name = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
+    if not os.environ.get(name):
+        name = "OTEL_EXPORTER_OTLP_PROTOCOL"
+    chosen = (os.environ.get(name) or "http/protobuf").strip().lower()
+    if chosen not in PROTOCOLS:
+        raise RunError(f"--otel: {name}={chosen} is not supported: use http/protobuf (the default) or grpc")
+    return chosen
+
+
+def exporter_class() -> Any:
+    """The SDK's OTLP metric exporter for the chosen protocol (gRPC made to cooperate with gevent)."""
+    if protocol() == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        return OTLPMetricExporter
+    try:
+        from grpc.experimental import gevent as grpc_gevent
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
+    except ImportError:
+        raise RunError(
+            "--otel: OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the gRPC exporter: install lrun's grpc extra "
+            "(pip install '.[grpc]' in its checkout), or use http/protobuf (the default)"
+        ) from None
+    grpc_gevent.init_gevent()  # before the first channel; calling it again is harmless
+    return GrpcExporter
 
 
 class OtelExport:
     def __init__(self, live: Any, compiled: Any) -> None:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.metrics import CallbackOptions, Observation
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import MetricExportResult, PeriodicExportingMetricReader
@@ -31,8 +67,9 @@ class OtelExport:
         self.live, self.compiled = live, compiled
         self.warned = False
         export = self
+        OTLPMetricExporter = exporter_class()
 
-        class Exporter(OTLPMetricExporter):
+        class Exporter(OTLPMetricExporter):  # type: ignore[misc,valid-type]
             """The SDK logs every retry; a collector that is down is one warning of ours instead."""
 
             def export(self, *args: Any, **kwargs: Any) -> Any:

@@ -101,7 +101,7 @@ EXCEPTION: ``type``, ``message``, ``count``, ``traceback`` (the first one seen),
 RESOURCES::
 
     interval_s        seconds per point (1; doubles when a long run's points are merged, at most 3,600 points)
-    cpu_count         the machine's cores;  available  false where only lrun's own CPU is known (not Linux)
+    cpu_count         the machine's cores;  available  false where psutil cannot read this system
     series            SAMPLE per interval
     targets           [{"spec" (as given: "nginx", "1234"), "label" ("1234 (nginx)"), "pid" (null for a name),
                       "name", "pids" (the processes it stood for at the end), "found" (seen at least once)}]

@@ -443,6 +443,7 @@ class Controller:
                 "rendezvous": runner.run_state.rendezvous_results(compiled),
                 "pools": runner.run_state.pool_results(compiled),
                 "resources": live.monitor.results(),
+                **({"remote": live.remote.results()} if live.remote is not None else {}),
                 **(live.extra_results() if live.extra_results else {}),
             },
             measured=measured,

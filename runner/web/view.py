@@ -3,6 +3,10 @@ series behind its charts, and Locust's ``/stats/requests`` JSON.
 
 The snapshot is built once per second whatever the number of pages: no histogram buckets, no series (a page
 fetches a series once, then appends the newest point each snapshot carries).
+
+Resources are one series of their own (``/api/series?key=resources``): each point is a local sample (lrun, the
+machine, ``--monitor``ed processes) with the remote values (``monitor.hosts``, ``monitor.prometheus``) of that
+moment, so local and remote lines share the request charts' time axis.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import time
 from collections import deque
 from typing import Any
 
+from runner.run import Live
 from runner.stats import RequestStats, Series, StatsEntry
 from runner.stats.histogram import percentile_key
 from runner.thresholds import evaluate, parse_rule
 from runner.web.control import Controller, TestRun
 
 LOG_LINES = 300
+RESOURCES = "resources"  # the series key of the resources panel
 POINT_KEYS = ("t", "users", "rps", "failures_per_s", "p50_ms", "p95_ms", "p99_ms", "avg_ms")
 
 
@@ -146,6 +152,7 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
         else [],
         "pools": runner.run_state.pool_results(compiled) if runner is not None else [],
         "resources": live.monitor.last,
+        "remote": live.remote.current() if live.remote is not None else None,
         "warnings": live.warnings[-50:],
         "points": points,
     }
@@ -159,11 +166,33 @@ def series(controller: Controller, key: str) -> list[list[Any]] | None:
     live = run.live
     if key == "total":
         return [compact(p) for p in live.stats.series]
+    if key == RESOURCES:
+        return resource_series(live)
     for stats in (live.stats, live.transactions):
         for entry in stats.entries.values():
             if entry_key(entry) == key:
                 return [compact(p) for p in entry.series] if entry.series is not None else []
     return None
+
+
+def resource_series(live: Live) -> list[Any]:
+    """The local samples, each with the remote point of its moment (the last scrape before it, if recent)."""
+    local = live.monitor.results()["series"]
+    if live.remote is None:
+        return [{**point, "hosts": {}, "queries": {}} for point in local]
+    remote, recent = live.remote.points, 3 * live.remote.stride
+    gap = {  # no scrape near that moment: every host and query, without values
+        "hosts": {e.name: {} for e in live.remote.endpoints if e.kind == "host"},
+        "queries": {e.name: None for e in live.remote.endpoints if e.kind == "query"},
+    }
+    out: list[Any] = []
+    j = -1
+    for point in local:
+        while j + 1 < len(remote) and remote[j + 1]["t"] <= point["t"] + 0.5:
+            j += 1
+        near = remote[j] if j >= 0 and point["t"] - remote[j]["t"] <= recent else gap
+        out.append({**point, "hosts": near["hosts"], "queries": near["queries"]})
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- Locust's JSON

@@ -8,7 +8,7 @@ const C = Object.fromEntries(COLS.map((k, i) => [k, i]));
 
 const ui = {
   info: null, snap: null, runId: null, selected: null, sort: { key: "name", dir: 1 },
-  series: { total: [], entry: [] }, charts: {}, tab: "stats", loadingSeries: false,
+  series: { total: [], entry: [], resources: [] }, charts: {}, tab: "stats", loadingSeries: false, resLayout: null,
 };
 
 function el(tag, attrs = {}, ...children) {
@@ -30,6 +30,7 @@ const bytes = v => {
   while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
   return `${v.toFixed(i ? 1 : 0)} ${units[i]}`;
 };
+const rate = v => (v === null || v === undefined ? "–" : `${bytes(v)}/s`);
 const clock = t => (t ? new Date(t * 1000).toLocaleTimeString() : "–");
 const duration = s => {
   if (s === null || s === undefined) return "–";
@@ -121,7 +122,7 @@ function makeChart(id, title, lines, opts = {}) {
   const chart = new uPlot({
     title, width: chartWidth(id), height: 240, series,
     scales: { x: { time: opts.time !== false } },
-    axes: [{ label: opts.xLabel }, { label: opts.yLabel, size: 60 }],
+    axes: [{ label: opts.xLabel }, { label: opts.yLabel, size: opts.yValues ? 80 : 60, ...(opts.yValues ? { values: opts.yValues } : {}) }],
     legend: { live: true },
   }, [[], ...lines.map(() => [])], target);
   ui.charts[id] = chart;
@@ -164,6 +165,64 @@ function drawCharts() {
   ui.charts["chart-entry-rps"].setData([et, column(entry, "rps"), column(entry, "failures_per_s")]);
 }
 
+/* Resources: local samples and the remote values of the same moment, on the request charts' time axis. */
+
+const PALETTE = ["#2563eb", "#d97706", "#059669", "#c026d3", "#c62828", "#0891b2", "#65a30d", "#7c3aed"];
+const color = i => PALETTE[i % PALETTE.length];
+const hostValue = (name, key) => p => ((p.hosts || {})[name] || {})[key] ?? null;
+const targetValue = (spec, key) => p => ((p.targets || {})[spec] || {})[key] ?? null;
+const byteAxis = (u, values) => values.map(v => bytes(v));
+
+function resourceLayout(point) {
+  const targets = Object.keys(point.targets || {}), hosts = Object.keys(point.hosts || {}), queries = Object.keys(point.queries || {});
+  const processes = [["lrun", p => p.process_cpu_percent, p => p.process_rss_bytes],
+    ...targets.map(spec => [`process ${spec}`, targetValue(spec, "cpu_percent"), targetValue(spec, "rss_bytes")])];
+  const machines = [["this machine", p => p.system_cpu_percent, p => p.system_memory_used_bytes],
+    ...hosts.map(name => [name, hostValue(name, "cpu_percent"), hostValue(name, "memory_used_bytes")])];
+  const charts = [
+    { id: "chart-res-cpu", title: "CPU of processes (% of one core)", lines: processes.map(([label, cpu], i) => [label, color(i), cpu]) },
+    { id: "chart-res-memory", title: "Memory of processes (resident)", bytes: true, lines: processes.map(([label, , memory], i) => [label, color(i), memory]) },
+    { id: "chart-machine-cpu", title: "Machines: CPU (% of all cores)", lines: machines.map(([label, cpu], i) => [label, color(i), cpu]) },
+    { id: "chart-machine-memory", title: "Machines: memory used", bytes: true, lines: machines.map(([label, , memory], i) => [label, color(i), memory]) },
+  ];
+  const both = (what, inKey, outKey) => hosts.flatMap((name, i) => [[`${name} ${what[0]}`, color(i + 1), hostValue(name, inKey)],
+    [`${name} ${what[1]}`, color(i + 1), hostValue(name, outKey), { dash: [6, 4] }]]);
+  if (hosts.length) {
+    charts.push(
+      { id: "chart-host-load", title: "Monitored hosts: load (1 min)", lines: hosts.map((name, i) => [name, color(i + 1), hostValue(name, "load1")]) },
+      { id: "chart-host-network", title: "Monitored hosts: network (per second)", bytes: true, lines: both(["in", "out"], "network_rx_bytes_per_s", "network_tx_bytes_per_s") },
+      { id: "chart-host-disk", title: "Monitored hosts: disk (per second)", bytes: true, lines: both(["read", "written"], "disk_read_bytes_per_s", "disk_write_bytes_per_s") });
+  }
+  if (queries.length) charts.push({ id: "chart-queries", title: "Prometheus queries", lines: queries.map((name, i) => [name, color(i), p => (p.queries || {})[name] ?? null]) });
+  return { key: JSON.stringify([targets, hosts, queries]), charts };
+}
+
+function drawResources() {
+  const points = ui.series.resources;
+  if (!window.uPlot || ui.tab !== "resources" || !points.length) return;
+  const layout = resourceLayout(points[points.length - 1]);
+  if (!ui.resLayout || ui.resLayout.key !== layout.key) {  // lines are fixed when a chart is made
+    for (const chart of ui.resLayout ? ui.resLayout.charts : []) { ui.charts[chart.id].destroy(); delete ui.charts[chart.id]; }
+    $("#resource-charts").replaceChildren(...layout.charts.map(c => el("div", { id: c.id, class: "chart" })));
+    for (const c of layout.charts) {
+      makeChart(c.id, c.title, c.lines.map(([label, stroke, , extra]) => [label, stroke, extra]), c.bytes ? { yValues: byteAxis } : {});
+    }
+    ui.resLayout = layout;
+  }
+  const t = points.map(p => p.t);
+  for (const c of ui.resLayout.charts) ui.charts[c.id].setData([t, ...c.lines.map(([, , value]) => points.map(value))]);
+}
+
+function resourcePoint(run) {
+  if (!run.resources) return null;
+  const remote = run.remote || {};
+  return { ...run.resources, hosts: remote.hosts || {}, queries: remote.queries || {} };
+}
+
+function appendByTime(points, point) {
+  if (point && (!points.length || point.t > points[points.length - 1].t)) points.push(point);
+}
+
 async function fetchSeries(key) {
   const response = await fetch(`/api/series?key=${encodeURIComponent(key)}`);
   if (!response.ok) return [];
@@ -175,10 +234,12 @@ async function loadSeries() {
   try {
     ui.series.total = await fetchSeries("total");
     ui.series.entry = ui.selected ? await fetchSeries(ui.selected) : [];
+    ui.series.resources = await fetchSeries("resources");
   } finally {
     ui.loadingSeries = false;
   }
   drawCharts();
+  drawResources();
 }
 
 function append(points, point) {
@@ -247,6 +308,19 @@ function renderDetails(run) {
     for (const [spec, t] of Object.entries(res.targets || {})) resRows.push(row([`process ${spec}`, num(t.cpu_percent, 1), bytes(t.rss_bytes)], ["", "num", "num"]));
   }
   fillRows($("#resources tbody"), resRows);
+  const remote = run.remote;
+  $("#remote-panel").hidden = !remote;
+  if (!remote) return;
+  fillRows($("#hosts tbody"), Object.entries(remote.hosts).map(([name, h]) => {
+    const tr = row([name, num(h.cpu_percent, 1),
+      h.memory_used_bytes === null ? "–" : `${bytes(h.memory_used_bytes)} of ${bytes(h.memory_total_bytes)}`, num(h.load1, 2),
+      `${rate(h.network_rx_bytes_per_s)} / ${rate(h.network_tx_bytes_per_s)}`, `${rate(h.disk_read_bytes_per_s)} / ${rate(h.disk_write_bytes_per_s)}`],
+    ["", "num", "num", "num", "num", "num"]);
+    tr.dataset.host = name;
+    return tr;
+  }));
+  $("#queries").hidden = !Object.keys(remote.queries).length;
+  fillRows($("#queries tbody"), Object.entries(remote.queries).map(([name, value]) => row([name, value === null ? "–" : String(value)], ["", "num"])));
 }
 
 function renderWorkers(workers) {
@@ -303,7 +377,9 @@ function render(snap) {
   } else if (!ui.loadingSeries) {
     append(ui.series.total, run.points.total);
     if (ui.selected) append(ui.series.entry, run.points[ui.selected]);
+    appendByTime(ui.series.resources, resourcePoint(run));
     drawCharts();
+    drawResources();
   }
 }
 
@@ -313,9 +389,10 @@ function showTab(name) {
   ui.tab = name;
   $$("#tabs button").forEach(b => b.classList.toggle("active", b.dataset.tab === name));
   $$(".tab").forEach(s => { s.hidden = s.id !== `tab-${name}`; });
-  if (name === "charts") {
+  if (name === "charts" || name === "resources") {
     for (const [id, chart] of Object.entries(ui.charts)) chart.setSize({ width: chartWidth(id), height: 240 });
     drawCharts();
+    drawResources();
   }
 }
 
