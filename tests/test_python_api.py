@@ -185,10 +185,8 @@ def test_xmlrpc_calls_are_counted_like_the_server_counts_them(demo_url: str, tmp
     for name in ("add", "item"):
         assert entries[("xmlrpc", name)]["requests"] == served["calls"][name] > 3
     assert entries[("xmlrpc", "add")]["failures"] == 0 == served["faults"].get("add", 0)
-    assert entries[("xmlrpc", "item")]["failures"] == served["faults"].get("item", 0)
-    faults = [e for e in results["errors"] if e["name"] == "item"]
-    assert all(e["method"] == "xmlrpc" and "no item 11" in e["message"] for e in faults)
-    assert sum(e["count"] for e in faults) == served["faults"].get("item", 0)
+    assert entries[("xmlrpc", "item")]["failures"] == 0 == served["faults"].get("item", 0)  # ids 1..10 exist
+    assert results["errors"] == []
     assert [t["passed"] for t in results["thresholds"]] == [True, True, True]
 
 
