@@ -63,3 +63,20 @@ def watch(page: Any) -> list[str]:
     page.on("pageerror", lambda error: found.append(f"exception: {error}"))
     page.on("request", request)
     return found
+
+
+def colored_pixels(page: Any, chart: str) -> int:
+    """Pixels of the chart's canvas that are neither blank nor grey: drawn series."""
+    return page.evaluate(
+        """id => {
+            const canvas = document.querySelector(`#${id} canvas`);
+            const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+            let n = 0;
+            for (let i = 0; i < data.length; i += 4) {
+                const [r, g, b, a] = [data[i], data[i + 1], data[i + 2], data[i + 3]];
+                if (a > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 60) n++;
+            }
+            return n;
+        }""",
+        chart,
+    )

@@ -251,8 +251,7 @@ def test_the_web_ui_shows_the_servers_beside_the_local_resources(
 ) -> None:
     """In a real browser: the resources tab's tables and charts carry the node_exporter's and the query's values,
     live, on the time axis of the request charts; on a master's page (--processes) as on a single process's."""
-    from browser import launch
-    from test_web_browser import colored_pixels
+    from browser import colored_pixels, launch
     from web_process import WebLrun, http
 
     prometheus_url, _ = prometheus

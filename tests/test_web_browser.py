@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import launch
+from browser import colored_pixels, launch
 from web_process import WebLrun, http
 
 from conftest import ROOT, SCENARIOS
@@ -32,23 +32,6 @@ def expect(locator: Any) -> Any:
     from playwright.sync_api import expect as playwright_expect
 
     return playwright_expect(locator)
-
-
-def colored_pixels(page: Any, chart: str) -> int:
-    """Pixels of the chart's canvas that are neither blank nor grey: drawn series."""
-    return page.evaluate(
-        """id => {
-            const canvas = document.querySelector(`#${id} canvas`);
-            const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-            let n = 0;
-            for (let i = 0; i < data.length; i += 4) {
-                const [r, g, b, a] = [data[i], data[i + 1], data[i + 2], data[i + 3]];
-                if (a > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 60) n++;
-            }
-            return n;
-        }""",
-        chart,
-    )
 
 
 def test_a_test_from_the_form_to_the_history(context: Any, tmp_path: Path) -> None:
