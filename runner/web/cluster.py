@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from runner.compiler import CompiledScenario, CompileOptions, compile_scenario
-from runner.config import RunSettings
+from runner.config import RunSettings, load_given_by_user
 from runner.distributed.cluster import WorkerState
 from runner.distributed.local import QUIT_WAIT
 from runner.distributed.master import MasterRunner, cluster
@@ -66,6 +66,8 @@ class ClusterBackend:
         o.host, o.tags, o.exclude_tags, o.iterations = s.host, list(s.tags), list(s.exclude_tags), s.iterations
         o.rendezvous = not s.no_rendezvous
         master.next_test(compiled, live.stats, **runner_hooks(live, compiled))
+        load = self.loaded.model.load
+        master.max_users = load.max_users if load.is_open and not load_given_by_user(s) else None
         live.extra_results = master.results
         return master
 
