@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from test_cli import demo_reset, demo_stats, write
 from test_distributed import FAST, Cluster, by_name, free_port, log_shows, wait_until
+from web_process import WebLrun, http, wait_for
 
 from runner.engine.arrivals import RateStage, arrival_times
 
@@ -167,3 +168,21 @@ def test_a_worker_joining_mid_run_shares_the_rate(tmp_path: Path, cluster: Clust
     assert len(workers) == 2 and all(w["requests"] > 0 for w in workers)
     assert 288 <= len(stamps.stamps) <= 320  # the rate held: nothing twice, nothing lost at the change
     assert results["arrivals"]["planned"] == 320 and results["arrivals"]["started"] == len(stamps.stamps)
+
+
+def test_the_cluster_page_shows_each_worker_s_share(tmp_path: Path, demo_url: str) -> None:
+    """lrun --web --processes 2 --autostart of an open-model scenario: the page's workers say which arrivals."""
+    path = write(tmp_path, OPEN.replace("run_time: 8s", "run_time: 4s"))
+    with WebLrun(str(path), "-H", demo_url, "--processes", "2", "--autostart", "--heartbeat-interval", "0.5") as web:
+        url = web.url
+        shares = wait_for(lambda: sorted(w["share"] for w in _workers(url)) or None, what="two workers' shares")
+        assert shares == ["1 of 2", "2 of 2"]
+        wait_for(lambda: http(f"{url}/stats/requests").json()["state"] == "stopped", what="the end", timeout=60)
+        result = http(f"{url}/api/runs/1/results.json").json()
+        assert result["arrivals"]["planned"] == 160 and all(w["requests"] > 0 for w in result["workers"])
+    assert web.process.returncode == 0, "".join(web.stderr)
+
+
+def _workers(url: str) -> list[dict]:
+    workers = http(f"{url}/stats/requests").json()["workers"]
+    return workers if len(workers) == 2 and all(w["share"] for w in workers) else []

@@ -23,6 +23,14 @@ from runner.scenario import LoadedScenario
 from runner.stats import RequestStats
 
 
+def _share(worker: Any) -> str:
+    """The open model: which of the arrivals the worker takes now, "1 of 2" (every other, the first); else ""."""
+    if not worker.plan:
+        return ""
+    _, index, count = worker.plan[-1]
+    return f"{index + 1} of {count}"
+
+
 class ClusterBackend:
     """A master and its workers behind the ``Controller`` (see the module docstring)."""
 
@@ -99,6 +107,7 @@ class ClusterBackend:
                     "requests": worker.requests,
                     "failures": worker.failures,
                     "heartbeat_ago_s": round(now - worker.last_seen, 1),
+                    "share": _share(worker) if present else "",
                 }
             )
         return rows
