@@ -2,6 +2,7 @@
 
     python bench/master_scale.py                       # 50, 100, 200 workers, 40 s each
     python bench/master_scale.py --workers 200 --minutes 10    # the flat-memory run
+    python bench/master_scale.py --workers 500 --rate 200 --minutes 5    # issue 15's row: 500 workers, 200 req/s
 
 Each simulated worker is a real ZeroMQ DEALER socket speaking the real protocol: it connects with the
 token's CURVE keys (the port is encrypted, as in a real run), says hello, heartbeats every second, answers
@@ -265,7 +266,19 @@ def measure(workers: int, seconds: float, warmup: float, sample_every: float, ra
         "sent_requests": sent,
         "exact": data["total"]["requests"] == sent,
         "rss_samples": [(round(t), round(r / 2**20, 1)) for t, _, r in samples[:: max(1, len(samples) // 20)]],
+        "series": series(samples, (0.0, cpu0, rss_first)),
     }
+
+
+def series(samples: list[tuple[float, float, int]], first: tuple[float, float, int]) -> list[dict]:
+    """The master over time: each sample's seconds, CPU % of a core since the one before, and RSS in MiB."""
+    rows, before = [], first
+    for sample in samples:
+        span = sample[0] - before[0]
+        cpu = 100 * (sample[1] - before[1]) / span if span > 0 else 0.0
+        rows.append({"t": round(sample[0]), "cpu_percent": round(cpu, 1), "rss_mib": round(sample[2] / 2**20, 1)})
+        before = sample
+    return rows
 
 
 def main() -> None:
@@ -295,6 +308,11 @@ def main() -> None:
             f"{row['rss_start_mib']:>7.1f}MiB {row['rss_end_mib']:>6.1f}MiB {row['exact']!s:>6}",
             flush=True,
         )
+        if args.minutes:  # the flat-memory run: the master over time
+            for point in row["series"]:
+                print(
+                    f"{'':>8} t={point['t']:>4}s  CPU {point['cpu_percent']:>5.1f}%  RSS {point['rss_mib']:>6.1f} MiB"
+                )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 
