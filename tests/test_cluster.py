@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from runner.distributed import protocol as p
 from runner.distributed.cluster import Cluster, WorkerInfo, WorkerState
 from runner.engine.arrivals import ArrivalCounts, RateStage, Share, arrival_times
@@ -246,3 +248,6 @@ def test_no_slot_less_than_one_and_counts_merge() -> None:
         total.add(counts.to_wire())
     assert (total.started, total.late, total.late_for_slot, total.waiting_at_end) == (5, 1, 1, 4)
     assert total.max_late_ms == 40.0 and total.jitter.count == 2 and total.jitter.max == 3.0
+    for bad in ({}, {**one.to_wire(), "started": "many"}, {**one.to_wire(), "jitter": [1]}):
+        with pytest.raises(ValueError, match="arrival counts"):  # the master drops such a report
+            ArrivalCounts().add(bad)

@@ -31,7 +31,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
@@ -368,10 +368,14 @@ class MasterRunner(LoadShape):
         ):
             log.debug("worker %s is behind (spawn %d < %d): sending it again", worker.id, beat.spawn_seq, self._seq)
             worker.spawn_sent = time.monotonic()
+            if worker.spawn.arrival_stages:  # the schedule's clock as it is now, not as it was
+                worker.spawn = replace(worker.spawn, arrival_elapsed=time.monotonic() - self._origin)
             self.send(worker, worker.spawn)
 
     def _report(self, worker: WorkerInfo, report: p.Report) -> None:
         try:
+            if report.arrivals is not None:
+                ArrivalCounts().add(report.arrivals)  # checked before anything merges
             self.stats.merge(report.stats)
             if report.transactions is not None and self.transactions is not None:
                 self.transactions.merge(report.transactions)
@@ -380,7 +384,6 @@ class MasterRunner(LoadShape):
             if report.intended is not None:
                 self.intended.merge(report.intended)
             if report.arrivals is not None:
-                ArrivalCounts().add(report.arrivals)  # it must merge before it counts
                 worker.arrivals = report.arrivals
         except (ValueError, TypeError) as exc:
             self.drop(worker.identity, f"statistics that do not merge: {exc}")

@@ -91,7 +91,7 @@ class ArrivalCounts:
                 setattr(self, name, getattr(self, name) + int(wire[name]))  # type: ignore[call-overload]
             self.max_late_ms = max(self.max_late_ms, float(wire["max_late_ms"]))  # type: ignore[arg-type]
             self.jitter.merge(Histogram.from_dict(wire["jitter"]))  # type: ignore[arg-type]
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"arrival counts: {exc}") from None
 
 
