@@ -41,13 +41,15 @@ class Stamps:
 
     def __init__(self) -> None:
         stamps: list[float] = []
-        self.stamps = stamps
+        paths: list[str] = []
+        self.stamps, self.paths = stamps, paths
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
                 stamps.append(time.monotonic())
+                paths.append(self.path)
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -168,6 +170,23 @@ def test_a_worker_joining_mid_run_shares_the_rate(tmp_path: Path, cluster: Clust
     assert len(workers) == 2 and all(w["requests"] > 0 for w in workers)
     assert 288 <= len(stamps.stamps) <= 320  # the rate held: nothing twice, nothing lost at the change
     assert results["arrivals"]["planned"] == 320 and results["arrivals"]["started"] == len(stamps.stamps)
+
+
+def test_user_ids_are_the_cluster_s(tmp_path: Path, cluster: Cluster, stamps: Stamps) -> None:
+    """Each arrival is a new user: its user_id comes from the master, so 1..N across the workers, each once."""
+    path = write(
+        tmp_path,
+        "load: {arrival_rate: 40, run_time: 3s, max_users: 50}\n"
+        "users: {u: {sequence: [{get: '/who?id={{ user_id }}', name: /who}]}}\n",
+    )
+    run = cluster.start(
+        "run", str(path), "-H", stamps.url, "--processes", "2", "--only-summary",
+        "--json", str(tmp_path / "results.json"), *FAST, name="run",
+    )  # fmt: skip
+    assert run.wait(90) == 0, run.out + run.err
+    ids = sorted(int(p.split("id=")[1]) for p in stamps.paths)
+    assert ids == list(range(1, 121))
+    assert all(w["requests"] == 60 for w in cluster.results()["workers"])
 
 
 def test_the_cluster_page_shows_each_worker_s_share(tmp_path: Path, demo_url: str) -> None:

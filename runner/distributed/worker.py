@@ -467,8 +467,9 @@ class WorkerRunner:
                 **hooks,
             )
         self.runner.started_at = time.time()
-        self._local_id = self.runner.take_id
-        self.runner.reserve_ids, self.runner.take_id = self._reserve_ids, self._take_id
+        if not spawn.arrival_stages:  # an arrival's user id is its place in the cluster's schedule
+            self._local_id = self.runner.take_id
+            self.runner.reserve_ids, self.runner.take_id = self._reserve_ids, self._take_id
         self.runner.saturation = Saturation(self._warn)  # its warning reaches the master's results
         self._greenlets += [gevent.spawn(self._await_runner), self.runner.saturation.lag.start()]
 

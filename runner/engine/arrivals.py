@@ -153,10 +153,11 @@ class ArrivalRunner(LocalRunner):
         self.intended = intended
         self.max_users = max_users
         self.arrivals = ArrivalCounts()
-        self._waiting: deque[float] = deque()  # intended start times (monotonic) of arrivals with no slot yet
+        self._waiting: deque[tuple[float, int]] = deque()  # (intended start, k) of arrivals with no slot yet
         self._kinds = itertools.cycle(spawn_order(distribute(self.classes, 100)))
         self.share = Share()
         self._replanned = Event()  # a new share came while the schedule waits for its next arrival
+        self._arrival = 0  # the index in the schedule of the arrival starting now
 
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
         if not self.counts(result):
@@ -193,7 +194,7 @@ class ArrivalRunner(LocalRunner):
         self.share.plan = plan
         self.max_users = max_users
         while self._waiting and self.user_count < self.max_users and self.state == State.RUNNING:
-            self._begin(self._waiting.popleft())
+            self._begin(*self._waiting.popleft())
         self._replanned.set()
 
     def _arrive(self, offsets: list[float], origin: float, duration: float, own_schedule: bool) -> None:
@@ -214,17 +215,22 @@ class ArrivalRunner(LocalRunner):
             if not own_schedule:
                 self.arrivals.planned += 1  # a worker's planned: its share's; the master counts the schedule
             if self.user_count < self.max_users and not self._waiting:
-                self._begin(intended, queued=False)
+                self._begin(intended, k, queued=False)
             else:
-                self._waiting.append(intended)
+                self._waiting.append((intended, k))
             k += 1
         if own_schedule:
             gevent.sleep(max(0.0, origin + duration - time.monotonic()))
             self.stop("run time reached")
 
-    def _begin(self, intended: float, *, queued: bool = True) -> None:
+    def take_id(self) -> int:
+        """Arrival k's user is user k + 1: ids are dense and unique across a cluster's workers, with no asking."""
+        return self._arrival + 1
+
+    def _begin(self, intended: float, k: int, *, queued: bool = True) -> None:
         index = next(self._kinds)
         late_ms = max(0.0, (time.monotonic() - intended) * 1000)
+        self._arrival = k
         user = self._start_user(index)
         user.late_ms = late_ms
         counts = self.arrivals
@@ -244,7 +250,7 @@ class ArrivalRunner(LocalRunner):
     def _forget(self, user: VirtualUser, index: int) -> None:
         super()._forget(user, index)
         if self._waiting and self.state == State.RUNNING:
-            self._begin(self._waiting.popleft())
+            self._begin(*self._waiting.popleft())
 
     def _stop(self) -> None:
         self.arrivals.waiting_at_end = len(self._waiting)
