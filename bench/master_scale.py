@@ -2,13 +2,16 @@
 
     python bench/master_scale.py                       # 50, 100, 200 workers, 40 s each
     python bench/master_scale.py --workers 200 --minutes 10    # the flat-memory run
+    python bench/master_scale.py --workers 500 --rate 200 --minutes 5    # issue 15's row: 500 workers, 200 req/s
 
 Each simulated worker is a real ZeroMQ DEALER socket speaking the real protocol: it connects with the
 token's CURVE keys (the port is encrypted, as in a real run), says hello, heartbeats every second, answers
 spawns, and every second sends a ``Report`` whose statistics are a real ``RequestStats.delta()`` of a few
 dozen request names (about 1,000 requests a second per worker, log-normal response times, 1 % failures).
 The simulated workers all live in one helper process, so the master is the only busy lrun. The master is
-sampled from /proc every second: CPU (user + system) and resident memory.
+sampled from /proc every second: CPU (user + system) and resident memory. On a shared machine the master may
+get less CPU than it needs and fall behind (its queue then grows in memory): ``CPU needed`` is what keeping up
+takes, from all the CPU it used (``wait4``) for all the requests it merged.
 At the end the master's total must equal what the simulated workers sent, or the run counts as failed.
 """
 
@@ -171,6 +174,7 @@ def measure(workers: int, seconds: float, warmup: float, sample_every: float, ra
             "host: http://127.0.0.1:9\nusers: {u: {sequence: [{get: /}]}}\n"
         )  # simulated workers send no request
         results = Path(tmp, "results.json")
+        log = os.open(Path(tmp, "master.log"), os.O_WRONLY | os.O_CREAT)  # its warnings, counted at the end
         master = subprocess.Popen(
             [
                 *lrun,
@@ -207,7 +211,9 @@ def measure(workers: int, seconds: float, warmup: float, sample_every: float, ra
             ],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
+            stderr=log,
         )
+        os.close(log)
         sim = subprocess.Popen(
             [
                 sys.executable,
@@ -219,7 +225,7 @@ def measure(workers: int, seconds: float, warmup: float, sample_every: float, ra
                 "--token",
                 token,
                 "--seconds",
-                str(warmup + seconds + 120),
+                str(warmup + seconds + 900),
                 "--rate",
                 str(rate),
                 "--names",
@@ -244,19 +250,26 @@ def measure(workers: int, seconds: float, warmup: float, sample_every: float, ra
                 samples.append((time.monotonic() - t0, cpu_seconds(master.pid), rss_bytes(master.pid)))
             cpu1, t1 = cpu_seconds(master.pid), time.monotonic()
             rss_last = rss_bytes(master.pid)
-            master.wait(timeout=180)
+            total_cpu = wait_for_exit(master, 900)
             out, _ = sim.communicate(timeout=180)
         finally:
             for proc in (master, sim):
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait(10)
+        warnings = [line for line in Path(tmp, "master.log").read_text().splitlines() if "WARNING" in line]
         data = json.loads(results.read_text())
         sent = json.loads(out.strip().splitlines()[-1])["sent_requests"]
     rss = [s[2] for s in samples]
     return {
         "workers": workers,
         "cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+        # what it would take to keep up, from all the CPU it used for all the requests it merged: on a shared
+        # machine the master may get less than it needs and fall behind, and cpu_percent is then what it got
+        "cpu_needed_percent": round(100 * total_cpu / max(1, sent) * workers * rate, 1),
+        "master_cpu_s": round(total_cpu, 1),
+        "warnings": len(warnings),
+        "first_warnings": warnings[:3],
         "rss_start_mib": round(rss_first / 2**20, 1),
         "rss_end_mib": round(rss_last / 2**20, 1),
         "rss_max_mib": round(max(rss, default=rss_last) / 2**20, 1),
@@ -265,7 +278,31 @@ def measure(workers: int, seconds: float, warmup: float, sample_every: float, ra
         "sent_requests": sent,
         "exact": data["total"]["requests"] == sent,
         "rss_samples": [(round(t), round(r / 2**20, 1)) for t, _, r in samples[:: max(1, len(samples) // 20)]],
+        "series": series(samples, (0.0, cpu0, rss_first)),
     }
+
+
+def wait_for_exit(proc: subprocess.Popen, timeout: float) -> float:
+    """Wait for ``proc`` to end (it may be behind and take a while); the CPU seconds it used, all of them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return usage.ru_utime + usage.ru_stime
+        time.sleep(0.2)
+    raise SystemExit(f"the master did not end within {timeout:g}s of its run time")
+
+
+def series(samples: list[tuple[float, float, int]], first: tuple[float, float, int]) -> list[dict]:
+    """The master over time: each sample's seconds, CPU % of a core since the one before, and RSS in MiB."""
+    rows, before = [], first
+    for sample in samples:
+        span = sample[0] - before[0]
+        cpu = 100 * (sample[1] - before[1]) / span if span > 0 else 0.0
+        rows.append({"t": round(sample[0]), "cpu_percent": round(cpu, 1), "rss_mib": round(sample[2] / 2**20, 1)})
+        before = sample
+    return rows
 
 
 def main() -> None:
@@ -286,15 +323,24 @@ def main() -> None:
         return
     seconds = args.minutes * 60 if args.minutes else args.seconds
     rows = []
-    print(f"{'workers':>8} {'master CPU':>11} {'per worker':>11} {'RSS start':>10} {'RSS end':>9} {'exact':>6}")
+    print(
+        f"{'workers':>8} {'master CPU':>11} {'CPU needed':>11} {'per worker':>11} {'RSS start':>10} {'RSS end':>9} "
+        f"{'exact':>6} {'warnings':>9}"
+    )
     for count in args.workers:
         row = measure(count, seconds, args.warmup, 10 if args.minutes else 1, args.rate, args.names)
         rows.append(row)
         print(
-            f"{count:>8} {row['cpu_percent']:>10.1f}% {row['cpu_percent'] / count:>10.2f}% "
-            f"{row['rss_start_mib']:>7.1f}MiB {row['rss_end_mib']:>6.1f}MiB {row['exact']!s:>6}",
+            f"{count:>8} {row['cpu_percent']:>10.1f}% {row['cpu_needed_percent']:>10.1f}% "
+            f"{row['cpu_needed_percent'] / count:>10.2f}% {row['rss_start_mib']:>7.1f}MiB "
+            f"{row['rss_end_mib']:>6.1f}MiB {row['exact']!s:>6} {row['warnings']:>9}",
             flush=True,
         )
+        if args.minutes:  # the flat-memory run: the master over time
+            for point in row["series"]:
+                print(
+                    f"{'':>8} t={point['t']:>4}s  CPU {point['cpu_percent']:>5.1f}%  RSS {point['rss_mib']:>6.1f} MiB"
+                )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -388,7 +388,7 @@ def _drive(
     stages = model.load.stages if not closed_by_user else None
     if runner.stop_reason:
         run_time = settings.run_time
-    elif isinstance(runner, ArrivalRunner):
+    elif getattr(runner, "max_users", None) is not None:  # the open model: an ArrivalRunner, or a master
         rate_stages = model.load.arrival_stages or []
         shape = [RateStage(s.duration, s.rate) for s in rate_stages] or [
             RateStage(settings.run_time or 0.0, model.load.arrival_rate or 0.0)
@@ -637,12 +637,13 @@ def _finish(
 
 def _open_model_results(runner: Any, duration: float) -> dict[str, Any]:
     """Arrival counts, and each entry's response times measured from the intended start."""
-    if not isinstance(runner, ArrivalRunner):
+    arrivals = getattr(runner, "arrivals", None)  # an ArrivalRunner's, or the master's merged from its workers
+    if arrivals is None:
         return {}
-    snapshot = runner.intended.snapshot(duration=max(1e-9, duration), histograms=False)  # type: ignore[attr-defined]
+    snapshot = runner.intended.snapshot(duration=max(1e-9, duration), histograms=False)
     fields = ("avg_ms", "max_ms", "median_ms", "percentiles")
     return {
-        "arrivals": runner.arrivals.as_dict(),
+        "arrivals": arrivals.as_dict(),
         "from_intended_start": {
             "total": {k: snapshot["total"].get(k) for k in fields},
             "requests": [

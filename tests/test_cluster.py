@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from runner.distributed import protocol as p
 from runner.distributed.cluster import Cluster, WorkerInfo, WorkerState
+from runner.engine.arrivals import ArrivalCounts, RateStage, Share, arrival_times
 
 INTERVAL, LIVENESS = 1.0, 3  # missing after 3 silent seconds
 
@@ -176,3 +179,75 @@ def test_cpu_hot_is_said_once_and_samples_stay_bounded() -> None:
     for t in range(6, 2000):
         a.beat(p.Heartbeat("running", 1, 10.0, 2000, 0), float(t))
     assert 0 < len(a.samples) <= 300 and a.samples[0][0] == 0.0 and a.cpu_percent_max == 95.0
+
+
+# ------------------------------------------------------------------------------------------- the open model
+
+
+def taken(worker: WorkerInfo, offsets: list[float]) -> list[int]:
+    """The arrivals (by index) of the schedule ``offsets`` that ``worker``'s share takes."""
+    share = Share(worker.plan)
+    return [k for k, offset in enumerate(offsets) if share.takes(k, offset)]
+
+
+def test_shares_interleave_and_cover_the_schedule_once() -> None:
+    c = cluster(("u",))
+    workers = join(c, 3)
+    assert c.reshare(0.0, 10) == workers
+    assert [w.plan for w in workers] == [[(0.0, 0, 3)], [(0.0, 1, 3)], [(0.0, 2, 3)]]
+    assert [w.max_users for w in workers] == [4, 3, 3]  # max_users split too
+    offsets = arrival_times([RateStage(1.0, 30)], start_rate=30)  # 30 arrivals, 1/30 s apart
+    mine = [taken(w, offsets) for w in workers]
+    assert mine[0] == list(range(0, 30, 3)) and mine[1] == list(range(1, 30, 3))  # interleaved, not bunched
+    assert sorted(k for ks in mine for k in ks) == list(range(30))  # every arrival once
+    assert c.reshare(0.0, 10) == []  # idempotent
+
+
+def test_a_lost_worker_s_share_goes_to_the_others_from_a_moment_ahead() -> None:
+    c = cluster(("u",))
+    a, b = join(c, 2)
+    c.reshare(0.0, 4)
+    beat(c, a, 4.0)
+    assert c.lost(4.0) == [b]
+    assert c.reshare(5.5, 4) == [a] and a.plan == [(0.0, 0, 2), (5.5, 0, 1)] and a.max_users == 4
+    offsets = arrival_times([RateStage(10.0, 2)], start_rate=2)  # 0, 0.5, … 9.5
+    assert taken(a, offsets) == [0, 2, 4, 6, 8, 10, 11, *range(12, 20)]  # every other, then all from 5.5 s
+    (d,) = join_more(c, 1, now=7.0)  # one joins: the rate is shared again, and the newcomer only takes ahead
+    assert c.reshare(7.5, 4) == [a, d]
+    assert a.plan[-1] == (7.5, 0, 2) and d.plan == [(7.5, 1, 2)] and a.max_users == d.max_users == 2
+    assert taken(d, offsets) == [15, 17, 19]
+    assert sorted(taken(a, offsets)[-3:] + taken(d, offsets)) == [14, 15, 16, 17, 18, 19]
+
+
+def test_a_second_change_before_the_first_began_replaces_it() -> None:
+    c = cluster(("u",))
+    a, b, d = join(c, 3)
+    c.reshare(0.0, 3)
+    for worker in (a, d):
+        beat(c, worker, 4.0)
+    assert c.lost(4.0) == [b]
+    c.reshare(4.5, 3)
+    assert [w.plan[-1] for w in (a, d)] == [(4.5, 0, 2), (4.5, 1, 2)]
+    beat(c, a, 7.2)
+    assert c.lost(7.2) == [d]
+    c.reshare(4.4, 3)  # never earlier than a share already given: the row for 4.5 is replaced
+    assert a.plan == [(0.0, 0, 3), (4.5, 0, 1)] and a.max_users == 3
+
+
+def test_no_slot_less_than_one_and_counts_merge() -> None:
+    c = cluster(("u",))
+    workers = join(c, 3)
+    c.reshare(0.0, 2)
+    assert [w.max_users for w in workers] == [1, 1, 1]  # a worker without a slot would only queue
+    one, two = ArrivalCounts(started=3, late=1, late_for_slot=1, max_late_ms=40.0), ArrivalCounts(started=2)
+    one.jitter.record(1.0)
+    two.jitter.record(3.0)
+    two.waiting_at_end = 4
+    total = ArrivalCounts()
+    for counts in (one, two):
+        total.add(counts.to_wire())
+    assert (total.started, total.late, total.late_for_slot, total.waiting_at_end) == (5, 1, 1, 4)
+    assert total.max_late_ms == 40.0 and total.jitter.count == 2 and total.jitter.max == 3.0
+    for bad in ({}, {**one.to_wire(), "started": "many"}, {**one.to_wire(), "jitter": [1]}):
+        with pytest.raises(ValueError, match="arrival counts"):  # the master drops such a report
+            ArrivalCounts().add(bad)

@@ -63,6 +63,9 @@ class WorkerInfo:
     hot_beats: int = 0  # heartbeats in a row above CPU_HOT
     warned_hot: bool = False
     targets: dict[str, int] = field(default_factory=dict)
+    plan: list[tuple[float, int, int]] = field(default_factory=list)  # open model: its Share, (since, index, n)
+    max_users: int = 0  # open model: its part of max_users
+    arrivals: dict[str, Any] | None = None  # open model: its last reported ArrivalCounts.to_wire()
     spawn: p.Spawn | None = None  # the last Spawn sent
     spawn_sent: float = 0.0  # monotonic
     spawn_received: int = 0  # the last Spawn seq it said it received
@@ -231,6 +234,26 @@ class Cluster:
             if targets != worker.targets:
                 worker.targets = targets
                 changed.append(worker)
+        return changed
+
+    def reshare(self, since: float, max_users: int) -> list[WorkerInfo]:
+        """The open model: give the active workers their segments of the arrivals from offset ``since`` on —
+        the i-th of n active workers (join order) takes arrivals ``k % n == i`` — and their part of
+        ``max_users`` (at least one slot each); return those whose share changed (they need a Spawn). Calling it
+        again changes nothing.
+
+        A worker's ``plan`` keeps its earlier segments: arrivals before ``since`` stay as they were given."""
+        active = self.active()
+        changed = []
+        for i, (worker, slots) in enumerate(zip(active, assign([max_users], len(active)), strict=True)):
+            segment, users = (i, len(active)), max(1, slots[0])  # a worker with no slot would only queue
+            if not worker.plan or worker.plan[-1][1:] != segment:
+                start = max(since, worker.plan[-1][0]) if worker.plan else since
+                worker.plan = [*(row for row in worker.plan if row[0] < start), (start, *segment)]
+            elif worker.max_users == users:
+                continue
+            worker.max_users = users
+            changed.append(worker)
         return changed
 
     def spawned(self) -> bool:

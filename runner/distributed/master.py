@@ -9,6 +9,9 @@ like a local one: same load shape, thresholds, console, results and outputs. Wha
   set of workers, changes: a worker joining, going missing, coming back or leaving rebalances the users;
 - a worker unheard of for ``heartbeat_liveness`` heartbeat intervals is *missing*; its users go to the others;
   everything it reported stays counted;
+- the open model (``start_arrivals``): each worker takes a share of the cluster's arrival schedule
+  (``Cluster.reshare``: k6's execution segments), reshared from a moment just ahead whenever the set of workers
+  changes, so the cluster's rate holds; the workers' arrival counts and intended-start statistics merge here;
 - each ``Report`` is merged into the master's statistics (``RequestStats.merge``; totals are the exact sum of
   the deltas), and the master samples its series a report interval late, when the workers' seconds are in;
 - on stop, workers stop their users, send a final report and say ``Stopped``; the master waits for them (within
@@ -28,7 +31,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
@@ -44,6 +47,7 @@ from runner.distributed.cluster import CPU_HOT, Cluster, WorkerInfo, WorkerState
 from runner.distributed.security import Keys, constant_env_names, keys_for
 from runner.distributed.services import Services
 from runner.distributed.transport import Endpoint, peer_name
+from runner.engine.arrivals import ArrivalCounts, RateStage, arrival_times
 from runner.engine.dispatch import distribute
 from runner.engine.runner import LoadShape, State
 from runner.engine.state import RunState
@@ -61,6 +65,7 @@ MAX_LOGGED_PEERS = 1000  # peers whose malformed frames were logged (then only c
 SKEW_WARNING = 1.0  # seconds of clock difference between a worker and the master worth a warning
 LOCAL_MAX_WAIT = 60.0  # seconds --processes waits for its own workers to connect
 MAX_WARNINGS = 100  # distinct warning texts from workers kept in the results
+SHARE_LEAD = 0.5  # seconds ahead a new share of the arrivals begins: every worker has it by then
 
 
 @dataclass
@@ -139,6 +144,11 @@ class MasterRunner(LoadShape):
         self._logged: set[bytes] = set()
         self.handshakes_failed = 0  # connections without the master's key
         self._warnings: set[str] = set()  # workers' warnings already passed on
+        self.max_users: int | None = None  # the open model's (run_master sets it); None: the closed model
+        self.intended = RequestStats(node="master")  # the open model: the workers' times from intended starts
+        self._schedule: tuple[list[RateStage], float] | None = None  # the open model's stages, start rate
+        self._origin = 0.0  # monotonic time the arrival schedule began
+        self._planned = 0
 
     @property
     def workers(self) -> dict[bytes, WorkerInfo]:
@@ -304,7 +314,8 @@ class MasterRunner(LoadShape):
                 sum(w.state is not WorkerState.GONE for w in self.workers.values()),
             )
             skew = hello.clock - time.time()
-            if abs(skew) > SKEW_WARNING:
+            queued = self._endpoint is not None and self._endpoint.pending()  # then the hello may have waited
+            if abs(skew) > SKEW_WARNING and not queued:
                 self.warn(
                     f"worker {worker.id}'s clock is {skew:+.1f}s off the master's: per-second charts mix seconds; "
                     "synchronise the clocks (NTP)"
@@ -358,15 +369,23 @@ class MasterRunner(LoadShape):
         ):
             log.debug("worker %s is behind (spawn %d < %d): sending it again", worker.id, beat.spawn_seq, self._seq)
             worker.spawn_sent = time.monotonic()
+            if worker.spawn.arrival_stages:  # the schedule's clock as it is now, not as it was
+                worker.spawn = replace(worker.spawn, arrival_elapsed=time.monotonic() - self._origin)
             self.send(worker, worker.spawn)
 
     def _report(self, worker: WorkerInfo, report: p.Report) -> None:
         try:
+            if report.arrivals is not None:
+                ArrivalCounts().add(report.arrivals)  # checked before anything merges
             self.stats.merge(report.stats)
             if report.transactions is not None and self.transactions is not None:
                 self.transactions.merge(report.transactions)
             if report.checks:
                 self.run_state.checks.merge(report.checks)
+            if report.intended is not None:
+                self.intended.merge(report.intended)
+            if report.arrivals is not None:
+                worker.arrivals = report.arrivals
         except (ValueError, TypeError) as exc:
             self.drop(worker.identity, f"statistics that do not merge: {exc}")
             return
@@ -440,13 +459,15 @@ class MasterRunner(LoadShape):
     def _watch(self) -> None:
         while True:
             gevent.sleep(self.options.heartbeat_interval)
+            if self._endpoint is not None and self._endpoint.pending():
+                continue  # heartbeats may wait unread among them: a master behind judges nobody missing
             lost = self.cluster.lost(time.monotonic())
             for worker in lost:
-                what = (
-                    "its users go to the other workers; "
-                    if worker.was is WorkerState.ACTIVE and any(worker.targets.values())
-                    else ""
-                )
+                what = ""
+                if worker.was is WorkerState.ACTIVE and worker.plan:
+                    what = "its share of the arrivals goes to the other workers; "
+                elif worker.was is WorkerState.ACTIVE and any(worker.targets.values()):
+                    what = "its users go to the other workers; "
                 self.warn(
                     f"worker {worker.id} ({worker.host}) is missing: nothing heard for {self.cluster.limit:g}s; "
                     f"{what}what it reported stays in the results"
@@ -469,8 +490,11 @@ class MasterRunner(LoadShape):
             return
         active = self.cluster.active()
         if not active:
-            if self.target:
+            if self.target or self._schedule:
                 log.warning("no worker to run the users: waiting for one")
+            return
+        if self._schedule is not None:
+            self._reshare()
             return
         rate = self._rate / len(active)
         for worker in self.cluster.rebalance(distribute(self.classes, self.target)):
@@ -479,6 +503,29 @@ class MasterRunner(LoadShape):
             worker.spawn_sent = time.monotonic()
             self.send(worker, worker.spawn)
         self._check_spawned()
+
+    def _reshare(self) -> None:
+        """The open model: send the workers whose share of the arrivals changed their new share."""
+        assert self._schedule is not None and self.max_users is not None
+        stages, start_rate = self._schedule
+        elapsed = time.monotonic() - self._origin
+        since = elapsed + SHARE_LEAD if elapsed > 0.1 else 0.0  # at the start, the whole schedule
+        for worker in self.cluster.reshare(since, self.max_users):
+            self._seq += 1
+            worker.spawn = p.Spawn(
+                self._seq,
+                time.time(),
+                {},
+                0.0,
+                self.services.variables,
+                arrival_stages=[[s.duration, s.rate] for s in stages],
+                arrival_start_rate=start_rate,
+                arrival_elapsed=time.monotonic() - self._origin,
+                arrival_plan=[list(row) for row in worker.plan],
+                max_users=worker.max_users,
+            )
+            worker.spawn_sent = time.monotonic()
+            self.send(worker, worker.spawn)
 
     def _check_spawned(self) -> None:
         if not self.cluster.spawned():
@@ -550,6 +597,33 @@ class MasterRunner(LoadShape):
         self.state = State.SPAWNING
         self._rebalance()
 
+    def start_arrivals(self, stages: list[RateStage], start_rate: float = 0.0) -> None:
+        """The open model across the workers: each takes its share of the schedule (see ``Cluster.reshare``)."""
+        duration = sum(s.duration for s in stages)
+        self.started_at = time.time()
+        self.state = State.RUNNING
+        self._schedule, self._origin = (list(stages), start_rate), time.monotonic()
+        self._planned = len(arrival_times(stages, start_rate))
+        self._end_by(duration)
+        self._timers.append(gevent.spawn_later(duration, self.stop, "run time reached"))
+        self._rebalance()
+
+    @property
+    def arrivals(self) -> ArrivalCounts | None:
+        """The open model: the cluster's arrival counts (the workers' summed; planned: the whole schedule)."""
+        if self._schedule is None:
+            return None
+        counts = ArrivalCounts()
+        for worker in self.workers.values():
+            if worker.arrivals is not None:
+                counts.add(worker.arrivals)
+        counts.planned = self._planned
+        return counts
+
+    @property
+    def target_users(self) -> int:
+        return self.max_users if self._schedule is not None and self.max_users is not None else self.target
+
     def _stop(self) -> None:
         self.state = State.STOPPING
         if self.on_stopping is not None:
@@ -604,6 +678,7 @@ class MasterRunner(LoadShape):
         self.state, self.stop_reason, self.started_at, self.user_count_max = State.READY, "", None, 0
         self._target, self._timers, self._done, self._spawn_reported = 0, [], Event(), True
         self._warnings = set()
+        self.intended, self._schedule, self._planned = RequestStats(node="master"), None, 0
         self.services.close()  # user ids from 1 again, no rendezvous watch left over
         self.services = Services(self)
         self.services.variables = self.options.variables
@@ -612,7 +687,7 @@ class MasterRunner(LoadShape):
         for worker in self.workers.values():
             if worker.state in (WorkerState.FINISHED, WorkerState.STOPPED):
                 worker.state = WorkerState.ACTIVE  # still heartbeating: it takes the next test's users
-            worker.targets, worker.spawn = {}, None
+            worker.targets, worker.spawn, worker.plan, worker.max_users, worker.arrivals = {}, None, [], 0, None
             worker.users = worker.users_max = worker.requests = worker.failures = worker.reports = 0
             worker.samples, worker.sample_every = [], 1.0
             if worker.state is not WorkerState.GONE:
@@ -640,11 +715,6 @@ def run_master(
     from runner.distributed.local import QUIT_WAIT
     from runner.run import Live, drive, monitoring
 
-    if loaded.model.load.is_open and not load_given_by_user(settings):
-        raise RunError(
-            "the open model (arrival_rate, arrival_stages) does not run distributed yet: run it in one process, "
-            "or give -u/-t for a closed-model run"
-        )
     if settings.report_interval > 10:
         log.warning("--report-interval above 10s: the per-second series of the master lose the older seconds")
 
@@ -724,6 +794,8 @@ def cluster(
     )
     master = MasterRunner(compiled.user_classes, live.stats, options, **runner_hooks(live, compiled))
     master.compiled = compiled
+    if loaded.model.load.is_open and not load_given_by_user(settings):  # -u or -t replace the arrivals
+        master.max_users = loaded.model.load.max_users
     live.runner = master
     live.extra_results = master.results
     port = master.bind()

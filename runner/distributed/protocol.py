@@ -62,7 +62,7 @@ import msgpack
 
 from runner.config import MASTER_PORT
 
-PROTOCOL_VERSION = 3  # 3: NextTest (workers stay for the next test of lrun --web)
+PROTOCOL_VERSION = 4  # 3: NextTest (workers stay for the next test of lrun --web); 4: the open model
 DEFAULT_PORT = MASTER_PORT  # one declaration: the settings'
 MAX_FRAME = 64 * 1024 * 1024  # bytes; larger frames are refused by the sockets themselves
 
@@ -190,6 +190,8 @@ class Report(Message):
     users: int
     transactions: dict[str, Any] | None = None
     checks: list[list[Any]] = field(default_factory=list)
+    arrivals: dict[str, Any] | None = None  # open model: ArrivalCounts.to_wire(), absolute (not a delta)
+    intended: dict[str, Any] | None = None  # open model: RequestStats.delta() timed from the intended starts
 
 
 @message
@@ -271,13 +273,23 @@ class Refused(Message):
 @message
 @dataclass(frozen=True, slots=True)
 class Spawn(Message):
-    """Run exactly ``targets`` users (per user type), starting or stopping ``spawn_rate`` per second."""
+    """Run exactly ``targets`` users (per user type), starting or stopping ``spawn_rate`` per second.
+
+    The open model instead (``arrival_stages`` not empty): the cluster's schedule (``[duration, rate]`` stages
+    from ``arrival_start_rate``), begun ``arrival_elapsed`` seconds ago on the master; this worker's share of it,
+    ``arrival_plan`` (``[since, index, count]`` rows: ``runner.engine.arrivals.Share``), and of ``max_users``.
+    """
 
     seq: int
     timestamp: float
     targets: dict[str, int]
     spawn_rate: float
     variables: dict[str, Any] = field(default_factory=dict)  # from setup steps, for every user
+    arrival_stages: list[list[float]] = field(default_factory=list)
+    arrival_start_rate: float = 0.0
+    arrival_elapsed: float = 0.0
+    arrival_plan: list[list[float]] = field(default_factory=list)
+    max_users: int = 0
 
 
 @message

@@ -89,7 +89,7 @@ class Services:
             master.drop(worker.identity, f"RendezvousArrive for an unknown rendezvous {arrive.name[:40]!r}")
             return
         point = master.run_state.point(spec)  # this test's gate
-        if point.gate.arrive(arrive.count, time.time(), master.target, master.user_count) is not None:
+        if point.gate.arrive(arrive.count, time.time(), master.target_users, master.user_count) is not None:
             self._release(point.gate)
         if self._rendezvous_watch is None:
             self._rendezvous_watch = gevent.spawn(self._watch_rendezvous)
@@ -102,7 +102,7 @@ class Services:
         while master.state not in (State.STOPPING, State.STOPPED):
             gevent.sleep(0.1)
             for gate in gates:
-                if gate.check(time.time(), master.target, master.user_count) is not None:
+                if gate.check(time.time(), master.target_users, master.user_count) is not None:
                     self._release(gate)
 
     def _release(self, gate: Any) -> None:

@@ -21,6 +21,7 @@ from runner.distributed.security import Gatekeeper, HandshakeWatch, Keys, keep_a
 log = logging.getLogger("lrun")
 
 Handler = Callable[[list[bytes], str | None], None]  # (frames, the CURVE key of the connection or None)
+FAIR_EVERY = 64  # messages handled in a row before the receive loop lets timers and other greenlets run
 
 
 def peer_name(identity: bytes) -> str:
@@ -97,9 +98,17 @@ class Endpoint:
         self._receiver = gevent.spawn(self._receive, handle)
         return self._receiver
 
+    def pending(self) -> bool:
+        """Messages wait on the socket, unread: the receive loop is behind."""
+        return self.socket is not None and bool(self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+
     def _receive(self, handle: Handler) -> None:
         secure = self.keys is not None and self._gatekeeper is not None  # a server's frames say which key sent them
+        handled = 0
         while True:
+            handled += 1
+            if handled % FAIR_EVERY == 0:  # a socket that always has more must not starve the run's timers
+                gevent.sleep(0)
             try:
                 if secure:
                     parts = self.socket.recv_multipart(copy=False)

@@ -39,6 +39,7 @@ from runner import templating
 from runner.distributed import protocol as p
 from runner.distributed.security import Keys, WorkerEnv
 from runner.distributed.transport import Endpoint
+from runner.engine.arrivals import ArrivalRunner, RateStage
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
 from runner.errors import LrunError, RunError
@@ -85,6 +86,7 @@ class WorkerRunner:
         self.runner: Any = None  # LocalRunner, once the first Spawn came
         self.stats: Any = None
         self.transactions: Any = None
+        self.intended: Any = None  # the open model: RequestStats timed from the intended starts
         self.compiled: Any = None  # the CompiledScenario
         self.classes: list[Any] = []
         self.exit_code: int | None = None
@@ -101,6 +103,7 @@ class WorkerRunner:
         self._local_id: Any = None
         self._failed_handshakes = 0
         self._said: set[str] = set()  # statistics warnings already sent
+        self._arrivals_said: dict[str, Any] | None = None  # the arrival counts of the last report
         self._stopping = False  # told to stop (or interrupted): users do not end by themselves
         self._ids = itertools.count(1)
         self._pending: dict[int, AsyncResult] = {}
@@ -327,10 +330,13 @@ class WorkerRunner:
         transactions = self.transactions.delta(entry_seconds=seconds)
         checks = self.runner.run_state.checks.deltas() if self.runner is not None else []
         changed = delta["entries"] or delta["errors"]["failures"] or delta["errors"]["exceptions"]
-        if final or changed or transactions["entries"] or checks:
+        counts = self.runner.arrivals.to_wire() if isinstance(self.runner, ArrivalRunner) else None
+        if final or changed or transactions["entries"] or checks or counts != self._arrivals_said:
             self._report_seq += 1
             users = self.runner.user_count if self.runner is not None else 0
-            self._send(p.Report(self._report_seq, delta, users, transactions, checks))
+            intended = self.intended.delta() if counts is not None else None
+            self._send(p.Report(self._report_seq, delta, users, transactions, checks, counts, intended))
+            self._arrivals_said = counts
 
     def _watchdog(self) -> None:
         timeout = self.options.master_timeout
@@ -407,8 +413,6 @@ class WorkerRunner:
         # MasterHeartbeat: hearing it is all (self._last_heard)
 
     def _spawn(self, spawn: p.Spawn) -> None:
-        from runner.engine.runner import LocalRunner
-
         if spawn.seq <= self._spawn_seq or self.stats is None:
             return
         self._spawn_seq = spawn.seq
@@ -425,26 +429,49 @@ class WorkerRunner:
             self._end(EXIT_USAGE, text)
             return
         if self.runner is None:
-            assert self.welcome is not None
+            self._start_runner(spawn)
+        self._applying = spawn.seq
+        if spawn.arrival_stages:  # the open model: this worker's share of the arrivals
+            plan = [(since, int(index), int(count)) for since, index, count in spawn.arrival_plan]
+            if self.runner.state.value == "ready":
+                stages = [RateStage(duration, rate) for duration, rate in spawn.arrival_stages]
+                self.runner.follow(stages, spawn.arrival_start_rate, spawn.arrival_elapsed, plan)
+            self.runner.replan(plan, spawn.max_users)
+            self._send(p.Spawned(spawn.seq, self.runner.user_count))
+            return
+        self.runner.set_counts([spawn.targets.get(name, 0) for name in names], spawn.spawn_rate)
+
+    def _start_runner(self, spawn: p.Spawn) -> None:
+        """The first Spawn: the runner of this worker's users (an ArrivalRunner for the open model)."""
+        from runner.engine.runner import LocalRunner
+        from runner.stats import RequestStats
+
+        assert self.welcome is not None
+        hooks: dict[str, Any] = {
+            "stop_timeout": self.welcome.stop_timeout,
+            "on_warning": self._warn,
+            "transactions": self.transactions,
+            "on_stopping": self._release_waiters,
+            "request_hook": request_hook(self.compiled.script, self._warn),
+            "run_state": self._run_state(spawn.variables),  # the master's setup, this worker's pools and gates
+        }
+        if spawn.arrival_stages:
+            self.intended = RequestStats(node=self.id)
+            self.runner = ArrivalRunner(self.classes, self.stats, self.intended, max_users=spawn.max_users, **hooks)
+        else:
             self.runner = LocalRunner(
                 self.classes,
                 self.stats,
                 iterations=self.welcome.iterations,
-                stop_timeout=self.welcome.stop_timeout,
                 on_spawned=lambda count: self._send(p.Spawned(self._applying, count)),
-                on_warning=self._warn,
-                transactions=self.transactions,
-                on_stopping=self._release_waiters,
-                request_hook=request_hook(self.compiled.script, self._warn),
-                run_state=self._run_state(spawn.variables),
+                **hooks,
             )
-            self.runner.started_at = time.time()
+        self.runner.started_at = time.time()
+        if not spawn.arrival_stages:  # an arrival's user id is its place in the cluster's schedule
             self._local_id = self.runner.take_id
             self.runner.reserve_ids, self.runner.take_id = self._reserve_ids, self._take_id
-            self.runner.saturation = Saturation(self._warn)  # its warning reaches the master's results
-            self._greenlets += [gevent.spawn(self._await_runner), self.runner.saturation.lag.start()]
-        self._applying = spawn.seq
-        self.runner.set_counts([spawn.targets.get(name, 0) for name in names], spawn.spawn_rate)
+        self.runner.saturation = Saturation(self._warn)  # its warning reaches the master's results
+        self._greenlets += [gevent.spawn(self._await_runner), self.runner.saturation.lag.start()]
 
     def _next_test(self, settings: p.NextTest) -> None:
         """Another test follows: the users of the last one go, the scenario is set up afresh for the next."""
@@ -466,7 +493,7 @@ class WorkerRunner:
             self._send(p.WorkerFailed(str(exc)))
             self._end(EXIT_USAGE, f"cannot run the scenario: {exc}")
             return
-        self.runner, self._stopping = None, False
+        self.runner, self._stopping, self.intended, self._arrivals_said = None, False, None, None
         log.info("worker %s: set up for the next test", self.id)
 
     def _reserve_ids(self, count: int) -> None:

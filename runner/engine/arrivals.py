@@ -6,10 +6,16 @@ the wait is their lateness. An arrival that finds a slot free still starts a lit
 then it is lrun's own delay (it could not keep up), not ``max_users``. Every request of an arrival is also
 recorded from its intended start (service time + lateness) in ``intended`` statistics, so a slow system cannot
 hide its queueing behind a generator that quietly sends less (coordinated omission).
+
+In a distributed run every worker computes the cluster's whole schedule and takes its ``Share`` of it, like k6's
+execution segments: arrival k is worker i's of n when ``k % n == i``, so the workers' arrivals interleave
+(0, 2, 4 … and 1, 3, 5 …) instead of bunching at the same instants, and together they are the schedule exactly.
+A share changes when the cluster does (a worker lost or joined), from an offset the master picks a little ahead.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import time
 from collections import deque
@@ -17,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import gevent
+from gevent.event import Event
 
 from runner.engine.dispatch import distribute, spawn_order
 from runner.engine.runner import LocalRunner, State, StatsSink
@@ -64,6 +71,43 @@ class ArrivalCounts:
             "waiting_at_end": self.waiting_at_end,
         }
 
+    def to_wire(self) -> dict[str, object]:
+        """All the counts, the jitter histogram too: what a worker reports (absolute, so a resend is harmless)."""
+        return {
+            "planned": self.planned,
+            "started": self.started,
+            "late": self.late,
+            "late_for_slot": self.late_for_slot,
+            "late_by_lrun": self.late_by_lrun,
+            "max_late_ms": self.max_late_ms,
+            "waiting_at_end": self.waiting_at_end,
+            "jitter": self.jitter.to_dict(compact=True),
+        }
+
+    def add(self, wire: dict[str, object]) -> None:
+        """Add a worker's ``to_wire()`` counts to these (the master sums its workers'); ``ValueError`` if malformed."""
+        try:
+            for name in ("planned", "started", "late", "late_for_slot", "late_by_lrun", "waiting_at_end"):
+                setattr(self, name, getattr(self, name) + int(wire[name]))  # type: ignore[call-overload]
+            self.max_late_ms = max(self.max_late_ms, float(wire["max_late_ms"]))  # type: ignore[arg-type]
+            self.jitter.merge(Histogram.from_dict(wire["jitter"]))  # type: ignore[arg-type]
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ValueError(f"arrival counts: {exc}") from None
+
+
+@dataclass
+class Share:
+    """This process's part of the arrivals: ``plan`` is ``(since, index, count)`` rows, ``since`` ascending;
+    from offset ``since`` on, arrival k is ours when ``k % count == index``. One process: all of them."""
+
+    plan: list[tuple[float, int, int]] = field(default_factory=lambda: [(0.0, 0, 1)])
+
+    def takes(self, k: int, offset: float) -> bool:
+        for since, index, count in reversed(self.plan):
+            if offset >= since:
+                return count > 0 and k % count == index
+        return False
+
 
 def arrival_times(stages: Sequence[RateStage], start_rate: float = 0.0) -> list[float]:
     """Intended arrival offsets (seconds from the start), rates changing linearly within each stage.
@@ -109,8 +153,11 @@ class ArrivalRunner(LocalRunner):
         self.intended = intended
         self.max_users = max_users
         self.arrivals = ArrivalCounts()
-        self._waiting: deque[float] = deque()  # intended start times (monotonic) of arrivals with no slot yet
+        self._waiting: deque[tuple[float, int]] = deque()  # (intended start, k) of arrivals with no slot yet
         self._kinds = itertools.cycle(spawn_order(distribute(self.classes, 100)))
+        self.share = Share()
+        self._replanned = Event()  # a new share came while the schedule waits for its next arrival
+        self._arrival = 0  # the index in the schedule of the arrival starting now
 
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
         """As in the closed model (statistics, the request hook), and the time from the intended start."""
@@ -123,25 +170,65 @@ class ArrivalRunner(LocalRunner):
         self.started_at = time.time()
         self.state = State.RUNNING
         offsets = arrival_times(stages, start_rate)
-        self._end_by(sum(s.duration for s in stages))
-        self._timers.append(gevent.spawn(self._arrive, offsets, sum(s.duration for s in stages)))
-
-    def _arrive(self, offsets: list[float], duration: float) -> None:
-        origin = time.monotonic()
+        duration = sum(s.duration for s in stages)
         self.arrivals.planned = len(offsets)
-        for offset in offsets:
-            intended = origin + offset
-            gevent.sleep(max(0.0, intended - time.monotonic()))
-            if self.user_count < self.max_users and not self._waiting:
-                self._begin(intended, queued=False)
-            else:
-                self._waiting.append(intended)
-        gevent.sleep(max(0.0, origin + duration - time.monotonic()))
-        self.stop("run time reached")
+        self._end_by(duration)
+        self._timers.append(gevent.spawn(self._arrive, offsets, time.monotonic(), duration, True))
 
-    def _begin(self, intended: float, *, queued: bool = True) -> None:
+    def follow(
+        self, stages: Sequence[RateStage], start_rate: float, elapsed: float, plan: list[tuple[float, int, int]]
+    ) -> None:
+        """A worker's part of the cluster's arrivals: the schedule began ``elapsed`` seconds ago (on the master);
+        ``plan`` is this worker's ``Share``. The master, not the schedule's end, stops it."""
+        self.started_at = time.time() - elapsed
+        self.state = State.RUNNING
+        self.share.plan = plan
+        offsets = arrival_times(stages, start_rate)
+        duration = sum(s.duration for s in stages)
+        self._timers.append(gevent.spawn(self._arrive, offsets, time.monotonic() - elapsed, duration, False))
+
+    def replan(self, plan: list[tuple[float, int, int]], max_users: int) -> None:
+        """A new share (the cluster changed): arrivals not yet due are judged by it."""
+        self.share.plan = plan
+        self.max_users = max_users
+        while self._waiting and self.user_count < self.max_users and self.state == State.RUNNING:
+            self._begin(*self._waiting.popleft())
+        self._replanned.set()
+
+    def _arrive(self, offsets: list[float], origin: float, duration: float, own_schedule: bool) -> None:
+        k = 0
+        while k < len(offsets):
+            offset = offsets[k]
+            if not self.share.takes(k, offset):
+                k += 1
+                continue
+            intended = origin + offset
+            if own_schedule:
+                gevent.sleep(max(0.0, intended - time.monotonic()))
+            elif self._replanned.wait(max(0.0, intended - time.monotonic())):  # judge what is not due yet again
+                self._replanned.clear()
+                since = max(self.share.plan[-1][0], time.monotonic() - origin)
+                k = min(k, bisect.bisect_left(offsets, since))
+                continue
+            if not own_schedule:
+                self.arrivals.planned += 1  # a worker's planned: its share's; the master counts the schedule
+            if self.user_count < self.max_users and not self._waiting:
+                self._begin(intended, k, queued=False)
+            else:
+                self._waiting.append((intended, k))
+            k += 1
+        if own_schedule:
+            gevent.sleep(max(0.0, origin + duration - time.monotonic()))
+            self.stop("run time reached")
+
+    def take_id(self) -> int:
+        """Arrival k's user is user k + 1: ids are dense and unique across a cluster's workers, with no asking."""
+        return self._arrival + 1
+
+    def _begin(self, intended: float, k: int, *, queued: bool = True) -> None:
         index = next(self._kinds)
         late_ms = max(0.0, (time.monotonic() - intended) * 1000)
+        self._arrival = k
         user = self._start_user(index)
         user.late_ms = late_ms
         counts = self.arrivals
@@ -161,7 +248,7 @@ class ArrivalRunner(LocalRunner):
     def _forget(self, user: VirtualUser, index: int) -> None:
         super()._forget(user, index)
         if self._waiting and self.state == State.RUNNING:
-            self._begin(self._waiting.popleft())
+            self._begin(*self._waiting.popleft())
 
     def _stop(self) -> None:
         self.arrivals.waiting_at_end = len(self._waiting)

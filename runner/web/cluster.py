@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from runner.compiler import CompiledScenario, CompileOptions, compile_scenario
-from runner.config import RunSettings
+from runner.config import RunSettings, load_given_by_user
 from runner.distributed.cluster import WorkerState
 from runner.distributed.local import QUIT_WAIT
 from runner.distributed.master import MasterRunner, cluster
@@ -21,6 +21,14 @@ from runner.engine.runner import State
 from runner.run import Live, drive, runner_hooks
 from runner.scenario import LoadedScenario
 from runner.stats import RequestStats
+
+
+def _share(worker: Any) -> str:
+    """The open model: which of the arrivals the worker takes now, "1 of 2" (every other, the first); else ""."""
+    if not worker.plan:
+        return ""
+    _, index, count = worker.plan[-1]
+    return f"{index + 1} of {count}"
 
 
 class ClusterBackend:
@@ -66,6 +74,8 @@ class ClusterBackend:
         o.host, o.tags, o.exclude_tags, o.iterations = s.host, list(s.tags), list(s.exclude_tags), s.iterations
         o.rendezvous = not s.no_rendezvous
         master.next_test(compiled, live.stats, **runner_hooks(live, compiled))
+        load = self.loaded.model.load
+        master.max_users = load.max_users if load.is_open and not load_given_by_user(s) else None
         live.extra_results = master.results
         return master
 
@@ -97,6 +107,7 @@ class ClusterBackend:
                     "requests": worker.requests,
                     "failures": worker.failures,
                     "heartbeat_ago_s": round(now - worker.last_seen, 1),
+                    "share": _share(worker) if present else "",
                 }
             )
         return rows

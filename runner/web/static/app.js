@@ -324,7 +324,7 @@ function renderDetails(run) {
 }
 
 function renderWorkers(workers) {
-  fillRows($("#workers tbody"), workers.map(w => row([w.id, w.host, w.state, w.users, num(w.cpu_percent, 1), bytes(w.memory_bytes), w.requests, w.heartbeat_ago_s === null ? "–" : `${num(w.heartbeat_ago_s, 1)} s ago`], ["", "", "", "num", "num", "num", "num", "num"])));
+  fillRows($("#workers tbody"), workers.map(w => row([w.id, w.host, w.state, w.users, w.share || "–", num(w.cpu_percent, 1), bytes(w.memory_bytes), w.requests, w.heartbeat_ago_s === null ? "–" : `${num(w.heartbeat_ago_s, 1)} s ago`], ["", "", "", "num", "", "num", "num", "num", "num"])));
 }
 
 function renderHistory(history) {
