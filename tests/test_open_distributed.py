@@ -16,8 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from test_cli import demo_reset, demo_stats, write
-from test_distributed import FAST, Cluster, by_name, free_port, log_shows, wait_until
+from helpers import FAST, Cluster, demo_reset, demo_stats, free_port, log_shows, request_counts, wait_until, write
 from web_process import WebLrun, http, wait_for
 
 from runner.engine.arrivals import RateStage, arrival_times
@@ -128,7 +127,7 @@ def test_a_rate_profile_across_two_workers_with_queued_arrivals(
     # 2 slots for 300 ms each serve about 6.7 arrivals a second of the 20 on average: most wait
     assert arrivals["late_for_slot"] > 20 and arrivals["waiting_at_end"] > 20
     server = demo_stats(demo_url)["by_path"]["GET /items"]
-    assert arrivals["started"] == server == by_name(results)["GET /items"]  # each arrival's first request
+    assert arrivals["started"] == server == request_counts(results)["GET /items"]  # each arrival's first request
     assert arrivals["started"] + arrivals["waiting_at_end"] <= planned
     assert all(w["requests"] > 0 and w["users_max"] == 1 for w in results["workers"])  # max_users split
 
