@@ -215,7 +215,7 @@ def test_the_web_ui_runs_the_next_test_afresh_without_compiling_again(tmp_path: 
     (weighted,) = second.compiled.user_classes
     assert issubclass(weighted, compiled_class) and (weighted.weight, compiled_class.weight) == (3, 1)
     for run in runs:
-        (pool,) = run.results["pools"]
-        assert (pool["handed_out"], pool["dry"]) == (4, False)  # 2 users x 2 iterations, from the first row again
-        (point,) = run.results["rendezvous"]
-        assert point["arrivals"] == 4
+        (pool,) = run.results.pools or []
+        assert (pool.handed_out, pool.dry) == (4, False)  # 2 users x 2 iterations, from the first row again
+        (point,) = run.results.rendezvous or []
+        assert point.arrivals == 4
