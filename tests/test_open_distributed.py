@@ -26,15 +26,6 @@ pytestmark = pytest.mark.e2e
 OPEN = "load: {arrival_rate: 40, run_time: 8s, max_users: 50}\nusers: {u: {sequence: [{get: /items}]}}\n"
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    started = Cluster(tmp_path)
-    try:
-        yield started
-    finally:
-        started.kill_all()
-
-
 class Stamps:
     """A real HTTP/1.1 server on loopback that notes when (its monotonic clock) each request came."""
 

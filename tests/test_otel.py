@@ -70,32 +70,41 @@ def collector() -> Iterator[Collector]:
     receiver.server.server_close()
 
 
-@pytest.mark.e2e
-def test_otlp_export_matches_the_results(tmp_path: Path, demo_url: str, collector: Collector) -> None:
+TEAM = {"OTEL_EXPORTER_OTLP_HEADERS": "x-team-token=abc123", "OTEL_SERVICE_NAME": "checkout-load"}
+
+
+def run_exporting(tmp_path: Path, scenario_text: str, env: dict[str, str]) -> dict:
+    """``lrun --otel`` of the scenario for 4 s with 3 users, exporting every 0.5 s; its results file."""
     scenario = tmp_path / "s.yaml"
-    scenario.write_text(
-        f"name: otel\nhost: {demo_url}\nusers:\n  u:\n    think: 10ms\n    sequence:\n"
-        "      - get: /items\n      - get: /missing\n        check: [{status: 404}]\n"
-        "      - transaction: t\n        steps:\n          - get: /about\n"
-    )
+    scenario.write_text(scenario_text)
     out = tmp_path / "r.json"
-    env = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
-        "OTEL_EXPORTER_OTLP_HEADERS": "x-team-token=abc123",
-        "OTEL_METRIC_EXPORT_INTERVAL": "500",
-        "OTEL_SERVICE_NAME": "checkout-load",
-    }
+    env = {**TEAM, "OTEL_METRIC_EXPORT_INTERVAL": "500", **env}
     lrun = start_lrun(str(scenario), "-u", "3", "-t", "4", "--otel", "--json", str(out), "--only-summary", env=env)
     try:
         _, stderr = lrun.communicate(timeout=120)
     finally:
         lrun.kill()
     assert lrun.returncode == 0, stderr
-    results = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def assert_team_service(collector: Collector | GrpcCollector) -> None:
+    """Several exports came, each with the team's header, from the named service."""
     assert len(collector.exports) >= 3  # periodic during the run, and the final one
     assert all(h.get("x-team-token") == "abc123" for h in collector.headers)
     service = {a.key: a.value.string_value for a in collector.exports[-1].resource_metrics[0].resource.attributes}
     assert service["service.name"] == "checkout-load"
+
+
+@pytest.mark.e2e
+def test_otlp_export_matches_the_results(tmp_path: Path, demo_url: str, collector: Collector) -> None:
+    scenario = (
+        f"name: otel\nhost: {demo_url}\nusers:\n  u:\n    think: 10ms\n    sequence:\n"
+        "      - get: /items\n      - get: /missing\n        check: [{status: 404}]\n"
+        "      - transaction: t\n        steps:\n          - get: /about\n"
+    )
+    results = run_exporting(tmp_path, scenario, {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url})
+    assert_team_service(collector)
     requests = collector.last("lrun.requests")
     failures = collector.last("lrun.request.failures")
     for entry in results["requests"]:
@@ -147,30 +156,13 @@ class GrpcCollector:
 def test_otlp_over_grpc_matches_the_results(tmp_path: Path, demo_url: str) -> None:
     pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc", reason="the lrun[grpc] extra")
     collector = GrpcCollector()
-    scenario = tmp_path / "s.yaml"
-    scenario.write_text(
-        f"host: {demo_url}\nusers: {{u: {{think: 10ms, sequence: [{{get: /items}}, {{get: /about}}]}}}}\n"
-    )
-    out = tmp_path / "r.json"
-    env = {
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
-        "OTEL_EXPORTER_OTLP_HEADERS": "x-team-token=abc123",
-        "OTEL_METRIC_EXPORT_INTERVAL": "500",
-        "OTEL_SERVICE_NAME": "checkout-load",
-    }
-    lrun = start_lrun(str(scenario), "-u", "3", "-t", "4", "--otel", "--json", str(out), "--only-summary", env=env)
+    scenario = f"host: {demo_url}\nusers: {{u: {{think: 10ms, sequence: [{{get: /items}}, {{get: /about}}]}}}}\n"
     try:
-        _, stderr = lrun.communicate(timeout=120)
+        env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url}
+        results = run_exporting(tmp_path, scenario, env)
     finally:
-        lrun.kill()
         collector.server.stop(grace=None)
-    assert lrun.returncode == 0, stderr
-    results = json.loads(out.read_text())
-    assert len(collector.exports) >= 3  # periodic during the run, and the final one
-    assert all(h.get("x-team-token") == "abc123" for h in collector.headers)
-    service = {a.key: a.value.string_value for a in collector.exports[-1].resource_metrics[0].resource.attributes}
-    assert service["service.name"] == "checkout-load"
+    assert_team_service(collector)
     requests = collector.last("lrun.requests")
     for entry in results["requests"]:
         key = (("http.request.method", entry["method"]), ("lrun.name", entry["name"]))

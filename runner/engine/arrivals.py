@@ -42,6 +42,9 @@ class RateStage:
 LATE_TOLERANCE_MS = 10.0  # a start later than this after its intended start is late; below, it is jitter
 
 
+_COUNTS = ("planned", "started", "late", "late_for_slot", "late_by_lrun", "waiting_at_end")  # summed across workers
+
+
 @dataclass
 class ArrivalCounts:
     planned: int = 0  # arrivals the schedule called for
@@ -73,21 +76,13 @@ class ArrivalCounts:
 
     def to_wire(self) -> dict[str, object]:
         """All the counts, the jitter histogram too: what a worker reports (absolute, so a resend is harmless)."""
-        return {
-            "planned": self.planned,
-            "started": self.started,
-            "late": self.late,
-            "late_for_slot": self.late_for_slot,
-            "late_by_lrun": self.late_by_lrun,
-            "max_late_ms": self.max_late_ms,
-            "waiting_at_end": self.waiting_at_end,
-            "jitter": self.jitter.to_dict(compact=True),
-        }
+        counts: dict[str, object] = {name: getattr(self, name) for name in _COUNTS}
+        return {**counts, "max_late_ms": self.max_late_ms, "jitter": self.jitter.to_dict(compact=True)}
 
     def add(self, wire: dict[str, object]) -> None:
         """Add a worker's ``to_wire()`` counts to these (the master sums its workers'); ``ValueError`` if malformed."""
         try:
-            for name in ("planned", "started", "late", "late_for_slot", "late_by_lrun", "waiting_at_end"):
+            for name in _COUNTS:
                 setattr(self, name, getattr(self, name) + int(wire[name]))  # type: ignore[call-overload]
             self.max_late_ms = max(self.max_late_ms, float(wire["max_late_ms"]))  # type: ignore[arg-type]
             self.jitter.merge(Histogram.from_dict(wire["jitter"]))  # type: ignore[arg-type]
