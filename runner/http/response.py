@@ -10,6 +10,8 @@ import json
 from functools import cached_property
 from typing import Any
 
+from runner.http.reader import fields
+
 
 def _cut(errors: Any) -> str | None:
     for error in errors:
@@ -21,11 +23,14 @@ def _cut(errors: Any) -> str | None:
 class Response:
     __slots__ = (
         "__dict__",
+        "_headers",
+        "_json",
+        "_lines",
+        "_text",
         "body",
         "connect_failed",
         "elapsed_ms",
         "error",
-        "headers",
         "method",
         "reason",
         "retries",
@@ -50,12 +55,16 @@ class Response:
         retries: int = 0,
         unread: str | None = None,
         connect_failed: bool = False,
+        head: list[str] | None = None,
     ) -> None:
         self.method = method
         self.url = url
         self.status = status  # 0 when no response arrived (see ``error``)
         self.reason = reason
-        self.headers = headers or []  # in arrival order, names as sent by the server
+        self._headers = headers if headers is not None or head else []
+        self._lines = head  # the head's lines as received: split into headers when first read
+        self._text: str | None = None
+        self._json: tuple[Any, ValueError | None] | None = None
         self.body = body
         self.elapsed_ms = elapsed_ms
         self.error = error  # the request failed: refused, reset, timeout, too many redirects …
@@ -63,6 +72,14 @@ class Response:
         self.retries = retries  # resent on a new connection after a kept-alive one was found closed
         self.connect_failed = connect_failed  # no connection could be made: ``error`` says why
         self.unread = unread  # why ``body`` is empty though bytes arrived: over max_body, or discarded
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """(name, value) in arrival order, names as sent by the server."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = fields(self._lines or [""])
+        return headers
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
@@ -76,14 +93,19 @@ class Response:
         lname = name.lower()
         return [value for key, value in self.headers if key.lower() == lname]
 
-    @cached_property
+    @property
     def text(self) -> str:
-        try:
-            return self.body.decode(self.charset, errors="replace")
-        except LookupError:  # a charset Python does not know: read it as UTF-8
-            return self.body.decode("utf-8", errors="replace")
+        """The body decoded (once) by the ``Content-Type`` charset, else UTF-8; invalid bytes replaced."""
+        text = self._text
+        if text is None:
+            try:
+                text = self.body.decode(self.charset, errors="replace")
+            except LookupError:  # a charset Python does not know: read it as UTF-8
+                text = self.body.decode("utf-8", errors="replace")
+            self._text = text
+        return text
 
-    @cached_property
+    @property
     def charset(self) -> str:
         ctype = self.header("content-type") or ""
         for part in ctype.split(";")[1:]:
@@ -92,16 +114,16 @@ class Response:
                 return value.strip('"')
         return "utf-8"
 
-    @cached_property
-    def _parsed_json(self) -> tuple[Any, ValueError | None]:
-        try:
-            return json.loads(self.text), None  # the text every extractor sees, invalid bytes replaced
-        except ValueError as exc:
-            return None, exc
-
     def json(self) -> Any:
         """The body parsed as JSON (once; as in requests, a method); raises ``ValueError`` when it is not JSON."""
-        value, error = self._parsed_json
+        parsed = self._json
+        if parsed is None:
+            try:
+                parsed = json.loads(self.text), None  # the text every extractor sees, invalid bytes replaced
+            except ValueError as exc:
+                parsed = None, exc
+            self._json = parsed
+        value, error = parsed
         if error is not None:
             raise error
         return value

@@ -42,10 +42,10 @@ import gevent
 import gevent.socket
 from gevent import getcurrent, monkey
 from gevent import ssl as gevent_ssl
-from geventhttpclient._parser import HTTPParseError, HTTPResponseParser
 
 from runner import __version__
 from runner.http.cookies import CookieJar
+from runner.http.reader import HTTPParseError, Parser, Quick, quick
 from runner.http.response import Response
 
 
@@ -97,82 +97,6 @@ class _Incomplete(Exception):
 
 # errors that mean "the server closed the kept-alive connection": worth one retry when nothing arrived
 _STALE = (_NoResponse, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
-
-
-class _Parser(HTTPResponseParser):
-    """One response from llhttp's callbacks: status, headers in arrival order, body."""
-
-    __slots__ = (
-        "body",
-        "complete",
-        "field",
-        "headers",
-        "limit",
-        "reason",
-        "received",
-        "skip_body",
-        "state",
-        "trailing",
-        "value",
-    )
-
-    def __init__(self, skip_body: bool, limit: int) -> None:
-        super().__init__()
-        self.skip_body = skip_body
-        self.limit = limit  # body bytes kept at most; beyond, they are counted and dropped
-        self.received = 0  # body bytes received
-        self.reason = ""
-        self.headers: list[tuple[str, str]] = []
-        self.field = ""
-        self.value = ""
-        self.state = 0  # 0 between headers, 1 in a name, 2 in a value (llhttp may split both)
-        self.body = bytearray()
-        self.complete = False
-        self.trailing = False  # bytes after the response: the connection must not be reused
-
-    def _on_message_begin(self) -> None:
-        if self.complete:
-            raise HTTPParseError("data after the response")
-        self.reason = ""
-
-    def _on_status(self, reason: str) -> None:
-        self.reason += reason
-
-    def _on_header_field(self, text: str) -> None:
-        if self.state == 1:
-            self.field += text
-        else:
-            if self.state == 2:
-                self.headers.append((self.field, self.value))
-            self.field = text
-            self.state = 1
-
-    def _on_header_value(self, text: str) -> None:
-        if self.state == 2:
-            self.value += text
-        else:
-            self.value = text
-            self.state = 2
-
-    def _on_headers_complete(self) -> bool:
-        if self.state:
-            self.headers.append((self.field, self.value if self.state == 2 else ""))
-            self.state = 0
-        return self.skip_body
-
-    def _on_body(self, data: bytearray) -> None:
-        self.received += len(data)
-        if self.received <= self.limit:
-            self.body += data
-        elif self.body:
-            self.body = bytearray()  # over the limit: keep nothing, count the rest
-
-    def _on_message_complete(self) -> None:
-        code = self.get_code()
-        if 100 <= code < 200 and code != 101:
-            self.headers = []  # an interim response; the final one follows on the same connection
-        else:
-            self.complete = True
 
 
 class _Origin:
@@ -396,6 +320,7 @@ def _raw_io(sock: Any, wire: bytes) -> Callable[[int], bytes]:
     if sent < len(wire):
         sock.sendall(memoryview(wire)[sent:])
     read_event, hub = sock._read_event, sock.hub
+    hub.wait(read_event)  # the answer cannot be there yet: a recv now would fail (a syscall and an exception)
 
     def recv(size: int) -> bytes:
         while True:
@@ -423,6 +348,8 @@ def _tls_io(sock: Any, wire: bytes) -> Callable[[int], bytes]:
             hub.wait(write_event)
         except ssl.SSLWantReadError:
             hub.wait(read_event)
+    if not tls.pending():
+        hub.wait(read_event)  # as in _raw_io: a read now would fail (and raise)
 
     def recv(size: int) -> bytes:
         while True:
@@ -440,6 +367,26 @@ def _tls_io(sock: Any, wire: bytes) -> Callable[[int], bytes]:
                 raise
 
     return recv
+
+
+def _read(parser: Parser, data: bytes, recv: Callable[[int], bytes]) -> Parser:
+    """The response that begins with ``data``, through llhttp."""
+    while True:
+        try:
+            parser.feed(data)
+        except HTTPParseError:
+            if not parser.complete:
+                raise
+            parser.trailing = True
+        if parser.complete:
+            return parser
+        data = recv(_RECV_SIZE)
+        if not data:
+            with suppress(HTTPParseError):
+                parser.feed(b"")  # end of file: ends a body delimited by the connection close
+            if not parser.complete:
+                raise _Incomplete
+            return parser
 
 
 class HttpSession:
@@ -659,17 +606,18 @@ class HttpSession:
 
             status = parser.get_code()
             location = encoding = None
-            set_cookies = []
-            for name, value in parser.headers:
-                size = len(name)
-                if size == 10 and name.lower() == "set-cookie":
-                    set_cookies.append(value)
-                elif size == 8 and name.lower() == "location":
-                    location = value
-                elif size == 16 and name.lower() == "content-encoding":
-                    encoding = value
-            if set_cookies:
-                self.cookies.store(origin.host, target, set_cookies)
+            if not parser.plain:
+                set_cookies = []
+                for name, value in parser.headers:
+                    size = len(name)
+                    if size == 10 and name.lower() == "set-cookie":
+                        set_cookies.append(value)
+                    elif size == 8 and name.lower() == "location":
+                        location = value
+                    elif size == 16 and name.lower() == "content-encoding":
+                        encoding = value
+                if set_cookies:
+                    self.cookies.store(origin.host, target, set_cookies)
 
             if allow_redirects and status in _REDIRECTS and location:
                 if redirects < self.max_redirects:
@@ -701,18 +649,19 @@ class HttpSession:
                 url,
                 status,
                 parser.reason,
-                parser.headers,
+                None if parser.lines else parser.headers,
                 body or b"",
                 elapsed * 1000.0,
                 error,
                 size=size,
                 retries=retries,
                 unread=unread,
+                head=parser.lines,
             )
 
     def _exchange(
         self, origin: _Origin, method: str, wire: bytes, deadline: float, limit: int
-    ) -> tuple[_Parser | None, float, str | None, bool]:
+    ) -> tuple[Parser | Quick | None, float, str | None, bool]:
         """Write ``wire`` and read one response: (parser, seconds, None, retried) or (None, seconds, error, retried).
 
         The request's deadline (a ``_Deadline`` thrown into this greenlet) may interrupt any wait here.
@@ -737,27 +686,24 @@ class HttpSession:
                     if error is None:
                         raise
                     return None, perf_counter() - started, _ConnectError(error), retried
-            parser = _Parser(method == "HEAD", limit)
             received = False
             try:
                 recv = _tls_io(sock, wire) if origin.https else _raw_io(sock, wire)
-                while not parser.complete:
-                    data = recv(_RECV_SIZE)
-                    if data:
-                        received = True
-                        try:
-                            parser.feed(data)
-                        except HTTPParseError:
-                            if not parser.complete:
-                                raise
-                            parser.trailing = True
-                    elif not received:
-                        raise _NoResponse
-                    else:
-                        with suppress(HTTPParseError):
-                            parser.feed(b"")  # end of file: ends a body delimited by the connection close
-                        if not parser.complete:
+                data = recv(_RECV_SIZE)
+                if not data:
+                    raise _NoResponse
+                received = True
+                reply = quick(data, method == "HEAD", limit)
+                parser: Parser | Quick
+                if reply is None:
+                    parser = _read(Parser(method == "HEAD", limit), data, recv)
+                else:
+                    parser = reply
+                    while reply.missing:
+                        data = recv(_RECV_SIZE)
+                        if not data:
                             raise _Incomplete
+                        reply.add(data)
                 elapsed = perf_counter() - started
             except BaseException as exc:
                 sock.close()

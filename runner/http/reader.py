@@ -1,0 +1,191 @@
+"""Reading one HTTP/1.1 response: a quick path for the usual head, llhttp for everything else.
+
+Most responses of a load test arrive whole in one read with an ASCII head, a ``Content-Length`` and no
+``Transfer-Encoding``. ``quick`` reads those with a handful of C-level string calls; llhttp's Python
+callbacks (about fifteen per response) cost more than the parsing itself. Anything else — a head split
+across reads, chunked or close-delimited bodies, interim 1xx responses, HTTP/1.0, odd bytes, duplicate
+lengths — goes to ``Parser`` (llhttp), which decides what is malformed. Both give the session the same
+attributes: ``get_code()``, ``reason``, ``headers``, ``body``, ``received``, ``trailing``,
+``should_keep_alive()``, and ``plain`` (True: no header the session acts on).
+"""
+
+from __future__ import annotations
+
+import re
+
+from geventhttpclient._parser import HTTPParseError, HTTPResponseParser
+
+__all__ = ["HTTPParseError", "Parser", "Quick", "fields", "quick"]
+
+# A head the quick path takes: HTTP/1.1, a final status, ASCII field lines with token names. Anything else
+# (even if valid) is llhttp's to judge.
+_HEAD = re.compile(r"HTTP/1\.1 [2-5][0-9][0-9](?: [\t\x20-\x7e]*)?(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e]*)*")
+_CLOSE = re.compile(r"\r\nconnection:[^\r]*\bclose\b")  # on the lower-cased head
+_LENGTH = "\r\ncontent-length:"
+_ACTED_ON = ("\r\nset-cookie:", "\r\nlocation:", "\r\ncontent-encoding:")
+
+
+class Parser(HTTPResponseParser):
+    """One response from llhttp's callbacks: status, headers in arrival order, body."""
+
+    __slots__ = (
+        "body",
+        "complete",
+        "field",
+        "headers",
+        "limit",
+        "reason",
+        "received",
+        "skip_body",
+        "state",
+        "trailing",
+        "value",
+    )
+
+    plain = False  # the session looks at every header
+    lines = None  # the headers are parsed already
+
+    def __init__(self, skip_body: bool, limit: int) -> None:
+        super().__init__()
+        self.skip_body = skip_body
+        self.limit = limit  # body bytes kept at most; beyond, they are counted and dropped
+        self.received = 0  # body bytes received
+        self.reason = ""
+        self.headers: list[tuple[str, str]] = []
+        self.field = ""
+        self.value = ""
+        self.state = 0  # 0 between headers, 1 in a name, 2 in a value (llhttp may split both)
+        self.body = bytearray()
+        self.complete = False
+        self.trailing = False  # bytes after the response: the connection must not be reused
+
+    def _on_message_begin(self) -> None:
+        if self.complete:
+            raise HTTPParseError("data after the response")
+        self.reason = ""
+
+    def _on_status(self, reason: str) -> None:
+        self.reason += reason
+
+    def _on_header_field(self, text: str) -> None:
+        if self.state == 1:
+            self.field += text
+        else:
+            if self.state == 2:
+                self.headers.append((self.field, self.value))
+            self.field = text
+            self.state = 1
+
+    def _on_header_value(self, text: str) -> None:
+        if self.state == 2:
+            self.value += text
+        else:
+            self.value = text
+            self.state = 2
+
+    def _on_headers_complete(self) -> bool:
+        if self.state:
+            self.headers.append((self.field, self.value if self.state == 2 else ""))
+            self.state = 0
+        return self.skip_body
+
+    def _on_body(self, data: bytearray) -> None:
+        self.received += len(data)
+        if self.received <= self.limit:
+            self.body += data
+        elif self.body:
+            self.body = bytearray()  # over the limit: keep nothing, count the rest
+
+    def _on_message_complete(self) -> None:
+        code = self.get_code()
+        if 100 <= code < 200 and code != 101:
+            self.headers = []  # an interim response; the final one follows on the same connection
+        else:
+            self.complete = True
+
+
+def fields(lines: list[str]) -> list[tuple[str, str]]:
+    """(name, value) of each field line after the status line, as llhttp gives them."""
+    headers = []
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.append((name, value.lstrip(" \t")))  # llhttp keeps trailing blanks
+    return headers
+
+
+class Quick:
+    """A response whose head ``quick`` read; ``missing`` body bytes are still to come (``add``).
+
+    ``lines`` are the head's lines; they become ``headers`` only where something reads them."""
+
+    __slots__ = ("body", "code", "keep", "limit", "lines", "missing", "plain", "reason", "received", "trailing")
+
+    def __init__(self, code: int, lines: list[str], keep: bool, plain: bool, length: int, limit: int) -> None:
+        self.code = code
+        self.lines = lines
+        self.reason = lines[0][13:]
+        self.keep = keep
+        self.plain = plain
+        self.missing = length
+        self.limit = limit
+        self.received = 0
+        self.body = bytearray()
+        self.trailing = False
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        return fields(self.lines)
+
+    def get_code(self) -> int:
+        return self.code
+
+    def should_keep_alive(self) -> bool:
+        return self.keep
+
+    def add(self, data: bytes) -> None:
+        """Body bytes as they arrive; any beyond the length are trailing (the connection is not reused)."""
+        size = len(data)
+        if size > self.missing:
+            self.trailing = True
+            size = self.missing
+            data = data[:size]
+        self.missing -= size
+        self.received += size
+        if self.received <= self.limit:
+            self.body += data
+        elif self.body:
+            self.body = bytearray()
+
+
+def quick(data: bytes, head_only: bool, limit: int) -> Quick | None:
+    """The response that begins with ``data`` (the first read), if its head is whole and usual; else None."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = data[:end].decode("latin-1")
+    if _HEAD.fullmatch(head) is None:
+        return None
+    lower = head.lower()
+    if "\r\ntransfer-encoding:" in lower:
+        return None
+    code = int(head[9:12])
+    length = 0
+    at = lower.find(_LENGTH)
+    if at >= 0:
+        start = at + len(_LENGTH)
+        if lower.find(_LENGTH, start) >= 0:
+            return None  # two lengths: llhttp judges
+        stop = lower.find("\r\n", start)
+        text = lower[start:] if stop < 0 else lower[start:stop]
+        text = text.strip(" \t")
+        if not (text.isascii() and text.isdigit()):
+            return None
+        length = int(text)
+    elif not (head_only or code == 204 or code == 304):
+        return None  # the body ends when the connection closes: llhttp reads it
+    if head_only or code == 204 or code == 304:
+        length = 0
+    plain = _ACTED_ON[0] not in lower and _ACTED_ON[1] not in lower and _ACTED_ON[2] not in lower
+    reply = Quick(code, head.split("\r\n"), _CLOSE.search(lower) is None, plain, length, limit)
+    reply.add(data[end + 4 :])
+    return reply
