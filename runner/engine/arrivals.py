@@ -186,7 +186,7 @@ class ArrivalRunner(LocalRunner):
         """A new share (the cluster changed): arrivals not yet due are judged by it."""
         self.share.plan = plan
         self.max_users = max_users
-        while self._waiting and self.user_count < self.max_users and self.state == State.RUNNING:
+        while self._waiting and self.user_count < self.max_users and self._open():
             self._begin(*self._waiting.popleft())
         self._replanned.set()
 
@@ -207,7 +207,7 @@ class ArrivalRunner(LocalRunner):
                 continue
             if not own_schedule:
                 self.arrivals.planned += 1  # a worker's planned: its share's; the master counts the schedule
-            if self.user_count < self.max_users and not self._waiting:
+            if self.user_count < self.max_users and not self._waiting and self._open():
                 self._begin(intended, k, queued=False)
             else:
                 self._waiting.append((intended, k))
@@ -240,9 +240,13 @@ class ArrivalRunner(LocalRunner):
                 if self.saturation is not None:
                     self.saturation.arrival_slipped(late_ms, counts.late_by_lrun, counts.started)
 
+    def _open(self) -> bool:
+        """Arrivals may still begin: running, and not past the run's end (``stop`` sets it before it stops)."""
+        return self.state == State.RUNNING and time.monotonic() < self.ends_at
+
     def _forget(self, user: VirtualUser, index: int) -> None:
         super()._forget(user, index)
-        if self._waiting and self.state == State.RUNNING:
+        if self._waiting and self._open():
             self._begin(*self._waiting.popleft())
 
     def _stop(self) -> None:
