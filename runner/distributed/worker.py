@@ -40,6 +40,7 @@ from runner.distributed import protocol as p
 from runner.distributed.security import Keys, WorkerEnv
 from runner.distributed.transport import Endpoint
 from runner.engine.arrivals import ArrivalRunner, RateStage
+from runner.engine.runner import freeze_heap
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
 from runner.errors import LrunError, RunError
@@ -223,6 +224,7 @@ class WorkerRunner:
         )
         self.compiled = compiled
         self.classes = compiled.user_classes
+        freeze_heap()  # now, not when the first users start
         templating.env_source = WorkerEnv(self.options.allow_env, welcome.env, self._warn).read
         self.stats = RequestStats(node=self.id)
         self.transactions = TransactionStats(node=self.id)
@@ -428,6 +430,7 @@ class WorkerRunner:
             self._send(p.WorkerFailed(text))
             self._end(EXIT_USAGE, text)
             return
+        received = time.monotonic()
         if self.runner is None:
             self._start_runner(spawn)
         self._applying = spawn.seq
@@ -435,7 +438,8 @@ class WorkerRunner:
             plan = [(since, int(index), int(count)) for since, index, count in spawn.arrival_plan]
             if self.runner.state.value == "ready":
                 stages = [RateStage(duration, rate) for duration, rate in spawn.arrival_stages]
-                self.runner.follow(stages, spawn.arrival_start_rate, spawn.arrival_elapsed, plan)
+                elapsed = spawn.arrival_elapsed + time.monotonic() - received  # starting the runner took time
+                self.runner.follow(stages, spawn.arrival_start_rate, elapsed, plan)
             self.runner.replan(plan, spawn.max_users)
             self._send(p.Spawned(spawn.seq, self.runner.user_count))
             return
