@@ -8,6 +8,7 @@ the compiled steps and the HTTP session, without the command line and without th
 a lower bound of what ``lrun run`` costs per request; run.py measures the real thing.
 
     python bench/engine_probe.py [--scenario plain] [--duration 10] [--profile [--top 30]]
+    valgrind --tool=callgrind python bench/engine_probe.py --iterations 200   # instructions per request
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ def main() -> int:
     parser.add_argument("--scenario", default="plain", choices=["plain", "correlated", "https"])
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        help="each user runs this many iterations, then the run ends (a fixed amount "
+        "of work: for callgrind's instruction counts, which do not depend on the machine's noise)",
+    )
     parser.add_argument("--profile", action="store_true", help="run under cProfile and print the top functions")
     parser.add_argument("--top", type=int, default=35)
     parser.add_argument("--pstats", metavar="FILE", help="also save the cProfile data (snakeviz, pstats)")
@@ -74,7 +81,7 @@ def main() -> int:
             compiled = compile_scenario(loaded, CompileOptions(host=host))
             classes = compiled.user_classes
             stats = CountingStats()
-            runner = LocalRunner(classes, stats, run_state=RunState.fresh(compiled))
+            runner = LocalRunner(classes, stats, iterations=args.iterations, run_state=RunState.fresh(compiled))
             profile = cProfile.Profile() if args.profile else None
             before = nginx.requests()
             wall, cpu = time.perf_counter(), time.process_time()

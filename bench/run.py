@@ -610,6 +610,8 @@ def idle_per_user(
     result: dict[str, Any] = {"baseline_1_user": base, "loaded": full}
     if "rss_kib" in base and "rss_kib" in full:
         result["kib_per_user"] = round((full["rss_kib"] - base["rss_kib"]) / (users - 1), 2)
+        # the other method: the peak RSS (VmHWM) difference, which also counts what spawning took for a while
+        result["kib_per_user_peak"] = round((full["hwm_kib"] - base["hwm_kib"]) / (users - 1), 2)
         if "error" in full:
             result["kib_per_user_note"] = full["error"]
     return result
@@ -726,6 +728,7 @@ def report(results: dict[str, Any]) -> str:
                 "lrun KiB/user",
                 "Locust KiB/user",
                 "ratio",
+                "lrun / Locust KiB/user by peak RSS",
                 "lrun RSS 1 / N (MiB)",
                 "Locust RSS 1 / N (MiB)",
                 "lrun spawn s",
@@ -738,6 +741,7 @@ def report(results: dict[str, Any]) -> str:
                 fmt(lr.get("kib_per_user"), ".1f"),
                 fmt(lo.get("kib_per_user"), ".1f"),
                 fmt(ratio(lr.get("kib_per_user"), lo.get("kib_per_user")), ".2f"),
+                f"{fmt(lr.get('kib_per_user_peak'), '.1f')} / {fmt(lo.get('kib_per_user_peak'), '.1f')}",
                 f"{fmt(rss(lr, 'baseline_1_user'), '.0f')} / {fmt(rss(lr, 'loaded'), '.0f')}",
                 f"{fmt(rss(lo, 'baseline_1_user'), '.0f')} / {fmt(rss(lo, 'loaded'), '.0f')}",
                 fmt(lr.get("loaded", {}).get("spawn_s"), ".1f"),
