@@ -158,7 +158,7 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
     ctx.shared.checkpoints.extend((method, name, c.description) for c in checkpoints)
     slots = range(first, first + len(checkpoints))
 
-    def exchange(user: VirtualUser) -> FlowSignal | None:
+    def run(user: VirtualUser) -> None:
         """Send, extract, check, report; the response dies with this frame, before any think time."""
         variables = user.vars
         runtime = user.runtime
@@ -184,7 +184,9 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
             runtime.on_request(user, RequestResult(method, name, step.url, 0, 0.0, 0, message))
             if user.transactions:
                 user.fail_transactions(message)
-            return None if on_render_error is None else on_render_error(message)
+            if on_render_error is not None:
+                raise on_render_error(message) from None
+            return
         response = user.session.request(
             method, target, timeout=timeout, allow_redirects=allow_redirects, discard_body=discard_body, **kwargs
         )
@@ -235,10 +237,6 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
         runtime.on_request(user, result)
         if failure is not None and user.transactions:
             user.fail_transactions(failure)
-        return signal
-
-    def run(user: VirtualUser) -> None:
-        signal = exchange(user)
         if signal is not None:
             raise signal
 

@@ -23,6 +23,7 @@ def _cut(errors: Any) -> str | None:
 class Response:
     __slots__ = (
         "__dict__",
+        "_charset",
         "_headers",
         "_json",
         "_lines",
@@ -64,6 +65,7 @@ class Response:
         self._headers = headers if headers is not None or head else []
         self._lines = head  # the head's lines as received: split into headers when first read
         self._text: str | None = None
+        self._charset: str | None = None
         self._json: tuple[Any, ValueError | None] | None = None
         self.body = body
         self.elapsed_ms = elapsed_ms
@@ -107,12 +109,17 @@ class Response:
 
     @property
     def charset(self) -> str:
-        ctype = self.header("content-type") or ""
-        for part in ctype.split(";")[1:]:
-            key, _, value = part.strip().partition("=")
-            if key.lower() == "charset" and value:
-                return value.strip('"')
-        return "utf-8"
+        """The ``Content-Type`` charset, else UTF-8."""
+        charset = self._charset
+        if charset is None:
+            charset = "utf-8"
+            for part in (self.header("content-type") or "").split(";")[1:]:
+                key, _, value = part.strip().partition("=")
+                if key.lower() == "charset" and value:
+                    charset = value.strip('"')
+                    break
+            self._charset = charset
+        return charset
 
     def json(self) -> Any:
         """The body parsed as JSON (once; as in requests, a method); raises ``ValueError`` when it is not JSON."""
