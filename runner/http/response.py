@@ -86,6 +86,14 @@ class Response:
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
         lname = name.lower()
+        lines = self._lines if self._headers is None else None
+        if lines and ":" not in lname:  # not split yet: read the lines as received, do not split them all
+            prefix = lname + ":"
+            size = len(prefix)
+            for line in lines[1:]:
+                if line[:size].lower() == prefix:
+                    return line[size:].lstrip(" \t")
+            return None
         for key, value in self.headers:
             if key.lower() == lname:
                 return value
