@@ -113,6 +113,15 @@ def fields(lines: list[str]) -> list[tuple[str, str]]:
     return headers
 
 
+def field(lines: list[str], lname: str) -> str | None:
+    """The first value of the lower-case name ``lname`` in ``lines``, as ``fields`` gives it, splitting no more."""
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.lower() == lname:
+            return value.lstrip(" \t")
+    return None
+
+
 class Quick:
     """A response whose head ``quick`` read; ``missing`` body bytes are still to come (``add``).
 

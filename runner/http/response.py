@@ -10,7 +10,7 @@ import json
 from functools import cached_property
 from typing import Any
 
-from runner.http.reader import fields
+from runner.http.reader import field, fields
 
 
 def _cut(errors: Any) -> str | None:
@@ -86,15 +86,9 @@ class Response:
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
         lname = name.lower()
-        lines = self._lines if self._headers is None else None
-        if lines and ":" not in lname:  # not split yet: read the lines as received, do not split them all
-            prefix = lname + ":"
-            size = len(prefix)
-            for line in lines[1:]:
-                if line[:size].lower() == prefix:
-                    return line[size:].lstrip(" \t")
-            return None
-        for key, value in self.headers:
+        if self._headers is None:  # not split yet: one lookup need not split them all
+            return field(self._lines or [""], lname)
+        for key, value in self._headers:
             if key.lower() == lname:
                 return value
         return None
