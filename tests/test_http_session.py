@@ -550,6 +550,31 @@ def test_connection_refused(session: HttpSession) -> None:
     assert response.url == f"http://127.0.0.1:{port}/x" and response.elapsed_ms > 0
 
 
+def test_an_ip_literal_connects_without_the_resolver_and_a_name_uses_it(
+    make_session: Callable[..., HttpSession], raw_server: Callable
+) -> None:
+    """10,000 users connecting to 127.0.0.1 at once must not queue 10,000 lookups on gevent's thread pool."""
+    server = raw_server(_ok)
+    hub = gevent.get_hub()
+    real = hub.resolver
+    asked: list[str] = []
+
+    class Counting:
+        def getaddrinfo(self, host: str, *args: Any, **kwargs: Any) -> Any:
+            asked.append(host)
+            return real.getaddrinfo(host, *args, **kwargs)
+
+    hub.resolver = Counting()
+    try:
+        port = server.server.server_port
+        assert make_session(f"http://127.0.0.1:{port}").request("GET", "/").status == 200
+        assert asked == []
+        assert make_session(f"http://localhost:{port}").request("GET", "/").status == 200
+        assert asked == ["localhost"]
+    finally:
+        hub.resolver = real
+
+
 def test_dns_failure(session: HttpSession) -> None:
     response = session.request("GET", "http://nonexistent.invalid/", timeout=3.0)
     if response.error.startswith("timed out"):
