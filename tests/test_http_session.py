@@ -357,6 +357,23 @@ def test_header_precedence_user_agent_and_host(make_session: Callable[..., HttpS
     }
 
 
+def test_request_headers_that_only_add_names(make_session: Callable[..., HttpSession], raw_server: Callable) -> None:
+    """The usual case (a templated Authorization) takes a shorter way: the wire must be the same."""
+    server = raw_server(_ok)
+    session = make_session(server.url, headers={"X-Session": "s"})
+    session.request("GET", "/", headers={"Authorization": "Bearer 1", "X-Twice": "a", "x-twice": "b"})
+    session.request("POST", "/", body="{}", headers={"X-New": "n", "Content-Type": "application/json"})
+    session.request("GET", "/", headers={"X-New": "n", "Cookie": "a=1"})
+    first, second, third = server.requests
+    assert first.values("authorization") == ["Bearer 1"] and first.values("x-session") == ["s"]
+    assert first.values("x-twice") == ["b"]  # one line, the last one given
+    assert second.values("content-type") == ["application/json"] and second.values("x-new") == ["n"]
+    assert third.values("cookie") == ["a=1"] and third.values("x-new") == ["n"]
+    session.request("GET", "/")
+    assert server.requests[3].values("authorization") == [] and server.requests[3].values("x-new") == []
+    assert session.headers == {"User-Agent": f"lrun/{runner.__version__}", "X-Session": "s"}
+
+
 def test_session_user_agent_replaces_the_default(make_session: Callable, raw_server: Callable) -> None:
     server = raw_server(_ok)
     make_session(server.url, headers={"user-agent": "mine"}).request("GET", "/")

@@ -129,6 +129,24 @@ class _Headers:
         self.cookie = pairs["cookie"][1] if "cookie" in pairs else None  # replaces the jar's cookies
         self.has_type = "content-type" in pairs
 
+    def merged(self, extra: Mapping[str, str]) -> _Headers:
+        """These headers with a request's own, which win. The block is extended, not rendered again, when
+        the request's headers only add names (a templated ``Authorization``, say): the usual case."""
+        pairs = dict(self.pairs)
+        block = self.block
+        for name, value in extra.items():
+            key = name.lower()
+            if key in pairs or key in _SKIPPED or key == "content-type":
+                for each, text in extra.items():  # it replaces or decides something: render it all again
+                    pairs[each.lower()] = _checked(each, text)
+                return _Headers(pairs)
+            pair = pairs[key] = _checked(name, value)
+            block += f"{pair[0]}: {pair[1]}\r\n"
+        headers = _Headers.__new__(_Headers)
+        headers.pairs, headers.block = pairs, block
+        headers.host, headers.cookie, headers.has_type = self.host, self.cookie, self.has_type
+        return headers
+
 
 def _checked(name: str, value: Any) -> tuple[str, str]:
     if not isinstance(value, str):
@@ -492,13 +510,7 @@ class HttpSession:
             payload, ctype = b"", None
         else:
             payload, ctype = _encode_body(json, form, body, files)
-        if headers:
-            pairs = dict(self._headers.pairs)
-            for name, value in headers.items():
-                pairs[name.lower()] = _checked(name, value)
-            request_headers = _Headers(pairs)
-        else:
-            request_headers = self._headers
+        request_headers = self._headers.merged(headers) if headers else self._headers
 
         discard = self.discard_body if discard_body is None else discard_body
         seconds = self.timeout if timeout is None else float(timeout)
