@@ -73,6 +73,11 @@ class Live:
     outputs: Outputs = field(default_factory=Outputs)  # live outputs: Prometheus, OTLP, webhook
     remote: RemoteMonitor | None = None  # monitor.hosts and monitor.prometheus
     results: Results | None = None  # the run's results, once it ended
+    users_seen: dict[int, int] = field(default_factory=dict)  # second -> the user count then (a few seconds)
+
+    def users_at(self, second: int) -> int:
+        """The user count during ``second``, for a point that trails real time; else the count now."""
+        return self.users_seen.get(second, self.runner.user_count)
 
     def print(self, text: str) -> None:
         self.clear_progress()
@@ -162,8 +167,14 @@ def _name_cap(live: Live) -> None:
 def _sampler(live: Live) -> Callable[[], None]:
     def sample() -> None:
         now = time.time()
-        live.stats.sample(now - live.lag, live.runner.user_count)
-        live.transactions.sample(now - live.lag, live.runner.user_count)
+        users, then = live.runner.user_count, now - live.lag
+        seen = live.users_seen
+        seen[int(now)] = users
+        for second in [s for s in seen if s < then - 2]:
+            del seen[second]
+        users = live.users_at(int(then))  # the users of the second the point is for, not of now
+        live.stats.sample(then, users)
+        live.transactions.sample(then, users)
         _resources(live, now)
         if live.saturation is not None:
             live.saturation.check()
@@ -434,7 +445,7 @@ def _drive(
             handler.removeFilter(clear_first)
     end = time.time()
     transactions = live.transactions
-    transactions.sample(end - live.lag, runner.user_count)
+    transactions.catch_up(end, live.users_at)
     extra = {
         "transactions": transaction_results(transactions, end - max(live.started, transactions.start_time)),
         "checks": state.checks.results(),
@@ -579,7 +590,7 @@ def _finish(
     model = loaded.model
     runner = live.runner
     stats = live.stats
-    stats.sample(end, runner.user_count)
+    stats.catch_up(end, live.users_at)
     _name_cap(live)
     extra = {
         "warnings": live.warnings,

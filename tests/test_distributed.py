@@ -132,6 +132,33 @@ def test_a_worker_joining_later_takes_users(tmp_path: Path, demo_url: str, clust
     assert all(w["requests"] > 0 for w in workers.values())  # the second took half of the users
 
 
+def test_stages_ramp_down_across_workers_and_every_second_is_its_own_point(
+    tmp_path: Path, demo_url: str, cluster: Cluster
+) -> None:
+    """The master hears its workers a report late (3 s here, the default): a point still shows the users of
+    its own second, not of the moment it was taken, and the last seconds are not folded into one point."""
+    path = write(
+        tmp_path,
+        "load: {stages: [{duration: 2s, users: 4}, {duration: 3s, users: 0}]}\n"
+        "users: {u: {think: 50ms, sequence: [{get: /items}]}}\n",
+    )
+    demo_reset(demo_url)
+    run = cluster.start(
+        "run", str(path), "-H", demo_url, "--processes", "2", "--heartbeat-interval", "0.2s",
+        "--json", str(tmp_path / "results.json"), "--only-summary", name="run",
+    )  # fmt: skip
+    assert run.wait(90) == 0, run.out + run.err
+    results = cluster.results()
+    series = results["series"]
+    assert all(point["interval_s"] <= 1.0 for point in series), series
+    in_points = sum(point["requests"] for point in series)  # all but those of the last part-second
+    assert 0.9 * results["total"]["requests"] <= in_points <= results["total"]["requests"], series
+    users = [point["users"] for point in series]
+    peak = users.index(max(users))
+    assert max(users) == 4 and any(0 < u < 4 for u in users[peak:]), users  # a ramp down, not a drop
+    assert results["stop_reason"] == "stages completed"
+
+
 def test_a_worker_says_it_ignores_metrics_port(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
     path = write(tmp_path, "users: {u: {sequence: [{get: /items}]}}\n")
     port = free_port()

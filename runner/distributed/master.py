@@ -131,7 +131,7 @@ class MasterRunner(LoadShape):
         self.services.variables = options.variables
         self.dropped = 0  # malformed or unexpected frames
         self.port: int | None = None
-        self.target = 0  # users in all
+        self._target = 0  # users in all
         self._rate = 1.0
         self._seq = 0
         self._spawn_reported = True  # on_spawned was called for the current target
@@ -490,14 +490,14 @@ class MasterRunner(LoadShape):
             return
         active = self.cluster.active()
         if not active:
-            if self.target or self._schedule:
+            if self._target or self._schedule:
                 log.warning("no worker to run the users: waiting for one")
             return
         if self._schedule is not None:
             self._reshare()
             return
         rate = self._rate / len(active)
-        for worker in self.cluster.rebalance(distribute(self.classes, self.target)):
+        for worker in self.cluster.rebalance(distribute(self.classes, self._target)):
             self._seq += 1
             worker.spawn = p.Spawn(self._seq, time.time(), worker.targets, rate, self.services.variables)
             worker.spawn_sent = time.monotonic()
@@ -535,7 +535,7 @@ class MasterRunner(LoadShape):
         if not self._spawn_reported:
             self._spawn_reported = True
             if self.on_spawned:
-                self.on_spawned(self.target)  # what every worker confirmed; their reports of it come later
+                self.on_spawned(self._target)  # what every worker confirmed; their reports of it come later
 
     def _count_users(self) -> None:
         self.user_count_max = max(self.user_count_max, self.user_count)
@@ -591,7 +591,7 @@ class MasterRunner(LoadShape):
     def set_users(self, target: int, spawn_rate: float) -> None:
         if self.state in (State.STOPPING, State.STOPPED):
             return
-        self.target = max(0, target)
+        self._target = max(0, target)
         self._rate = spawn_rate
         self._spawn_reported = False
         self.state = State.SPAWNING
@@ -622,7 +622,7 @@ class MasterRunner(LoadShape):
 
     @property
     def target_users(self) -> int:
-        return self.max_users if self._schedule is not None and self.max_users is not None else self.target
+        return self.max_users if self._schedule is not None and self.max_users is not None else self._target
 
     def _stop(self) -> None:
         self.state = State.STOPPING

@@ -172,6 +172,12 @@ class RequestStats:
                 entry.series.add(end, end - begin, span, users, entry.interval(begin, end))
         self.series.add(end, end - begin, span, users, self.total.interval(begin, end))
 
+    def catch_up(self, now: float, users_at: Callable[[int], int]) -> None:
+        """A point for each whole second not sampled yet, up to ``now``: the end of a run whose points trailed
+        real time (a master's), which would otherwise fold its last seconds into one."""
+        for second in range(self._sampled_until + 1, int(now) + 1):
+            self.sample(second, users_at(second))
+
     def reset(self) -> None:
         """Forget everything counted so far (``--reset-stats`` once users are spawned); entries stay listed."""
         now = self._clock()
