@@ -167,9 +167,9 @@ def _name_cap(live: Live) -> None:
 def _sampler(live: Live) -> Callable[[], None]:
     def sample() -> None:
         now = time.time()
-        users, then = live.runner.user_count, now - live.lag
+        then = now - live.lag
         seen = live.users_seen
-        seen[int(now)] = users
+        seen[int(now)] = live.runner.user_count
         for second in [s for s in seen if s < then - 2]:
             del seen[second]
         users = live.users_at(int(then))  # the users of the second the point is for, not of now

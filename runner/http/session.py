@@ -31,9 +31,10 @@ import os
 import re
 import ssl
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from functools import lru_cache
+from itertools import islice
 from socket import gaierror
 from time import perf_counter
 from typing import Any
@@ -122,30 +123,26 @@ class _Headers:
 
     __slots__ = ("block", "cookie", "has_type", "host", "pairs")
 
-    def __init__(self, pairs: dict[str, tuple[str, str]]) -> None:
+    def __init__(self, pairs: dict[str, tuple[str, str]], block: str | None = None) -> None:
         self.pairs = pairs  # lower-case name -> (name as given, value)
-        self.block = "".join(f"{name}: {value}\r\n" for key, (name, value) in pairs.items() if key not in _SKIPPED)
+        self.block = _lines(pairs.items()) if block is None else block
         self.host = pairs["host"][1] if "host" in pairs else None
         self.cookie = pairs["cookie"][1] if "cookie" in pairs else None  # replaces the jar's cookies
         self.has_type = "content-type" in pairs
 
     def merged(self, extra: Mapping[str, str]) -> _Headers:
-        """These headers with a request's own, which win. The block is extended, not rendered again, when
-        the request's headers only add names (a templated ``Authorization``, say): the usual case."""
+        """These headers with a request's own, which win. When the request's only add names (a templated
+        ``Authorization``, say: the usual case), their lines extend the block instead of all being rendered again."""
         pairs = dict(self.pairs)
-        block = self.block
         for name, value in extra.items():
-            key = name.lower()
-            if key in pairs or key in _SKIPPED or key == "content-type":
-                for each, text in extra.items():  # it replaces or decides something: render it all again
-                    pairs[each.lower()] = _checked(each, text)
-                return _Headers(pairs)
-            pair = pairs[key] = _checked(name, value)
-            block += f"{pair[0]}: {pair[1]}\r\n"
-        headers = _Headers.__new__(_Headers)
-        headers.pairs, headers.block = pairs, block
-        headers.host, headers.cookie, headers.has_type = self.host, self.cookie, self.has_type
-        return headers
+            pairs[name.lower()] = _checked(name, value)
+        if len(pairs) < len(self.pairs) + len(extra):
+            return _Headers(pairs)  # a name replaced (or given twice): render it all
+        return _Headers(pairs, self.block + _lines(islice(pairs.items(), len(self.pairs), None)))
+
+
+def _lines(pairs: Iterable[tuple[str, tuple[str, str]]]) -> str:
+    return "".join(f"{name}: {value}\r\n" for key, (name, value) in pairs if key not in _SKIPPED)
 
 
 def _checked(name: str, value: Any) -> tuple[str, str]:
