@@ -445,7 +445,7 @@ def _drive(
             handler.removeFilter(clear_first)
     end = time.time()
     transactions = live.transactions
-    transactions.catch_up(end, live.users_at)
+    transactions.finish(end, live.users_at)
     extra = {
         "transactions": transaction_results(transactions, end - max(live.started, transactions.start_time)),
         "checks": state.checks.results(),
@@ -590,7 +590,7 @@ def _finish(
     model = loaded.model
     runner = live.runner
     stats = live.stats
-    stats.catch_up(end, live.users_at)
+    stats.finish(end, live.users_at)
     _name_cap(live)
     extra = {
         "warnings": live.warnings,

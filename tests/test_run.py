@@ -168,6 +168,9 @@ users: {u: {think: 200ms, sequence: [{get: /items}]}}
     users = [point["users"] for point in results["series"]]
     assert max(users) == 4 and users[-1] == 0
     assert 4.5 <= results["duration_s"] < 10
+    series = results["series"]  # the run's part-second at the end has its point: the points add up
+    assert sum(point["requests"] for point in series) == results["total"]["requests"] > 0
+    assert 0 < series[-1]["interval_s"] < 1 and all(point["interval_s"] == 1 for point in series[1:-1])
 
 
 def test_ctrl_c_still_writes_every_output(tmp_path: Path, demo_url: str) -> None:

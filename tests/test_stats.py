@@ -434,6 +434,41 @@ def test_a_late_sample_covers_every_second_since_the_last() -> None:
     assert (second["interval_s"], second["requests"], second["rps"]) == (3.0, 60, 20.0)
 
 
+def test_the_end_of_a_run_gives_its_part_second_a_point_so_the_points_add_up_to_the_totals() -> None:
+    clock = Clock(4000.5)  # started half-way through a second
+    stats = RequestStats(clock=clock, full_history=True)
+    for i in range(10):
+        clock.now = 4000.5 + i * 0.05
+        stats.log("GET", "/a", 5.0, 100, None)
+    stats.sample(4001.01, users=2)
+    clock.now = 4001.0
+    steady_load(stats, clock, 2, 10, ms=5.0)  # seconds 4001, 4002
+    for i in range(3):  # the part-second: 4003.0 … 4003.25
+        clock.now = 4003.0 + i * 0.1
+        stats.log("GET", "/a", 7.0, 100, None if i else "boom")
+    stats.finish(4003.25, lambda second: {4003: 1}.get(second, 2))  # 4002 and 4003 not sampled yet
+    points = stats.series.to_list()
+    assert [p["t"] for p in points] == [4001, 4002, 4003, 4004]
+    assert [p["interval_s"] for p in points] == [0.5, 1.0, 1.0, 0.25]
+    assert [p["requests"] for p in points] == [10, 10, 10, 3]
+    last = points[-1]
+    assert (last["rps"], last["failures"], last["users"], last["p50_ms"]) == (12.0, 1, 1, 7.0)
+    assert last["total_requests"] == stats.total.num_requests == sum(p["requests"] for p in points) == 33
+    [entry] = stats.entries.values()
+    assert [p["requests"] for p in entry.series.to_list()] == [10, 10, 10, 3]
+    stats.finish(4003.25, lambda second: 0)  # again: nothing new
+    stats.sample(4003.9, users=0)
+    assert len(stats.series) == 4
+
+
+def test_a_run_that_ends_on_the_second_has_no_empty_last_point() -> None:
+    clock = Clock(5000.0)
+    stats = RequestStats(clock=clock)
+    steady_load(stats, clock, 2, 10, ms=5.0)
+    stats.finish(5002.0, lambda second: 1)
+    assert [p["interval_s"] for p in stats.series.to_list()] == [1.0, 1.0]
+
+
 def test_empty_seconds_have_no_percentiles_but_zero_rates() -> None:
     clock = Clock(3000.0)
     stats = RequestStats(clock=clock)

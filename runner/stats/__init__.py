@@ -161,22 +161,31 @@ class RequestStats:
         """
         end = int(now)
         begin = self._sampled_until
-        if end <= begin:
-            return
+        if end > begin:
+            self._point(begin, end, end - max(begin, self.start_time), users)
+
+    def finish(self, now: float, users_at: Callable[[int], int]) -> None:
+        """The last points at the run's end ``now``, so that the points add up to the totals.
+
+        A point for each whole second not sampled yet (a master's points trail real time, and would otherwise
+        fold its last seconds into one), then one for the part-second up to ``now`` (``interval_s`` < 1).
+        """
+        second = int(now)
+        for end in range(self._sampled_until + 1, second + 1):
+            self.sample(end, users_at(end))
+        span = now - max(second, self.start_time)
+        if self._sampled_until == second and span > 0:
+            self._point(second, second + 1, span, users_at(second))
+
+    def _point(self, begin: int, end: int, span: float, users: int) -> None:
+        """The point of the seconds [begin, end), of which ``span`` seconds were counted."""
         self._sampled_until = end
-        span = end - max(begin, self.start_time)
         if self.full_history:
             for entry in self.entries.values():
                 if entry.series is None:
                     entry.series = self.series.blank_copy()
                 entry.series.add(end, end - begin, span, users, entry.interval(begin, end))
         self.series.add(end, end - begin, span, users, self.total.interval(begin, end))
-
-    def catch_up(self, now: float, users_at: Callable[[int], int]) -> None:
-        """A point for each whole second not sampled yet, up to ``now``: the end of a run whose points trailed
-        real time (a master's), which would otherwise fold its last seconds into one."""
-        for second in range(self._sampled_until + 1, int(now) + 1):
-            self.sample(second, users_at(second))
 
     def reset(self) -> None:
         """Forget everything counted so far (``--reset-stats`` once users are spawned); entries stay listed."""

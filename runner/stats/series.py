@@ -14,7 +14,7 @@ and the cumulative ("total_*") values take the later point's.
 A point as a dict (``to_list``, ``series[i]``; ms rounded to 3 decimals, None where there is no data)::
 
     t                 end of the interval, epoch s (int); the point covers [t - interval_s, t)
-    interval_s        seconds covered (the first point may cover less than a second)
+    interval_s        seconds covered (the first and the last point may cover less than a second)
     users             users running when the point was taken
     requests, failures            in the interval
     rps, failures_per_s           over the interval
