@@ -48,6 +48,7 @@ def test_an_old_results_file_opens_in_lrun_report(tmp_path: Path) -> None:
         ({"total": {"requests": "many"}}, "not valid lrun results: total.method: Field required (and "),
         ({"exit_code": "one"}, "not valid lrun results: exit_code: Input should be a valid integer"),
         ({"checks": [{"method": "GET"}]}, "not valid lrun results: checks.0.name: Field required (and 3 more)"),
+        ({"load": {"stages": [{"duration": 2}]}}, "not valid lrun results: load.stages.0.users: Field required"),
     ],
 )
 def test_a_bad_results_file_is_one_clear_line(tmp_path: Path, change: dict, message: str) -> None:

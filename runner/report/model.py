@@ -155,12 +155,19 @@ class Verdict(_Open):
     abort: bool = False
 
 
+class Stage(_Open):
+    """A stage of the load asked for: ``users`` reached linearly over ``duration`` seconds."""
+
+    duration: Number
+    users: int
+
+
 class Load(_Open):
     users: int | None = None
     spawn_rate: Number | None = None
     run_time_s: Number | None = None
     iterations: int | None = None
-    stages: list[dict[str, Any]] | None = None
+    stages: list[Stage] | None = None
 
 
 class TargetFigures(_Open):
