@@ -6,6 +6,7 @@ skip (fail under CI=true: tests/browser.py)."""
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,13 @@ def test_a_test_from_the_form_to_the_history(context: Any, tmp_path: Path) -> No
 
         page.click("#stop")
         expect(page.locator("#state")).to_have_text("stopped", timeout=WAIT)
+        # the end adds its last points at once (the part-second among them): the page gets them all, unreloaded
+        server = [point[0] for point in http(f"{web.url}/api/series?key=total").json()["points"]]
+        page.wait_for_function(
+            "t => JSON.stringify(ui.series.total.map(p => p[0])) === t",
+            arg=json.dumps(server, separators=(",", ":")),
+            timeout=WAIT,
+        )
 
         page.click("#tabs button[data-tab=history]")
         with page.expect_download(timeout=WAIT) as download:

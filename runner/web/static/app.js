@@ -7,7 +7,7 @@ const COLS = ["t", "users", "rps", "failures_per_s", "p50_ms", "p95_ms", "p99_ms
 const C = Object.fromEntries(COLS.map((k, i) => [k, i]));
 
 const ui = {
-  info: null, snap: null, runId: null, selected: null, sort: { key: "name", dir: 1 },
+  info: null, snap: null, runId: null, runEnded: false, selected: null, sort: { key: "name", dir: 1 },
   series: { total: [], entry: [], resources: [] }, charts: {}, tab: "stats", loadingSeries: false, resLayout: null,
 };
 
@@ -372,7 +372,11 @@ function render(snap) {
   renderDetails(run);
   if (ui.runId !== run.id) {
     ui.runId = run.id;
+    ui.runEnded = Boolean(run.ended);
     ui.selected = null;
+    loadSeries();
+  } else if (run.ended && !ui.runEnded) {
+    ui.runEnded = true; // the end adds its last points at once (the part-second, a master's trailing seconds)
     loadSeries();
   } else if (!ui.loadingSeries) {
     append(ui.series.total, run.points.total);
