@@ -76,8 +76,16 @@ class Live:
     users_seen: dict[int, int] = field(default_factory=dict)  # second -> the user count then (a few seconds)
 
     def users_at(self, second: int) -> int:
-        """The user count during ``second``, for a point that trails real time; else the count now."""
-        return self.users_seen.get(second, self.runner.user_count)
+        """The user count of ``second``'s point: as the sampler saw it then (a master's points trail real time);
+        before its first look, what it saw first; at the end, as it was when the test was stopped (not the none
+        left after); else the count now."""
+        seen = self.users_seen
+        if second in seen:
+            return seen[second]
+        if seen and second < (first := min(seen)):
+            return seen[first]
+        stopped = self.runner.users_at_stop
+        return self.runner.user_count if stopped is None else stopped
 
     def print(self, text: str) -> None:
         self.clear_progress()

@@ -170,7 +170,16 @@ users: {u: {think: 200ms, sequence: [{get: /items}]}}
     assert 4.5 <= results["duration_s"] < 10
     series = results["series"]  # the run's part-second at the end has its point: the points add up
     assert sum(point["requests"] for point in series) == results["total"]["requests"] > 0
-    assert 0 < series[-1]["interval_s"] < 1 and all(point["interval_s"] == 1 for point in series[1:-1])
+    assert series[-1]["interval_s"] <= 1 and all(point["interval_s"] == 1 for point in series[1:-1])
+
+
+def test_the_last_points_show_the_users_that_ran_until_the_end(tmp_path: Path, demo_url: str) -> None:
+    path = write(tmp_path, "host: demo\nusers: {u: {think: 100ms, sequence: [{get: /items}]}}\n")
+    result, results = run_json(tmp_path, str(path), "-H", demo_url, "-u", "3", "-r", "100", "-t", "3s")
+    assert result.returncode == 0, result.stdout + result.stderr
+    series = results["series"]
+    assert sum(point["requests"] for point in series) == results["total"]["requests"] > 0
+    assert series[-1]["users"] == 3, series  # stopped by the run time: 3 ran to the end, not the 0 left after
 
 
 def test_ctrl_c_still_writes_every_output(tmp_path: Path, demo_url: str) -> None:

@@ -461,11 +461,16 @@ def test_the_end_of_a_run_gives_its_part_second_a_point_so_the_points_add_up_to_
     assert len(stats.series) == 4
 
 
-def test_a_run_that_ends_on_the_second_has_no_empty_last_point() -> None:
+def test_a_run_that_ends_on_the_second_or_without_requests_after_it_has_no_empty_last_point() -> None:
     clock = Clock(5000.0)
     stats = RequestStats(clock=clock)
     steady_load(stats, clock, 2, 10, ms=5.0)
     stats.finish(5002.0, lambda second: 1)
+    assert [p["interval_s"] for p in stats.series.to_list()] == [1.0, 1.0]
+    clock = Clock(5000.0)
+    stats = RequestStats(clock=clock)
+    steady_load(stats, clock, 2, 10, ms=5.0)
+    stats.finish(5002.3, lambda second: 1)  # nothing ended in the last 0.3 s: no point says 0 req/s there
     assert [p["interval_s"] for p in stats.series.to_list()] == [1.0, 1.0]
 
 

@@ -676,6 +676,7 @@ class MasterRunner(LoadShape):
         self.on_spawned, self.on_stopping = hooks.get("on_spawned"), hooks.get("on_stopping")
         self.warn = hooks.get("on_warning") or log.warning
         self.state, self.stop_reason, self.started_at, self.user_count_max = State.READY, "", None, 0
+        self.users_at_stop = None
         self._target, self._timers, self._done, self._spawn_reported = 0, [], Event(), True
         self._warnings = set()
         self.intended, self._schedule, self._planned = RequestStats(node="master"), None, 0

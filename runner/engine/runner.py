@@ -81,6 +81,11 @@ class LoadShape:
     stop_timeout: float
     ends_at: float = float("inf")
     deadline: float = float("inf")
+    users_at_stop: int | None = None  # the user count when the test was stopped: the users of its last moments
+
+    @property
+    def user_count(self) -> int:
+        raise NotImplementedError
 
     def _end_by(self, seconds: float) -> None:
         """The run ends ``seconds`` from now, or earlier if it was already due to."""
@@ -98,6 +103,7 @@ class LoadShape:
         if self.state in (State.STOPPING, State.STOPPED) or self.stop_reason:
             return
         self.stop_reason = reason
+        self.users_at_stop = self.user_count
         self._end_by(0.0)
         gevent.spawn(self._stop)
 

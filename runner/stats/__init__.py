@@ -168,13 +168,14 @@ class RequestStats:
         """The last points at the run's end ``now``, so that the points add up to the totals.
 
         A point for each whole second not sampled yet (a master's points trail real time, and would otherwise
-        fold its last seconds into one), then one for the part-second up to ``now`` (``interval_s`` < 1).
+        fold its last seconds into one), then one for the part-second up to ``now`` (``interval_s`` < 1) when
+        requests ended in it.
         """
         second = int(now)
         for end in range(self._sampled_until + 1, second + 1):
             self.sample(end, users_at(end))
         span = now - max(second, self.start_time)
-        if self._sampled_until == second and span > 0:
+        if self._sampled_until == second and span > 0 and self.total.interval(second, second + 1).count:
             self._point(second, second + 1, span, users_at(second))
 
     def _point(self, begin: int, end: int, span: float, users: int) -> None:
