@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from runner.http import reader
 from runner.http.reader import HTTPParseError, Parser, quick
 
 NGINX = (
@@ -124,3 +125,21 @@ def test_head_has_no_body_whatever_its_length_says() -> None:
     reply = quick(data, True, 100)
     assert reply is not None and reply.missing == 0
     assert seen(reply) == seen(by_llhttp(data, head_only=True))
+    again = quick(data, False, 100)  # the same head, remembered, for a GET: the body is still to come
+    assert again is not None and again.missing == 1234
+
+
+def test_a_head_is_read_once_then_remembered_and_the_memory_stays_bounded() -> None:
+    reader._shapes.clear()
+    first, second = quick(NGINX, False, 100), quick(NGINX + b"", False, 100)
+    assert first is not None and second is not None and first is not second
+    assert first.lines is second.lines and len(reader._shapes) == 1  # one reading, shared (a tuple: read-only)
+    assert seen(second) == seen(by_llhttp(NGINX))
+    chunked = DECLINED["chunked"]
+    assert quick(chunked, False, 100) is None and quick(chunked, False, 100) is None  # declined, remembered so
+    for second_of_day in range(reader._SHAPES_KEPT + 10):  # a Date a second: a new head each time
+        head = NGINX.replace(
+            b"18:50:00", f"{second_of_day // 3600:02}:{second_of_day // 60 % 60:02}:{second_of_day % 60:02}".encode()
+        )
+        assert quick(head, False, 100) is not None
+    assert len(reader._shapes) <= reader._SHAPES_KEPT

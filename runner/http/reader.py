@@ -1,7 +1,8 @@
 """Reading one HTTP/1.1 response: a quick path for the usual head, llhttp for everything else.
 
 Most responses of a load test arrive whole in one read with an ASCII head, a ``Content-Length`` and no
-``Transfer-Encoding``. ``quick`` reads those with a handful of C-level string calls; llhttp's Python
+``Transfer-Encoding``. ``quick`` reads those with a handful of C-level string calls, and each distinct head
+only once (``shape``: the same server sends the same few heads again and again); llhttp's Python
 callbacks (about fifteen per response) cost more than the parsing itself. Anything else — a head split
 across reads, chunked or close-delimited bodies, interim 1xx responses, HTTP/1.0, odd bytes, duplicate
 lengths — goes to ``Parser`` (llhttp), which decides what is malformed. Both give the session the same
@@ -12,6 +13,7 @@ attributes: ``get_code()``, ``reason``, ``headers``, ``body``, ``received``, ``t
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from geventhttpclient._parser import HTTPParseError, HTTPResponseParser
 
@@ -108,7 +110,7 @@ class Parser(HTTPResponseParser):
             self.complete = True
 
 
-def fields(lines: list[str]) -> list[tuple[str, str]]:
+def fields(lines: Sequence[str]) -> list[tuple[str, str]]:
     """(name, value) of each field line after the status line, as llhttp gives them."""
     headers = []
     for line in lines[1:]:
@@ -117,7 +119,7 @@ def fields(lines: list[str]) -> list[tuple[str, str]]:
     return headers
 
 
-def field(lines: list[str], lname: str) -> str | None:
+def field(lines: Sequence[str], lname: str) -> str | None:
     """The first value of the lower-case name ``lname`` in ``lines``, as ``fields`` gives it, splitting no more."""
     for line in lines[1:]:
         name, _, value = line.partition(":")
@@ -134,7 +136,7 @@ class Quick:
     __slots__ = ("body", "code", "keep", "limit", "lines", "missing", "plain", "reason", "received", "trailing")
 
     def __init__(
-        self, code: int, lines: list[str], keep: bool, plain: bool, length: int, limit: int, data: bytes
+        self, code: int, lines: tuple[str, ...], keep: bool, plain: bool, length: int, limit: int, data: bytes
     ) -> None:
         """``data``: what came after the head in the same read."""
         self.code = code
@@ -180,19 +182,35 @@ class Quick:
             self.body = bytearray()
 
 
-def quick(data: bytes, head_only: bool, limit: int) -> Quick | None:
-    """The response that begins with ``data`` (the first read), if its head is whole and usual; else None."""
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        return None
-    head = data[:end].decode("latin-1")
+Shape = tuple[int, tuple[str, ...], bool, bool, int]
+"""What a head says: (status, its lines, keep-alive, plain, Content-Length or -1 when it has none)."""
+
+_shapes: dict[bytes, Shape | None] = {}
+_SHAPES_KEPT = 512  # distinct heads remembered (a server's answers differ by their Date, once a second)
+
+
+def shape(head: bytes) -> Shape | None:
+    """The shape of a head (the bytes before its blank line), or None when the quick path does not take it.
+
+    A load test receives the same few heads again and again: each is read once, then looked up.
+    """
+    try:
+        return _shapes[head]
+    except KeyError:
+        pass
+    if len(_shapes) >= _SHAPES_KEPT:
+        _shapes.clear()
+    found = _shapes[head] = _read_shape(head.decode("latin-1"))
+    return found
+
+
+def _read_shape(head: str) -> Shape | None:
     if _HEAD.fullmatch(head) is None:
         return None
     lower = head.lower()
     if "\r\ntransfer-encoding:" in lower:
         return None
-    code = int(head[9:12])
-    length = 0
+    length = -1
     at = lower.find(_LENGTH)
     if at >= 0:
         start = at + len(_LENGTH)
@@ -204,10 +222,22 @@ def quick(data: bytes, head_only: bool, limit: int) -> Quick | None:
         if not (text.isascii() and text.isdigit()):
             return None
         length = int(text)
-    elif not (head_only or code == 204 or code == 304):
-        return None  # the body ends when the connection closes: llhttp reads it
-    if head_only or code == 204 or code == 304:
-        length = 0
     plain = _ACTED_ON[0] not in lower and _ACTED_ON[1] not in lower and _ACTED_ON[2] not in lower
     keep = "close" not in lower or _CLOSE.search(lower) is None
-    return Quick(code, head.split("\r\n"), keep, plain, length, limit, data[end + 4 :])
+    return int(head[9:12]), tuple(head.split("\r\n")), keep, plain, length
+
+
+def quick(data: bytes, head_only: bool, limit: int) -> Quick | None:
+    """The response that begins with ``data`` (the first read), if its head is whole and usual; else None."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    found = shape(data[:end])
+    if found is None:
+        return None
+    code, lines, keep, plain, length = found
+    if head_only or code == 204 or code == 304:
+        length = 0
+    elif length < 0:
+        return None  # the body ends when the connection closes: llhttp reads it
+    return Quick(code, lines, keep, plain, length, limit, data[end + 4 :])

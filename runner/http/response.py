@@ -7,6 +7,7 @@ Nothing here is timed; ``elapsed_ms`` was measured by the client before the resp
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
@@ -56,7 +57,7 @@ class Response:
         retries: int = 0,
         unread: str | None = None,
         connect_failed: bool = False,
-        head: list[str] | None = None,
+        head: Sequence[str] | None = None,
     ) -> None:
         self.method = method
         self.url = url
