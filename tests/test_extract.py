@@ -387,3 +387,18 @@ def test_found_value_overwrites_and_message_names_the_variable():
     assert token.extract(json_response({"token": "new"}), variables) is None
     assert variables == {"token": "new"}
     assert token.extract(json_response({}), variables) == "token: jsonpath $.token matched nothing"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a": 1}', ' {"a":1}', '{"a":1}  \n', '{"a":1} x', '\ufeff{"a":1}', "", "nul", "[1,2", '"x"', "{}\x0b", "12 "],
+)
+def test_a_body_parses_as_json_loads_parses_it_and_fails_with_its_words(text: str) -> None:
+    def outcome(parse: Any) -> tuple[str, Any]:
+        try:
+            return "parsed", parse()
+        except ValueError as exc:
+            return "refused", str(exc)
+
+    response = Response("GET", "http://x/", 200, "OK", [], text.encode())
+    assert outcome(response.json) == outcome(lambda: json.loads(text))

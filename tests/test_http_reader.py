@@ -143,3 +143,18 @@ def test_a_head_is_read_once_then_remembered_and_the_memory_stays_bounded() -> N
         )
         assert quick(head, False, 100) is not None
     assert len(reader._shapes) <= reader._SHAPES_KEPT
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        (b'text/html; charset="ISO-8859-1"', "ISO-8859-1"),
+        (b"application/json;CHARSET=utf-16", "utf-16"),
+        (b"text/plain; format=flowed", "utf-8"),
+        (None, "utf-8"),
+    ],
+)
+def test_the_head_says_the_charset_once(content_type: bytes | None, expected: str) -> None:
+    head = b"HTTP/1.1 200 OK\r\n" + (b"Content-Type: " + content_type + b"\r\n" if content_type else b"")
+    reply = quick(head + b"Content-Length: 0\r\n\r\n", False, 100)
+    assert reply is not None and reply.charset == expected

@@ -374,6 +374,33 @@ def test_request_headers_that_only_add_names(make_session: Callable[..., HttpSes
     assert session.headers == {"User-Agent": f"lrun/{runner.__version__}", "X-Session": "s"}
 
 
+def test_the_same_request_headers_again_are_sent_as_they_are_now(
+    make_session: Callable[..., HttpSession], raw_server: Callable
+) -> None:
+    """A request's headers equal to the last ones reuse their merge; a changed value, or a caller's dict changed
+    in place, is merged again."""
+    server = raw_server(_ok)
+    session = make_session(server.url)
+    mine = {"Authorization": "Bearer 1"}
+    session.request("GET", "/", headers=mine)
+    session.request("GET", "/", headers={"Authorization": "Bearer 1"})
+    session.request("GET", "/", headers={"Authorization": "Bearer 2"})
+    mine["Authorization"] = "Bearer 3"
+    session.request("GET", "/", headers=mine)
+    mine["X-More"] = "m"
+    session.request("GET", "/", headers=mine)
+    sent = [(r.values("authorization"), r.values("x-more")) for r in server.requests]
+    assert sent == [
+        (["Bearer 1"], []),
+        (["Bearer 1"], []),
+        (["Bearer 2"], []),
+        (["Bearer 3"], []),
+        (["Bearer 3"], ["m"]),
+    ]
+    with pytest.raises(ValueError, match="invalid header"):
+        session.request("GET", "/", headers={"Authorization": "Bearer 3\r\nX-Evil: 1"})
+
+
 def test_session_user_agent_replaces_the_default(make_session: Callable, raw_server: Callable) -> None:
     server = raw_server(_ok)
     make_session(server.url, headers={"user-agent": "mine"}).request("GET", "/")

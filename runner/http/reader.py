@@ -50,6 +50,7 @@ class Parser(HTTPResponseParser):
 
     plain = False  # the session looks at every header
     lines = None  # the headers are parsed already
+    charset = None  # read from the headers when the body's text is asked for
 
     def __init__(self, skip_body: bool, limit: int) -> None:
         super().__init__()
@@ -133,13 +134,34 @@ class Quick:
 
     ``lines`` are the head's lines; they become ``headers`` only where something reads them."""
 
-    __slots__ = ("body", "code", "keep", "limit", "lines", "missing", "plain", "reason", "received", "trailing")
+    __slots__ = (
+        "body",
+        "charset",
+        "code",
+        "keep",
+        "limit",
+        "lines",
+        "missing",
+        "plain",
+        "reason",
+        "received",
+        "trailing",
+    )
 
     def __init__(
-        self, code: int, lines: tuple[str, ...], keep: bool, plain: bool, length: int, limit: int, data: bytes
+        self,
+        code: int,
+        lines: tuple[str, ...],
+        keep: bool,
+        plain: bool,
+        length: int,
+        limit: int,
+        data: bytes,
+        charset: str,
     ) -> None:
         """``data``: what came after the head in the same read."""
         self.code = code
+        self.charset = charset
         self.lines = lines
         self.reason = lines[0][13:]
         self.keep = keep
@@ -182,8 +204,8 @@ class Quick:
             self.body = bytearray()
 
 
-Shape = tuple[int, tuple[str, ...], bool, bool, int]
-"""What a head says: (status, its lines, keep-alive, plain, Content-Length or -1 when it has none)."""
+Shape = tuple[int, tuple[str, ...], bool, bool, int, str]
+"""What a head says: (status, its lines, keep-alive, plain, Content-Length or -1 when it has none, charset)."""
 
 _shapes: dict[bytes, Shape | None] = {}
 _SHAPES_KEPT = 512  # distinct heads remembered (a server's answers differ by their Date, once a second)
@@ -224,7 +246,17 @@ def _read_shape(head: str) -> Shape | None:
         length = int(text)
     plain = _ACTED_ON[0] not in lower and _ACTED_ON[1] not in lower and _ACTED_ON[2] not in lower
     keep = "close" not in lower or _CLOSE.search(lower) is None
-    return int(head[9:12]), tuple(head.split("\r\n")), keep, plain, length
+    lines = tuple(head.split("\r\n"))
+    return int(head[9:12]), lines, keep, plain, length, charset(field(lines, "content-type"))
+
+
+def charset(content_type: str | None) -> str:
+    """The charset a ``Content-Type`` names, else UTF-8."""
+    for part in (content_type or "").split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value:
+            return value.strip('"')
+    return "utf-8"
 
 
 def quick(data: bytes, head_only: bool, limit: int) -> Quick | None:
@@ -235,9 +267,9 @@ def quick(data: bytes, head_only: bool, limit: int) -> Quick | None:
     found = shape(data[:end])
     if found is None:
         return None
-    code, lines, keep, plain, length = found
+    code, lines, keep, plain, length, text_charset = found
     if head_only or code == 204 or code == 304:
         length = 0
     elif length < 0:
         return None  # the body ends when the connection closes: llhttp reads it
-    return Quick(code, lines, keep, plain, length, limit, data[end + 4 :])
+    return Quick(code, lines, keep, plain, length, limit, data[end + 4 :], text_charset)

@@ -121,7 +121,7 @@ class _Origin:
 class _Headers:
     """Request headers rendered once: the block of lines and what is decided per request."""
 
-    __slots__ = ("block", "cookie", "has_type", "host", "pairs")
+    __slots__ = ("block", "cookie", "has_type", "host", "last", "pairs")
 
     def __init__(self, pairs: dict[str, tuple[str, str]], block: str | None = None) -> None:
         self.pairs = pairs  # lower-case name -> (name as given, value)
@@ -129,16 +129,24 @@ class _Headers:
         self.host = pairs["host"][1] if "host" in pairs else None
         self.cookie = pairs["cookie"][1] if "cookie" in pairs else None  # replaces the jar's cookies
         self.has_type = "content-type" in pairs
+        self.last: tuple[Mapping[str, str], _Headers] | None = None  # the last merge: a request's own, the result
 
     def merged(self, extra: Mapping[str, str]) -> _Headers:
-        """These headers with a request's own, which win. When the request's only add names (a templated
-        ``Authorization``, say: the usual case), their lines extend the block instead of all being rendered again."""
+        """These headers with a request's own, which win. The same as last time (a token that stays for the
+        session: the usual case) are merged already; when they only add names, their lines extend the block
+        instead of all being rendered again."""
+        last = self.last
+        if last is not None and last[0] == extra:
+            return last[1]
         pairs = dict(self.pairs)
         for name, value in extra.items():
             pairs[name.lower()] = _checked(name, value)
         if len(pairs) < len(self.pairs) + len(extra):
-            return _Headers(pairs)  # a name replaced (or given twice): render it all
-        return _Headers(pairs, self.block + _lines(islice(pairs.items(), len(self.pairs), None)))
+            merged = _Headers(pairs)  # a name replaced (or given twice): render it all
+        else:
+            merged = _Headers(pairs, self.block + _lines(islice(pairs.items(), len(self.pairs), None)))
+        self.last = (dict(extra), merged)  # a copy: a caller may change its dict and send it again
+        return merged
 
 
 def _lines(pairs: Iterable[tuple[str, tuple[str, str]]]) -> str:
@@ -680,6 +688,7 @@ class HttpSession:
                 retries=retries,
                 unread=unread,
                 head=parser.lines,
+                charset=parser.charset,
             )
 
     def _exchange(
