@@ -156,7 +156,12 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
     on_render_error = next((s for s in signals if s is not None), None)
     first = len(ctx.shared.checkpoints)  # this request's counters in the run's CheckStats
     ctx.shared.checkpoints.extend((method, name, c.description) for c in checkpoints)
-    slots = range(first, first + len(checkpoints))
+    checks = tuple(zip(checkpoints, signals, range(first, first + len(checkpoints)), strict=True))
+    # what is rendered per request, by keyword: none for a plain GET; one body, JSON before form before text
+    content = ("json", json_body) if json_body is not None else ("form", form) if form is not None else ("body", body)
+    parts = tuple(
+        (keyword, render) for keyword, render in (("query", query), ("headers", headers), content) if render is not None
+    )
 
     def run(user: VirtualUser) -> None:
         """Send, extract, check, report; the response dies with this frame, before any think time."""
@@ -165,17 +170,7 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
         trace = runtime.trace
         try:
             target = url(variables)
-            kwargs: dict[str, Any] = {}
-            if query is not None:
-                kwargs["query"] = query(variables)
-            if headers is not None:
-                kwargs["headers"] = headers(variables)
-            if json_body is not None:
-                kwargs["json"] = json_body(variables)
-            elif form is not None:
-                kwargs["form"] = form(variables)
-            elif body is not None:
-                kwargs["body"] = body(variables)
+            kwargs: dict[str, Any] = {keyword: render(variables) for keyword, render in parts} if parts else {}
             if files is not None:
                 kwargs["files"] = files
         except (TemplateError, ValueError, TypeError, ArithmeticError) as exc:
@@ -213,7 +208,7 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
         signal = None
         verdicts: list[tuple[str, str | None]] | None = [] if trace else None
         counts = user.check_counts
-        for checkpoint, on_fail, slot in zip(checkpoints, signals, slots, strict=True):
+        for checkpoint, on_fail, slot in checks:
             tally = counts[slot]
             message = checkpoint.check(response, variables)  # type: ignore[assignment]
             if verdicts is not None:

@@ -236,6 +236,8 @@ def test_relative_urls_join_the_base_path_prefix(app_url: str, make_session: Cal
         response = session.request("GET", "?page=2")
         assert response.json()["query"] == "page=2"
         assert response.url.startswith(base.rstrip("/"))
+    # a URL is parsed once per base URL: the same one under another base goes there
+    assert make_session(f"{app_url}/echo/other").request("GET", "/users").json()["path"] == "/echo/other/users"
 
 
 def test_absolute_url_to_another_origin(session: HttpSession, raw_server: Callable) -> None:
@@ -266,8 +268,11 @@ def test_relative_url_without_base_url_is_a_programming_error() -> None:
         HttpSession("").request("GET", "/x")
     with pytest.raises(ValueError, match="absolute"):
         HttpSession("example.com")
-    with pytest.raises(ValueError, match="not an http"):
-        HttpSession("http://h").request("GET", "ftp://h/x")
+    for _ in range(2):  # a URL refused is refused again, not remembered
+        with pytest.raises(ValueError, match="not an http"):
+            HttpSession("http://h").request("GET", "ftp://h/x")
+        with pytest.raises(ValueError, match="no host"):
+            HttpSession("http://h").request("GET", "http:///x")
 
 
 # -- bodies --------------------------------------------------------------------------------------------------

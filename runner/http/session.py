@@ -79,6 +79,10 @@ _SAFE = "!#$%&'()*+,/:;=?@[]~"  # kept by the re-quoting of an unsafe target, so
 _SKIPPED = frozenset(("host", "cookie", "content-length"))  # rendered per request, not from the header block
 
 
+_targets: dict[tuple[str | None, str], tuple[str | None, str]] = {}  # (base_url, url) -> HttpSession._parse(url)
+_TARGETS_KEPT = 4096  # URLs remembered; then forgotten at once (a URL with an id in it is new each time)
+
+
 class _Deadline(BaseException):
     """Thrown into the user's greenlet when a request's deadline passes (a BaseException, like gevent's)."""
 
@@ -505,9 +509,10 @@ class HttpSession:
         the response and the redirects followed. ``discard_body`` (default: the session's) reads the body
         and counts its bytes without keeping it.
         """
-        method = method.upper()
-        if method not in _METHODS and not _TOKEN.fullmatch(method):
-            raise ValueError(f"invalid HTTP method {method!r}")
+        if method not in _METHODS:
+            method = method.upper()
+            if method not in _METHODS and not _TOKEN.fullmatch(method):
+                raise ValueError(f"invalid HTTP method {method!r}")
         origin, target = self._resolve(url)
         if query:
             target = f"{target}{'&' if '?' in target else '?'}{urlencode(query)}"
@@ -563,30 +568,44 @@ class HttpSession:
         return origin
 
     def _resolve(self, url: str) -> tuple[_Origin, str]:
-        """(origin, request target) of an absolute URL or of one relative to base_url."""
+        """(origin, request target) of an absolute URL or of one relative to base_url.
+
+        A scenario sends the same URLs again and again: each is parsed once per base URL, in the process."""
+        key = (self.base_url, url)
+        known = _targets.get(key)
+        if known is None:
+            known = self._parse(url)
+            if len(_targets) >= _TARGETS_KEPT:
+                _targets.clear()
+            _targets[key] = known
+        prefix, target = known
+        return (self._base if prefix is None else self._origin(prefix)), target  # type: ignore[return-value]
+
+    def _parse(self, url: str) -> tuple[str | None, str]:
+        """(``scheme://netloc`` of an absolute URL, or None for base_url's origin; the request target)."""
         match = _ABSOLUTE.match(url)
+        prefix: str | None = None
         if match is not None:
-            origin = self._origin(match[1])
+            prefix = match[1]
+            self._origin(prefix)  # a URL without a host is refused now, not when it is cached
             target = match[2] or "/"
             if target[0] != "/":
                 target = "/" + target
         elif self._base is None:
             raise ValueError(f"relative URL {url!r} needs a base_url")
+        elif url[:1] == "/":
+            target = self._prefix + url
+        elif not url or url[0] == "?":
+            target = self._base_path + url
+        elif _OTHER_SCHEME.match(url):
+            raise ValueError(f"not an http(s) URL: {url!r}")
         else:
-            origin = self._base
-            if url[:1] == "/":
-                target = self._prefix + url
-            elif not url or url[0] == "?":
-                target = self._base_path + url
-            elif _OTHER_SCHEME.match(url):
-                raise ValueError(f"not an http(s) URL: {url!r}")
-            else:
-                target = f"{self._prefix}/{url}"
+            target = f"{self._prefix}/{url}"
         if "#" in target:
             target = target[: target.index("#")]
         if _UNSAFE.search(target):
             target = quote(target, safe=_SAFE)
-        return origin, target
+        return prefix, target
 
     # -- the exchange ---------------------------------------------------------------------------------------
 
