@@ -143,6 +143,10 @@ def test_a_head_is_read_once_then_remembered_and_the_memory_stays_bounded() -> N
         )
         assert quick(head, False, 100) is not None
     assert len(reader._shapes) <= reader._SHAPES_KEPT
+    reader._shapes.clear()
+    long = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"p" * reader._SHAPE_BYTES + b"\r\nContent-Length: 1\r\n\r\nx"
+    reply = quick(long, False, 100)  # a long head (a hostile server's) is read, not remembered
+    assert reply is not None and bytes(reply.body) == b"x" and reader._shapes == {}
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,7 @@ from gevent.server import StreamServer
 import runner
 from runner.http import NOTHING, CookieJar, HttpSession, Response
 from runner.http import cookies as cookies_module
+from runner.http import session as session_module
 
 # -- a WSGI app for ordinary HTTP ---------------------------------------------------------------------------
 
@@ -237,7 +238,12 @@ def test_relative_urls_join_the_base_path_prefix(app_url: str, make_session: Cal
         assert response.json()["query"] == "page=2"
         assert response.url.startswith(base.rstrip("/"))
     # a URL is parsed once per base URL: the same one under another base goes there
-    assert make_session(f"{app_url}/echo/other").request("GET", "/users").json()["path"] == "/echo/other/users"
+    other = make_session(f"{app_url}/echo/other")
+    assert other.request("GET", "/users").json()["path"] == "/echo/other/users"
+    long = "/" + "a" * 3000  # a long one (a big value templated in) is parsed each time, not kept
+    assert other.request("GET", long).json()["path"] == "/echo/other" + long
+    kept = session_module._targets
+    assert (other.base_url, "/users") in kept and (other.base_url, long) not in kept
 
 
 def test_absolute_url_to_another_origin(session: HttpSession, raw_server: Callable) -> None:

@@ -209,6 +209,7 @@ Shape = tuple[int, tuple[str, ...], bool, bool, int, str]
 
 _shapes: dict[bytes, Shape | None] = {}
 _SHAPES_KEPT = 512  # distinct heads remembered (a server's answers differ by their Date, once a second)
+_SHAPE_BYTES = 2048  # a longer head is read each time: a hostile server's 64 KiB heads would fill 64 MB
 
 
 def shape(head: bytes) -> Shape | None:
@@ -220,9 +221,11 @@ def shape(head: bytes) -> Shape | None:
         return _shapes[head]
     except KeyError:
         pass
-    if len(_shapes) >= _SHAPES_KEPT:
-        _shapes.clear()
-    found = _shapes[head] = _read_shape(head.decode("latin-1"))
+    found = _read_shape(head.decode("latin-1"))
+    if len(head) <= _SHAPE_BYTES:
+        if len(_shapes) >= _SHAPES_KEPT:
+            _shapes.clear()
+        _shapes[head] = found
     return found
 
 

@@ -81,6 +81,7 @@ _SKIPPED = frozenset(("host", "cookie", "content-length"))  # rendered per reque
 
 _targets: dict[tuple[str | None, str], tuple[str | None, str]] = {}  # (base_url, url) -> HttpSession._parse(url)
 _TARGETS_KEPT = 4096  # URLs remembered; then forgotten at once (a URL with an id in it is new each time)
+_TARGET_CHARS = 2048  # a longer URL (a big value templated into it) is parsed each time, not kept
 
 
 class _Deadline(BaseException):
@@ -575,9 +576,10 @@ class HttpSession:
         known = _targets.get(key)
         if known is None:
             known = self._parse(url)
-            if len(_targets) >= _TARGETS_KEPT:
-                _targets.clear()
-            _targets[key] = known
+            if len(url) <= _TARGET_CHARS:
+                if len(_targets) >= _TARGETS_KEPT:
+                    _targets.clear()
+                _targets[key] = known
         prefix, target = known
         return (self._base if prefix is None else self._origin(prefix)), target  # type: ignore[return-value]
 
