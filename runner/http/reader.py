@@ -250,10 +250,10 @@ def _read_shape(head: str) -> Shape | None:
     plain = _ACTED_ON[0] not in lower and _ACTED_ON[1] not in lower and _ACTED_ON[2] not in lower
     keep = "close" not in lower or _CLOSE.search(lower) is None
     lines = tuple(head.split("\r\n"))
-    return int(head[9:12]), lines, keep, plain, length, charset(field(lines, "content-type"))
+    return int(head[9:12]), lines, keep, plain, length, charset_of(field(lines, "content-type"))
 
 
-def charset(content_type: str | None) -> str:
+def charset_of(content_type: str | None) -> str:
     """The charset a ``Content-Type`` names, else UTF-8."""
     for part in (content_type or "").split(";")[1:]:
         key, _, value = part.strip().partition("=")
@@ -270,9 +270,9 @@ def quick(data: bytes, head_only: bool, limit: int) -> Quick | None:
     found = shape(data[:end])
     if found is None:
         return None
-    code, lines, keep, plain, length, text_charset = found
+    code, lines, keep, plain, length, charset = found
     if head_only or code == 204 or code == 304:
         length = 0
     elif length < 0:
         return None  # the body ends when the connection closes: llhttp reads it
-    return Quick(code, lines, keep, plain, length, limit, data[end + 4 :], text_charset)
+    return Quick(code, lines, keep, plain, length, limit, data[end + 4 :], charset)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from runner.http.reader import charset, field, fields
+from runner.http.reader import charset_of, field, fields
 
 _scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # json's own scanner, in C
 
@@ -132,7 +132,7 @@ class Response:
         """The ``Content-Type`` charset, else UTF-8."""
         found = self._charset
         if found is None:
-            found = self._charset = charset(self.header("content-type"))
+            found = self._charset = charset_of(self.header("content-type"))
         return found
 
     def json(self) -> Any:
