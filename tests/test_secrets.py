@@ -1,0 +1,100 @@
+"""Secrets never reach an output: a real run given every credential lrun takes writes none of them anywhere."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from outputs_helpers import start_lrun
+
+from runner.redact import MASK, redact_argv, redact_command, secret_values
+
+HOOK_SECRET = "T00000000/B00000000/XXXXhooksecretXXXX"
+WEB_PASSWORD = "pa55-web-secret-word"
+TOKEN = "master-token-secret-4242"
+OTLP_KEY = "otlp-api-key-secret-7777"
+POOL_TOKEN = "pool-bearer-secret-9999"
+
+
+class Sink:
+    """Answers 200 to any POST (a webhook and an OTLP collector), counting them and keeping the bodies."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                sink.bodies.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    server = Sink()
+    yield server
+    server.server.shutdown()
+
+
+def test_every_output_of_a_run_given_every_secret_holds_none_of_them(
+    tmp_path: Path, demo_url: str, sink: Sink
+) -> None:
+    (tmp_path / "tokens.csv").write_text(f"token\n{POOL_TOKEN}\n")
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        f"name: secrets\nhost: {demo_url}\npools:\n  tokens: {{csv: tokens.csv}}\n"
+        "users:\n  u:\n    think: 50ms\n    sequence:\n"
+        "      - get: /\n        headers: {Authorization: 'Bearer {{ tokens.token }}'}\n"
+        "      - get: /missing\n        headers: {Authorization: 'Bearer {{ tokens.token }}'}\n"
+        "thresholds:\n  - {expect: 'errors < 1%'}\n"
+    )
+    out = tmp_path / "out"
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url,
+        "OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key={OTLP_KEY}",
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+    }
+    lrun = start_lrun(
+        str(scenario), "-u", "2", "-t", "3", "--processes", "1", "-L", "DEBUG",
+        "--webhook", f"{sink.url}/services/{HOOK_SECRET}", f"--web-auth=admin:{WEB_PASSWORD}",
+        "--master-token", TOKEN, "--metrics-port", "0", "--otel",
+        "--json", f"{out}.json", "--html", f"{out}.html", "--junit", f"{out}.xml", "--csv", str(out),
+        "--logfile", f"{out}.log",
+        env=env,
+    )  # fmt: skip
+    stdout, stderr = lrun.communicate(timeout=120)
+    assert lrun.returncode == 1, stderr  # /missing fails the threshold
+    files = sorted(tmp_path.glob("out*"))
+    assert {f.suffix for f in files} >= {".json", ".html", ".xml", ".csv", ".log"}, files
+    assert sink.bodies, "the webhook and the collector were reached"  # the secrets were really used
+    texts = {f.name: f.read_text(errors="replace") for f in files} | {"stdout": stdout, "stderr": stderr}
+    for name, text in texts.items():
+        for secret in (HOOK_SECRET, WEB_PASSWORD, TOKEN, OTLP_KEY, POOL_TOKEN):
+            assert secret not in text, f"{secret} in {name}"
+    assert f"--webhook {MASK}" in texts["out.json"] and f"--master-token {MASK}" in texts["out.json"]
+    assert f"--web-auth={MASK}" in texts["out.html"]
+
+
+def test_the_command_line_and_known_values_are_masked() -> None:
+    argv = ["lrun", "s.yaml", "--webhook", "http://h/x", "--web-auth=u:p", "-u", "3", "--master-token"]
+    assert redact_argv(argv) == ["lrun", "s.yaml", "--webhook", MASK, f"--web-auth={MASK}", "-u", "3", "--master-token"]
+
+    class Settings:
+        webhook, web_auth, master_token = "http://hook/abc", "user:longpassword", None
+
+    secrets = secret_values(Settings(), {"OTEL_EXPORTER_OTLP_HEADERS": "a=key-one, b=key-two"})
+    assert {"http://hook/abc", "user:longpassword", "longpassword", "key-one", "key-two"} <= set(secrets)
+    shown = redact_command(["lrun", "-H", "http://x/?k=key-one"], secrets)
+    assert shown == f"lrun -H http://x/?k={MASK}"
