@@ -48,9 +48,7 @@ def sink() -> Iterator[Sink]:
     server.server.shutdown()
 
 
-def test_every_output_of_a_run_given_every_secret_holds_none_of_them(
-    tmp_path: Path, demo_url: str, sink: Sink
-) -> None:
+def test_every_output_of_a_run_given_every_secret_holds_none_of_them(tmp_path: Path, demo_url: str, sink: Sink) -> None:
     (tmp_path / "tokens.csv").write_text(f"token\n{POOL_TOKEN}\n")
     scenario = tmp_path / "s.yaml"
     scenario.write_text(
