@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from outputs_helpers import start_lrun
+from web_process import WebLrun, http, wait_for
 
 from runner.redact import MASK, redact_argv, redact_command, secret_values
 
@@ -96,3 +97,29 @@ def test_the_command_line_and_known_values_are_masked() -> None:
     assert {"http://hook/abc", "user:longpassword", "longpassword", "key-one", "key-two"} <= set(secrets)
     shown = redact_command(["lrun", "-H", "http://x/?k=key-one"], secrets)
     assert shown == f"lrun -H http://x/?k={MASK}"
+
+
+def test_the_web_ui_shows_no_secret(tmp_path: Path, demo_url: str, sink: Sink) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"name: web\nhost: {demo_url}\nusers:\n  u:\n    think: 50ms\n    sequence:\n      - get: /\n")
+    auth = ("admin", WEB_PASSWORD)
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url, "OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key={OTLP_KEY}"}
+    web = WebLrun(
+        str(scenario), "-u", "1", "-t", "2", "--autostart", "--otel",
+        "--web-auth", f"admin:{WEB_PASSWORD}", f"--webhook={sink.url}/services/{HOOK_SECRET}", env=env,
+    )  # fmt: skip
+    try:
+        url = web.url
+        wait_for(lambda: http(f"{url}/stats/requests", auth=auth).json()["state"] == "stopped", what="the end")
+        pages = ["/", "/api/state", "/stats/requests", "/stats/report", "/stats/requests/csv"]
+        pages += ["/api/runs/1/results.json", "/api/runs/1/report.html"]
+        shown = {page: http(f"{url}{page}", auth=auth) for page in pages}
+        assert all(reply.status == 200 for reply in shown.values()), {p: r.status for p, r in shown.items()}
+        assert f"--webhook={MASK}" in shown["/api/runs/1/results.json"].json()["command"]
+    finally:
+        web.stop()
+    texts = {page: reply.body.decode("utf-8", "replace") for page, reply in shown.items()}
+    texts |= {"stdout": "".join(web.stdout), "stderr": "".join(web.stderr)}
+    for name, text in texts.items():
+        for secret in (HOOK_SECRET, WEB_PASSWORD, OTLP_KEY):
+            assert secret not in text, f"{secret} in {name}"
