@@ -3,7 +3,8 @@
 A command line is recorded in results.json, report.html, junit.xml and the web UI, and settings are logged; an
 incoming webhook URL (Slack, Teams), web credentials, the master's token and OTLP headers (API keys) are
 credentials, and those files are attached to tickets and CI artifacts. ``redact`` masks them: the values of the
-secret options on a command line, and any known secret value (``secret_values``) wherever it appears in a text.
+secret options on a command line, any known secret value (``secret_values``) and the password of a URL
+(``-H http://user:password@host``) wherever they appear in a text.
 The log of a run goes through the same function (``RedactingFilter``).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -27,6 +29,7 @@ SECRET_ENV = (
     "OTEL_EXPORTER_OTLP_HEADERS",
     "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
 )
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")  # scheme://user:PASSWORD@
 _SHORTEST = 4  # a shorter "secret" (a one-letter password) would mask unrelated text and reveal itself
 
 
@@ -72,7 +75,8 @@ def secret_values(settings: Any = None, environ: Mapping[str, str] = os.environ)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every one of ``secrets`` masked."""
+    """``text`` with every one of ``secrets`` masked, and the password of any URL (``http://user:***@host``)."""
+    text = _URL_PASSWORD.sub(rf"\1{MASK}@", text)
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
@@ -92,9 +96,8 @@ class RedactingFilter(logging.Filter):
         self.secrets = list(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            masked = redact(message, self.secrets)
-            if masked != message:
-                record.msg, record.args = masked, None
+        message = record.getMessage()
+        masked = redact(message, self.secrets)
+        if masked != message:
+            record.msg, record.args = masked, None
         return True

@@ -18,6 +18,7 @@ WEB_PASSWORD = "pa55-web-secret-word"
 TOKEN = "master-token-secret-4242"
 OTLP_KEY = "otlp-api-key-secret-7777"
 POOL_TOKEN = "pool-bearer-secret-9999"
+URL_PASSWORD = "url-password-secret-5555"
 
 
 class Sink:
@@ -53,7 +54,8 @@ def test_every_output_of_a_run_given_every_secret_holds_none_of_them(tmp_path: P
     (tmp_path / "tokens.csv").write_text(f"token\n{POOL_TOKEN}\n")
     scenario = tmp_path / "s.yaml"
     scenario.write_text(
-        f"name: secrets\nhost: {demo_url}\npools:\n  tokens: {{csv: tokens.csv}}\n"
+        f"name: secrets\nhost: {demo_url.replace('//', f'//load:{URL_PASSWORD}@')}\n"
+        "pools:\n  tokens: {csv: tokens.csv}\n"
         "users:\n  u:\n    think: 50ms\n    sequence:\n"
         "      - get: /\n        headers: {Authorization: 'Bearer {{ tokens.token }}'}\n"
         "      - get: /missing\n        headers: {Authorization: 'Bearer {{ tokens.token }}'}\n"
@@ -80,7 +82,7 @@ def test_every_output_of_a_run_given_every_secret_holds_none_of_them(tmp_path: P
     assert sink.bodies, "the webhook and the collector were reached"  # the secrets were really used
     texts = {f.name: f.read_text(errors="replace") for f in files} | {"stdout": stdout, "stderr": stderr}
     for name, text in texts.items():
-        for secret in (HOOK_SECRET, WEB_PASSWORD, TOKEN, OTLP_KEY, POOL_TOKEN):
+        for secret in (HOOK_SECRET, WEB_PASSWORD, TOKEN, OTLP_KEY, POOL_TOKEN, URL_PASSWORD):
             assert secret not in text, f"{secret} in {name}"
     assert f"--webhook {MASK}" in texts["out.json"] and f"--master-token {MASK}" in texts["out.json"]
     assert f"--web-auth={MASK}" in texts["out.html"]
@@ -97,6 +99,8 @@ def test_the_command_line_and_known_values_are_masked() -> None:
     assert {"http://hook/abc", "user:longpassword", "longpassword", "key-one", "key-two"} <= set(secrets)
     shown = redact_command(["lrun", "-H", "http://x/?k=key-one"], secrets)
     assert shown == f"lrun -H http://x/?k={MASK}"
+    assert redact_command(["lrun", "-H", "https://bob:hunter2@h:8080/p"]) == f"lrun -H https://bob:{MASK}@h:8080/p"
+    assert redact_command(["lrun", "-H", "https://h/p@x:y"]) == "lrun -H https://h/p@x:y"  # no user info: kept
 
 
 def test_the_web_ui_shows_no_secret(tmp_path: Path, demo_url: str, sink: Sink) -> None:

@@ -138,6 +138,7 @@ from pydantic import ValidationError
 
 import runner
 from runner.errors import LrunError
+from runner.redact import redact
 from runner.report.model import Results, stop_code
 from runner.report.reading import MAX_BYTES, parse_results_text
 
@@ -198,8 +199,8 @@ def build_results(
         "lrun_version": runner.__version__,
         "scenario": scenario,
         "scenario_file": scenario_file,
-        "host": host,
-        "command": command,
+        "host": redact(host),  # a URL's password stays out of the results
+        "command": redact(command),
         "start": iso_time(start),
         "end": iso_time(end),
         "duration_s": round(max(0.0, end - start), 3),
