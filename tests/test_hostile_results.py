@@ -18,6 +18,8 @@ from runner.report.html import write_html
 from runner.report.junit import write_junit
 from runner.report.results import read_json
 
+STORED = Path(__file__).parent / "data" / "results"
+
 
 @pytest.fixture(scope="module")
 def real() -> dict[str, Any]:
@@ -142,13 +144,18 @@ def mutant(real: dict[str, Any], rng: random.Random) -> str:
 
 def test_fuzz_of_real_results_files_through_report_comparison_and_junit(tmp_path: Path, real: dict[str, Any]) -> None:
     rng = random.Random(28)
+    stored = [json.loads((STORED / name).read_text()) for name in ("v1_full.json", "v1_run.json")]  # written by lrun
     base = tmp_path / "base.json"
     base.write_text(json.dumps(real))
     baseline = read_json(base)
     read, refused, slowest = 0, 0, 0.0
     for i in range(120):
         path = tmp_path / f"m{i}.json"
-        path.write_text(mutant(real, rng), encoding="utf-8", errors="surrogatepass")
+        path.write_text(mutant(rng.choice([real, *stored]), rng), encoding="utf-8", errors="surrogatepass")
+        if i < 6:  # a sample through the command itself: a report and a comparison
+            done = run_lrun("report", str(base), str(path), "-o", str(tmp_path / "cmp.html"))
+            assert done.returncode in (0, 2) and "Traceback" not in done.stderr, done.stderr
+            assert done.stderr.count("\n") <= 1, done.stderr
         started = time.monotonic()
         try:
             results = read_json(path)
