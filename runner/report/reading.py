@@ -15,7 +15,7 @@ from runner.report.model import MAX_MAGNITUDE
 
 MAX_BYTES = 256 * 2**20  # a one-hour run writes ~12 MB; series are capped in points, so long runs do not grow it
 MAX_DEPTH = 32  # the results nest 6 levels
-MAX_VALUES = 4_000_000  # values in the whole document (a one-hour run's file holds about a million)
+MAX_VALUES = 4_000_000  # values in the whole document (a one-hour run: about 400,000)
 
 
 def _refuse_constant(name: str) -> Any:
