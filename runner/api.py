@@ -26,6 +26,7 @@ from typing import Any, TextIO
 from runner.config import RunSettings, resolve
 from runner.errors import RunError
 from runner.events import Events
+from runner.redact import MASK, SECRET_SETTINGS
 from runner.report.model import Results
 from runner.scenario import LoadedScenario, load_scenario
 
@@ -105,8 +106,7 @@ def _run(loaded: LoadedScenario, settings: RunSettings, events: Events, out: Tex
     outside: dict[str, list[str]] = {}
     for name, source in settings.sources.items():
         if source not in ("default", "scenario load", "command line"):
-            secret = name in ("master_token", "web_auth", "webhook")  # a secret stays out of logs
-            value = "***" if secret else getattr(settings, name)
+            value = MASK if name in SECRET_SETTINGS else getattr(settings, name)  # a secret stays out of logs
             outside.setdefault(source, []).append(f"{name}={value}")
     for source, values in outside.items():
         log.info("settings from %s: %s", source, ", ".join(values))

@@ -6,6 +6,7 @@ Exit codes: 0 all good; 1 a run or debug found failures; 2 usage or validation e
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, NoReturn
@@ -92,8 +93,10 @@ def cli() -> None:
     """
 
 
-def _setup_logging(level: str, logfile: str | None) -> None:
+def _setup_logging(level: str, logfile: str | None, secrets: Sequence[str] = ()) -> None:
     import logging
+
+    from runner.redact import RedactingFilter
 
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
@@ -103,6 +106,7 @@ def _setup_logging(level: str, logfile: str | None) -> None:
     except OSError as exc:
         _fail(f"lrun: --logfile {logfile}: {exc.strerror or exc}")
     handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(RedactingFilter(secrets))  # the run's secrets never reach the log
     root = logging.getLogger("lrun")
     root.handlers[:] = [handler]
     root.setLevel(numeric)
@@ -206,6 +210,7 @@ def run(
     from runner.config import find_config, resolve
     from runner.errors import LrunError
     from runner.output_paths import check_outputs
+    from runner.redact import redact_command, secret_values
 
     if scenario and scenario_option and scenario != scenario_option:
         _fail(f"lrun: two scenarios: {scenario} and -f {scenario_option}; give one")
@@ -243,7 +248,7 @@ def run(
     except LrunError as exc:
         _fail(f"lrun: {exc}")
     if settings.worker:
-        _setup_logging(settings.loglevel, settings.logfile)
+        _setup_logging(settings.loglevel, settings.logfile, secret_values(settings))
         if settings.metrics_port is not None:
             message = "lrun: --metrics-port is ignored by a worker: the master serves the metrics of the run"
             click.echo(message, err=True)
@@ -258,8 +263,8 @@ def run(
             check_host(settings.host)
         except ValueError as exc:
             _fail(f"-H: {exc}")
-    _setup_logging(settings.loglevel, settings.logfile)
-    command = " ".join(["lrun", *sys.argv[1:]])
+    _setup_logging(settings.loglevel, settings.logfile, secret_values(settings))
+    command = redact_command(["lrun", *sys.argv[1:]], secret_values(settings))  # shown in results and reports
     if settings.web:
         from runner.web.server import serve_web
 

@@ -27,6 +27,7 @@ import gevent
 
 log = logging.getLogger("lrun")
 
+MAX_ANSWER = 8 * 2**20  # bytes: a node_exporter page is ~100 KiB, a query answer less
 MAX_POINTS = 3600  # like the other series: then every other point goes, and the interval doubles
 HOST_KEYS = (
     "cpu_percent",
@@ -45,11 +46,17 @@ class EndpointError(Exception):
 
 
 def fetch(url: str, timeout: float) -> bytes:
+    """The answer of ``url``: within ``timeout`` s for the whole exchange, at most ``MAX_ANSWER`` bytes."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return bytes(response.read(8 * 2**20))
+        with gevent.Timeout(timeout), urllib.request.urlopen(url, timeout=timeout) as response:
+            body = bytes(response.read(MAX_ANSWER + 1))
+    except gevent.Timeout:
+        raise EndpointError(f"slow (no complete answer in {timeout:g}s)") from None
     except OSError as exc:
         raise EndpointError(f"down ({getattr(exc, 'reason', None) or exc})") from None
+    if len(body) > MAX_ANSWER:
+        raise EndpointError(f"answers more than {MAX_ANSWER // 2**20} MiB: not a metrics page or query answer")
+    return body
 
 
 # ------------------------------------------------------------------------------------------- node_exporter
@@ -227,9 +234,11 @@ class RemoteMonitor:
         """Scrape every endpoint at once (each bounded by the interval), then store one point."""
         timeout = max(0.5, min(self.interval, 5.0))
         jobs = [gevent.spawn(self._scrape, endpoint, timeout) for endpoint in self.endpoints]
-        gevent.joinall(jobs, timeout=timeout + 1)
-        for job in jobs:
-            job.kill(block=False)
+        try:
+            gevent.joinall(jobs, timeout=timeout + 1)
+        finally:  # the run's end kills this loop: no scrape outlives it
+            for job in jobs:
+                job.kill(block=False)
         self._store()
 
     def _scrape(self, endpoint: Endpoint, timeout: float) -> None:

@@ -36,6 +36,7 @@ from runner.monitor import ResourceMonitor, ResourceRule, ResourceWatch
 from runner.monitor_remote import RemoteMonitor
 from runner.outputs import Outputs
 from runner.outputs import start as start_outputs
+from runner.redact import redact, secret_values
 from runner.report import console
 from runner.report.model import ABORTS, Entry, Results, stop_code
 from runner.report.results import build_results, measure, write_json
@@ -639,7 +640,7 @@ def _finish(
             "iterations": settings.iterations,
             "stages": [s.model_dump() for s in model.load.stages] if model.load.stages else None,
         },
-        command=command,
+        command=redact(command, secret_values(settings)),  # a Python API caller's command too
         thresholds=verdicts,
         stop_reason=reason,
         exit_code=code,

@@ -20,7 +20,9 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holdin
 
 
 def _command() -> list[str]:
-    return [sys.executable, "-m", "runner.demo", "--port", "0", "--exit-with-parent"]
+    # -P: the current directory is not on the child's sys.path, so a file there (scenarios/xmlrpc.py) cannot
+    # shadow a module of the standard library or of lrun
+    return [sys.executable, "-P", "-m", "runner.demo", "--port", "0", "--exit-with-parent"]
 
 
 class DemoProcess:

@@ -27,7 +27,7 @@ KILL_WAIT = 5.0  # then before SIGKILL
 
 
 def worker_command(scenario: Path | None, host: str, port: int, loglevel: str) -> list[str]:
-    command = [sys.executable, "-m", "runner", "run"]
+    command = [sys.executable, "-P", "-m", "runner", "run"]  # -P: no module of the current directory shadows one
     if scenario is not None:
         command.append(str(scenario))
     command += ["--worker", "--master-host", host, "--master-port", str(port), "--exit-with-parent", "-L", loglevel]

@@ -10,6 +10,11 @@ under gevent's patching; the last export happens when the run ends, so the colle
 gRPC blocks in its C core: without ``grpc.experimental.gevent.init_gevent`` one export to a collector that
 accepts and never answers froze the whole event loop, and so the load, for the export's 10 s deadline. With it,
 grpc's completion queue is polled from a greenlet and the load goes on.
+
+Over HTTP, each request has one deadline (the SDK's, from ``OTEL_EXPORTER_OTLP_TIMEOUT``, for the whole exchange,
+not per read) and at most ``MAX_ANSWER`` bytes of the collector's answer are read: a collector answering an endless
+or trickling body costs neither memory nor more than that timeout at the end of the run. (gRPC has both built in:
+its deadline and a 4 MiB message limit.)
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ log = logging.getLogger("lrun")
 
 PERCENTILES = (50.0, 95.0, 99.0)
 PROTOCOLS = ("http/protobuf", "grpc")
+MAX_ANSWER = 64 * 1024  # bytes of a collector's answer read (an OTLP answer is a few bytes)
+DEFAULT_TIMEOUT = 10.0  # seconds, the SDK's default for OTEL_EXPORTER_OTLP_TIMEOUT
 
 
 def protocol() -> str:
@@ -57,6 +64,29 @@ def exporter_class() -> Any:
     return GrpcExporter
 
 
+def bounded_session() -> Any:
+    """A ``requests`` session whose every request has one deadline and reads at most ``MAX_ANSWER`` bytes."""
+    import gevent
+    import requests
+
+    class Bounded(requests.Session):
+        def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
+            deadline = max(0.1, kwargs.get("timeout") or DEFAULT_TIMEOUT)
+            kwargs["stream"] = True  # the answer is read below, bounded
+            try:
+                with gevent.Timeout(deadline):
+                    response = super().request(method, url, *args, **kwargs)
+                    try:
+                        response._content = response.raw.read(MAX_ANSWER, decode_content=True)
+                    finally:
+                        response.close()  # the rest of a longer answer is never read
+            except gevent.Timeout:
+                raise requests.exceptions.ReadTimeout(f"no complete answer in {deadline:g}s") from None
+            return response
+
+    return Bounded()
+
+
 class OtelExport:
     def __init__(self, live: Any, compiled: Any) -> None:
         from opentelemetry.metrics import CallbackOptions, Observation
@@ -81,7 +111,8 @@ class OtelExport:
 
         logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
         resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", "lrun")})
-        self.reader = PeriodicExportingMetricReader(Exporter())
+        http = protocol() == "http/protobuf"
+        self.reader = PeriodicExportingMetricReader(Exporter(session=bounded_session()) if http else Exporter())
         self.provider = MeterProvider(resource=resource, metric_readers=[self.reader])
         meter = self.provider.get_meter("lrun")
 

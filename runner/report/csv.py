@@ -11,7 +11,10 @@ Where the values differ from Locust's, it is on purpose:
   long runs), the same with or without full history; Locust shows a 10 s moving average and, without full
   history, cumulative percentiles;
 - percentiles come from histograms with 3 significant digits (Locust keeps 2) and are rounded to whole ms;
-- the exceptions' Message is ``Type: message`` (Locust writes the message alone).
+- the exceptions' Message is ``Type: message`` (Locust writes the message alone);
+- a text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (a request name, an error
+  message) gets a leading ``'``, OWASP's rule against CSV injection: a spreadsheet shows it as text instead of
+  running it as a formula. Numbers are written as they are.
 """
 
 from __future__ import annotations
@@ -62,6 +65,16 @@ FAILURES_COLUMNS = ["Method", "Name", "Error", "Occurrences"]
 EXCEPTIONS_COLUMNS = ["Count", "Message", "Traceback", "Nodes"]
 
 Row = Sequence[str | int | float]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: str | int | float) -> str | int | float:
+    """A text cell a spreadsheet would run as a formula, as text (OWASP: a leading ``'``)."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
+def _safe(rows: list[Row]) -> list[Row]:
+    return [[cell(value) for value in row] for row in rows]
 
 
 def _int(value: float | None) -> int:
@@ -96,7 +109,7 @@ def stats_rows(results: Results) -> list[Row]:
                 *_percentiles(entry.percentiles, entry.requests),
             ]
         )
-    return rows
+    return _safe(rows)
 
 
 def _history_row(point: Point, users: int, method: str, name: str) -> Row:
@@ -136,13 +149,13 @@ def history_rows(results: Results, full_history: bool = False) -> list[Row]:
             if own is not None:
                 rows.append(_history_row(own, point.users, method, name))
         rows.append(_history_row(point, point.users, "", "Aggregated"))
-    return rows
+    return _safe(rows)
 
 
 def failure_rows(results: Results) -> list[Row]:
     rows: list[Row] = [FAILURES_COLUMNS]
     rows += [[group.method, group.name, group.message, group.count] for group in results.errors]
-    return rows
+    return _safe(rows)
 
 
 def exception_rows(results: Results) -> list[Row]:
@@ -151,7 +164,7 @@ def exception_rows(results: Results) -> list[Row]:
         kind, message = group.type, group.message
         text = f"{kind}: {message}" if kind and message else kind or message
         rows.append([group.count, text, group.traceback, ", ".join(group.nodes)])
-    return rows
+    return _safe(rows)
 
 
 def _write(path: Path, rows: Iterable[Row]) -> None:

@@ -10,12 +10,29 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-Number = int | float
-Ms = int | float | None  # milliseconds, null where no value exists
+MAX_MAGNITUDE = 1e18  # any number a run writes stays far below: read back, a bigger one is refused
+MAX_EPOCH = 1e11  # epoch seconds up to the year 5138: beyond, no date can be shown
+
+
+def _finite(value: int | float) -> int | float:
+    if not -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE:  # NaN fails too
+        raise ValueError(f"out of range: a number of results is finite and at most {MAX_MAGNITUDE:g}")
+    return value
+
+
+def _epoch(value: int | float) -> int | float:
+    if not 0 <= value <= MAX_EPOCH:
+        raise ValueError(f"out of range: a time in epoch seconds is between 0 and {MAX_EPOCH:g}")
+    return value
+
+
+Number = Annotated[int | float, AfterValidator(_finite)]
+Ms = Number | None  # milliseconds, null where no value exists
+Epoch = Annotated[int | float, AfterValidator(_epoch)]
 
 
 class _Open(BaseModel):
@@ -73,7 +90,7 @@ class Histogram(_Open):
 class Point(_Open):
     """One interval of a series; ``total_*`` are cumulative at ``t``."""
 
-    t: Number
+    t: Epoch
     interval_s: Number
     users: int
     requests: int
@@ -124,8 +141,8 @@ class Failure(_Open):
     name: str
     message: str
     count: int
-    first_seen: Number | None = None
-    last_seen: Number | None = None
+    first_seen: Epoch | None = None
+    last_seen: Epoch | None = None
     other: bool = False
 
 
@@ -134,8 +151,8 @@ class ExceptionGroup(_Open):
     message: str
     count: int
     traceback: str = ""
-    first_seen: Number | None = None
-    last_seen: Number | None = None
+    first_seen: Epoch | None = None
+    last_seen: Epoch | None = None
     users: list[str] = []
     nodes: list[str] = []
     other: bool = False
@@ -179,7 +196,7 @@ class TargetFigures(_Open):
 
 
 class Sample(_Open):
-    t: Number
+    t: Epoch
     process_cpu_percent: Number | None = None
     process_rss_bytes: int | None = None
     system_cpu_percent: Number | None = None
@@ -227,7 +244,7 @@ class ResourceVerdict(_Open):
     action: Literal["warn", "abort"]
     peak: Number | None = None
     above_s: Number = 0
-    breached_at: Number | None = None
+    breached_at: Epoch | None = None
     passed: bool
     detail: str = ""
 

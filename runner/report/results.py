@@ -138,7 +138,9 @@ from pydantic import ValidationError
 
 import runner
 from runner.errors import LrunError
+from runner.redact import redact
 from runner.report.model import Results, stop_code
+from runner.report.reading import MAX_BYTES, parse_results_text
 
 log = logging.getLogger("lrun")
 
@@ -197,8 +199,8 @@ def build_results(
         "lrun_version": runner.__version__,
         "scenario": scenario,
         "scenario_file": scenario_file,
-        "host": host,
-        "command": command,
+        "host": redact(host),  # a URL's password stays out of the results
+        "command": redact(command),
         "start": iso_time(start),
         "end": iso_time(end),
         "duration_s": round(max(0.0, end - start), 3),
@@ -264,6 +266,8 @@ def read_json(path: str | os.PathLike[str]) -> Results:
     """Read and validate a results file; ``LrunError`` saying what is wrong for a missing, truncated, foreign or
     invalid file."""
     try:
+        if Path(path).stat().st_size > MAX_BYTES:  # not read at all
+            raise LrunError(f"{path}: larger than {MAX_BYTES // 2**20} MiB: not a results file lrun wrote")
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise LrunError(f"{path}: no such results file") from None
@@ -276,11 +280,13 @@ def read_json(path: str | os.PathLike[str]) -> Results:
     if not text.strip():
         raise LrunError(f"{path}: empty file, not lrun results (was the run interrupted while writing?)")
     try:
-        data = json.loads(text)
+        data = parse_results_text(text)
     except json.JSONDecodeError as exc:
         truncated = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
         why = "truncated: the JSON ends early" if truncated else f"not JSON ({exc.msg}, line {exc.lineno})"
         raise LrunError(f"{path}: {why}; not a complete lrun results file") from None
+    except ValueError as exc:
+        raise LrunError(f"{path}: not valid lrun results: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise LrunError(f'{path}: not an lrun results file (no "format": "{FORMAT}" in it)')
     version = data.get("format_version")

@@ -159,7 +159,7 @@ def included_by(path: str | Path) -> list[Path]:
     for candidate in sorted(target.parent.iterdir()):
         if candidate.suffix not in SCENARIO_SUFFIXES or not candidate.is_file() or candidate.resolve() in own:
             continue
-        if target in _includes_of(candidate):
+        if target in _includes_of(candidate, naming=target.name):
             found.append(Path(os.path.relpath(candidate)) if candidate.is_relative_to(Path.cwd()) else candidate)
     return found
 
@@ -175,7 +175,21 @@ def _is_results_file(path: Path) -> bool:
         return False
 
 
-def _includes_of(path: Path) -> set[Path]:
+MAX_INCLUDER = 4 * 2**20  # bytes: a bigger file (data, results) is not read to find what it includes
+
+
+def _includes_of(path: Path, naming: str = "") -> set[Path]:
+    """The files ``path`` includes (those named ``naming`` only, when given). Parsed only when it can include
+    them: a file of at most ``MAX_INCLUDER`` bytes whose text says ``include`` (and ``naming``); an unrelated
+    sibling (a 20 MB JSON, a YAML alias bomb) is never parsed."""
+    try:
+        if path.stat().st_size > MAX_INCLUDER:
+            return set()
+        raw = path.read_bytes()
+    except OSError:
+        return set()
+    if b"include" not in raw or naming.encode() not in raw:
+        return set()
     try:
         doc = read_file(path)
     except ScenarioError:
