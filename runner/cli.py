@@ -142,6 +142,9 @@ def _setup_logging(level: str, logfile: str | None) -> None:
 @click.option("--reset-stats", is_flag=True, default=None, help="Reset statistics once all users are spawned.")
 @click.option("--data-dir", help="Look up data pools' CSV files here first (then next to the scenario).")
 @click.option("--no-rendezvous", is_flag=True, default=None, help="Switch rendezvous off: users pass at once.")
+@click.option(
+    "--strict", is_flag=True, default=None, help="Exit 1 when the load did not run as planned (dropped arrivals …)."
+)
 @click.option("--config", "config_file", help="Settings file (default: ./lrun.conf, or [tool.lrun] in pyproject.toml).")
 @click.option("--processes", help="Run a master and N worker processes here (auto: one per core).")
 @click.option("--master", is_flag=True, default=None, help="Be the master of workers on other machines.")

@@ -39,6 +39,7 @@ from runner.outputs import start as start_outputs
 from runner.report import console
 from runner.report.model import ABORTS, Entry, Results, stop_code
 from runner.report.results import build_results, measure, write_json
+from runner.report.shortfalls import load_warnings
 from runner.scenario import LoadedScenario
 from runner.scripting import HookEnvironment, Script, request_hook
 from runner.stats import RequestStats, TransactionStats
@@ -607,11 +608,12 @@ def _finish(
         "resource_thresholds": live.watch.verdicts(),
         **({"remote": live.remote.results()} if live.remote is not None else {}),
         **_open_model_results(runner, end - live.started),
+        **_accounting(runner, _users_asked(settings, model)),
         **(live.extra_results() if live.extra_results else {}),
     }
     # thresholds and the exit code are judged first, on the figures the results then get: built once
     measured = measure(stats, live.started, end)
-    figures = {**measured.snapshot, "transactions": extra.get("transactions")}
+    figures = {**measured.snapshot, "transactions": extra.get("transactions"), "arrivals": extra.get("arrivals")}
     verdicts = [{**evaluate(parse_rule(t.expect), t.request, figures), "abort": t.abort} for t in model.thresholds]
     reason = runner.stop_reason or "stopped"
     aborted = stop_code(reason) in ABORTS
@@ -646,12 +648,47 @@ def _finish(
         extra=extra,
         measured=measured,
     )
+    noted = load_warnings(results)
+    if noted:
+        for warning in noted:
+            log.warning("load not as planned: %s", warning.message)
+        if settings.strict and code == 0:
+            code = 1
+        update = {"load_warnings": noted, "exit_code": code, "passed": results.passed and code == 0}
+        results = results.model_copy(update=update)
     live.results = results
     live.events.stop.fire(results.to_dict())  # listeners (the Python API) get the dict the JSON file holds
     if not _write_outputs(results, settings, live) and code == 0:
         code = 1  # the run passed, but what CI reads of it is missing
     live.outputs.finished(results, [f for f in (settings.html, settings.json, settings.junit) if f])
     return code
+
+
+def _users_asked(settings: RunSettings, model: Any) -> int | None:
+    """The most users the closed model asks for (the stages' peak, or -u); None in the open model."""
+    if model.load.is_open and not load_given_by_user(settings):
+        return None
+    stages = [] if load_given_by_user(settings) else model.load.stages or []
+    return max((stage.users for stage in stages), default=0) if stages else settings.users
+
+
+def _accounting(runner: Any, asked: int | None) -> dict[str, Any]:
+    """The load that actually ran: users asked beside users that ran, and the requests cut off by the stop."""
+    cut: dict[tuple[str, str], int] = getattr(runner, "interrupted", None) or {}
+    started = getattr(runner, "users_started", None)
+    users = {
+        "asked": asked,
+        "peak": runner.user_count_max,
+        "started": started,
+        "ended_early": getattr(runner, "users_ended_early", 0),
+    }
+    return {
+        "user_counts": users,
+        "interrupted": {
+            "total": sum(cut.values()),
+            "requests": [{"method": m, "name": n, "count": c} for (m, n), c in sorted(cut.items())],
+        },
+    }
 
 
 def _open_model_results(runner: Any, duration: float) -> dict[str, Any]:

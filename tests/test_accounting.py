@@ -1,0 +1,231 @@
+"""Honest accounting of the load that actually ran (issue 23): requests in flight at the stop, arrivals that never
+started, users that ended early, users actually running beside users asked, and a verdict that says so.
+
+Real lrun processes against a real server on loopback that counts what it received and how many requests it held
+at once; lrun's counts are compared with the server's own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import FAST, run_json, write
+
+from conftest import run_lrun
+from runner.report.model import Results
+from runner.report.shortfalls import load_warnings
+from runner.thresholds import evaluate, parse_rule
+
+# A gevent server: /slow/<seconds> answers after that long; /__stats says how many requests it received and the
+# most it held at once; /__reset starts the counts anew.
+COUNTING_SERVER = r"""
+import json, time
+import gevent
+from gevent.pywsgi import WSGIServer
+
+seen = {"count": 0, "active": 0, "peak": 0}
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/__stats":
+        body = json.dumps(seen).encode()
+    elif path == "/__reset":
+        seen.update(count=0, peak=seen["active"])
+        body = b"{}"
+    else:
+        seen["count"] += 1
+        seen["active"] += 1
+        seen["peak"] = max(seen["peak"], seen["active"])
+        try:
+            gevent.sleep(float(path.rsplit("/", 1)[-1]) if path.startswith("/slow/") else 0.0)
+        finally:
+            seen["active"] -= 1
+        body = b"ok"
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+
+server = WSGIServer(("127.0.0.1", 0), app, log=None, error_log=None)
+server.start()
+print(server.server_port, flush=True)
+server.serve_forever()
+"""
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    process = subprocess.Popen([sys.executable, "-c", COUNTING_SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        yield f"http://127.0.0.1:{int(process.stdout.readline())}"
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def stats(url: str) -> dict:
+    with urllib.request.urlopen(f"{url}/__stats", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_requests_in_flight_at_the_stop_are_counted(tmp_path: Path, server: str) -> None:
+    """20 users on a 3 s endpoint, -t 5s: the second round of 20 is in flight at the stop. Before, lrun counted
+    20 and said nothing while the server received 40; now completed + interrupted is what the server received."""
+    scenario = write(tmp_path, f"host: {server}\nusers: {{u: {{think: 0, sequence: [{{get: /slow/3}}]}}}}\n")
+    result, results = run_json(tmp_path, str(scenario), "-u", "20", "-r", "100", "-t", "5s")
+    received = stats(server)["count"]
+    cut = results["interrupted"]
+    assert results["total"]["requests"] + cut["total"] == received, (results["total"], cut, received)
+    assert cut["total"] >= 10, cut  # 20 in flight, but the machine is busy: at least half
+    assert cut["requests"] == [{"method": "GET", "name": "/slow/3", "count": cut["total"]}]
+    assert f"Interrupted: {cut['total']} requests were in flight" in result.stdout
+    assert result.returncode == 0  # cutting requests at the stop is how a timed run ends, not a warning
+    assert not results.get("load_warnings")
+
+
+CAPPED = """host: {host}
+load: {{arrival_rate: 32, run_time: 5s, max_users: 5}}
+users: {{u: {{think: 0, sequence: [{{get: /slow/3}}]}}}}
+"""
+
+
+def test_capped_open_model_says_which_arrivals_never_started(tmp_path: Path, server: str) -> None:
+    """160 arrivals planned, 5 slots held 3 s each: about 10 start. Before: "PASSED … exit code 0", no warning."""
+    scenario = write(tmp_path, CAPPED.format(host=server))
+    result, results = run_json(tmp_path, str(scenario))
+    arrivals = results["arrivals"]
+    assert arrivals["planned"] == 160
+    assert 5 <= arrivals["started"] <= 15, arrivals
+    assert arrivals["dropped"] == 160 - arrivals["started"]
+    assert stats(server)["peak"] <= 5
+    assert results["load_warnings"] == [
+        {
+            "kind": "arrivals_dropped",
+            "message": f"{arrivals['dropped']} of 160 planned arrivals never started",
+            "count": arrivals["dropped"],
+        }
+    ]
+    verdict = result.stdout.strip().splitlines()[-1]
+    assert verdict.startswith(f"PASSED with warnings: {arrivals['dropped']} of 160 planned arrivals never started")
+    assert result.returncode == 0 and results["passed"]
+
+    strict, results = run_json(tmp_path, str(scenario), "--strict")
+    assert strict.returncode == 1 and not results["passed"] and results["exit_code"] == 1
+    assert strict.stdout.strip().splitlines()[-1].startswith("FAILED with warnings:")
+
+
+def test_a_threshold_gates_on_dropped_arrivals(tmp_path: Path, server: str) -> None:
+    text = CAPPED.format(host=server).replace("run_time: 5s", "run_time: 4s")
+    text += 'thresholds: [{expect: "arrivals_dropped < 1%"}]\n'
+    result, results = run_json(tmp_path, str(write(tmp_path, text)))
+    (verdict,) = results["thresholds"]
+    assert not verdict["passed"] and verdict["actual"] > 0.5
+    assert "never started" in verdict["detail"]
+    assert result.returncode == 1
+
+
+def test_dropped_arrivals_threshold_reads_the_arrivals() -> None:
+    rule = parse_rule("arrivals_dropped < 1%")
+    assert rule.limit == 0.01
+    assert evaluate(rule, None, {"arrivals": {"planned": 200, "started": 199, "dropped": 1}})["passed"] is True
+    assert evaluate(rule, None, {"arrivals": {"planned": 200, "started": 190, "dropped": 10}})["passed"] is False
+    closed = evaluate(rule, None, {"total": {"requests": 5}})
+    assert closed["passed"] is False and "open model" in closed["detail"]
+    with pytest.raises(ValueError, match="percentage"):
+        parse_rule("arrivals_dropped < 1")
+
+
+def test_users_stopped_by_a_dry_pool_are_a_warning(tmp_path: Path, server: str) -> None:
+    """3 unique rows, 5 users, stop_user: 2 users end at once while the test goes on; the server saw 3 at most."""
+    text = f"""host: {server}
+pools: {{ids: {{rows: [a, b, c], order: unique, update: once, when_empty: stop_user}}}}
+users: {{u: {{think: 0, sequence: [{{get: "/slow/0.2?id={{{{ ids.value }}}}"}}]}}}}
+"""
+    result, results = run_json(tmp_path, str(write(tmp_path, text)), "-u", "5", "-r", "50", "-t", "3s")
+    assert stats(server)["peak"] <= 3
+    users = results["user_counts"]
+    assert users["asked"] == 5 and users["ended_early"] == 2, users
+    kinds = {w["kind"]: w for w in results["load_warnings"]}
+    assert kinds["users_ended_early"]["count"] == 2
+    assert "PASSED with warnings: 2 of 5 users ended before the test did" in result.stdout
+    assert result.returncode == 0
+
+
+def test_verdict_and_warnings_come_back_from_a_saved_file(tmp_path: Path) -> None:
+    """The warnings are read from the typed results: a part adds a kind there; ``lrun report`` sees the same."""
+    base = {
+        "lrun_version": "x",
+        "scenario": "s",
+        "start": "2024-01-01T00:00:00.000Z",
+        "end": "2024-01-01T00:00:10.000Z",
+        "duration_s": 10,
+        "measured_s": 10,
+        "total": {
+            "method": "",
+            "name": "Aggregated",
+            "requests": 1,
+            "failures": 0,
+            "failure_ratio": 0,
+            "rps": 0.1,
+            "failures_per_s": 0,
+        },
+        "passed": True,
+        "exit_code": 0,
+        "stop_reason": "run time reached",
+    }
+    fine = Results.model_validate({**base, "user_counts": {"asked": 10, "peak": 10, "started": 10}})
+    assert load_warnings(fine) == []
+    short = Results.model_validate(
+        {
+            **base,
+            "user_counts": {"asked": 12, "peak": 9},
+            "workers": [{"id": "w1", "state": "running"}, {"id": "w2", "state": "missing"}],
+            "pools": [
+                {
+                    "name": "p",
+                    "source": "inline",
+                    "rows": 3,
+                    "order": "unique",
+                    "update": "once",
+                    "when_empty": "cycle",
+                    "users_stopped": 4,
+                }
+            ],
+        }
+    )
+    kinds = [(w.kind, w.count) for w in load_warnings(short)]
+    assert kinds == [("users_short", 3), ("worker_lost", 1), ("pool_users_stopped", 4)]
+
+
+def test_short_lived_users_count_in_a_cluster(tmp_path: Path, server: str) -> None:
+    """Users living well under a report interval on 2 worker processes: ``users_max`` counts them (it read 0)."""
+    text = f"host: {server}\nusers: {{u: {{think: 0, sequence: [{{get: /slow/0.05}}]}}}}\n"
+    scenario = write(tmp_path, text)
+    out = tmp_path / "r.json"
+    result = run_lrun(
+        "run",
+        str(scenario),
+        "-u",
+        "20",
+        "-r",
+        "200",
+        "-i",
+        "1",
+        "--processes",
+        "2",
+        *FAST,
+        "--json",
+        str(out),
+        "--only-summary",
+        timeout=120,
+    )
+    results = json.loads(out.read_text())
+    assert results["total"]["requests"] == stats(server)["count"] == 20, result.stdout + result.stderr
+    assert results["users_max"] > 0
+    assert results["user_counts"]["started"] == 20
+    assert sum(w.get("users_started", 0) for w in results["workers"]) == 20
