@@ -399,6 +399,8 @@ class Worker(_Open):
     state: str
     users: int = 0
     users_max: int | None = None
+    users_started: int | None = None  # every user it started, however short its life
+    users_ended_early: int | None = None
     cpu_percent: Number | None = None
     cpu_percent_max: Number | None = None
     memory_bytes: int | None = None

@@ -56,6 +56,7 @@ def _users(results: Results) -> Iterable[LoadWarning]:
     users = results.user_counts
     if users is None:
         return
+    iterations = results.load.iterations  # users that end after their iterations end by design
     if users.ended_early:
         yield LoadWarning(
             kind="users_ended_early",
@@ -63,14 +64,14 @@ def _users(results: Results) -> Iterable[LoadWarning]:
             "(stop_user, a failed on_start, a pool out of rows)",
             count=users.ended_early,
         )
-    elif results.code == StopCode.USERS_DONE and results.load.run_time_s and not results.load.iterations:
+    elif results.code == StopCode.USERS_DONE and results.load.run_time_s and not iterations:
         yield LoadWarning(
             kind="users_ended_early",
             message=f"every user ended after {results.duration_s:g}s of the {results.load.run_time_s:g}s asked",
             count=users.peak,
         )
     asked = users.asked
-    if asked and users.peak < asked and results.code not in _CUT_SHORT and not users.ended_early:
+    if asked and users.peak < asked and results.code not in _CUT_SHORT and not users.ended_early and not iterations:
         yield LoadWarning(
             kind="users_short",
             message=f"at most {users.peak} of the {_plural(asked, 'user')} asked ran at once",

@@ -38,7 +38,8 @@ def parse_expression(text: str) -> tuple[str, str, float]:
     metric = metric.lower()
     if metric in RATE_METRICS or metric in RUN_METRICS:
         if not raw.endswith("%"):
-            raise ValueError(f"write {metric} as a percentage: '{metric} {op} {raw}%'")
+            what = "the error rate" if metric in RATE_METRICS else metric
+            raise ValueError(f"write {what} as a percentage: '{metric} {op} {raw}%'")
         try:
             limit = float(raw[:-1]) / 100
         except ValueError:
