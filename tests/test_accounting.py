@@ -236,3 +236,44 @@ users: {{u: {{think: 0, sequence: [{{get: "/slow/0.5?id={{{{ ids.value }}}}"}}]}
     assert results["total"]["requests"] + results["interrupted"]["total"] == held["count"]
     if users["ended_early"]:  # users that gave up for lack of rows are said, not hidden behind PASSED
         assert "PASSED with warnings" in result.stdout and users["started"] - users["ended_early"] <= held["peak"]
+
+
+DRY = """host: {host}
+pools: {{ids: {{rows: [a, b, c], order: unique, update: once, when_empty: stop_user}}}}
+users: {{u: {{think: 0, sequence: [{{get: "/slow/0.2?id={{{{ ids.value }}}}"}}]}}}}
+"""
+
+
+def test_the_web_ui_history_says_what_ran(tmp_path: Path, server: str) -> None:
+    """A History row said the users asked; it now says how many ran of them, and why the load fell short."""
+    from web_process import WebLrun, http, wait_for
+
+    with WebLrun(str(write(tmp_path, DRY.format(host=server)))) as web:
+        form = {"user_count": 5, "spawn_rate": 50, "run_time": "3s"}
+        assert http(f"{web.url}/swarm", method="POST", data=form).status == 200
+        wait_for(lambda: http(f"{web.url}/api/state").json()["snapshot"]["state"] == "stopped", timeout=60)
+        (row,) = http(f"{web.url}/api/state").json()["snapshot"]["history"]
+        assert row["users"] == 5 and row["users_asked"] == 5
+        assert row["users_ran"] == f"{row['users_max']} of 5" and 3 <= row["users_max"] <= 5  # a dry one starts too
+        assert row["load_warnings"] == [
+            "2 of 5 users ended before the test did (stop_user, a failed on_start, a pool out of rows)"
+        ]
+    assert stats(server)["peak"] <= 3
+
+
+def test_junit_and_html_show_the_load_warnings(tmp_path: Path, server: str) -> None:
+    from runner.report.html import render_html
+    from runner.report.junit import junit_xml
+
+    _, saved = run_json(tmp_path, str(write(tmp_path, CAPPED.format(host=server))))
+    results = Results.model_validate(saved)
+    message = results.load_warnings[0].message if results.load_warnings else ""
+    assert message.endswith("of 160 planned arrivals never started")
+    xml = junit_xml(results)
+    assert '<testsuite name="load"' in xml and 'testcase name="arrivals_dropped"' in xml
+    assert f"warning: {message}" in xml and "LoadNotAsPlanned" not in xml  # passed: said, not red
+    strict = junit_xml(results.model_copy(update={"passed": False, "exit_code": 1}))
+    assert f'<failure message="{message}" type="LoadNotAsPlanned"' in strict
+    page = render_html(results)
+    assert "PASSED with warnings" in page and message in page
+    assert "never started" in page and 'data-kind="arrivals_dropped"' in page
