@@ -8,6 +8,7 @@ at once; lrun's counts are compared with the server's own.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -277,3 +278,20 @@ def test_junit_and_html_show_the_load_warnings(tmp_path: Path, server: str) -> N
     page = render_html(results)
     assert "PASSED with warnings" in page and message in page
     assert "never started" in page and 'data-kind="arrivals_dropped"' in page
+
+
+def test_rendezvous_warning_and_monitor_list_follow_the_command_line(tmp_path: Path, server: str) -> None:
+    """-u 30 against a point waiting for 20: no "the load has 1 at most" (the scenario gives no users); -u 5 is
+    warned with 5. ``--monitor 1,2,3`` (the README's form) watches three processes, not one named "1,2,3"."""
+    steps = "[{rendezvous: gate, users: 20, timeout: 1s}, {get: /slow/0}]"
+    text = f"host: {server}\nusers: {{u: {{think: 0, sequence: {steps}}}}}\n"
+    scenario = str(write(tmp_path, text))
+    enough, results = run_json(
+        tmp_path, scenario, "-u", "30", "-r", "300", "-t", "2s", "--monitor", f"{os.getpid()},no-such-lrun-process"
+    )
+    assert "rendezvous 'gate'" not in enough.stderr, enough.stderr
+    assert [t["spec"] for t in results["resources"]["targets"]] == [str(os.getpid()), "no-such-lrun-process"]
+    few, _ = run_json(tmp_path, scenario, "-u", "5", "-r", "100", "-t", "2s")
+    assert "waits for 20 users, but the load has 5:" in few.stderr and "1 at most" not in few.stderr
+    checked = run_lrun("validate", scenario)
+    assert "the load has 1 at most" in checked.stdout + checked.stderr  # no run: the scenario's own load
