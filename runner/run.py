@@ -37,7 +37,7 @@ from runner.monitor_remote import RemoteMonitor
 from runner.outputs import Outputs
 from runner.outputs import start as start_outputs
 from runner.report import console
-from runner.report.model import ABORTS, Entry, Results, stop_code
+from runner.report.model import ABORTS, Entry, Results, StopCode, stop_code
 from runner.report.results import build_results, measure, write_json
 from runner.report.shortfalls import load_warnings
 from runner.scenario import LoadedScenario
@@ -607,7 +607,7 @@ def _finish(
         "resources": live.monitor.results(),
         "resource_thresholds": live.watch.verdicts(),
         **({"remote": live.remote.results()} if live.remote is not None else {}),
-        **_open_model_results(runner, end - live.started),
+        **_open_model_results(runner, end - live.started, runner.stop_reason or "stopped"),
         **_accounting(runner, _users_asked(settings, model)),
         **(live.extra_results() if live.extra_results else {}),
     }
@@ -691,15 +691,19 @@ def _accounting(runner: Any, asked: int | None) -> dict[str, Any]:
     }
 
 
-def _open_model_results(runner: Any, duration: float) -> dict[str, Any]:
-    """Arrival counts, and each entry's response times measured from the intended start."""
+def _open_model_results(runner: Any, duration: float, reason: str) -> dict[str, Any]:
+    """Arrival counts, and each entry's response times measured from the intended start. A run stopped before
+    its schedule ended (Ctrl-C, an abort) did not drop the arrivals not yet due: only those left waiting."""
     arrivals = getattr(runner, "arrivals", None)  # an ArrivalRunner's, or the master's merged from its workers
     if arrivals is None:
         return {}
+    counts = arrivals.as_dict()
+    if stop_code(reason) not in (StopCode.RUN_TIME, StopCode.STAGES_DONE):
+        counts["dropped"] = counts["waiting_at_end"]
     snapshot = runner.intended.snapshot(duration=max(1e-9, duration), histograms=False)
     fields = ("avg_ms", "max_ms", "median_ms", "percentiles")
     return {
-        "arrivals": arrivals.as_dict(),
+        "arrivals": counts,
         "from_intended_start": {
             "total": {k: snapshot["total"].get(k) for k in fields},
             "requests": [

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import run_json, write
+from helpers import run_json, wait_until, write
 
 from conftest import run_lrun
 from runner.report.model import Results
@@ -295,3 +295,29 @@ def test_rendezvous_warning_and_monitor_list_follow_the_command_line(tmp_path: P
     assert "waits for 20 users, but the load has 5:" in few.stderr and "1 at most" not in few.stderr
     checked = run_lrun("validate", scenario)
     assert "the load has 1 at most" in checked.stdout + checked.stderr  # no run: the scenario's own load
+
+
+def test_an_interrupted_open_model_drops_only_the_arrivals_that_were_due(tmp_path: Path, server: str) -> None:
+    """Ctrl-C after about 2 s of a 5 s schedule: arrivals not yet due were not dropped, those left waiting were."""
+    import signal
+    import time
+
+    from conftest import lrun_command
+
+    out, log = tmp_path / "r.json", tmp_path / "stderr.txt"
+    command = [*lrun_command(), "run", str(write(tmp_path, CAPPED.format(host=server))), "--json", str(out)]
+    with log.open("w") as stderr:
+        process = subprocess.Popen([*command, "--only-summary"], stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        wait_until(lambda: "open model: arrivals for" in log.read_text(), 60, "the arrivals to begin")
+        time.sleep(2)
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    results = json.loads(out.read_text())
+    arrivals = results["arrivals"]
+    assert results["stop_code"] == "interrupted"
+    assert arrivals["dropped"] == arrivals["waiting_at_end"] < arrivals["planned"] - arrivals["started"], arrivals

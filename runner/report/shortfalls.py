@@ -16,7 +16,18 @@ from runner.report.model import LoadWarning, Results, StopCode
 
 DROPPED_LIMIT = 0.01  # arrivals never started beyond this share of the planned ones are a warning
 
-_CUT_SHORT = frozenset({StopCode.INTERRUPTED, StopCode.ERROR, StopCode.THRESHOLD_ABORT, StopCode.RESOURCE_ABORT})
+# stopped before the load could be reached: by a person, an error, an abort or the scenario itself
+_CUT_SHORT = frozenset(
+    {
+        StopCode.INTERRUPTED,
+        StopCode.STOPPED,
+        StopCode.ERROR,
+        StopCode.THRESHOLD_ABORT,
+        StopCode.RESOURCE_ABORT,
+        StopCode.STOP_TEST,
+        StopCode.POOL_DRY,
+    }
+)
 
 Check = Callable[[Results], Iterable[LoadWarning]]
 CHECKS: list[Check] = []
