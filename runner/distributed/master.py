@@ -556,7 +556,7 @@ class MasterRunner(LoadShape):
         if not self._spawn_reported:
             self._spawn_reported = True
             if self.on_spawned:
-                self.on_spawned(self.user_count)  # what the workers' Spawned said runs, not the target asked
+                self.on_spawned(self._target)  # what every worker confirmed; their reports of it come later
 
     def _count_users(self) -> None:
         self.user_count_max = max(self.user_count_max, self.user_count)
