@@ -199,6 +199,7 @@ def _sampler(live: Live) -> Callable[[], None]:
                 total.current_rps(now - live.lag),
                 ratio,
                 resources=live.monitor.last,
+                asked=live.runner.target_users,
             )
             if live.remote is not None:
                 line += live.remote.progress()

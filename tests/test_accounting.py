@@ -321,3 +321,10 @@ def test_an_interrupted_open_model_drops_only_the_arrivals_that_were_due(tmp_pat
     arrivals = results["arrivals"]
     assert results["stop_code"] == "interrupted"
     assert arrivals["dropped"] == arrivals["waiting_at_end"] < arrivals["planned"] - arrivals["started"], arrivals
+
+
+def test_the_progress_line_shows_users_running_of_those_asked() -> None:
+    from runner.report.console import progress_line
+
+    assert "  users 5/10  " in progress_line(3, 10, 5, 1.0, 0.0, asked=10)
+    assert "  users 10  " in progress_line(3, 10, 10, 1.0, 0.0, asked=10)  # all there: said once

@@ -335,11 +335,14 @@ def progress_line(
     failure_ratio: float,
     *,
     resources: Mapping[str, Any] | None = None,
+    asked: int | None = None,
 ) -> str:
-    """One line for a terminal: elapsed / run time, users, current req/s, errors, lrun's CPU and memory."""
+    """One line for a terminal: elapsed / run time, users (of those asked), current req/s, errors, lrun's CPU
+    and memory."""
 
     limit = f"/{clock(run_time)}" if run_time else ""
-    line = f"{clock(elapsed)}{limit}  users {users}  {rps:.1f} req/s  errors {failure_ratio * 100:.2f}%"
+    of = f"/{asked}" if asked is not None and asked != users else ""
+    line = f"{clock(elapsed)}{limit}  users {users}{of}  {rps:.1f} req/s  errors {failure_ratio * 100:.2f}%"
     if resources:
         cpu, rss = resources.get("process_cpu_percent"), resources.get("process_rss_bytes")
         if cpu is not None:
