@@ -651,8 +651,8 @@ def _finish(
     )
     noted = load_warnings(results)
     if noted:
-        for warning in noted:
-            log.warning("load not as planned: %s", warning.message)
+        for warning in noted:  # said now (and on the web UI's page); the results carry them typed
+            live.warn(f"load not as planned: {warning.message}")
         if settings.strict and code == 0:
             code = 1
         update = {"load_warnings": noted, "exit_code": code, "passed": results.passed and code == 0}

@@ -253,7 +253,9 @@ def test_the_web_ui_history_says_what_ran(tmp_path: Path, server: str) -> None:
         form = {"user_count": 5, "spawn_rate": 50, "run_time": "3s"}
         assert http(f"{web.url}/swarm", method="POST", data=form).status == 200
         wait_for(lambda: http(f"{web.url}/api/state").json()["snapshot"]["state"] == "stopped", timeout=60)
-        (row,) = http(f"{web.url}/api/state").json()["snapshot"]["history"]
+        snapshot = http(f"{web.url}/api/state").json()["snapshot"]
+        (row,) = snapshot["history"]
+        assert any(w.startswith("load not as planned: 2 of 5 users") for w in snapshot["run"]["warnings"])
         assert row["users"] == 5 and row["users_asked"] == 5
         assert row["users_ran"] == f"{row['users_max']} of 5" and 3 <= row["users_max"] <= 5  # a dry one starts too
         assert row["load_warnings"] == [
