@@ -155,6 +155,10 @@ users: {{u: {{think: 0, sequence: [{{get: "/slow/0.2?id={{{{ ids.value }}}}"}}]}
     assert kinds["users_ended_early"]["count"] == 2
     assert "PASSED with warnings: 2 of 5 users ended before the test did" in result.stdout
     assert result.returncode == 0
+    from runner.report.html import render_html
+
+    page = render_html(Results.model_validate(results))
+    assert "peak users · of 5 asked" in page and "5 started in all, 2 ended early" in page
 
 
 def test_verdict_and_warnings_come_back_from_a_saved_file(tmp_path: Path) -> None:

@@ -318,10 +318,18 @@ def _summary(results: Results) -> list[dict[str, Any]]:
     tiles += [
         {"label": "average", "value": fmt_ms(total.avg_ms)},
         {"label": "max", "value": fmt_ms(total.max_ms)},
-        {"label": "peak users", "value": fmt_num(results.users_max)},
+        {"label": "peak users", "value": fmt_num(results.users_max), **_asked(results)},
         {"label": "received", "value": fmt_bytes(total.total_bytes)},
     ]
     return tiles
+
+
+def _asked(results: Results) -> dict[str, Any]:
+    """The peak users tile's note: of how many asked (red when fewer ran)."""
+    users = results.user_counts
+    if users is None or users.asked is None:
+        return {}
+    return {"sub": f"of {fmt_num(users.asked)} asked", "bad": users.peak < users.asked}
 
 
 def _entry_row(entry: Entry, name: str | None = None) -> dict[str, Any]:
