@@ -205,6 +205,10 @@ def test_verdict_and_warnings_come_back_from_a_saved_file(tmp_path: Path) -> Non
     )
     kinds = [(w.kind, w.count) for w in load_warnings(short)]
     assert kinds == [("users_short", 3), ("worker_lost", 1), ("pool_users_stopped", 4)]
+    hot = Results.model_validate({**base, "saturation": {"saturated": True, "saturated_s": 4}})
+    assert [w.kind for w in load_warnings(hot)] == ["generator_saturated"]
+    stopped = Results.model_validate({**base, "stop_reason": "interrupted", "user_counts": {"asked": 12, "peak": 3}})
+    assert load_warnings(stopped) == []  # Ctrl-C during the ramp: not a shortfall of the load
 
 
 def test_short_lived_users_count_in_a_cluster(tmp_path: Path, server: str) -> None:
