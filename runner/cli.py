@@ -32,7 +32,7 @@ def _fail(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
-def _load(path: str, data_dir: str | None = None) -> Any:
+def _load(path: str, data_dir: str | None = None, *, warn: bool = True) -> Any:
     from runner.errors import ScenarioError
     from runner.scenario import load_scenario
 
@@ -40,9 +40,21 @@ def _load(path: str, data_dir: str | None = None) -> Any:
         loaded = load_scenario(path, data_dir)
     except ScenarioError as exc:
         _fail(_fragment_message(path) or str(exc))
-    for warning in loaded.warnings:
-        click.echo(warning.format(), err=True)
+    if warn:
+        _warnings(loaded)
     return loaded
+
+
+def _warnings(loaded: Any, settings: Any = None) -> None:
+    """The scenario's warnings; with the run's settings, a rendezvous's 'the load has N' only where -u/-t did not
+    replace the scenario's load (the run then judges it with the effective user count)."""
+    from runner.config import load_given_by_user
+    from runner.scenario.analysis import LOAD_HAS
+
+    replaced = settings is not None and load_given_by_user(settings)
+    for warning in loaded.warnings:
+        if not (replaced and warning.message.startswith("rendezvous '") and LOAD_HAS in warning.message):
+            click.echo(warning.format(), err=True)
 
 
 def _fragment_message(path: str | Path) -> str:
@@ -146,6 +158,9 @@ def _setup_logging(level: str, logfile: str | None, secrets: Sequence[str] = ())
 @click.option("--reset-stats", is_flag=True, default=None, help="Reset statistics once all users are spawned.")
 @click.option("--data-dir", help="Look up data pools' CSV files here first (then next to the scenario).")
 @click.option("--no-rendezvous", is_flag=True, default=None, help="Switch rendezvous off: users pass at once.")
+@click.option(
+    "--strict", is_flag=True, default=None, help="Exit 1 when the load did not run as planned (dropped arrivals …)."
+)
 @click.option("--config", "config_file", help="Settings file (default: ./lrun.conf, or [tool.lrun] in pyproject.toml).")
 @click.option("--processes", help="Run a master and N worker processes here (auto: one per core).")
 @click.option("--master", is_flag=True, default=None, help="Be the master of workers on other machines.")
@@ -236,11 +251,13 @@ def run(
         data_dir = resolve(options, config=config).data_dir  # needed to load the scenario's pools
     except LrunError as exc:
         _fail(f"lrun: {exc}")
-    loaded = _load(scenario, data_dir) if scenario else None
+    loaded = _load(scenario, data_dir, warn=False) if scenario else None
     try:
         settings = resolve(options, config=config, scenario_load=loaded.model.load.model_dump() if loaded else None)
     except LrunError as exc:
         _fail(f"lrun: {exc}")
+    if loaded is not None:
+        _warnings(loaded, settings)
     settings = _roles(settings, exit_with_parent)
     _web_flags(settings, headless)
     try:

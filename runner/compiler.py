@@ -163,6 +163,8 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
         (keyword, render) for keyword, render in (("query", query), ("headers", headers), content) if render is not None
     )
 
+    key = (method, name)
+
     def run(user: VirtualUser) -> None:
         """Send, extract, check, report; the response dies with this frame, before any think time."""
         variables = user.vars
@@ -182,11 +184,13 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
             if on_render_error is not None:
                 raise on_render_error(message) from None
             return
+        user.in_flight = key  # still set if the run stops while it is under way: counted as interrupted
         response = user.session.request(
             method, target, timeout=timeout, allow_redirects=allow_redirects, discard_body=discard_body, **kwargs
         )
-        if user.past_deadline():  # the run ended while this request was under way: it is cut off, not counted
+        if user.past_deadline():  # the run ended while this request was under way: cut off, counted as interrupted
             raise StopUser("the run's deadline passed")
+        user.in_flight = None
         failure: str | None = None
         missing: str | None = None
         extracted = {} if trace else None  # type: ignore[var-annotated]

@@ -31,9 +31,9 @@ def _bool(value: Any) -> bool:
 
 
 def _tags(value: Any) -> list[str]:
-    if isinstance(value, list | tuple):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [t.strip() for t in str(value).split(",") if t.strip()]
+    """A comma list, or a list of them (a repeated option: ``--monitor nginx,1234 --monitor 99``)."""
+    values = value if isinstance(value, list | tuple) else [value]
+    return [t.strip() for v in values for t in str(v).split(",") if t.strip()]
 
 
 def _optional_duration(value: Any) -> float | None:
@@ -133,6 +133,7 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "exit_code_on_error": _at_least(0),
     "reset_stats": _bool,
     "no_rendezvous": _bool,
+    "strict": _bool,
     "data_dir": str,
     "html": str,
     "junit": str,
@@ -197,6 +198,7 @@ class RunSettings:
     exit_code_on_error: int = 1
     reset_stats: bool = False
     no_rendezvous: bool = False
+    strict: bool = False  # a run whose load did not happen as planned (report.shortfalls) fails: exit code 1
     data_dir: str | None = None
     html: str | None = None  # the HTML report
     junit: str | None = None  # JUnit XML of the thresholds and checkpoints

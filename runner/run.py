@@ -38,8 +38,9 @@ from runner.outputs import Outputs
 from runner.outputs import start as start_outputs
 from runner.redact import redact, secret_values
 from runner.report import console
-from runner.report.model import ABORTS, Entry, Results, stop_code
+from runner.report.model import ABORTS, Entry, Results, StopCode, stop_code
 from runner.report.results import build_results, measure, write_json
+from runner.report.shortfalls import load_warnings
 from runner.scenario import LoadedScenario
 from runner.scripting import HookEnvironment, Script, request_hook
 from runner.stats import RequestStats, TransactionStats
@@ -199,6 +200,7 @@ def _sampler(live: Live) -> Callable[[], None]:
                 total.current_rps(now - live.lag),
                 ratio,
                 resources=live.monitor.last,
+                asked=live.runner.target_users,
             )
             if live.remote is not None:
                 line += live.remote.progress()
@@ -607,12 +609,13 @@ def _finish(
         "resources": live.monitor.results(),
         "resource_thresholds": live.watch.verdicts(),
         **({"remote": live.remote.results()} if live.remote is not None else {}),
-        **_open_model_results(runner, end - live.started),
+        **_open_model_results(runner, end - live.started, runner.stop_reason or "stopped"),
+        **_accounting(runner, _users_asked(settings, model)),
         **(live.extra_results() if live.extra_results else {}),
     }
     # thresholds and the exit code are judged first, on the figures the results then get: built once
     measured = measure(stats, live.started, end)
-    figures = {**measured.snapshot, "transactions": extra.get("transactions")}
+    figures = {**measured.snapshot, "transactions": extra.get("transactions"), "arrivals": extra.get("arrivals")}
     verdicts = [{**evaluate(parse_rule(t.expect), t.request, figures), "abort": t.abort} for t in model.thresholds]
     reason = runner.stop_reason or "stopped"
     aborted = stop_code(reason) in ABORTS
@@ -647,6 +650,14 @@ def _finish(
         extra=extra,
         measured=measured,
     )
+    noted = load_warnings(results)
+    if noted:
+        for warning in noted:  # said now (and on the web UI's page); the results carry them typed
+            live.warn(f"load not as planned: {warning.message}")
+        if settings.strict and code == 0:
+            code = 1
+        update = {"load_warnings": noted, "exit_code": code, "passed": results.passed and code == 0}
+        results = results.model_copy(update=update)
     live.results = results
     live.events.stop.fire(results.to_dict())  # listeners (the Python API) get the dict the JSON file holds
     if not _write_outputs(results, settings, live) and code == 0:
@@ -655,15 +666,46 @@ def _finish(
     return code
 
 
-def _open_model_results(runner: Any, duration: float) -> dict[str, Any]:
-    """Arrival counts, and each entry's response times measured from the intended start."""
+def _users_asked(settings: RunSettings, model: Any) -> int | None:
+    """The most users the closed model asks for (the stages' peak, or -u); None in the open model."""
+    if model.load.is_open and not load_given_by_user(settings):
+        return None
+    stages = [] if load_given_by_user(settings) else model.load.stages or []
+    return max((stage.users for stage in stages), default=0) if stages else settings.users
+
+
+def _accounting(runner: Any, asked: int | None) -> dict[str, Any]:
+    """The load that actually ran: users asked beside users that ran, and the requests cut off by the stop."""
+    cut: dict[tuple[str, str], int] = getattr(runner, "interrupted", None) or {}
+    started = getattr(runner, "users_started", None)
+    users = {
+        "asked": asked,
+        "peak": runner.user_count_max,
+        "started": started,
+        "ended_early": getattr(runner, "users_ended_early", 0),
+    }
+    return {
+        "user_counts": users,
+        "interrupted": {
+            "total": sum(cut.values()),
+            "requests": [{"method": m, "name": n, "count": c} for (m, n), c in sorted(cut.items())],
+        },
+    }
+
+
+def _open_model_results(runner: Any, duration: float, reason: str) -> dict[str, Any]:
+    """Arrival counts, and each entry's response times measured from the intended start. A run stopped before
+    its schedule ended (Ctrl-C, an abort) did not drop the arrivals not yet due: only those left waiting."""
     arrivals = getattr(runner, "arrivals", None)  # an ArrivalRunner's, or the master's merged from its workers
     if arrivals is None:
         return {}
+    counts = arrivals.as_dict()
+    if stop_code(reason) not in (StopCode.RUN_TIME, StopCode.STAGES_DONE):
+        counts["dropped"] = counts["waiting_at_end"]
     snapshot = runner.intended.snapshot(duration=max(1e-9, duration), histograms=False)
     fields = ("avg_ms", "max_ms", "median_ms", "percentiles")
     return {
-        "arrivals": arrivals.as_dict(),
+        "arrivals": counts,
         "from_intended_start": {
             "total": {k: snapshot["total"].get(k) for k in fields},
             "requests": [

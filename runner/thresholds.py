@@ -10,7 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runner.scenario.limits import COUNT_METRICS, OPERATORS, PERCENTILE, RATE_METRICS, TIME_METRICS, parse_expression
+from runner.scenario.limits import (
+    COUNT_METRICS,
+    OPERATORS,
+    PERCENTILE,
+    RATE_METRICS,
+    RUN_METRICS,
+    TIME_METRICS,
+    parse_expression,
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ class Rule:
         """A measured value in the rule's unit."""
         if value is None:
             return "no data"
-        if self.metric in RATE_METRICS:
+        if self.metric in RATE_METRICS or self.metric in RUN_METRICS:
             return f"{value * 100:.2f}%"
         if self.is_time:
             return f"{value:.1f} ms"
@@ -81,15 +89,31 @@ def find_entry(results: dict[str, Any], request: str | None) -> dict[str, Any] |
 
 def evaluate(rule: Rule, request: str | None, results: dict[str, Any]) -> dict[str, Any]:
     """One threshold's verdict as it goes into the results."""
+    if rule.metric in RUN_METRICS:
+        return _verdict(rule, request, *_run_metric(rule, results))
     entry = find_entry(results, request)
     value = rule.measure(entry) if entry else None
-    passed = value is not None and rule.passes(value)
     if entry is None:
         detail = f"no request named {request!r} was made"
     elif value is None:
         detail = "no data"
     else:
         detail = f"measured {rule.show(value)}"
+    return _verdict(rule, request, value, detail)
+
+
+def _run_metric(rule: Rule, results: dict[str, Any]) -> tuple[float | None, str]:
+    """``arrivals_dropped``: the share of the planned arrivals that never started (open model only)."""
+    arrivals = results.get("arrivals") or {}
+    planned = arrivals.get("planned")
+    if not planned:
+        return None, "no planned arrivals (arrivals_dropped is for the open model)"
+    dropped = arrivals.get("dropped")
+    dropped = max(0, planned - arrivals.get("started", 0)) if dropped is None else dropped
+    return dropped / planned, f"measured {rule.show(dropped / planned)} ({dropped} of {planned} never started)"
+
+
+def _verdict(rule: Rule, request: str | None, value: float | None, detail: str) -> dict[str, Any]:
     return {
         "expression": rule.text,
         "request": request,
@@ -97,6 +121,6 @@ def evaluate(rule: Rule, request: str | None, results: dict[str, Any]) -> dict[s
         "operator": rule.op,
         "limit": rule.limit,
         "actual": value,
-        "passed": passed,
+        "passed": value is not None and rule.passes(value),
         "detail": detail,
     }

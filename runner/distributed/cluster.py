@@ -56,6 +56,9 @@ class WorkerInfo:
     welcomed: float = -1e9  # monotonic time of the last Welcome sent
     users: int = 0
     users_max: int = 0
+    users_started: int = 0  # from its reports (absolute)
+    users_ended_early: int = 0
+    interrupted: list[list[Any]] = field(default_factory=list)  # [method, name, count]: in flight at the stop
     cpu_percent: float = 0.0
     cpu_percent_max: float = 0.0
     memory_bytes: int = 0
@@ -119,6 +122,8 @@ class WorkerInfo:
             "state": "missing" if self.state is WorkerState.MISSING else self.run_state,
             "users": self.users,
             "users_max": self.users_max,
+            "users_started": self.users_started,
+            "users_ended_early": self.users_ended_early,
             "cpu_percent": round(self.cpu_percent, 1),
             "cpu_percent_max": round(self.cpu_percent_max, 1),
             "memory_bytes": self.memory_bytes,

@@ -386,6 +386,7 @@ class MasterRunner(LoadShape):
                 self.intended.merge(report.intended)
             if report.arrivals is not None:
                 worker.arrivals = report.arrivals
+            worker.interrupted = [[str(m), str(n), int(c)] for m, n, c in report.interrupted]
         except (ValueError, TypeError) as exc:
             self.drop(worker.identity, f"statistics that do not merge: {exc}")
             return
@@ -394,6 +395,26 @@ class MasterRunner(LoadShape):
             worker.requests += int(entry["all"]["count"])  # merge() checked these
             worker.failures += int(entry["all"].get("failures", 0))
         self._set_users(worker, report.users)
+        worker.users_started, worker.users_ended_early = report.users_started, report.users_ended_early
+        worker.users_max = max(worker.users_max, report.users_max)  # users it ran between two reports count
+        self.user_count_max = max(self.user_count_max, report.users_max)  # one worker's peak: the cluster's least
+
+    @property
+    def users_started(self) -> int:
+        return sum(w.users_started for w in self.workers.values())
+
+    @property
+    def users_ended_early(self) -> int:
+        return sum(w.users_ended_early for w in self.workers.values())
+
+    @property
+    def interrupted(self) -> dict[tuple[str, str], int]:
+        """Requests in flight at the stop, summed over the workers' last reports."""
+        cut: dict[tuple[str, str], int] = {}
+        for worker in self.workers.values():
+            for method, name, count in worker.interrupted:
+                cut[(method, name)] = cut.get((method, name), 0) + count
+        return cut
 
     def _spawned(self, worker: WorkerInfo, done: p.Spawned) -> None:
         worker.spawn_done = max(worker.spawn_done, done.spawn_seq)
@@ -690,6 +711,8 @@ class MasterRunner(LoadShape):
                 worker.state = WorkerState.ACTIVE  # still heartbeating: it takes the next test's users
             worker.targets, worker.spawn, worker.plan, worker.max_users, worker.arrivals = {}, None, [], 0, None
             worker.users = worker.users_max = worker.requests = worker.failures = worker.reports = 0
+            worker.users_started = worker.users_ended_early = 0
+            worker.interrupted = []
             worker.samples, worker.sample_every = [], 1.0
             if worker.state is not WorkerState.GONE:
                 self.send(worker, settings)

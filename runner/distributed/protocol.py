@@ -192,6 +192,12 @@ class Report(Message):
     checks: list[list[Any]] = field(default_factory=list)
     arrivals: dict[str, Any] | None = None  # open model: ArrivalCounts.to_wire(), absolute (not a delta)
     intended: dict[str, Any] | None = None  # open model: RequestStats.delta() timed from the intended starts
+    # what ran, absolute (a resend is harmless): the most users at once, users started, users that ended on their
+    # own while the test went on, and requests in flight at the stop as [method, name, count]
+    users_max: int = 0
+    users_started: int = 0
+    users_ended_early: int = 0
+    interrupted: list[list[Any]] = field(default_factory=list)
 
 
 @message

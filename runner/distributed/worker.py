@@ -40,7 +40,7 @@ from runner.distributed import protocol as p
 from runner.distributed.security import Keys, WorkerEnv
 from runner.distributed.transport import Endpoint
 from runner.engine.arrivals import ArrivalRunner, RateStage
-from runner.engine.runner import freeze_heap
+from runner.engine.runner import LocalRunner, freeze_heap
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
 from runner.errors import LrunError, RunError
@@ -337,7 +337,8 @@ class WorkerRunner:
             self._report_seq += 1
             users = self.runner.user_count if self.runner is not None else 0
             intended = self.intended.delta() if counts is not None else None
-            self._send(p.Report(self._report_seq, delta, users, transactions, checks, counts, intended))
+            ran = _ran(self.runner) if self.runner is not None else {}
+            self._send(p.Report(self._report_seq, delta, users, transactions, checks, counts, intended, **ran))
             self._arrivals_said = counts
 
     def _watchdog(self) -> None:
@@ -595,3 +596,13 @@ def _watch_parent(worker: WorkerRunner) -> None:
     wait_for_parent_exit()
     worker._stop_users("the parent process is gone", now=True)
     worker._end(EXIT_LOST, "the parent process is gone: stopped the users and quit")
+
+
+def _ran(runner: LocalRunner) -> dict[str, Any]:
+    """What a worker's users did, for its Report (``runner.run._accounting`` on the master's side)."""
+    return {
+        "users_max": runner.user_count_max,
+        "users_started": runner.users_started,
+        "users_ended_early": runner.users_ended_early,
+        "interrupted": [[method, name, count] for (method, name), count in runner.interrupted.items()],
+    }

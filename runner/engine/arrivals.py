@@ -63,6 +63,7 @@ class ArrivalCounts:
         return {
             "planned": self.planned,
             "started": self.started,
+            "dropped": max(0, self.planned - self.started),  # never started (k6's dropped_iterations)
             "late": self.late,
             "late_for_slot": self.late_for_slot,
             "late_by_lrun": self.late_by_lrun,

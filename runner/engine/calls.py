@@ -115,9 +115,11 @@ class Client:
         user = self._user
         if user.past_deadline():  # the run is over: nothing more is sent
             raise StopUser("the run's deadline passed")
+        user.in_flight = (method.upper(), name or url)
         response = user.session.request(method.upper(), url, **kwargs)
-        if user.past_deadline():  # the run ended while it was under way: cut off, not counted
+        if user.past_deadline():  # the run ended while it was under way: cut off, counted as interrupted
             raise StopUser("the run's deadline passed")
+        user.in_flight = None
         failure = None
         if not response.status or response.error:  # no response, or one past max_redirects …
             failure = response.error or "no response"

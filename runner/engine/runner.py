@@ -180,6 +180,9 @@ class LocalRunner(LoadShape):
         self.started_at: float | None = None
         self.users: list[dict[int, VirtualUser]] = [{} for _ in self.classes]  # by class, in start order
         self.user_count_max = 0
+        self.users_started = 0  # every user started, however short its life
+        self.users_ended_early = 0  # ended on their own (not told to stop) while the test went on
+        self.interrupted: dict[tuple[str, str], int] = {}  # (method, name) -> requests in flight at the stop
         self._group = Group()
         self._spawner: gevent.Greenlet | None = None
         self._timers: list[gevent.Greenlet] = []
@@ -278,6 +281,7 @@ class LocalRunner(LoadShape):
         self.users[index][user.user_id] = user
         user.greenlet = self._group.spawn(self._run_user, user, index)
         self.user_count_max = max(self.user_count_max, self.user_count)
+        self.users_started += 1
         return user
 
     def _run_user(self, user: VirtualUser, index: int) -> None:
@@ -294,6 +298,10 @@ class LocalRunner(LoadShape):
             seconds = None
         user.greenlet = None
         if seconds is None:
+            if user.in_flight is not None:  # its request was cut off by the stop (killed, or past the deadline)
+                self.interrupted[user.in_flight] = self.interrupted.get(user.in_flight, 0) + 1
+            elif not user.stopping and not self.stop_reason and self.iterations is None:
+                self.users_ended_early += 1
             self._forget(user, index)
         else:
             user.parked = timer = gevent.get_hub().loop.timer(seconds)

@@ -116,6 +116,7 @@ class VirtualUser:
         "check_counts",
         "deadline",
         "greenlet",
+        "in_flight",
         "iteration",
         "late_ms",
         "loops",
@@ -142,6 +143,7 @@ class VirtualUser:
         self.stopping = False
         self.deadline = INF  # time.monotonic() from which this user may begin nothing (``advance`` sets it)
         self.late_ms = 0.0  # open model: how long after its intended start this user began
+        self.in_flight: tuple[str, str] | None = None  # (method, name) of the request under way: cut off at the stop?
         self.greenlet: Any = None  # the runner's bookkeeping: the greenlet running it, or
         self.parked: Any = None  # the timer that will wake it
         self._phase = ON_START
@@ -228,6 +230,7 @@ class VirtualUser:
             except FlowSignal:  # pragma: no cover - the three above are all there are
                 self._end_program(stop_user=True)
             except Exception as exc:
+                self.in_flight = None
                 self.runtime.on_error(self, exc)
                 if self.transactions:
                     self.fail_transactions(f"{type(exc).__name__}: {exc}")

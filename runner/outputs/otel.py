@@ -156,6 +156,12 @@ class OtelExport:
         def users(options: CallbackOptions) -> Iterable[Observation]:
             return [Observation(getattr(live.runner, "user_count", 0))]
 
+        def target(options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(getattr(live.runner, "target_users", 0))]
+
+        def peak(options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(getattr(live.runner, "user_count_max", 0))]
+
         def rps(options: CallbackOptions) -> Iterable[Observation]:
             return [Observation(live.stats.total.current_rps(time.time() - live.lag))]
 
@@ -173,6 +179,12 @@ class OtelExport:
             return out
 
         meter.create_observable_gauge("lrun.users", [users], unit="{user}", description="Virtual users running.")
+        meter.create_observable_gauge(
+            "lrun.users.target", [target], unit="{user}", description="Virtual users the load asks for now."
+        )
+        meter.create_observable_gauge(
+            "lrun.users.max", [peak], unit="{user}", description="The most virtual users running at once so far."
+        )
         meter.create_observable_gauge(
             "lrun.requests_per_second", [rps], unit="{request}/s", description="Requests per second, recently."
         )

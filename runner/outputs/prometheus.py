@@ -80,6 +80,18 @@ class RunCollector(Collector):
         total = live.stats.total
         runner = live.runner
         yield _gauge("lrun_users", "Virtual users running now.", getattr(runner, "user_count", 0))
+        yield _gauge("lrun_users_target", "Virtual users the load asks for now.", getattr(runner, "target_users", 0))
+        yield _gauge(
+            "lrun_users_max", "The most virtual users running at once so far.", getattr(runner, "user_count_max", 0)
+        )
+        arrivals = getattr(runner, "arrivals", None)  # the open model
+        if arrivals is not None:
+            arrived = CounterMetricFamily(
+                "lrun_arrivals", "Open model arrivals, planned and started.", labels=["state"]
+            )
+            arrived.add_metric(["planned"], arrivals.planned)
+            arrived.add_metric(["started"], arrivals.started)
+            yield arrived
         yield _gauge("lrun_requests_per_second", "Requests per second, over the last seconds.", total.current_rps(now))
         yield _gauge(
             "lrun_failures_per_second", "Failed requests per second, over the last seconds.",

@@ -155,8 +155,41 @@ def summary(results: Results) -> str:
         for rv in resource_thresholds:
             mark = "pass" if rv.passed else "FAIL" if rv.action == "abort" else "warn"
             parts.append(f"  {mark}  {rv.expression}: {rv.detail}")
+    users = users_line(results)
+    if users:
+        parts += ["", users]
+    cut = interrupted_line(results)
+    if cut:
+        parts += ["", cut]
+    if results.load_warnings:
+        parts += ["", "Load not as planned"]
+        parts += [f"  {w.kind}: {w.message}" for w in results.load_warnings]
     parts += ["", verdict_line(results)]
     return "\n".join(parts)
+
+
+def users_line(results: Results) -> str:
+    """Users that ran beside users asked; "" for a file without the counts."""
+    users = results.user_counts
+    if users is None:
+        return ""
+    asked = f" of {users.asked} asked" if users.asked is not None else ""
+    started = f", {users.started} started in all" if users.started is not None else ""
+    early = f", {users.ended_early} ended early" if users.ended_early else ""
+    return f"Users: at most {users.peak} running at once{asked}{started}{early}"
+
+
+def interrupted_line(results: Results) -> str:
+    """Requests in flight when the run stopped (sent, their answers not counted); "" when there were none."""
+    cut = results.interrupted
+    if cut is None or not cut.total:
+        return ""
+    named = ", ".join(f"{r.method} {r.name} {r.count}".lstrip() for r in cut.requests[:8])
+    more = f" … {len(cut.requests) - 8} more" if len(cut.requests) > 8 else ""
+    return (
+        f"Interrupted: {cut.total} requests were in flight when the run stopped (sent, not in the statistics; "
+        f"--stop-timeout lets them finish): {named}{more}"
+    )
 
 
 def pool_line(pool: Pool) -> str:
@@ -177,7 +210,8 @@ def _open_model(arrivals: Arrivals, results: Results) -> str:
         "Open model",
         f"  arrivals: {arrivals.planned} planned, {arrivals.started} started, {arrivals.late} late "
         f"(over {_ms(tolerance)} ms; max {_ms(arrivals.max_late_ms)} ms), "
-        f"{arrivals.waiting_at_end} still waiting at the end",
+        f"{arrivals.waiting_at_end} still waiting at the end"
+        + (f", {arrivals.dropped} never started" if arrivals.dropped is not None else ""),
     ]
     if arrivals.jitter_p50_ms is not None:
         lines.append(
@@ -278,10 +312,17 @@ def remote_summary(remote: Remote | None) -> str:
 
 
 def verdict_line(results: Results) -> str:
+    """PASSED or FAILED, and what went wrong with the load itself ("PASSED with warnings: …")."""
     total = results.total
     state = "PASSED" if results.passed else "FAILED"
+    noted = results.load_warnings or []
+    if noted:
+        more = f" (and {len(noted) - 2} more)" if len(noted) > 2 else ""
+        state += " with warnings: " + "; ".join(w.message for w in noted[:2]) + more + " —"
+    else:
+        state += ":"
     return (
-        f"{state}: {total.requests} requests, {total.failures} failed, {total.rps:.1f} req/s over "
+        f"{state} {total.requests} requests, {total.failures} failed, {total.rps:.1f} req/s over "
         f"{results.duration_s:.1f}s ({results.stop_reason}); exit code {results.exit_code}"
     )
 
@@ -294,11 +335,14 @@ def progress_line(
     failure_ratio: float,
     *,
     resources: Mapping[str, Any] | None = None,
+    asked: int | None = None,
 ) -> str:
-    """One line for a terminal: elapsed / run time, users, current req/s, errors, lrun's CPU and memory."""
+    """One line for a terminal: elapsed / run time, users (of those asked), current req/s, errors, lrun's CPU
+    and memory."""
 
     limit = f"/{clock(run_time)}" if run_time else ""
-    line = f"{clock(elapsed)}{limit}  users {users}  {rps:.1f} req/s  errors {failure_ratio * 100:.2f}%"
+    of = f"/{asked}" if asked is not None and asked != users else ""
+    line = f"{clock(elapsed)}{limit}  users {users}{of}  {rps:.1f} req/s  errors {failure_ratio * 100:.2f}%"
     if resources:
         cpu, rss = resources.get("process_cpu_percent"), resources.get("process_rss_bytes")
         if cpu is not None:

@@ -318,10 +318,18 @@ def _summary(results: Results) -> list[dict[str, Any]]:
     tiles += [
         {"label": "average", "value": fmt_ms(total.avg_ms)},
         {"label": "max", "value": fmt_ms(total.max_ms)},
-        {"label": "peak users", "value": fmt_num(results.users_max)},
+        {"label": "peak users", "value": fmt_num(results.users_max), **_asked(results)},
         {"label": "received", "value": fmt_bytes(total.total_bytes)},
     ]
     return tiles
+
+
+def _asked(results: Results) -> dict[str, Any]:
+    """The peak users tile's note: of how many asked (red when fewer ran)."""
+    users = results.user_counts
+    if users is None or users.asked is None:
+        return {}
+    return {"sub": f"of {fmt_num(users.asked)} asked", "bad": users.peak < users.asked}
 
 
 def _entry_row(entry: Entry, name: str | None = None) -> dict[str, Any]:
@@ -368,11 +376,36 @@ def _saturation(saturation: Saturation | None) -> dict[str, Any] | None:
     return {"saturated": saturation.saturated, "lag": lag, "reasons": saturation.reasons}
 
 
+def _ran(results: Results) -> str:
+    """What actually ran: users beside users asked, requests cut off at the stop, arrivals never started."""
+    parts = []
+    users = results.user_counts
+    if users is not None:
+        asked = f" of {fmt_num(users.asked)} asked" if users.asked is not None else ""
+        started = f", {fmt_num(users.started)} started in all" if users.started is not None else ""
+        early = f", {fmt_num(users.ended_early)} ended early" if users.ended_early else ""
+        parts.append(f"Users: at most {fmt_num(users.peak)} running at once{asked}{started}{early}.")
+    if results.interrupted and results.interrupted.total:
+        parts.append(
+            f"{fmt_num(results.interrupted.total)} requests were in flight when the run stopped "
+            "(sent; their answers are not in the statistics)."
+        )
+    arrivals = results.arrivals
+    if arrivals is not None and arrivals.dropped is not None:
+        parts.append(
+            f"Arrivals: {fmt_num(arrivals.planned)} planned, {fmt_num(arrivals.started)} started, "
+            f"{fmt_num(arrivals.dropped)} never started."
+        )
+    return " ".join(parts)
+
+
 def run_view(results: Results) -> dict[str, Any]:
     """Everything the template shows for one run, formatted; optional parts are None or empty."""
     origin = _origin(results)
     total, transactions, workers = results.total, results.transactions, results.workers or []
     asked = f" ({results.load.users} asked)" if results.load.users is not None and not results.load.stages else ""
+    if results.user_counts is not None:
+        asked = f" ({results.user_counts.asked} asked)" if results.user_counts.asked is not None else ""
     return {
         "results": results,
         "origin": origin,
@@ -396,6 +429,8 @@ def run_view(results: Results) -> dict[str, Any]:
         "stop_reason": results.stop_reason,
         "thresholds": _threshold_rows(results),
         "warnings": results.warnings or [],
+        "load_warnings": results.load_warnings or [],
+        "ran": _ran(results),
         "saturation": _saturation(results.saturation),
         "summary": _summary(results),
         "charts": _run_charts(results, origin),

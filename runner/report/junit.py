@@ -3,6 +3,8 @@
 ``junit_xml(results)`` makes, from the typed results, one ``<testsuites>`` with these suites:
 
 - ``run``: one test case, the run's verdict (fails when the exit code is not 0, saying why);
+- ``load``: where the load did not happen as planned (``load_warnings``), a test case per warning: passing
+  and said in ``system-out``, failing only in a run that failed (``--strict``);
 - ``thresholds``: one test case per threshold; a failure's message is ``measured X, limit OP Y``;
 - ``resource thresholds``: one per resource threshold; a breached ``abort`` fails, a breached ``warn`` passes
   and is said in the suite's ``system-out`` (a warning must not turn a pipeline red);
@@ -106,6 +108,17 @@ def _threshold_text(verdict: Verdict) -> tuple[str, str]:
     return name, f"measured {measured}, limit {limit}"
 
 
+def _ran(results: Results) -> dict[str, Any]:
+    """What actually ran, as properties: users asked and at most running, requests cut at the stop, arrivals."""
+    users, cut, arrivals = results.user_counts, results.interrupted, results.arrivals
+    return {
+        "users_max": results.users_max,
+        **({"users_asked": users.asked, "users_started": users.started} if users is not None else {}),
+        **({"interrupted": cut.total} if cut is not None else {}),
+        **({"arrivals_planned": arrivals.planned, "arrivals_started": arrivals.started} if arrivals else {}),
+    }
+
+
 def junit_xml(results: Results) -> str:
     """The JUnit XML document of a run (see the module docstring)."""
     total = results.total
@@ -122,6 +135,7 @@ def junit_xml(results: Results) -> str:
             "failures": total.failures,
             "rps": total.rps,
             "p95_ms": total.percentiles.get("95"),
+            **_ran(results),
         },
     }
     scenario = results.scenario or "lrun"
@@ -136,6 +150,13 @@ def junit_xml(results: Results) -> str:
     )
     run.out += [f"warning: {w}" for w in warnings]
     suites = [run]
+    noted = results.load_warnings or []
+    if noted:  # the load did not happen as planned: said; red only when the run failed (--strict, or anyway)
+        load = _Suite("load", **{**common, "properties": {}})
+        for warning in noted:
+            load.case(warning.kind, failure=None if results.passed else warning.message, kind="LoadNotAsPlanned")
+            load.out.append(f"warning: {warning.message}")
+        suites.append(load)
 
     common["properties"] = {}  # said once, in the first suite
     thresholds = _Suite("thresholds", **common)

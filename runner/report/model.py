@@ -252,6 +252,7 @@ class ResourceVerdict(_Open):
 class Arrivals(_Open):
     planned: int
     started: int
+    dropped: int | None = None  # planned, never started (k6's dropped_iterations); absent in older files
     late: int = 0
     late_for_slot: int = 0
     late_by_lrun: int = 0
@@ -378,6 +379,36 @@ class Pool(_Open):
     dry_at: Number | None = None
 
 
+class InterruptedRequest(_Open):
+    method: str
+    name: str
+    count: int
+
+
+class Interrupted(_Open):
+    """Requests in flight when the run stopped: sent, their answer cut off, not in the statistics."""
+
+    total: int
+    requests: list[InterruptedRequest] = []
+
+
+class UserCounts(_Open):
+    """Users asked for beside users that ran (``users_max``): the load that actually happened."""
+
+    asked: int | None = None  # the closed model's most users asked (its stages' peak); null in the open model
+    peak: int
+    started: int | None = None  # users started over the run (every one, however short its life)
+    ended_early: int = 0  # ended on their own while the test went on (stop_user, an error in on_start, no rows …)
+
+
+class LoadWarning(_Open):
+    """The load did not happen as planned (``runner.report.shortfalls``): the verdict says so, ``--strict`` fails."""
+
+    kind: str  # arrivals_dropped, users_ended_early, users_short, worker_lost, generator_saturated, pool_users_stopped
+    message: str
+    count: int | None = None
+
+
 class Worker(_Open):
     id: str
     host: str = ""
@@ -385,6 +416,8 @@ class Worker(_Open):
     state: str
     users: int = 0
     users_max: int | None = None
+    users_started: int | None = None  # every user it started, however short its life
+    users_ended_early: int | None = None
     cpu_percent: Number | None = None
     cpu_percent_max: Number | None = None
     memory_bytes: int | None = None
@@ -433,6 +466,9 @@ class Results(_Open):
     rendezvous: list[Rendezvous] | None = None
     pools: list[Pool] | None = None
     workers: list[Worker] | None = None
+    interrupted: Interrupted | None = None
+    user_counts: UserCounts | None = None
+    load_warnings: list[LoadWarning] | None = None
 
     @classmethod
     def required(cls) -> frozenset[str]:

@@ -43,7 +43,7 @@ Optional keys (absent in older files and in runs without the feature; every read
                       intended start), "late_for_slot" (of those: waited for a free slot, max_users busy),
                       "late_by_lrun" (of those: a slot was free, lrun started them late), "max_late_ms",
                       "jitter_p50_ms", "jitter_p99_ms", "jitter_max_ms" (start delay of the arrivals that found a
-                      slot free: the scheduler's precision), "waiting_at_end"}
+                      slot free: the scheduler's precision), "waiting_at_end", "dropped" (never started)}
     saturation        was lrun itself the bottleneck? {"saturated" (bool), "reasons" [text], "loop_lag_p50_ms",
                       "loop_lag_p99_ms", "loop_lag_max_ms" (how late a 100 ms timer fired, over the run),
                       "loop_lag_worst_window_ms" (the worst median of 3 s), "loop_lag_limit_ms" (a 3 s median
@@ -66,6 +66,12 @@ Optional keys (absent in older files and in runs without the feature; every read
                       "unique"), "update" ("each_iteration" | "each_occurrence" | "once"), "when_empty" ("cycle" |
                       "keep_last" | "stop_user" | "stop_test"), "handed_out", "dry" (bool), "dry_at" (epoch s or
                       null)}]
+    user_counts       {"asked" (null in the open model), "peak", "started" (every user, however short its life),
+                      "ended_early" (ended on their own while the test went on)}
+    interrupted       {"total", "requests": [{"method", "name", "count"}]}: requests in flight when the run
+                      stopped (sent; their answers are not in the statistics)
+    load_warnings     [{"kind", "message", "count"}]: the load did not happen as planned (``report.shortfalls``);
+                      the verdict says so and ``--strict`` fails the run
     workers           distributed runs: [{"id", "host", "pid", "state" ("missing" for a lost one), "users",
                       "users_max", "cpu_percent", "cpu_percent_max", "memory_bytes", "memory_bytes_max",
                       "requests", "failures", "resources": [{"t", "process_cpu_percent", "process_rss_bytes"}]

@@ -333,6 +333,9 @@ def step_lists(scenario: Scenario) -> Iterator[tuple[DataPath, list[Any]]]:
             yield ("users", user_name, section), getattr(user, section) or []
 
 
+LOAD_HAS = "the load has "  # a run with -u / -t judges this warning again with its own user count (runner.run)
+
+
 def _rendezvous_problems(doc: Document, scenario: Scenario) -> list[Problem]:
     """Same-named points must agree; a point waiting for more users than the test has can never fill."""
     problems = []
@@ -360,7 +363,7 @@ def _rendezvous_problems(doc: Document, scenario: Scenario) -> list[Problem]:
                 problems.append(
                     doc.problem(
                         (*path, "users"),
-                        f"rendezvous '{step.rendezvous}' waits for {value:g} users, but the load has "
+                        f"rendezvous '{step.rendezvous}' waits for {value:g} users, but {LOAD_HAS}"
                         f"{users} at most: only its timeout ({step.timeout:g}s) would release them",
                         "lower users:, use percent: or percent_running:, or raise the load's users",
                         severity="error" if explicit else "warning",

@@ -20,9 +20,13 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 TIME_METRICS = {"avg": "avg_ms", "min": "min_ms", "max": "max_ms", "median": "median_ms"}
 COUNT_METRICS = {"requests": "requests", "failures": "failures", "rps": "rps", "failures_per_s": "failures_per_s"}
 RATE_METRICS = ("errors", "error_rate")
+RUN_METRICS = ("arrivals_dropped",)  # of the whole run, not of an entry: a percentage of the planned arrivals
 _EXPRESSION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|<|>)\s*(\S+)\s*$")
 PERCENTILE = re.compile(r"^p(\d+(?:\.\d+)?)$")
-METRICS_HELP = "p50 … p99.9, avg, min, max, median (times); errors (a %); requests, failures, rps, failures_per_s"
+METRICS_HELP = (
+    "p50 … p99.9, avg, min, max, median (times); errors (a %); requests, failures, rps, failures_per_s; "
+    "arrivals_dropped (a % of the planned arrivals)"
+)
 
 
 def parse_expression(text: str) -> tuple[str, str, float]:
@@ -32,9 +36,10 @@ def parse_expression(text: str) -> tuple[str, str, float]:
         raise ValueError(f"cannot read threshold {text!r}: write METRIC OPERATOR LIMIT, e.g. 'p95 < 500ms'")
     metric, op, raw = match.groups()
     metric = metric.lower()
-    if metric in RATE_METRICS:
+    if metric in RATE_METRICS or metric in RUN_METRICS:
         if not raw.endswith("%"):
-            raise ValueError(f"write the error rate as a percentage: '{metric} {op} {raw}%'")
+            what = "the error rate" if metric in RATE_METRICS else metric
+            raise ValueError(f"write {what} as a percentage: '{metric} {op} {raw}%'")
         try:
             limit = float(raw[:-1]) / 100
         except ValueError:
@@ -52,7 +57,7 @@ def parse_expression(text: str) -> tuple[str, str, float]:
         except ValueError:
             raise ValueError(f"{raw!r} is not a number") from None
     else:
-        hint = did_you_mean(metric, [*TIME_METRICS, *COUNT_METRICS, *RATE_METRICS, "p95", "p99"])
+        hint = did_you_mean(metric, [*TIME_METRICS, *COUNT_METRICS, *RATE_METRICS, *RUN_METRICS, "p95", "p99"])
         raise ValueError(f"unknown metric '{metric}'{' (' + hint + ')' if hint else ''}: use {METRICS_HELP}")
     return metric, op, limit
 

@@ -334,8 +334,9 @@ function renderHistory(history) {
       links.append(el("a", { href: `/api/runs/${h.id}/${file}`, download: "" }, label), " ");
     }
     const verdict = h.passed === true ? "passed" : h.passed === false ? `failed (exit ${h.exit_code})` : "";
-    const result = h.ended === null ? "running" : [verdict, h.stop_reason].filter(Boolean).join(": ") || "–";
-    return row([h.id, clock(h.started), h.users, h.run_time ? duration(h.run_time) : "until stopped", h.requests ?? "–", h.failures ?? "–", result, links], ["", "", "num", "", "num", "num"]);
+    const noted = (h.load_warnings || []).length ? `with warnings: ${h.load_warnings.join("; ")}` : "";
+    const result = h.ended === null ? "running" : [verdict, noted, h.stop_reason].filter(Boolean).join(": ") || "–";
+    return row([h.id, clock(h.started), h.users_ran ?? h.users, h.run_time ? duration(h.run_time) : "until stopped", h.requests ?? "–", h.failures ?? "–", result, links], ["", "", "num", "", "num", "num"]);
   }));
 }
 
