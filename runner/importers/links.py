@@ -80,7 +80,7 @@ def _link_gives(link: str, target: str, part: Part) -> bool:
 
 def _pattern(raw: str, part: Part, origin: str) -> str:
     """The recorded link as a regex, the id its group; the recorded origin optional (-H retargets)."""
-    group = r"(\d+)" if part.value.isdigit() else r"([^/?&#\"'<>]+)"
+    group = r"(\d+)" if part.value.isdigit() else "([^/?&#\"'<>]+)"
     pieces = re.split(r"([/?&=#;])", raw)
     out, done = [], False
     for piece in pieces:
@@ -91,7 +91,7 @@ def _pattern(raw: str, part: Part, origin: str) -> str:
             out.append(re.escape(piece))
     pattern = "".join(out)
     if raw.startswith(origin):
-        pattern = r"(?:https?://[^/\"']+)?" + pattern[len(re.escape(origin)) :]
+        pattern = "(?:https?://[^/\"']+)?" + pattern[len(re.escape(origin)) :]
     return pattern
 
 
