@@ -97,16 +97,19 @@ def test_replay_over_two_processes_makes_and_opens_each_users_own_note(app: Path
     assert opened == Counter({(owner, f"{CHANGE}{id_}/change/"): 1 for id_, _, owner in made})
 
 
-def test_a_failed_login_stops_the_iteration_and_a_run_time_replaces_the_replay(app: Path, scenario: Path) -> None:
-    pool = scenario.with_suffix(".csv")
-    pool.write_text("username,password,title,body\nbob,wrong-password,Never made,x\n")
+def test_a_failed_login_stops_the_iteration_and_a_run_time_replaces_the_replay(
+    app: Path, scenario: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / scenario.name
+    copy.write_text(scenario.read_text())
+    copy.with_suffix(".csv").write_text("username,password,title,body\nbob,wrong-password,Never made,x\n")
     with serve(app) as django:
         before = len(django.notes())
         django.clear_log()
-        results = scenario.parent / "failed.json"
+        results = tmp_path / "failed.json"
         run = run_lrun(
-            str(scenario), "-H", django.url, "-u", "1", "-t", "3s", "--json", str(results), "--only-summary",
-            timeout=120,
+            str(copy), "-H", django.url, "-u", "1", "-t", "3s", "--stop-timeout", "10s",  # the last one finishes
+            "--json", str(results), "--only-summary", timeout=120,
         )  # fmt: skip
         assert run.returncode == 1, run.stdout + run.stderr
         log = django.log()
@@ -119,3 +122,29 @@ def test_a_failed_login_stops_the_iteration_and_a_run_time_replaces_the_replay(a
     login = counted["POST", "/admin/login/"]
     assert login["failures"] == login["requests"] == len(logins)  # lrun saw each one fail, as the server did
     assert ("POST", f"{CHANGE}add/") not in counted
+
+
+def test_verify_replays_with_another_data_row(app: Path, scenario: Path, tmp_path: Path) -> None:
+    """--verify changes what the user typed (not the credentials): a check still holding the recorded title would
+    fail; the new note's title and its own id show the replay used the other row and this replay's id."""
+    har = scenario.parent / "admin.har"
+    with serve(app) as django:
+        before = {n[0] for n in django.notes()}
+        django.clear_log()
+        result = run_lrun(
+            "import", str(har), "-o", str(tmp_path / "v.yaml"), "--pool", "--think", "none", "--verify", "-H",
+            django.url, timeout=180,
+        )  # fmt: skip
+        made = [n for n in django.notes() if n[0] not in before]
+        log = django.log()
+    assert result.returncode == 0, result.stderr
+    assert (
+        "verify: replaying with another data row (title='Shopping list (verify)', body='body (verify)')"
+        in (result.stderr)
+        or "verify: replaying with another data row (title='Shopping list (verify)'" in result.stderr
+    )
+    assert "verify: every status as recorded (9 requests)" in result.stderr
+    [(id_, title, owner)] = made
+    assert (title, owner) == ("Shopping list (verify)", "ada")
+    assert ("ada", "GET", f"{CHANGE}{id_}/change/", 200) in log
+    assert (tmp_path / "v.csv").read_text().splitlines()[1].startswith("ada,lovelace-1815,Shopping list,")

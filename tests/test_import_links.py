@@ -174,3 +174,78 @@ def test_a_run_time_from_the_user_replaces_the_scenarios_iteration_cap() -> None
     assert resolve({"run_time": "10s", "iterations": 3}, environ={}, scenario_load=load).iterations == 3
     assert resolve({}, environ={"LRUN_RUN_TIME": "5s"}, scenario_load=load).iterations is None
     assert resolve({}, environ={}, scenario_load={**load, "run_time": "1m"}).iterations == 1
+
+
+class Tickets:
+    """A loopback application whose new ticket's number is only in the text of the answer ("Ticket 8 opened"):
+    nothing an importer can take it from. Tickets 1 to ``existing`` exist already; every request is logged."""
+
+    def __init__(self, existing: int) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.tickets = set(range(1, existing + 1))
+        self.seen: list[str] = []
+        app = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                app.seen.append(f"{self.command} {self.path}")
+                if self.command == "POST":
+                    number = max(app.tickets) + 1
+                    app.tickets.add(number)
+                    status, text = 200, page(f"Ticket <b>{number}</b> opened", "Opened")
+                else:
+                    number = int(self.path.rsplit("/", 1)[1])
+                    status, text = (200, page("a ticket", "Ticket")) if number in app.tickets else (404, "no")
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _serve
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> Tickets:
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_verify_fails_when_the_replay_sends_an_id_this_replay_was_not_given(tmp_path: Path) -> None:
+    """The recording opened ticket 7, which it had just made; the replay makes ticket 8 but still opens 7, which
+    exists, so every status is as recorded: only the id check sees that the replay reads the recording's ticket."""
+    from conftest import run_lrun
+
+    form = {"mimeType": "application/x-www-form-urlencoded", "text": "subject=printer"}
+    har = write_har(
+        tmp_path / "t.har",
+        [
+            har_entry("POST", "/tickets", post=form, mime=PAGE, text=page("Ticket <b>7</b> opened", "Opened")),
+            har_entry("GET", "/tickets/7", mime=PAGE, text=page("a ticket", "Ticket")),
+        ],
+    )
+    with Tickets(existing=7) as app:
+        result = run_lrun("import", str(har), "--verify", "-H", app.url)
+        assert app.seen == ["POST /tickets", "GET /tickets/7"]
+    assert result.returncode == 1, result.stderr
+    assert "ok   #2 GET /tickets/7: 200 (recorded 200)" in result.stderr
+    assert (
+        "verify: #2 GET /tickets/7 sends '7' as recorded, but no response of this replay gave it "
+        "(the recording created it)" in result.stderr
+    )
+    with Tickets(existing=6) as app:  # this replay's new ticket is 7 again: what it sends, it was given
+        result = run_lrun("import", str(har), "--verify", "-H", app.url)
+    assert result.returncode == 0, result.stderr
