@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from django_notes import USERS, serve
 
 from conftest import ROOT, run_lrun
 
@@ -25,8 +26,6 @@ pytestmark = [
         reason="no /usr/bin/chromium: apt-get install chromium (.ci/run does)",
     ),
 ]
-sys.path.insert(0, str(ROOT / "tests"))
-from django_notes import USERS, serve  # noqa: E402
 
 TITLES = {"ada": "Shopping list", "bob": "Garden plan", "cy": "Reading notes"}
 CHANGE = "/admin/notes/note/"

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from test_import import har_entry, imported, scenario_steps, write_har
+from har_helpers import har_entry, imported, scenario_steps, write_har
 
 from runner.config import resolve
 from runner.importers.checks import location_pattern
