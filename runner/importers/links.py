@@ -78,7 +78,7 @@ def _link_gives(link: str, target: str, part: Part) -> bool:
     return len(x) > part.index and x[: part.index + 1] == y[: part.index + 1]
 
 
-def _pattern(raw: str, part: Part, origin: str) -> str:
+def _pattern(raw: str, part: Part, origin: str) -> str | None:
     """The recorded link as a regex, the id its group; the recorded origin optional (-H retargets)."""
     group = r"(\d+)" if part.value.isdigit() else "([^/?&#\"'<>]+)"
     pieces = re.split(r"([/?&=#;])", raw)
@@ -89,6 +89,8 @@ def _pattern(raw: str, part: Part, origin: str) -> str:
             done = True
         else:
             out.append(re.escape(piece))
+    if not done:
+        return None  # the id is inside a longer piece of this link (``#comment:1``)
     pattern = "".join(out)
     if raw.startswith(origin):
         pattern = "(?:https?://[^/\"']+)?" + pattern[len(re.escape(origin)) :]
@@ -123,13 +125,21 @@ class _Page:
 
 def _from_html(page: _Page, response: Step, step: Step, part: Part, typed: set[str]) -> Source | None:
     text, origin = page.text, response.entry.origin
-    found = [(a, m) for a, m in page.links if _link_gives(a, step.entry.url, part)]
+    found = [(a, m) for a, m in page.links if part.value in m.group(3) and _link_gives(a, step.entry.url, part)]
     if not found:
         return None
     target = urlsplit(step.entry.url)[2:4]
-    link = next((m for a, m in found if urlsplit(a)[2:4] == target), found[0][1])
+    exact = [m for a, m in found if urlsplit(a)[2:4] == target]
+    # On the object's own page, a link with more than the id (``/ticket/5?format=csv``, ``action="/ticket/5#c"``)
+    # points at this object only; a bare one may be a neighbour's (previous / next ticket).
+    own = _link_gives(response.entry.url, step.entry.url, part)
+    specific = [m for a, m in found if own and m not in exact and (urlsplit(a).query or "#" in m.group(3))]
+    link = (specific or exact or [found[0][1]])[0]
     attribute, quote, raw = link.group(1), link.group(2), link.group(3)
-    regex = f"{attribute}={quote}{_pattern(raw, part, origin)}{quote}"
+    pattern = _pattern(raw, part, origin)
+    if pattern is None:
+        return None
+    regex = f"{attribute}={quote}{pattern}{quote}"
     values = [m.group(1) for m in re.finditer(regex, text)]
     if part.value not in values:
         return None
@@ -204,10 +214,14 @@ def _replace_later(steps: list[Step], start: int, part: Part, segment: str, temp
 
 
 def _sources(steps: list[Step], pages: dict[int, _Page], j: int, part: Part) -> Iterator[tuple[int, Source, str]]:
-    """Where an earlier response gave the id, the latest first: (response index, extractor, name hint)."""
+    """Where an earlier response gave the id: (response index, extractor, name hint). The object's own page first
+    (its URL holds the id at the same place: its links to itself are this user's, a list may show others'), then
+    the latest response."""
     typed = _typed(steps, j)
     hint = part.hint(urlsplit(steps[j].entry.url).path.split("/"))
-    for i in range(j - 1, -1, -1):
+    earlier = range(j - 1, -1, -1)
+    own = [i for i in earlier if _link_gives(steps[i].entry.url, steps[j].entry.url, part)]
+    for i in own + [i for i in earlier if i not in own]:
         if part.value not in (steps[i].entry.response_text or ""):
             continue
         page = pages.get(i) or pages.setdefault(i, _Page(steps[i]))
@@ -261,8 +275,9 @@ def _warn_created(steps: list[Step], j: int, part: Part, first_change: int | Non
         return
     before = urlsplit(steps[first_change].entry.url).path
     sent_before = any(part.value in s.entry.url.split("?")[0].split("/") for s in steps[:first_change])
-    if sent_before:
-        return
+    word = re.compile(rf"(?<![\w.-]){re.escape(part.value)}(?![\w.-])")
+    if sent_before or any(word.search(s.entry.response_text or "") for s in steps[:first_change]):
+        return  # known before anything was changed: not made by the recording
     where = f"path segment {part.index}" if not part.key else f"query {part.key}"
     why = (
         f"an id sent after #{first_change + 1} {steps[first_change].entry.method} {before} that no recorded "
