@@ -64,6 +64,10 @@ def scenario(app: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "correlated note_id = '2': from #7 GET /admin/notes/note/ (regex: href=\"/admin/notes/note/(\\d+)/change/\")"
         in (result.stderr)
     ), result.stderr
+    # the list links the older note too, and the new one's link text is what the user typed: the tester is told
+    assert "2 different ids in links of this pattern on #7; took the first, as recorded (its link text is typed" in (
+        result.stderr
+    )
     text = path.read_text()
     assert f"get: {CHANGE}{{{{ note_id }}}}/change/" in text
     assert "contains: '{{ inputs.title }} | Change note | Django site admin'" in text  # typed data: templated
