@@ -164,6 +164,8 @@ def test_location_patterns() -> None:
     assert location_pattern("/admin/notes/note/") == "^/admin/notes/note/$"
     assert location_pattern("/login/?next=/admin/") == "^/login/\\?next=/admin/$"
     assert location_pattern("https://x.test/o/5") == "^(?:https?://[^/]+)?/o/[^/?&#]+$"
+    typed = frozenset({"red mug"})
+    assert location_pattern("/search?q=red+mug&page=list", typed) == "^/search\\?q=[^/?&#]+\\&page=list$"
 
 
 def test_a_run_time_from_the_user_replaces_the_scenarios_iteration_cap() -> None:
@@ -249,3 +251,20 @@ def test_verify_fails_when_the_replay_sends_an_id_this_replay_was_not_given(tmp_
     with Tickets(existing=6) as app:  # this replay's new ticket is 7 again: what it sends, it was given
         result = run_lrun("import", str(har), "--verify", "-H", app.url)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_short_id_in_a_form_field_from_a_hidden_input_or_a_warning(tmp_path: Path) -> None:
+    form = page('<form method="post"><input type="hidden" name="cart_id" value="42"><input name="qty"></form>')
+    post = {"mimeType": "application/x-www-form-urlencoded", "text": "cart_id=42&qty=1"}
+    result, steps = run(
+        tmp_path, [har_entry("GET", "/cart", mime=PAGE, text=form), har_entry("POST", "/buy", post=post)]
+    )
+    assert found(result) == {"cart_id": ("42", {"xpath": '//input[@name="cart_id"]/@value'})}
+    assert steps[1]["form"] == {"cart_id": "{{ cart_id }}", "qty": "1"}  # a quantity is not an id
+    made = {"mimeType": "application/x-www-form-urlencoded", "text": "order_id=9001"}
+    result, _ = run(
+        tmp_path,
+        [har_entry("POST", "/orders", text='{"ok": true}'), har_entry("POST", "/pay", post=made)],
+    )
+    [warning] = result.correlations.warnings
+    assert (warning.value, warning.uses) == ("9001", ["#2 POST /pay form order_id"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from runner.importers.correlate import Correlations, looks_like_token
 from runner.importers.links import is_id
@@ -21,13 +21,17 @@ PASSWORD = re.compile(r"pass(word|wd)?$|^pwd$", re.IGNORECASE)
 VARYING = r"[^/?&#]+"
 
 
-def location_pattern(location: str) -> str:
-    """The recorded ``Location`` as an anchored regex: any host (``-H`` retargets), ids and tokens vary."""
+def location_pattern(location: str, typed: frozenset[str] = frozenset()) -> str:
+    """The recorded ``Location`` as an anchored regex: any host (``-H`` retargets); ids, tokens and ``typed``
+    values (another data row types others) vary."""
     parts = urlsplit(location)
     rest = location[len(f"{parts.scheme}://{parts.netloc}") :] if parts.netloc else location
     pieces = re.split(r"([/?&=#])", rest)
     body = "".join(
-        VARYING if piece and (is_id(piece) or looks_like_token(piece, 6)) else re.escape(piece) for piece in pieces
+        VARYING
+        if piece and (is_id(piece) or looks_like_token(piece, 6) or unquote_plus(piece) in typed)
+        else re.escape(piece)
+        for piece in pieces
     )
     return "^" + (r"(?:https?://[^/]+)?" if parts.netloc else "") + body + "$"
 
@@ -60,11 +64,12 @@ def add_checks(steps: list[Step], found: Correlations, pool: Pool | None) -> Non
         _template_everywhere(steps, values)
     values.update({c.value: c.name for c in found.found if c.value not in values and len(c.value) <= 40})
     defined: set[str] = set()
+    typed = frozenset(pool.row if pool is not None else ())
     for step in steps:
         checks: list[dict[str, Any]] = [{"status": expected_status(step.entry.status)}]
         location = step.entry.response_header("location")
         if location and 300 <= step.entry.status < 400:
-            checks.append({"header": "Location", "matches": location_pattern(location)})
+            checks.append({"header": "Location", "matches": location_pattern(location, typed)})
         title = title_of(step)
         texts = [html.unescape(title) if title and "&" not in title else title]
         heading = HEADING.search(step.entry.response_text or "") if title else None

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
-from runner.importers.correlate import Correlation, Correlations, Uncorrelated, json_leaves, variable_name
+from runner.importers.correlate import (
+    Correlation,
+    Correlations,
+    Response,
+    Uncorrelated,
+    _xpath_source,
+    json_leaves,
+    variable_name,
+)
 from runner.importers.steps import Step
 
 LINK = re.compile(r"""\b(href|action|src)\s*=\s*(["'])([^"'<>]*)\2""", re.IGNORECASE)
@@ -24,6 +32,7 @@ ANCHOR_TEXT = re.compile(r"\s*([^<>]{1,80}?)\s*</a>", re.IGNORECASE)
 ID_KEY = re.compile(r"(?:^|_|(?<=[a-z]))(?:id|Id|ID|pk|uuid|key|ref)$")
 UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOOK_BACK = 300  # responses searched for an id before its request: a long recording stays linear
 
 
 def is_id(value: str) -> bool:
@@ -42,6 +51,7 @@ class Part:
     value: str
     index: int = -1
     key: str = ""
+    field: str = "query"  # where a keyed id is sent: query or form
 
     def hint(self, segments: list[str]) -> str:
         """What the id is: ``notes/5`` -> ``note_id``; ``?note_id=5`` -> ``note_id``; ``?id=5`` -> by the path."""
@@ -59,12 +69,14 @@ class Part:
 
 
 def ids_in(step: Step) -> list[Part]:
-    """The ids a request sends in its URL (left alone: a URL already templated)."""
-    if "{{" in step.url:
-        return []
-    parts = [Part(s, index=k) for k, s in enumerate(urlsplit(step.entry.url).path.split("/")) if is_id(s)]
-    parts += [Part(v, key=k) for k, v in step.query if is_id(v) and "{{" not in v]
-    return parts
+    """The ids a request sends in its URL (left alone: a URL already templated) and in form fields named as ids
+    (``note_id=5``)."""
+    parts = []
+    if "{{" not in step.url:
+        parts += [Part(s, index=k) for k, s in enumerate(urlsplit(step.entry.url).path.split("/")) if is_id(s)]
+        parts += [Part(v, key=k) for k, v in step.query if is_id(v) and "{{" not in v]
+    fields = [(k, v) for k, v in step.form or [] if ID_KEY.search(k) and is_id(v) and "{{" not in v]
+    return parts + [Part(v, key=k, field="form") for k, v in fields]
 
 
 def _link_gives(link: str, target: str, part: Part) -> bool:
@@ -114,8 +126,6 @@ class _Page:
             for link in LINK.finditer(text):
                 self.links.append((urljoin(step.entry.url, html.unescape(link.group(3))), link))
         self.fields: dict[str, list[str]] = {}
-        from runner.importers.correlate import Response
-
         document = Response(step, text).document if text[:1] in "{[" else None
         if document is not None:
             for path, leaf in json_leaves(document):
@@ -197,7 +207,7 @@ def _replace_later(steps: list[Step], start: int, part: Part, segment: str, temp
                     segments[k] = template
                 step.url = "/".join(segments)
                 where.append(f"#{j + 1} {step.label} url")
-        keys = {part.key} if part.key else set()
+        keys = {part.key} if part.key else set()  # a form's id goes by the same key in a query too
         for attr in ("query", "form"):
             pairs = getattr(step, attr)
             if not pairs:
@@ -219,7 +229,7 @@ def _sources(steps: list[Step], pages: dict[int, _Page], j: int, part: Part) -> 
     the latest response."""
     typed = _typed(steps, j)
     hint = part.hint(urlsplit(steps[j].entry.url).path.split("/"))
-    earlier = range(j - 1, -1, -1)
+    earlier = range(j - 1, max(-1, j - 1 - LOOK_BACK), -1)
     own = [i for i in earlier if _link_gives(steps[i].entry.url, steps[j].entry.url, part)]
     for i in own + [i for i in earlier if i not in own]:
         if part.value not in (steps[i].entry.response_text or ""):
@@ -228,6 +238,10 @@ def _sources(steps: list[Step], pages: dict[int, _Page], j: int, part: Part) -> 
         source = _from_html(page, steps[i], steps[j], part, typed)
         if source is not None:
             yield i, source, ""
+            continue
+        hidden = _xpath_source(Response(steps[i], page.text), part.value) if part.field == "form" else None
+        if hidden is not None and hidden[1] == part.key:  # <input type="hidden" name="note_id" value="5">
+            yield i, Source(hidden[0]), part.key
             continue
         found = _from_json(page, steps[i], part, hint)
         if found is not None:
@@ -278,7 +292,7 @@ def _warn_created(steps: list[Step], j: int, part: Part, first_change: int | Non
     word = re.compile(rf"(?<![\w.-]){re.escape(part.value)}(?![\w.-])")
     if sent_before or any(word.search(s.entry.response_text or "") for s in steps[:first_change]):
         return  # known before anything was changed: not made by the recording
-    where = f"path segment {part.index}" if not part.key else f"query {part.key}"
+    where = f"path segment {part.index}" if not part.key else f"{part.field} {part.key}"
     why = (
         f"an id sent after #{first_change + 1} {steps[first_change].entry.method} {before} that no recorded "
         "response gave as a link or JSON field: the recording created it, every replay would send this one; "
