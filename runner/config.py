@@ -335,6 +335,9 @@ def resolve(
             option = "--" + name.replace("_", "-")
             raise LrunError(f"{option} from {source}: {exc}") from None
         sources[name] = source
+    if sources.get("iterations") == "scenario load" and sources.get("run_time") not in ("default", "scenario load"):
+        values["iterations"] = None  # the user's -t says how long: the scenario's iteration cap (a replay's 1) goes
+        sources["iterations"] = "default"
     return RunSettings(**values, sources=sources)  # frozen: a run reads its settings, never writes them
 
 

@@ -65,6 +65,8 @@ def test_browser_recording_replays_against_a_fresh_demo(recording: Path, tmp_pat
     assert run_lrun("validate", str(scenario)).returncode == 0
     text = scenario.read_text()
     assert "transaction: Shop login" in text and "transaction: Checkout" in text
+    assert "/shop/orders/[^/?&#]+$" in text  # the order's redirect is checked by where it goes, not only 303
+    assert text.count("on_fail: stop_iteration") == 1  # the login's checks (one: it answers JSON, no redirect)
     with start_demo() as demo:
         run = run_lrun(str(scenario), "-H", demo.url, "-u", "2", "-i", "2", "--only-summary")
         assert run.returncode == 0, run.stdout + run.stderr

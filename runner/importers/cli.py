@@ -73,18 +73,25 @@ def run_import(
         sys.stdout.write(imported.yaml)
     if not verify:
         return 0
-    from runner.importers.verify import compare, replay
+    from runner.importers.verify import compare, replay, verify_row
 
     with tempfile.TemporaryDirectory() as tmp:
         scenario = output or str(Path(tmp) / "imported.yaml")
         if not output:
             Path(scenario).write_text(imported.yaml, encoding="utf-8")
+        data_dir = None
+        if imported.pool and imported.pool.columns:
+            other, changed = verify_row(imported.steps, imported.pool)
+            (Path(tmp) / pool_file).write_text(other.csv_text(), encoding="utf-8")
+            data_dir = tmp
+            click.echo(f"verify: replaying with another data row ({changed})", err=True)
         try:
-            results = replay(scenario, host)
+            results = replay(scenario, host, data_dir)
         except LrunError as exc:
             click.echo(f"lrun import --verify: {exc}", err=True)
             return 2
-    verdict = compare(imported.steps, results, imported.rendered_steps())
+    created = {w.value for w in imported.correlations.warnings if "the recording created it" in w.why}
+    verdict = compare(imported.steps, results, imported.rendered_steps(), created)
     for line in verdict.lines():
         click.echo(line, err=True)
     return 0 if verdict.passed else 1

@@ -6,9 +6,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runner.importers.checks import add_checks
 from runner.importers.correlate import Correlations, correlate
 from runner.importers.filter import FilterOptions, Selection, select
 from runner.importers.har import HarError, Recording, read_har
+from runner.importers.links import correlate_links
 from runner.importers.steps import Step, build_steps
 from runner.importers.write import Pool, WriteOptions, parameterise, render, set_think, step_dict
 
@@ -64,6 +66,8 @@ def import_har(path: str, options: ImportOptions) -> Imported:
     steps = build_steps(selection.entries, selection.origin)
     set_think(steps, options.write.think)
     correlations = correlate(steps, options.min_length)
+    correlate_links(steps, correlations, {name for step in steps for name in step.extract})
     pool = parameterise(steps) if options.write.pool else None
+    add_checks(steps, correlations, pool)
     text = render(recording, steps, selection.origin, correlations, selection.summary(), options.write, pool)
     return Imported(recording, selection, steps, correlations, pool, text)

@@ -332,8 +332,9 @@ def _redirects(steps: list[Step], result: Correlations) -> None:
         target, following = redirect_target(step.entry), steps[i + 1]
         if target is None or following.entry.method != "GET" or not same_url(target, following.entry.url):
             continue
-        if not re.search(r"\d", target):
-            continue  # a constant place (/login -> /home): keep it readable
+        parts = urlsplit(target)
+        if not re.search(r"\d", parts.path + parts.query):
+            continue  # a constant place (/login -> /home, whatever the port): keep it readable
         segments = [s for s in urlsplit(target).path.split("/") if s and not re.search(r"\d", s)]
         name = variable_name((segments[-1] if segments else "next") + "_url")
         step.extract[name] = {"header": "Location"}

@@ -27,6 +27,7 @@ class Step:
     extract: dict[str, dict[str, Any]] = field(default_factory=dict)
     allow_redirects: bool = True
     think: float = 0.0
+    checks: list[dict[str, Any]] | None = None  # None: the recorded status only
 
     @property
     def label(self) -> str:

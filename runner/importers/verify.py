@@ -1,5 +1,6 @@
-"""``lrun import --verify``: VuGen's replay scan. One user replays the imported scenario; the first step whose
-status differs from the recording is named, with the values that changed between recording and replay."""
+"""``lrun import --verify``: VuGen's replay scan. One user replays the imported scenario (with another data row
+when there is a pool); the first step whose status or checkpoints differ from the recording, or that sends an id
+this replay's server did not give, is named, with the values that changed between recording and replay."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import re
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
+from runner.importers.checks import is_login
 from runner.importers.correlate import looks_like_token, script_variables
+from runner.importers.links import is_id
 from runner.importers.steps import Step
+from runner.importers.write import POOL, Pool, step_dict
 
 BORING = frozenset({"date", "content-length", "server", "etag", "last-modified", "expires", "age", "keep-alive"})
 
@@ -73,8 +78,41 @@ def sources(text: str, headers: list[tuple[str, str]]) -> dict[str, str]:
     return found
 
 
-def compare(steps: list[Step], results: list[Any], rendered: list[str]) -> Verdict:
-    """Statuses of the replay (``results``: RequestResults in step order) against the recording."""
+def _ids_sent(step: Step, url: str) -> list[str]:
+    """The ids the replay sent in its URL that the scenario holds literally (not from a variable)."""
+    parts = urlsplit(url)
+    sent = [s for s in parts.path.split("/") if is_id(s)] + [v for _, v in parse_qsl(parts.query) if is_id(v)]
+    literal = set(step.url.split("/")) | {v for _, v in step.query}
+    return [v for v in sent if v in literal]
+
+
+def _gave(texts: list[str], value: str) -> bool:
+    pattern = re.compile(rf"(?<![\w-]){re.escape(value)}(?![\w-])")
+    return any(pattern.search(text) for text in texts)
+
+
+def stale_id(steps: list[Step], results: list[Any], created: set[str]) -> tuple[int, str] | None:
+    """The first request of the replay that sends, as recorded, an id a recorded response gave (or the recording
+    created) but no response of this replay gave: (its index, why)."""
+    recorded: list[str] = []
+    replayed: list[str] = []
+    for k, (step, result) in enumerate(zip(steps, results, strict=False)):
+        for value in _ids_sent(step, result.url or ""):
+            if (value in created or _gave(recorded, value)) and not _gave(replayed, value):
+                return k, (
+                    f"#{k + 1} {step.label} sends {value!r} as recorded, but no response of this replay gave it"
+                    + (" (the recording created it)" if value in created else "")
+                    + ": the request reads the recording's object, not this replay's; correlate it"
+                )
+        recorded.append(step.entry.response_text or "")
+        response = result.response
+        replayed.append(response.text if response is not None else "")
+    return None
+
+
+def compare(steps: list[Step], results: list[Any], rendered: list[str], created: set[str] | None = None) -> Verdict:
+    """Statuses and checkpoints of the replay (``results``: RequestResults in step order) against the recording;
+    ``created``: ids the import found the recording created (a replay that sends one is reading stale data)."""
     verdict = Verdict()
     for k, step in enumerate(steps):
         if k >= len(results):
@@ -90,6 +128,13 @@ def compare(steps: list[Step], results: list[Any], rendered: list[str]) -> Verdi
                 f"recorded {step.entry.status}" + (f" ({result.failure})" if not result.status else "")
             )
             break
+        if result.failure:
+            verdict.failed_step = k
+            verdict.message = f"first difference at #{k + 1} {step.label}: {result.failure}"
+            break
+    stale = stale_id(steps, results, created or set())
+    if stale is not None and (verdict.failed_step is None or stale[0] < verdict.failed_step):
+        verdict.failed_step, verdict.message = stale
     if verdict.failed_step is None:
         return verdict
     failing = rendered[verdict.failed_step] if verdict.failed_step < len(rendered) else ""
@@ -108,7 +153,19 @@ def compare(steps: list[Step], results: list[Any], rendered: list[str]) -> Verdi
     return verdict
 
 
-def replay(scenario: str, host: str | None) -> list[Any]:
+def verify_row(steps: list[Step], pool: Pool) -> tuple[Pool, str]:
+    """Another data row for the replay, and what changed: what the user typed (a title, a search), except what a
+    login sends (the credentials must stay valid), numbers and e-mail addresses (a form may check their shape)."""
+    login = " ".join(repr(step_dict(step)) for step in steps if is_login(step))
+    row = [
+        value if f"{POOL}.{column} " in login or not value or value.isdigit() or "@" in value else f"{value} (verify)"
+        for column, value in zip(pool.columns, pool.row, strict=True)
+    ]
+    changed = [f"{c}={v!r}" for c, v, old in zip(pool.columns, row, pool.row, strict=True) if v != old]
+    return Pool(pool.columns, row), ", ".join(changed) or "the recorded one: every column is a credential"
+
+
+def replay(scenario: str, host: str | None, data_dir: str | None = None) -> list[Any]:
     """One user of the imported scenario through one iteration; its RequestResults in order."""
     from runner.compiler import CompileOptions, compile_scenario, needs_demo
     from runner.debug import TraceRuntime, debug_users
@@ -121,7 +178,7 @@ def replay(scenario: str, host: str | None) -> list[Any]:
             results.append(result)
             super().on_request(user, result)
 
-    loaded = load_scenario(scenario)
+    loaded = load_scenario(scenario, data_dir)
     with ExitStack() as stack:
         demo_url = None
         if needs_demo(loaded.model, host):

@@ -8,7 +8,6 @@ turns the fields the user typed into a CSV data pool next to the scenario.
 from __future__ import annotations
 
 import csv
-import html
 import io
 import re
 from dataclasses import dataclass, field
@@ -200,11 +199,7 @@ def step_dict(step: Step) -> dict[str, Any]:
         out["allow_redirects"] = False
     if step.extract:
         out["extract"] = step.extract
-    checks: list[dict[str, Any]] = [{"status": expected_status(step.entry.status)}]
-    title = title_of(step)
-    if title:
-        checks.append({"contains": html.unescape(title) if "&" not in title else title})
-    out["check"] = checks
+    out["check"] = step.checks if step.checks is not None else [{"status": expected_status(step.entry.status)}]
     if step.think:
         out["think"] = f"{step.think:g}s"
     return out
@@ -249,7 +244,7 @@ def render(
     """The scenario's YAML text."""
     out = ["# " + line if line else "#" for line in header_comment(recording, len(steps), summary, found)]
     out.append(yaml.safe_dump({"name": options.name, "host": origin}, sort_keys=False, allow_unicode=True).rstrip())
-    out.append("load: {users: 1, spawn_rate: 1, iterations: 1}   # one replay; -u, -t and -i set a real load")
+    out.append("load: {users: 1, spawn_rate: 1, iterations: 1}  # one replay: -t or -i replace the 1 iteration")
     if pool is not None and pool.columns:
         out.append("pools:")
         out.append(f"  {POOL}:                 # the fields typed while recording; add rows to vary them")

@@ -1,0 +1,42 @@
+"""Walk a Django admin in headless Chromium (Playwright) with HAR recording on: ``record_django.py URL HAR``.
+
+Logs in, adds a note, opens it by its link in the list (the id the application gave it), logs out. Every wait
+is bounded. Run as a subprocess so that no gevent patching meets Playwright.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from playwright.sync_api import sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def main(url: str, har: str) -> None:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], timeout=60_000)
+        context = browser.new_context(record_har_path=har)
+        context.set_default_timeout(30_000)
+        page = context.new_page()
+        page.goto(f"{url}/admin/")
+        page.fill("input[name=username]", "ada")
+        page.fill("input[name=password]", "lovelace-1815")
+        page.click("input[type=submit]")
+        page.wait_for_url("**/admin/")
+        page.click("a[href='/admin/notes/note/add/']")
+        page.fill("input[name=title]", "Shopping list")
+        page.fill("textarea[name=body]", "milk and bread")
+        page.click("input[name=_save]")
+        page.wait_for_url("**/admin/notes/note/")
+        page.click("#result_list a:text-is('Shopping list')")
+        page.wait_for_url("**/change/")
+        print(page.url)
+        page.click("#logout-form button")
+        page.wait_for_selector("text=Logged out")
+        context.close()  # writes the HAR
+        browser.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
