@@ -6,6 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import gevent
 import pytest
 
 from runner.engine.flow import StopTest, StopUser
@@ -122,8 +123,12 @@ def test_random_rows_never_run_dry() -> None:
 # ----------------------------------------------------------------------------------------------- per user
 
 
+WARNINGS: list[str] = []
+
+
 def user(iteration: int = 0) -> SimpleNamespace:
-    return SimpleNamespace(iteration=iteration, pool_rows={}, vars={})
+    runtime = SimpleNamespace(on_warning=lambda user, message: WARNINGS.append(message))
+    return SimpleNamespace(iteration=iteration, pool_rows={}, vars={}, runtime=runtime)
 
 
 class RunPool:
@@ -143,9 +148,9 @@ class RunPool:
 
 
 def pool(
-    order: str = "sequential", update: str = "each_iteration", when_empty: str | None = None, n: int = 3
+    order: str = "sequential", update: str = "each_iteration", when_empty: str | None = None, n: int = 3, **more: Any
 ) -> RunPool:
-    spec = PoolSpec(rows=[{"id": i} for i in range(n)], order=order, update=update, when_empty=when_empty)
+    spec = PoolSpec(rows=[{"id": i} for i in range(n)], order=order, update=update, when_empty=when_empty, **more)
     return RunPool(Pool("p", InlineData(spec.rows or []), spec))
 
 
@@ -210,12 +215,64 @@ def test_out_of_rows_policies() -> None:
 
 
 def test_unique_rows_go_back_when_a_user_ends_with_cycle() -> None:
-    unique = pool(order="unique", when_empty="cycle", n=2)
+    unique = pool(order="unique", when_empty="cycle", n=2, wait=0)
     a, b, c = user(1), user(1), user(1)
     unique.refresh(a)
     unique.refresh(b)
+    WARNINGS.clear()
     with pytest.raises(StopUser, match="held by other users"):
         unique.refresh(c)
+    with pytest.raises(StopUser):
+        unique.refresh(user(1))
+    assert WARNINGS == ["data pool 'p': all 2 rows are held by other users: users stop (counted in the results' "
+                        "pools: users_stopped)"]  # fmt: skip
+    assert unique.summary()["users_stopped"] == 2  # a warning once, every stop counted
     unique.release(a)
     unique.refresh(c)
     assert c.vars["p"]["id"] == 0
+
+
+def test_unique_with_cycle_gives_the_row_back_before_taking_one() -> None:
+    """As many users as rows: each new iteration gives its row back first, so nobody ever finds the pool empty."""
+    unique = pool(order="unique", when_empty="cycle", n=3)
+    users = [user(1) for _ in range(3)]
+    for u in users:
+        unique.refresh(u)
+    for iteration in range(2, 6):
+        for u in users:
+            u.iteration = iteration
+            unique.refresh(u)
+        assert sorted(u.vars["p"]["id"] for u in users) == [0, 1, 2]  # never two users on one row
+    assert unique.summary()["users_stopped"] == unique.summary()["waits"] == 0
+
+
+def test_a_user_with_no_free_row_waits_for_one_in_turn() -> None:
+    """Unique + cycle, more users than rows: a user with no free row waits; the row given back goes to the user
+    that waited longest (not to the one giving it back); past the wait the user stops, counted."""
+    unique = pool(order="unique", when_empty="cycle", n=1, wait="2s")
+    holder, first, second = user(1), user(1), user(1)
+    unique.refresh(holder)
+    waiting = [gevent.spawn(unique.refresh, first)]
+    gevent.sleep(0.05)
+    waiting.append(gevent.spawn(unique.refresh, second))
+    gevent.sleep(0.05)
+    holder.iteration = 2
+    late = gevent.spawn(unique.refresh, holder)  # gives its row back: the first waiter gets it, it waits now
+    gevent.joinall([waiting[0]], timeout=5)
+    assert first.vars["p"]["id"] == 0 and "p" not in second.pool_rows
+    unique.release(first)  # first ends: its row goes to second, who waited before holder
+    gevent.joinall([waiting[1]], timeout=5)
+    assert second.vars["p"]["id"] == 0
+    late.join(timeout=5)
+    assert isinstance(late.exception, StopUser)  # holder waited 2 s for nothing
+    summary = unique.summary()
+    assert (summary["waits"], summary["users_stopped"]) == (3, 1)
+    assert 2.0 <= summary["wait_time"] < 10
+
+
+def test_wait_is_for_unique_with_cycle_only() -> None:
+    with pytest.raises(ValueError, match="'wait' applies to order: unique with when_empty: cycle"):
+        PoolSpec(rows=[1], order="sequential", wait="5s")
+    assert PoolSpec(rows=[1], order="unique", when_empty="cycle").wait_seconds == 10.0  # the default
+    assert PoolSpec(rows=[1], order="unique", when_empty="cycle", wait="1.5s").wait_seconds == 1.5
+    assert PoolSpec(rows=[1], order="unique").wait_seconds == 0.0  # stop_user: no row ever comes back

@@ -25,6 +25,7 @@ import signal
 import socket
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,19 +237,28 @@ class WorkerRunner:
         state = RunState.fresh(self.compiled, variables)
         for name, pool in self.compiled.pools.items():
             if pool.order != "random":
-                state.pools[name] = RemoteRows(len(pool.data), self._pool_fetcher(name), pool.policy == "cycle")
+                state.pools[name] = RemoteRows(
+                    len(pool.data), self._pool_fetcher(name), self._pool_teller(name), pool.order == "unique"
+                )
         for point in state.points.values():
             point.enabled = self.welcome.rendezvous
             point.remote = lambda name, count: self._send(p.RendezvousArrive(name, count))
         return state
 
     def _pool_fetcher(self, pool: str) -> Any:
-        def fetch(n: int) -> tuple[list[int], bool]:
-            reply = self.request(p.PoolTake(0, pool, n))
+        def fetch(n: int, wait: float) -> tuple[list[int], bool]:
+            reply = self.request(p.PoolTake(0, pool, n, wait), timeout=30.0 + wait)
             assert isinstance(reply, p.PoolRows)
             return list(reply.indices), reply.dry
 
         return fetch
+
+    def _pool_teller(self, pool: str) -> Any:
+        def tell(returned: Sequence[int], unused: int, waited: float | None, stopped: bool) -> None:
+            note = p.PoolNote(pool, list(returned), unused, 0, int(waited is not None), waited or 0.0, int(stopped))
+            self._send(note)
+
+        return tell
 
     def _end(self, code: int, message: str = "") -> None:
         """The worker is done (the first reason given counts); ``run`` returns."""
@@ -533,6 +543,11 @@ class WorkerRunner:
         runner.wait()
         if runner is not self.runner:  # a test that ended long ago (NextTest came before it stopped)
             return
+        for name, rows in runner.run_state.pools.items():  # before Stopped: the master counts what users took
+            if isinstance(rows, RemoteRows):
+                rows.flush()
+            elif rows.handed_out:  # a random pool, this worker's own
+                self._send(p.PoolNote(name, [], 0, rows.handed_out, 0, 0.0, 0))
         self._report(final=True)
         self._send(p.Stopped(self.runner.stop_reason or "stopped", not self._stopping))
 

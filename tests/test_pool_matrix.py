@@ -1,0 +1,209 @@
+"""The pool matrix on one process, ``--processes 2`` and ``--master`` + 2 ``--worker``s: every policy hands out the
+same rows, keeps the same users running and stops the same ones, and a unique row is never held by two users at
+once. A loopback server records which row each request used, for which user, and when."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from helpers import Cluster, free_port, run_json, write
+
+
+class Hit(NamedTuple):
+    t: float
+    pool: str
+    row: int
+    user: int
+    iteration: int
+
+
+class Recorder:
+    """A loopback server that notes each request's pool, row, user and iteration, and the time it came."""
+
+    def __init__(self) -> None:
+        self.hits: list[Hit] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = dict(parse_qsl(urlsplit(self.path).query))
+                hit = Hit(time.monotonic(), query["pool"], int(query["row"]), int(query["u"]), int(query["i"]))
+                recorder.hits.append(hit)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def by_pool(self) -> dict[str, list[Hit]]:
+        pools: dict[str, list[Hit]] = defaultdict(list)
+        for hit in sorted(self.hits):
+            pools[hit.pool].append(hit)
+        return pools
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    server = Recorder()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def holds(hits: list[Hit]) -> list[tuple[int, int, float, float]]:
+    """(row, user, first, last): each stretch of a user's requests with one row, in time order."""
+    stretches: list[tuple[int, int, float, float]] = []
+    for user, mine in itertools.groupby(sorted(hits, key=lambda h: (h.user, h.t)), key=lambda h: h.user):
+        for row, same in itertools.groupby(mine, key=lambda h: h.row):
+            times = [h.t for h in same]
+            stretches.append((row, user, times[0], times[-1]))
+    return stretches
+
+
+def overlapping(hits: list[Hit]) -> list[tuple[Any, Any]]:
+    """Pairs of stretches where two users held the same row at the same time."""
+    by_row: dict[int, list[tuple[int, int, float, float]]] = defaultdict(list)
+    for stretch in holds(hits):
+        by_row[stretch[0]].append(stretch)
+    found = []
+    for stretches in by_row.values():
+        for a, b in itertools.combinations(stretches, 2):
+            if a[1] != b[1] and a[2] <= b[3] and b[2] <= a[3]:
+                found.append((a, b))
+    return found
+
+
+# ------------------------------------------------------------------------------------------ the matrix
+
+ROWS, USERS, ITERATIONS = 3, 2, 3
+ORDERS = {"s": "sequential", "u": "unique", "r": "random"}
+UPDATES = {"it": "each_iteration", "oc": "each_occurrence", "on": "once"}
+EMPTY = {"cy": "cycle", "kl": "keep_last", "su": "stop_user"}
+
+
+def matrix() -> dict[str, tuple[str, str, str]]:
+    """Pool (and user type) name -> (order, update, when_empty): every combination but stop_test."""
+    combos = {}
+    for (o, order), (u, update), (e, empty) in itertools.product(ORDERS.items(), UPDATES.items(), EMPTY.items()):
+        if order != "random" or empty == "cycle":
+            combos[f"{o}_{u}_{e}"] = (order, update, empty)
+    return combos
+
+
+def scenario(url: str, combos: dict[str, tuple[str, str, str]], **extra: str) -> str:
+    lines = [f"host: {url}", "pools:"]
+    for name, (order, update, empty) in combos.items():
+        keys = "".join(f", {k}: {v}" for k, v in extra.items())
+        lines.append(
+            f"  {name}: {{rows: {list(range(ROWS))}, order: {order}, update: {update}, when_empty: {empty}{keys}}}"
+        )
+    lines.append("users:")
+    for name in combos:
+        url_ = f"/hit?pool={name}&row={{{{ {name}.value }}}}&u={{{{ user_id }}}}&i={{{{ iteration }}}}"
+        lines += [
+            f"  {name}:",
+            f"    count: {USERS}",
+            "    think: 50ms",
+            "    sequence:",
+            f'      - {{get: "{url_}", name: {name}}}',
+            f'      - {{get: "{url_}", name: {name}}}',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def expected(order: str, update: str, empty: str) -> dict[str, Any]:
+    """What one process does with ROWS rows, USERS users and ITERATIONS iterations of two steps each."""
+    wanted = USERS * {"each_iteration": ITERATIONS, "each_occurrence": 2 * ITERATIONS, "once": 1}[update]
+    runs_dry = order != "random" and empty != "cycle" and wanted > ROWS
+    stops = runs_dry and empty == "stop_user"  # each user needs a new row before its last iteration: all stop
+    served = {"each_iteration": 2 * ROWS, "each_occurrence": ROWS}.get(update, 0)  # requests of the rows there were
+    return {
+        "handed_out": ROWS if runs_dry else wanted,
+        "users_stopped": USERS if stops else 0,
+        "dry": runs_dry,
+        "requests": served if stops else USERS * ITERATIONS * 2,
+    }
+
+
+def observed(results: dict, recorder: Recorder, combos: dict[str, tuple[str, str, str]]) -> dict[str, dict]:
+    """Per pool: what the results say and what the server saw."""
+    hits = recorder.by_pool()
+    pools = {p["name"]: p for p in results["pools"]}
+    seen = {}
+    for name, (order, _, _) in combos.items():
+        pool, mine = pools[name], hits.get(name, [])
+        seen[name] = {
+            "handed_out": pool["handed_out"],
+            "users_stopped": pool["users_stopped"],
+            "dry": pool["dry"],
+            "users": len({h.user for h in mine}),
+            "rows used": sorted({h.row for h in mine}) if order != "random" else None,
+            "overlaps": overlapping(mine) if order == "unique" else [],
+            "requests": len(mine),
+        }
+    return seen
+
+
+def run_matrix(mode: str, path: Path, tmp_path: Path, cluster: Cluster, users: int) -> dict:
+    load = ["-u", str(users), "-r", "5000", "-i", str(ITERATIONS), "-t", "60s"]
+    if mode == "one process":
+        result, results = run_json(tmp_path, str(path), *load, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return results
+    if mode == "--processes 2":
+        result, results = run_json(tmp_path, str(path), *load, "--processes", "2", timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return results
+    port = free_port()
+    master = cluster.master(path, port, *load, "--expect-workers", "2")
+    for i in range(2):
+        cluster.worker(port, name=f"w{i}")
+    assert master.wait(120) == 0, master.out + master.err
+    return cluster.results()
+
+
+MODES = ["one process", "--processes 2", "--master + 2 --workers"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_policy_gives_the_same_result_on_one_process_and_a_cluster(
+    mode: str, tmp_path: Path, recorder: Recorder, cluster: Cluster
+) -> None:
+    combos = matrix()
+    path = write(tmp_path, scenario(recorder.url, combos))
+    results = run_matrix(mode, path, tmp_path, cluster, USERS * len(combos))
+    seen = observed(results, recorder, combos)
+    for name, (order, update, empty) in combos.items():
+        want, got = expected(order, update, empty), seen[name]
+        assert got["overlaps"] == [], f"{name}: a unique row held by two users at once"
+        assert got["users"] == USERS, f"{name}: a user lost ({got})"
+        facts = ("handed_out", "users_stopped", "dry", "requests")
+        assert {k: got[k] for k in facts} == {k: want[k] for k in facts}, f"{name} on {mode}: {got}"
+        if order != "random":
+            assert got["rows used"] == list(range(min(ROWS, want["handed_out"]))), f"{name} on {mode}: {got}"
+    stopped = sum(p["users_stopped"] for p in results["pools"])
+    assert stopped == 2 * 2 * USERS  # sequential and unique, each_iteration and each_occurrence, stop_user
+    assert any("users stop (counted in the results' pools" in w for w in results.get("warnings", [])), results.get(
+        "warnings"
+    )
