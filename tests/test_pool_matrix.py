@@ -71,20 +71,21 @@ def recorder() -> Iterator[Recorder]:
         server.close()
 
 
-def holds(hits: list[Hit]) -> list[tuple[int, int, float, float]]:
-    """(row, user, first, last): each stretch of a user's requests with one row, in time order."""
+def holds(hits: list[Hit], life: bool) -> list[tuple[int, int, float, float]]:
+    """(row, user, first, last): the requests of a user with one row in one iteration (``life``: in its whole
+    life, for update: once), in time order. A row given back and taken again makes a new hold."""
     stretches: list[tuple[int, int, float, float]] = []
-    for user, mine in itertools.groupby(sorted(hits, key=lambda h: (h.user, h.t)), key=lambda h: h.user):
-        for row, same in itertools.groupby(mine, key=lambda h: h.row):
-            times = [h.t for h in same]
-            stretches.append((row, user, times[0], times[-1]))
+    key = (lambda h: (h.user, h.row)) if life else (lambda h: (h.user, h.iteration, h.row))
+    for (user, *_, row), same in itertools.groupby(sorted(hits, key=lambda h: (key(h), h.t)), key=key):
+        times = [h.t for h in same]
+        stretches.append((row, user, times[0], times[-1]))
     return stretches
 
 
-def overlapping(hits: list[Hit]) -> list[tuple[Any, Any]]:
-    """Pairs of stretches where two users held the same row at the same time."""
+def overlapping(hits: list[Hit], life: bool = False) -> list[tuple[Any, Any]]:
+    """Pairs of holds where two users held the same row at the same time."""
     by_row: dict[int, list[tuple[int, int, float, float]]] = defaultdict(list)
-    for stretch in holds(hits):
+    for stretch in holds(hits, life):
         by_row[stretch[0]].append(stretch)
     found = []
     for stretches in by_row.values():
@@ -151,7 +152,7 @@ def observed(results: dict, recorder: Recorder, combos: dict[str, tuple[str, str
     hits = recorder.by_pool()
     pools = {p["name"]: p for p in results["pools"]}
     seen = {}
-    for name, (order, _, _) in combos.items():
+    for name, (order, update, _) in combos.items():
         pool, mine = pools[name], hits.get(name, [])
         seen[name] = {
             "handed_out": pool["handed_out"],
@@ -159,7 +160,7 @@ def observed(results: dict, recorder: Recorder, combos: dict[str, tuple[str, str
             "dry": pool["dry"],
             "users": len({h.user for h in mine}),
             "rows used": sorted({h.row for h in mine}) if order != "random" else None,
-            "overlaps": overlapping(mine) if order == "unique" else [],
+            "overlaps": overlapping(mine, update == "once") if order == "unique" else [],
             "requests": len(mine),
         }
     return seen
@@ -183,7 +184,7 @@ def run_matrix(mode: str, path: Path, tmp_path: Path, cluster: Cluster, users: i
     return cluster.results()
 
 
-MODES = ["one process", "--processes 2", "--master + 2 --workers"]
+MODES = ["one process", "--processes 2", "master"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -207,3 +208,61 @@ def test_every_policy_gives_the_same_result_on_one_process_and_a_cluster(
     assert any("users stop (counted in the results' pools" in w for w in results.get("warnings", [])), results.get(
         "warnings"
     )
+
+
+# ------------------------------------------------------------------------------------------ unique + cycle under load
+
+STARVING = """
+host: {url}
+pools:
+  seats: {{rows: {seats}, order: unique, when_empty: cycle}}
+  desks: {{rows: {desks}, order: unique, when_empty: cycle, wait: 5s}}
+users:
+  seated:
+    count: 10
+    think: 50ms
+    sequence:
+      - {{get: "/hit?pool=seats&row={{{{ seats.value }}}}&u={{{{ user_id }}}}&i={{{{ iteration }}}}", name: seat}}
+      - {{get: "/hit?pool=seats&row={{{{ seats.value }}}}&u={{{{ user_id }}}}&i={{{{ iteration }}}}", name: seat}}
+  crowded:
+    count: 6
+    think: 50ms
+    sequence:
+      - {{get: "/hit?pool=desks&row={{{{ desks.value }}}}&u={{{{ user_id }}}}&i={{{{ iteration }}}}", name: desk}}
+      - {{get: "/hit?pool=desks&row={{{{ desks.value }}}}&u={{{{ user_id }}}}&i={{{{ iteration }}}}", name: desk}}
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_unique_with_cycle_keeps_every_user_running_on_a_cluster(
+    mode: str, tmp_path: Path, recorder: Recorder, cluster: Cluster
+) -> None:
+    """10 rows for 10 users (the issue's case: on 2 processes one worker took every row and the other's users
+    quit), and 4 rows for 6 users (2 wait their turn): every user runs to the end, none stops, no row is held
+    by two users at once, and the results count what the server saw."""
+    path = write(tmp_path, STARVING.format(url=recorder.url, seats=list(range(10)), desks=list(range(4))))
+    load = ["-u", "16", "-r", "5000", "-t", "5s"]
+    if mode == "master":
+        port = free_port()
+        master = cluster.master(path, port, *load, "--expect-workers", "2")
+        for i in range(2):
+            cluster.worker(port, name=f"w{i}")
+        assert master.wait(120) == 0, master.out + master.err
+        results = cluster.results()
+    else:
+        more = ["--processes", "2"] if mode == "--processes 2" else []
+        result, results = run_json(tmp_path, str(path), *load, *more, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+    pools = {p["name"]: p for p in results["pools"]}
+    hits = recorder.by_pool()
+    for name, users in (("seats", 10), ("desks", 6)):
+        mine = hits[name]
+        assert overlapping(mine) == [], f"{name}: a row held by two users at once"
+        assert pools[name]["users_stopped"] == 0, pools[name]
+        end = mine[-1].t
+        assert len({h.user for h in mine if h.t > end - 1.5}) == users, f"{name}: users lost before the end"
+        iterations = len({(h.user, h.iteration) for h in mine})
+        assert iterations - users <= pools[name]["handed_out"] <= iterations + users, (pools[name], iterations)
+    assert pools["seats"]["waits"] == 0  # a user gives its row back before taking one: there is always one
+    assert pools["desks"]["waits"] > 0 and pools["desks"]["wait_time"] > 0
+    assert not any("held by other users" in w for w in results.get("warnings") or [])
