@@ -407,7 +407,7 @@ def test_a_worker_greenlet_asks_the_master_and_waits_for_the_reply(tmp_path: Pat
         replies = gevent.joinall([gevent.spawn(worker.request, p.Ping(0, float(n))) for n in range(5)], timeout=10)
         assert sorted(r.value.sent for r in replies) == [0.0, 1.0, 2.0, 3.0, 4.0]  # each its own answer
         with pytest.raises(RequestError, match=r"the master owns no pool 'accounts'"):  # a failed request
-            worker.request(p.PoolTake(0, "accounts", 100))
+            worker.request(p.PoolTake(0, "accounts", 100, 0.0))
         assert worker._pending == {}
     finally:
         master.stop("test over")
