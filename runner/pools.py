@@ -353,6 +353,11 @@ class UniqueRows(SequentialRows):
             return waiter.get(timeout=timeout)
         except gevent.Timeout:
             return None
+        except BaseException:  # the user is killed (the test stops): a row handed to it goes to the next one
+            if waiter.ready():
+                self.handed_out -= 1
+                self.give_back([waiter.get()])
+            raise
         finally:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)

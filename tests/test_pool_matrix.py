@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -241,7 +241,7 @@ def test_unique_with_cycle_keeps_every_user_running_on_a_cluster(
     quit), and 4 rows for 6 users (2 wait their turn): every user runs to the end, none stops, no row is held
     by two users at once, and the results count what the server saw."""
     path = write(tmp_path, STARVING.format(url=recorder.url, seats=list(range(10)), desks=list(range(4))))
-    load = ["-u", "16", "-r", "5000", "-t", "5s"]
+    load = ["-u", "16", "-r", "5000", "-t", "3s"]
     if mode == "master":
         port = free_port()
         master = cluster.master(path, port, *load, "--expect-workers", "2")
@@ -266,3 +266,49 @@ def test_unique_with_cycle_keeps_every_user_running_on_a_cluster(
     assert pools["seats"]["waits"] == 0  # a user gives its row back before taking one: there is always one
     assert pools["desks"]["waits"] > 0 and pools["desks"]["wait_time"] > 0
     assert not any("held by other users" in w for w in results.get("warnings") or [])
+
+
+# ------------------------------------------------------------------------------------------ stop_test
+
+STOP_TEST = """
+host: {url}
+pools:
+  tickets: {{rows: {rows}, order: {order}, when_empty: stop_test}}
+users:
+  buyer:
+    count: 3
+    think: 20ms
+    sequence:
+      - {{get: "/hit?pool=tickets&row={{{{ tickets.value }}}}&u={{{{ user_id }}}}&i={{{{ iteration }}}}", name: buy}}
+      - {{get: "/hit?pool=tickets&row={{{{ tickets.value }}}}&u={{{{ user_id }}}}&i={{{{ iteration }}}}", name: buy}}
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stop_test_ends_the_test_after_every_row_once(
+    mode: str, tmp_path: Path, recorder: Recorder, cluster: Cluster
+) -> None:
+    """when_empty: stop_test, sequential then unique: each of the 12 rows serves one iteration of one user, then
+    the whole test ends (the planned end: exit code 0), with the same reason on one process and on a cluster."""
+    for order in ("sequential", "unique"):
+        recorder.hits.clear()
+        path = write(tmp_path, STOP_TEST.format(url=recorder.url, rows=list(range(12)), order=order), f"{order}.yaml")
+        load = ["-u", "3", "-r", "5000", "-t", "60s"]
+        if mode == "master":
+            port = free_port()
+            master = cluster.master(path, port, *load, "--expect-workers", "2")
+            workers = [cluster.worker(port, name=f"{order}-w{i}") for i in range(2)]
+            assert master.wait(120) == 0, master.out + master.err
+            for worker in workers:
+                worker.wait(60)
+            results = cluster.results()
+        else:
+            more = ["--processes", "2"] if mode == "--processes 2" else []
+            result, results = run_json(tmp_path, str(path), *load, *more, timeout=120)
+            assert result.returncode == 0, result.stdout + result.stderr
+        assert results["stop_reason"] == "data pool 'tickets' ran out of rows (12 handed out)", order
+        (pool,) = results["pools"]
+        assert (pool["handed_out"], pool["dry"], pool["users_stopped"]) == (12, True, 0), (order, pool)
+        iterations = Counter(h.row for h in {(h.row, h.user, h.iteration): h for h in recorder.hits}.values())
+        assert iterations == dict.fromkeys(range(12), 1), (order, iterations)  # each row: one iteration, once
+        assert overlapping(recorder.hits) == []

@@ -276,3 +276,18 @@ def test_wait_is_for_unique_with_cycle_only() -> None:
     assert PoolSpec(rows=[1], order="unique", when_empty="cycle").wait_seconds == 10.0  # the default
     assert PoolSpec(rows=[1], order="unique", when_empty="cycle", wait="1.5s").wait_seconds == 1.5
     assert PoolSpec(rows=[1], order="unique").wait_seconds == 0.0  # stop_user: no row ever comes back
+
+
+def test_a_row_handed_to_a_user_killed_while_waiting_goes_to_the_next_one() -> None:
+    unique = pool(order="unique", when_empty="cycle", n=1, wait="5s")
+    holder, killed, next_one = user(1), user(1), user(1)
+    unique.refresh(holder)
+    waiting = gevent.spawn(unique.refresh, killed)
+    gevent.sleep(0.05)
+    later = gevent.spawn(unique.refresh, next_one)
+    gevent.sleep(0.05)
+    unique.release(holder)  # the row goes to the first waiter, which is killed (the test stops) about now
+    waiting.kill()
+    unique.release(killed)  # as VirtualUser.close does: a row it got goes back
+    later.join(timeout=5)
+    assert next_one.vars["p"]["id"] == 0 and "p" not in killed.pool_rows
