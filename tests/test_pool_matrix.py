@@ -166,22 +166,20 @@ def observed(results: dict, recorder: Recorder, combos: dict[str, tuple[str, str
     return seen
 
 
-def run_matrix(mode: str, path: Path, tmp_path: Path, cluster: Cluster, users: int) -> dict:
-    load = ["-u", str(users), "-r", "5000", "-i", str(ITERATIONS), "-t", "60s"]
-    if mode == "one process":
-        result, results = run_json(tmp_path, str(path), *load, timeout=120)
-        assert result.returncode == 0, result.stdout + result.stderr
-        return results
-    if mode == "--processes 2":
-        result, results = run_json(tmp_path, str(path), *load, "--processes", "2", timeout=120)
-        assert result.returncode == 0, result.stdout + result.stderr
-        return results
-    port = free_port()
-    master = cluster.master(path, port, *load, "--expect-workers", "2")
-    for i in range(2):
-        cluster.worker(port, name=f"w{i}")
-    assert master.wait(120) == 0, master.out + master.err
-    return cluster.results()
+def run_matrix(mode: str, path: Path, tmp_path: Path, cluster: Cluster, users: int, load: list[str]) -> dict:
+    """Run ``path`` with ``users`` users on one process, ``--processes 2`` or a master with 2 workers."""
+    load = ["-u", str(users), "-r", "5000", *load]
+    if mode == "master":
+        port = free_port()
+        master = cluster.master(path, port, *load, "--expect-workers", "2")
+        for i in range(2):
+            cluster.worker(port, name=f"w{i}")
+        assert master.wait(120) == 0, master.out + master.err
+        return cluster.results()
+    more = ["--processes", "2"] if mode == "--processes 2" else []
+    result, results = run_json(tmp_path, str(path), *load, *more, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return results
 
 
 MODES = ["one process", "--processes 2", "master"]
@@ -193,7 +191,7 @@ def test_every_policy_gives_the_same_result_on_one_process_and_a_cluster(
 ) -> None:
     combos = matrix()
     path = write(tmp_path, scenario(recorder.url, combos))
-    results = run_matrix(mode, path, tmp_path, cluster, USERS * len(combos))
+    results = run_matrix(mode, path, tmp_path, cluster, USERS * len(combos), ["-i", str(ITERATIONS), "-t", "60s"])
     seen = observed(results, recorder, combos)
     for name, (order, update, empty) in combos.items():
         want, got = expected(order, update, empty), seen[name]
@@ -241,18 +239,7 @@ def test_unique_with_cycle_keeps_every_user_running_on_a_cluster(
     quit), and 4 rows for 6 users (2 wait their turn): every user runs to the end, none stops, no row is held
     by two users at once, and the results count what the server saw."""
     path = write(tmp_path, STARVING.format(url=recorder.url, seats=list(range(10)), desks=list(range(4))))
-    load = ["-u", "16", "-r", "5000", "-t", "3s"]
-    if mode == "master":
-        port = free_port()
-        master = cluster.master(path, port, *load, "--expect-workers", "2")
-        for i in range(2):
-            cluster.worker(port, name=f"w{i}")
-        assert master.wait(120) == 0, master.out + master.err
-        results = cluster.results()
-    else:
-        more = ["--processes", "2"] if mode == "--processes 2" else []
-        result, results = run_json(tmp_path, str(path), *load, *more, timeout=120)
-        assert result.returncode == 0, result.stdout + result.stderr
+    results = run_matrix(mode, path, tmp_path, cluster, 16, ["-t", "3s"])
     pools = {p["name"]: p for p in results["pools"]}
     hits = recorder.by_pool()
     for name, users in (("seats", 10), ("desks", 6)):
@@ -273,14 +260,16 @@ def test_unique_with_cycle_keeps_every_user_running_on_a_cluster(
 STOP_TEST = """
 host: {url}
 pools:
-  tickets: {{rows: {rows}, order: {order}, when_empty: stop_test}}
+  seats: {{rows: {rows}, order: unique, when_empty: stop_test}}
+  tickets: {{rows: {rows}, order: sequential, when_empty: stop_test}}
 users:
   buyer:
     count: 3
     think: 20ms
     sequence:
+      - {{get: "/hit?pool=seats&row={{{{ seats.value }}}}&u={{{{ user_id }}}}&i={{{{ iteration }}}}", name: seat}}
       - {{get: "/hit?pool=tickets&row={{{{ tickets.value }}}}&u={{{{ user_id }}}}&i={{{{ iteration }}}}", name: buy}}
-      - {{get: "/hit?pool=tickets&row={{{{ tickets.value }}}}&u={{{{ user_id }}}}&i={{{{ iteration }}}}", name: buy}}
+      - {{get: "/hit?pool=seats&row={{{{ seats.value }}}}&u={{{{ user_id }}}}&i={{{{ iteration }}}}", name: seat}}
 """
 
 
@@ -288,27 +277,16 @@ users:
 def test_stop_test_ends_the_test_after_every_row_once(
     mode: str, tmp_path: Path, recorder: Recorder, cluster: Cluster
 ) -> None:
-    """when_empty: stop_test, sequential then unique: each of the 12 rows serves one iteration of one user, then
-    the whole test ends (the planned end: exit code 0), with the same reason on one process and on a cluster."""
-    for order in ("sequential", "unique"):
-        recorder.hits.clear()
-        path = write(tmp_path, STOP_TEST.format(url=recorder.url, rows=list(range(12)), order=order), f"{order}.yaml")
-        load = ["-u", "3", "-r", "5000", "-t", "60s"]
-        if mode == "master":
-            port = free_port()
-            master = cluster.master(path, port, *load, "--expect-workers", "2")
-            workers = [cluster.worker(port, name=f"{order}-w{i}") for i in range(2)]
-            assert master.wait(120) == 0, master.out + master.err
-            for worker in workers:
-                worker.wait(60)
-            results = cluster.results()
-        else:
-            more = ["--processes", "2"] if mode == "--processes 2" else []
-            result, results = run_json(tmp_path, str(path), *load, *more, timeout=120)
-            assert result.returncode == 0, result.stdout + result.stderr
-        assert results["stop_reason"] == "data pool 'tickets' ran out of rows (12 handed out)", order
-        (pool,) = results["pools"]
-        assert (pool["handed_out"], pool["dry"], pool["users_stopped"]) == (12, True, 0), (order, pool)
-        iterations = Counter(h.row for h in {(h.row, h.user, h.iteration): h for h in recorder.hits}.values())
-        assert iterations == dict.fromkeys(range(12), 1), (order, iterations)  # each row: one iteration, once
-        assert overlapping(recorder.hits) == []
+    """when_empty: stop_test, unique and sequential: each of the 12 rows of each pool serves one iteration of one
+    user, then the first pool to run dry (seats: read first) ends the whole test (the planned end: exit code 0),
+    with the same reason and counts on one process and on a cluster."""
+    path = write(tmp_path, STOP_TEST.format(url=recorder.url, rows=list(range(12))))
+    results = run_matrix(mode, path, tmp_path, cluster, 3, ["-t", "60s", "--stop-timeout", "10s"])  # whole iterations
+    assert results["stop_reason"] == "data pool 'seats' ran out of rows (12 handed out)"
+    pools = {p["name"]: p for p in results["pools"]}
+    assert (pools["seats"]["handed_out"], pools["seats"]["dry"], pools["seats"]["users_stopped"]) == (12, True, 0)
+    assert (pools["tickets"]["handed_out"], pools["tickets"]["users_stopped"]) == (12, 0)
+    for name, hits in recorder.by_pool().items():
+        iterations = Counter(h.row for h in {(h.row, h.user, h.iteration): h for h in hits}.values())
+        assert iterations == dict.fromkeys(range(12), 1), (name, iterations)  # each row: one iteration, once
+        assert overlapping(hits) == []
