@@ -291,3 +291,17 @@ def test_a_row_handed_to_a_user_killed_while_waiting_goes_to_the_next_one() -> N
     unique.release(killed)  # as VirtualUser.close does: a row it got goes back
     later.join(timeout=5)
     assert next_one.vars["p"]["id"] == 0 and "p" not in killed.pool_rows
+
+
+def test_the_console_says_users_stopped_and_waits() -> None:
+    from runner.report.console import pool_line
+    from runner.report.model import Pool as PoolResult
+
+    base = {"name": "desks", "source": "inline", "rows": 4, "order": "unique", "update": "each_iteration"}
+    quiet = PoolResult(**base, when_empty="cycle", handed_out=40)
+    assert pool_line(quiet) == "Data pool desks (unique): 40 of 4 rows handed out"
+    busy = PoolResult(**base, when_empty="cycle", handed_out=40, users_stopped=2, waits=7, wait_time=3.21)
+    assert pool_line(busy) == (
+        "Data pool desks (unique): 40 of 4 rows handed out; WARNING: 2 users stopped for lack of rows; "
+        "users waited for a row 7 times (3.2s)"
+    )
