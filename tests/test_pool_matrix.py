@@ -263,3 +263,61 @@ def test_stop_test_ends_the_test_after_every_row_once(
         iterations = Counter(h.row for h in {(h.row, h.user, h.iteration): h for h in hits}.values())
         assert iterations == dict.fromkeys(range(12), 1), (name, iterations)  # each row: one iteration, once
         assert overlapping(hits) == []
+
+
+# ------------------------------------------------------------------------------------------ the master's side
+
+SERVED = """
+pools:
+  desks: {rows: [a, b], order: unique, when_empty: cycle}
+users: {u: {sequence: [{get: "/{{ desks.value }}"}]}}
+"""
+
+
+def test_the_master_hands_a_row_given_back_to_a_waiting_worker_and_takes_back_only_rows_it_gave(
+    tmp_path: Path,
+) -> None:
+    """A real master and worker in this process: a PoolTake with a wait is answered when a row comes back (not at
+    once, not never); a worker giving back a row it does not hold is refused, so no row gets two holders."""
+    import gevent
+
+    from runner.compiler import CompileOptions, compile_scenario
+    from runner.distributed import protocol as p
+    from runner.distributed.master import MasterOptions, MasterRunner
+    from runner.distributed.worker import WorkerOptions, WorkerRunner
+    from runner.engine.state import RunState
+    from runner.scenario import load_scenario
+    from runner.stats import RequestStats
+
+    path = write(tmp_path, SERVED)
+    compiled = compile_scenario(load_scenario(path), CompileOptions(host="http://127.0.0.1:1"))
+    master = MasterRunner(
+        compiled.user_classes,
+        RequestStats(),
+        MasterOptions(bind_host="127.0.0.1", bind_port=0, token="t"),
+        run_state=RunState.fresh(compiled),
+    )
+    master.compiled = compiled
+    port = master.bind()
+    master.serve()
+    worker = WorkerRunner(WorkerOptions(master_port=port, token="t"), path)
+    running = gevent.spawn(worker.run)
+    try:
+        master.wait_for_workers(1, 20)
+        rows = [worker.request(p.PoolTake(0, "desks", 5, 0.0)).indices for _ in range(3)]  # type: ignore[attr-defined]
+        assert rows == [[0], [1], []]  # one row at a time, whatever is asked; none free
+        waiting = gevent.spawn(worker.request, p.PoolTake(0, "desks", 1, 10.0))
+        gevent.sleep(0.3)
+        assert not waiting.ready()  # no row yet: the answer waits
+        worker._send(p.PoolNote("desks", [0, 0], 0, 0, 0, 0.0, 0))  # row 0 twice: refused whole
+        gevent.sleep(0.3)
+        assert not waiting.ready() and master.dropped == 1
+        worker._send(p.PoolNote("desks", [1], 0, 0, 1, 0.25, 0))  # the user waited 0.25 s, then gave row 1 back
+        assert waiting.get(timeout=10).indices == [1]
+        source = master.run_state.rows(compiled.pools["desks"])
+        assert (source.handed_out, source.waits, source.wait_time) == (3, 1, 0.25)
+    finally:
+        master.stop("test over")
+        master.wait(10)
+        master.close()
+        assert running.get(timeout=10) == 0

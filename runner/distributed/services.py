@@ -38,6 +38,7 @@ class Services:
         self._next_user_id = 1  # user ids are the cluster's: 1..N across workers
         self._rendezvous_watch: gevent.Greenlet | None = None
         self._waits = Group()  # workers' users waiting for a unique row
+        self._holders: dict[str, dict[int, bytes]] = {}  # unique + cycle pools: row -> the worker it is at
         self._requests: dict[type[p.Message], Callable[[WorkerInfo, Any], p.Message | None]] = {
             p.Ping: self.ping,
             p.PoolTake: self.pool_take,
@@ -82,6 +83,8 @@ class Services:
             left = len(pool.data) - rows.handed_out
             n = max(1, min(n, left // (8 * active)))
         indices = rows.take(n)
+        if pool.returns:
+            self._hold(pool.name, indices, worker)
         if not indices and pool.returns and take.wait > 0:
             self._waits.spawn(self._wait_for_row, worker, take, rows)
             return None
@@ -97,7 +100,14 @@ class Services:
         if index is not None and not worker.active:
             rows.give_back(indices)  # the worker left meanwhile: the row goes to the next one
             return
+        self._hold(take.pool, indices, worker)
         self.master.send(worker, p.PoolRows(take.request_id, take.pool, indices, not indices))
+
+    def _hold(self, pool: str, indices: list[int], worker: WorkerInfo) -> None:
+        """Unique + cycle rows handed to ``worker``: only it may give them back (never two holders of a row)."""
+        holders = self._holders.setdefault(pool, {})
+        for index in indices:
+            holders[index] = worker.identity
 
     def pool_note(self, worker: WorkerInfo, note: p.PoolNote) -> None:
         """Rows a worker's users gave back, and their waits and stops, counted in this test's results."""
@@ -108,6 +118,13 @@ class Services:
             return
         rows = master.run_state.rows(pool)
         if note.returned and pool.returns:
+            holders = self._holders.setdefault(pool.name, {})
+            mine = all(holders.get(i) == worker.identity for i in note.returned)
+            if not mine or len(set(note.returned)) != len(note.returned):
+                master.drop(worker.identity, f"PoolNote gives back a row of {pool.name[:40]!r} it does not hold")
+                return
+            for index in note.returned:
+                del holders[index]
             rows.give_back(note.returned)
         rows.handed_out = max(0, rows.handed_out - max(0, note.unused) + max(0, note.taken))
         rows.waits += max(0, note.waits)
