@@ -381,11 +381,13 @@ class RemoteRows(_Counted):
         fetch: Callable[[int, float], tuple[list[int], bool]],
         tell: Callable[[Sequence[int], int, float | None, bool], None],
         unique: bool,
+        recycle: bool = False,
     ) -> None:
         super().__init__(rows)
         self.fetch = fetch
         self.tell = tell
         self.block = 1 if unique else self.BLOCK
+        self.recycle = unique and recycle  # rows come back: a dry pool may have one again
         self._buffer: deque[int] = deque()
         self._exhausted = False
 
@@ -393,7 +395,7 @@ class RemoteRows(_Counted):
         while len(self._buffer) < n and not self._exhausted:
             indices, dry = self.fetch(max(n - len(self._buffer), self.block), 0.0)
             self._buffer.extend(indices)
-            self._exhausted = dry and not indices and self.block > 1  # a unique row may come back
+            self._exhausted = dry and not indices and not self.recycle
             if not indices:
                 break
         taken = [self._buffer.popleft() for _ in range(min(n, len(self._buffer)))]

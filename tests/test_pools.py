@@ -305,3 +305,39 @@ def test_the_console_says_users_stopped_and_waits() -> None:
         "Data pool desks (unique): 40 of 4 rows handed out; WARNING: 2 users stopped for lack of rows; "
         "users waited for a row 7 times (3.2s)"
     )
+
+
+def test_remote_rows_fetch_blocks_or_single_rows_and_tell_the_owner() -> None:
+    """A worker's side of a master-owned pool, against a local source standing in for the master."""
+    from runner.pools import RemoteRows
+
+    def owner(source: Any, asked: list[int]) -> Any:
+        def fetch(n: int, wait: float) -> tuple[list[int], bool]:
+            asked.append(n)
+            taken = source.take(n)
+            return taken, not taken
+
+        return fetch
+
+    told: list[tuple[Any, ...]] = []
+    tell = lambda *args: told.append(args)  # noqa: E731
+
+    asked: list[int] = []
+    sequential = RemoteRows(40, owner(SequentialRows(40, cycle=True), asked), tell, unique=False)
+    assert [sequential.take(1)[0] for _ in range(3)] == [0, 1, 2] and asked == [16]  # one block of 16
+    sequential.flush()  # the test ends: 13 rows of the block were never taken
+    assert told == [((), 13, None, False)] and sequential.handed_out == 3
+
+    told.clear()
+    asked = []
+    unique = RemoteRows(2, owner(UniqueRows(2, cycle=False), asked), tell, unique=True)
+    assert unique.take(1) == [0] and unique.take(1) == [1] and unique.take(1) == [] and unique.take(1) == []
+    assert asked == [1, 1, 1]  # a row at a time; once dry without cycle it stays dry: not asked again
+
+    asked = []
+    cycling = RemoteRows(1, owner(UniqueRows(1, cycle=True), asked), tell, unique=True, recycle=True)
+    assert cycling.take(1) == [0] and cycling.take(1) == [] and cycling.take(1) == []
+    assert asked == [1, 1, 1]  # a row may come back: ask again
+    cycling.give_back([0])
+    cycling.note(waited=0.5)
+    assert told == [([0], 0, None, False), ((), 0, 0.5, False)]  # to the owner, which counts

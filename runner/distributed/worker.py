@@ -237,9 +237,8 @@ class WorkerRunner:
         state = RunState.fresh(self.compiled, variables)
         for name, pool in self.compiled.pools.items():
             if pool.order != "random":
-                state.pools[name] = RemoteRows(
-                    len(pool.data), self._pool_fetcher(name), self._pool_teller(name), pool.order == "unique"
-                )
+                fetch, tell = self._pool_fetcher(name), self._pool_teller(name)
+                state.pools[name] = RemoteRows(len(pool.data), fetch, tell, pool.order == "unique", pool.returns)
         for point in state.points.values():
             point.enabled = self.welcome.rendezvous
             point.remote = lambda name, count: self._send(p.RendezvousArrive(name, count))
