@@ -316,6 +316,13 @@ def test_the_master_hands_a_row_given_back_to_a_waiting_worker_and_takes_back_on
         assert waiting.get(timeout=10).indices == [1]
         source = master.run_state.rows(compiled.pools["desks"])
         assert (source.handed_out, source.waits, source.wait_time) == (3, 1, 0.25)
+
+        gone = gevent.spawn(worker.request, p.PoolTake(0, "desks", 1, 10.0))
+        gevent.sleep(0.3)
+        gone.kill()  # a waiting user killed (ramp-down, stop): the master does not know
+        worker._send(p.PoolNote("desks", [0], 0, 0, 0, 0.0, 0))  # row 0 goes to the gone waiter ...
+        gevent.sleep(0.5)  # ... whose worker gives it back: not lost
+        assert worker.request(p.PoolTake(0, "desks", 1, 0.0)).indices == [0]  # type: ignore[attr-defined]
     finally:
         master.stop("test over")
         master.wait(10)

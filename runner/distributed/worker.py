@@ -252,6 +252,16 @@ class WorkerRunner:
 
         return fetch
 
+    def _orphan(self, reply: p.Message) -> None:
+        """Rows the master sent a user that no longer waits for them (killed, or it gave up): a unique + cycle
+        row goes back to the master for the next user; other rows count as never handed out."""
+        if not isinstance(reply, p.PoolRows) or not reply.indices or self.compiled is None:
+            return
+        pool = self.compiled.pools.get(reply.pool)
+        if pool is not None:
+            returned, unused = (list(reply.indices), 0) if pool.returns else ([], len(reply.indices))
+            self._send(p.PoolNote(reply.pool, returned, unused, 0, 0, 0.0, 0))
+
     def _pool_teller(self, pool: str) -> Any:
         def tell(returned: Sequence[int], unused: int, waited: float | None, stopped: bool) -> None:
             note = p.PoolNote(pool, list(returned), unused, 0, int(waited is not None), waited or 0.0, int(stopped))
@@ -305,6 +315,10 @@ class WorkerRunner:
             reply = result.get(timeout=timeout)
         except gevent.Timeout:
             raise RequestError(f"no answer from the master to {message.KIND} within {timeout:g}s") from None
+        except BaseException:  # the asking user is killed: what the master gave it is nobody's
+            if result.ready():
+                self._orphan(result.get())
+            raise
         finally:
             self._pending.pop(request_id, None)
         if isinstance(reply, p.RequestFailed):
@@ -417,6 +431,8 @@ class WorkerRunner:
             pending = self._pending.get(message.request_id)
             if pending is not None:
                 pending.set(message)
+            else:
+                self._orphan(message)
         elif isinstance(message, p.RendezvousRelease):
             point = self.runner.run_state.points.get(message.name) if self.runner is not None else None
             if point is not None:
