@@ -6,8 +6,10 @@ Three parts, in the direction data flows:
   file's bytes plus two 4-byte offsets per row; a row is parsed when it is handed out (5 µs). A million rows
   of ``phone,name`` (a 25 MB file) take about 33 MB this way, instead of ~250 MB as Python lists.
 - A row source (``SequentialRows``, ``RandomRows``, ``UniqueRows``): which row index comes next, shared by all
-  users of a process. ``take(n)`` / ``give_back(indices)`` is all a user side needs, so a distributed run can
-  put the real source in the master and give workers one that asks it for blocks of rows.
+  users of a process. ``take(n)`` / ``give_back(indices)`` / ``wait(timeout)`` (unique + cycle: the next row
+  given back, first come first served) is all a user side needs, so a distributed run puts the real source in
+  the master and gives workers one that asks it (``RemoteRows``: sequential rows in blocks, unique ones singly).
+  Sources also count users' waits for a row and users that stopped for lack of one (the results' pools).
 - ``Pool``: the rows plus the update and out-of-rows policies, as compiled (never changed by a run). Before each
   step that reads the pool, ``refresh(user, rows)`` applies them to a user with the test's own row source
   (``RunState.rows(pool)``: a second test in the same process starts from the first row again).
