@@ -128,7 +128,7 @@ class Services:
             rows.give_back(note.returned)
         rows.handed_out = max(0, rows.handed_out - max(0, note.unused) + max(0, note.taken))
         rows.waits += max(0, note.waits)
-        rows.wait_time += max(0.0, note.wait_time)
+        rows.wait_time += min(max(0.0, note.wait_time), MAX_POOL_WAIT)  # NaN and inf too
         rows.users_stopped += max(0, note.users_stopped)
 
     # ------------------------------------------------------------------------------------------- rendezvous
