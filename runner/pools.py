@@ -6,8 +6,10 @@ Three parts, in the direction data flows:
   file's bytes plus two 4-byte offsets per row; a row is parsed when it is handed out (5 µs). A million rows
   of ``phone,name`` (a 25 MB file) take about 33 MB this way, instead of ~250 MB as Python lists.
 - A row source (``SequentialRows``, ``RandomRows``, ``UniqueRows``): which row index comes next, shared by all
-  users of a process. ``take(n)`` / ``give_back(indices)`` is all a user side needs, so a distributed run can
-  put the real source in the master and give workers one that asks it for blocks of rows.
+  users of a process. ``take(n)`` / ``give_back(indices)`` / ``wait(timeout)`` (unique + cycle: the next row
+  given back, first come first served) is all a user side needs, so a distributed run puts the real source in
+  the master and gives workers one that asks it (``RemoteRows``: sequential rows in blocks, unique ones singly).
+  Sources also count users' waits for a row and users that stopped for lack of one (the results' pools).
 - ``Pool``: the rows plus the update and out-of-rows policies, as compiled (never changed by a run). Before each
   step that reads the pool, ``refresh(user, rows)`` applies them to a user with the test's own row source
   (``RunState.rows(pool)``: a second test in the same process starts from the first row again).
@@ -25,6 +27,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+import gevent
+from gevent.event import AsyncResult
 
 from runner.engine.flow import StopTest, StopUser
 
@@ -221,11 +226,15 @@ def find_csv(name: str, declared_in: Path, data_dir: Path | None) -> Path | None
 
 
 class RowSource(Protocol):
-    """Which row indices come next. Local sources, or (distributed) one asking the master for blocks."""
+    """Which row indices come next. Local sources, or (distributed) one asking the master for them."""
 
     rows: int
     handed_out: int
     dry_at: float | None
+    waits: int  # users that found no free row and waited for one (unique + cycle)
+    wait_time: float  # seconds they waited in all
+    users_stopped: int  # users that stopped for lack of a row
+    warned: bool  # this process logged its warning about a user stopping for lack of a row
 
     def take(self, n: int = 1) -> list[int]:
         """Up to ``n`` row indices; fewer (or none) when the pool ran out."""
@@ -235,17 +244,38 @@ class RowSource(Protocol):
         """Rows a user no longer holds (unique order only: they may be handed out again with cycle)."""
         ...
 
+    def wait(self, timeout: float) -> int | None:
+        """A row given back within ``timeout`` seconds (unique + cycle; first come, first served), or None."""
+        ...
+
+    def note(self, waited: float | None = None, stopped: bool = False) -> None:
+        """Count a user's wait for a row (``waited`` seconds), or a user that ``stopped`` for lack of one."""
+        ...
+
 
 class _Counted:
     def __init__(self, rows: int) -> None:
         self.rows = rows
         self.handed_out = 0
         self.dry_at: float | None = None
+        self.waits = 0
+        self.wait_time = 0.0
+        self.users_stopped = 0
+        self.warned = False
 
     def _dry(self) -> list[int]:
         if self.dry_at is None:
             self.dry_at = time.time()
         return []
+
+    def wait(self, timeout: float) -> int | None:
+        return None  # only unique + cycle gets rows back
+
+    def note(self, waited: float | None = None, stopped: bool = False) -> None:
+        if waited is not None:
+            self.waits += 1
+            self.wait_time += waited
+        self.users_stopped += stopped
 
 
 class SequentialRows(_Counted):
@@ -288,12 +318,13 @@ class RandomRows(_Counted):
 
 class UniqueRows(SequentialRows):
     """Rows nobody holds, in file order. Without ``cycle`` each row is handed out once in the whole run; with
-    ``cycle`` a row given back goes to the end of the line and may be handed out again later."""
+    ``cycle`` a row given back goes to the user that has waited longest for one, else to the end of the line."""
 
     def __init__(self, rows: int, cycle: bool) -> None:
         super().__init__(rows, cycle=False)
         self.recycle = cycle
         self._returned: deque[int] = deque()
+        self._waiters: deque[AsyncResult[int]] = deque()
 
     def take(self, n: int = 1) -> list[int]:
         fresh = super().take(n) if self._next < self.rows else []
@@ -303,31 +334,70 @@ class UniqueRows(SequentialRows):
         return fresh or self._dry()
 
     def give_back(self, indices: Sequence[int]) -> None:
-        if self.recycle:
-            self._returned.extend(indices)
+        if not self.recycle:
+            return
+        for index in indices:
+            if self._waiters:
+                self._waiters.popleft().set(index)
+                self.handed_out += 1
+            else:
+                self._returned.append(index)
+
+    def wait(self, timeout: float) -> int | None:
+        if not self.recycle or timeout <= 0:
+            return None
+        taken = self.take(1)  # one came back since the caller looked
+        if taken:
+            return taken[0]
+        waiter: AsyncResult[int] = AsyncResult()
+        self._waiters.append(waiter)
+        try:
+            return waiter.get(timeout=timeout)
+        except gevent.Timeout:
+            return None
+        except BaseException:  # the user is killed (the test stops): a row handed to it goes to the next one
+            if waiter.ready():
+                self.handed_out -= 1
+                self.give_back([waiter.get()])
+            raise
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
 
 
 class RemoteRows(_Counted):
-    """Rows of a pool another process owns (a distributed run's master), fetched in blocks.
+    """Rows of a pool another process owns (a distributed run's master).
 
-    ``fetch(n)`` asks the owner for up to ``n`` row indices and returns (indices, dry). Rows a user gives back
-    (unique + cycle) are reused here, in this process: they are this process's rows, nobody else holds them.
+    ``fetch(n, wait)`` asks the owner for up to ``n`` row indices (waiting up to ``wait`` seconds for one given
+    back) and returns (indices, dry); ``tell(returned, unused, waited, stopped)`` tells it, one way, of rows
+    given back, of rows of a block nobody took, and of a user's wait or stop, which the owner counts. A
+    sequential pool is fetched in blocks; a unique one a row at a time, and its rows go back to the owner, so no
+    worker holds rows another worker's users need.
     """
 
-    BLOCK = 16  # rows asked for at once; the owner gives fewer near the end of a pool
+    BLOCK = 16  # rows of a sequential pool asked for at once; the owner gives fewer near the end of a pool
 
-    def __init__(self, rows: int, fetch: Callable[[int], tuple[list[int], bool]], recycle: bool) -> None:
+    def __init__(
+        self,
+        rows: int,
+        fetch: Callable[[int, float], tuple[list[int], bool]],
+        tell: Callable[[Sequence[int], int, float | None, bool], None],
+        unique: bool,
+        recycle: bool = False,
+    ) -> None:
         super().__init__(rows)
         self.fetch = fetch
-        self.recycle = recycle
+        self.tell = tell
+        self.block = 1 if unique else self.BLOCK
+        self.recycle = unique and recycle  # rows come back: a dry pool may have one again
         self._buffer: deque[int] = deque()
         self._exhausted = False
 
     def take(self, n: int = 1) -> list[int]:
         while len(self._buffer) < n and not self._exhausted:
-            indices, dry = self.fetch(max(n - len(self._buffer), self.BLOCK))
+            indices, dry = self.fetch(max(n - len(self._buffer), self.block), 0.0)
             self._buffer.extend(indices)
-            self._exhausted = dry and not indices
+            self._exhausted = dry and not indices and not self.recycle
             if not indices:
                 break
         taken = [self._buffer.popleft() for _ in range(min(n, len(self._buffer)))]
@@ -335,8 +405,27 @@ class RemoteRows(_Counted):
         return taken or self._dry()
 
     def give_back(self, indices: Sequence[int]) -> None:
-        if self.recycle:
-            self._buffer.extend(indices)
+        if indices:
+            self.tell(indices, 0, None, False)
+
+    def flush(self) -> None:
+        """The test ends: rows fetched that no user took were not handed out."""
+        if self._buffer:
+            self.tell((), len(self._buffer), None, False)
+            self._buffer.clear()
+
+    def wait(self, timeout: float) -> int | None:
+        if timeout <= 0:
+            return None
+        indices, _ = self.fetch(1, timeout)
+        if not indices:
+            return None
+        self.handed_out += 1
+        return indices[0]
+
+    def note(self, waited: float | None = None, stopped: bool = False) -> None:
+        super().note(waited, stopped)
+        self.tell((), 0, waited, stopped)
 
 
 def make_source(order: str, rows: int, policy: str) -> RowSource:
@@ -370,6 +459,8 @@ class Pool:
         self.order = spec.order
         self.update = spec.update
         self.policy = spec.empty_policy
+        self.wait = spec.wait_seconds  # how long a user waits for a row given back (unique + cycle), 0: never
+        self.returns = self.order == "unique" and self.policy == "cycle"  # rows given back are handed out again
         self.source_name = source
 
     def new_rows(self) -> RowSource:
@@ -377,24 +468,37 @@ class Pool:
         return make_source(self.order, len(self.data), self.policy)
 
     def refresh(self, user: VirtualUser, rows: RowSource) -> None:
-        """Before a step that reads the pool: give the user a new row from ``rows`` if its update policy says so."""
+        """Before a step that reads the pool: give the user a new row from ``rows`` if its update policy says so.
+
+        With unique + cycle the user gives its row back first (it may get it again when nobody else wants one),
+        and a user that finds no free row waits up to the pool's ``wait`` for one before it stops."""
         held = user.pool_rows.get(self.name)
         if held is not None and (
             self.update == "once" or (self.update == "each_iteration" and held.epoch == max(user.iteration, 1))
         ):
             return
-        taken = rows.take(1)
-        if not taken:
-            self._out_of_rows(user, held)
-            return
-        if held is not None and self.order == "unique":
+        if held is not None and self.returns:
             rows.give_back([held.index])
-        index = taken[0]
+            del user.pool_rows[self.name]
+            held = None
+        taken = rows.take(1)
+        index = taken[0] if taken else self._wait(rows)
+        if index is None:
+            self._out_of_rows(user, held, rows)
+            return
         row = self.data.row(index)
         user.pool_rows[self.name] = Held(index, row, max(user.iteration, 1))
         user.vars[self.name] = row
 
-    def _out_of_rows(self, user: VirtualUser, held: Held | None) -> None:
+    def _wait(self, rows: RowSource) -> int | None:
+        if self.wait <= 0:
+            return None
+        started = time.monotonic()
+        index = rows.wait(self.wait)
+        rows.note(waited=time.monotonic() - started)
+        return index
+
+    def _out_of_rows(self, user: VirtualUser, held: Held | None, rows: RowSource) -> None:
         what = f"data pool '{self.name}' ran out of rows ({len(self.data)} handed out)"
         if self.policy == "keep_last" and held is not None:
             held.epoch = max(user.iteration, 1)
@@ -402,13 +506,18 @@ class Pool:
         if self.policy == "stop_test":
             raise StopTest(what, failed=False)
         if self.policy == "cycle":  # unique + cycle: every row is held by another user right now
-            what = f"data pool '{self.name}': all {len(self.data)} rows are held by other users"
+            waited = f" (waited {self.wait:g}s for one)" if self.wait > 0 else ""
+            what = f"data pool '{self.name}': all {len(self.data)} rows are held by other users{waited}"
+        rows.note(stopped=True)
+        if not rows.warned:  # a warning (in the results too), once: the pool's users_stopped counts them all
+            rows.warned = True
+            user.runtime.on_warning(user, f"{what}: users stop (counted in the results' pools: users_stopped)")
         raise StopUser(what)
 
     def release(self, user: VirtualUser, rows: RowSource) -> None:
         """The user ends: a unique row it holds is free again (with cycle)."""
         held = user.pool_rows.pop(self.name, None)
-        if held is not None and self.order == "unique":
+        if held is not None and self.returns:
             rows.give_back([held.index])
 
     def summary(self, rows: RowSource) -> dict[str, Any]:
@@ -423,4 +532,7 @@ class Pool:
             "handed_out": rows.handed_out,
             "dry": rows.dry_at is not None,  # a take found no row (the source notes when)
             "dry_at": rows.dry_at,
+            "users_stopped": rows.users_stopped,
+            "waits": rows.waits,
+            "wait_time": round(rows.wait_time, 3),
         }

@@ -6,6 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import gevent
 import pytest
 
 from runner.engine.flow import StopTest, StopUser
@@ -122,8 +123,12 @@ def test_random_rows_never_run_dry() -> None:
 # ----------------------------------------------------------------------------------------------- per user
 
 
+WARNINGS: list[str] = []
+
+
 def user(iteration: int = 0) -> SimpleNamespace:
-    return SimpleNamespace(iteration=iteration, pool_rows={}, vars={})
+    runtime = SimpleNamespace(on_warning=lambda user, message: WARNINGS.append(message))
+    return SimpleNamespace(iteration=iteration, pool_rows={}, vars={}, runtime=runtime)
 
 
 class RunPool:
@@ -143,9 +148,9 @@ class RunPool:
 
 
 def pool(
-    order: str = "sequential", update: str = "each_iteration", when_empty: str | None = None, n: int = 3
+    order: str = "sequential", update: str = "each_iteration", when_empty: str | None = None, n: int = 3, **more: Any
 ) -> RunPool:
-    spec = PoolSpec(rows=[{"id": i} for i in range(n)], order=order, update=update, when_empty=when_empty)
+    spec = PoolSpec(rows=[{"id": i} for i in range(n)], order=order, update=update, when_empty=when_empty, **more)
     return RunPool(Pool("p", InlineData(spec.rows or []), spec))
 
 
@@ -210,12 +215,129 @@ def test_out_of_rows_policies() -> None:
 
 
 def test_unique_rows_go_back_when_a_user_ends_with_cycle() -> None:
-    unique = pool(order="unique", when_empty="cycle", n=2)
+    unique = pool(order="unique", when_empty="cycle", n=2, wait=0)
     a, b, c = user(1), user(1), user(1)
     unique.refresh(a)
     unique.refresh(b)
+    WARNINGS.clear()
     with pytest.raises(StopUser, match="held by other users"):
         unique.refresh(c)
+    with pytest.raises(StopUser):
+        unique.refresh(user(1))
+    assert WARNINGS == ["data pool 'p': all 2 rows are held by other users: users stop (counted in the results' "
+                        "pools: users_stopped)"]  # fmt: skip
+    assert unique.summary()["users_stopped"] == 2  # a warning once, every stop counted
     unique.release(a)
     unique.refresh(c)
     assert c.vars["p"]["id"] == 0
+
+
+def test_unique_with_cycle_gives_the_row_back_before_taking_one() -> None:
+    """As many users as rows: each new iteration gives its row back first, so nobody ever finds the pool empty."""
+    unique = pool(order="unique", when_empty="cycle", n=3)
+    users = [user(1) for _ in range(3)]
+    for u in users:
+        unique.refresh(u)
+    for iteration in range(2, 6):
+        for u in users:
+            u.iteration = iteration
+            unique.refresh(u)
+        assert sorted(u.vars["p"]["id"] for u in users) == [0, 1, 2]  # never two users on one row
+    assert unique.summary()["users_stopped"] == unique.summary()["waits"] == 0
+
+
+def test_a_user_with_no_free_row_waits_for_one_in_turn() -> None:
+    """Unique + cycle, more users than rows: a user with no free row waits; the row given back goes to the user
+    that waited longest (not to the one giving it back); past the wait the user stops, counted."""
+    unique = pool(order="unique", when_empty="cycle", n=1, wait="2s")
+    holder, first, second = user(1), user(1), user(1)
+    unique.refresh(holder)
+    waiting = [gevent.spawn(unique.refresh, first)]
+    gevent.sleep(0.05)
+    waiting.append(gevent.spawn(unique.refresh, second))
+    gevent.sleep(0.05)
+    holder.iteration = 2
+    late = gevent.spawn(unique.refresh, holder)  # gives its row back: the first waiter gets it, it waits now
+    gevent.joinall([waiting[0]], timeout=5)
+    assert first.vars["p"]["id"] == 0 and "p" not in second.pool_rows
+    unique.release(first)  # first ends: its row goes to second, who waited before holder
+    gevent.joinall([waiting[1]], timeout=5)
+    assert second.vars["p"]["id"] == 0
+    late.join(timeout=5)
+    assert isinstance(late.exception, StopUser)  # holder waited 2 s for nothing
+    summary = unique.summary()
+    assert (summary["waits"], summary["users_stopped"]) == (3, 1)
+    assert 2.0 <= summary["wait_time"] < 10
+
+
+def test_wait_is_for_unique_with_cycle_only() -> None:
+    with pytest.raises(ValueError, match="'wait' applies to order: unique with when_empty: cycle"):
+        PoolSpec(rows=[1], order="sequential", wait="5s")
+    assert PoolSpec(rows=[1], order="unique", when_empty="cycle").wait_seconds == 10.0  # the default
+    assert PoolSpec(rows=[1], order="unique", when_empty="cycle", wait="1.5s").wait_seconds == 1.5
+    assert PoolSpec(rows=[1], order="unique").wait_seconds == 0.0  # stop_user: no row ever comes back
+
+
+def test_a_row_handed_to_a_user_killed_while_waiting_goes_to_the_next_one() -> None:
+    unique = pool(order="unique", when_empty="cycle", n=1, wait="5s")
+    holder, killed, next_one = user(1), user(1), user(1)
+    unique.refresh(holder)
+    waiting = gevent.spawn(unique.refresh, killed)
+    gevent.sleep(0.05)
+    later = gevent.spawn(unique.refresh, next_one)
+    gevent.sleep(0.05)
+    unique.release(holder)  # the row goes to the first waiter, which is killed (the test stops) about now
+    waiting.kill()
+    unique.release(killed)  # as VirtualUser.close does: a row it got goes back
+    later.join(timeout=5)
+    assert next_one.vars["p"]["id"] == 0 and "p" not in killed.pool_rows
+
+
+def test_the_console_says_users_stopped_and_waits() -> None:
+    from runner.report.console import pool_line
+    from runner.report.model import Pool as PoolResult
+
+    base = {"name": "desks", "source": "inline", "rows": 4, "order": "unique", "update": "each_iteration"}
+    quiet = PoolResult(**base, when_empty="cycle", handed_out=40)
+    assert pool_line(quiet) == "Data pool desks (unique): 40 of 4 rows handed out"
+    busy = PoolResult(**base, when_empty="cycle", handed_out=40, users_stopped=2, waits=7, wait_time=3.21)
+    assert pool_line(busy) == (
+        "Data pool desks (unique): 40 of 4 rows handed out; WARNING: 2 users stopped for lack of rows; "
+        "users waited for a row 7 times (3.2s)"
+    )
+
+
+def test_remote_rows_fetch_blocks_or_single_rows_and_tell_the_owner() -> None:
+    """A worker's side of a master-owned pool, against a local source standing in for the master."""
+    from runner.pools import RemoteRows
+
+    def owner(source: Any, asked: list[int]) -> Any:
+        def fetch(n: int, wait: float) -> tuple[list[int], bool]:
+            asked.append(n)
+            taken = source.take(n)
+            return taken, not taken
+
+        return fetch
+
+    told: list[tuple[Any, ...]] = []
+    tell = lambda *args: told.append(args)  # noqa: E731
+
+    asked: list[int] = []
+    sequential = RemoteRows(40, owner(SequentialRows(40, cycle=True), asked), tell, unique=False)
+    assert [sequential.take(1)[0] for _ in range(3)] == [0, 1, 2] and asked == [16]  # one block of 16
+    sequential.flush()  # the test ends: 13 rows of the block were never taken
+    assert told == [((), 13, None, False)] and sequential.handed_out == 3
+
+    told.clear()
+    asked = []
+    unique = RemoteRows(2, owner(UniqueRows(2, cycle=False), asked), tell, unique=True)
+    assert unique.take(1) == [0] and unique.take(1) == [1] and unique.take(1) == [] and unique.take(1) == []
+    assert asked == [1, 1, 1]  # a row at a time; once dry without cycle it stays dry: not asked again
+
+    asked = []
+    cycling = RemoteRows(1, owner(UniqueRows(1, cycle=True), asked), tell, unique=True, recycle=True)
+    assert cycling.take(1) == [0] and cycling.take(1) == [] and cycling.take(1) == []
+    assert asked == [1, 1, 1]  # a row may come back: ask again
+    cycling.give_back([0])
+    cycling.note(waited=0.5)
+    assert told == [([0], 0, None, False), ((), 0, 0.5, False)]  # to the owner, which counts

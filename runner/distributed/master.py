@@ -259,7 +259,9 @@ class MasterRunner(LoadShape):
         if handler is not None:
             handler(self, worker, message)
         elif message.REPLY is not None:
-            self.send(worker, self.services.answer(worker, message))
+            reply = self.services.answer(worker, message)
+            if reply is not None:  # None: it comes later
+                self.send(worker, reply)
         else:
             self.drop(identity, f"{message.KIND} is not a message for the master")
 
@@ -460,6 +462,9 @@ class MasterRunner(LoadShape):
     def _arrive(self, worker: WorkerInfo, arrive: p.RendezvousArrive) -> None:
         self.services.arrive(worker, arrive)
 
+    def _pool_note(self, worker: WorkerInfo, note: p.PoolNote) -> None:
+        self.services.pool_note(worker, note)
+
     def share_variables(self, variables: dict[str, Any]) -> None:
         """What the setup steps and hooks defined goes to every user, with the spawn targets."""
         self.services.variables = variables
@@ -473,6 +478,7 @@ class MasterRunner(LoadShape):
         p.WorkerFailed: _failed,
         p.WorkerWarning: _warning,
         p.RendezvousArrive: _arrive,
+        p.PoolNote: _pool_note,
     }
 
     # ------------------------------------------------------------------------------------------- liveness

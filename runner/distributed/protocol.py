@@ -40,8 +40,12 @@ maps a request type to its handler. ``Ping`` → ``Pong`` is the trivial pair (a
 
 Data pools and rendezvous:
 
-- ``PoolTake(request_id, pool, n)`` → ``PoolRows(request_id, pool, indices, dry)``: the master owns sequential
-  and unique pools and hands out blocks of row indices; ``dry`` says the pool is exhausted.
+- ``PoolTake(request_id, pool, n, wait)`` → ``PoolRows(request_id, pool, indices, dry)``: the master owns
+  sequential and unique pools and hands out row indices (blocks of a sequential pool, one unique row at a time);
+  ``dry`` says the pool is exhausted; ``wait`` > 0: answer when a unique row comes back (or after ``wait`` s).
+- ``PoolNote(pool, returned, unused, taken, waits, wait_time, users_stopped)`` (one way): unique rows given
+  back; at the end, rows of a block no user took and rows taken from a random pool (the worker's own); users
+  that waited for a row or stopped for lack of one. The master counts them for the results.
 - ``RendezvousArrive(name, count)``: ``count`` users of this worker arrived (one-way); the master applies the
   release policy over every worker's users and broadcasts ``RendezvousRelease(name, seq, reason)``.
 - ``UserIds(request_id, count)`` → ``UserIdBlock(request_id, first, count)``: before starting users, a worker
@@ -378,12 +382,30 @@ class PoolRows(Message):
 @message
 @dataclass(frozen=True, slots=True)
 class PoolTake(Message):
-    """Ask for the next ``n`` rows of a sequential or unique pool (the master may give fewer)."""
+    """Ask for the next ``n`` rows of a sequential or unique pool (the master may give fewer); with ``wait`` > 0
+    and none free (unique + cycle), the master answers when a row comes back, or with none after ``wait`` s."""
 
     REPLY = PoolRows
     request_id: int
     pool: str
     n: int
+    wait: float
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class PoolNote(Message):
+    """One way, for the master's count: rows of a unique + cycle pool given back; at the end, rows of a block no
+    user took and rows taken from a random pool; users that waited for a row (``waits``, ``wait_time`` s in all)
+    or stopped for lack of one."""
+
+    pool: str
+    returned: list[int]
+    unused: int  # rows of a sequential block this worker's users never took (the test ended): not handed out
+    taken: int  # rows this worker's users took from a random pool (the worker's own), said at the end
+    waits: int
+    wait_time: float
+    users_stopped: int
 
 
 @message
@@ -483,6 +505,7 @@ __all__ = [
     "Message",
     "Ping",
     "Pong",
+    "PoolNote",
     "PoolRows",
     "PoolTake",
     "ProtocolError",

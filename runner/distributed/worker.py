@@ -25,6 +25,7 @@ import signal
 import socket
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,19 +237,37 @@ class WorkerRunner:
         state = RunState.fresh(self.compiled, variables)
         for name, pool in self.compiled.pools.items():
             if pool.order != "random":
-                state.pools[name] = RemoteRows(len(pool.data), self._pool_fetcher(name), pool.policy == "cycle")
+                fetch, tell = self._pool_fetcher(name), self._pool_teller(name)
+                state.pools[name] = RemoteRows(len(pool.data), fetch, tell, pool.order == "unique", pool.returns)
         for point in state.points.values():
             point.enabled = self.welcome.rendezvous
             point.remote = lambda name, count: self._send(p.RendezvousArrive(name, count))
         return state
 
     def _pool_fetcher(self, pool: str) -> Any:
-        def fetch(n: int) -> tuple[list[int], bool]:
-            reply = self.request(p.PoolTake(0, pool, n))
+        def fetch(n: int, wait: float) -> tuple[list[int], bool]:
+            reply = self.request(p.PoolTake(0, pool, n, wait), timeout=30.0 + wait)
             assert isinstance(reply, p.PoolRows)
             return list(reply.indices), reply.dry
 
         return fetch
+
+    def _orphan(self, reply: p.Message) -> None:
+        """Rows the master sent a user that no longer waits for them (killed, or it gave up): a unique + cycle
+        row goes back to the master for the next user; other rows count as never handed out."""
+        if not isinstance(reply, p.PoolRows) or not reply.indices or self.compiled is None:
+            return
+        pool = self.compiled.pools.get(reply.pool)
+        if pool is not None:
+            returned, unused = (list(reply.indices), 0) if pool.returns else ([], len(reply.indices))
+            self._send(p.PoolNote(reply.pool, returned, unused, 0, 0, 0.0, 0))
+
+    def _pool_teller(self, pool: str) -> Any:
+        def tell(returned: Sequence[int], unused: int, waited: float | None, stopped: bool) -> None:
+            note = p.PoolNote(pool, list(returned), unused, 0, int(waited is not None), waited or 0.0, int(stopped))
+            self._send(note)
+
+        return tell
 
     def _end(self, code: int, message: str = "") -> None:
         """The worker is done (the first reason given counts); ``run`` returns."""
@@ -296,6 +315,10 @@ class WorkerRunner:
             reply = result.get(timeout=timeout)
         except gevent.Timeout:
             raise RequestError(f"no answer from the master to {message.KIND} within {timeout:g}s") from None
+        except BaseException:  # the asking user is killed: what the master gave it is nobody's
+            if result.ready():
+                self._orphan(result.get())
+            raise
         finally:
             self._pending.pop(request_id, None)
         if isinstance(reply, p.RequestFailed):
@@ -409,6 +432,8 @@ class WorkerRunner:
             pending = self._pending.get(message.request_id)
             if pending is not None:
                 pending.set(message)
+            else:
+                self._orphan(message)
         elif isinstance(message, p.RendezvousRelease):
             point = self.runner.run_state.points.get(message.name) if self.runner is not None else None
             if point is not None:
@@ -534,6 +559,11 @@ class WorkerRunner:
         runner.wait()
         if runner is not self.runner:  # a test that ended long ago (NextTest came before it stopped)
             return
+        for name, rows in runner.run_state.pools.items():  # before Stopped: the master counts what users took
+            if isinstance(rows, RemoteRows):
+                rows.flush()
+            elif rows.handed_out:  # a random pool, this worker's own
+                self._send(p.PoolNote(name, [], 0, rows.handed_out, 0, 0.0, 0))
         self._report(final=True)
         self._send(p.Stopped(self.runner.stop_reason or "stopped", not self._stopping))
 

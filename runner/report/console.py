@@ -195,6 +195,10 @@ def interrupted_line(results: Results) -> str:
 def pool_line(pool: Pool) -> str:
     """A unique pool hands each row out once (per cycle); the others hand rows out as often as users ask."""
     dry = ", ran out of rows" if pool.dry else ""
+    if pool.users_stopped:
+        dry += f"; WARNING: {pool.users_stopped} user{'s' if pool.users_stopped != 1 else ''} stopped for lack of rows"
+    if pool.waits:
+        dry += f"; users waited for a row {pool.waits} time{'s' if pool.waits != 1 else ''} ({pool.wait_time:.1f}s)"
     rows, handed = pool.rows, pool.handed_out
     if pool.order == "unique":
         return f"Data pool {pool.name} (unique): {handed} of {rows} rows handed out{dry}"

@@ -377,6 +377,9 @@ class Pool(_Open):
     handed_out: int = 0
     dry: bool = False
     dry_at: Number | None = None
+    users_stopped: int = Field(0, description="Users that stopped because the pool had no row for them.")
+    waits: int = Field(0, description="Times a user found no free row (unique + cycle) and waited for one.")
+    wait_time: Number = Field(0, description="Seconds users waited for a row in all.")
 
 
 class InterruptedRequest(_Open):

@@ -754,6 +754,12 @@ class Pool(Model):
         description="When out of rows: cycle (start over), keep_last (the user keeps its row), stop_user, "
         "stop_test. Default: stop_user for unique, cycle otherwise.",
     )
+    wait: Duration | None = Field(
+        None,
+        description="order: unique with when_empty: cycle: how long a user with no free row waits for another "
+        "user to give one back before it stops (default 10s; 0: stop at once). Waits are counted in the results.",
+        examples=["5s"],
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Pool:
@@ -765,7 +771,19 @@ class Pool(Model):
                     raise ValueError(f"'{key}' applies to a csv pool, not to inline rows")
         if self.order == "random" and self.when_empty not in (None, "cycle"):
             raise ValueError("a random pool never runs out of rows: when_empty does not apply")
+        if self.wait is not None and (self.order, self.when_empty) != ("unique", "cycle"):
+            raise ValueError(
+                "'wait' applies to order: unique with when_empty: cycle (only there a row comes back for a waiting "
+                "user): remove it, or set both"
+            )
         return self
+
+    @property
+    def wait_seconds(self) -> float:
+        """How long a user waits for a free row (unique + cycle only; 0: it stops at once)."""
+        if (self.order, self.when_empty) != ("unique", "cycle"):
+            return 0.0
+        return 10.0 if self.wait is None else self.wait
 
     @property
     def empty_policy(self) -> str:
