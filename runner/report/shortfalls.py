@@ -113,12 +113,11 @@ def _saturation(results: Results) -> Iterable[LoadWarning]:
 
 @shortfall
 def _pools(results: Results) -> Iterable[LoadWarning]:
-    """A pool's ``users_stopped`` (users that stopped for lack of rows), where the pools section gives it."""
+    """Users that stopped because a data pool had no row for them."""
     for pool in results.pools or []:
-        stopped = getattr(pool, "users_stopped", 0) or 0
-        if isinstance(stopped, int) and stopped > 0:
+        if pool.users_stopped > 0:
             yield LoadWarning(
                 kind="pool_users_stopped",
-                message=f"{_plural(stopped, 'user')} stopped for lack of rows in data pool {pool.name}",
-                count=stopped,
+                message=f"{_plural(pool.users_stopped, 'user')} stopped for lack of rows in data pool {pool.name}",
+                count=pool.users_stopped,
             )
