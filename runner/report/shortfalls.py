@@ -68,12 +68,14 @@ def _users(results: Results) -> Iterable[LoadWarning]:
     if users is None:
         return
     iterations = results.load.iterations  # users that end after their iterations end by design
-    if users.ended_early:
+    # users stopped by a dry pool are the pools' own warning (below), which names the pool
+    ended_early = max(0, users.ended_early - sum(pool.users_stopped for pool in results.pools or []))
+    if ended_early:
         yield LoadWarning(
             kind="users_ended_early",
-            message=f"{users.ended_early} of {_plural(users.started or users.peak, 'user')} ended before the test did "
-            "(stop_user, a failed on_start, a pool out of rows)",
-            count=users.ended_early,
+            message=f"{ended_early} of {_plural(users.started or users.peak, 'user')} ended before the test did "
+            "(stop_user, a failed on_start, an error)",
+            count=ended_early,
         )
     elif results.code == StopCode.USERS_DONE and results.load.run_time_s and not iterations:
         yield LoadWarning(
