@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
@@ -47,6 +48,7 @@ STATIC = {
 }
 STATE_CHANGING_GETS = ("/stop", "/stats/reset")
 MAX_BODY = 64 * 1024
+RUN_ID = re.compile(r"[0-9]{1,9}", re.ASCII)  # a test's number in /api/runs/ID/…: anything else is not found
 EVENT_EVERY = 1.0  # seconds between snapshots pushed to the pages
 MAX_CLIENTS = 50
 SECURITY_HEADERS = [
@@ -367,6 +369,6 @@ class WebApp:
             "stats.csv": self.stats_csv,
             "failures.csv": self.failures_csv,
         }
-        if len(parts) != 5 or not parts[3].isdigit() or parts[4] not in files:
+        if len(parts) != 5 or not RUN_ID.fullmatch(parts[3]) or parts[4] not in files:
             return self._json({"success": False, "message": "not found"}, "404 Not Found")
         return files[parts[4]](environ, int(parts[3]))

@@ -22,7 +22,7 @@ from typing import Any, Protocol, TextIO
 import gevent
 
 from runner.compiler import CompiledScenario, CompileOptions, compile_scenario, needs_demo
-from runner.config import RunSettings, load_given_by_user
+from runner.config import RunSettings, load_given_by_user, users_limit
 from runner.engine.arrivals import ArrivalRunner
 from runner.engine.runner import LocalRunner
 from runner.engine.user import VirtualUser
@@ -32,6 +32,7 @@ from runner.report.results import build_results, measure
 from runner.run import Live, drive, monitoring, runner_hooks, transaction_results
 from runner.scenario import LoadedScenario
 from runner.scenario.model import check_host
+from runner.scenario.numbers import rate, whole
 from runner.scenario.types import parse_duration
 from runner.stats import RequestStats, TransactionStats
 from runner.thresholds import evaluate, parse_rule
@@ -135,34 +136,16 @@ def _with_mix(cls: type[VirtualUser], value: int) -> type[VirtualUser]:
     return type(cls.__name__, (cls,), {"__slots__": (), **mix})
 
 
-def _int_field(form: Mapping[str, str], name: str, errors: dict[str, str], low: int) -> int | None:
-    text = str(form.get(name, "")).strip()
-    if not text:
+def _field(form: Mapping[str, Any], name: str, errors: dict[str, str], parse: Callable[[Any], Any]) -> Any:
+    """The form's value of ``name`` read by ``parse`` (``runner.scenario.numbers``), None when empty or bad."""
+    value = form.get(name, "")
+    if isinstance(value, str) and not value.strip():
         return None
     try:
-        value = int(text)
-    except ValueError:
-        errors[name] = f"{text!r} is not a whole number"
+        return parse(value)
+    except ValueError as exc:
+        errors[name] = str(exc)
         return None
-    if value < low:
-        errors[name] = f"must be at least {low}"
-        return None
-    return value
-
-
-def _rate_field(form: Mapping[str, str], name: str, errors: dict[str, str]) -> float | None:
-    text = str(form.get(name, "")).strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        errors[name] = f"{text!r} is not a number"
-        return None
-    if not value > 0 or value == float("inf"):
-        errors[name] = "must be a number above 0"
-        return None
-    return value
 
 
 class Controller:
@@ -234,12 +217,17 @@ class Controller:
 
     # ------------------------------------------------------------------------------------------- acting
 
-    def parse_form(self, form: Mapping[str, str], *, starting: bool) -> dict[str, Any]:
+    def users_limit(self) -> int:
+        """The most users a test may ask for: a process's, or the cluster's."""
+        return users_limit(self.base)
+
+    def parse_form(self, form: Mapping[str, Any], *, starting: bool) -> dict[str, Any]:
         """The values of a start (or change) form, checked as the command line checks them; ``FormError``."""
         errors: dict[str, str] = {}
         values: dict[str, Any] = {}
-        values["users"] = _int_field(form, "user_count", errors, 1 if starting else 0)
-        values["spawn_rate"] = _rate_field(form, "spawn_rate", errors)
+        limit = self.users_limit()
+        values["users"] = _field(form, "user_count", errors, lambda v: whole(v, low=1 if starting else 0, high=limit))
+        values["spawn_rate"] = _field(form, "spawn_rate", errors, rate)
         if "user_count" not in errors and values["users"] is None:
             errors["user_count"] = "give the number of users"
         if not starting:
@@ -250,21 +238,18 @@ class Controller:
                 values["host"] = check_host(host)
             except ValueError as exc:
                 errors["host"] = str(exc)
-        run_time = str(form.get("run_time", "")).strip()
-        if run_time:
-            try:
-                values["run_time"] = parse_duration(run_time)
-                if values["run_time"] <= 0:
-                    errors["run_time"] = "must be a positive duration, such as 30s or 5m"
-            except ValueError as exc:
-                errors["run_time"] = str(exc)
+        run_time = _field(form, "run_time", errors, parse_duration)
+        if run_time is not None:
+            values["run_time"] = run_time
+            if run_time <= 0:
+                errors["run_time"] = "must be a positive duration, such as 30s or 5m"
         if "tags" in form:
             values["tags"] = [t.strip() for t in str(form["tags"]).split(",") if t.strip()]
         weights = {}
         for name in self.loaded.model.users:
             key = f"weight.{name}"
             if key in form:
-                weight = _int_field(form, key, errors, 0)
+                weight = _field(form, key, errors, whole)
                 weights[name] = 0 if weight is None and key not in errors else weight
         if weights and not any(weights.values()) and not errors:
             errors[f"weight.{next(iter(weights))}"] = "give at least one user type a weight above 0"
@@ -277,7 +262,7 @@ class Controller:
         if errors:
             raise FormError(errors)
 
-    def start(self, form: Mapping[str, str] | None = None) -> TestRun:
+    def start(self, form: Mapping[str, Any] | None = None) -> TestRun:
         """Start a test: with the form's values, or (``form`` None) with the settings as given (``--autostart``).
 
         ``FormError`` for bad values or a test under way; ``LrunError`` when the scenario cannot run so.
