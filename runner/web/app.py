@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -168,6 +169,9 @@ class WebApp:
         if refused is not None:
             status, message = refused
             headers = [("WWW-Authenticate", 'Basic realm="lrun", charset="UTF-8"')] if status.startswith("401") else []
+            if status.startswith("429"):
+                address = str(environ.get("REMOTE_ADDR", ""))
+                headers.append(("Retry-After", str(max(1, math.ceil(self.guard.throttle.wait(address))))))
             return self._send(start_response, *self._json({"success": False, "message": message}, status), headers)
         try:
             if method == "HEAD":
