@@ -353,6 +353,10 @@ class LocalRunner(LoadShape):
             for user in list(users.values()):
                 self._terminate(user, index)
         self._group.join(timeout=10)
+        for users in self.users:  # killed before they first ran (the spawner's last ones): nothing else forgets them
+            for user in users.values():
+                user.close()
+            users.clear()
         self.state = State.STOPPED
         self._done.set()
 
