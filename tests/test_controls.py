@@ -76,6 +76,7 @@ def test_bounds_and_what_stays_accepted() -> None:
         ("users: 1000000000000", 10, "must be at most 10000000"),
         ("arrival_rate: 1e9\n  run_time: 10s", 17, "must be at most 1000000"),
         ("stages: [{duration: 1s, users: 200000}]", 0, "200,000 users is more than one process can run"),
+        ("arrival_rate: 10000\n  run_time: 1h", 3, "36,000,000 arrivals planned: at most 3,000,000"),
     ],
 )
 def test_the_scenario_refuses_them_with_file_line_col(tmp_path: Path, load: str, column: int, message: str) -> None:

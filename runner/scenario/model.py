@@ -25,7 +25,7 @@ from pydantic import (
 
 from runner import templating
 from runner.scenario.limits import parse_expression, resource_limit
-from runner.scenario.numbers import MAX_ITERATIONS, MAX_USERS, Rate, StageRate, UserCount, Whole
+from runner.scenario.numbers import MAX_ARRIVALS, MAX_ITERATIONS, MAX_USERS, Rate, StageRate, UserCount, Whole
 from runner.scenario.types import (
     Duration,
     Expression,
@@ -685,7 +685,23 @@ class Load(_OpenModel):
             raise ValueError(f"choose one load shape: {' or '.join(shapes)}")
         if self.arrival_rate is not None and self.run_time is None:
             raise ValueError("arrival_rate: say how long with run_time (or use arrival_stages)")
+        planned = self.planned_arrivals()
+        if planned > MAX_ARRIVALS:
+            raise ValueError(
+                f"{planned:,.0f} arrivals planned: at most {MAX_ARRIVALS:,} in one run (the schedule is kept in "
+                "memory); lower the rate or the run time, or run several tests"
+            )
         return self
+
+    def planned_arrivals(self) -> float:
+        """How many arrivals the open model plans (the integral of its rate); 0 for the closed model."""
+        if self.arrival_rate is not None:
+            return self.arrival_rate * (self.run_time or 0.0)
+        total, before = 0.0, 0.0
+        for stage in self.arrival_stages or ():
+            total += (before + stage.rate) / 2 * stage.duration
+            before = stage.rate
+        return total
 
     @property
     def is_open(self) -> bool:
