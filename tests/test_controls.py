@@ -273,3 +273,25 @@ def test_64_pollers_and_a_stream_leave_stop_answering_within_a_second(tmp_path: 
         assert not failures, failures[:5]
         assert len(polled) == 64 and sum(polled) > 64, polled
     assert "Traceback" not in "".join(web.stderr), "".join(web.stderr)[-2000:]
+
+
+def test_the_history_keeps_finished_tests_packed() -> None:
+    """20 tests of an hour each kept ~115 MB of result objects apiece; packed they are read back equal."""
+    import tracemalloc
+
+    from report_data import full_results
+
+    from runner.config import RunSettings
+    from runner.web.control import TestRun
+
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    run = TestRun(1, RunSettings(), None, None, results=full_results(600, full_history=True))  # type: ignore[arg-type]
+    as_objects = tracemalloc.get_traced_memory()[0] - before
+    expected = run.results.to_dict()  # type: ignore[union-attr]
+    summary = run.summary()
+    run.pack()
+    tracemalloc.stop()
+    assert run.results is None and 0 < len(run.packed) < as_objects / 10, (len(run.packed), as_objects)
+    assert run.summary() == summary
+    assert run.unpacked().to_dict() == expected  # type: ignore[union-attr]

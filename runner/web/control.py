@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import logging
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
@@ -111,9 +113,44 @@ class TestRun:
     results: Results | None = None
     greenlet: gevent.Greenlet | None = None
     error: str = ""
+    packed: bytes = b""  # an older test's results: zlib'd JSON, read back on download (see pack)
+    brief: dict[str, Any] = field(default_factory=dict)  # what the history shows of packed results
+
+    def pack(self) -> None:
+        """Keep the results as compressed JSON: the history holds 20 tests, and a test's results as objects weigh
+        ~33 KB a second (a series point per request name: 1.96 MB for a minute of quickstart, ~115 MB for an
+        hour), packed 60 times less (32 KB for that minute)."""
+        results = self.results
+        if results is None:
+            return
+        self.brief = {
+            "requests": results.total.requests,
+            "failures": results.total.failures,
+            "passed": results.passed,
+            "stop_reason": results.stop_reason,
+        }
+        self.packed = zlib.compress(json.dumps(results.to_dict(), separators=(",", ":"), allow_nan=False).encode(), 6)
+        self.results = None
+
+    def unpacked(self) -> Results | None:
+        if self.results is not None or not self.packed:
+            return self.results
+        return Results.model_validate(json.loads(zlib.decompress(self.packed)))
 
     def summary(self) -> dict[str, Any]:
         results = self.results
+        if results is None and self.brief:
+            return {**self._settings(), **self.brief, "exit_code": self.exit_code}
+        return {
+            **self._settings(),
+            "requests": results.total.requests if results else None,
+            "failures": results.total.failures if results else None,
+            "passed": results.passed if results else None,
+            "exit_code": self.exit_code,
+            "stop_reason": (results.stop_reason if results else "") or self.error,
+        }
+
+    def _settings(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "started": self.started,
@@ -122,11 +159,6 @@ class TestRun:
             "spawn_rate": self.settings.spawn_rate,
             "run_time": self.settings.run_time,
             "host": self.settings.host,
-            "requests": results.total.requests if results else None,
-            "failures": results.total.failures if results else None,
-            "passed": results.passed if results else None,
-            "exit_code": self.exit_code,
-            "stop_reason": (results.stop_reason if results else "") or self.error,
         }
 
 
@@ -301,7 +333,9 @@ class Controller:
         self._next_id += 1
         live.events.stop.add_listener(lambda _: setattr(run, "results", live.results))
         for old in self.runs:
-            old.live = None if old.results is not None else old.live  # keep the newest run's live data only
+            if old.results is not None or old.packed:  # keep the newest run's live data only
+                old.live = None
+                old.pack()
         self.runs.append(run)
         del self.runs[:-MAX_HISTORY]
         run.greenlet = gevent.spawn(self._run, run)
@@ -341,6 +375,9 @@ class Controller:
             run.exit_code = 2
             log.exception("test %d failed", run.id)
         finally:
+            # the live statistics stay for the page; the results are read back on download. Packing an hour's
+            # results takes seconds of CPU: in a thread, so the UI (and /stop) keep answering meanwhile
+            gevent.get_hub().threadpool.apply(run.pack)
             run.ended = self.ended_at = time.time()
             self.on_change()
 
@@ -395,6 +432,8 @@ class Controller:
             return None
         if run.results is not None:
             return run.results
+        if run.packed:
+            return gevent.get_hub().threadpool.apply(run.unpacked)  # type: ignore[no-any-return]
         live = run.live
         if live is None or live.runner is None:
             return None
