@@ -182,7 +182,7 @@ def test_the_web_ui_refuses_bad_values_and_bad_paths_and_answers_keep_alive_at_o
         assert http(f"{url}/api/state").status == 200
 
         parts = urllib.parse.urlsplit(url)
-        conn = HTTPConnection(parts.hostname, parts.port, timeout=10)
+        conn = HTTPConnection(str(parts.hostname), parts.port, timeout=10)
         times = []
         for _ in range(21):
             began = time.perf_counter()
@@ -220,7 +220,7 @@ def test_64_pollers_and_a_stream_leave_stop_answering_within_a_second(tmp_path: 
     with WebLrun(QUICKSTART) as web:
         url = web.url
         parts = urllib.parse.urlsplit(url)
-        stream = HTTPConnection(parts.hostname, parts.port, timeout=30)
+        stream = HTTPConnection(str(parts.hostname), parts.port, timeout=30)
         stream.request("GET", "/api/events")  # a browser left open
         assert stream.getresponse().status == 200
         start = http(
@@ -235,7 +235,7 @@ def test_64_pollers_and_a_stream_leave_stop_answering_within_a_second(tmp_path: 
         failures: list[str] = []
 
         def poll(number: int) -> None:
-            conn = HTTPConnection(parts.hostname, parts.port, timeout=10)
+            conn = HTTPConnection(str(parts.hostname), parts.port, timeout=10)
             paths = ["/stats/requests", "/api/state", "/api/runs/" + "7" * (number * 80) + "/report.html"]
             count = 0
             while not stop_polling.is_set() and count < 2000:
