@@ -21,7 +21,7 @@ from web_process import WebLrun, http, wait_for
 
 from conftest import SCENARIOS, lrun_command, run_lrun
 from runner.compiler import CompileOptions, compile_scenario
-from runner.engine.dispatch import spawn_order, start_order
+from runner.engine.dispatch import capped, spawn_order, start_order
 from runner.engine.runner import LocalRunner
 from runner.scenario import load_scenario
 from runner.scenario.numbers import MAX_USERS, number, rate, whole
@@ -98,6 +98,12 @@ def test_the_start_order_is_made_lazily() -> None:
     order = start_order([10**12, 10**12, 1])  # the old list of 2 * 10^12 entries: minutes, then MemoryError
     assert [next(order) for _ in range(4)] == [0, 1, 0, 1]
     assert list(start_order([6, 2])) == spawn_order([6, 2])
+
+
+def test_a_worker_runs_at_most_a_process_worth_of_users() -> None:
+    assert capped([3, 1], 100_000) == [3, 1]
+    assert capped([7_500_000, 2_500_000], 100_000) == [75_000, 25_000]  # one worker given a cluster's users
+    assert sum(capped([10**12, 1, 5], 100_000)) <= 100_000
 
 
 def test_a_runner_asked_for_10_to_the_12_users_stops_at_once(tmp_path: Path) -> None:

@@ -71,3 +71,12 @@ def assign(counts: Sequence[int], workers: int) -> list[list[int]]:
             result[turn % workers][index] += 1
             turn += 1
     return result
+
+
+def capped(counts: Sequence[int], limit: int) -> list[int]:
+    """``counts`` scaled down in proportion so that they add up to at most ``limit`` (a worker asked for more
+    users than one process runs: ``runner.scenario.numbers.MAX_USERS_PER_PROCESS``)."""
+    total = sum(counts)
+    if total <= limit:
+        return list(counts)
+    return [count * limit // total for count in counts]
