@@ -301,3 +301,23 @@ def test_the_history_keeps_finished_tests_packed() -> None:
     assert run.results is None and 0 < len(run.packed) < as_objects / 10, (len(run.packed), as_objects)
     assert run.summary() == summary
     assert run.unpacked().to_dict() == expected  # type: ignore[union-attr]
+
+
+def test_the_login_back_off_doubles_up_to_a_minute_and_forgets_old_addresses() -> None:
+    from runner.web.security import LoginThrottle
+
+    now = [0.0]
+    throttle = LoginThrottle(clock=lambda: now[0])
+    waits = []
+    for _ in range(12):
+        assert throttle.wait("10.0.0.1") == 0
+        throttle.failed("10.0.0.1", "admin")
+        waits.append(throttle.wait("10.0.0.1"))
+        now[0] += waits[-1]
+    assert waits == [0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 60, 60]
+    assert throttle.wait("10.0.0.2") == 0  # another address is not slowed
+    throttle.succeeded("10.0.0.1")
+    assert throttle.wait("10.0.0.1") == 0
+    for n in range(LoginThrottle.MAX_ADDRESSES + 10):
+        throttle.failed(f"addr{n}", "x")
+    assert len(throttle._seen) == LoginThrottle.MAX_ADDRESSES
