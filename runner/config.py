@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import LrunError
+from runner.scenario.numbers import (
+    MAX_COUNT,
+    MAX_ITERATIONS,
+    MAX_USERS,
+    MAX_USERS_PER_PROCESS,
+    rate,
+    whole,
+)
 from runner.scenario.types import parse_duration
+
+MAX_PROCESSES = 1024  # --processes: worker processes on one machine
 
 
 def _bool(value: Any) -> bool:
@@ -48,43 +58,15 @@ def _positive_duration(value: Any) -> float:
 
 
 def _positive_int(value: Any) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"{value!r} is not a positive number")
-    return number
-
-
-def _whole(value: Any) -> int:
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise ValueError(f"expected a whole number; got {value!r}")
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a whole number; got {value!r}") from None
+        return whole(value, low=1)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a positive number (at most {MAX_COUNT:,})") from None
 
 
-def _at_least(low: int) -> Callable[[Any], int]:
-    """A whole number of at least ``low``: the scenario's ``load`` rules and messages, for every source."""
-
-    def convert(value: Any) -> int:
-        number = _whole(value)
-        if number < low:
-            raise ValueError(f"must be at least {low}; got {number}")
-        return number
-
-    return convert
-
-
-def _rate(value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a number; got {value!r}") from None
-    if number == float("inf"):
-        raise ValueError("must be a finite number; got inf")
-    if not number > 0:
-        raise ValueError(f"must be more than 0; got {number:g}")
-    return number
+def _at_least(low: int, high: int = MAX_COUNT) -> Callable[[Any], int]:
+    """A whole number from ``low`` to ``high``: the scenario's ``load`` rules and messages, for every source."""
+    return lambda value: whole(value, low=low, high=high)
 
 
 def _port(value: Any) -> int:
@@ -94,12 +76,9 @@ def _port(value: Any) -> int:
             "set enableServiceLinks: false in the pod, or give the Service another name"
         )
     try:
-        number = int(value)
+        return whole(value, low=0, high=65535)
     except ValueError:
-        number = -1
-    if not 0 <= number <= 65535:
-        raise ValueError(f"{value!r} is not a port number (0 to 65535)")
-    return number
+        raise ValueError(f"{value!r} is not a port number (0 to 65535)") from None
 
 
 def _processes(value: Any) -> int:
@@ -107,20 +86,20 @@ def _processes(value: Any) -> int:
     if str(value).strip().lower() in ("auto", "-1"):
         return os.cpu_count() or 1
     try:
-        return _positive_int(value)
+        return whole(value, low=1, high=MAX_PROCESSES)
     except ValueError:
-        raise ValueError(f"{value!r} is neither a positive number nor 'auto'") from None
+        raise ValueError(f"{value!r} is neither a positive number nor 'auto' (at most {MAX_PROCESSES})") from None
 
 
 # name -> how a value given as text (or TOML) becomes the setting; its default is RunSettings'. Names use
 # underscores; files and env vars may use dashes.
 SETTINGS: dict[str, Callable[[Any], Any]] = {
-    "users": _at_least(0),
-    "spawn_rate": _rate,
+    "users": _at_least(0, MAX_USERS),
+    "spawn_rate": rate,
     "run_time": _optional_duration,
     "host": str,
     "stop_timeout": parse_duration,
-    "iterations": _at_least(1),
+    "iterations": _at_least(1, MAX_ITERATIONS),
     "tags": _tags,
     "exclude_tags": _tags,
     "csv": str,
@@ -130,7 +109,7 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "only_summary": _bool,
     "loglevel": str,
     "logfile": str,
-    "exit_code_on_error": _at_least(0),
+    "exit_code_on_error": _at_least(0, 255),
     "reset_stats": _bool,
     "no_rendezvous": _bool,
     "strict": _bool,
@@ -338,7 +317,26 @@ def resolve(
     if sources.get("iterations") == "scenario load" and sources.get("run_time") not in ("default", "scenario load"):
         values["iterations"] = None  # the user's -t says how long: the scenario's iteration cap (a replay's 1) goes
         sources["iterations"] = "default"
-    return RunSettings(**values, sources=sources)  # frozen: a run reads its settings, never writes them
+    settings = RunSettings(**values, sources=sources)  # frozen: a run reads its settings, never writes them
+    if settings.users > users_limit(settings):
+        raise LrunError(f"--users from {sources['users']}: {too_many_users(settings.users, settings)}")
+    return settings
+
+
+def users_limit(settings: RunSettings) -> int:
+    """The most users this run may ask for: a process's maximum, times the processes when known."""
+    if settings.master:
+        return MAX_USERS
+    return min(MAX_USERS, MAX_USERS_PER_PROCESS * (settings.processes or 1))
+
+
+def too_many_users(users: int, settings: RunSettings) -> str:
+    limit = users_limit(settings)
+    where = f"{settings.processes} processes" if settings.processes else "one process"
+    return (
+        f"{users:,} users is more than {where} can run (at most {limit:,}; {MAX_USERS_PER_PROCESS:,} per process): "
+        f"spread them over --processes N or workers (at most {MAX_USERS:,} in all)"
+    )
 
 
 def load_given_by_user(settings: RunSettings) -> bool:

@@ -27,8 +27,25 @@ users:
     [
         (["-u", "-3"], "lrun: --users from command line: must be at least 0; got -3"),
         (["-u", "0"], "lrun: -u 0: no user would run; give at least 1 user (-u 1), or load stages"),
-        (["-r", "0"], "lrun: --spawn-rate from command line: must be more than 0; got 0"),
-        (["-r", "-1"], "lrun: --spawn-rate from command line: must be more than 0; got -1"),
+        (["-r", "0"], "lrun: --spawn-rate from command line: must be at least 0.001; got 0"),
+        (["-r", "-1"], "lrun: --spawn-rate from command line: must be at least 0.001; got -1"),
+        # issue 29 / 28: strict, finite, bounded (each of these was accepted)
+        (["-u", "１２"], "lrun: --users from command line: expected a whole number; got '１２' (write ASCII digits"),
+        (["-u", "1_0"], "lrun: --users from command line: expected a whole number; got '1_0'"),
+        (["-u", "1000000000000"], "lrun: --users from command line: must be at most 10,000,000; got 1000000000000"),
+        (["-u", "100001"], "lrun: --users from command line: 100,001 users is more than one process can run"),
+        (["-r", "1e308"], "lrun: --spawn-rate from command line: must be at most 1,000,000; got 1e+308"),
+        (["-r", "1e-320"], "lrun: --spawn-rate from command line: must be at least 0.001; got 9.99989e-321"),
+        (["-r", "nan"], "lrun: --spawn-rate from command line: expected a number; got 'nan'"),
+        (["-r", "１"], "lrun: --spawn-rate from command line: expected a number; got '１'"),
+        (["-t", "inf"], "lrun: --run-time from command line: 'inf' is not a duration"),
+        (["-t", "1e400"], "lrun: --run-time from command line: '1e400' is not a duration"),
+        (["-t", "nan"], "lrun: --run-time from command line: 'nan' is not a duration"),
+        (["-t", "1_0s"], "lrun: --run-time from command line: '1_0s' is not a duration"),
+        (["-t", "800h"], "lrun: --run-time from command line: 2,880,000s is longer than lrun takes (30 days)"),
+        (["-i", "1e3"], "lrun: --iterations from command line: expected a whole number; got '1e3'"),
+        (["--web-port", "８０８０"], "lrun: --web-port from command line: '８０８０' is not a port number"),
+        (["-H", "http://[::1"], "-H: host 'http://[::1' is not a URL (Invalid IPv6 URL)"),
         (["-i", "0"], "lrun: --iterations from command line: must be at least 1; got 0"),
         (
             ["-T", "hom"],
@@ -39,7 +56,7 @@ users:
 )
 def test_command_line_load_follows_the_scenarios_rules(tmp_path: Path, args: list[str], message: str) -> None:
     path = write(tmp_path, TAGGED)
-    result = run_lrun("run", str(path), "-t", "30s", *args, timeout=60)
+    result = run_lrun("run", str(path), *(args if "-t" in args else ["-t", "30s", *args]), timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "demo target started" not in result.stderr and not result.stdout
@@ -56,7 +73,7 @@ def test_the_same_rules_hold_for_every_source(tmp_path: Path) -> None:
     (tmp_path / "lrun.conf").write_text("spawn-rate = -2\n")
     result = run_lrun("run", str(path), cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == f"lrun: --spawn-rate from {tmp_path / 'lrun.conf'}: must be more than 0; got -2"
+    assert result.stderr.strip() == f"lrun: --spawn-rate from {tmp_path / 'lrun.conf'}: must be at least 0.001; got -2"
 
 
 def test_stages_or_an_arrival_rate_need_no_users(tmp_path: Path, demo_url: str) -> None:

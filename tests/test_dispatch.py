@@ -60,7 +60,7 @@ def test_arrival_schedule() -> None:
     assert len(ramp) == 50
     assert ramp[1] - ramp[0] > ramp[-1] - ramp[-2]
     shape = arrival_times([RateStage(1, 4), RateStage(2, 4), RateStage(1, 0)])
-    assert len(shape) == 12 and shape == sorted(set(shape))
+    assert len(shape) == 12 and list(shape) == sorted(set(shape))
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3, 7])

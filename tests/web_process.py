@@ -97,13 +97,14 @@ def http(
     *,
     method: str = "GET",
     data: dict[str, Any] | None = None,
+    body: bytes | None = None,
     headers: dict[str, str] | None = None,
     auth: tuple[str, str] | None = None,
     timeout: float = 15.0,
     context: ssl.SSLContext | None = None,
 ) -> Reply:
     """One request, as a script would send it (no browser headers unless given)."""
-    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    body = urllib.parse.urlencode(data).encode() if data is not None else body
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     if auth is not None:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()

@@ -41,11 +41,13 @@ from runner.distributed import protocol as p
 from runner.distributed.security import Keys, WorkerEnv
 from runner.distributed.transport import Endpoint
 from runner.engine.arrivals import ArrivalRunner, RateStage
+from runner.engine.dispatch import capped
 from runner.engine.runner import LocalRunner, freeze_heap
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
 from runner.errors import LrunError, RunError
 from runner.pools import RemoteRows
+from runner.scenario.numbers import MAX_USERS_PER_PROCESS
 from runner.scripting import request_hook
 from runner.stats import TransactionStats
 
@@ -469,7 +471,14 @@ class WorkerRunner:
             self.runner.replan(plan, spawn.max_users)
             self._send(p.Spawned(spawn.seq, self.runner.user_count))
             return
-        self.runner.set_counts([spawn.targets.get(name, 0) for name in names], spawn.spawn_rate)
+        wanted = [spawn.targets.get(name, 0) for name in names]
+        if sum(wanted) > MAX_USERS_PER_PROCESS:
+            self._warn(
+                f"the master asked this worker for {sum(wanted):,} users, more than one process runs "
+                f"({MAX_USERS_PER_PROCESS:,}): running {MAX_USERS_PER_PROCESS:,}; add workers for more"
+            )
+            wanted = capped(wanted, MAX_USERS_PER_PROCESS)
+        self.runner.set_counts(wanted, spawn.spawn_rate)
 
     def _start_runner(self, spawn: p.Spawn) -> None:
         """The first Spawn: the runner of this worker's users (an ArrivalRunner for the open model)."""

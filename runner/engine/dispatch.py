@@ -7,7 +7,7 @@ round-robin), so that while ramping up the mix already has the right proportions
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 
@@ -39,16 +39,20 @@ def distribute(classes: Sequence[Weighted], users: int) -> list[int]:
 
 def spawn_order(counts: Sequence[int]) -> list[int]:
     """Class indices in the order to start them: interleaved in proportion (smooth weighted round-robin)."""
+    return list(start_order(counts))
+
+
+def start_order(counts: Sequence[int]) -> Iterator[int]:
+    """``spawn_order`` one index at a time: no list of a user per entry, whatever was asked (10^12 users)."""
     total = sum(counts)
     current = [0] * len(counts)
-    order = []
+    classes = range(len(counts))
     for _ in range(total):
         for i, count in enumerate(counts):
             current[i] += count
-        best = max(range(len(counts)), key=lambda i: current[i])
+        best = max(classes, key=current.__getitem__)
         current[best] -= total
-        order.append(best)
-    return order
+        yield best
 
 
 def assign(counts: Sequence[int], workers: int) -> list[list[int]]:
@@ -67,3 +71,12 @@ def assign(counts: Sequence[int], workers: int) -> list[list[int]]:
             result[turn % workers][index] += 1
             turn += 1
     return result
+
+
+def capped(counts: Sequence[int], limit: int) -> list[int]:
+    """``counts`` scaled down in proportion so that they add up to at most ``limit`` (a worker asked for more
+    users than one process runs: ``runner.scenario.numbers.MAX_USERS_PER_PROCESS``)."""
+    total = sum(counts)
+    if total <= limit:
+        return list(counts)
+    return [count * limit // total for count in counts]

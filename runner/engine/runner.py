@@ -19,7 +19,7 @@ from gevent import GreenletExit
 from gevent.event import Event
 from gevent.pool import Group
 
-from runner.engine.dispatch import distribute, spawn_order
+from runner.engine.dispatch import distribute, spawn_order, start_order
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
 from runner.engine.user import RequestResult, Transaction, VirtualUser
@@ -249,13 +249,14 @@ class LocalRunner(LoadShape):
         self.reserve_ids(sum(max(0, w - c) for w, c in zip(wanted, current, strict=True)))
         interval = 1.0 / rate if rate > 0 and rate != float("inf") else 0.0
         due = began = time.monotonic()
-        order = spawn_order([max(0, w - c) for w, c in zip(wanted, current, strict=True)])
-        for index in order:
+        started = 0
+        for index in start_order([max(0, w - c) for w, c in zip(wanted, current, strict=True)]):
             self._start_user(index)
+            started += 1
             due += interval
             gevent.sleep(max(0.0, due - time.monotonic()))
-        if self.saturation is not None and order:
-            self.saturation.spawn_slipped(len(order), rate, time.monotonic() - began)
+        if self.saturation is not None and started:
+            self.saturation.spawn_slipped(started, rate, time.monotonic() - began)
         for index in reversed(spawn_order([max(0, c - w) for w, c in zip(wanted, current, strict=True)])):
             self._stop_one(index)
             due += interval
@@ -360,6 +361,10 @@ class LocalRunner(LoadShape):
             for user in list(users.values()):
                 self._terminate(user, index)
         self._group.join(timeout=10)
+        for users in self.users:  # killed before they first ran (the spawner's last ones): nothing else forgets them
+            for user in users.values():
+                user.close()
+            users.clear()
         self.state = State.STOPPED
         self._done.set()
 

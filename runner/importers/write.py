@@ -20,6 +20,7 @@ import yaml
 from runner.importers.correlate import Correlations
 from runner.importers.har import Recording
 from runner.importers.steps import Step
+from runner.scenario.numbers import MAX_DURATION
 from runner.scenario.types import parse_duration
 
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's when there: a 50 MB recording in seconds
@@ -65,7 +66,7 @@ def set_think(steps: list[Step], mode: str) -> None:
     for step, following in pairwise(steps):
         gap = following.entry.started - (step.entry.started + step.entry.duration)
         if gap >= 0.2 and following.entry.started and step.entry.started:
-            step.think = round(gap if limit is None else min(gap, limit), 1)
+            step.think = round(min(gap if limit is None else min(gap, limit), MAX_DURATION), 1)  # a valid duration
 
 
 def title_of(step: Step) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -24,6 +25,7 @@ from pydantic import (
 
 from runner import templating
 from runner.scenario.limits import parse_expression, resource_limit
+from runner.scenario.numbers import MAX_ARRIVALS, MAX_ITERATIONS, MAX_USERS, Rate, StageRate, UserCount, Whole
 from runner.scenario.types import (
     Duration,
     Expression,
@@ -47,6 +49,13 @@ def check_host(value: str | None) -> str | None:
         return value
     if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1].strip("/")) == 0:
         raise ValueError(f"host {value!r} is not a URL: write http://HOST:PORT, or 'demo' for the demo target")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises for a port that is not one
+    except ValueError as exc:
+        raise ValueError(f"host {value!r} is not a URL ({exc}): write http://HOST:PORT, or 'demo'") from None
+    if not parts.hostname:
+        raise ValueError(f"host {value!r} has no host name: write http://HOST:PORT, or 'demo' for the demo target")
     return value.rstrip("/")
 
 
@@ -610,13 +619,12 @@ class User(Model):
 
 class ArrivalStage(Model):
     duration: Duration = Field(description="How long this stage lasts.")
-    rate: float = Field(ge=0, description="Arrivals per second at the end of the stage (reached linearly).")
+    rate: StageRate = Field(description="Arrivals per second at the end of the stage (reached linearly).")
 
 
 class _OpenModel(Model):
-    arrival_rate: float | None = Field(
+    arrival_rate: Rate | None = Field(
         None,
-        gt=0,
         description="Open model: new users per second, whatever the system's speed. Each arrival runs on_start, "
         "one iteration and on_stop, then leaves.",
     )
@@ -626,9 +634,10 @@ class _OpenModel(Model):
         description="Open model with a changing rate: each stage moves linearly to its rate over its duration.",
         examples=[[{"duration": "1m", "rate": 10}, {"duration": "2m", "rate": 50}]],
     )
-    max_users: int = Field(
+    max_users: Whole = Field(
         1000,
         ge=1,
+        le=MAX_USERS,
         description="Open model: at most this many users at once. Later arrivals wait for a free slot, and their "
         "requests are also reported from the intended start (coordinated omission).",
     )
@@ -648,16 +657,18 @@ class TemplateSettings(Model):
 
 class Stage(Model):
     duration: Duration = Field(description="How long this stage lasts.")
-    users: int = Field(ge=0, description="Users at the end of the stage (reached linearly from the previous stage).")
+    users: UserCount = Field(description="Users at the end of the stage (reached linearly from the previous stage).")
 
 
 class Load(_OpenModel):
     """How much load to generate (the command line overrides users, spawn_rate, run_time …)."""
 
-    users: int = Field(1, ge=0, description="Number of concurrent users.")
-    spawn_rate: float = Field(1, gt=0, description="Users started per second.")
+    users: UserCount = Field(1, description="Number of concurrent users.")
+    spawn_rate: Rate = Field(1, description="Users started per second.")
     run_time: Duration | None = Field(None, description="Stop after this long (default: run until stopped).")
-    iterations: int | None = Field(None, ge=1, description="Stop each user after this many iterations.")
+    iterations: Whole | None = Field(
+        None, ge=1, le=MAX_ITERATIONS, description="Stop each user after this many iterations."
+    )
     stop_timeout: Duration = Field(0, description="On stop, let users finish their iteration for this long.")
     stages: list[Stage] | None = Field(
         None,
@@ -674,7 +685,23 @@ class Load(_OpenModel):
             raise ValueError(f"choose one load shape: {' or '.join(shapes)}")
         if self.arrival_rate is not None and self.run_time is None:
             raise ValueError("arrival_rate: say how long with run_time (or use arrival_stages)")
+        planned = self.planned_arrivals()
+        if planned > MAX_ARRIVALS:
+            raise ValueError(
+                f"{planned:,.0f} arrivals planned: at most {MAX_ARRIVALS:,} in one run (the schedule is kept in "
+                "memory); lower the rate or the run time, or run several tests"
+            )
         return self
+
+    def planned_arrivals(self) -> float:
+        """How many arrivals the open model plans (the integral of its rate); 0 for the closed model."""
+        if self.arrival_rate is not None:
+            return self.arrival_rate * (self.run_time or 0.0)
+        total, before = 0.0, 0.0
+        for stage in self.arrival_stages or ():
+            total += (before + stage.rate) / 2 * stage.duration
+            before = stage.rate
+        return total
 
     @property
     def is_open(self) -> bool:

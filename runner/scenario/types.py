@@ -9,26 +9,32 @@ from jinja2 import TemplateSyntaxError
 from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 from runner import templating
+from runner.scenario.numbers import MAX_DURATION, strict_number
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|h|m|s)", re.IGNORECASE)
+_DURATION = re.compile(r"([0-9]{1,30}(?:\.[0-9]{1,30})?)\s*(ms|h|m|s)", re.IGNORECASE | re.ASCII)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DURATION_HELP = "a number of seconds or a string such as 500ms, 2s, 1m30s, 1h"
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from ``2``, ``2.5``, ``"500ms"``, ``"1m30s"``, ``"1h"``."""
+    """Seconds from ``2``, ``2.5``, ``"500ms"``, ``"1m30s"``, ``"1h"``: finite, at most ``MAX_DURATION``."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration ({DURATION_HELP})")
     if isinstance(value, int | float):
-        if value < 0:
+        seconds = strict_number(value)
+        if seconds < 0:
             raise ValueError("a duration cannot be negative")
-        return float(value)
+        if seconds > MAX_DURATION:
+            raise ValueError(f"{seconds:,.0f}s is longer than lrun takes ({MAX_DURATION / 86400:g} days)")
+        return float(seconds)
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
         try:
-            return parse_duration(float(text))
+            number = strict_number(text)
         except ValueError:
             pass
+        else:
+            return parse_duration(number)
         pos, total = 0, 0.0
         for match in _DURATION.finditer(text):
             if match.start() != pos:
@@ -36,7 +42,7 @@ def parse_duration(value: Any) -> float:
             total += float(match.group(1)) * _UNITS[match.group(2).lower()]
             pos = match.end()
         if pos == len(text) and text:
-            return total
+            return parse_duration(total)
     raise ValueError(f"{value!r} is not a duration: use {DURATION_HELP}")
 
 

@@ -16,10 +16,12 @@ import csv
 import io
 import json
 import logging
+import math
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import gevent
@@ -38,6 +40,7 @@ from runner.web.security import Guard
 log = logging.getLogger("lrun")
 
 StartResponse = Callable[..., Any]
+T = TypeVar("T")
 STATIC = {
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
@@ -47,6 +50,7 @@ STATIC = {
 }
 STATE_CHANGING_GETS = ("/stop", "/stats/reset")
 MAX_BODY = 64 * 1024
+RUN_ID = re.compile(r"[0-9]{1,9}", re.ASCII)  # a test's number in /api/runs/ID/…: anything else is not found
 EVENT_EVERY = 1.0  # seconds between snapshots pushed to the pages
 MAX_CLIENTS = 50
 SECURITY_HEADERS = [
@@ -56,6 +60,12 @@ SECURITY_HEADERS = [
     ("Cache-Control", "no-store"),
 ]
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+
+
+def _off_loop(work: Callable[[], T]) -> T:
+    """Run CPU-heavy ``work`` (an hour's HTML report, its JSON) in a thread: the event loop, so /stop and the
+    other pages, keeps answering meanwhile (the GIL is handed over every few milliseconds)."""
+    return gevent.get_hub().threadpool.apply(work)  # type: ignore[no-any-return]
 
 
 def _static(name: str) -> bytes:
@@ -166,6 +176,9 @@ class WebApp:
         if refused is not None:
             status, message = refused
             headers = [("WWW-Authenticate", 'Basic realm="lrun", charset="UTF-8"')] if status.startswith("401") else []
+            if status.startswith("429"):
+                address = str(environ.get("REMOTE_ADDR", ""))
+                headers.append(("Retry-After", str(max(1, math.ceil(self.guard.throttle.wait(address))))))
             return self._send(start_response, *self._json({"success": False, "message": message}, status), headers)
         try:
             if method == "HEAD":
@@ -347,7 +360,8 @@ class WebApp:
         return self._csv(failure_rows(self._results(run_id)), f"lrun_failures_{self._stamp()}.csv")
 
     def report(self, environ: dict[str, Any], run_id: int | None = None) -> tuple[str, list[tuple[str, str]], bytes]:
-        html = render_html(self._results(run_id)).encode()
+        results = self._results(run_id)  # built here: live statistics change on the loop
+        html = _off_loop(lambda: render_html(results).encode())
         headers = [("Content-Type", "text/html; charset=utf-8")]
         if self._query(environ).get("download") or run_id is not None:
             headers.append(("Content-Disposition", f'attachment; filename="lrun_report_{self._stamp()}.html"'))
@@ -356,7 +370,8 @@ class WebApp:
     def results_json(
         self, environ: dict[str, Any], run_id: int | None = None
     ) -> tuple[str, list[tuple[str, str]], bytes]:
-        status, headers, body = self._json(self._results(run_id).to_dict())
+        results = self._results(run_id)
+        status, headers, body = _off_loop(lambda: self._json(results.to_dict()))
         return status, [*headers, ("Content-Disposition", f'attachment; filename="lrun_results_{run_id}.json"')], body
 
     def run_file(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -367,6 +382,6 @@ class WebApp:
             "stats.csv": self.stats_csv,
             "failures.csv": self.failures_csv,
         }
-        if len(parts) != 5 or not parts[3].isdigit() or parts[4] not in files:
+        if len(parts) != 5 or not RUN_ID.fullmatch(parts[3]) or parts[4] not in files:
             return self._json({"success": False, "message": "not found"}, "404 Not Found")
         return files[parts[4]](environ, int(parts[3]))

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import logging
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
@@ -22,7 +24,7 @@ from typing import Any, Protocol, TextIO
 import gevent
 
 from runner.compiler import CompiledScenario, CompileOptions, compile_scenario, needs_demo
-from runner.config import RunSettings, load_given_by_user
+from runner.config import RunSettings, load_given_by_user, users_limit
 from runner.engine.arrivals import ArrivalRunner
 from runner.engine.runner import LocalRunner
 from runner.engine.user import VirtualUser
@@ -32,6 +34,7 @@ from runner.report.results import build_results, measure
 from runner.run import Live, drive, monitoring, runner_hooks, transaction_results
 from runner.scenario import LoadedScenario
 from runner.scenario.model import check_host
+from runner.scenario.numbers import rate, whole
 from runner.scenario.types import parse_duration
 from runner.stats import RequestStats, TransactionStats
 from runner.thresholds import evaluate, parse_rule
@@ -110,9 +113,44 @@ class TestRun:
     results: Results | None = None
     greenlet: gevent.Greenlet | None = None
     error: str = ""
+    packed: bytes = b""  # an older test's results: zlib'd JSON, read back on download (see pack)
+    brief: dict[str, Any] = field(default_factory=dict)  # what the history shows of packed results
+
+    def pack(self) -> None:
+        """Keep the results as compressed JSON: the history holds 20 tests, and a test's results as objects weigh
+        ~33 KB a second (a series point per request name: 1.96 MB for a minute of quickstart, ~115 MB for an
+        hour), packed 60 times less (32 KB for that minute)."""
+        results = self.results
+        if results is None:
+            return
+        self.brief = {
+            "requests": results.total.requests,
+            "failures": results.total.failures,
+            "passed": results.passed,
+            "stop_reason": results.stop_reason,
+        }
+        self.packed = zlib.compress(json.dumps(results.to_dict(), separators=(",", ":"), allow_nan=False).encode(), 6)
+        self.results = None
+
+    def unpacked(self) -> Results | None:
+        if self.results is not None or not self.packed:
+            return self.results
+        return Results.model_validate(json.loads(zlib.decompress(self.packed)))
 
     def summary(self) -> dict[str, Any]:
         results = self.results
+        if results is None and self.brief:
+            return {**self._settings(), **self.brief, "exit_code": self.exit_code}
+        return {
+            **self._settings(),
+            "requests": results.total.requests if results else None,
+            "failures": results.total.failures if results else None,
+            "passed": results.passed if results else None,
+            "exit_code": self.exit_code,
+            "stop_reason": (results.stop_reason if results else "") or self.error,
+        }
+
+    def _settings(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "started": self.started,
@@ -121,11 +159,6 @@ class TestRun:
             "spawn_rate": self.settings.spawn_rate,
             "run_time": self.settings.run_time,
             "host": self.settings.host,
-            "requests": results.total.requests if results else None,
-            "failures": results.total.failures if results else None,
-            "passed": results.passed if results else None,
-            "exit_code": self.exit_code,
-            "stop_reason": (results.stop_reason if results else "") or self.error,
         }
 
 
@@ -135,34 +168,16 @@ def _with_mix(cls: type[VirtualUser], value: int) -> type[VirtualUser]:
     return type(cls.__name__, (cls,), {"__slots__": (), **mix})
 
 
-def _int_field(form: Mapping[str, str], name: str, errors: dict[str, str], low: int) -> int | None:
-    text = str(form.get(name, "")).strip()
-    if not text:
+def _field(form: Mapping[str, Any], name: str, errors: dict[str, str], parse: Callable[[Any], Any]) -> Any:
+    """The form's value of ``name`` read by ``parse`` (``runner.scenario.numbers``), None when empty or bad."""
+    value = form.get(name, "")
+    if isinstance(value, str) and not value.strip():
         return None
     try:
-        value = int(text)
-    except ValueError:
-        errors[name] = f"{text!r} is not a whole number"
+        return parse(value)
+    except ValueError as exc:
+        errors[name] = str(exc)
         return None
-    if value < low:
-        errors[name] = f"must be at least {low}"
-        return None
-    return value
-
-
-def _rate_field(form: Mapping[str, str], name: str, errors: dict[str, str]) -> float | None:
-    text = str(form.get(name, "")).strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        errors[name] = f"{text!r} is not a number"
-        return None
-    if not value > 0 or value == float("inf"):
-        errors[name] = "must be a number above 0"
-        return None
-    return value
 
 
 class Controller:
@@ -234,12 +249,17 @@ class Controller:
 
     # ------------------------------------------------------------------------------------------- acting
 
-    def parse_form(self, form: Mapping[str, str], *, starting: bool) -> dict[str, Any]:
+    def users_limit(self) -> int:
+        """The most users a test may ask for: a process's, or the cluster's."""
+        return users_limit(self.base)
+
+    def parse_form(self, form: Mapping[str, Any], *, starting: bool) -> dict[str, Any]:
         """The values of a start (or change) form, checked as the command line checks them; ``FormError``."""
         errors: dict[str, str] = {}
         values: dict[str, Any] = {}
-        values["users"] = _int_field(form, "user_count", errors, 1 if starting else 0)
-        values["spawn_rate"] = _rate_field(form, "spawn_rate", errors)
+        limit = self.users_limit()
+        values["users"] = _field(form, "user_count", errors, lambda v: whole(v, low=1 if starting else 0, high=limit))
+        values["spawn_rate"] = _field(form, "spawn_rate", errors, rate)
         if "user_count" not in errors and values["users"] is None:
             errors["user_count"] = "give the number of users"
         if not starting:
@@ -250,21 +270,18 @@ class Controller:
                 values["host"] = check_host(host)
             except ValueError as exc:
                 errors["host"] = str(exc)
-        run_time = str(form.get("run_time", "")).strip()
-        if run_time:
-            try:
-                values["run_time"] = parse_duration(run_time)
-                if values["run_time"] <= 0:
-                    errors["run_time"] = "must be a positive duration, such as 30s or 5m"
-            except ValueError as exc:
-                errors["run_time"] = str(exc)
+        run_time = _field(form, "run_time", errors, parse_duration)
+        if run_time is not None:
+            values["run_time"] = run_time
+            if run_time <= 0:
+                errors["run_time"] = "must be a positive duration, such as 30s or 5m"
         if "tags" in form:
             values["tags"] = [t.strip() for t in str(form["tags"]).split(",") if t.strip()]
         weights = {}
         for name in self.loaded.model.users:
             key = f"weight.{name}"
             if key in form:
-                weight = _int_field(form, key, errors, 0)
+                weight = _field(form, key, errors, whole)
                 weights[name] = 0 if weight is None and key not in errors else weight
         if weights and not any(weights.values()) and not errors:
             errors[f"weight.{next(iter(weights))}"] = "give at least one user type a weight above 0"
@@ -277,7 +294,7 @@ class Controller:
         if errors:
             raise FormError(errors)
 
-    def start(self, form: Mapping[str, str] | None = None) -> TestRun:
+    def start(self, form: Mapping[str, Any] | None = None) -> TestRun:
         """Start a test: with the form's values, or (``form`` None) with the settings as given (``--autostart``).
 
         ``FormError`` for bad values or a test under way; ``LrunError`` when the scenario cannot run so.
@@ -316,7 +333,9 @@ class Controller:
         self._next_id += 1
         live.events.stop.add_listener(lambda _: setattr(run, "results", live.results))
         for old in self.runs:
-            old.live = None if old.results is not None else old.live  # keep the newest run's live data only
+            if old.results is not None or old.packed:  # keep the newest run's live data only
+                old.live = None
+                old.pack()
         self.runs.append(run)
         del self.runs[:-MAX_HISTORY]
         run.greenlet = gevent.spawn(self._run, run)
@@ -356,6 +375,9 @@ class Controller:
             run.exit_code = 2
             log.exception("test %d failed", run.id)
         finally:
+            # the live statistics stay for the page; the results are read back on download. Packing an hour's
+            # results takes seconds of CPU: in a thread, so the UI (and /stop) keep answering meanwhile
+            gevent.get_hub().threadpool.apply(run.pack)
             run.ended = self.ended_at = time.time()
             self.on_change()
 
@@ -410,6 +432,8 @@ class Controller:
             return None
         if run.results is not None:
             return run.results
+        if run.packed:
+            return gevent.get_hub().threadpool.apply(run.unpacked)  # type: ignore[no-any-return]
         live = run.live
         if live is None or live.runner is None:
             return None

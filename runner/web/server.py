@@ -5,8 +5,10 @@ The exit code is the last test's (0 when none ran), so ``--autostart --autoquit 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
+import socket
 import ssl
 import sys
 import time
@@ -46,6 +48,20 @@ class WebOptions:
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.cert else 'http'}://{host}:{self.port}"
+
+
+class Server(WSGIServer):
+    """gevent's WSGI server with TCP_NODELAY on every connection.
+
+    gevent writes a response's head and its body in two ``sendall`` calls: with Nagle's algorithm on, the body
+    waits for the ACK of the head, which the client delays (40 ms on Linux) on a kept-alive connection. Every
+    REST call and page poll paid ~44 ms for it (0.9 ms on a fresh connection); with NODELAY both go at once.
+    """
+
+    def handle(self, sock: Any, address: Any) -> None:
+        with contextlib.suppress(OSError):  # not TCP (a test's socket pair): nothing to tune
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().handle(sock, address)
 
 
 def web_options(settings: RunSettings) -> WebOptions:
@@ -113,7 +129,7 @@ def serve_web(loaded: LoadedScenario, settings: RunSettings, *, command: str, ou
         controller.start_demo = start_demo
         app = WebApp(controller, Guard(options.host, auth=options.auth, allowed=options.allowed_hosts), tail)
         ssl_args: dict[str, Any] = {"certfile": options.cert, "keyfile": options.key} if options.cert else {}
-        server = WSGIServer((options.host, options.port), app, log=None, error_log=log, **ssl_args)
+        server = Server((options.host, options.port), app, log=None, error_log=log, **ssl_args)
         try:
             server.init_socket()
         except OSError as exc:
