@@ -72,6 +72,9 @@ def test_bounds_and_what_stays_accepted() -> None:
         ("spawn_rate: .nan", 15, "expected a finite number"),
         ("spawn_rate: 1e-320", 15, "at least 0.001"),
         ("spawn_rate: '1_0'", 15, "expected a number; got '1_0'"),
+        ("spawn_rate: 1_0", 15, "1_0 is not a plain decimal number"),  # YAML 1.1 would read 10
+        ("users: 010", 10, "010 is not a plain decimal number"),  # YAML 1.1 would read 8
+        ("run_time: 1:30", 13, "1:30 is not a plain decimal number"),  # YAML 1.1 would read 90
         ("users: '１２'", 10, "expected a whole number; got '１２'"),
         ("users: 1000000000000", 10, "must be at most 10000000"),
         ("arrival_rate: 1e9\n  run_time: 10s", 17, "must be at most 1000000"),

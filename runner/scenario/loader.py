@@ -74,6 +74,23 @@ MAX_DEPTH = 100  # levels of mappings and lists: far more than a scenario needs,
 MAX_ALIAS_VALUES = 100_000  # values built again through aliases (*name): a "billion laughs" stops here
 
 
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|[-+]?\.[0-9]+(?:[eE][-+]?[0-9]+)?")
+
+
+def _number_problem(text: str) -> tuple[str, str] | None:
+    """YAML 1.1 reads ``1_0`` as 10, ``1:30`` as 90, ``010`` as 8 and ``.inf`` as infinity: a number is plain
+    decimal digits here, as in JSON and YAML 1.2, or it is refused with what to write instead."""
+    if _PLAIN_NUMBER.fullmatch(text):
+        return None
+    if text.lower().lstrip("+-") in (".inf", ".nan"):
+        return f"expected a finite number; got {text}", "write a number, or quote it if you meant the text"
+    return (
+        f"{text} is not a plain decimal number (YAML 1.1 would read it in another base or as minutes:seconds)",
+        f'write it in decimal digits without "_" or ":", or quote it ("{text}") if you meant the text',
+    )
+
+
 class _AliasBomb(Exception):
     """Aliases expand past ``MAX_ALIAS_VALUES``; carries the problem, at the outermost alias being expanded."""
 
@@ -143,6 +160,9 @@ class _Builder:
                 return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
             finally:
                 self.open.discard(id(node))
+        if node.tag in _NUMBER_TAGS and not node.style and (problem := _number_problem(node.value)):
+            self.problems.append(self._problem(node, problem[0], problem[1]))
+            return None
         return self.loader.construct_object(node, deep=True)
 
     def _mapping(self, node: yaml.MappingNode, path: DataPath) -> dict[Any, Any]:
