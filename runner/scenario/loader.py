@@ -160,7 +160,8 @@ class _Builder:
                 return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
             finally:
                 self.open.discard(id(node))
-        if node.tag in _NUMBER_TAGS and not node.style and (problem := _number_problem(node.value)):
+        plain = isinstance(node, yaml.ScalarNode) and not node.style
+        if plain and node.tag in _NUMBER_TAGS and (problem := _number_problem(node.value)):
             self.problems.append(self._problem(node, problem[0], problem[1]))
             return None
         return self.loader.construct_object(node, deep=True)
