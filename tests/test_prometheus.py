@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import statistics
+import time
+from http.client import HTTPConnection
 from pathlib import Path
 
 import pytest
@@ -115,9 +118,49 @@ def test_basic_auth_guards_the_endpoint(tmp_path: Path, demo_url: str) -> None:
         text = scrape_until(f"http://127.0.0.1:{port}/metrics", "lrun_requests_total", headers=good)
         assert "lrun_users" in text
         assert get(f"http://127.0.0.1:{port}/metrics")[0] == 401
-        wrong = {"Authorization": "Basic " + base64.b64encode(b"tester:guess").decode()}
-        assert get(f"http://127.0.0.1:{port}/metrics", wrong)[0] == 401
+        # a kept-alive scraper is answered at once (TCP_NODELAY: the body no longer waits for a delayed ACK, 44 ms)
+        conn = HTTPConnection("127.0.0.1", port, timeout=10)
+        times = []
+        for _ in range(11):
+            began = time.perf_counter()
+            conn.request("GET", "/metrics", headers=good)
+            reply = conn.getresponse()
+            reply.read()
+            times.append(time.perf_counter() - began)
+            assert reply.status == 200
+        conn.close()
+        assert statistics.median(times) < 0.025, [round(t * 1000, 1) for t in times]
+        # failed logins are logged and slowed, as on the web UI: after 5 in a row the address waits
+        for guess in range(5):
+            wrong = {"Authorization": "Basic " + base64.b64encode(f"tester:guess{guess}".encode()).decode()}
+            assert get(f"http://127.0.0.1:{port}/metrics", wrong)[0] == 401
+        assert get(f"http://127.0.0.1:{port}/metrics", good)[0] == 429  # even the right one, while it waits
+        time.sleep(1.2)
+        assert get(f"http://127.0.0.1:{port}/metrics", good)[0] == 200
     finally:
         lrun.terminate()
         _, stderr = lrun.communicate(timeout=60)
-    assert "s3cret" not in stderr
+    assert "s3cret" not in stderr and "guess" not in stderr
+    assert stderr.count("/metrics: failed login from 127.0.0.1 as 'tester'") == 5, stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.3.2.1", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("127.evil.example", False),  # a name that starts like an address (the master's old rule said loopback)
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.1", False),
+        ("", False),
+    ],
+)
+def test_one_loopback_rule_for_everything_lrun_serves(host: str, loopback: bool) -> None:
+    from runner.serving import is_loopback
+
+    assert is_loopback(host) is loopback

@@ -54,6 +54,7 @@ from runner.engine.state import RunState
 from runner.errors import RunError
 from runner.events import Events
 from runner.scenario import LoadedScenario
+from runner.serving import is_loopback
 
 if TYPE_CHECKING:
     from runner.compiler import CompiledScenario
@@ -87,10 +88,6 @@ class MasterOptions:
     variables: dict[str, Any] = field(default_factory=dict)  # for every user (setup steps, hooks)
     rendezvous: bool = True  # False: --no-rendezvous
     env: dict[str, str | None] = field(default_factory=dict)  # env('NAME') of the scenario, as the master has it
-
-
-def is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
 
 
 class MasterRunner(LoadShape):

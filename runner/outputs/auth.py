@@ -7,20 +7,11 @@ from __future__ import annotations
 
 import base64
 import hmac
-import ipaddress
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from runner.errors import RunError
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+from runner.serving import LoginThrottle, is_loopback
 
 
 def check_exposure(option: str, host: str, auth: str | None) -> None:
@@ -35,14 +26,32 @@ def check_exposure(option: str, host: str, auth: str | None) -> None:
 
 
 def basic_auth(app: Callable[..., Iterable[bytes]], credentials: str) -> Callable[..., Iterable[bytes]]:
-    """A WSGI app that answers 401 unless the request carries these ``USER:PASSWORD`` credentials."""
+    """A WSGI app that answers 401 unless the request carries these ``USER:PASSWORD`` credentials; failed logins
+    are logged and slowed per address, as on the web UI (``runner.serving.LoginThrottle``)."""
     expected = ("Basic " + base64.b64encode(credentials.encode()).decode()).encode()
+    throttle = LoginThrottle(what="/metrics")
 
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        address = str(environ.get("REMOTE_ADDR", ""))
+        wait = throttle.wait(address)
+        if wait:
+            start_response("429 Too Many Requests", [("Retry-After", f"{wait:.0f}"), ("Content-Length", "0")])
+            return [b""]
         given = environ.get("HTTP_AUTHORIZATION", "").encode()
         if hmac.compare_digest(given, expected):
+            throttle.succeeded(address)
             return app(environ, start_response)
+        if given:  # a first request without credentials is no attempt
+            throttle.failed(address, _user(given))
         start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="lrun"'), ("Content-Length", "0")])
         return [b""]
 
     return guarded
+
+
+def _user(header: bytes) -> str:
+    """The user name an ``Authorization: Basic`` header gives ("" when it gives none), for the log."""
+    try:
+        return base64.b64decode(header.partition(b" ")[2], validate=True).decode().partition(":")[0]
+    except (ValueError, UnicodeDecodeError):
+        return ""

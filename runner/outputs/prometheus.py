@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from typing import Any
 
-from gevent.pywsgi import WSGIServer
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from runner.engine.state import RunState
 from runner.outputs.auth import basic_auth
+from runner.serving import Server
 
 log = logging.getLogger("lrun")
 
@@ -180,7 +180,7 @@ class MetricsServer:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(collector)
         app = make_wsgi_app(self.registry)
-        self.server = WSGIServer((host, port), basic_auth(app, auth) if auth else app, log=None, error_log=log)
+        self.server = Server((host, port), basic_auth(app, auth) if auth else app, log=None, error_log=log)
 
     def start(self) -> str:
         self.server.start()

@@ -21,30 +21,18 @@ import hmac
 import ipaddress
 import logging
 import socket
-import time
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from runner.errors import LrunError
+from runner.serving import LOOPBACK_NAMES, LoginThrottle, is_loopback
 
 log = logging.getLogger("lrun")
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
 class WebSettingsError(LrunError):
     """A web option that cannot work (a public bind without auth, half a TLS pair …)."""
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -70,43 +58,6 @@ def _is_ip(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-class LoginThrottle:
-    """Failed logins per address: each logged, and after a few in a row the address waits, doubling each time."""
-
-    FREE_FAILURES = 5  # in a row from one address before it must wait
-    MAX_BLOCK = 60.0  # seconds an address waits at most
-    MAX_ADDRESSES = 4096  # addresses remembered (the oldest forgotten first)
-
-    def __init__(self, clock: Any = time.monotonic) -> None:
-        self.clock = clock
-        self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()  # address -> (failures in a row, until)
-
-    def wait(self, address: str) -> float:
-        """Seconds ``address`` must still wait before its credentials are looked at (0: go on)."""
-        until = self._seen.get(address, (0, 0.0))[1]
-        return max(0.0, until - self.clock())
-
-    def failed(self, address: str, user: str) -> None:
-        failures, _ = self._seen.pop(address, (0, 0.0))
-        failures += 1
-        block = min(self.MAX_BLOCK, 2.0 ** (failures - self.FREE_FAILURES)) if failures >= self.FREE_FAILURES else 0.0
-        self._seen[address] = (failures, self.clock() + block)
-        while len(self._seen) > self.MAX_ADDRESSES:
-            self._seen.popitem(last=False)
-        shown = user if len(user) <= 64 else user[:64] + "…"
-        log.warning(
-            "web UI: failed login from %s as %r (%d in a row)%s",
-            address,
-            shown,
-            failures,
-            f"; it waits {block:g}s before its next attempt" if block else "",
-        )
-
-    def succeeded(self, address: str) -> None:
-        if address in self._seen:
-            del self._seen[address]
 
 
 class Guard:

@@ -5,10 +5,8 @@ The exit code is the last test's (0 when none ran), so ``--autostart --autoquit 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
-import socket
 import ssl
 import sys
 import time
@@ -19,15 +17,15 @@ from typing import Any, TextIO
 
 import gevent
 from gevent.event import Event
-from gevent.pywsgi import WSGIServer
 
 from runner.compiler import needs_demo
 from runner.config import RunSettings
 from runner.errors import LrunError
 from runner.scenario import LoadedScenario
+from runner.serving import Server, is_loopback
 from runner.web.app import WebApp
 from runner.web.control import Backend, Controller, LocalBackend
-from runner.web.security import Guard, WebSettingsError, is_loopback, parse_auth
+from runner.web.security import Guard, WebSettingsError, parse_auth
 from runner.web.view import LogTail
 
 log = logging.getLogger("lrun")
@@ -48,20 +46,6 @@ class WebOptions:
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.cert else 'http'}://{host}:{self.port}"
-
-
-class Server(WSGIServer):
-    """gevent's WSGI server with TCP_NODELAY on every connection.
-
-    gevent writes a response's head and its body in two ``sendall`` calls: with Nagle's algorithm on, the body
-    waits for the ACK of the head, which the client delays (40 ms on Linux) on a kept-alive connection. Every
-    REST call and page poll paid ~44 ms for it (0.9 ms on a fresh connection); with NODELAY both go at once.
-    """
-
-    def handle(self, sock: Any, address: Any) -> None:
-        with contextlib.suppress(OSError):  # not TCP (a test's socket pair): nothing to tune
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().handle(sock, address)
 
 
 def web_options(settings: RunSettings) -> WebOptions:
