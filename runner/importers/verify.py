@@ -3,13 +3,13 @@ status differs from the recording is named, with the values that changed between
 
 from __future__ import annotations
 
-import json
 import re
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 from runner.importers.correlate import looks_like_token, script_variables
+from runner.importers.har import json_document
 from runner.importers.steps import Step
 
 BORING = frozenset({"date", "content-length", "server", "etag", "last-modified", "expires", "age", "keep-alive"})
@@ -48,10 +48,7 @@ def _same(recorded: int, replayed: int) -> bool:
 def sources(text: str, headers: list[tuple[str, str]]) -> dict[str, str]:
     """Where responses keep dynamic values, by place: JSON fields, inputs, meta tags, script variables, headers."""
     found: dict[str, str] = {}
-    try:
-        document: Any = json.loads(text) if text[:1] in "{[" else None
-    except ValueError:
-        document = None
+    document: Any = json_document(text) if text[:1] in "{[" else None  # None: not JSON, or too deep
     if document is not None:
         from runner.importers.correlate import json_leaves
 
