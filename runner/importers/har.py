@@ -309,6 +309,8 @@ def read_har(path: str | Path) -> Recording:
     creator: dict[str, Any] = log["creator"] if isinstance(log.get("creator"), dict) else {}
     creator_text = " ".join(str(creator.get(k, "")) for k in ("name", "version")).strip()
     pages = {}
+    if log.get("pages") is not None and not isinstance(log["pages"], list):
+        warnings.append(f"log.pages is {_short(log['pages'], 20)}, not a list of pages: ignored")
     for raw in log["pages"] if isinstance(log.get("pages"), list) else []:
         if isinstance(raw, dict) and isinstance(raw.get("id"), str):
             pages[raw["id"]] = Page(raw["id"], str(raw.get("title") or ""), _time(raw.get("startedDateTime")))

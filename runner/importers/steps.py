@@ -11,6 +11,8 @@ from runner.importers.filter import kept_headers
 from runner.importers.har import Entry, json_document
 
 JINJA_MARKS = re.compile(r"\{[{%#]")
+ESCAPES = re.compile(r"\{[{%#]|\r")  # Jinja reads a \r in a template's text as \n: a Jinja string keeps it
+ESCAPED = {"{{": "{{ '{{' }}", "{%": "{{ '{%' }}", "{#": "{{ '{#' }}", "\r": "{{ '\\r' }}"}
 
 
 @dataclass
@@ -36,7 +38,7 @@ def literal(value: Any) -> Any:
     """A recorded value made safe as a template: ``{{``, ``{%`` and ``{#`` are written as Jinja strings, in
     names (JSON keys) as in values, so the replay sends them as recorded and never renders them."""
     if isinstance(value, str):
-        return JINJA_MARKS.sub(lambda m: "{{ '" + m.group() + "' }}", value) if "{" in value else value
+        return ESCAPES.sub(lambda m: ESCAPED[m.group()], value) if JINJA_MARKS.search(value) else value
     if isinstance(value, dict):
         return {literal(str(k)): literal(v) for k, v in value.items()}
     if isinstance(value, list):

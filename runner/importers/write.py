@@ -33,6 +33,11 @@ class Dumper(_BASE_DUMPER):  # type: ignore[valid-type,misc]
     """Short collections of scalars on one line, longer ones one item a line; a scalar is never folded (with
     no width limit a line never breaks inside ``{{ … }}``, and each value stays the line it was)."""
 
+    def represent_str(self, data: str) -> yaml.ScalarNode:
+        # YAML reads any line break in a plain or quoted scalar as \n (a recorded \r\n would become \n):
+        # a string with a line break or another unprintable character is double-quoted, where they are escapes
+        return self.represent_scalar("tag:yaml.org,2002:str", data, style=None if data.isprintable() else '"')
+
     def represent_mapping(self, tag: str, mapping: Any, flow_style: bool | None = None) -> yaml.MappingNode:
         node = super().represent_mapping(tag, mapping, flow_style)
         node.flow_style = node.flow_style and _short_flow(node.value)
@@ -42,6 +47,9 @@ class Dumper(_BASE_DUMPER):  # type: ignore[valid-type,misc]
         node = super().represent_sequence(tag, sequence, flow_style)
         node.flow_style = node.flow_style and _short_flow(node.value)
         return node
+
+
+Dumper.add_representer(str, Dumper.represent_str)
 
 
 def _short_flow(items: list[Any]) -> bool:
