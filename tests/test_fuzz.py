@@ -1,25 +1,34 @@
 """Fuzz: 360 seeded mutants of the example scenarios. ``validate`` never raises anything but a
-``ScenarioError`` (no traceback) and never takes over 5 s; a valid mutant compiles; a sample runs for real."""
+``ScenarioError`` (no traceback) and never takes over 5 s; a valid mutant compiles; a sample runs for real.
+240 mutants of the recorded HARs: ``lrun import`` gives one line or a scenario that validates."""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gevent
 import pytest
-from mutants import mutants
+import yaml
+from jinja2 import nodes
+from mutants import har_mutants, mutants
 
-from conftest import SCENARIOS, run_lrun
+from conftest import ROOT, SCENARIOS, run_lrun
 from runner.compiler import CompileOptions, compile_scenario
 from runner.debug import TraceRuntime, debug_users
 from runner.engine.user import VirtualUser
 from runner.errors import ScenarioError
+from runner.importers.convert import ImportOptions, import_har
+from runner.importers.har import HarError
+from runner.importers.write import WriteOptions
 from runner.scenario import load_scenario
+from runner.templating import is_template, parse
 
 FRAGMENTS = ("common.yaml", "pools.yaml")
 SOURCES = sorted(p for p in SCENARIOS.glob("*.yaml") if p.name not in FRAGMENTS)
@@ -112,3 +121,77 @@ def test_a_sample_of_valid_mutants_runs_without_a_crash(corpus: list[Path], demo
         exceptions = json.loads(results.read_text()).get("exceptions", [])
         internal = [e for e in exceptions if e.get("type") in INTERNAL]
         assert not internal, f"{path.name}: lrun's own error inside users: {internal}"
+
+
+# -- recordings: lrun import ---------------------------------------------------------------------------------------
+
+HAR_SOURCES = sorted((ROOT / "tests" / "data" / "har").glob("*.har"))
+HAR_COUNT = 240
+SAFE_NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const)
+
+
+class Hang(Exception):
+    pass
+
+
+def _alarm(_signum: int, _frame: Any) -> None:
+    raise Hang
+
+
+def rendered_code(data: Any) -> list[str]:
+    """Every template in a scenario (keys too) that does more than insert a variable or write a constant."""
+    found = []
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack += [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            stack += value
+        elif isinstance(value, str) and is_template(value):
+            tree = parse(value)
+            if not all(isinstance(node, SAFE_NODES) for node in [tree, *tree.find_all(nodes.Node)]):
+                found.append(value)
+    return found
+
+
+def test_recording_mutants_import_to_scenarios_that_validate(tmp_path: Path) -> None:
+    """240 seeded mutants of the recorded HARs: import is one ``HarError`` line or a scenario that validates and
+    renders nothing but its correlations; no traceback, no case over 10 s. No --verify: nothing is contacted."""
+    crashes, slow, invalid, code, refused, imported = [], [], [], [], 0, 0
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    try:
+        for name, content in har_mutants(HAR_SOURCES, HAR_COUNT):
+            path = tmp_path / name
+            path.write_bytes(content)
+            started = time.monotonic()
+            signal.setitimer(signal.ITIMER_REAL, 10)
+            try:
+                result = import_har(str(path), ImportOptions(write=WriteOptions(name=path.stem)))
+                scenario = path.with_suffix(".yaml")
+                scenario.write_text(result.yaml, encoding="utf-8")
+                load_scenario(scenario)
+                imported += 1
+                code += [f"{name}: {t!r}" for t in rendered_code(yaml.safe_load(result.yaml))]
+            except HarError as exc:
+                refused += 1
+                message = str(exc)
+                if not message.startswith(str(path)) or "\n" in message:
+                    crashes.append(f"{name}: not one line naming the file: {message[:300]!r}")
+            except ScenarioError as exc:
+                invalid.append(f"{name}: does not validate: {str(exc)[:500]}")
+            except Hang:
+                slow.append(f"{name}: over 10 s")
+            except Exception as exc:  # the point: anything else is a traceback a user would see
+                crashes.append(f"{name}: {type(exc).__name__}: {str(exc)[:300]}")
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            if time.monotonic() - started > 10:
+                slow.append(f"{name}: {time.monotonic() - started:.1f}s")
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert not crashes, "\n".join(crashes)
+    assert not slow, "\n".join(slow)
+    assert not invalid, "\n".join(invalid)
+    assert not code, "\n".join(code)
+    assert imported > HAR_COUNT // 2 and refused >= 5, (imported, refused)  # both paths taken, often

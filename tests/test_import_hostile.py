@@ -26,7 +26,7 @@ INJECTED = "{{ env('LRUN_HOSTILE_SECRET') }}"
 ORIGIN = "http://127.0.0.1:8000"
 
 
-def entry(method: str = "GET", path: str = "/", status: Any = 200, text: str = "{}", **kw: Any) -> dict[str, Any]:
+def entry(method: Any = "GET", path: str = "/", status: Any = 200, text: str = "{}", **kw: Any) -> dict[str, Any]:
     """One HAR 1.2 entry; ``headers``, ``post`` (postData), ``started`` and ``time`` optional."""
     return {
         "startedDateTime": kw.get("started", "2026-01-01T00:00:00.000Z"),
@@ -68,7 +68,7 @@ def write(path: Path, data: Any) -> Path:
 
 
 def requests_of(scenario: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for step in scenario["users"]["recorded"]["sequence"]:
         out += step["steps"] if "transaction" in step else [step]
     return out

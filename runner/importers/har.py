@@ -105,12 +105,18 @@ def _depth_ok(document: Any, limit: int = MAX_DEPTH) -> bool:
 
 
 def json_document(text: str) -> Any:
-    """A JSON text parsed when it is one lrun can carry (``MAX_DEPTH`` levels, finite numbers), else None."""
+    """A JSON text parsed when it is one lrun can carry (``MAX_DEPTH`` levels, finite numbers), else None.
+    Lone surrogates become U+FFFD."""
     try:
         document = json.loads(text)
     except (ValueError, RecursionError):  # ValueError: JSON errors, and integers of over 4300 digits
         return None
-    return document if _depth_ok(document) else None
+    if not _depth_ok(document):
+        return None
+    if isinstance(document, str):
+        return SURROGATE.sub("\ufffd", document)
+    _clean(document)  # "\ud800" in JSON text is a lone surrogate too
+    return document
 
 
 def _clean(data: Any) -> tuple[int, int]:
