@@ -128,6 +128,8 @@ def test_a_sample_of_valid_mutants_runs_without_a_crash(corpus: list[Path], demo
 HAR_SOURCES = sorted((ROOT / "tests" / "data" / "har").glob("*.har"))
 HAR_COUNT = 240
 SAFE_NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const)
+TEMPLATED = {"get", "post", "put", "patch", "delete", "head", "options", "query", "headers", "json", "form", "body"}
+TEMPLATED |= {"check"}  # contains: a page's title
 
 
 class Hang(Exception):
@@ -138,10 +140,14 @@ def _alarm(_signum: int, _frame: Any) -> None:
     raise Hang
 
 
-def rendered_code(data: Any) -> list[str]:
-    """Every template in a scenario (keys too) that does more than insert a variable or write a constant."""
+def rendered_code(scenario: Any) -> list[str]:
+    """Every template of an imported scenario's requests (keys too) that does more than insert a variable or
+    write a constant: what a recorded string would run if it were not escaped."""
+    requests = []
+    for step in scenario["users"]["recorded"]["sequence"]:
+        requests += step["steps"] if "transaction" in step else [step]
+    stack: list[Any] = [{k: v for k, v in step.items() if k in TEMPLATED} for step in requests]
     found = []
-    stack = [data]
     while stack:
         value = stack.pop()
         if isinstance(value, dict):
@@ -195,3 +201,24 @@ def test_recording_mutants_import_to_scenarios_that_validate(tmp_path: Path) -> 
     assert not invalid, "\n".join(invalid)
     assert not code, "\n".join(code)
     assert imported > HAR_COUNT // 2 and refused >= 5, (imported, refused)  # both paths taken, often
+
+
+def test_a_sample_of_recording_mutants_through_the_command(tmp_path: Path) -> None:
+    """The same mutants through ``lrun import`` as a user runs it: exit 0 with a scenario ``lrun validate``
+    accepts, or exit 2 and one line; never a traceback."""
+    sample = list(har_mutants(HAR_SOURCES, HAR_COUNT))[::40]
+    exits = []
+    for name, content in sample:
+        path = tmp_path / name
+        path.write_bytes(content)
+        scenario = path.with_suffix(".yaml")
+        result = run_lrun("import", str(path), "-o", str(scenario), timeout=60)
+        exits.append(result.returncode)
+        assert "Traceback" not in result.stderr, f"{name}:\n{result.stderr[-3000:]}"
+        if result.returncode == 2:
+            assert len(result.stderr.strip().splitlines()) == 1, f"{name}:\n{result.stderr[-3000:]}"
+        else:
+            assert result.returncode == 0, f"{name}: exit {result.returncode}\n{result.stderr[-3000:]}"
+            validate = run_lrun("validate", str(scenario), timeout=60)
+            assert validate.returncode == 0, f"{name}:\n{validate.stdout[-3000:]}{validate.stderr[-3000:]}"
+    assert len(exits) == 6 and 0 in exits, exits
