@@ -308,7 +308,9 @@ FATAL: list[tuple[str, Any, str]] = [
     ("status-list", har([entry(status=[200])]), "entry 1: the status [200] is not an HTTP status"),
     ("url-ipv6", har([entry("GET", "http://[::1")]), "entry 1: the URL 'http://[::1' is not a valid URL"),
     ("url-port", har([entry("GET", "http://127.0.0.1:99999/")]), "is not a valid URL: Port out of range"),
-    ("url-no-host", har([entry("GET", "http:///path")]), "entry 1: the URL 'http:///path' names no host"),
+    ("url-backslash", har([entry("GET", "http://127.0.0.1\\@example.com/")]), "names no valid host"),
+    ("url-space-host", har([entry("GET", "http://127.0.0.1 /")]), "names no valid host"),
+    ("url-no-host", har([entry("GET", "http:///path")]), "entry 1: the URL 'http:///path' names no valid host"),
     (
         "method-newline",
         har([entry("GET\nX-Injected: yes")]),
@@ -435,3 +437,13 @@ def test_strange_files_give_a_scenario_that_validates(tmp_path: Path, name: str,
     for step in requests_of(yaml.safe_load(text)):
         think = step.get("think")
         assert think is None or float(think.removesuffix("s")) <= 600, think
+
+
+def test_control_characters_in_a_path_are_sent_percent_encoded(tmp_path: Path) -> None:
+    """As a browser sends them; an upper-case scheme is still HTTP."""
+    recording = write(tmp_path / "p.har", har([entry("GET", "HTTP://127.0.0.1:8000/a b\x00c\x7f/")]))
+    scenario = tmp_path / "p.yaml"
+    result = run_lrun("import", str(recording), "-o", str(scenario))
+    assert result.returncode == 0, result.stderr
+    load_scenario(scenario)
+    assert requests_of(yaml.safe_load(scenario.read_text()))[0]["get"] == "/a%20b%00c%7F/"

@@ -22,6 +22,8 @@ from runner.errors import LrunError
 TEXT_TYPES = ("text/", "json", "xml", "javascript", "x-www-form-urlencoded", "html")
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token: a method, a header name
 BAD_HEADER_VALUE = re.compile(r"[\r\n\x00]")
+BAD_NETLOC = re.compile(r"[\x00-\x20\x7f\\]")  # a browser reads http://a\@b/ as host a; Python as host b
+CONTROL = re.compile(r"[\x00-\x20\x7f]")
 SURROGATE = re.compile(r"[\ud800-\udfff]")  # json.loads pairs valid ones: what is left is a lone half
 MAX_DEPTH = 64  # a JSON body nested deeper stays text: a scenario nests at most 100 levels in all
 MAX_HAR_DEPTH = 24  # log.entries[].request.postData.params[].value is 7: deeper is not a recording
@@ -216,7 +218,7 @@ def _entry(index: int, raw: Any, warnings: list[str]) -> Entry | str:
         return "no request"
     request, response = raw["request"], raw.get("response")
     url = request.get("url")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    if not isinstance(url, str) or not url[:8].lower().startswith(("http://", "https://")):
         scheme = str(url).partition(":")[0][:20] if isinstance(url, str) and ":" in url else ""
         if scheme and TOKEN.fullmatch(scheme):
             return f"{scheme}: URLs (not HTTP)"
@@ -229,8 +231,8 @@ def _entry(index: int, raw: Any, warnings: list[str]) -> Entry | str:
         parts.port  # noqa: B018 -- raises ValueError for a port that is not a number from 0 to 65535
     except ValueError as exc:
         raise HarError(f"entry {index}: the URL {_short(url)} is not a valid URL: {exc}") from None
-    if not parts.hostname:
-        raise HarError(f"entry {index}: the URL {_short(url)} names no host")
+    if not parts.hostname or BAD_NETLOC.search(parts.netloc):
+        raise HarError(f"entry {index}: the URL {_short(url)} names no valid host")
     if not isinstance(response, dict) or response.get("status") in ABORTED:
         return f"no response recorded for {method} {_short(url)} (aborted or blocked)"
     status = _status(response["status"])
@@ -260,7 +262,7 @@ def _entry(index: int, raw: Any, warnings: list[str]) -> Entry | str:
         method=method.upper(),
         url=url,
         origin=f"{parts.scheme}://{parts.netloc}",
-        path=parts.path or "/",
+        path=CONTROL.sub(lambda m: f"%{ord(m.group()):02X}", parts.path) or "/",  # as a browser sends it
         query=parse_qsl(parts.query, keep_blank_values=True),
         headers=_headers(request.get("headers"), index, warnings),
         body=body,
