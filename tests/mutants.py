@@ -173,6 +173,8 @@ HOSTILE_VALUES: list[Any] = [
     0,
     -1,
     10**30,
+    10**400,
+    -(10**400),
     1e308,
     float("inf"),
     float("nan"),

@@ -416,6 +416,7 @@ TOLERATED: list[tuple[str, Any, str]] = [
         ),
         "",
     ),
+    ("huge-integers", har([entry(time=10**400), entry("GET", "/b", time=-(10**400), started=10**400)]), ""),
     ("status-strings", har([entry(status="200"), entry("GET", "/b", status=200.0)]), ""),
     ("deep-header-value", har([entry(headers=[{"name": "X-Deep", "value": json.loads("[" * 15 + "]" * 15)}])]), ""),
 ]

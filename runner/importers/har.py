@@ -255,8 +255,9 @@ def _entry(index: int, raw: Any, warnings: list[str]) -> Entry | str:
     response_text = _decode(text, content.get("encoding"), response_type) if isinstance(text, str) else None
     timings = raw.get("time")
     duration = 0.0
-    if isinstance(timings, int | float) and not isinstance(timings, bool) and math.isfinite(timings):
-        duration = min(max(0.0, float(timings) / 1000), MAX_DURATION)
+    if isinstance(timings, int | float) and not isinstance(timings, bool):
+        milliseconds = min(max(timings, 0), MAX_DURATION * 1000)  # 10**400 compares, but is no float
+        duration = float(milliseconds) / 1000 if math.isfinite(milliseconds) else 0.0
     return Entry(
         index=index,
         method=method.upper(),
