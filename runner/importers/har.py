@@ -121,6 +121,16 @@ def json_document(text: str) -> Any:
     return document
 
 
+def _has_surrogate(text: str) -> bool:
+    if text.isascii():  # 80 MB of bodies: 0.01 s; a regular expression takes 1 s
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _clean(data: Any) -> tuple[int, int]:
     """Replace lone surrogates (half a character: nothing can encode them) by U+FFFD in place.
 
@@ -130,7 +140,7 @@ def _clean(data: Any) -> tuple[int, int]:
 
     def fix(value: Any) -> Any:
         nonlocal count
-        if isinstance(value, str) and SURROGATE.search(value):
+        if isinstance(value, str) and _has_surrogate(value):
             count += 1
             return SURROGATE.sub("\ufffd", value)
         return value
@@ -140,9 +150,10 @@ def _clean(data: Any) -> tuple[int, int]:
         node, depth = stack.pop()
         deepest = max(deepest, depth)
         if isinstance(node, dict):
-            for key in list(node):
-                value = node.pop(key)
-                node[fix(key)] = fix(value)
+            if any(_has_surrogate(key) for key in node):
+                node.update({fix(key): node.pop(key) for key in list(node)})
+            for key, value in node.items():
+                node[key] = fix(value)
                 stack.append((value, depth + 1))
         elif isinstance(node, list):
             node[:] = [fix(v) for v in node]
