@@ -448,3 +448,14 @@ def test_control_characters_in_a_path_are_sent_percent_encoded(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     load_scenario(scenario)
     assert requests_of(yaml.safe_load(scenario.read_text()))[0]["get"] == "/a%20b%00c%7F/"
+
+
+def test_a_correlation_named_after_a_strange_key_is_a_valid_variable(tmp_path: Path) -> None:
+    """``²`` is a word character (and a digit to ``isdigit``) but no part of an identifier."""
+    entries = [entry("GET", "/a", text=json.dumps({"²abc": "val9x8y7z6", "²": "val1x2y3z4"}))]
+    recording = write(tmp_path / "k.har", har([*entries, entry("GET", "/b?q=val9x8y7z6&r=val1x2y3z4")]))
+    scenario = tmp_path / "k.yaml"
+    result = run_lrun("import", str(recording), "-o", str(scenario))
+    assert result.returncode == 0 and "correlated abc = " in result.stderr, result.stderr
+    assert "correlated value = " in result.stderr, result.stderr
+    load_scenario(scenario)

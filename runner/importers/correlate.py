@@ -95,6 +95,8 @@ def looks_dynamic(value: str) -> str | None:
 def variable_name(hint: str) -> str:
     name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", hint)
     name = re.sub(r"\W+", "_", name).strip("_").lower() or "value"
+    if not name.isidentifier():  # a recorded name: ² or ٣ is \w (and isdigit) but no part of an identifier
+        name = re.sub(r"[^a-z0-9_]+", "_", name).strip("_") or "value"
     if name[0].isdigit():
         name = "v_" + name
     return name + "_value" if name in RESERVED else name
