@@ -459,3 +459,20 @@ def test_a_correlation_named_after_a_strange_key_is_a_valid_variable(tmp_path: P
     assert result.returncode == 0 and "correlated abc = " in result.stderr, result.stderr
     assert "correlated value = " in result.stderr, result.stderr
     load_scenario(scenario)
+
+
+def test_pool_columns_from_strange_field_names_are_identifiers(tmp_path: Path) -> None:
+    names = ["²abc", "9", "user name", "{{ env('X') }}"]
+    page = "<html><form>" + "".join(f'<input type="text" name="{n}">' for n in names) + "</form></html>"
+    first = entry("GET", "/form")
+    first["response"]["content"] = {"mimeType": "text/html", "text": page}
+    fields = [{"name": n, "value": f"typed {i}"} for i, n in enumerate(names)]
+    post = entry("POST", "/send", post={"mimeType": "application/x-www-form-urlencoded", "params": fields})
+    recording = write(tmp_path / "f.har", har([first, post]))
+    scenario = tmp_path / "f.yaml"
+    result = run_lrun("import", str(recording), "-o", str(scenario), "--pool")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "f.csv").read_text().splitlines()[0] == "field_abc,field_9,user_name"
+    load_scenario(scenario)
+    form = requests_of(yaml.safe_load(scenario.read_text()))[1]["form"]
+    assert rendered({k: v for k, v in form.items() if "inputs" not in v}) == {"{{ env('X') }}": "typed 3"}

@@ -130,6 +130,14 @@ def _typed_fields(steps: list[Step]) -> set[str]:
     return names
 
 
+def column_name(field: str) -> str:
+    """A form field's name as a pool column templates can name (``{{ inputs.NAME }}``): an identifier."""
+    name = re.sub(r"\W+", "_", field).strip("_")
+    if not name.isidentifier():  # a digit first, or ² (a word character, no part of an identifier)
+        name = "field_" + re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")
+    return name.rstrip("_") or "field"
+
+
 def parameterise(steps: list[Step]) -> Pool:
     """Fields the user typed (form fields of text inputs on a recorded page) become ``{{ inputs.name }}``."""
     typed, pool = _typed_fields(steps), Pool()
@@ -137,7 +145,7 @@ def parameterise(steps: list[Step]) -> Pool:
 
     def column(key: str, value: str) -> str:
         if (key, value) not in seen:
-            name, n = re.sub(r"\W+", "_", key).strip("_") or "field", 2
+            name, n = column_name(key), 2
             base = name
             while name in pool.columns:
                 name, n = f"{base}_{n}", n + 1
