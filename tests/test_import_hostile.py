@@ -394,7 +394,8 @@ TOLERATED: list[tuple[str, Any, str]] = [
                         {"name": "X-B", "value": "a\r\nX-Injected: 1"},
                         {"name": "X-Ok", "value": "fine"},
                     ]
-                )
+                ),
+                entry("POST", "/b", post={"mimeType": "text/plain\r\nX-Injected: 1", "text": "x"}),
             ]
         ),
         "header 'X-A\\r\\nX-Injected' left out: not a valid HTTP header",

@@ -253,6 +253,9 @@ def _entry(index: int, raw: Any, warnings: list[str]) -> Entry | str:
     post = request.get("postData")
     if isinstance(post, dict):
         body_type = str(post.get("mimeType") or "")
+        if BAD_HEADER_VALUE.search(body_type):  # it becomes the replay's Content-Type header
+            warnings.append(f"entry {index}: the body's type {_short(body_type, 40)} left out: not a header value")
+            body_type = ""
         if isinstance(post.get("text"), str):
             body = _decode(post["text"], post.get("encoding"), body_type)
         elif post.get("params"):  # Firefox and some proxies give form fields only
