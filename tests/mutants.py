@@ -159,6 +159,8 @@ HOSTILE_TEXT = [
     "\udfff tail",
     "\ufeff",
     "ünïcødé ✓ 🚀",
+    "²00",
+    "٣",
     "%YAML 1.1\n---\n...",
     "x" * 3000,
     "",

@@ -305,6 +305,7 @@ FATAL: list[tuple[str, Any, str]] = [
         "entry 1: the status inf is not an HTTP status",
     ),
     ("status-huge", har([entry(status=10**30)]), "entry 1: the status 1000000000000000000000000000000 is not"),
+    ("status-superscript", har([entry(status="²00")]), "entry 1: the status '²00' is not an HTTP status"),
     ("status-list", har([entry(status=[200])]), "entry 1: the status [200] is not an HTTP status"),
     ("url-ipv6", har([entry("GET", "http://[::1")]), "entry 1: the URL 'http://[::1' is not a valid URL"),
     ("url-port", har([entry("GET", "http://127.0.0.1:99999/")]), "is not a valid URL: Port out of range"),

@@ -205,7 +205,7 @@ def _status(value: Any) -> int | None:
     """The recorded status as an int from 100 to 599 (``"200"`` and ``200.0`` too), else None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.strip().isdigit() and len(value) < 5:
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value) < 5:  # not ²
         value = int(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -234,7 +234,7 @@ def _entry(index: int, raw: Any, warnings: list[str]) -> Entry | str:
         if scheme and TOKEN.fullmatch(scheme):
             return f"{scheme}: URLs (not HTTP)"
         return f"not an HTTP URL: {_short(url)}"
-    method = request.get("method", "GET")
+    method = request.get("method") or "GET"
     if not isinstance(method, str) or not TOKEN.fullmatch(method):
         raise HarError(f"entry {index}: the method {_short(method, 40)} is not an HTTP method (a token: GET, POST …)")
     try:
