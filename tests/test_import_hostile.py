@@ -478,3 +478,13 @@ def test_pool_columns_from_strange_field_names_are_identifiers(tmp_path: Path) -
     load_scenario(scenario)
     form = requests_of(yaml.safe_load(scenario.read_text()))[1]["form"]
     assert rendered({k: v for k, v in form.items() if "inputs" not in v}) == {"{{ env('X') }}": "typed 3"}
+
+
+def test_an_output_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    recording = write(tmp_path / "r.har", har([entry()]))
+    result = run_lrun("import", str(recording), "-o", str(tmp_path / "missing" / "r.yaml"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert (
+        result.stderr.strip()
+        == f"lrun import: cannot write {tmp_path / 'missing' / 'r.yaml'}: No such file or directory"
+    )

@@ -59,8 +59,6 @@ def run_import(
     except LrunError as exc:
         click.echo(f"lrun import: {exc}", err=True)
         return 2
-    for line in imported.report():
-        click.echo(line, err=True)
     if output:
         csv_path = Path(output).with_suffix(".csv")
         try:
@@ -69,6 +67,9 @@ def run_import(
                 csv_path.write_text(imported.pool.csv_text(), encoding="utf-8")
         except OSError as exc:
             return _usage(f"cannot write {exc.filename}: {exc.strerror or exc}")
+    for line in imported.report():
+        click.echo(line, err=True)
+    if output:
         if imported.pool and imported.pool.columns:
             click.echo(f"wrote {output} and its data pool {csv_path}", err=True)
         else:
