@@ -234,7 +234,7 @@ def _har_data_mutant(data: Any, rng: random.Random) -> None:
             mutated = _json_text_mutant(current, rng) if isinstance(current, str) else None
             parent[path[-1]] = mutated if mutated is not None else current + rng.choice(HOSTILE_TEXT)
         elif path[-1] == "url" and isinstance(current, str) and rng.random() < 0.6:
-            key, value = quote(rng.choice(HOSTILE_TEXT), safe=""), quote(rng.choice(HOSTILE_TEXT), safe="")
+            key, value = (quote(rng.choice(HOSTILE_TEXT), safe="", errors="surrogatepass") for _ in "kv")
             parent[path[-1]] = current + ("&" if "?" in current else "?") + f"{key}={value}"  # a hostile query key
         elif isinstance(parent, dict) and rng.random() < 0.1:
             parent[rng.choice(HOSTILE_TEXT)] = parent.pop(path[-1])  # a key where another was expected

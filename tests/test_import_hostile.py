@@ -347,6 +347,10 @@ def test_binary_and_utf16_files_are_one_line(tmp_path: Path) -> None:
         ("binary", bytes(range(256)) * 4),
         ("utf16-junk", '\ufeff{"log": 1}'.encode("utf-16-le") + b"\x00\xd8"),
         ("gzip", b"\x1f\x8b\x08\x00" + bytes(64)),
+        (
+            "utf8-surrogate",
+            json.dumps(har([entry("GET", "/\ud800")]), ensure_ascii=False).encode("utf-8", "surrogatepass"),
+        ),
     ]:
         path = tmp_path / f"{name}.har"
         path.write_bytes(data)
