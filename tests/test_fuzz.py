@@ -1,25 +1,34 @@
 """Fuzz: 360 seeded mutants of the example scenarios. ``validate`` never raises anything but a
-``ScenarioError`` (no traceback) and never takes over 5 s; a valid mutant compiles; a sample runs for real."""
+``ScenarioError`` (no traceback) and never takes over 5 s; a valid mutant compiles; a sample runs for real.
+240 mutants of the recorded HARs: ``lrun import`` gives one line or a scenario that validates."""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gevent
 import pytest
-from mutants import mutants
+import yaml
+from jinja2 import nodes
+from mutants import har_mutants, mutants
 
-from conftest import SCENARIOS, run_lrun
+from conftest import ROOT, SCENARIOS, run_lrun
 from runner.compiler import CompileOptions, compile_scenario
 from runner.debug import TraceRuntime, debug_users
 from runner.engine.user import VirtualUser
 from runner.errors import ScenarioError
+from runner.importers.convert import ImportOptions, import_har
+from runner.importers.har import HarError
+from runner.importers.write import WriteOptions
 from runner.scenario import load_scenario
+from runner.templating import is_template, parse
 
 FRAGMENTS = ("common.yaml", "pools.yaml")
 SOURCES = sorted(p for p in SCENARIOS.glob("*.yaml") if p.name not in FRAGMENTS)
@@ -112,3 +121,112 @@ def test_a_sample_of_valid_mutants_runs_without_a_crash(corpus: list[Path], demo
         exceptions = json.loads(results.read_text()).get("exceptions", [])
         internal = [e for e in exceptions if e.get("type") in INTERNAL]
         assert not internal, f"{path.name}: lrun's own error inside users: {internal}"
+
+
+# -- recordings: lrun import ---------------------------------------------------------------------------------------
+
+HAR_SOURCES = sorted((ROOT / "tests" / "data" / "har").glob("*.har"))
+HAR_COUNT = 240
+SAFE_NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const, nodes.Getattr)
+TEMPLATED = {"get", "post", "put", "patch", "delete", "head", "options", "query", "headers", "json", "form", "body"}
+TEMPLATED |= {"check"}  # contains: a page's title
+
+
+class Hang(Exception):
+    pass
+
+
+def _alarm(_signum: int, _frame: Any) -> None:
+    raise Hang
+
+
+def rendered_code(scenario: Any) -> list[str]:
+    """Every template of an imported scenario's requests (keys too) that does more than insert a variable or
+    write a constant: what a recorded string would run if it were not escaped."""
+    requests = []
+    for step in scenario["users"]["recorded"]["sequence"]:
+        requests += step["steps"] if "transaction" in step else [step]
+    stack: list[Any] = [{k: v for k, v in step.items() if k in TEMPLATED} for step in requests]
+    found = []
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack += [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            stack += value
+        elif isinstance(value, str) and is_template(value):
+            tree = parse(value)
+            every = [tree, *tree.find_all(nodes.Node)]
+            pool = [n for n in every if isinstance(n, nodes.Getattr) and getattr(n.node, "name", "") == "inputs"]
+            if not all(isinstance(n, SAFE_NODES) for n in every) or len(pool) != sum(
+                isinstance(n, nodes.Getattr) for n in every
+            ):
+                found.append(value)
+    return found
+
+
+def test_recording_mutants_import_to_scenarios_that_validate(tmp_path: Path) -> None:
+    """240 seeded mutants of the recorded HARs: import is one ``HarError`` line or a scenario that validates and
+    renders nothing but its correlations; no traceback, no case over 10 s. No --verify: nothing is contacted."""
+    crashes, slow, invalid, code, refused, imported = [], [], [], [], 0, 0
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    try:
+        for name, content in har_mutants(HAR_SOURCES, HAR_COUNT):
+            path = tmp_path / name
+            path.write_bytes(content)
+            started = time.monotonic()
+            signal.setitimer(signal.ITIMER_REAL, 10)
+            try:
+                pool = int(path.stem[-3:]) % 2 == 0  # half of them with --pool: typed fields to a CSV file
+                write = WriteOptions(name=path.stem, pool=pool, pool_file=f"{path.stem}.csv")
+                result = import_har(str(path), ImportOptions(write=write))
+                scenario = path.with_suffix(".yaml")
+                scenario.write_text(result.yaml, encoding="utf-8")
+                if result.pool and result.pool.columns:
+                    path.with_suffix(".csv").write_text(result.pool.csv_text(), encoding="utf-8")
+                load_scenario(scenario)
+                imported += 1
+                code += [f"{name}: {t!r}" for t in rendered_code(yaml.safe_load(result.yaml))]
+            except HarError as exc:
+                refused += 1
+                message = str(exc)
+                if not message.startswith(str(path)) or "\n" in message:
+                    crashes.append(f"{name}: not one line naming the file: {message[:300]!r}")
+            except ScenarioError as exc:
+                invalid.append(f"{name}: does not validate: {str(exc)[:500]}")
+            except Hang:
+                slow.append(f"{name}: over 10 s")
+            except Exception as exc:  # the point: anything else is a traceback a user would see
+                crashes.append(f"{name}: {type(exc).__name__}: {str(exc)[:300]}")
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            if time.monotonic() - started > 10:
+                slow.append(f"{name}: {time.monotonic() - started:.1f}s")
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert not crashes, "\n".join(crashes)
+    assert not slow, "\n".join(slow)
+    assert not invalid, "\n".join(invalid)
+    assert not code, "\n".join(code)
+    assert imported > HAR_COUNT // 2 and refused >= 5, (imported, refused)  # both paths taken, often
+
+
+def test_a_sample_of_recording_mutants_through_the_command(tmp_path: Path) -> None:
+    """The same mutants through ``lrun import`` as a user runs it: exit 0 with a scenario ``lrun validate``
+    accepts, or exit 2 and one line; never a traceback."""
+    sample = list(har_mutants(HAR_SOURCES, HAR_COUNT))[::40]
+    exits = []
+    for name, content in sample:
+        path = tmp_path / name
+        path.write_bytes(content)
+        scenario = path.with_suffix(".yaml")
+        result = run_lrun("import", str(path), "-o", str(scenario), timeout=60)
+        exits.append(result.returncode)
+        assert "Traceback" not in result.stderr, f"{name}:\n{result.stderr[-3000:]}"
+        if result.returncode == 2:
+            assert len(result.stderr.strip().splitlines()) == 1, f"{name}:\n{result.stderr[-3000:]}"
+        else:
+            assert result.returncode == 0, f"{name}: exit {result.returncode}\n{result.stderr[-3000:]}"
+            validate = run_lrun("validate", str(scenario), timeout=60)
+            assert validate.returncode == 0, f"{name}:\n{validate.stdout[-3000:]}{validate.stderr[-3000:]}"
+    assert len(exits) == 6 and 0 in exits, exits

@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus, urlsplit
 
 from runner.importers.correlate import Correlations, looks_like_token
 from runner.importers.links import is_id
-from runner.importers.steps import Step
+from runner.importers.steps import Step, literal
 from runner.importers.write import POOL, Pool, expected_status, title_of
 
 HEADING = re.compile(r"<h1[^>]*>\s*([^<]{1,120}?)\s*</h1>", re.IGNORECASE)
@@ -76,7 +76,7 @@ def add_checks(steps: list[Step], found: Correlations, pool: Pool | None) -> Non
         if heading and heading.group(1) not in (title or "") and "&" not in heading.group(1):
             texts.append(heading.group(1))
         for text in texts:
-            if text and (done := _templated(text, step, values, defined)) is not None:
+            if text and (done := _templated(literal(text), step, values, defined)) is not None:  # recorded: data
                 checks.append({"contains": done})
         if is_login(step):
             for check in checks:

@@ -59,13 +59,18 @@ def run_import(
     except LrunError as exc:
         click.echo(f"lrun import: {exc}", err=True)
         return 2
+    if output:
+        csv_path = Path(output).with_suffix(".csv")
+        try:
+            Path(output).write_text(imported.yaml, encoding="utf-8")
+            if imported.pool and imported.pool.columns:
+                csv_path.write_text(imported.pool.csv_text(), encoding="utf-8")
+        except OSError as exc:
+            return _usage(f"cannot write {exc.filename}: {exc.strerror or exc}")
     for line in imported.report():
         click.echo(line, err=True)
     if output:
-        Path(output).write_text(imported.yaml, encoding="utf-8")
         if imported.pool and imported.pool.columns:
-            csv_path = Path(output).with_suffix(".csv")
-            csv_path.write_text(imported.pool.csv_text(), encoding="utf-8")
             click.echo(f"wrote {output} and its data pool {csv_path}", err=True)
         else:
             click.echo(f"wrote {output}", err=True)

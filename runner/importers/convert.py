@@ -9,7 +9,7 @@ from pathlib import Path
 from runner.importers.checks import add_checks
 from runner.importers.correlate import Correlations, correlate
 from runner.importers.filter import FilterOptions, Selection, select
-from runner.importers.har import HarError, Recording, read_har
+from runner.importers.har import HarError, Recording, printable, read_har
 from runner.importers.links import correlate_links
 from runner.importers.steps import Step, build_steps
 from runner.importers.write import Pool, WriteOptions, parameterise, render, set_think, step_dict
@@ -51,7 +51,7 @@ class Imported:
             lines.append(f"warning: {w.value[:40]!r} used by {'; '.join(w.uses[:3])}: {w.why}")
         if self.pool and self.pool.columns:
             lines.append(f"data pool inputs ({', '.join(self.pool.columns)}): the typed values as its first row")
-        return lines
+        return [printable(line) for line in lines]  # a recorded line break must not start a line of its own
 
 
 def scenario_name(path: str) -> str:

@@ -9,7 +9,6 @@ alone; values that look dynamic but no response gave are reported (computed by J
 
 from __future__ import annotations
 
-import json
 import re
 from bisect import bisect_right
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
+from runner.importers.har import json_document
 from runner.importers.steps import Step, redirect_target, same_url
 
 RESERVED = frozenset(
@@ -74,6 +74,8 @@ def looks_like_token(value: str, min_length: int) -> bool:
     """Long enough, one piece, and not a word: a candidate for correlation."""
     if len(value) < min_length or any(c.isspace() for c in value) or len(value) > 4096:
         return False
+    if "{" in value or "}" in value:
+        return False  # a template, or a piece of an escaped literal ({{ '{{' }}): replacing it would break it
     if value.isalpha() and len(value) < 16:
         return False  # a word (a constant, or what the user typed)
     return any(c.isdigit() for c in value) or (len(value) >= 16 and not value.islower() and not value.isupper())
@@ -93,6 +95,8 @@ def looks_dynamic(value: str) -> str | None:
 def variable_name(hint: str) -> str:
     name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", hint)
     name = re.sub(r"\W+", "_", name).strip("_").lower() or "value"
+    if not name.isidentifier():  # a recorded name: ² or ٣ is \w (and isdigit) but no part of an identifier
+        name = re.sub(r"[^a-z0-9_]+", "_", name).strip("_") or "value"
     if name[0].isdigit():
         name = "v_" + name
     return name + "_value" if name in RESERVED else name
@@ -105,7 +109,13 @@ def json_leaves(document: Any, path: str = "$") -> Iterator[tuple[str, Any]]:
     """(JSONPath, value) of each scalar in a JSON document, ``$.items[0].id`` style."""
     if isinstance(document, dict):
         for key, value in document.items():
-            part = f".{key}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(key)) else f"['{key}']"
+            key = str(key)
+            if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                part = f".{key}"
+            elif "'" in key and '"' in key:
+                continue  # a JSONPath cannot name it
+            else:
+                part = f"['{key}']" if "'" not in key else f'["{key}"]'
             yield from json_leaves(value, path + part)
     elif isinstance(document, list):
         for i, value in enumerate(document):
@@ -154,10 +164,7 @@ class Response:
     def document(self) -> Any:
         kind = self.step.entry.response_type.lower()
         if "json" in kind or self.text[:1] in "{[":
-            try:
-                return json.loads(self.text)
-            except ValueError:
-                return None
+            return json_document(self.text)  # None: not JSON, or nested too deeply to walk
         return None
 
     @cached_property

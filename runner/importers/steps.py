@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from runner.importers.filter import kept_headers
-from runner.importers.har import Entry
+from runner.importers.har import Entry, json_document
 
 JINJA_MARKS = re.compile(r"\{[{%#]")
+ESCAPES = re.compile(r"\{[{%#]|\r")  # Jinja reads a \r in a template's text as \n: a Jinja string keeps it
+ESCAPED = {"{{": "{{ '{{' }}", "{%": "{{ '{%' }}", "{#": "{{ '{#' }}", "\r": "{{ '\\r' }}"}
 
 
 @dataclass
@@ -35,18 +36,19 @@ class Step:
 
 
 def literal(value: Any) -> Any:
-    """A recorded value made safe as a template: ``{{``, ``{%`` and ``{#`` are written as Jinja strings."""
+    """A recorded value made safe as a template: ``{{``, ``{%`` and ``{#`` are written as Jinja strings, in
+    names (JSON keys) as in values, so the replay sends them as recorded and never renders them."""
     if isinstance(value, str):
-        return JINJA_MARKS.sub(lambda m: "{{ '" + m.group() + "' }}", value) if "{" in value else value
+        return ESCAPES.sub(lambda m: ESCAPED[m.group()], value) if JINJA_MARKS.search(value) else value
     if isinstance(value, dict):
-        return {k: literal(v) for k, v in value.items()}
+        return {literal(str(k)): literal(v) for k, v in value.items()}
     if isinstance(value, list):
         return [literal(v) for v in value]
     return value
 
 
 def _pairs(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [(k, literal(v)) for k, v in pairs]
+    return [(literal(k), literal(v)) for k, v in pairs]
 
 
 def _body(step: Step, entry: Entry) -> None:
@@ -54,11 +56,10 @@ def _body(step: Step, entry: Entry) -> None:
         return
     mime = entry.body_type.lower() or (entry.header("content-type") or "").lower()
     if "json" in mime:
-        try:
-            step.json = literal(json.loads(entry.body))
+        document = json_document(entry.body)  # None when deeper than a scenario may nest, or not JSON
+        if document is not None:
+            step.json = literal(document)
             return
-        except ValueError:
-            pass
     if "x-www-form-urlencoded" in mime:
         pairs = parse_qsl(entry.body, keep_blank_values=True)
         if len({k for k, _ in pairs}) == len(pairs):

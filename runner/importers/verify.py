@@ -4,7 +4,6 @@ this replay's server did not give, is named, with the values that changed betwee
 
 from __future__ import annotations
 
-import json
 import re
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from runner.importers.checks import is_login
 from runner.importers.correlate import looks_like_token, script_variables
+from runner.importers.har import json_document
 from runner.importers.links import is_id
 from runner.importers.steps import Step
 from runner.importers.write import POOL, Pool, step_dict
@@ -53,10 +53,7 @@ def _same(recorded: int, replayed: int) -> bool:
 def sources(text: str, headers: list[tuple[str, str]]) -> dict[str, str]:
     """Where responses keep dynamic values, by place: JSON fields, inputs, meta tags, script variables, headers."""
     found: dict[str, str] = {}
-    try:
-        document: Any = json.loads(text) if text[:1] in "{[" else None
-    except ValueError:
-        document = None
+    document: Any = json_document(text) if text[:1] in "{[" else None  # None: not JSON, or too deep
     if document is not None:
         from runner.importers.correlate import json_leaves
 

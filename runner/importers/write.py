@@ -18,12 +18,44 @@ from typing import Any
 import yaml
 
 from runner.importers.correlate import Correlations
-from runner.importers.har import Recording
+from runner.importers.har import Recording, printable
 from runner.importers.steps import Step
-from runner.scenario.numbers import MAX_DURATION
 from runner.scenario.types import parse_duration
 
-DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's when there: a 50 MB recording in seconds
+_BASE_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: 50 MB in seconds
+FLOW_WIDTH = 90  # a mapping or list of scalars this long at most is written on one line, {a: 1, b: 2}
+NO_WRAP = 2**31 - 1  # libyaml's largest width
+MAX_THINK = 600.0  # seconds: a longer recorded gap is a pause of the recording, not of the user
+
+
+class Dumper(_BASE_DUMPER):  # type: ignore[valid-type,misc]
+    """Short collections of scalars on one line, longer ones one item a line; a scalar is never folded (with
+    no width limit a line never breaks inside ``{{ … }}``, and each value stays the line it was)."""
+
+    def represent_str(self, data: str) -> yaml.ScalarNode:
+        # YAML reads any line break in a plain or quoted scalar as \n (a recorded \r\n would become \n):
+        # a string with a line break or another unprintable character is double-quoted, where they are escapes
+        return self.represent_scalar("tag:yaml.org,2002:str", data, style=None if data.isprintable() else '"')
+
+    def represent_mapping(self, tag: str, mapping: Any, flow_style: bool | None = None) -> yaml.MappingNode:
+        node = super().represent_mapping(tag, mapping, flow_style)
+        node.flow_style = node.flow_style and _short_flow(node.value)
+        return node
+
+    def represent_sequence(self, tag: str, sequence: Any, flow_style: bool | None = None) -> yaml.SequenceNode:
+        node = super().represent_sequence(tag, sequence, flow_style)
+        node.flow_style = node.flow_style and _short_flow(node.value)
+        return node
+
+
+Dumper.add_representer(str, Dumper.represent_str)
+
+
+def _short_flow(items: list[Any]) -> bool:
+    nodes = [n for item in items for n in (item if isinstance(item, tuple) else (item,))]
+    return sum(len(str(n.value)) + 4 for n in nodes) <= FLOW_WIDTH and all("\n" not in str(n.value) for n in nodes)
+
+
 POOL = "inputs"
 TYPED_INPUTS = frozenset({"", "text", "password", "email", "search", "tel", "url"})
 TITLE = re.compile(r"<title[^>]*>([^<]{1,120})</title>", re.IGNORECASE)
@@ -66,7 +98,7 @@ def set_think(steps: list[Step], mode: str) -> None:
     for step, following in pairwise(steps):
         gap = following.entry.started - (step.entry.started + step.entry.duration)
         if gap >= 0.2 and following.entry.started and step.entry.started:
-            step.think = round(min(gap if limit is None else min(gap, limit), MAX_DURATION), 1)  # a valid duration
+            step.think = round(min(gap, MAX_THINK) if limit is None else min(gap, limit, MAX_THINK), 1)
 
 
 def title_of(step: Step) -> str | None:
@@ -97,6 +129,14 @@ def _typed_fields(steps: list[Step]) -> set[str]:
     return names
 
 
+def column_name(field: str) -> str:
+    """A form field's name as a pool column templates can name (``{{ inputs.NAME }}``): an identifier."""
+    name = re.sub(r"\W+", "_", field).strip("_")
+    if not name.isidentifier():  # a digit first, or ² (a word character, no part of an identifier)
+        name = "field_" + re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")
+    return name.rstrip("_") or "field"
+
+
 def parameterise(steps: list[Step]) -> Pool:
     """Fields the user typed (form fields of text inputs on a recorded page) become ``{{ inputs.name }}``."""
     typed, pool = _typed_fields(steps), Pool()
@@ -104,7 +144,7 @@ def parameterise(steps: list[Step]) -> Pool:
 
     def column(key: str, value: str) -> str:
         if (key, value) not in seen:
-            name, n = re.sub(r"\W+", "_", key).strip("_") or "field", 2
+            name, n = column_name(key), 2
             base = name
             while name in pool.columns:
                 name, n = f"{base}_{n}", n + 1
@@ -206,8 +246,8 @@ def step_dict(step: Step) -> dict[str, Any]:
     return out
 
 
-def _dump(value: Any, indent: int) -> str:
-    text = yaml.dump(value, Dumper=DUMPER, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True)
+def _dump(value: Any, indent: int, flow: bool | None = None) -> str:
+    text = yaml.dump(value, Dumper=Dumper, sort_keys=False, default_flow_style=flow, width=NO_WRAP, allow_unicode=True)
     pad = " " * indent
     return "".join(pad + line if line.strip() else line for line in text.splitlines(keepends=True))
 
@@ -243,13 +283,14 @@ def render(
     pool: Pool | None = None,
 ) -> str:
     """The scenario's YAML text."""
-    out = ["# " + line if line else "#" for line in header_comment(recording, len(steps), summary, found)]
-    out.append(yaml.safe_dump({"name": options.name, "host": origin}, sort_keys=False, allow_unicode=True).rstrip())
+    lines = header_comment(recording, len(steps), summary, found)
+    out = ["# " + printable(line) if line else "#" for line in lines]  # a recorded newline must not end a comment
+    out.append(_dump({"name": options.name, "host": origin}, 0, flow=False).rstrip())
     out.append("load: {users: 1, spawn_rate: 1, iterations: 1}  # one replay: -t or -i replace the 1 iteration")
     if pool is not None and pool.columns:
         out.append("pools:")
         out.append(f"  {POOL}:                 # the fields typed while recording; add rows to vary them")
-        out.append("    " + yaml.safe_dump({"csv": options.pool_file}, default_flow_style=False).rstrip())
+        out.append("    " + _dump({"csv": options.pool_file}, 0, flow=False).rstrip())
     out += ["users:", "  recorded:", "    sequence:"]
     for n, (title, members) in enumerate(_groups(steps, recording)):
         if n:
