@@ -81,12 +81,15 @@ def stop_code(reason: str) -> StopCode:
 class Histogram(_Open):
     """All response times of an entry in buckets: enough to compute any other percentile or to merge runs."""
 
-    counts: dict[str, int] = Field(description="Requests per bucket, keyed by the bucket's value in microseconds.")
+    counts: dict[str, int] = Field(
+        description="Response times per bucket, keyed by the bucket's lower bound in integer microseconds (every µs "
+        "below 1,024 µs; above, 10 significant bits: at most 1/512 of the value wide)."
+    )
     count: int = Field(description="Response times counted in all buckets.")
-    min: Number | None = Field(None, description="The shortest response time in microseconds; null when empty.")
-    max: Number | None = Field(None, description="The longest response time in microseconds; null when empty.")
-    sum: Number = Field(0, description="The sum of the response times in microseconds.")
-    sumsq: Number = Field(0, description="The sum of the squared response times (µs²), for the deviation.")
+    min: Number | None = Field(None, description="The shortest response time in milliseconds (exact); null when empty.")
+    max: Number | None = Field(None, description="The longest response time in milliseconds (exact); null when empty.")
+    sum: Number = Field(0, description="The sum of the response times in milliseconds, for the mean.")
+    sumsq: Number = Field(0, description="The sum of their squares (ms²), for the standard deviation.")
 
 
 class Point(_Open):
