@@ -21,10 +21,11 @@ from jinja2 import TemplateError
 from runner import templating
 from runner.checks import compile_checks
 from runner.engine.flow import ON_FAIL, FlowSignal, StopUser
+from runner.engine.state import RunState
 from runner.engine.user import HttpSettings, Program, RequestResult, Step, Think, VirtualUser
 from runner.extract import compile_extractor
 from runner.pools import Pool
-from runner.rendezvous import RendezvousSpec
+from runner.rendezvous import RendezvousPoint, RendezvousSpec
 from runner.scenario import LoadedScenario
 from runner.scenario.analysis import templates_in, used_names
 from runner.scenario.model import (
@@ -44,7 +45,7 @@ from runner.scenario.model import (
     User,
 )
 from runner.scripting import Script, ScriptError, describe, template_functions
-from runner.stats.checks import CheckKey
+from runner.stats.checks import CheckKey, CheckStats
 
 Render = Callable[[Mapping[str, Any]], Any]
 
@@ -66,6 +67,25 @@ class CompiledScenario:
     def all_classes(self) -> list[type[VirtualUser]]:
         """The user types, with the setup and teardown users."""
         return [c for c in (self.setup, *self.user_classes, self.teardown) if c is not None]
+
+    def fresh_state(self, setup_vars: dict[str, Any] | None = None) -> RunState:
+        """A test's state: every pool at its first row, every rendezvous point closed and switched off (the run
+        switches them on and tells them its population before its users start)."""
+        return RunState(
+            CheckStats(self.checkpoints),
+            dict(setup_vars or {}),
+            pools={name: pool.new_rows() for name, pool in self.pools.items()},
+            points={name: RendezvousPoint.of(spec) for name, spec in self.rendezvous.items()},
+        )
+
+    def pool_results(self, state: RunState) -> list[dict[str, Any]]:
+        """The results' "pools": those some user type reads, with what the test of ``state`` handed out."""
+        read = {pool.name for cls in self.all_classes() for pool in cls.pools}
+        return [pool.summary(state.rows(pool)) for name, pool in self.pools.items() if name in read]
+
+    def rendezvous_results(self, state: RunState) -> list[dict[str, Any]]:
+        """The results' "rendezvous": each point's arrivals and releases in the test of ``state``."""
+        return [state.point(spec).gate.summary() for spec in self.rendezvous.values()]
 
 
 @dataclass(frozen=True)

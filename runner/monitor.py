@@ -19,7 +19,7 @@ or restarts is found. A process lrun may not read (another user's, on macOS or W
 
 ``ResourceRule`` is a threshold on these samples (``generator_cpu above 90% for 10s``); ``ResourceWatch`` keeps
 each rule's state across samples and says when one is breached. The shape of the samples and verdicts in the
-results is documented in ``runner.report.results``.
+results is documented in ``runner.report.model``.
 """
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ class ResourceMonitor:
             self._stride *= 2
 
     def results(self) -> dict[str, Any]:
-        """The ``resources`` object of the results (see ``runner.report.results``)."""
+        """The ``resources`` object of the results (described in ``runner.report.model``)."""
         points = list(self.points)
         if self._pending:
             points.append(merge_samples(self._pending))

@@ -34,7 +34,6 @@ from gevent.event import AsyncResult
 from runner.engine.flow import StopTest, StopUser
 
 if TYPE_CHECKING:
-    from runner.engine.user import VirtualUser
     from runner.scenario.model import Pool as PoolSpec
 
 
@@ -449,6 +448,16 @@ class Held:
     epoch: int
 
 
+class Holder(Protocol):
+    """What a pool reads and writes of a user (an ``engine.user.VirtualUser``)."""
+
+    iteration: int
+    pool_rows: dict[str, Held]  # the row held in each pool, by the pool's name
+    vars: dict[str, Any]  # a row taken goes to the variable named as the pool
+
+    def warn(self, message: str) -> None: ...
+
+
 class Pool:
     """A pool as compiled: data and policies. Which rows are handed out is a test's (its ``RowSource``); users
     hold rows in ``user.pool_rows``."""
@@ -467,7 +476,7 @@ class Pool:
         """A fresh row source for a test: the first row (or a random one) comes next."""
         return make_source(self.order, len(self.data), self.policy)
 
-    def refresh(self, user: VirtualUser, rows: RowSource) -> None:
+    def refresh(self, user: Holder, rows: RowSource) -> None:
         """Before a step that reads the pool: give the user a new row from ``rows`` if its update policy says so.
 
         With unique + cycle the user gives its row back first (it may get it again when nobody else wants one),
@@ -498,7 +507,7 @@ class Pool:
         rows.note(waited=time.monotonic() - started)
         return index
 
-    def _out_of_rows(self, user: VirtualUser, held: Held | None, rows: RowSource) -> None:
+    def _out_of_rows(self, user: Holder, held: Held | None, rows: RowSource) -> None:
         what = f"data pool '{self.name}' ran out of rows ({len(self.data)} handed out)"
         if self.policy == "keep_last" and held is not None:
             held.epoch = max(user.iteration, 1)
@@ -511,10 +520,10 @@ class Pool:
         rows.note(stopped=True)
         if not rows.warned:  # a warning (in the results too), once: the pool's users_stopped counts them all
             rows.warned = True
-            user.runtime.on_warning(user, f"{what}: users stop (counted in the results' pools: users_stopped)")
+            user.warn(f"{what}: users stop (counted in the results' pools: users_stopped)")
         raise StopUser(what)
 
-    def release(self, user: VirtualUser, rows: RowSource) -> None:
+    def release(self, user: Holder, rows: RowSource) -> None:
         """The user ends: a unique row it holds is free again (with cycle)."""
         held = user.pool_rows.pop(self.name, None)
         if held is not None and self.returns:

@@ -315,7 +315,7 @@ def runner_hooks(live: Live, compiled: CompiledScenario) -> dict[str, Any]:
             live.transactions.reset()
         live.events.spawn.fire(count)
 
-    state = RunState.fresh(compiled)  # fresh per test: counts, variables, pools and rendezvous start anew
+    state = compiled.fresh_state()  # fresh per test: counts, variables, pools and rendezvous start anew
 
     def stopping() -> None:
         for point in state.points.values():
@@ -460,8 +460,8 @@ def _drive(
     extra = {
         "transactions": transaction_results(transactions, end - max(live.started, transactions.start_time)),
         "checks": state.checks.results(),
-        "rendezvous": state.rendezvous_results(compiled),
-        "pools": state.pool_results(compiled),
+        "rendezvous": compiled.rendezvous_results(state),
+        "pools": compiled.pool_results(state),
         "saturation": saturation.results(),
     }
     return _finish(loaded, settings, live, end, command=command, run_time=run_time, extra=extra)

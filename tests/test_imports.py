@@ -1,6 +1,8 @@
 """The package's import graph: no cycles, and the language layer (runner/scenario) does not reach up.
 
-Imports inside functions count (they run too); ``if TYPE_CHECKING:`` blocks do not.
+Imports inside functions count (they run too). ``if TYPE_CHECKING:`` blocks count for cycles too (a circle of type
+imports is still a circle of knowledge: the lower module's type is a ``Protocol`` there, or the code moves up), but
+not for the language's layering, where only what runs matters.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ def _modules(root: Path) -> dict[str, Path]:
     return found
 
 
-def _imported(file: Path, name: str) -> set[str]:
+def _imported(file: Path, name: str, *, typing: bool = False) -> set[str]:
+    """What ``file`` imports; with ``typing``, its ``if TYPE_CHECKING:`` imports too."""
     tree = ast.parse(file.read_text())
     typing_only = {
         id(n)
         for node in ast.walk(tree)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        if not typing and isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
         for part in node.body
         for n in ast.walk(part)
     }
@@ -48,8 +51,8 @@ def _imported(file: Path, name: str) -> set[str]:
     return targets
 
 
-def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
-    """Each module of the package -> the package's modules it imports."""
+def import_graph(root: Path = PACKAGE, *, typing: bool = False) -> dict[str, set[str]]:
+    """Each module of the package -> the package's modules it imports (``typing``: under TYPE_CHECKING too)."""
     modules = _modules(root)
 
     def resolve(target: str) -> str:
@@ -59,7 +62,7 @@ def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
 
     top = root.name
     return {
-        name: {resolve(t) for t in _imported(file, name) if t.split(".")[0] == top} - {name, "", top}
+        name: {resolve(t) for t in _imported(file, name, typing=typing) if t.split(".")[0] == top} - {name, "", top}
         for name, file in modules.items()
     }
 
@@ -107,14 +110,23 @@ def test_the_check_sees_a_cycle_and_a_breach(tmp_path: Path) -> None:
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from runner import a\nfrom ..stats import x\n"
     )
     (pkg / "stats.py").write_text("x = 1\n")
+    (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from runner.d import Y\n")
+    (pkg / "d.py").write_text("from runner.c import X\n")
     graph = import_graph(pkg)
     assert cycles(graph) == [["runner.a", "runner.b"]]
     assert graph["runner.scenario.model"] == {"runner.stats"}
     assert graph["runner.scenario"] == {"runner.scenario.model"}
+    typed = import_graph(pkg, typing=True)
+    assert cycles(typed) == [["runner.a", "runner.b"], ["runner.c", "runner.d"]]
+    assert typed["runner.scenario.model"] == {"runner.a", "runner.stats"}
 
 
 def test_no_import_cycles() -> None:
     assert cycles(import_graph()) == []
+
+
+def test_no_import_cycles_even_through_type_checking() -> None:
+    assert cycles(import_graph(typing=True)) == []
 
 
 @pytest.mark.parametrize("layer", ["runner.scenario"])

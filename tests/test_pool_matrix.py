@@ -285,7 +285,6 @@ def test_the_master_hands_a_row_given_back_to_a_waiting_worker_and_takes_back_on
     from runner.distributed import protocol as p
     from runner.distributed.master import MasterOptions, MasterRunner
     from runner.distributed.worker import WorkerOptions, WorkerRunner
-    from runner.engine.state import RunState
     from runner.scenario import load_scenario
     from runner.stats import RequestStats
 
@@ -295,7 +294,7 @@ def test_the_master_hands_a_row_given_back_to_a_waiting_worker_and_takes_back_on
         compiled.user_classes,
         RequestStats(),
         MasterOptions(bind_host="127.0.0.1", bind_port=0, token="t"),
-        run_state=RunState.fresh(compiled),
+        run_state=compiled.fresh_state(),
     )
     master.compiled = compiled
     port = master.bind()

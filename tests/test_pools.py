@@ -127,8 +127,8 @@ WARNINGS: list[str] = []
 
 
 def user(iteration: int = 0) -> SimpleNamespace:
-    runtime = SimpleNamespace(on_warning=lambda user, message: WARNINGS.append(message))
-    return SimpleNamespace(iteration=iteration, pool_rows={}, vars={}, runtime=runtime)
+    """What a pool uses of a user (``pools.Holder``)."""
+    return SimpleNamespace(iteration=iteration, pool_rows={}, vars={}, warn=WARNINGS.append)
 
 
 class RunPool:

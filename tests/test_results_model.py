@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,30 @@ def test_committed_results_schema_matches_lrun_schema_results() -> None:
     assert result.stdout == SCHEMA_FILE.read_text(), (
         "schemas/results.schema.json is stale: run `lrun schema --results -o schemas/results.schema.json`"
     )
+
+
+def _undocumented(schema: dict[str, Any]) -> list[str]:
+    """Every property (and model) of ``schema`` without a description, as a path: ``Point.t``, ``$defs.Pool``."""
+    found = [f"$defs.{name}" for name, model in schema.get("$defs", {}).items() if "description" not in model]
+    for name, model in [("Results", schema), *schema.get("$defs", {}).items()]:
+        found += [f"{name}.{key}" for key, value in model.get("properties", {}).items() if "description" not in value]
+    return found
+
+
+def test_every_key_of_the_results_schema_is_described() -> None:
+    """The schema is the results' documentation: each key says what it counts, its unit and when it is null."""
+    schema = json.loads(SCHEMA_FILE.read_text())
+    assert _undocumented(schema) == []
+    assert len([m for m in schema["$defs"].values() if "properties" in m]) >= 30  # the walk sees the models
+
+
+def test_the_walk_finds_an_undocumented_key() -> None:
+    schema = {
+        "description": "Documented.",
+        "properties": {"inner": {"$ref": "#/$defs/Inner", "description": "Documented."}, "bare": {"type": "string"}},
+        "$defs": {"Inner": {"properties": {"deep": {"type": "integer"}}}},
+    }
+    assert _undocumented(schema) == ["$defs.Inner", "Results.bare", "Inner.deep"]
 
 
 @pytest.mark.parametrize("name", ["v1_full.json", "v1_run.json"])

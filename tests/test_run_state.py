@@ -157,7 +157,6 @@ def test_runs_keep_pools_and_gates_in_their_state_and_never_change_the_compiled_
 
     from runner.compiler import compile_scenario
     from runner.engine.runner import LocalRunner
-    from runner.engine.state import RunState
     from runner.scenario import load_scenario
     from runner.stats import RequestStats
 
@@ -171,7 +170,7 @@ def test_runs_keep_pools_and_gates_in_their_state_and_never_change_the_compiled_
     before = snapshot()
     states = []
     for _ in range(2):
-        state = RunState.fresh(compiled)
+        state = compiled.fresh_state()
         runner = LocalRunner(compiled.user_classes, RequestStats(), iterations=2, run_state=state)
         for point in state.points.values():
             point.enabled = True
@@ -182,10 +181,10 @@ def test_runs_keep_pools_and_gates_in_their_state_and_never_change_the_compiled_
     first, second = states
     assert first.points["pair"] is not second.points["pair"] and first.pools["ids"] is not second.pools["ids"]
     for state in states:
-        (point,) = state.rendezvous_results(compiled)
+        (point,) = compiled.rendezvous_results(state)
         assert (point["arrivals"], [r["released"] for r in point["releases"]]) == (4, [2, 2])
         # 2 users x 2 iterations: the four rows, in each test (a shared source would have run dry in the second)
-        assert [(p["handed_out"], p["dry"]) for p in state.pool_results(compiled)] == [(4, False)]
+        assert [(p["handed_out"], p["dry"]) for p in compiled.pool_results(state)] == [(4, False)]
     assert snapshot() == before, "a run changed the compiled pools, rendezvous or user classes"
     with pytest.raises(dataclasses.FrozenInstanceError):
         compiled.rendezvous["pair"].value = 1  # type: ignore[misc]
@@ -208,14 +207,15 @@ def test_the_web_ui_runs_the_next_test_afresh_without_compiling_again(tmp_path: 
     for form in (None, {"user_count": "2", "spawn_rate": "100", "weight.u": "3"}):
         run = controller.start(form)
         controller.wait(60)
-        assert run.results is not None, run.error
-        runs.append(run)
-    first, second = runs
+        results = controller.results(run)  # a finished test's results are packed: read back as on download
+        assert results is not None and run.packed, run.error
+        runs.append((run, results))
+    (first, _), (second, _) = runs
     (compiled_class,) = first.compiled.user_classes
     (weighted,) = second.compiled.user_classes
     assert issubclass(weighted, compiled_class) and (weighted.weight, compiled_class.weight) == (3, 1)
-    for run in runs:
-        (pool,) = run.results.pools or []
+    for _, results in runs:
+        (pool,) = results.pools or []
         assert (pool.handed_out, pool.dry) == (4, False)  # 2 users x 2 iterations, from the first row again
-        (point,) = run.results.rendezvous or []
+        (point,) = results.rendezvous or []
         assert point.arrivals == 4

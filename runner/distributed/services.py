@@ -9,17 +9,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gevent
 from gevent.pool import Group
 
 from runner.distributed import protocol as p
-from runner.distributed.cluster import WorkerInfo
+from runner.distributed.cluster import Cluster, WorkerInfo
 from runner.engine.runner import State
+from runner.engine.state import RunState
 
 if TYPE_CHECKING:
-    from runner.distributed.master import MasterRunner
+    from runner.compiler import CompiledScenario
     from runner.pools import RowSource
 
 log = logging.getLogger("lrun")
@@ -29,10 +30,31 @@ MAX_POOL_ROWS = 1000  # rows of a data pool handed out in one answer
 MAX_POOL_WAIT = 3600.0  # seconds a worker's user may wait for a unique row
 
 
+class Master(Protocol):
+    """What the services use of the master that serves them (``master.MasterRunner``)."""
+
+    compiled: CompiledScenario | None  # its pools and rendezvous are the cluster's
+    run_state: RunState  # this test's row sources and gates
+    cluster: Cluster
+    state: State
+
+    @property
+    def target_users(self) -> int: ...
+
+    @property
+    def user_count(self) -> int: ...
+
+    def send(self, worker: WorkerInfo, message: p.Message) -> None: ...
+
+    def drop(self, identity: bytes, why: str) -> None: ...
+
+    def stop(self, reason: str = "stopped") -> None: ...
+
+
 class Services:
     """The cluster-wide state the master keeps for its workers' users (see the module docstring)."""
 
-    def __init__(self, master: MasterRunner) -> None:
+    def __init__(self, master: Master) -> None:
         self.master = master
         self.variables: dict[str, Any] = {}  # what the setup steps and hooks defined, for every user
         self._next_user_id = 1  # user ids are the cluster's: 1..N across workers

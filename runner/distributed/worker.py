@@ -236,7 +236,7 @@ class WorkerRunner:
         """This test's state on the worker: the master's setup variables; sequential and unique pools, and every
         rendezvous, are the master's (this worker asks it for rows and tells it arrivals); random pools stay here."""
         assert self.compiled is not None and self.welcome is not None
-        state = RunState.fresh(self.compiled, variables)
+        state = self.compiled.fresh_state(variables)
         for name, pool in self.compiled.pools.items():
             if pool.order != "random":
                 fetch, tell = self._pool_fetcher(name), self._pool_teller(name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gevent import GreenletExit
 
@@ -15,7 +15,7 @@ from runner.engine.flow import FlowSignal, StopUser
 from runner.http.response import Response
 
 if TYPE_CHECKING:
-    from runner.engine.user import VirtualUser
+    from runner.http.session import HttpSession
 
 
 @dataclass(slots=True)
@@ -52,15 +52,19 @@ class RequestResult:
         )
 
 
-def report(
-    user: VirtualUser, method: str, name: str, elapsed_ms: float, *, size: int = 0, failure: str | None = None
-) -> None:
-    """Report one call that was timed elsewhere: a request of ``method`` (``xmlrpc``, ``grpc``, ``sql`` …)
-    named ``name``; ``failure`` (a message) makes it a failed one, and fails the user's open transactions."""
-    result = RequestResult(method, name, name, 0, elapsed_ms, size, failure)  # no HTTP status: 0
-    user.runtime.on_request(user, result)
-    if failure is not None and user.transactions:
-        user.fail_transactions(failure)
+class Caller(Protocol):
+    """What a timed call needs of the user making it (an ``engine.user.VirtualUser``)."""
+
+    in_flight: tuple[str, str] | None  # (method, name) of the request under way
+    session: HttpSession
+
+    def past_deadline(self) -> bool: ...
+
+    def record(self, result: RequestResult) -> None: ...
+
+    def report(
+        self, method: str, name: str, elapsed_ms: float, *, size: int = 0, failure: str | None = None
+    ) -> None: ...
 
 
 class Measure:
@@ -73,7 +77,7 @@ class Measure:
 
     __slots__ = ("_start", "_user", "failure", "method", "name", "size")
 
-    def __init__(self, user: VirtualUser, method: str, name: str) -> None:
+    def __init__(self, user: Caller, method: str, name: str) -> None:
         self._user = user
         self.method = method
         self.name = name
@@ -93,7 +97,7 @@ class Measure:
         if exc is not None and self.failure is None:
             stopped = isinstance(exc, FlowSignal | GreenletExit)
             self.failure = None if stopped else f"{type(exc).__name__}: {exc}"
-        report(self._user, self.method, self.name, elapsed_ms, size=self.size, failure=self.failure)
+        self._user.report(self.method, self.name, elapsed_ms, size=self.size, failure=self.failure)
         return isinstance(exc, Exception) and not isinstance(exc, FlowSignal)
 
 
@@ -106,7 +110,7 @@ class Client:
 
     __slots__ = ("_user",)
 
-    def __init__(self, user: VirtualUser) -> None:
+    def __init__(self, user: Caller) -> None:
         self._user = user
 
     def request(
@@ -129,10 +133,7 @@ class Client:
                 failure = f"HTTP {response.status}, expected {ok_status}"
         elif response.status >= 400:
             failure = f"HTTP {response.status}"
-        result = RequestResult.of(method.upper(), name or url, response, failure)
-        user.runtime.on_request(user, result)
-        if failure is not None and user.transactions:
-            user.fail_transactions(failure)
+        user.record(RequestResult.of(method.upper(), name or url, response, failure))
         return response
 
     def get(self, url: str, **kwargs: Any) -> Response:

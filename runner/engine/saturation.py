@@ -8,7 +8,7 @@ ready greenlet waited, and so roughly what each measured response time carries o
 
 ``Saturation`` gathers the three signs: the loop's lag, a spawn rate not reached, open-model arrivals that
 started late while a user slot was free. It says so once (a warning) and gives the ``saturation`` object of the
-results (documented in ``runner.report.results``).
+results (documented in ``runner.report.model``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What one test run owns and changes; the compiled scenario and the settings stay as they were.
 
-A ``RunState`` is made per test (``RunState.fresh(compiled)``), so a second test of the same compiled scenario in
+A ``RunState`` is made per test (``compiled.fresh_state()``), so a second test of the same compiled scenario in
 the same process (the web UI, the Python API) starts with fresh checkpoint counts, setup variables, data pools'
 row sources and rendezvous gates. The compiled steps find the test's pools and points here, by name.
 """
@@ -14,7 +14,6 @@ from runner.rendezvous import RendezvousPoint, RendezvousSpec
 from runner.stats.checks import CheckStats
 
 if TYPE_CHECKING:
-    from runner.compiler import CompiledScenario
     from runner.pools import Pool, RowSource
 
 
@@ -26,19 +25,8 @@ class RunState:
     pools: dict[str, RowSource] = field(default_factory=dict)  # which row each data pool hands out next
     points: dict[str, RendezvousPoint] = field(default_factory=dict)  # the rendezvous gates, by name
 
-    @classmethod
-    def fresh(cls, compiled: CompiledScenario, setup_vars: dict[str, Any] | None = None) -> RunState:
-        """A test's state: every pool at its first row, every rendezvous point closed and switched off (the run
-        switches them on and tells them its population before its users start)."""
-        return cls(
-            CheckStats(compiled.checkpoints),
-            dict(setup_vars or {}),
-            pools={name: pool.new_rows() for name, pool in compiled.pools.items()},
-            points={name: RendezvousPoint.of(spec) for name, spec in compiled.rendezvous.items()},
-        )
-
     def rows(self, pool: Pool) -> RowSource:
-        """The row source of ``pool`` in this test (made on first use when the state was not made ``fresh``)."""
+        """The row source of ``pool`` in this test (made on first use where ``fresh_state`` did not make it)."""
         rows = self.pools.get(pool.name)
         if rows is None:
             rows = self.pools[pool.name] = pool.new_rows()
@@ -50,12 +38,3 @@ class RunState:
         if point is None:
             point = self.points[spec.name] = RendezvousPoint.of(spec)
         return point
-
-    def pool_results(self, compiled: CompiledScenario) -> list[dict[str, Any]]:
-        """The results' "pools": those some user type reads, with what this test handed out."""
-        read = {pool.name for cls in compiled.all_classes() for pool in cls.pools}
-        return [pool.summary(self.rows(pool)) for name, pool in compiled.pools.items() if name in read]
-
-    def rendezvous_results(self, compiled: CompiledScenario) -> list[dict[str, Any]]:
-        """The results' "rendezvous": each point's arrivals and releases in this test."""
-        return [self.point(spec).gate.summary() for spec in compiled.rendezvous.values()]

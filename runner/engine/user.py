@@ -16,10 +16,11 @@ from typing import Any, ClassVar, Protocol
 import gevent
 from gevent import GreenletExit
 
-from runner.engine.calls import Client, Measure, RequestResult, report
+from runner.engine.calls import Client, Measure, RequestResult
 from runner.engine.flow import FlowSignal, StopIteration_, StopTest, StopUser
 from runner.engine.state import RunState
 from runner.http.session import HttpSession
+from runner.pools import Held
 from runner.stats.checks import SCRATCH
 
 Step = Callable[["VirtualUser"], int | None]  # returns None, or a jump: how many items to skip (or go back)
@@ -154,7 +155,7 @@ class VirtualUser:
         self._paused_at = 0.0
         self.transactions: list[Transaction] = []  # open ones, innermost last
         self.loops: dict[int, Any] = {}  # loop state by loop id
-        self.pool_rows: dict[str, Any] = {}  # the row held in each pool
+        self.pool_rows: dict[str, Held] = {}  # the row held in each pool
         self.vars: dict[str, Any] = {
             "user_id": user_id,
             "user_type": self.type_name,
@@ -319,8 +320,20 @@ class VirtualUser:
         return Measure(self, method, name)
 
     def report(self, method: str, name: str, elapsed_ms: float, *, size: int = 0, failure: str | None = None) -> None:
-        """Report a call timed elsewhere (``failure``: a message when it failed)."""
-        report(self, method, name, elapsed_ms, size=size, failure=failure)
+        """Report a call timed elsewhere: a request of ``method`` (``xmlrpc``, ``grpc``, ``sql`` …) named ``name``;
+        ``failure`` (a message) makes it a failed one, and fails the user's open transactions."""
+        self.record(RequestResult(method, name, name, 0, elapsed_ms, size, failure))  # no HTTP status: 0
+
+    def record(self, result: RequestResult) -> None:
+        """Report the result of a call made from Python (``client``, ``measure``, ``report``) to the runtime; a
+        failed one fails the user's open transactions."""
+        self.runtime.on_request(self, result)
+        if result.failure is not None and self.transactions:
+            self.fail_transactions(result.failure)
+
+    def warn(self, message: str) -> None:
+        """Something went wrong that does not stop the user (a warning of the run, and in its results)."""
+        self.runtime.on_warning(self, message)
 
     def close(self) -> None:
         """Release the user's connections and pool rows (also when it was killed without its on_stop)."""

@@ -1,1 +1,1 @@
-"""Reports made from the results dict (``runner.report.results``): console, JSON, CSV, HTML, JUnit XML."""
+"""Reports made from the typed results (``runner.report.model.Results``): console, JSON, CSV, HTML, JUnit XML."""

@@ -241,7 +241,7 @@ class StatsEntry:
         return self._window(now)[0].percentile(q)
 
     def to_dict(self, duration: float, *, histogram: bool = True) -> dict[str, Any]:
-        """This entry as it goes into the results (see ``runner.report.results``); ``histogram`` for its buckets."""
+        """This entry as it goes into the results (``runner.report.model.Entry``); ``histogram``: with its buckets."""
         h = self.histogram
         n = h.count
         percentiles = h.percentiles(PERCENTILES)

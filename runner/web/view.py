@@ -163,7 +163,7 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
         ]
         if runner is not None
         else [],
-        "pools": runner.run_state.pool_results(compiled) if runner is not None else [],
+        "pools": compiled.pool_results(runner.run_state) if runner is not None else [],
         "resources": live.monitor.last,
         "remote": live.remote.current() if live.remote is not None else None,
         "warnings": live.warnings[-50:],
