@@ -367,3 +367,7 @@ def test_a_replay_opens_each_ticket_it_made_by_the_id_its_location_gave(tmp_path
     opened = sorted(int(line.split("/")[2]) for line in seen if line.startswith("GET") and "/edit" not in line)
     edited = sorted(int(line.split("/")[2]) for line in seen if line.endswith("/edit"))
     assert opened == sorted(list(range(8, 14)) * 2) and edited == list(range(8, 14))
+    with Tickets(existing=7, location=location) as app:  # --verify: one replay, ticket 8, opened by its id
+        verified = run_lrun("import", str(har), "--verify", "-H", app.url)
+        assert app.seen == ["POST /tickets", "GET /tickets/8", "GET /tickets/8/edit", "GET /tickets/8"]
+    assert verified.returncode == 0, verified.stderr
