@@ -121,7 +121,10 @@ def xpath_finder(expr: str, document: str = "auto") -> Finder:
 # ----------------------------------------------------------------------------------------------- sources
 
 
-def _regex_values(pattern: str, group: int | str | None, ignore_case: bool) -> tuple[Values, str]:
+def _regex_values(
+    pattern: str, group: int | str | None, ignore_case: bool, header: str | None = None
+) -> tuple[Values, str]:
+    """A regex's matches in the body, or in each value of ``header`` (``Location: /ticket/7`` -> ``7``)."""
     regex = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
     if group is None:
         group = 1 if regex.groups else 0
@@ -131,13 +134,14 @@ def _regex_values(pattern: str, group: int | str | None, ignore_case: bool) -> t
         raise ValueError(f"regex {pattern!r} has no group named {group!r}")
 
     def values(response: Response, _cookies: CookieGetter | None) -> Iterator[str]:
-        for match in regex.finditer(response.text):
-            value = match.group(group)
-            if value is not None:  # skip matches where an optional group took no part
-                yield value
+        for text in (response.text,) if header is None else response.header_values(header):
+            for match in regex.finditer(text):
+                value = match.group(group)
+                if value is not None:  # skip matches where an optional group took no part
+                    yield value
 
     shown = f" group {group}" if regex.groups or group != 0 else ""
-    return values, f"regex '{pattern}'{shown}"
+    return values, ("" if header is None else f"header {header} ") + f"regex '{pattern}'{shown}"
 
 
 def _boundary_values(left: str, right: str, ignore_case: bool) -> Values:
@@ -213,6 +217,8 @@ def _values_and_description(spec: Extract) -> tuple[Values, str]:
     if kind == "header":
         name = spec.header
         assert name is not None
+        if spec.regex is not None:
+            return _regex_values(spec.regex, spec.group, spec.ignore_case, name)
         return lambda response, _cookies: response.header_values(name), f"header {name}"
     if kind == "cookie":
         assert spec.cookie is not None

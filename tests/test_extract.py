@@ -291,6 +291,38 @@ def test_header_is_case_insensitive_with_all_values():
     assert run({"header": "Location"}, resp) == ("UNSET", "v: header Location matched nothing")
 
 
+def test_a_regex_on_a_header_takes_the_id_out_of_its_value():
+    """``Location: /ticket/7`` -> ``7``: the id alone, so the later URLs keep their literal structure."""
+    resp = response(status=303, headers=[("Location", "http://127.0.0.1:8089/ticket/7?new=1"), ("X-Id", "n-9")])
+    spec = {"header": "location", "regex": r"^(?:https?://[^/]+)?/ticket/(\d+)"}
+    assert run(spec, resp) == ("7", None)
+    assert run({**spec, "regex": r"/ticket/(?P<n>\d+)", "group": "n"}, resp) == ("7", None)
+    assert run({"header": "Location", "regex": r"/TICKET/\d+", "ignore_case": True}, resp) == ("/ticket/7", None)
+    assert run({"header": "Location", "regex": r"/TICKET/(\d+)"}, resp) == (
+        "UNSET",
+        "v: header Location regex '/TICKET/(\\d+)' group 1 matched nothing",
+    )
+    every = {"header": "Location", "regex": r"(\d+)", "match": "all"}
+    assert run(every, resp) == (["127", "0", "0", "1", "8089", "7", "1"], None)
+    two = response(headers=[("Link", "</items/3>; rel=prev"), ("Link", "</items/5>; rel=next")])
+    assert run({"header": "link", "regex": r"/items/(\d+)>; rel=next"}, two) == ("5", None)
+    assert run({"header": "link", "regex": r"/items/(\d+)", "match": "last"}, two) == ("5", None)
+    # only the header is searched, never the body
+    assert run({"header": "Location", "regex": "(ticket)"}, response(b"ticket", headers=[("X", "y")]))[0] == "UNSET"
+    assert Extract.model_validate({"header": "Location", "regex": "(x)"}).kind == "header"  # with discard_body too
+
+
+def test_a_header_regex_is_checked_where_it_is_written():
+    with pytest.raises(ValueError, match="invalid regular expression"):
+        Extract.model_validate({"header": "Location", "regex": "(unclosed"})
+    with pytest.raises(ValueError, match="there is no group 2"):
+        Extract.model_validate({"header": "Location", "regex": "(a)", "group": 2})
+    with pytest.raises(ValueError, match=r"exactly one of.*found regex, jsonpath"):
+        Extract.model_validate({"jsonpath": "$.a", "regex": "(a)"})
+    with pytest.raises(ValueError, match=r"exactly one of.*found header, cookie"):
+        Extract.model_validate({"header": "Location", "cookie": "sid", "regex": "(a)"})
+
+
 class Jar:
     def __init__(self, **cookies: str) -> None:
         self.cookies = cookies

@@ -38,7 +38,10 @@ def test_export_replays_against_a_fresh_server(tmp_path: Path, recording: str) -
     assert result.returncode == 0, result.stderr
     text = scenario.read_text()
     assert "correlated access_token" in result.stderr and "correlated csrf_token" in result.stderr
-    assert "correlated x_request_token" in result.stderr and "correlated notes_url" in result.stderr
+    assert "correlated x_request_token" in result.stderr
+    # the new note's id only in the 201's Location: the id alone, the later URL keeps its literal structure
+    assert "correlated note_id = '41': from #4 POST /api/notes (header: Location, regex: " in result.stderr
+    assert "get: /api/notes/{{ note_id }}" in scenario.read_text()
     for noise in ("google-analytics", "example-cdn", "tracker", "static/", "Cookie", "User-Agent", ":authority"):
         assert noise not in text.split("\nname:")[1], noise  # the comments may name dropped hosts; steps never do
     assert run_lrun("validate", str(scenario)).returncode == 0

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from har_helpers import har_entry, imported, scenario_steps, write_har
 
 from runner.config import resolve
@@ -180,9 +181,10 @@ def test_a_run_time_from_the_user_replaces_the_scenarios_iteration_cap() -> None
 
 class Tickets:
     """A loopback application whose new ticket's number is only in the text of the answer ("Ticket 8 opened"):
-    nothing an importer can take it from. Tickets 1 to ``existing`` exist already; every request is logged."""
+    nothing an importer can take it from; or, with ``location`` (``absolute`` or ``relative``), only in a 303's
+    ``Location``. Tickets 1 to ``existing`` exist already; every request is logged."""
 
-    def __init__(self, existing: int) -> None:
+    def __init__(self, existing: int, location: str = "") -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.tickets = set(range(1, existing + 1))
@@ -193,15 +195,21 @@ class Tickets:
             def _serve(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 app.seen.append(f"{self.command} {self.path}")
+                moved = ""
                 if self.command == "POST":
                     number = max(app.tickets) + 1
                     app.tickets.add(number)
                     status, text = 200, page(f"Ticket <b>{number}</b> opened", "Opened")
+                    if location:
+                        status, moved = 303, ("" if location == "relative" else app.url) + f"/tickets/{number}"
                 else:
-                    number = int(self.path.rsplit("/", 1)[1])
-                    status, text = (200, page("a ticket", "Ticket")) if number in app.tickets else (404, "no")
+                    number = int(re.fullmatch(r"/tickets/(\d+)(?:/edit)?", self.path).group(1))  # type: ignore[union-attr]
+                    shown = page("<form></form>", "Edit") if self.path.endswith("/edit") else page("a ticket", "Ticket")
+                    status, text = (200, shown) if number in app.tickets else (404, "no")
                 data = text.encode()
                 self.send_response(status)
+                if moved:
+                    self.send_header("Location", moved)
                 self.send_header("Content-Type", "text/html")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -268,3 +276,98 @@ def test_a_short_id_in_a_form_field_from_a_hidden_input_or_a_warning(tmp_path: P
     )
     [warning] = result.correlations.warnings
     assert (warning.value, warning.uses) == ("9001", ["#2 POST /pay form order_id"])
+
+
+NEW = {"mimeType": "application/x-www-form-urlencoded", "text": "subject=printer"}
+
+
+def created_then_opened(location: str) -> list[dict[str, Any]]:
+    """The recording made ticket 7, whose number only the 303's ``Location`` gave, then opened and edited it."""
+    return [
+        har_entry("POST", "/tickets", 303, mime=PAGE, post=NEW, response_headers=[("Location", location)]),
+        har_entry("GET", "/tickets/7", mime=PAGE, text=page("a ticket", "Ticket")),
+        har_entry("GET", "/tickets/7/edit", mime=PAGE, text=page("<form></form>", "Edit")),
+        har_entry("GET", "/tickets/7", mime=PAGE, text=page("a ticket", "Ticket")),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("location", "regex"),
+    [
+        ("https://app.example.test/tickets/7", "^(?:https?://[^/]+)?/tickets/(\\d+)(?=[?#]|$)"),
+        ("/tickets/7", "^(?:https?://[^/]+)?/tickets/(\\d+)(?=[?#]|$)"),
+        ("tickets/7", "(?:^|/)tickets/(\\d+)(?=[?#]|$)"),  # relative to the POST's /
+    ],
+)
+def test_an_id_only_a_location_gave_is_its_id_by_a_regex_on_the_header(
+    tmp_path: Path, location: str, regex: str
+) -> None:
+    from runner.extract import compile_extractor
+    from runner.http.response import Response
+    from runner.scenario import load_scenario
+    from runner.scenario.model import Extract
+
+    result, steps = run(tmp_path, created_then_opened(location))
+    assert found(result) == {"ticket_id": ("7", {"header": "Location", "regex": regex})}
+    opened, edited = "/tickets/{{ ticket_id }}", "/tickets/{{ ticket_id }}/edit"
+    assert [s.get("get") for s in steps[1:]] == [opened, edited, opened]
+    assert steps[0]["extract"] == {"ticket_id": {"header": "Location", "regex": regex}}
+    assert result.correlations.warnings == []
+    scenario = tmp_path / "t.yaml"
+    scenario.write_text(result.yaml)
+    loaded = load_scenario(scenario)  # validates: raises on any problem
+    assert loaded.model is not None
+    # the regex takes the id alone out of what a server answers: relative or absolute, any host, with a query
+    take = compile_extractor("v", Extract.model_validate(steps[0]["extract"]["ticket_id"]))
+    for answer in ("/tickets/815", "http://127.0.0.1:8089/tickets/815", "/tickets/815?created=1"):
+        variables: dict[str, Any] = {}
+        response = Response("POST", "http://127.0.0.1/tickets", status=303, headers=[("Location", answer)])
+        assert take.extract(response, variables) is None and variables == {"v": "815"}, answer
+
+
+def test_a_long_id_or_a_query_id_from_a_location_is_named_after_what_it_is(tmp_path: Path) -> None:
+    uuid = "3f2b9c1e-8d4a-4b6f-9e2d-7c5a1b3e9f08"
+    result, steps = run(
+        tmp_path,
+        [
+            har_entry("POST", "/api/orders", 201, response_headers=[("Location", f"/api/orders/{uuid}")]),
+            har_entry("GET", f"/api/orders/{uuid}"),
+            har_entry("POST", "/pay", 302, response_headers=[("Location", "/receipt?receipt_id=4711&lang=en")]),
+            har_entry("GET", "/receipt?receipt_id=4711&lang=en", mime=PAGE, text=page("thanks")),
+        ],
+    )
+    assert found(result) == {
+        "order_id": (uuid, {"header": "Location", "regex": "^(?:https?://[^/]+)?/api/orders/([^/?&#]+)(?=[?#]|$)"}),
+        "receipt_id": (
+            "4711",
+            {"header": "Location", "regex": "^(?:https?://[^/]+)?/receipt\\?(?:[^#]*&)?receipt_id=(\\d+)(?=[&#]|$)"},
+        ),
+    }
+    assert steps[1]["get"] == "/api/orders/{{ order_id }}"
+    assert steps[3]["get"] == "/receipt" and steps[3]["query"] == {"receipt_id": "{{ receipt_id }}", "lang": "en"}
+    assert result.correlations.warnings == []
+
+
+@pytest.mark.parametrize("location", ["absolute", "relative"])
+def test_a_replay_opens_each_ticket_it_made_by_the_id_its_location_gave(tmp_path: Path, location: str) -> None:
+    """Two users, three iterations each: six new tickets (8 to 13), each opened twice and edited once by its own
+    id, as the server logged it; the recording's ticket 7 (which exists) is never opened."""
+    from conftest import run_lrun
+
+    recorded = "https://app.example.test/tickets/7" if location == "absolute" else "/tickets/7"
+    har = write_har(tmp_path / "t.har", created_then_opened(recorded))
+    scenario = tmp_path / "t.yaml"
+    assert run_lrun("import", str(har), "-o", str(scenario), "--think", "none").returncode == 0
+    with Tickets(existing=7, location=location) as app:
+        result = run_lrun(str(scenario), "-H", app.url, "-u", "2", "-i", "3", "--only-summary", timeout=180)
+        seen = list(app.seen)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 failed" in result.stdout, result.stdout
+    assert seen.count("POST /tickets") == 6 and len(seen) == 24
+    opened = sorted(int(line.split("/")[2]) for line in seen if line.startswith("GET") and "/edit" not in line)
+    edited = sorted(int(line.split("/")[2]) for line in seen if line.endswith("/edit"))
+    assert opened == sorted(list(range(8, 14)) * 2) and edited == list(range(8, 14))
+    with Tickets(existing=7, location=location) as app:  # --verify: one replay, ticket 8, opened by its id
+        verified = run_lrun("import", str(har), "--verify", "-H", app.url)
+        assert app.seen == ["POST /tickets", "GET /tickets/8", "GET /tickets/8/edit", "GET /tickets/8"]
+    assert verified.returncode == 0, verified.stderr

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from runner.importers.har import json_document
-from runner.importers.steps import Step, redirect_target, same_url
+from runner.importers.steps import Step, redirect_target, same_url, url_ids
 
 RESERVED = frozenset(
     [
@@ -334,13 +334,14 @@ class _RequestIndex:
 
 
 def _redirects(steps: list[Step], result: Correlations) -> None:
-    """A 3xx followed by its target: extract Location, go to ``{{ name }}`` (an id in the path stays fresh)."""
+    """A 3xx followed by its target, when the target varies but holds no id: extract Location, go to
+    ``{{ name }}``. A target with ids (``/ticket/7``) is ``importers.links``'s: each id by a regex on Location."""
     for i, step in enumerate(steps[:-1]):
         target, following = redirect_target(step.entry), steps[i + 1]
         if target is None or following.entry.method != "GET" or not same_url(target, following.entry.url):
             continue
         parts = urlsplit(target)
-        if not re.search(r"\d", parts.path + parts.query):
+        if not re.search(r"\d", parts.path + parts.query) or url_ids(target):
             continue  # a constant place (/login -> /home, whatever the port): keep it readable
         segments = [s for s in urlsplit(target).path.split("/") if s and not re.search(r"\d", s)]
         name = variable_name((segments[-1] if segments else "next") + "_url")
@@ -355,6 +356,16 @@ def _redirects(steps: list[Step], result: Correlations) -> None:
                 [f"#{i + 2} {following.label} url"],
             )
         )
+
+
+def _location_id(step: Step, value: str, uses: list[tuple[int, str]]) -> bool:
+    """Is ``value`` an id of the response's ``Location``, sent only in URLs?"""
+    location = step.entry.response_header("location")
+    return (
+        location is not None
+        and value in url_ids(location)
+        and all(where == "path" or where.startswith("query ") for _, where in uses)
+    )
 
 
 def _replace(value: Any, old: str, new: str) -> tuple[Any, bool]:
@@ -449,6 +460,8 @@ def correlate(steps: list[Step], min_length: int = 6) -> Correlations:
         if value in planned_text:
             continue  # a part of a longer correlated value
         i0 = index.last_before(value, j0)
+        if i0 is not None and _location_id(index.responses[i0].step, value, uses[value]):
+            continue  # importers.links takes it out of the Location, named after what it is
         sent = [f"#{j + 1} {steps[j].label} {w}" for j, w in uses[value]]
         if i0 is None:
             why = looks_dynamic(value)

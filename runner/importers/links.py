@@ -23,25 +23,16 @@ from runner.importers.correlate import (
     Uncorrelated,
     _xpath_source,
     json_leaves,
+    looks_like_token,
     variable_name,
 )
-from runner.importers.steps import Step
+from runner.importers.steps import Step, is_id
 
 LINK = re.compile(r"""\b(href|action|src)\s*=\s*(["'])([^"'<>]*)\2""", re.IGNORECASE)
 ANCHOR_TEXT = re.compile(r"\s*([^<>]{1,80}?)\s*</a>", re.IGNORECASE)
 ID_KEY = re.compile(r"(?:^|_|(?<=[a-z]))(?:id|Id|ID|pk|uuid|key|ref)$")
-UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOK_BACK = 300  # responses searched for an id before its request: a long recording stays linear
-
-
-def is_id(value: str) -> bool:
-    """A number, a UUID, or a token of letters and digits: the parts of a URL an application numbers."""
-    if not value or len(value) > 128:
-        return False
-    if value.isdigit() or UUID.fullmatch(value):
-        return True
-    return len(value) >= 8 and bool(re.fullmatch(r"[A-Za-z0-9_-]+", value)) and sum(c.isdigit() for c in value) >= 2
 
 
 @dataclass
@@ -189,6 +180,36 @@ def _from_json(page: _Page, response: Step, part: Part, hint: str) -> tuple[Sour
     return None
 
 
+def _from_location(response: Step, step: Step, part: Part) -> Source | None:
+    """The id in the response's ``Location`` (``303 Location: /ticket/7``, ``201 Location: …/notes/5``): a regex
+    on the header's value made of the recorded Location with the id as its group, any host, ids and tokens in
+    the rest varying; the later URLs keep their literal structure around ``{{ ticket_id }}``."""
+    raw = response.entry.response_header("location")
+    if not raw or not _link_gives(urljoin(response.entry.url, raw), step.entry.url, part):
+        return None
+    parts = urlsplit(raw)
+    group = r"(\d+)" if part.value.isdigit() else r"([^/?&#]+)"
+    if part.key:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if (part.key, part.value) not in pairs:
+            return None
+        tail = r"\?(?:[^#]*&)?" + re.escape(part.key) + "=" + group + "(?=[&#]|$)"
+        segments, k = parts.path.split("/"), None
+    else:
+        segments = parts.path.split("/")
+        k = part.index - (len(urlsplit(step.entry.url).path.split("/")) - len(segments))  # a relative Location
+        if k < 0 or k >= len(segments) or segments[k] != part.value:
+            return None
+        tail = "(?=[?#]|$)"
+    path = "/".join(
+        group if n == k else r"[^/?#]+" if is_id(s) or looks_like_token(s, 6) else re.escape(s)
+        for n, s in enumerate(segments)
+    )
+    # Any host (-H retargets, and a server may answer absolute or not); a relative one after any path.
+    start = r"^(?:https?://[^/]+)?" if parts.netloc or raw.startswith("/") else "(?:^|/)"
+    return Source({"header": "Location", "regex": start + path + tail})
+
+
 def _typed(steps: list[Step], upto: int) -> set[str]:
     """What the user typed before step ``upto``: form values of earlier requests (not ids)."""
     return {v for s in steps[:upto] for _, v in (s.form or []) if v and not is_id(v) and "{{" not in v}
@@ -232,6 +253,10 @@ def _sources(steps: list[Step], pages: dict[int, _Page], j: int, part: Part) -> 
     earlier = range(j - 1, max(-1, j - 1 - LOOK_BACK), -1)
     own = [i for i in earlier if _link_gives(steps[i].entry.url, steps[j].entry.url, part)]
     for i in own + [i for i in earlier if i not in own]:
+        located = _from_location(steps[i], steps[j], part)
+        if located is not None:
+            yield i, located, ""
+            continue
         if part.value not in (steps[i].entry.response_text or ""):
             continue
         page = pages.get(i) or pages.setdefault(i, _Page(steps[i]))

@@ -13,6 +13,23 @@ from runner.importers.har import Entry, json_document
 JINJA_MARKS = re.compile(r"\{[{%#]")
 ESCAPES = re.compile(r"\{[{%#]|\r")  # Jinja reads a \r in a template's text as \n: a Jinja string keeps it
 ESCAPED = {"{{": "{{ '{{' }}", "{%": "{{ '{%' }}", "{#": "{{ '{#' }}", "\r": "{{ '\\r' }}"}
+UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+
+
+def is_id(value: str) -> bool:
+    """A number, a UUID, or a token of letters and digits: the parts of a URL an application numbers."""
+    if not value or len(value) > 128:
+        return False
+    if value.isdigit() or UUID.fullmatch(value):
+        return True
+    return len(value) >= 8 and bool(re.fullmatch(r"[A-Za-z0-9_-]+", value)) and sum(c.isdigit() for c in value) >= 2
+
+
+def url_ids(url: str) -> list[str]:
+    """The ids in a URL's path segments and query values."""
+    parts = urlsplit(url)
+    pieces = parts.path.split("/") + [v for _, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return [piece for piece in pieces if is_id(piece)]
 
 
 @dataclass

@@ -136,7 +136,12 @@ class Boundary(Model):
 class Extract(Model):
     """Save a value from a response into a variable (correlation)."""
 
-    regex: Regex | None = Field(None, description="A regular expression searched in the body.")
+    regex: Regex | None = Field(
+        None,
+        description="A regular expression searched in the body; with 'header', in that header's value "
+        "(an id out of a Location).",
+        examples=[r"id=(\d+)"],
+    )
     group: int | str | None = Field(
         None,
         description="Regex group to save (number or name). Default: 1 when the regex has a group, else 0.",
@@ -148,7 +153,10 @@ class Extract(Model):
         description="An XPath into the HTML or XML body (XML when the response says so; see 'document').",
         examples=["//input[@name='session']/@value"],
     )
-    header: str | None = Field(None, description="A response header name (case-insensitive).")
+    header: str | None = Field(
+        None,
+        description="A response header name (case-insensitive): its value, or with 'regex' the part the regex finds.",
+    )
     cookie: str | None = Field(None, description="A cookie name (as set by this response, or held by the user).")
     status: bool | None = Field(None, description="true: save the response status code.")
     python: PythonName | None = Field(
@@ -159,7 +167,7 @@ class Extract(Model):
     document: Literal["auto", "html", "xml"] = Field(
         "auto", description="How xpath parses the body: by Content-Type (auto), as HTML or as XML."
     )
-    ignore_case: bool = Field(False, description="Case-insensitive regex and boundary matching.")
+    ignore_case: bool = Field(False, description="Case-insensitive regex (body or header) and boundary matching.")
     match: Literal["first", "last", "random", "all"] | Annotated[int, Field(ge=1)] = Field(
         "first",
         description="Which match to save: first, last, random, all (a list), or the Nth (1-based, like ORD=N).",
@@ -174,6 +182,8 @@ class Extract(Model):
     @model_validator(mode="after")
     def _one_kind(self) -> Extract:
         kinds = [k for k in EXTRACTOR_KINDS if getattr(self, k) not in (None, False)]
+        if self.header is not None and self.regex is not None:
+            kinds.remove("regex")  # a regex on the header's value
         if len(kinds) != 1:
             found = ", ".join(kinds) if kinds else "none"
             raise ValueError(f"an extractor needs exactly one of: {', '.join(EXTRACTOR_KINDS)} (found {found})")
@@ -190,6 +200,8 @@ class Extract(Model):
 
     @property
     def kind(self) -> str:
+        if self.header is not None:
+            return "header"  # with or without a regex on its value
         return next(k for k in EXTRACTOR_KINDS if getattr(self, k) not in (None, False))
 
     @property
