@@ -238,3 +238,17 @@ def test_the_api_runs_with_local_workers(demo_url: str, tmp_path: Path) -> None:
         "stop": [24],
         "requests": 0,
     }
+
+
+def test_runner_run_stays_the_api_function_whatever_was_imported_first() -> None:
+    """``runner.run`` is the API's function: no submodule named ``run`` may replace it once imported (the web UI's
+    modules imported ``runner.run`` the module, and ``runner.run(scenario, settings)`` became "'module' object is
+    not callable" for the rest of the process)."""
+    import importlib
+    import pkgutil
+
+    import runner
+    import runner.web.control  # noqa: F401  (imports the run's driving module)
+
+    assert "run" not in {m.name for m in pkgutil.iter_modules(runner.__path__)}
+    assert callable(runner.run) and runner.run is importlib.import_module("runner.api").run

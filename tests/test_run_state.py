@@ -20,7 +20,7 @@ import copy, dataclasses, io, json, sys
 
 import runner
 from runner.compiler import CompileOptions, compile_scenario
-from runner.run import run_local
+from runner.drive import run_local
 
 scenario = runner.load(sys.argv[1])
 settings = runner.settings(scenario, host=sys.argv[2], users=2, spawn_rate=10, iterations=3, only_summary=True)

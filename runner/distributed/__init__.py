@@ -9,6 +9,6 @@
 - ``local``     ``--processes N``: worker processes on this machine
 - ``bundle``    the scenario's files, sent to workers that have no copy
 
-The master reuses the local run's ending (``runner.run.drive``): same load shapes, thresholds, console, results
+The master reuses the local run's ending (``runner.drive.drive``): same load shapes, thresholds, console, results
 and outputs; the results gain a ``workers`` list.
 """

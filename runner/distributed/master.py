@@ -1,7 +1,7 @@
 """The master of a distributed run: it runs no users, it drives workers and merges what they measure.
 
 ``MasterRunner`` has the public surface of ``LocalRunner`` (``start``, ``start_stages``, ``set_users``,
-``stop``, ``kill_now``, ``wait``, ``user_count`` …), so ``runner.run.drive`` runs a distributed test exactly
+``stop``, ``kill_now``, ``wait``, ``user_count`` …), so ``runner.drive.drive`` runs a distributed test exactly
 like a local one: same load shape, thresholds, console, results and outputs. What differs happens here:
 
 - a ROUTER socket takes workers' hellos (checking the token and the protocol version), welcomes them, and
@@ -740,7 +740,7 @@ def run_master(
 ) -> int:
     """A distributed run: the master, and with ``--processes N`` its N local workers. Returns the exit code."""
     from runner.distributed.local import QUIT_WAIT
-    from runner.run import Live, drive, monitoring
+    from runner.drive import Live, drive, monitoring
 
     if settings.report_interval > 10:
         log.warning("--report-interval above 10s: the per-second series of the master lose the older seconds")
@@ -778,7 +778,7 @@ def cluster(
     """The bound master of ``live`` (its runner), the local workers to start (``--processes``), how many workers
     to expect and how long to wait for them."""
     from runner.distributed.local import LocalWorkers
-    from runner.run import runner_hooks
+    from runner.drive import runner_hooks
 
     local = settings.processes or 0
     token = settings.master_token

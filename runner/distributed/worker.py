@@ -638,7 +638,7 @@ def _watch_parent(worker: WorkerRunner) -> None:
 
 
 def _ran(runner: LocalRunner) -> dict[str, Any]:
-    """What a worker's users did, for its Report (``runner.run._accounting`` on the master's side)."""
+    """What a worker's users did, for its Report (``runner.drive._accounting`` on the master's side)."""
     return {
         "users_max": runner.user_count_max,
         "users_started": runner.users_started,

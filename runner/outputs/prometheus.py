@@ -41,7 +41,7 @@ def _buckets(counts: dict[int, int], total_ms: float) -> tuple[list[tuple[str, f
 
 
 class RunCollector(Collector):
-    """Reads a run's live state (``runner.run.Live``, the compiled scenario) when scraped."""
+    """Reads a run's live state (``runner.drive.Live``, the compiled scenario) when scraped."""
 
     def __init__(self, live: Any, compiled: Any, extra: Iterable[Callable[[], Iterable[Metric]]] = ()) -> None:
         self.live = live

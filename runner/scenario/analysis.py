@@ -333,7 +333,7 @@ def step_lists(scenario: Scenario) -> Iterator[tuple[DataPath, list[Any]]]:
             yield ("users", user_name, section), getattr(user, section) or []
 
 
-LOAD_HAS = "the load has "  # a run with -u / -t judges this warning again with its own user count (runner.run)
+LOAD_HAS = "the load has "  # a run with -u / -t judges this warning again with its own user count (runner.drive)
 
 
 def _rendezvous_problems(doc: Document, scenario: Scenario) -> list[Problem]:

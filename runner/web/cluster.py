@@ -17,8 +17,8 @@ from runner.config import RunSettings, load_given_by_user
 from runner.distributed.cluster import WorkerState
 from runner.distributed.local import QUIT_WAIT
 from runner.distributed.master import MasterRunner, cluster
+from runner.drive import Live, drive, runner_hooks
 from runner.engine.runner import State
-from runner.run import Live, drive, runner_hooks
 from runner.scenario import LoadedScenario
 from runner.stats import RequestStats
 

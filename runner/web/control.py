@@ -25,13 +25,13 @@ import gevent
 
 from runner.compiler import CompiledScenario, CompileOptions, compile_scenario, needs_demo
 from runner.config import RunSettings, load_given_by_user, users_limit
+from runner.drive import Live, drive, monitoring, runner_hooks, transaction_results
 from runner.engine.arrivals import ArrivalRunner
 from runner.engine.runner import LocalRunner
 from runner.engine.user import VirtualUser
 from runner.errors import LrunError
 from runner.report.model import Results
 from runner.report.results import build_results, measure
-from runner.run import Live, drive, monitoring, runner_hooks, transaction_results
 from runner.scenario import LoadedScenario
 from runner.scenario.model import check_host
 from runner.scenario.numbers import rate, whole
@@ -54,7 +54,7 @@ class FormError(LrunError):
 
 
 class Backend(Protocol):
-    """Makes the runner of one test and runs it (see ``runner.run.drive``)."""
+    """Makes the runner of one test and runs it (see ``runner.drive.drive``)."""
 
     lag: float  # seconds the statistics trail real time
     max_wait: float | None  # how long --autostart waits for ready_error() to clear

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from typing import Any
 
-from runner.run import Live
+from runner.drive import Live
 from runner.stats import RequestStats, Series, StatsEntry
 from runner.stats.histogram import percentile_key
 from runner.thresholds import evaluate, parse_rule
