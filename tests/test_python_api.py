@@ -248,7 +248,7 @@ def test_runner_run_stays_the_api_function_whatever_was_imported_first() -> None
     import pkgutil
 
     import runner
-    import runner.web.control  # noqa: F401  (imports the run's driving module)
+    import runner.web.control  # imports the run's driving module
 
     assert "run" not in {m.name for m in pkgutil.iter_modules(runner.__path__)}
     assert callable(runner.run) and runner.run is importlib.import_module("runner.api").run
