@@ -123,12 +123,7 @@ class TestRun:
         results = self.results
         if results is None:
             return
-        self.brief = {
-            "requests": results.total.requests,
-            "failures": results.total.failures,
-            "passed": results.passed,
-            "stop_reason": results.stop_reason,
-        }
+        self.brief = _brief(results)
         self.packed = zlib.compress(json.dumps(results.to_dict(), separators=(",", ":"), allow_nan=False).encode(), 6)
         self.results = None
 
@@ -138,16 +133,19 @@ class TestRun:
         return Results.model_validate(json.loads(zlib.decompress(self.packed)))
 
     def summary(self) -> dict[str, Any]:
+        """A History row: the settings asked, and what ran (from the results, or their brief once packed)."""
         results = self.results
         if results is None and self.brief:
             return {**self._settings(), **self.brief, "exit_code": self.exit_code}
+        if results is None:
+            empty = {"requests": None, "failures": None, "passed": None, "stop_reason": self.error}
+            return {**self._settings(), **empty, "exit_code": self.exit_code}
+        brief = _brief(results)
         return {
             **self._settings(),
-            "requests": results.total.requests if results else None,
-            "failures": results.total.failures if results else None,
-            "passed": results.passed if results else None,
+            **brief,
+            "stop_reason": brief["stop_reason"] or self.error,
             "exit_code": self.exit_code,
-            "stop_reason": (results.stop_reason if results else "") or self.error,
         }
 
     def _settings(self) -> dict[str, Any]:
@@ -160,6 +158,22 @@ class TestRun:
             "run_time": self.settings.run_time,
             "host": self.settings.host,
         }
+
+
+def _brief(results: Results) -> dict[str, Any]:
+    """What the History shows of a test's results: its counts and verdict, and what ran beside what was asked
+    ("5 of 10") with why the load was not as planned."""
+    asked = results.user_counts.asked if results.user_counts is not None else None
+    return {
+        "requests": results.total.requests,
+        "failures": results.total.failures,
+        "passed": results.passed,
+        "stop_reason": results.stop_reason,
+        "users_asked": asked,
+        "users_max": results.users_max,
+        "users_ran": f"{results.users_max} of {asked}" if asked is not None else str(results.users_max),
+        "load_warnings": [w.message for w in results.load_warnings or []],
+    }
 
 
 def _with_mix(cls: type[VirtualUser], value: int) -> type[VirtualUser]:

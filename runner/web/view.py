@@ -99,26 +99,13 @@ def snapshot(controller: Controller, log_tail: LogTail | None = None) -> dict[st
         "now": now,
         "state": controller.state(),
         "run": None,
-        "history": [history_row(r) for r in controller.runs],
+        "history": [r.summary() for r in controller.runs],
         "workers": controller.backend.workers(),
         "log": list(log_tail.lines)[-100:] if log_tail is not None else [],
     }
     if run is not None and run.live is not None:
         data["run"] = run_view(controller, run, now)
     return data
-
-
-def history_row(run: TestRun) -> dict[str, Any]:
-    """A History row: what ran beside what was asked ("5 of 10"), and why the load was not as planned."""
-    row = run.summary()
-    results = run.results
-    if results is not None:
-        asked = results.user_counts.asked if results.user_counts is not None else row["users"]
-        row["users_asked"] = asked
-        row["users_max"] = results.users_max
-        row["users_ran"] = f"{results.users_max} of {asked}" if asked is not None else str(results.users_max)
-        row["load_warnings"] = [w.message for w in results.load_warnings or []]
-    return row
 
 
 def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]:
