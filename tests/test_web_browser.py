@@ -50,7 +50,7 @@ def test_a_test_from_the_form_to_the_history(context: Any, tmp_path: Path) -> No
         page.fill("#start-form input[name=user_count]", "lots")
         page.click("#start-form button[type=submit]")
         error = page.locator('#start-form .error[data-for="user_count"]')
-        expect(error).to_contain_text("not a whole number", timeout=WAIT)
+        expect(error).to_contain_text("expected a whole number", timeout=WAIT)
         assert http(f"{web.url}/stats/requests").json()["state"] == "ready"
 
         page.fill("#start-form input[name=user_count]", "3")
