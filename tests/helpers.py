@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -15,6 +16,42 @@ from pathlib import Path
 from conftest import ROOT, lrun_command, run_lrun
 
 # ------------------------------------------------------------------------------------------------ runs
+
+
+def high_water_mib(pid: int) -> int:
+    """The process's peak resident memory so far (``VmHWM``), 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(found.group(1)) // 1024 if found else 0
+
+
+def run_measured(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, stdout: Path | None = None
+) -> tuple[int, str, float, int]:
+    """``lrun ARGS`` to its end (bounded at 120 s): exit code, stderr, seconds taken, peak RSS in MiB (its
+    standard output goes to ``stdout`` when given)."""
+    err = tmp_path / "stderr.txt"
+    full = {**os.environ, "NO_COLOR": "1", "PYTHONWARNINGS": "ignore", **(env or {})}
+    started = time.monotonic()
+    with open(err, "w") as stderr, open(stdout or os.devnull, "w") as out:
+        proc = subprocess.Popen([*lrun_command(), *args], stdout=out, stderr=stderr, cwd=ROOT, env=full)
+    # The peak is the process's own high-water mark (VmHWM), read while it runs: wait4's ru_maxrss would also
+    # hold this pytest process's size at the fork (Linux keeps the larger across exec), 280 MiB late in a suite.
+    peak = 0
+    while time.monotonic() - started < 120:
+        peak = max(peak, high_water_mib(proc.pid))
+        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            print(f"lrun {args[1:]}: {time.monotonic() - started:.1f} s, peak RSS {peak} MiB")
+            return proc.returncode, err.read_text(), time.monotonic() - started, peak
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise AssertionError(f"lrun did not end in 120 s: {err.read_text()[-2000:]}")
 
 
 def write(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Path:
@@ -49,6 +86,16 @@ def by_name(results: dict) -> dict[str, dict]:
 def request_counts(results: dict) -> dict[str, int]:
     """How many requests each "METHOD name" made."""
     return {f"{e['method']} {e['name']}": e["requests"] for e in results["requests"]}
+
+
+def requests_sent(results: dict) -> dict[str, int]:
+    """How many requests each "METHOD name" sent: those in the statistics and those cut off at the stop, which
+    a server may have answered (``interrupted``)."""
+    sent = request_counts(results)
+    for cut in (results.get("interrupted") or {}).get("requests") or []:
+        key = f"{cut['method']} {cut['name']}"
+        sent[key] = sent.get(key, 0) + cut["count"]
+    return sent
 
 
 def free_port() -> int:

@@ -3,9 +3,6 @@ that trickles forever, a redirect. Memory stays bounded, the run ends on time, o
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -13,8 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOT, lrun_command
+from helpers import run_measured
 
 MiB = 2**20
 
@@ -77,39 +73,6 @@ def peers() -> Iterator[list[Peer]]:
     yield made
     for peer in made:
         peer.close()
-
-
-def _high_water_mib(pid: int) -> int:
-    """The process's peak resident memory so far (``VmHWM``), 0 once it is gone."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
-    return int(found.group(1)) // 1024 if found else 0
-
-
-def run_measured(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, float, int]:
-    """``lrun ARGS`` to its end (bounded at 120 s): exit code, stderr, seconds taken, peak RSS in MiB."""
-    err = tmp_path / "stderr.txt"
-    full = {**os.environ, "NO_COLOR": "1", "PYTHONWARNINGS": "ignore", **(env or {})}
-    started = time.monotonic()
-    with open(err, "w") as stderr:
-        proc = subprocess.Popen([*lrun_command(), *args], stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT, env=full)
-    # The peak is the process's own high-water mark (VmHWM), read while it runs: wait4's ru_maxrss would also
-    # hold this pytest process's size at the fork (Linux keeps the larger across exec), 280 MiB late in a suite.
-    peak = 0
-    while time.monotonic() - started < 120:
-        peak = max(peak, _high_water_mib(proc.pid))
-        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            print(f"lrun {args[1:]}: {time.monotonic() - started:.1f} s, peak RSS {peak} MiB")
-            return proc.returncode, err.read_text(), time.monotonic() - started, peak
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    raise AssertionError(f"lrun did not end in 120 s: {err.read_text()[-2000:]}")
 
 
 def scenario(tmp_path: Path, demo_url: str, extra: str = "") -> str:
