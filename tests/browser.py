@@ -43,6 +43,7 @@ def launch(**context: Any) -> Iterator[Any]:
             ctx = browser.new_context(**context)
             ctx.set_default_timeout(30_000)
             yield ctx
+            ctx.close()  # writes the HAR of record_har_path=
         finally:
             browser.close()
 

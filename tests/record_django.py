@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import sys
 
-from playwright.sync_api import sync_playwright
-
-CHROMIUM = "/usr/bin/chromium"
+from browser import launch
 
 
 def main(url: str, har: str) -> None:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], timeout=60_000)
-        context = browser.new_context(record_har_path=har)
-        context.set_default_timeout(30_000)
+    with launch(record_har_path=har) as context:
         page = context.new_page()
         page.goto(f"{url}/admin/")
         page.fill("input[name=username]", "ada")
@@ -34,8 +29,6 @@ def main(url: str, har: str) -> None:
         print(page.url)
         page.click("#logout-form button")
         page.wait_for_selector("text=Logged out")
-        context.close()  # writes the HAR
-        browser.close()
 
 
 if __name__ == "__main__":

@@ -7,16 +7,11 @@ from __future__ import annotations
 
 import sys
 
-from playwright.sync_api import sync_playwright
-
-CHROMIUM = "/usr/bin/chromium"
+from browser import launch
 
 
 def main(url: str, har: str) -> None:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], timeout=60_000)
-        context = browser.new_context(record_har_path=har)
-        context.set_default_timeout(30_000)
+    with launch(record_har_path=har) as context:
         page = context.new_page()
         page.goto(f"{url}/newticket")
         page.fill("#field-summary", "Printer jams")
@@ -27,8 +22,6 @@ def main(url: str, har: str) -> None:
         page.click("td.summary a:text-is('Printer jams')")
         page.wait_for_url("**/ticket/*")
         print(page.url)
-        context.close()  # writes the HAR
-        browser.close()
 
 
 if __name__ == "__main__":
