@@ -482,7 +482,6 @@ class WorkerRunner:
 
     def _start_runner(self, spawn: p.Spawn) -> None:
         """The first Spawn: the runner of this worker's users (an ArrivalRunner for the open model)."""
-        from runner.engine.runner import LocalRunner
         from runner.stats import RequestStats
 
         assert self.welcome is not None
