@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import pytest
 import yaml
+from har_helpers import har_entry
 
 from conftest import run_lrun
 from runner.errors import ScenarioError
@@ -27,35 +28,16 @@ ORIGIN = "http://127.0.0.1:8000"
 
 
 def entry(method: Any = "GET", path: str = "/", status: Any = 200, text: str = "{}", **kw: Any) -> dict[str, Any]:
-    """One HAR 1.2 entry; ``headers``, ``post`` (postData), ``started`` and ``time`` optional."""
-    return {
-        "startedDateTime": kw.get("started", "2026-01-01T00:00:00.000Z"),
-        "time": kw.get("time", 5),
-        "request": {
-            "method": method,
-            "url": path if "://" in path else ORIGIN + path,
-            "httpVersion": "HTTP/1.1",
-            "headers": kw.get("headers", []),
-            "queryString": [],
-            "cookies": [],
-            "headersSize": -1,
-            "bodySize": 0,
-            **({"postData": kw["post"]} if "post" in kw else {}),
-        },
-        "response": {
-            "status": status,
-            "statusText": "",
-            "httpVersion": "HTTP/1.1",
-            "headers": [{"name": "Content-Type", "value": "application/json"}],
-            "cookies": [],
-            "content": {"size": len(text), "mimeType": "application/json", "text": text},
-            "redirectURL": "",
-            "headersSize": -1,
-            "bodySize": -1,
-        },
-        "cache": {},
-        "timings": {"send": 0, "wait": 5, "receive": 0},
-    }
+    """``har_entry``'s entry with its parts as given, hostile ones included: ``headers`` (the raw list), ``post``
+    (postData), ``started`` and ``time`` optional."""
+    made = har_entry(method, "/", status, text=text)
+    made["request"]["url"] = path if "://" in path else ORIGIN + path
+    made["request"]["headers"] = kw.get("headers", [])
+    if "post" in kw:
+        made["request"]["postData"] = kw["post"]
+    made["startedDateTime"] = kw.get("started", "2026-01-01T00:00:00.000Z")
+    made["time"] = kw.get("time", 5)
+    return made
 
 
 def har(entries: list[Any], **log: Any) -> dict[str, Any]:
