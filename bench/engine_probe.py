@@ -64,7 +64,7 @@ def main() -> int:
     parser.add_argument("--pstats", metavar="FILE", help="also save the cProfile data (snakeviz, pstats)")
     args = parser.parse_args()
 
-    from runner.compiler import CompileOptions, compile_scenario
+    from runner.compile.compiler import CompileOptions, compile_scenario
     from runner.engine.runner import LocalRunner
     from runner.engine.state import RunState
     from runner.scenario import load_scenario

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runner.monitor import ResourceMonitor
+from runner.monitor.local import ResourceMonitor
 from runner.stats import RequestStats
 
 

@@ -99,7 +99,7 @@ def run(
 
 
 def _run(loaded: LoadedScenario, settings: RunSettings, events: Events, out: TextIO, command: str) -> int:
-    from runner.compiler import CompileOptions, compile_scenario, needs_demo
+    from runner.compile.compiler import CompileOptions, compile_scenario, needs_demo
     from runner.drive import run_local
 
     model = loaded.model

@@ -547,7 +547,7 @@ def debug(
     Exit 1 when a request or checkpoint failed.
     """
     _patch_gevent()
-    from runner.compiler import CompileOptions, compile_scenario, needs_demo
+    from runner.compile.compiler import CompileOptions, compile_scenario, needs_demo
     from runner.debug import TraceRuntime, debug_users
 
     loaded = _load(scenario, data_dir)
@@ -576,7 +576,7 @@ def debug(
         classes = [c for c in compiled.user_classes if not user_names or c.type_name in user_names]
         if not all(c.host for c in classes):
             _fail(f"{scenario}: no host for some users: add host: to the scenario or pass -H URL")
-        from runner.scripting import HookEnvironment
+        from runner.compile.scripting import HookEnvironment
 
         env = HookEnvironment(loaded.name, host or loaded.model.host or "", None, {})
         script = compiled.script

@@ -21,8 +21,9 @@ from typing import Any, TextIO
 import gevent
 from gevent import GreenletExit
 
-from runner import templating
-from runner.compiler import CompiledScenario
+from runner.compile import templating
+from runner.compile.compiler import CompiledScenario
+from runner.compile.scripting import HookEnvironment, Script, request_hook
 from runner.config import RunSettings, load_given_by_user
 from runner.engine.arrivals import ArrivalRunner, RateStage
 from runner.engine.flow import StopTest
@@ -32,8 +33,8 @@ from runner.engine.state import RunState
 from runner.engine.user import VirtualUser
 from runner.errors import LrunError
 from runner.events import Events
-from runner.monitor import ResourceMonitor, ResourceRule, ResourceWatch
-from runner.monitor_remote import RemoteMonitor
+from runner.monitor.local import ResourceMonitor, ResourceRule, ResourceWatch
+from runner.monitor.remote import RemoteMonitor
 from runner.outputs import Outputs
 from runner.outputs import start as start_outputs
 from runner.redact import redact, secret_values
@@ -42,7 +43,6 @@ from runner.report.model import ABORTS, Entry, Results, StopCode, stop_code
 from runner.report.results import build_results, measure, write_json
 from runner.report.shortfalls import load_warnings
 from runner.scenario import LoadedScenario
-from runner.scripting import HookEnvironment, Script, request_hook
 from runner.stats import RequestStats, TransactionStats
 from runner.thresholds import evaluate, parse_rule
 

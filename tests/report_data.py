@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from runner.monitor import ResourceRule, ResourceWatch
+from runner.monitor.local import ResourceRule, ResourceWatch
 from runner.report.model import Results
 from runner.report.results import build_results
 from runner.stats import RequestStats

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from runner.checks import Checkpoint, compile_checks
+from runner.compile.checkpoints import Checkpoint, compile_checks
 from runner.http.response import Response
 from runner.scenario.model import Check
 

@@ -20,7 +20,7 @@ from helpers import write
 from web_process import WebLrun, http, wait_for
 
 from conftest import SCENARIOS, lrun_command, run_lrun
-from runner.compiler import CompileOptions, compile_scenario
+from runner.compile.compiler import CompileOptions, compile_scenario
 from runner.engine.dispatch import capped, spawn_order, start_order
 from runner.engine.runner import LocalRunner
 from runner.scenario import load_scenario

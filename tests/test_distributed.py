@@ -386,7 +386,7 @@ def test_the_bundle_keeps_its_files_inside_its_folder(tmp_path: Path) -> None:
 
 def test_a_worker_greenlet_asks_the_master_and_waits_for_the_reply(tmp_path: Path) -> None:
     """The request/reply path (for pools and rendezvous): a real master and worker in this process."""
-    from runner.compiler import CompileOptions, compile_scenario
+    from runner.compile.compiler import CompileOptions, compile_scenario
     from runner.distributed.master import MasterOptions, MasterRunner
     from runner.distributed.worker import RequestError, WorkerOptions, WorkerRunner
     from runner.scenario import load_scenario

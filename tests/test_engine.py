@@ -8,7 +8,7 @@ from pathlib import Path
 import gevent
 from helpers import demo_reset, demo_stats
 
-from runner.compiler import CompileOptions, compile_scenario
+from runner.compile.compiler import CompileOptions, compile_scenario
 from runner.engine.runner import LocalRunner, State
 from runner.scenario import load_scenario
 from runner.stats import RequestStats

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runner.extract import Extractor, compile_extractor
+from runner.compile.extract import Extractor, compile_extractor
 from runner.http.response import Response
 from runner.scenario.model import Extract
 

@@ -20,7 +20,8 @@ from jinja2 import nodes
 from mutants import har_mutants, mutants
 
 from conftest import ROOT, SCENARIOS, run_lrun
-from runner.compiler import CompileOptions, compile_scenario
+from runner.compile.compiler import CompileOptions, compile_scenario
+from runner.compile.templating import is_template, parse
 from runner.debug import TraceRuntime, debug_users
 from runner.engine.user import VirtualUser
 from runner.errors import ScenarioError
@@ -28,7 +29,6 @@ from runner.importers.convert import ImportOptions, import_har
 from runner.importers.har import HarError
 from runner.importers.write import WriteOptions
 from runner.scenario import load_scenario
-from runner.templating import is_template, parse
 
 FRAGMENTS = ("common.yaml", "pools.yaml")
 SOURCES = sorted(p for p in SCENARIOS.glob("*.yaml") if p.name not in FRAGMENTS)

@@ -12,7 +12,7 @@ from outputs_helpers import scrape_until, start_lrun
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ROOT
-from runner.monitor_remote import RemoteMonitor
+from runner.monitor.remote import RemoteMonitor
 
 DASHBOARD = ROOT / "examples" / "grafana-dashboard.json"
 SCENARIO = """\

@@ -16,7 +16,7 @@ import pytest
 from hostile import Connection, HostileServer, Request, answer, response
 
 from conftest import run_lrun
-from runner.extract import compile_extractor
+from runner.compile.extract import compile_extractor
 from runner.http import HttpSession, Response
 from runner.http.cookies import CookieJar, parse_set_cookie
 from runner.http.unreachable import Unreachable

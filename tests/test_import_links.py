@@ -302,7 +302,7 @@ def created_then_opened(location: str) -> list[dict[str, Any]]:
 def test_an_id_only_a_location_gave_is_its_id_by_a_regex_on_the_header(
     tmp_path: Path, location: str, regex: str
 ) -> None:
-    from runner.extract import compile_extractor
+    from runner.compile.extract import compile_extractor
     from runner.http.response import Response
     from runner.scenario import load_scenario
     from runner.scenario.model import Extract

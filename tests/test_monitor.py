@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import run_lrun
-from runner.monitor import (
+from runner.monitor.local import (
     ResourceMonitor,
     ResourceRule,
     ResourceWatch,

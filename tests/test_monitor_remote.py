@@ -18,7 +18,7 @@ from helpers import free_port
 from outputs_helpers import Receiver, get
 
 from conftest import ROOT, run_lrun
-from runner.monitor_remote import EndpointError, host_values, parse_node_exporter, parse_query_answer
+from runner.monitor.remote import EndpointError, host_values, parse_node_exporter, parse_query_answer
 
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
 PROMETHEUS = shutil.which("prometheus")

@@ -281,7 +281,7 @@ def test_the_master_hands_a_row_given_back_to_a_waiting_worker_and_takes_back_on
     once, not never); a worker giving back a row it does not hold is refused, so no row gets two holders."""
     import gevent
 
-    from runner.compiler import CompileOptions, compile_scenario
+    from runner.compile.compiler import CompileOptions, compile_scenario
     from runner.distributed import protocol as p
     from runner.distributed.master import MasterOptions, MasterRunner
     from runner.distributed.worker import WorkerOptions, WorkerRunner

@@ -9,8 +9,10 @@ from typing import Any
 import gevent
 import pytest
 
+from runner.compile.pools import Pool
 from runner.engine.flow import StopTest, StopUser
-from runner.pools import CsvData, InlineData, Pool, PoolFileError, RandomRows, SequentialRows, UniqueRows, find_csv
+from runner.engine.rows import RandomRows, SequentialRows, UniqueRows
+from runner.scenario.data import CsvData, InlineData, PoolFileError, find_csv
 from runner.scenario.model import Pool as PoolSpec
 
 
@@ -309,7 +311,7 @@ def test_the_console_says_users_stopped_and_waits() -> None:
 
 def test_remote_rows_fetch_blocks_or_single_rows_and_tell_the_owner() -> None:
     """A worker's side of a master-owned pool, against a local source standing in for the master."""
-    from runner.pools import RemoteRows
+    from runner.engine.rows import RemoteRows
 
     def owner(source: Any, asked: list[int]) -> Any:
         def fetch(n: int, wait: float) -> tuple[list[int], bool]:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from conftest import ROOT, run_lrun
-from runner.compiler import CompileOptions, compile_scenario
+from runner.compile.compiler import CompileOptions, compile_scenario
 from runner.scenario import load_scenario
 
 

@@ -7,7 +7,7 @@ import time
 import gevent
 import pytest
 
-from runner.rendezvous import Gate, RendezvousPoint
+from runner.engine.rendezvous import Gate, RendezvousPoint
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ monkey.patch_all()
 import copy, dataclasses, io, json, sys
 
 import runner
-from runner.compiler import CompileOptions, compile_scenario
+from runner.compile.compiler import CompileOptions, compile_scenario
 from runner.drive import run_local
 
 scenario = runner.load(sys.argv[1])
@@ -155,7 +155,7 @@ def test_runs_keep_pools_and_gates_in_their_state_and_never_change_the_compiled_
 
     import pytest
 
-    from runner.compiler import compile_scenario
+    from runner.compile.compiler import compile_scenario
     from runner.engine.runner import LocalRunner
     from runner.scenario import load_scenario
     from runner.stats import RequestStats

@@ -57,7 +57,7 @@ from runner.scenario import LoadedScenario
 from runner.serving import is_loopback
 
 if TYPE_CHECKING:
-    from runner.compiler import CompiledScenario
+    from runner.compile.compiler import CompiledScenario
 from runner.stats import RequestStats
 
 log = logging.getLogger("lrun")

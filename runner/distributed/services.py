@@ -20,8 +20,8 @@ from runner.engine.runner import State
 from runner.engine.state import RunState
 
 if TYPE_CHECKING:
-    from runner.compiler import CompiledScenario
-    from runner.pools import RowSource
+    from runner.compile.compiler import CompiledScenario
+    from runner.engine.rows import RowSource
 
 log = logging.getLogger("lrun")
 

@@ -36,19 +36,19 @@ import zmq.green as zmq
 from gevent.event import AsyncResult, Event
 
 import runner
-from runner import templating
+from runner.compile import templating
+from runner.compile.scripting import request_hook
 from runner.distributed import protocol as p
 from runner.distributed.security import Keys, WorkerEnv
 from runner.distributed.transport import Endpoint
 from runner.engine.arrivals import ArrivalRunner, RateStage
 from runner.engine.dispatch import capped
+from runner.engine.rows import RemoteRows
 from runner.engine.runner import LocalRunner, freeze_heap
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
 from runner.errors import LrunError, RunError
-from runner.pools import RemoteRows
 from runner.scenario.numbers import MAX_USERS_PER_PROCESS
-from runner.scripting import request_hook
 from runner.stats import TransactionStats
 
 log = logging.getLogger("lrun")
@@ -202,7 +202,7 @@ class WorkerRunner:
 
     def _setup(self, welcome: p.Welcome) -> None:
         """Load and compile the scenario as the master says (host, tags …)."""
-        from runner.compiler import CompileOptions, compile_scenario
+        from runner.compile.compiler import CompileOptions, compile_scenario
         from runner.distributed.bundle import unpack
         from runner.scenario import load_scenario
         from runner.stats import RequestStats

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from runner.rendezvous import RendezvousPoint, RendezvousSpec
+from runner.engine.rendezvous import RendezvousPoint, RendezvousSpec
 from runner.stats.checks import CheckStats
 
 if TYPE_CHECKING:
-    from runner.pools import Pool, RowSource
+    from runner.compile.pools import Pool
+    from runner.engine.rows import RowSource
 
 
 @dataclass

@@ -16,11 +16,11 @@ from typing import Any, ClassVar, Protocol
 import gevent
 from gevent import GreenletExit
 
+from runner.compile.pools import Held
 from runner.engine.calls import Client, Measure, RequestResult
 from runner.engine.flow import FlowSignal, StopIteration_, StopTest, StopUser
 from runner.engine.state import RunState
 from runner.http.session import HttpSession
-from runner.pools import Held
 from runner.stats.checks import SCRATCH
 
 Step = Callable[["VirtualUser"], int | None]  # returns None, or a jump: how many items to skip (or go back)
@@ -105,7 +105,7 @@ class VirtualUser:
     pick_iteration: ClassVar[Callable[[], Program]]
     on_stop_program: ClassVar[Program] = ()
 
-    pools: ClassVar[tuple[Any, ...]] = ()  # the data pools this user type reads (runner.pools.Pool)
+    pools: ClassVar[tuple[Any, ...]] = ()  # the data pools this user type reads (runner.compile.pools.Pool)
 
     __slots__ = (
         "_iteration_start",

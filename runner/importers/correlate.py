@@ -190,7 +190,7 @@ def script_variables(text: str, mime: str = "") -> Iterator[re.Match[str]]:
 
 
 def boundary_positions(text: str, left: str, right: str) -> list[int]:
-    """Start offsets of the values a boundary extractor finds (as ``runner.extract`` does: non-overlapping)."""
+    """Start offsets of the values a boundary extractor finds (as ``runner.compile.extract`` does: non-overlapping)."""
     found, pos = [], 0
     while (lb := text.find(left, pos)) >= 0:
         start = lb + len(left)

@@ -164,7 +164,7 @@ def verify_row(steps: list[Step], pool: Pool) -> tuple[Pool, str]:
 
 def replay(scenario: str, host: str | None, data_dir: str | None = None) -> list[Any]:
     """One user of the imported scenario through one iteration; its RequestResults in order."""
-    from runner.compiler import CompileOptions, compile_scenario, needs_demo
+    from runner.compile.compiler import CompileOptions, compile_scenario, needs_demo
     from runner.debug import TraceRuntime, debug_users
     from runner.scenario import load_scenario
 

@@ -265,7 +265,7 @@ class ResourcePeak(_Open):
 
 
 class Resources(_Open):
-    """CPU and memory of lrun, the machine and monitored processes over the run (``runner.monitor``)."""
+    """CPU and memory of lrun, the machine and monitored processes over the run (``runner.monitor.local``)."""
 
     interval_s: Number = Field(
         description="Seconds per point (1; doubles when a long run's points are merged, at most 3,600 points)."
@@ -386,7 +386,7 @@ class RemotePeak(_Open):
 
 
 class Remote(_Open):
-    """Remote monitoring (``monitor.hosts`` and ``monitor.prometheus``, ``runner.monitor_remote``)."""
+    """Remote monitoring (``monitor.hosts`` and ``monitor.prometheus``, ``runner.monitor.remote``)."""
 
     interval_s: Number = Field(description="Seconds between scrapes.")
     hosts: list[RemoteHost] = Field([], description="The hosts scraped.")

@@ -11,14 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runner import templating
+from runner.compile import templating
+from runner.compile.scripting import Script, ScriptLoadError, load_script, template_functions
 from runner.errors import Problem, ScenarioError
-from runner.pools import PoolData, PoolFileError, find_csv, load_data
 from runner.scenario.analysis import Known, analyze
+from runner.scenario.data import PoolData, PoolFileError, find_csv, load_data
 from runner.scenario.loader import Document, existing_file, load_document, read_file
 from runner.scenario.model import Scenario
 from runner.scenario.validate import validate
-from runner.scripting import Script, ScriptLoadError, load_script, template_functions
 
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")
 

@@ -1,5 +1,5 @@
 """Threshold expressions and resource limits as written in a scenario: read and checked here (validation needs
-nothing more), evaluated on results by ``runner.thresholds`` and on samples by ``runner.monitor``."""
+nothing more), evaluated on results by ``runner.thresholds`` and on samples by ``runner.monitor.local``."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def parse_expression(text: str) -> tuple[str, str, float]:
 
 CPU_METRICS = ("generator_cpu", "system_cpu", "target_cpu", "host_cpu")
 MEMORY_METRICS = ("generator_memory", "system_memory", "target_memory", "host_memory")
-NUMBER_METRICS = ("host_load", "query")  # plain numbers (remote: runner.monitor_remote)
+NUMBER_METRICS = ("host_load", "query")  # plain numbers (remote: runner.monitor.remote)
 METRICS = CPU_METRICS + MEMORY_METRICS + NUMBER_METRICS
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")

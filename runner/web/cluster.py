@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from runner.compiler import CompiledScenario, CompileOptions, compile_scenario
+from runner.compile.compiler import CompiledScenario, CompileOptions, compile_scenario
 from runner.config import RunSettings, load_given_by_user
 from runner.distributed.cluster import WorkerState
 from runner.distributed.local import QUIT_WAIT

@@ -23,7 +23,7 @@ from typing import Any, Protocol, TextIO
 
 import gevent
 
-from runner.compiler import CompiledScenario, CompileOptions, compile_scenario, needs_demo
+from runner.compile.compiler import CompiledScenario, CompileOptions, compile_scenario, needs_demo
 from runner.config import RunSettings, load_given_by_user, users_limit
 from runner.drive import Live, drive, monitoring, runner_hooks, transaction_results
 from runner.engine.arrivals import ArrivalRunner

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import gevent
 from gevent.event import Event
 
-from runner.compiler import needs_demo
+from runner.compile.compiler import needs_demo
 from runner.config import RunSettings
 from runner.errors import LrunError
 from runner.scenario import LoadedScenario

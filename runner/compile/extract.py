@@ -2,7 +2,7 @@
 
 Everything expensive (regex, JSONPath and XPath compilation, boundary preparation) happens once in
 ``compile_extractor``; ``Extractor.extract`` only searches. The JSONPath and XPath finders are shared with
-the checkpoints (``runner.checks``).
+the checkpoints (``runner.compile.checkpoints``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any, Protocol
 
 from lxml import etree
 
+from runner.compile.jsonpath import compile_jsonpath
+from runner.compile.scripting import Script, describe
 from runner.http.cookies import parse_set_cookie
 from runner.http.response import Response
-from runner.jsonpath import compile_jsonpath
 from runner.scenario.model import Extract
-from runner.scripting import Script, describe
 
 __all__ = [
     "CookieGetter",

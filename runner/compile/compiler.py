@@ -18,14 +18,15 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from runner import templating
-from runner.checks import compile_checks
+from runner.compile import templating
+from runner.compile.checkpoints import compile_checks
+from runner.compile.extract import compile_extractor
+from runner.compile.pools import Pool
+from runner.compile.scripting import Script, ScriptError, describe, template_functions
 from runner.engine.flow import ON_FAIL, FlowSignal, StopUser
+from runner.engine.rendezvous import RendezvousPoint, RendezvousSpec
 from runner.engine.state import RunState
 from runner.engine.user import HttpSettings, Program, RequestResult, Step, Think, VirtualUser
-from runner.extract import compile_extractor
-from runner.pools import Pool
-from runner.rendezvous import RendezvousPoint, RendezvousSpec
 from runner.scenario import LoadedScenario
 from runner.scenario.analysis import templates_in, used_names
 from runner.scenario.model import (
@@ -44,7 +45,6 @@ from runner.scenario.model import (
     TransactionStep,
     User,
 )
-from runner.scripting import Script, ScriptError, describe, template_functions
 from runner.stats.checks import CheckKey, CheckStats
 
 Render = Callable[[Mapping[str, Any]], Any]
