@@ -108,7 +108,7 @@ def test_reference_pages_are_the_codes() -> None:
 def _shape(line: str) -> str:
     """A line with what changes from run to run (numbers, ids, ports) made generic."""
     line = re.sub(r"[0-9a-f]{16,}", "H", line)
-    return re.sub(r"\d+(\.\d+)?", "N", line).strip()
+    return " ".join(re.sub(r"\d+(\.\d+)?", "N", line).split())
 
 
 OUTPUT = re.compile(r"<!-- test: output -->\n```\n\$ (?P<cmd>[^\n]+)\n(?P<out>.*?)^```", re.S | re.M)
