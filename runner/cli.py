@@ -518,6 +518,30 @@ def _run_labels(paths: tuple[str, ...]) -> list[str]:
 
 
 @cli.command()
+@click.argument("directory", type=click.Path(file_okay=False), default=".")
+@click.option("--force", is_flag=True, help="Overwrite files that are already there.")
+def init(directory: str, force: bool) -> None:
+    """Write a starter scenario, its data file, the schema for editors and a CI workflow into DIRECTORY.
+
+    The scenario runs as it is against the built-in demo shop; point its host at your system.
+    """
+    from runner import starter
+
+    target = Path(directory)
+    clash = starter.existing(target)
+    if clash and not force:
+        _fail(f"lrun init: {', '.join(str(p) for p in clash)} already exist; --force overwrites them")
+    try:
+        written = starter.write(target)
+    except OSError as exc:
+        _fail(f"lrun init: cannot write into {target}: {exc.strerror or exc}")
+    for path in written:
+        click.echo(f"wrote {path}")
+    scenario = target / "scenario.yaml"
+    click.echo(f"next: lrun validate {scenario} && lrun debug {scenario} && lrun {scenario}")
+
+
+@cli.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to a file.")
 @click.option("--results", is_flag=True, help="The schema of the results file (--json) instead.")
 def schema(output: str | None, results: bool) -> None:

@@ -77,6 +77,33 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "sha256": lambda v: hashlib.sha256(str(v).encode()).hexdigest(),
 }
 
+# What each function and filter is, for the reference (docs/reference/templates.md is generated from it).
+DESCRIPTIONS: dict[str, tuple[str, str]] = {
+    "uuid": ("uuid()", "A random UUID (version 4), as text."),
+    "random_int": ("random_int(low, high)", "A random integer from low to high, both included."),
+    "random_float": ("random_float(low, high)", "A random number between low and high."),
+    "random_string": ("random_string(length=8, chars=letters+digits)", "Random text of that length."),
+    "random_choice": ("random_choice(list)", "One item of the list, at random."),
+    "now": ("now(format=None)", "The time in UTC: ISO 8601 with milliseconds, or `strftime` with a format."),
+    "timestamp": ("timestamp()", "Seconds since the epoch, an integer."),
+    "timestamp_ms": ("timestamp_ms()", "Milliseconds since the epoch, an integer."),
+    "env": (
+        "env(name, default='')",
+        "An environment variable of the process running the user (on a worker: "
+        "the worker's, when the master allows it).",
+    ),
+    "b64encode": ("value | b64encode", "Base64 of the value (text is encoded as UTF-8)."),
+    "b64decode": ("value | b64decode", "The text a Base64 value encodes."),
+    "md5": ("value | md5", "The MD5 hex digest of the value's text."),
+    "sha256": ("value | sha256", "The SHA-256 hex digest of the value's text."),
+}
+
+
+def describe(name: str) -> tuple[str, str]:
+    """A function's or filter's signature and meaning, for the reference."""
+    return DESCRIPTIONS[name]
+
+
 # Variables every virtual user has without declaring them.
 RUNTIME_VARIABLES = frozenset({"user_id", "user_type", "iteration", "host"})
 BUILTIN_NAMES = frozenset(GLOBALS) | RUNTIME_VARIABLES | {"range", "dict", "lipsum", "cycler", "joiner", "namespace"}
