@@ -325,3 +325,23 @@ def start(live: Any, thresholds: list[Any]) -> Slo | None:
         stop=lambda reason: live.runner.stop(reason),
         notify=lambda text: live.outputs.notify(text),
     )
+
+
+def window_row(state: dict[str, Any], abort: bool) -> dict[str, Any]:
+    """A window's live state (``Slo.live``) as a line of the web UI's thresholds table."""
+    shown = state["shown"]
+    if state["state"] == "breached":
+        detail = f"breached since {_clock(state['since'])}: now {shown}"
+    elif state["aborted"]:
+        detail = f"aborted the run: {shown}"
+    else:
+        breaches = len(state["breaches"])
+        detail = f"now {shown}" + (f" ({breaches} breach{'es' if breaches != 1 else ''} so far)" if breaches else "")
+    return {
+        "expression": state["expression"],
+        "request": state["request"],
+        "actual": state["value"],
+        "passed": state["state"] != "breached" and not state["aborted"],
+        "detail": detail,
+        "abort": abort,
+    }

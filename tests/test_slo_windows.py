@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers import FAST, Cluster, free_port, run_json, write
+from web_process import WebLrun, http, wait_for
 
 from conftest import run_lrun
 
@@ -219,11 +220,32 @@ def test_bad_windows_are_one_line_with_a_position(tmp_path: Path, threshold: str
 
 def test_lrun_report_reads_the_windows_back(tmp_path: Path, short_spike: Spiky) -> None:
     """``lrun report`` re-renders the bands and the JUnit case from the results file (the typed model)."""
-    path = scenario(tmp_path, short_spike.url, '  - "p95 < 200ms over 2s"\n')
-    _, results = run_json(tmp_path, str(path), "-u", "2", "-r", "10", "-t", "10s")
+    path = scenario(tmp_path, short_spike.url, '  - {expect: "p95 < 200ms over 2s", delay: 1s}\n')
+    _, results = run_json(tmp_path, str(path), "-u", "2", "-r", "10", "-t", "12s")
     assert results["windows"][0]["judged"] > 0 and results["windows"][0]["breaches"]
     html, junit = tmp_path / "again.html", tmp_path / "again.xml"
     again = run_lrun("report", str(tmp_path / "results.json"), "-o", str(html), "--junit", str(junit))
     assert again.returncode == 0, again.stderr
     assert 'class="slo-band"' in html.read_text()
     assert "p95 &lt; 200ms over 2s" in junit.read_text()
+
+
+def test_the_web_ui_shows_each_window_live(tmp_path: Path, long_spike: Spiky) -> None:
+    """--web: the snapshot has each window's state (ok, then breached since when), the thresholds table says it,
+    and the page draws the breaches as bands on its charts."""
+    path = scenario(tmp_path, long_spike.url, '  - {expect: "p95 < 200ms over 3s", delay: 1s}\n')
+    with WebLrun(str(path), "--autostart", "-u", "3", "-r", "10", "-t", "40s") as web:
+
+        def windows() -> list[dict]:
+            run = http(f"{web.url}/api/state").json()["snapshot"]["run"]
+            return run["windows"] if run else []
+
+        ok = wait_for(lambda: [w for w in windows() if w["state"] == "ok"], timeout=30, what="a window judged ok")
+        assert ok[0]["expression"] == "p95 < 200ms over 3s" and ok[0]["value"] < 200
+        breached = wait_for(lambda: [w for w in windows() if w["state"] == "breached"], timeout=40, what="a breach")
+        assert long_spike.slow_began is not None
+        assert long_spike.slow_began - 1 <= breached[0]["since"] <= long_spike.slow_began + 3 + 3
+        run = http(f"{web.url}/api/state").json()["snapshot"]["run"]
+        (row,) = run["thresholds"]
+        assert row["passed"] is False and row["detail"].startswith("breached since")
+        assert "sloBands" in http(f"{web.url}/static/app.js").text

@@ -52,6 +52,7 @@ from runner.report.model import (
     TargetFigures,
     Worker,
 )
+from runner.report.windows import slo_bands
 
 TEMPLATE = "report.html.j2"
 PER_REQUEST_LINES = 8  # at most this many request names get their own line in the per-request chart
@@ -104,13 +105,14 @@ def _chart(
     unit: str = "",
     x_origin: float = 0.0,
     y_max: float | None = None,
+    bands: Sequence[tuple[float, float, str]] = (),
 ) -> Chart:
     with_data = [line for line in lines if any(y is not None for _, y in line.points)]
     lines = with_data or lines[:1]  # a line that never had a value (a target never found) is left out
     return {
         "id": chart_id,
         "title": title,
-        "svg": Markup(charts.line_chart(chart_id, lines, unit=unit, x_origin=x_origin, y_max=y_max)),
+        "svg": Markup(charts.line_chart(chart_id, lines, unit=unit, x_origin=x_origin, y_max=y_max, bands=bands)),
         "legend": Markup(charts.legend(lines)) if len(lines) > 1 or (lines and lines[0].label) else "",
         "note": note,
     }
@@ -118,6 +120,7 @@ def _chart(
 
 def _run_charts(results: Results, origin: float) -> list[Chart]:
     series = results.series
+    bands = slo_bands(results)
     found = [
         _chart(
             "chart-throughput",
@@ -128,6 +131,7 @@ def _run_charts(results: Results, origin: float) -> list[Chart]:
             ],
             unit="/s",
             x_origin=origin,
+            bands=bands,
         ),
         _chart(
             "chart-response-times",
@@ -140,6 +144,7 @@ def _run_charts(results: Results, origin: float) -> list[Chart]:
             ],
             unit="ms",
             x_origin=origin,
+            bands=bands,
         ),
     ]
     with_series = [e for e in results.requests if e.series]

@@ -76,3 +76,9 @@ def window_text(expect: str, over: float, for_windows: int) -> str:
 def windows_read_requests(thresholds: list[Any]) -> bool:
     """A window threshold reads one request's seconds (a master then asks its workers for each entry's)."""
     return any(t.over is not None and t.request is not None for t in thresholds)
+
+
+def rule_text(expression: str) -> str:
+    """The METRIC OPERATOR LIMIT of a threshold as the results say it (``p95 < 300ms over 10s for 3`` → ``p95 <
+    300ms``)."""
+    return split_over(expression)[0]

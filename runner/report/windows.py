@@ -1,0 +1,36 @@
+"""What the reports say of live SLO windows (``Results.windows``): the bands on the charts where a window was
+breached, for the HTML report and the web UI."""
+
+from __future__ import annotations
+
+from runner.report.formats import epoch_of, fmt_time
+from runner.report.model import Results, WindowBreach, WindowVerdict
+
+
+def breach_title(window: WindowVerdict, breach: WindowBreach) -> str:
+    """``p95 < 300ms over 10s [GET /]: failing 14:02:05–14:02:21, worst 812.0 ms`` (the worst in the metric's unit)."""
+    scope = f" [{window.request}]" if window.request else ""
+    until = fmt_time(breach.end).split(" ")[1] if breach.end is not None else "the end"
+    counted = "" if breach.counted else f" (shorter than {window.for_windows} windows: not counted)"
+    return (
+        f"{window.expression}{scope}: failing {fmt_time(breach.start).split(' ')[1]}–{until}, "
+        f"worst {_show(window, breach.worst)}{counted}"
+    )
+
+
+def _show(window: WindowVerdict, value: float) -> str:
+    if window.metric in ("errors", "error_rate"):
+        return f"{value * 100:.2f}%"
+    if window.metric in ("requests", "failures", "rps", "failures_per_s"):
+        return f"{value:.1f}"
+    return f"{value:.1f} ms"
+
+
+def slo_bands(results: Results) -> list[tuple[float, float, str]]:
+    """(from, to, title) in epoch seconds of every breach; one still open at the end runs to the end."""
+    end = epoch_of(results.end) or 0.0
+    return [
+        (float(b.start), float(b.end if b.end is not None else end), breach_title(w, b))
+        for w in results.windows or []
+        for b in w.breaches
+    ]
