@@ -22,11 +22,13 @@ from typing import Any
 from runner.report.formats import fmt_time
 from runner.scenario.windows import window_text
 from runner.stats import RequestStats
+from runner.stats.entry import RING_SLACK, WINDOW
 from runner.stats.period import Period
 from runner.stats.windows import SecondRing, window_value
 from runner.thresholds import Rule, parse_rule
 
 log = logging.getLogger("lrun")
+CATCH_UP = WINDOW + RING_SLACK  # seconds back a statistics entry keeps each second's requests
 
 
 @dataclass
@@ -90,7 +92,8 @@ class Window:
 
     def detail(self) -> str:
         if not self.judged:
-            return f"no window judged (no request ended after the delay of {self.delay:g}s)"
+            what = f"no request named {self.request!r}" if self.request else "no request"
+            return f"no window judged ({what} ended after the delay of {self.delay:g}s)"
         shown = self.rule.show(self.worst)
         when = fmt_time(self.worst_at).split(" ")[1] if self.worst_at else ""
         counted = [b for b in self.breaches if b.counted]
@@ -156,7 +159,7 @@ class Slo:
         """Read the seconds completed since the last tick and judge each window that ends with one of them."""
         end = int(self.clock() - self.lag)  # seconds before this are complete (a master's: every worker's)
         first = self.next_second if self.next_second is not None else int(self.started())
-        for second in range(max(first, end - max(r.size for r in self.rings.values())), end):
+        for second in range(max(first, end - CATCH_UP), end):  # after a stall: every second the entries still hold
             self._read(second)
             self._judge(second + 1)
         self.next_second = max(first, end)

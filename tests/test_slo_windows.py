@@ -154,6 +154,7 @@ def test_for_3_rides_out_a_one_window_spike(tmp_path: Path, short_spike: Spiky) 
     whole_run = [v for v in results["thresholds"] if v["expression"] == "p95 < 200ms"]
     assert whole_run[0]["passed"] is True
     assert "SLO window p95 < 200ms over 6s for 3 recovered" in result.stderr
+    assert "(shorter than 3 windows in a row: not counted)" in result.stdout
     assert 'class="slo-band"' in html.read_text()
 
 
@@ -204,7 +205,7 @@ thresholds:
         ('{expect: "p95 < 1s", over: 10s, for: 0}', 42, "a window must fail at least once to count"),
         ('"p95 < 1s over 10x"', 5, "'10x' is not a duration"),
         ('{expect: "p95 < 1s", for: 3}', 31, "'for' counts windows in a row: add a window"),
-        ('{expect: "p95 < 1s", over: 10 parsecs}', 5, "is not a duration"),
+        ('{expect: "p95 < 1s", over: 10 parsecs}', 32, "'over': '10 parsecs' is not a duration"),
     ],
 )
 def test_bad_windows_are_one_line_with_a_position(tmp_path: Path, threshold: str, column: int, message: str) -> None:

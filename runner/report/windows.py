@@ -7,15 +7,21 @@ from runner.report.formats import epoch_of, fmt_time
 from runner.report.model import Results, WindowBreach, WindowVerdict
 
 
+def breach_text(window: WindowVerdict, breach: WindowBreach) -> str:
+    """``failing 14:02:05–14:02:21 UTC, worst 812.0 ms`` (the worst in the metric's unit)."""
+    until = _clock(breach.end) if breach.end is not None else "the end"
+    counted = "" if breach.counted else f" (shorter than {window.for_windows} windows in a row: not counted)"
+    return f"failing {_clock(breach.start)}–{until} UTC, worst {_show(window, breach.worst)}{counted}"
+
+
 def breach_title(window: WindowVerdict, breach: WindowBreach) -> str:
-    """``p95 < 300ms over 10s [GET /]: failing 14:02:05–14:02:21, worst 812.0 ms`` (the worst in the metric's unit)."""
+    """``p95 < 300ms over 10s [GET /]: failing …``: a band's tooltip."""
     scope = f" [{window.request}]" if window.request else ""
-    until = fmt_time(breach.end).split(" ")[1] if breach.end is not None else "the end"
-    counted = "" if breach.counted else f" (shorter than {window.for_windows} windows: not counted)"
-    return (
-        f"{window.expression}{scope}: failing {fmt_time(breach.start).split(' ')[1]}–{until}, "
-        f"worst {_show(window, breach.worst)}{counted}"
-    )
+    return f"{window.expression}{scope}: {breach_text(window, breach)}"
+
+
+def _clock(epoch: float) -> str:
+    return fmt_time(epoch).split(" ")[1]
 
 
 def _show(window: WindowVerdict, value: float) -> str:
@@ -34,3 +40,20 @@ def slo_bands(results: Results) -> list[tuple[float, float, str]]:
         for w in results.windows or []
         for b in w.breaches
     ]
+
+
+MAX_LINES = 10  # breaches listed per window on the console; the results have them all
+
+
+def breach_lines(results: Results) -> list[str]:
+    """The console's lines under the thresholds: each SLO window's breaches, when it had some."""
+    lines = []
+    for window in results.windows or []:
+        if not window.breaches:
+            continue
+        lines.append(f"  SLO window {window.expression}{f' [{window.request}]' if window.request else ''}:")
+        for breach in window.breaches[:MAX_LINES]:
+            lines.append("    " + breach_text(window, breach))
+        if len(window.breaches) > MAX_LINES:
+            lines.append(f"    … {len(window.breaches) - MAX_LINES} more in the results")
+    return lines
