@@ -99,13 +99,13 @@ class Window:
         counted = [b for b in self.breaches if b.counted]
         if not self.breaches:
             return f"{self.judged} windows judged, worst {shown} (window ending {when})"
-        said = f"breached {len(self.breaches)} time{'s' if len(self.breaches) != 1 else ''}"
+        said = f"breached {len(self.breaches)} time{'s' if len(self.breaches) != 1 else ''} in {self.judged} windows"
         if not counted:
-            said += f", never for {self.for_windows} windows in a row"
+            said += f" (never for {self.for_windows} in a row)"
         elif len(counted) != len(self.breaches):
-            said += f" ({len(counted)} of them for {self.for_windows} windows in a row)"
+            said += f" ({len(counted)} of them for {self.for_windows} in a row)"
         aborted = "; aborted the run" if self.aborted else ""
-        return f"{said} in {self.judged} windows, worst {shown} (window ending {when}){aborted}"
+        return f"{said}, worst {shown} (window ending {when}){aborted}"
 
 
 class Slo:

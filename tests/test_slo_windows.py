@@ -250,3 +250,14 @@ def test_the_web_ui_shows_each_window_live(tmp_path: Path, long_spike: Spiky) ->
         (row,) = run["thresholds"]
         assert row["passed"] is False and row["detail"].startswith("breached since")
         assert "sloBands" in http(f"{web.url}/static/app.js").text
+
+
+def test_the_guide_s_examples_validate(tmp_path: Path) -> None:
+    """Every YAML example of docs/guide/slo-windows.md passes ``lrun validate``."""
+    guide = (Path(__file__).parent.parent / "docs" / "guide" / "slo-windows.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in guide.split("```yaml\n")[1:]]
+    assert blocks
+    for index, block in enumerate(blocks):
+        path = write(tmp_path, block, f"example{index}.yaml")
+        result = run_lrun("validate", str(path))
+        assert result.returncode == 0, result.stdout + result.stderr
