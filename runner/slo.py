@@ -331,7 +331,8 @@ def start(live: Any, thresholds: list[Any]) -> Slo | None:
 
 
 def window_row(state: dict[str, Any], abort: bool) -> dict[str, Any]:
-    """A window's live state (``Slo.live``) as a line of the web UI's thresholds table."""
+    """A window's live state (``Slo.live``) as a line of the web UI's thresholds table: failing while breached,
+    and for good once a breach counted (the run's verdict); the detail says the window now."""
     shown = state["shown"]
     if state["state"] == "breached":
         detail = f"breached since {_clock(state['since'])}: now {shown}"
@@ -344,7 +345,7 @@ def window_row(state: dict[str, Any], abort: bool) -> dict[str, Any]:
         "expression": state["expression"],
         "request": state["request"],
         "actual": state["value"],
-        "passed": state["state"] != "breached" and not state["aborted"],
+        "passed": state["state"] != "breached" and not any(b["counted"] for b in state["breaches"]),
         "detail": detail,
         "abort": abort,
     }
