@@ -261,3 +261,19 @@ def test_the_guide_s_examples_validate(tmp_path: Path) -> None:
         path = write(tmp_path, block, f"example{index}.yaml")
         result = run_lrun("validate", str(path))
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_processes_2_ride_out_a_one_window_spike_with_for_3(tmp_path: Path, short_spike: Spiky) -> None:
+    """The master's merged windows see the 2 s spike (a breach, the server's times) and do not count it."""
+    thresholds = '  - {expect: "p95 < 200ms over 6s", for: 3, abort: true, delay: 1s}\n'
+    path = scenario(tmp_path, short_spike.url, thresholds)
+    result, results = run_json(tmp_path, str(path), "-u", "4", "-r", "10", "-t", "18s", "--processes", "2", *FAST)
+    assert short_spike.slow_began is not None and short_spike.slow_ended is not None
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    verdict = window(results)
+    assert verdict["passed"] is True and verdict["aborted"] is False
+    (breach,) = verdict["breaches"]
+    assert breach["counted"] is False
+    assert short_spike.slow_began - 1 <= breach["start"] <= short_spike.slow_began + 6 + 1.5 + 2
+    assert breach["end"] is not None and breach["end"] >= short_spike.slow_ended - 1
+    assert sum(w["requests"] for w in results["workers"]) == results["total"]["requests"]
