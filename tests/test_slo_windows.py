@@ -155,7 +155,9 @@ def test_for_3_rides_out_a_one_window_spike(tmp_path: Path, short_spike: Spiky) 
     assert whole_run[0]["passed"] is True
     assert "SLO window p95 < 200ms over 6s for 3 recovered" in result.stderr
     assert "(shorter than 3 windows in a row: not counted)" in result.stdout
-    assert 'class="slo-band"' in html.read_text()
+    page = html.read_text()
+    assert page.count('class="slo-band"') == 2  # on the throughput and the response-time charts
+    assert "worst window" in page and "(never for 3 in a row)" in page
 
 
 def test_processes_2_judge_the_merged_window(tmp_path: Path, long_spike: Spiky) -> None:

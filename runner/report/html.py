@@ -53,6 +53,7 @@ from runner.report.model import (
     Worker,
 )
 from runner.report.windows import slo_bands
+from runner.scenario.windows import split_over
 
 TEMPLATE = "report.html.j2"
 PER_REQUEST_LINES = 8  # at most this many request names get their own line in the per-request chart
@@ -280,14 +281,15 @@ def _threshold_rows(results: Results) -> list[dict[str, str]]:
     rows = []
     for verdict in results.thresholds:
         measured, limit = threshold_figures(verdict)
+        window = bool(split_over(verdict.expression)[1])  # a live SLO window: its worst window, its breaches
         rows.append(
             {
                 "what": verdict.expression,
                 "scope": verdict.request or "all requests",
-                "measured": measured,
+                "measured": f"worst window {measured}" if window and verdict.actual is not None else measured,
                 "limit": limit,
                 "state": "pass" if verdict.passed else "fail",
-                "note": "aborts the run" if verdict.abort else "",
+                "note": verdict.detail if window else "aborts the run" if verdict.abort else "",
             }
         )
     for rv in results.resource_thresholds or []:
