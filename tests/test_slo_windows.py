@@ -100,6 +100,13 @@ def window(results: dict) -> dict:
     return only
 
 
+def spike_breaches(verdict: dict, server: Spiky, over: int, lag: float = 0.0) -> list[dict]:
+    """The breaches that opened while the server was slow or a window after (the machine is shared: a stall of
+    its own may breach a window too, at another time)."""
+    assert server.slow_began is not None
+    return [b for b in verdict["breaches"] if server.slow_began - 1 <= b["start"] <= server.slow_began + over + lag + 2]
+
+
 def assert_aborted_on_time(results: dict, server: Spiky, over: int, delay: float, lag: float = 0.0) -> None:
     """The window aborted the run after the server slowed, within its window + delay (+ a master's lag)."""
     assert server.slow_began is not None
@@ -119,23 +126,23 @@ def assert_aborted_on_time(results: dict, server: Spiky, over: int, delay: float
 
 
 def test_a_window_aborts_soon_after_the_target_slows(tmp_path: Path, long_spike: Spiky) -> None:
-    path = scenario(tmp_path, long_spike.url, '  - {expect: "p95 < 200ms over 4s", abort: true, delay: 2s}\n')
+    path = scenario(tmp_path, long_spike.url, '  - {expect: "p95 < 300ms over 4s", abort: true, delay: 2s}\n')
     started = time.time()
     junit = tmp_path / "j.xml"
     result, results = run_json(tmp_path, str(path), "-u", "3", "-r", "10", "-t", "60s", "--junit", str(junit))
     assert result.returncode == 1, result.stderr
     assert time.time() - started < 40  # long before its 60 s
     assert_aborted_on_time(results, long_spike, over=4, delay=2)
-    assert "SLO window p95 < 200ms over 4s breached" in result.stderr
+    assert "SLO window p95 < 300ms over 4s breached" in result.stderr
     text = junit.read_text()
-    assert "p95 &lt; 200ms over 4s" in text and "ThresholdFailed" in text
+    assert "p95 &lt; 300ms over 4s" in text and "ThresholdFailed" in text
     assert "breached 1 time" in result.stdout
 
 
 def test_for_3_rides_out_a_one_window_spike(tmp_path: Path, short_spike: Spiky) -> None:
     """A 2 s spike under a 6 s window fails windows for about 8 s, not the 12 s that 3 windows in a row need: no
     abort, the breach is in the results (not counted), and the run (16 s) passes; so does its whole-run p95."""
-    thresholds = '  - {expect: "p95 < 200ms over 6s", for: 3, abort: true, delay: 1s}\n  - "p95 < 200ms"\n'
+    thresholds = '  - {expect: "p95 < 300ms over 6s", for: 3, abort: true, delay: 1s}\n  - "p95 < 300ms"\n'
     path = scenario(tmp_path, short_spike.url, thresholds)
     html = tmp_path / "report.html"
     result, results = run_json(tmp_path, str(path), "-u", "3", "-r", "10", "-t", "16s", "--html", str(html))
@@ -144,16 +151,15 @@ def test_for_3_rides_out_a_one_window_spike(tmp_path: Path, short_spike: Spiky) 
     assert results["stop_code"] == "run_time"
     verdict = window(results)
     assert verdict["passed"] is True and verdict["aborted"] is False
-    (breach,) = verdict["breaches"]
-    assert breach["counted"] is False
-    assert short_spike.slow_began - 1 <= breach["start"] <= short_spike.slow_began + 6 + 2
+    (breach,) = spike_breaches(verdict, short_spike, over=6)
+    assert not any(b["counted"] for b in verdict["breaches"])
     assert breach["end"] is not None
     # the last failing window still held slow answers; the first passing one ended a window after them at most
     assert short_spike.slow_ended - 1 <= breach["end"] <= short_spike.slow_ended + 6 + 2
     assert breach["end"] - breach["start"] < 2 * 6
-    whole_run = [v for v in results["thresholds"] if v["expression"] == "p95 < 200ms"]
+    whole_run = [v for v in results["thresholds"] if v["expression"] == "p95 < 300ms"]
     assert whole_run[0]["passed"] is True
-    assert "SLO window p95 < 200ms over 6s for 3 recovered" in result.stderr
+    assert "SLO window p95 < 300ms over 6s for 3 recovered" in result.stderr
     assert "(shorter than 3 windows in a row: not counted)" in result.stdout
     page = html.read_text()
     assert page.count('class="slo-band"') == 2  # on the throughput and the response-time charts
@@ -162,7 +168,7 @@ def test_for_3_rides_out_a_one_window_spike(tmp_path: Path, short_spike: Spiky) 
 
 def test_processes_2_judge_the_merged_window(tmp_path: Path, long_spike: Spiky) -> None:
     """With --processes 2 the parent (the master) judges every worker's requests: a per-request window."""
-    thresholds = '  - {expect: "p95 < 200ms over 4s", request: /api, abort: true, delay: 2s}\n'
+    thresholds = '  - {expect: "p95 < 300ms over 4s", request: /api, abort: true, delay: 2s}\n'
     path = scenario(tmp_path, long_spike.url, thresholds)
     result, results = run_json(
         tmp_path, str(path), "-u", "4", "-r", "10", "-t", "60s", "--processes", "2", *FAST, timeout=120
@@ -173,7 +179,7 @@ def test_processes_2_judge_the_merged_window(tmp_path: Path, long_spike: Spiky) 
 
 
 def test_a_master_with_two_workers_aborts_on_a_window(tmp_path: Path, long_spike: Spiky, cluster: Cluster) -> None:
-    path = scenario(tmp_path, long_spike.url, '  - {expect: "p95 < 200ms over 4s", abort: true, delay: 2s}\n')
+    path = scenario(tmp_path, long_spike.url, '  - {expect: "p95 < 300ms over 4s", abort: true, delay: 2s}\n')
     port = free_port()
     master = cluster.master(path, port, "-u", "4", "-r", "10", "-t", "60s", "--expect-workers", "2")
     cluster.worker(port, name="w1")
@@ -223,20 +229,20 @@ def test_bad_windows_are_one_line_with_a_position(tmp_path: Path, threshold: str
 
 def test_lrun_report_reads_the_windows_back(tmp_path: Path, short_spike: Spiky) -> None:
     """``lrun report`` re-renders the bands and the JUnit case from the results file (the typed model)."""
-    path = scenario(tmp_path, short_spike.url, '  - {expect: "p95 < 200ms over 2s", delay: 1s}\n')
+    path = scenario(tmp_path, short_spike.url, '  - {expect: "p95 < 300ms over 2s", delay: 1s}\n')
     _, results = run_json(tmp_path, str(path), "-u", "2", "-r", "10", "-t", "12s")
     assert results["windows"][0]["judged"] > 0 and results["windows"][0]["breaches"]
     html, junit = tmp_path / "again.html", tmp_path / "again.xml"
     again = run_lrun("report", str(tmp_path / "results.json"), "-o", str(html), "--junit", str(junit))
     assert again.returncode == 0, again.stderr
     assert 'class="slo-band"' in html.read_text()
-    assert "p95 &lt; 200ms over 2s" in junit.read_text()
+    assert "p95 &lt; 300ms over 2s" in junit.read_text()
 
 
 def test_the_web_ui_shows_each_window_live(tmp_path: Path, long_spike: Spiky) -> None:
     """--web: the snapshot has each window's state (ok, then breached since when), the thresholds table says it,
     and the page draws the breaches as bands on its charts."""
-    path = scenario(tmp_path, long_spike.url, '  - {expect: "p95 < 200ms over 3s", delay: 1s}\n')
+    path = scenario(tmp_path, long_spike.url, '  - {expect: "p95 < 300ms over 3s", delay: 1s}\n')
     with WebLrun(str(path), "--autostart", "-u", "3", "-r", "10", "-t", "40s") as web:
 
         def windows() -> list[dict]:
@@ -244,7 +250,7 @@ def test_the_web_ui_shows_each_window_live(tmp_path: Path, long_spike: Spiky) ->
             return run["windows"] if run else []
 
         ok = wait_for(lambda: [w for w in windows() if w["state"] == "ok"], timeout=30, what="a window judged ok")
-        assert ok[0]["expression"] == "p95 < 200ms over 3s" and ok[0]["value"] < 200
+        assert ok[0]["expression"] == "p95 < 300ms over 3s" and ok[0]["value"] < 300
         breached = wait_for(lambda: [w for w in windows() if w["state"] == "breached"], timeout=40, what="a breach")
         assert long_spike.slow_began is not None
         assert long_spike.slow_began - 1 <= breached[0]["since"] <= long_spike.slow_began + 3 + 3
@@ -267,15 +273,14 @@ def test_the_guide_s_examples_validate(tmp_path: Path) -> None:
 
 def test_processes_2_ride_out_a_one_window_spike_with_for_3(tmp_path: Path, short_spike: Spiky) -> None:
     """The master's merged windows see the 2 s spike (a breach, the server's times) and do not count it."""
-    thresholds = '  - {expect: "p95 < 200ms over 6s", for: 3, abort: true, delay: 1s}\n'
+    thresholds = '  - {expect: "p95 < 300ms over 6s", for: 3, abort: true, delay: 1s}\n'
     path = scenario(tmp_path, short_spike.url, thresholds)
     result, results = run_json(tmp_path, str(path), "-u", "4", "-r", "10", "-t", "18s", "--processes", "2", *FAST)
     assert short_spike.slow_began is not None and short_spike.slow_ended is not None
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     verdict = window(results)
     assert verdict["passed"] is True and verdict["aborted"] is False
-    (breach,) = verdict["breaches"]
-    assert breach["counted"] is False
-    assert short_spike.slow_began - 1 <= breach["start"] <= short_spike.slow_began + 6 + 1.5 + 2
+    (breach,) = spike_breaches(verdict, short_spike, over=6, lag=1.5)
+    assert not any(b["counted"] for b in verdict["breaches"])
     assert breach["end"] is not None and breach["end"] >= short_spike.slow_ended - 1
     assert sum(w["requests"] for w in results["workers"]) == results["total"]["requests"]
