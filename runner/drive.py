@@ -43,6 +43,8 @@ from runner.report.model import ABORTS, Entry, Results, StopCode, stop_code
 from runner.report.results import build_results, measure, write_json
 from runner.report.shortfalls import load_warnings
 from runner.scenario import LoadedScenario
+from runner.slo import Slo, window_verdicts
+from runner.slo import start as start_slo
 from runner.stats import RequestStats, TransactionStats
 from runner.thresholds import evaluate, parse_rule
 
@@ -76,6 +78,7 @@ class Live:
     remote: RemoteMonitor | None = None  # monitor.hosts and monitor.prometheus
     results: Results | None = None  # the run's results, once it ended
     users_seen: dict[int, int] = field(default_factory=dict)  # second -> the user count then (a few seconds)
+    slo: Slo | None = None  # the live SLO windows (thresholds with over:), judged once a second
 
     def users_at(self, second: int) -> int:
         """The user count of ``second``'s point: as the sampler saw it then (a master's points trail real time);
@@ -221,7 +224,7 @@ def _table(live: Live) -> Callable[[], None]:
 
 
 def _abort_checks(live: Live, thresholds: list[Any]) -> Callable[[], None] | None:
-    rules = [(parse_rule(t.expect), t.request, t.delay) for t in thresholds if t.abort]
+    rules = [(parse_rule(t.expect), t.request, t.delay) for t in thresholds if t.abort and t.over is None]
     if not rules:
         return None
 
@@ -438,6 +441,9 @@ def _drive(
     abort = _abort_checks(live, model.thresholds)
     if abort:
         tasks.append(_every(1.0, abort))
+    live.slo = start_slo(live, model.thresholds)
+    if live.slo is not None:
+        tasks.append(_every(1.0, live.slo.tick))
     keys = _keys(live)
     try:
         runner.wait()
@@ -612,11 +618,14 @@ def _finish(
         **_open_model_results(runner, end - live.started, runner.stop_reason or "stopped"),
         **_accounting(runner, _users_asked(settings, model)),
         **(live.extra_results() if live.extra_results else {}),
+        **({"windows": live.slo.results()} if live.slo is not None else {}),
     }
     # thresholds and the exit code are judged first, on the figures the results then get: built once
     measured = measure(stats, live.started, end)
     figures = {**measured.snapshot, "transactions": extra.get("transactions"), "arrivals": extra.get("arrivals")}
-    verdicts = [{**evaluate(parse_rule(t.expect), t.request, figures), "abort": t.abort} for t in model.thresholds]
+    verdicts = window_verdicts(
+        live.slo, model.thresholds, lambda t: {**evaluate(parse_rule(t.expect), t.request, figures), "abort": t.abort}
+    )
     reason = runner.stop_reason or "stopped"
     aborted = stop_code(reason) in ABORTS
     total = measured.snapshot["total"]

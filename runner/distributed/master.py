@@ -54,6 +54,7 @@ from runner.engine.state import RunState
 from runner.errors import RunError
 from runner.events import Events
 from runner.scenario import LoadedScenario
+from runner.scenario.windows import windows_read_requests
 from runner.serving import is_loopback
 
 if TYPE_CHECKING:
@@ -814,7 +815,7 @@ def cluster(
         demo_url=demo_url,
         tags=list(settings.tags),
         exclude_tags=list(settings.exclude_tags),
-        entry_seconds=settings.csv_full_history,
+        entry_seconds=settings.csv_full_history or windows_read_requests(loaded.model.thresholds),
         scenario=bundle,
         rendezvous=not settings.no_rendezvous,
         env={name: os.environ.get(name) for name in constant_env_names(bundle[1])},

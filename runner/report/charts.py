@@ -125,8 +125,10 @@ def line_chart(
     height: int = HEIGHT,
     y_max: float | None = None,
     empty: str = "no data",
+    bands: Sequence[tuple[float, float, str]] = (),
 ) -> str:
-    """An SVG line chart; x values are seconds, shown as elapsed time since ``x_origin``."""
+    """An SVG line chart; x values are seconds, shown as elapsed time since ``x_origin``; ``bands`` (x from, x to,
+    title) shade where an SLO window was breached."""
     drawn = [line for line in lines if any(y is not None for _, y in line.points)]
     if not drawn:
         return _empty(chart_id, empty, width, height)
@@ -178,6 +180,13 @@ def line_chart(
         grid.append(f'<text class="xl" x="{x}" y="{height - 8}">{clock(tick)}</text>')
         tick += x_step
     parts.append('<g class="grid">' + "".join(grid) + "</g>")
+    for begin, end, title in bands:
+        left, right = max(px(begin), LEFT), min(px(end), LEFT + plot_w)
+        if right > left:
+            parts.append(
+                f'<rect class="slo-band" x="{left:.1f}" y="{TOP}" width="{right - left:.1f}" height="{plot_h}">'
+                f"<title>{escape(title)}</title></rect>"
+            )
     buckets = max(10, min(MAX_DRAWN // 2, plot_w // 2))
     for index, line in enumerate(lines):
         if line not in drawn:

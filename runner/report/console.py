@@ -21,6 +21,7 @@ from runner.report.model import (
     Saturation,
     TargetFigures,
 )
+from runner.report.windows import breach_lines
 
 PERCENTILE_COLUMNS = ("50", "66", "75", "80", "90", "95", "98", "99", "99.9", "99.99", "100")
 NAME_WIDTH = 60
@@ -155,6 +156,7 @@ def summary(results: Results) -> str:
         for rv in resource_thresholds:
             mark = "pass" if rv.passed else "FAIL" if rv.action == "abort" else "warn"
             parts.append(f"  {mark}  {rv.expression}: {rv.detail}")
+        parts += breach_lines(results)
     users = users_line(results)
     if users:
         parts += ["", users]

@@ -99,10 +99,11 @@ def fmt_percent(value: float | None, missing: str = "—") -> str:
 def threshold_figures(verdict: Verdict) -> tuple[str, str]:
     """(measured, limit) of a threshold's verdict in its rule's unit: ``("8.16%", "< 1.00%")``; the measured
     value is the verdict's detail where there was none (``no request named 'POST /checkout' was made``)."""
+    from runner.scenario.windows import rule_text
     from runner.thresholds import parse_rule
 
     try:
-        rule = parse_rule(verdict.expression)
+        rule = parse_rule(rule_text(verdict.expression))
         measured, limit = rule.show(verdict.actual), rule.show(rule.limit)
     except ValueError:
         measured, limit = str(verdict.actual), str(verdict.limit)

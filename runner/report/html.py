@@ -52,6 +52,8 @@ from runner.report.model import (
     TargetFigures,
     Worker,
 )
+from runner.report.windows import slo_bands
+from runner.scenario.windows import split_over
 
 TEMPLATE = "report.html.j2"
 PER_REQUEST_LINES = 8  # at most this many request names get their own line in the per-request chart
@@ -104,13 +106,14 @@ def _chart(
     unit: str = "",
     x_origin: float = 0.0,
     y_max: float | None = None,
+    bands: Sequence[tuple[float, float, str]] = (),
 ) -> Chart:
     with_data = [line for line in lines if any(y is not None for _, y in line.points)]
     lines = with_data or lines[:1]  # a line that never had a value (a target never found) is left out
     return {
         "id": chart_id,
         "title": title,
-        "svg": Markup(charts.line_chart(chart_id, lines, unit=unit, x_origin=x_origin, y_max=y_max)),
+        "svg": Markup(charts.line_chart(chart_id, lines, unit=unit, x_origin=x_origin, y_max=y_max, bands=bands)),
         "legend": Markup(charts.legend(lines)) if len(lines) > 1 or (lines and lines[0].label) else "",
         "note": note,
     }
@@ -118,6 +121,7 @@ def _chart(
 
 def _run_charts(results: Results, origin: float) -> list[Chart]:
     series = results.series
+    bands = slo_bands(results)
     found = [
         _chart(
             "chart-throughput",
@@ -128,6 +132,7 @@ def _run_charts(results: Results, origin: float) -> list[Chart]:
             ],
             unit="/s",
             x_origin=origin,
+            bands=bands,
         ),
         _chart(
             "chart-response-times",
@@ -140,6 +145,7 @@ def _run_charts(results: Results, origin: float) -> list[Chart]:
             ],
             unit="ms",
             x_origin=origin,
+            bands=bands,
         ),
     ]
     with_series = [e for e in results.requests if e.series]
@@ -275,14 +281,15 @@ def _threshold_rows(results: Results) -> list[dict[str, str]]:
     rows = []
     for verdict in results.thresholds:
         measured, limit = threshold_figures(verdict)
+        window = bool(split_over(verdict.expression)[1])  # a live SLO window: its worst window, its breaches
         rows.append(
             {
                 "what": verdict.expression,
                 "scope": verdict.request or "all requests",
-                "measured": measured,
+                "measured": f"worst window {measured}" if window and verdict.actual is not None else measured,
                 "limit": limit,
                 "state": "pass" if verdict.passed else "fail",
-                "note": "aborts the run" if verdict.abort else "",
+                "note": verdict.detail if window else "aborts the run" if verdict.abort else "",
             }
         )
     for rv in results.resource_thresholds or []:

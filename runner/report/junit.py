@@ -30,6 +30,7 @@ from xml.etree import ElementTree as ET
 from runner.errors import LrunError
 from runner.report.formats import threshold_figures
 from runner.report.model import Results, Verdict
+from runner.scenario.windows import split_over
 
 CLASS = "lrun"
 
@@ -105,7 +106,8 @@ def _threshold_text(verdict: Verdict) -> tuple[str, str]:
     measured, limit = threshold_figures(verdict)
     if verdict.actual is None:
         return name, f"{measured}; limit {limit}"
-    return name, f"measured {measured}, limit {limit}"
+    window = f" ({verdict.detail})" if split_over(verdict.expression)[1] else ""  # a live SLO window: its breaches
+    return name, f"measured {measured}, limit {limit}{window}"
 
 
 def _ran(results: Results) -> dict[str, Any]:

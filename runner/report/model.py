@@ -206,6 +206,41 @@ class Verdict(_Open):
     abort: bool = Field(False, description="A failing threshold stops the run early.")
 
 
+class WindowBreach(_Open):
+    """A time an SLO window failed: from the first failing window to the first that passed again."""
+
+    start: Epoch = Field(description="End of the first window that failed, epoch seconds.")
+    end: Epoch | None = Field(
+        None, description="End of the first window that passed again, epoch seconds; null: still failing at the end."
+    )
+    worst: Number = Field(description="The worst window value in the breach, in the metric's unit (as limit).")
+    worst_at: Epoch = Field(description="End of the window with the worst value, epoch seconds.")
+    windows: int = Field(description="Windows (judged one a second) that failed in the breach.")
+    counted: bool = Field(
+        description="It lasted for_windows windows in a row: it fails the run (and, with abort, stopped it)."
+    )
+
+
+class WindowVerdict(_Open):
+    """A live SLO window (a threshold with ``over``): judged every second on the last over_s seconds."""
+
+    expression: str = Field(description='The threshold as written ("p95 < 300ms over 10s", "… for 3").')
+    request: str | None = Field(None, description="The request (or transaction) it is about; null: the total.")
+    metric: str = Field(description="The metric judged (as in thresholds).")
+    operator: str = Field(description='The comparison: "<", "<=", ">", ">=" or "==".')
+    limit: Number = Field(description="The limit in the metric's unit: ms for times, a ratio for rates.")
+    over_s: int = Field(description="The window's length in seconds.")
+    for_windows: int = Field(1, description="Windows in a row a breach must last to count.")
+    delay_s: Number = Field(0, description="Seconds after the start before the first window was judged.")
+    abort: bool = Field(False, description="A counted breach stops the run.")
+    judged: int = Field(0, description="Windows judged (one a second; a window without data is not).")
+    worst: Number | None = Field(None, description="The worst window value of the run; null when none was judged.")
+    worst_at: Epoch | None = Field(None, description="End of the worst window, epoch seconds.")
+    breaches: list[WindowBreach] = Field([], description="Each time the window failed, in order.")
+    passed: bool = Field(description="Windows were judged and no breach counted.")
+    aborted: bool = Field(False, description="A breach of this window stopped the run.")
+
+
 class Stage(_Open):
     """A stage of the load asked for: ``users`` reached linearly over ``duration`` seconds."""
 
@@ -569,6 +604,9 @@ class Results(_Open):
     errors: list[Failure] = Field([], description="Failed requests grouped, most frequent first.")
     exceptions: list[ExceptionGroup] = Field([], description="Exceptions grouped, most frequent first.")
     thresholds: list[Verdict] = Field([], description="The verdict of each threshold.")
+    windows: list[WindowVerdict] | None = Field(
+        None, description="Live SLO windows (thresholds with over): each one's breaches over time."
+    )
     passed: bool = Field(description="exit_code is 0 and every threshold passed.")
     exit_code: int = Field(description="The process's exit code.")
     stop_reason: str = Field("", description="Why the run ended, for people.")

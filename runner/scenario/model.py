@@ -39,6 +39,7 @@ from runner.scenario.types import (
     TemplateTree,
     XPath,
 )
+from runner.scenario.windows import check_for, check_window, threshold_input
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 OnFail = Literal["continue", "stop_iteration", "stop_user", "stop_test"]
@@ -740,11 +741,32 @@ class Threshold(Model):
         None, description="Apply to one request: its name, or 'METHOD name' (default: all requests together)."
     )
     abort: bool = Field(False, description="Check it every second during the run and stop the test when it fails.")
-    delay: Duration = Field(10, description="With abort: start checking after this long (statistics need time).")
+    delay: Duration = Field(
+        10, description="With abort, or with over: start checking after this long (statistics need time)."
+    )
+    over: Duration | None = Field(
+        None,
+        description="A live SLO window: judge the threshold every second on the last OVER seconds (whole seconds, "
+        "1s to 10m) instead of on the whole run; 'p95 < 300ms over 10s' says the same.",
+        examples=["10s", "30s"],
+    )
+    for_windows: int = Field(
+        1,
+        alias="for",
+        description="With over: a breach counts (fails the run, or aborts it) once the window failed this many "
+        "windows in a row, i.e. for (for - 1) x over seconds: one spike does not trip 'for: 3'.",
+    )
+
+    _for = field_validator("for_windows")(check_for)
+
+    @model_validator(mode="after")
+    def _window(self) -> Threshold:
+        check_window(parse_expression(self.expect)[0], self.over, self.for_windows)
+        return self
 
 
 def _threshold(value: Any) -> Any:
-    return {"expect": value} if isinstance(value, str) else value
+    return threshold_input(value)
 
 
 def _rule_or_threshold(schema: dict[str, Any]) -> None:

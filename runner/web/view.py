@@ -17,6 +17,7 @@ from collections import deque
 from typing import Any
 
 from runner.drive import Live
+from runner.slo import window_row
 from runner.stats import RequestStats, Series, StatsEntry
 from runner.stats.histogram import percentile_key
 from runner.thresholds import evaluate, parse_rule
@@ -116,9 +117,14 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
     transactions, _ = _table(live.transactions, live.started, now, live.lag)
     thresholds = []
     table = {"total": total, "requests": requests, "transactions": {"entries": transactions}}
+    windows = live.slo.live() if live.slo is not None else []
     for threshold in controller.loaded.model.thresholds:
+        if threshold.over is not None:  # a live SLO window: its state now
+            thresholds.append(window_row(windows.pop(0), threshold.abort) if windows else {})
+            continue
         verdict = evaluate(parse_rule(threshold.expect), threshold.request, table)
         thresholds.append({**verdict, "abort": threshold.abort})
+    thresholds = [t for t in thresholds if t]
     compiled = run.compiled
     points = {"total": _last_point(live.stats.series)}
     for stats in (live.stats, live.transactions):
@@ -141,6 +147,7 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
         "requests": requests,
         "transactions": transactions,
         "thresholds": thresholds,
+        "windows": live.slo.live() if live.slo is not None else [],
         "errors": live.stats.errors.failure_list()[:100],
         "exceptions": live.stats.errors.exception_list()[:50],
         "checks": runner.run_state.checks.results() if runner is not None else [],

@@ -124,14 +124,32 @@ function makeChart(id, title, lines, opts = {}) {
     scales: { x: { time: opts.time !== false } },
     axes: [{ label: opts.xLabel }, { label: opts.yLabel, size: opts.yValues ? 80 : 60, ...(opts.yValues ? { values: opts.yValues } : {}) }],
     legend: { live: true },
+    plugins: opts.plugins || [],
   }, [[], ...lines.map(() => [])], target);
   ui.charts[id] = chart;
   return chart;
 }
 
+/* A band where a live SLO window was (or is) breached: run.windows[].breaches, epoch seconds like the x axis. */
+function sloBands() {
+  return { hooks: { drawClear: [u => {
+    const run = ui.snap && ui.snap.run;
+    if (!run || !run.windows) return;
+    const { left, top, width, height } = u.bbox;
+    u.ctx.save();
+    u.ctx.fillStyle = "rgba(217, 83, 79, 0.16)";
+    for (const w of run.windows) for (const b of w.breaches) {
+      const x0 = Math.max(u.valToPos(b.start, "x", true), left);
+      const x1 = Math.min(u.valToPos(b.end ?? (run.ended || ui.snap.now), "x", true), left + width);
+      if (x1 > x0) u.ctx.fillRect(x0, top, x1 - x0, height);
+    }
+    u.ctx.restore();
+  }] } };
+}
+
 function setupCharts() {
-  makeChart("chart-rps", "Total requests/s and failures/s", [["requests/s", "#2563eb"], ["failures/s", "#c62828"]], { yLabel: "per second" });
-  makeChart("chart-rt", "Response times (ms)", [["p50", "#059669"], ["p95", "#d97706"], ["p99", "#c026d3"]], { yLabel: "ms" });
+  makeChart("chart-rps", "Total requests/s and failures/s", [["requests/s", "#2563eb"], ["failures/s", "#c62828"]], { yLabel: "per second", plugins: [sloBands()] });
+  makeChart("chart-rt", "Response times (ms)", [["p50", "#059669"], ["p95", "#d97706"], ["p99", "#c026d3"]], { yLabel: "ms", plugins: [sloBands()] });
   makeChart("chart-users", "Users", [["users", "#64748b"]], { yLabel: "users" });
   makeChart("chart-rt-users", "Response time against users", [["p95 ms", "#d97706", { points: { show: true, size: 6 } }], ["p50 ms", "#059669", { points: { show: true, size: 6 } }]], { time: false, xLabel: "users", yLabel: "ms" });
   makeChart("chart-entry-rt", "Selected: response times (ms)", [["p50", "#059669"], ["p95", "#d97706"], ["p99", "#c026d3"]], { yLabel: "ms" });
