@@ -96,6 +96,7 @@ def cli() -> None:
       lrun validate scenarios/          check scenarios (for CI)
       lrun report results.json -o report.html
                                         the HTML report of saved results
+      lrun compare base.json new.json   the regression gate: slower beyond noise? (exit 1)
       lrun import recording.har -o scenario.yaml
                                         a browser recording to a correlated scenario
       lrun demo                         serve the built-in demo shop
@@ -197,6 +198,8 @@ def _setup_logging(level: str, logfile: str | None, secrets: Sequence[str] = ())
 @click.option("--autostart", is_flag=True, default=None, help="Web UI: start the test at once.")
 @click.option("--autoquit", metavar="SECONDS", help="Web UI: quit this long after the test ended.")
 @click.option("--exit-with-parent", is_flag=True, hidden=True, help="Worker: exit when stdin closes (--processes).")
+@click.option("--baseline", metavar="FILE", help="Then compare with these results (the regression gate; exit 1).")
+@click.option("--fail-on", multiple=True, metavar="RULE", help='With --baseline: a gate rule ("p95 +10%"; repeat).')
 def run(
     scenario: str | None,
     scenario_option: str | None,
@@ -208,6 +211,8 @@ def run(
     csv_prefix: str | None,
     json_file: str | None,
     exit_with_parent: bool,
+    baseline: str | None,
+    fail_on: tuple[str, ...],
     **options: Any,
 ) -> None:
     """Run a load test and print its statistics; write --json / --csv / --html / --junit outputs.
@@ -291,7 +296,24 @@ def run(
             _fail(f"lrun: {exc}")
     from runner.api import run as run_test
 
-    sys.exit(run_test(loaded, settings, command=command).exit_code)
+    if baseline is None and fail_on:
+        _fail("lrun: --fail-on goes with --baseline FILE (or lrun compare BASE NEW --fail-on …)")
+    gate = _baseline_gate(baseline, fail_on, loaded.name, settings) if baseline else None
+    outcome = run_test(loaded, settings, command=command)
+    sys.exit(gate(outcome) if gate else outcome.exit_code)
+
+
+def _baseline_gate(path: str, fail_on: tuple[str, ...], scenario: str, settings: Any) -> Any:
+    """--baseline: the baseline and rules checked before any load (exit 2), the gate to judge the run by."""
+    from runner.compare.command import baseline_gate
+    from runner.errors import LrunError
+
+    if settings.web or settings.worker:
+        _fail("lrun: --baseline goes with a headless run (not --web or --worker): compare later with lrun compare")
+    try:
+        return baseline_gate(path, fail_on, scenario, settings.json)
+    except LrunError as exc:
+        _fail(f"lrun: --baseline {exc}")
 
 
 def _web_flags(settings: Any, headless: bool) -> None:
@@ -515,6 +537,36 @@ def _run_labels(paths: tuple[str, ...]) -> list[str]:
     if len(set(names)) == len(names):
         return names
     return [str(Path(p).with_suffix("")) for p in paths]
+
+
+@cli.command()
+@click.argument("base", type=click.Path())
+@click.argument("new", type=click.Path())
+@click.option("--fail-on", multiple=True, metavar="RULE", help='A rule: "p95 +10%", "errors +0.5pp", "rps -10%", '
+              '"GET /item: p99 +20%", "p99 off" (repeat; replaces that metric\'s default).')  # fmt: skip
+@click.option("--json", "json_file", metavar="FILE", help="Write the comparison as JSON (for programs).")
+@click.option("--junit", metavar="FILE", help="Write JUnit XML: a test case per gated metric.")
+@click.option("--html", metavar="FILE", help="Write the comparison HTML report (self-contained).")
+def compare(base: str, new: str, fail_on: tuple[str, ...], json_file: str | None, junit: str | None,
+            html: str | None) -> None:  # fmt: skip
+    """The regression gate: did NEW (results JSON) get worse than BASE beyond run-to-run noise?
+
+    Per request and in total: p50, p90, p95, p99, error rate and requests/s, each judged by a statistical test
+    on the two runs' histograms and counts and by its rule's minimum change (defaults: p50/p90/p95 +10%,
+    p99 +20%, errors +0.5pp, rps -10%). Exit 1 on a regression, 0 otherwise, 2 on bad input.
+    """
+    from runner.compare.command import Outputs, gate, rules
+    from runner.errors import LrunError
+    from runner.report.results import read_json
+
+    try:
+        given = rules(fail_on)
+        outputs = Outputs(json_file, junit, html)
+        outputs.check()
+        comparison = gate(read_json(base), read_json(new), base, new, given, outputs, sys.stdout)
+    except LrunError as exc:
+        _fail(f"lrun compare: {exc}")
+    sys.exit(comparison.exit_code)
 
 
 @cli.command()
