@@ -552,8 +552,8 @@ def compare(base: str, new: str, fail_on: tuple[str, ...], json_file: str | None
     """The regression gate: did NEW (results JSON) get worse than BASE beyond run-to-run noise?
 
     Per request and in total: p50, p90, p95, p99, error rate and requests/s, each judged by a statistical test
-    on the two runs' histograms and counts and by its rule's minimum change (defaults: p50/p90/p95 +10%,
-    p99 +20%, errors +0.5pp, rps -10%). Exit 1 on a regression, 0 otherwise, 2 on bad input.
+    on the two runs' histograms and counts and by its rule's minimum change (defaults: p50 +10%, p90 +15%,
+    p95 +20%, p99 +30%, errors +0.5pp, rps -10%). Exit 1 on a regression, 0 otherwise, 2 on bad input.
     """
     from runner.compare.command import Outputs, gate, rules
     from runner.errors import LrunError

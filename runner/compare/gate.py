@@ -13,9 +13,10 @@ from runner.compare.model import Comparison, Gated, Interval, RunRef, Unmatched,
 from runner.compare.rules import GATED, TOTAL, Rule, rule_for
 from runner.errors import LrunError
 from runner.report.model import Entry, Results
-from runner.stats.histogram import Histogram
+from runner.stats.histogram import Histogram, percentile_key
 
 LATENCY = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
+Side = tuple[Entry, Histogram, Results]  # an entry of a run, its histogram, the run
 
 
 def label(entry: Entry) -> str:
@@ -82,19 +83,39 @@ def _ratio(base: float | None, new: float | None) -> float | None:
     return None if base is None or new is None or base == 0 else new / base - 1
 
 
-def _latency(metric: str, b: Entry, n: Entry, hb: Histogram, hn: Histogram, rule: Rule | None, name: str) -> Gated:
+def _points(entry: Entry, results: Results, q: float) -> list[tuple[int, float]]:
+    """(requests, q-th percentile) of each full interval of the entry's series, or of the run's (the total's)
+    when the entry has none (without --csv-full-history): a busy second slows every request alike."""
+    series = entry.series or results.series
+    key = percentile_key(q)
+    return [(p.requests, float(v)) for p in series if p.interval_s >= 0.9 and (v := p.percentiles.get(key)) is not None]
+
+
+def _inflation(entry: Entry, results: Results, histogram: Histogram, q: float) -> float:
+    if entry.series:
+        return stats.inflation(histogram, q, _points(entry, results, q))
+    total = _histogram(results.total, "")  # the run's own: its inflation stands for each request's
+    return stats.inflation(total, q, _points(results.total, results, q))
+
+
+def _latency(metric: str, sides: tuple[Side, Side], rule: Rule | None, name: str) -> Gated:
     q = LATENCY[metric]
+    (b, hb, rb), (n, hn, rn) = sides
     vb, vn = hb.percentile(q), hn.percentile(q)
-    ib, inn = stats.percentile_interval(hb, q), stats.percentile_interval(hn, q)
+    db, dn = _inflation(b, rb, hb, q), _inflation(n, rn, hn, q)
+    ib, inn = stats.percentile_interval(hb, q, inflation=db), stats.percentile_interval(hn, q, inflation=dn)
     if vb is None or vn is None or ib is None or inn is None:
         return _no_data(name, metric, rule, vb, vn)
     direction = stats.intervals_apart(ib, inn)
     change, ratio = vn - vb, _ratio(vb, vn)
-    test = f"95% intervals {_span(ib)} and {_span(inn)}: " + ("apart" if direction else "overlap")
+    test = f"95% intervals {_span(ib)} (D {db:.3g}) and {_span(inn)} (D {dn:.3g}): " + (
+        "apart" if direction else "overlap"
+    )
     return Gated(
         request=name, metric=metric, rule=_rule_text(rule, metric), base=vb, new=vn, change=round(change, 3),
         change_ratio=_round(ratio), significant=bool(direction), test=test, base_interval=_interval(ib),
-        new_interval=_interval(inn), verdict=_verdict(rule, bool(direction), direction, change, ratio),
+        new_interval=_interval(inn), base_inflation=round(db, 3), new_inflation=round(dn, 3),
+        verdict=_verdict(rule, bool(direction), direction, change, ratio),
     )  # fmt: skip
 
 
@@ -187,7 +208,7 @@ def compare(base: Results, new: Results, rules: list[Rule], base_file: str, new_
         for metric in GATED:
             rule = rule_for(rules, metric, names)
             if metric in LATENCY:
-                metrics.append(_latency(metric, b, n, hb, hn, rule, name))
+                metrics.append(_latency(metric, ((b, hb, base), (n, hn, new)), rule, name))
             elif metric == "errors":
                 metrics.append(_errors(b, n, rule, name))
             else:

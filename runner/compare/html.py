@@ -87,7 +87,7 @@ def _distributions(base: Results, new: Results) -> list[dict[str, object]]:
     pairs: list[tuple[str, Entry, Entry]] = [("All requests", base.total, new.total)]
     new_by = {label(e): e for e in new.requests}
     pairs += [(label(e), e, new_by[label(e)]) for e in base.requests if label(e) in new_by]
-    found = []
+    found: list[dict[str, object]] = []
     for index, (name, b, n) in enumerate(pairs):
         rows = []
         for q in SHOWN_PERCENTILES:

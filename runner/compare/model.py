@@ -49,6 +49,10 @@ class Gated(_Open):
     test: str = Field(description="What the test found, for people (the intervals, or z).")
     base_interval: Interval | None = Field(None, description="Percentiles: the baseline's confidence interval.")
     new_interval: Interval | None = Field(None, description="Percentiles: the new run's confidence interval.")
+    base_inflation: float | None = Field(
+        None, description="Percentiles: the baseline's variance inflation D (≥ 1; see method)."
+    )
+    new_inflation: float | None = Field(None, description="Percentiles: the new run's variance inflation D.")
     z: float | None = Field(None, description="errors and rps: the test's z statistic (positive: the value rose).")
     verdict: Verdict = Field(
         description="regression (significant and beyond the rule: fails), improvement (the same, the good way), "

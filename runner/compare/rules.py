@@ -20,7 +20,7 @@ TOTAL = "total"  # the scope name of all requests together
 # metric: (the direction that is bad, the units a limit may take)
 LATENCY_UNITS: tuple[Unit, ...] = ("%", "ms")
 GATED = ("p50", "p90", "p95", "p99", "errors", "rps")  # the metrics compared, in the order shown
-DEFAULTS = ("p50 +10%", "p90 +10%", "p95 +10%", "p99 +20%", "errors +0.5pp", "rps -10%")
+DEFAULTS = ("p50 +10%", "p90 +15%", "p95 +20%", "p99 +30%", "errors +0.5pp", "rps -10%")
 
 _RULE = re.compile(
     r"^(?P<metric>[a-z0-9.]+)\s*(?:(?P<off>off)|(?P<sign>[+-])\s*(?P<limit>\d+(?:\.\d+)?)\s*(?P<unit>%|ms|pp))$"
