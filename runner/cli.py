@@ -198,7 +198,7 @@ def _setup_logging(level: str, logfile: str | None, secrets: Sequence[str] = ())
 @click.option("--autostart", is_flag=True, default=None, help="Web UI: start the test at once.")
 @click.option("--autoquit", metavar="SECONDS", help="Web UI: quit this long after the test ended.")
 @click.option("--exit-with-parent", is_flag=True, hidden=True, help="Worker: exit when stdin closes (--processes).")
-@click.option("--baseline", metavar="FILE", help="Then compare with these results (the regression gate; exit 1).")
+@click.option("--baseline", metavar="FILE", help="Then judge the run against these results (the regression gate).")
 @click.option("--fail-on", multiple=True, metavar="RULE", help='With --baseline: a gate rule ("p95 +10%"; repeat).')
 def run(
     scenario: str | None,
@@ -211,8 +211,6 @@ def run(
     csv_prefix: str | None,
     json_file: str | None,
     exit_with_parent: bool,
-    baseline: str | None,
-    fail_on: tuple[str, ...],
     **options: Any,
 ) -> None:
     """Run a load test and print its statistics; write --json / --csv / --html / --junit outputs.
@@ -296,14 +294,14 @@ def run(
             _fail(f"lrun: {exc}")
     from runner.api import run as run_test
 
-    if baseline is None and fail_on:
+    if settings.fail_on and not settings.baseline and settings.sources.get("fail_on") == "command line":
         _fail("lrun: --fail-on goes with --baseline FILE (or lrun compare BASE NEW --fail-on …)")
-    gate = _baseline_gate(baseline, fail_on, loaded.name, settings) if baseline else None
+    gate = _baseline_gate(settings.baseline, settings.fail_on, loaded.name, settings) if settings.baseline else None
     outcome = run_test(loaded, settings, command=command)
     sys.exit(gate(outcome) if gate else outcome.exit_code)
 
 
-def _baseline_gate(path: str, fail_on: tuple[str, ...], scenario: str, settings: Any) -> Any:
+def _baseline_gate(path: str, fail_on: list[str], scenario: str, settings: Any) -> Any:
     """--baseline: the baseline and rules checked before any load (exit 2), the gate to judge the run by."""
     from runner.compare.command import baseline_gate
     from runner.errors import LrunError
@@ -556,11 +554,13 @@ def compare(base: str, new: str, fail_on: tuple[str, ...], json_file: str | None
     p95 +20%, p99 +30%, errors +0.5pp, rps -10%). Exit 1 on a regression, 0 otherwise, 2 on bad input.
     """
     from runner.compare.command import Outputs, gate, rules
+    from runner.config import find_config, resolve
     from runner.errors import LrunError
     from runner.report.results import read_json
 
     try:
-        given = rules(fail_on)
+        config = find_config(None, Path.cwd())
+        given = rules(resolve({"fail_on": fail_on}, config=config).fail_on)  # lrun.conf's fail_on, or these
         outputs = Outputs(json_file, junit, html)
         outputs.check()
         comparison = gate(read_json(base), read_json(new), base, new, given, outputs, sys.stdout)

@@ -192,6 +192,9 @@ def _load_warnings(base: Results, new: Results) -> list[str]:
     ):
         if b is not None and n is not None and b != n:
             found.append(f"the runs differ in {what}: {b} in the baseline, {n} in the new run")
+    for which, run in (("baseline", base), ("new run", new)):
+        if run.saturation is not None and run.saturation.saturated:
+            found.append(f"lrun was saturated in the {which}: its response times include lrun's own waiting")
     return found
 
 
