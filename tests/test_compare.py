@@ -243,7 +243,7 @@ def test_bad_input_is_one_line_and_exit_2(runs: dict[str, Any], tmp_path: Path) 
     (tmp_path / "bare.json").write_text(json.dumps(no_histograms))
     base = str(folder / "a1.json")
     cases = {
-        "other.json": "a run of scenario 'checkout'",
+        "other.json": "of scenario 'checkout': a baseline must be a run of the same scenario",
         "old.json": "unknown results format version 0",
         "text.json": "not JSON",
         "missing.json": "no such results file",
@@ -266,3 +266,17 @@ def test_bad_input_is_one_line_and_exit_2(runs: dict[str, Any], tmp_path: Path) 
     result = run_lrun("run", str(runs["scenario"]), "--baseline", str(tmp_path / "other.json"))
     assert result.returncode == 2 and "a baseline must be a run of the same scenario" in result.stderr
     assert len(lines(result)) == 1, result.stderr
+
+
+def test_every_key_of_the_comparison_is_described() -> None:
+    from pydantic import BaseModel
+
+    from runner.compare import model
+
+    models = [
+        m for m in vars(model).values() if isinstance(m, type) and issubclass(m, BaseModel) and m is not BaseModel
+    ]
+    assert len(models) >= 5
+    for found in models:
+        for name, field in found.model_fields.items():
+            assert field.description, f"{found.__name__}.{name} has no description"

@@ -46,15 +46,16 @@ def check_comparable(base: Results, new: Results, base_file: str, new_file: str)
         only_base, only_new = sorted(base_names - new_names), sorted(new_names - base_names)
         shown = [f"only in {base_file}: {_few(only_base)}" if only_base else "", f"only in {new_file}: {_few(only_new)}"
                  if only_new else ""]  # fmt: skip
-        return "; ".join(s for s in shown if s) or "the same request names"
+        text = "; ".join(s for s in shown if s)
+        return f" ({text})" if text else ""
 
     if base.scenario != new.scenario:
         raise LrunError(
-            f"{base_file} is a run of scenario {base.scenario!r}, {new_file} of {new.scenario!r}: a baseline must be "
-            f"a run of the same scenario ({differ()})"
+            f"{base_file} is a run of scenario {base.scenario!r}, {new_file} of scenario {new.scenario!r}: a baseline "
+            f"must be a run of the same scenario{differ()}"
         )
     if base_names and new_names and not base_names & new_names:
-        raise LrunError(f"{base_file} and {new_file} have no request name in common ({differ()})")
+        raise LrunError(f"{base_file} and {new_file} have no request name in common{differ()}")
 
 
 def _few(names: list[str], shown: int = 3) -> str:
