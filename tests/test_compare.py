@@ -204,6 +204,14 @@ def test_rules_per_request_and_off(runs: dict[str, Any]) -> None:
     assert next(m for m in comparison.metrics if (m.request, m.metric) == ("GET /item", "p50")).rule == "p50 +80%"
     result, comparison = compare(folder, "base", "slow", *rules[:-1], "/list: p50 +20%")
     assert result.returncode == 1 and verdicts(comparison, "regression") == {("GET /list", "p50")}
+    conf = folder / "lrun.conf"  # the same rules from the settings file
+    conf.write_text("fail-on = p50 off, p90 off, p95 off, p99 off, rps off, GET /list: p50 +20%\n")
+    try:
+        result = run_lrun("compare", "base.json", "slow.json", cwd=folder)
+    finally:
+        conf.unlink()
+    assert result.returncode == 1 and "REGRESSION: p50 of GET /list" in result.stdout, result.stdout
+    assert "GET /item" not in result.stdout.splitlines()[-1]
 
 
 def test_a_request_in_one_run_only_is_reported(runs: dict[str, Any]) -> None:
