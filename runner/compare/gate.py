@@ -16,7 +16,7 @@ from runner.report.model import Entry, Results
 from runner.stats.histogram import Histogram, percentile_key
 
 LATENCY = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
-Side = tuple[Entry, Histogram, Results]  # an entry of a run, its histogram, the run
+Side = tuple[Entry, Histogram, Results, dict[float, float]]  # an entry of a run, its histogram, the run, its D
 
 
 def label(entry: Entry) -> str:
@@ -92,18 +92,24 @@ def _points(entry: Entry, results: Results, q: float) -> list[tuple[int, float]]
     return [(p.requests, float(v)) for p in series if p.interval_s >= 0.9 and (v := p.percentiles.get(key)) is not None]
 
 
-def _inflation(entry: Entry, results: Results, histogram: Histogram, q: float) -> float:
+def _run_inflation(results: Results, file: str) -> dict[float, float]:
+    """The run's own variance inflation per percentile, from all requests' histogram and series: it stands for
+    each request without a series of its own (a busy second slows every request alike)."""
+    total = _histogram(results.total, file)
+    return {q: stats.inflation(total, q, _points(results.total, results, q)) for q in LATENCY.values()}
+
+
+def _inflation(entry: Entry, results: Results, histogram: Histogram, q: float, run: dict[float, float]) -> float:
     if entry.series:
         return stats.inflation(histogram, q, _points(entry, results, q))
-    total = _histogram(results.total, "")  # the run's own: its inflation stands for each request's
-    return stats.inflation(total, q, _points(results.total, results, q))
+    return run[q]
 
 
 def _latency(metric: str, sides: tuple[Side, Side], rule: Rule | None, name: str) -> Gated:
     q = LATENCY[metric]
-    (b, hb, rb), (n, hn, rn) = sides
+    (b, hb, rb, run_b), (n, hn, rn, run_n) = sides
     vb, vn = hb.percentile(q), hn.percentile(q)
-    db, dn = _inflation(b, rb, hb, q), _inflation(n, rn, hn, q)
+    db, dn = _inflation(b, rb, hb, q, run_b), _inflation(n, rn, hn, q, run_n)
     ib, inn = stats.percentile_interval(hb, q, inflation=db), stats.percentile_interval(hn, q, inflation=dn)
     if vb is None or vn is None or ib is None or inn is None:
         return _no_data(name, metric, rule, vb, vn)
@@ -207,12 +213,13 @@ def compare(base: Results, new: Results, rules: list[Rule], base_file: str, new_
     pairs: list[tuple[str, tuple[str, ...], Entry, Entry]] = [(TOTAL, (TOTAL,), base.total, new.total)]
     pairs += [(name, (name, e.name), e, new_by[name]) for name, e in base_by.items() if name in new_by]
     metrics: list[Gated] = []
+    run_b, run_n = _run_inflation(base, base_file), _run_inflation(new, new_file)
     for name, names, b, n in pairs:
         hb, hn = _histogram(b, base_file), _histogram(n, new_file)
         for metric in GATED:
             rule = rule_for(rules, metric, names)
             if metric in LATENCY:
-                metrics.append(_latency(metric, ((b, hb, base), (n, hn, new)), rule, name))
+                metrics.append(_latency(metric, ((b, hb, base, run_b), (n, hn, new, run_n)), rule, name))
             elif metric == "errors":
                 metrics.append(_errors(b, n, rule, name))
             else:

@@ -22,6 +22,7 @@ from runner.report.model import Entry, Results
 BINS = 32
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 1180, 230, 56, 30, 10
 SHOWN_PERCENTILES = ("50", "75", "90", "95", "99", "99.9", "100")
+DISTRIBUTIONS = 12  # requests with a distribution of their own: the busiest (all are in the verdicts table)
 
 
 def _edges(low_us: int, high_us: int) -> list[float]:
@@ -86,7 +87,9 @@ def _distributions(base: Results, new: Results) -> list[dict[str, object]]:
     """The total's and each common request's distributions and percentiles, both runs."""
     pairs: list[tuple[str, Entry, Entry]] = [("All requests", base.total, new.total)]
     new_by = {label(e): e for e in new.requests}
-    pairs += [(label(e), e, new_by[label(e)]) for e in base.requests if label(e) in new_by]
+    common = [e for e in base.requests if label(e) in new_by]
+    busiest = sorted(common, key=lambda e: -e.requests)[:DISTRIBUTIONS]
+    pairs += [(label(e), e, new_by[label(e)]) for e in busiest]
     found: list[dict[str, object]] = []
     for index, (name, b, n) in enumerate(pairs):
         rows = []
@@ -125,6 +128,7 @@ def render(comparison: Comparison, base: Results, new: Results) -> str:
         headline=headline(comparison),
         rows=rows,
         distributions=_distributions(base, new),
+        more=max(0, len({label(e) for e in base.requests} & {label(e) for e in new.requests}) - DISTRIBUTIONS),
         legend=_legend(),
         generated=fmt_time(datetime.now(UTC).timestamp()),
         version=runner.__version__,
