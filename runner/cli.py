@@ -572,12 +572,17 @@ def compare(base: str, new: str, fail_on: tuple[str, ...], json_file: str | None
 @cli.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to a file.")
 @click.option("--results", is_flag=True, help="The schema of the results file (--json) instead.")
-def schema(output: str | None, results: bool) -> None:
+@click.option("--comparison", is_flag=True, help="The schema of lrun compare's --json file instead.")
+def schema(output: str | None, results: bool, comparison: bool) -> None:
     """Print the JSON Schema of the scenario language (for editors and CI), or of the results file."""
     from runner.report.model import results_schema_text
     from runner.scenario.schema import schema_text
 
     text = results_schema_text() if results else schema_text()
+    if comparison:
+        from runner.compare.model import comparison_schema_text
+
+        text = comparison_schema_text()
     if output:
         Path(output).write_text(text, encoding="utf-8")
     else:

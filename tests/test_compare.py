@@ -170,6 +170,11 @@ def test_a_30_percent_slower_build_is_caught(runs: dict[str, Any]) -> None:
     item = next(m for m in comparison.metrics if (m.request, m.metric) == ("GET /item", "p50"))
     assert item.change_ratio is not None and 0.15 < item.change_ratio < 0.8  # scripted: +30 % (and a busy machine)
     assert item.base_interval and item.new_interval and item.new_interval.low > (item.base_interval.high or 0)
+    import jsonschema  # the file matches the schema lrun publishes for it
+
+    schema = json.loads(run_lrun("schema", "--comparison").stdout)
+    written = json.loads((runs["folder"] / "cmp-base-slow.json").read_text())
+    assert not list(jsonschema.Draft202012Validator(schema).iter_errors(written))
     junit = (runs["folder"] / "slow.xml").read_text()
     assert junit.count("<testcase") == 18 and junit.count("<failure") == len(found)
     assert 'name="GET /item: p50"' in junit
@@ -288,3 +293,29 @@ def test_every_key_of_the_comparison_is_described() -> None:
     for found in models:
         for name, field in found.model_fields.items():
             assert field.description, f"{found.__name__}.{name} has no description"
+
+
+def test_the_docs_commands_exist_with_their_options() -> None:
+    import re
+    import shlex
+
+    import click
+
+    from conftest import ROOT
+    from runner.cli import cli
+    from runner.compare.rules import parse_rule
+
+    text = (ROOT / "docs" / "guide" / "regression-gate.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    commands = [shlex.split(line, comments=True) for b in blocks for line in b.replace("\\\n", " ").splitlines()]
+    commands = [words[1:] for words in commands if words and words[0] == "lrun"]
+    assert len(commands) >= 4
+    for words in commands:
+        name = words[0] if words[0] in cli.commands else "run"
+        command = cli.commands[name]
+        options = {opt for param in command.params if isinstance(param, click.Option) for opt in param.opts}
+        for index, word in enumerate(words):
+            if word.startswith("-"):
+                assert word in options, f"lrun {name} has no option {word}"
+            if word == "--fail-on":
+                parse_rule(words[index + 1])  # every rule shown parses

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,3 +87,11 @@ class Comparison(_Open):
     improvements: int = Field(description="Metrics whose verdict is improvement.")
     passed: bool = Field(description="No regression.")
     exit_code: int = Field(description="1 on a regression, else 0.")
+
+
+def comparison_schema_text() -> str:
+    """The JSON Schema of a comparison file (``lrun schema --comparison``)."""
+    schema = Comparison.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "lrun comparison"
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
