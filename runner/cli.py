@@ -96,6 +96,7 @@ def cli() -> None:
       lrun validate scenarios/          check scenarios (for CI)
       lrun report results.json -o report.html
                                         the HTML report of saved results
+      lrun compare base.json new.json   the regression gate: slower beyond noise? (exit 1)
       lrun import recording.har -o scenario.yaml
                                         a browser recording to a correlated scenario
       lrun demo                         serve the built-in demo shop
@@ -197,6 +198,8 @@ def _setup_logging(level: str, logfile: str | None, secrets: Sequence[str] = ())
 @click.option("--autostart", is_flag=True, default=None, help="Web UI: start the test at once.")
 @click.option("--autoquit", metavar="SECONDS", help="Web UI: quit this long after the test ended.")
 @click.option("--exit-with-parent", is_flag=True, hidden=True, help="Worker: exit when stdin closes (--processes).")
+@click.option("--baseline", metavar="FILE", help="Then judge the run against these results (the regression gate).")
+@click.option("--fail-on", multiple=True, metavar="RULE", help='With --baseline: a gate rule ("p95 +10%"; repeat).')
 def run(
     scenario: str | None,
     scenario_option: str | None,
@@ -291,7 +294,24 @@ def run(
             _fail(f"lrun: {exc}")
     from runner.api import run as run_test
 
-    sys.exit(run_test(loaded, settings, command=command).exit_code)
+    if settings.fail_on and not settings.baseline and settings.sources.get("fail_on") == "command line":
+        _fail("lrun: --fail-on goes with --baseline FILE (or lrun compare BASE NEW --fail-on …)")
+    gate = _baseline_gate(settings.baseline, settings.fail_on, loaded.name, settings) if settings.baseline else None
+    outcome = run_test(loaded, settings, command=command)
+    sys.exit(gate(outcome) if gate else outcome.exit_code)
+
+
+def _baseline_gate(path: str, fail_on: list[str], scenario: str, settings: Any) -> Any:
+    """--baseline: the baseline and rules checked before any load (exit 2), the gate to judge the run by."""
+    from runner.compare.command import baseline_gate
+    from runner.errors import LrunError
+
+    if settings.web or settings.worker:
+        _fail("lrun: --baseline goes with a headless run (not --web or --worker): compare later with lrun compare")
+    try:
+        return baseline_gate(path, fail_on, scenario, settings.json)
+    except LrunError as exc:
+        _fail(f"lrun: --baseline {exc}")
 
 
 def _web_flags(settings: Any, headless: bool) -> None:
@@ -542,14 +562,51 @@ def init(directory: str, force: bool) -> None:
 
 
 @cli.command()
+@click.argument("base", type=click.Path())
+@click.argument("new", type=click.Path())
+@click.option("--fail-on", multiple=True, metavar="RULE", help='A rule: "p95 +10%", "errors +0.5pp", "rps -10%", '
+              '"GET /item: p99 +20%", "p99 off" (repeat; replaces that metric\'s default).')  # fmt: skip
+@click.option("--json", "json_file", metavar="FILE", help="Write the comparison as JSON (for programs).")
+@click.option("--junit", metavar="FILE", help="Write JUnit XML: a test case per gated metric.")
+@click.option("--html", metavar="FILE", help="Write the comparison HTML report (self-contained).")
+def compare(base: str, new: str, fail_on: tuple[str, ...], json_file: str | None, junit: str | None,
+            html: str | None) -> None:  # fmt: skip
+    """The regression gate: did NEW (results JSON) get worse than BASE beyond run-to-run noise?
+
+    Per request and in total: p50, p90, p95, p99, error rate and requests/s, each judged by a statistical test
+    on the two runs' histograms and counts and by its rule's minimum change (defaults: p50 +10%, p90 +15%,
+    p95 +20%, p99 +30%, errors +0.5pp, rps -10%). Exit 1 on a regression, 0 otherwise, 2 on bad input.
+    """
+    from runner.compare.command import Outputs, gate, rules
+    from runner.config import find_config, resolve
+    from runner.errors import LrunError
+    from runner.report.results import read_json
+
+    try:
+        config = find_config(None, Path.cwd())
+        given = rules(resolve({"fail_on": fail_on}, config=config).fail_on)  # lrun.conf's fail_on, or these
+        outputs = Outputs(json_file, junit, html)
+        outputs.check()
+        comparison = gate(read_json(base), read_json(new), base, new, given, outputs, sys.stdout)
+    except LrunError as exc:
+        _fail(f"lrun compare: {exc}")
+    sys.exit(comparison.exit_code)
+
+
+@cli.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to a file.")
 @click.option("--results", is_flag=True, help="The schema of the results file (--json) instead.")
-def schema(output: str | None, results: bool) -> None:
+@click.option("--comparison", is_flag=True, help="The schema of lrun compare's --json file instead.")
+def schema(output: str | None, results: bool, comparison: bool) -> None:
     """Print the JSON Schema of the scenario language (for editors and CI), or of the results file."""
     from runner.report.model import results_schema_text
     from runner.scenario.schema import schema_text
 
     text = results_schema_text() if results else schema_text()
+    if comparison:
+        from runner.compare.model import comparison_schema_text
+
+        text = comparison_schema_text()
     if output:
         Path(output).write_text(text, encoding="utf-8")
     else:

@@ -152,6 +152,9 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "tls_key": str,
     "autostart": _bool,
     "autoquit": _optional_duration,
+    # the regression gate (runner.compare)
+    "baseline": str,
+    "fail_on": _tags,
 }
 MASTER_PORT = 5557  # a master listens on it, and a worker looks for its master there
 FROM_SCENARIO = ("users", "spawn_rate", "run_time", "iterations", "stop_timeout")
@@ -214,6 +217,8 @@ class RunSettings:
     tls_key: str | None = None
     autostart: bool = False  # --web: start the test at once
     autoquit: float | None = None  # --web: quit this long after the test ended
+    baseline: str | None = None  # results to judge the run against (runner.compare)
+    fail_on: list[str] = field(default_factory=list)  # the gate's rules, "p95 +10%"
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
 
 

@@ -1,0 +1,321 @@
+"""The regression gate (``lrun compare``, ``lrun SCENARIO --baseline``) on real runs of real lrun processes against
+a scripted loopback server: a build 30 % slower is caught, five A/A pairs (ten real 3 s runs, each pair's two at
+once) pass,
+a higher error rate is caught, a request name in one run only is reported, bad input is one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import lrun_command, run_lrun
+from runner.compare.model import Comparison
+
+DELAYS = {"/item": 0.060, "/list": 0.040}  # seconds, the "build" under test
+PAIRS = 5
+
+
+class Quiet(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a connection lrun closed at its end
+
+
+class Scripted:
+    """A loopback server with a known behaviour: each path answers after its delay × ``slower``; every
+    ``fail_every``-th request answers 500. It counts what it served per path."""
+
+    def __init__(self) -> None:
+        self.slower = 1.0
+        self.fail_every = 0
+        self.served: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                with scripted.lock:
+                    scripted.served[self.path] += 1
+                    n = sum(scripted.served.values())
+                time.sleep(DELAYS.get(self.path, 0.01) * scripted.slower)
+                failed = scripted.fail_every and n % scripted.fail_every == 0
+                status = b"500 Internal Server Error" if failed else b"200 OK"
+                # one write: headers and body in one segment (two would wait for a delayed ACK, +40 ms)
+                self.wfile.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n\r\nok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = Quiet(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Scripted]:
+    scripted = Scripted()
+    try:
+        yield scripted
+    finally:
+        scripted.close()
+
+
+def scenario(folder: Path, url: str, name: str = "gate") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        f"name: {name}\nhost: {url}\nload: {{users: 4, spawn_rate: 100, run_time: 3s}}\n"
+        "users:\n  shopper:\n    tasks:\n      - get: /item\n      - get: /list\n"
+    )
+    return path
+
+
+def run(server: Scripted, path: Path, out: Path, *extra: str) -> tuple[Any, dict[str, Any], int]:
+    """A real run of ``path`` (JSON to ``out``): the process, its results, the requests the server served."""
+    before = sum(server.served.values())
+    result = run_lrun("run", str(path), "--json", str(out), "--only-summary", *extra, timeout=120)
+    assert out.exists(), result.stdout + result.stderr
+    return result, json.loads(out.read_text()), sum(server.served.values()) - before
+
+
+def run_pair(server: Scripted, path: Path, outs: tuple[Path, Path]) -> None:
+    """Two real runs at once against the server: an A/A pair whose runs share the machine's state (a busy
+    neighbour slows both), so what differs between them is the sampling noise the gate must not call a change."""
+    before = sum(server.served.values())
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONWARNINGS": "ignore"}
+    command = [*lrun_command(), "run", str(path), "--only-summary", "--json"]
+    procs = [
+        subprocess.Popen([*command, str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        for out in outs
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    counted = [json.loads(out.read_text()) for out in outs]
+    total = sum(r["total"]["requests"] for r in counted)
+    served = sum(server.served.values()) - before
+    assert total <= served <= total + 8 + sum(r.get("interrupted", {}).get("total", 0) for r in counted)
+
+
+@pytest.fixture(scope="module")
+def runs(server: Scripted, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Five A/A pairs (a1 and b1 at once, …), then one after the other as a CI job would: a baseline, a 30 %
+    slower build judged by --baseline, a build with 10 % errors."""
+    folder = tmp_path_factory.mktemp("runs")
+    path = scenario(folder, server.url)
+    found: dict[str, Any] = {"folder": folder, "scenario": path}
+    for i in range(1, PAIRS + 1):
+        run_pair(server, path, (folder / f"a{i}.json", folder / f"b{i}.json"))
+    result, results, served = run(server, path, folder / "base.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    total = results["total"]["requests"]
+    assert total <= served <= total + 4 + results.get("interrupted", {}).get("total", 0)  # the server's count
+    server.slower = 1.3
+    found["slow"] = run(server, path, folder / "slow.json", "--baseline", str(folder / "base.json"))[0]
+    server.slower, server.fail_every = 1.0, 10
+    run(server, path, folder / "errors.json")
+    server.fail_every = 0
+    return found
+
+
+def compare(folder: Path, base: str, new: str, *extra: str) -> tuple[Any, Comparison]:
+    out = folder / f"cmp-{base}-{new}.json"
+    result = run_lrun("compare", str(folder / f"{base}.json"), str(folder / f"{new}.json"), "--json", str(out), *extra)
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    return result, Comparison.model_validate_json(out.read_text())
+
+
+def verdicts(comparison: Comparison, verdict: str) -> set[tuple[str, str]]:
+    return {(m.request, m.metric) for m in comparison.metrics if m.verdict == verdict}
+
+
+def test_aa_pairs_of_the_same_build_pass(runs: dict[str, Any]) -> None:
+    worst: list[float] = []
+    for i in range(1, PAIRS + 1):
+        result, comparison = compare(runs["folder"], f"a{i}", f"b{i}")
+        assert result.returncode == 0, result.stdout
+        assert comparison.passed and not comparison.regressions, verdicts(comparison, "regression")
+        assert not comparison.improvements, verdicts(comparison, "improvement")  # nor the other way
+        assert "PASSED" in result.stdout
+        worst.append(max(abs(m.change_ratio or 0) for m in comparison.metrics if m.metric.startswith("p")))
+        assert len(comparison.metrics) == 3 * 6  # total, GET /item, GET /list × p50 p90 p95 p99 errors rps
+    print("A/A: largest percentile change per pair:", [f"{w:+.1%}" for w in worst])
+
+
+def test_a_30_percent_slower_build_is_caught(runs: dict[str, Any]) -> None:
+    slow = runs["slow"]  # lrun SCENARIO --baseline base.json: the gate folded into the exit code
+    assert slow.returncode == 1, slow.stdout + slow.stderr
+    assert "REGRESSION" in slow.stdout
+    result, comparison = compare(runs["folder"], "base", "slow", "--junit", str(runs["folder"] / "slow.xml"))
+    assert result.returncode == 1
+    found = verdicts(comparison, "regression")
+    assert {("GET /item", "p50"), ("GET /list", "p50")} <= found, found  # the total's p50 sits between the two
+    assert {m for m in found if m[0] == "total"}, found
+    item = next(m for m in comparison.metrics if (m.request, m.metric) == ("GET /item", "p50"))
+    assert item.change_ratio is not None and 0.15 < item.change_ratio < 0.8  # scripted: +30 % (and a busy machine)
+    assert item.base_interval and item.new_interval and item.new_interval.low > (item.base_interval.high or 0)
+    import jsonschema  # the file matches the schema lrun publishes for it
+
+    schema = json.loads(run_lrun("schema", "--comparison").stdout)
+    written = json.loads((runs["folder"] / "cmp-base-slow.json").read_text())
+    assert not list(jsonschema.Draft202012Validator(schema).iter_errors(written))
+    junit = (runs["folder"] / "slow.xml").read_text()
+    assert junit.count("<testcase") == 18 and junit.count("<failure") == len(found)
+    assert 'name="GET /item: p50"' in junit
+
+
+def test_an_improvement_is_reported_not_failed(runs: dict[str, Any]) -> None:
+    result, comparison = compare(runs["folder"], "slow", "base")
+    assert result.returncode == 0, result.stdout
+    assert ("GET /item", "p50") in verdicts(comparison, "improvement")
+    assert "improved" in result.stdout
+
+
+def test_a_higher_error_rate_is_caught(runs: dict[str, Any]) -> None:
+    result, comparison = compare(runs["folder"], "base", "errors")
+    assert result.returncode == 1, result.stdout
+    assert ("total", "errors") in verdicts(comparison, "regression")
+    errors = next(m for m in comparison.metrics if (m.request, m.metric) == ("total", "errors"))
+    assert errors.base == 0 and errors.new is not None and 0.07 < errors.new < 0.13  # every 10th failed
+    assert errors.z is not None and errors.z > 2.576
+    # a looser rule lets it pass: 10 % errors is within +15pp
+    result, comparison = compare(runs["folder"], "base", "errors", "--fail-on", "errors +15pp")
+    assert ("total", "errors") in verdicts(comparison, "within_limit")
+    assert not {m for m in verdicts(comparison, "regression") if m[1] == "errors"}
+
+
+def test_rules_per_request_and_off(runs: dict[str, Any]) -> None:
+    folder = runs["folder"]
+    rules = ["--fail-on", "p50 off", "--fail-on", "p90 off", "--fail-on", "p95 off", "--fail-on", "p99 off"]
+    rules += ["--fail-on", "rps off", "--fail-on", "GET /item: p50 +80%"]
+    result, comparison = compare(folder, "base", "slow", *rules)
+    assert result.returncode == 0, result.stdout  # +30 % is within +80 % for GET /item; the rest is off
+    assert next(m for m in comparison.metrics if (m.request, m.metric) == ("GET /item", "p50")).rule == "p50 +80%"
+    result, comparison = compare(folder, "base", "slow", *rules[:-1], "/list: p50 +20%")
+    assert result.returncode == 1 and verdicts(comparison, "regression") == {("GET /list", "p50")}
+    conf = folder / "lrun.conf"  # the same rules from the settings file
+    conf.write_text("fail-on = p50 off, p90 off, p95 off, p99 off, rps off, GET /list: p50 +20%\n")
+    try:
+        result = run_lrun("compare", "base.json", "slow.json", cwd=folder)
+    finally:
+        conf.unlink()
+    assert result.returncode == 1 and "REGRESSION: p50 of GET /list" in result.stdout, result.stdout
+    assert "GET /item" not in result.stdout.splitlines()[-1]
+
+
+def test_a_request_in_one_run_only_is_reported(runs: dict[str, Any]) -> None:
+    folder = runs["folder"]
+    results = json.loads((folder / "b3.json").read_text())
+    results["requests"] = [e for e in results["requests"] if e["name"] != "/list"]
+    (folder / "b3-no-list.json").write_text(json.dumps(results))
+    result, comparison = compare(folder, "a3", "b3-no-list", "--html", str(folder / "one.html"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [(u.request, u.only_in) for u in comparison.unmatched] == [("GET /list", "base")]
+    assert "only in the baseline: GET /list" in result.stdout
+    assert {m.request for m in comparison.metrics} == {"total", "GET /item"}
+
+
+def test_the_html_report(runs: dict[str, Any]) -> None:
+    folder = runs["folder"]
+    result = run_lrun("compare", str(folder / "base.json"), str(folder / "slow.json"), "--html", str(folder / "g.html"))
+    assert result.returncode == 1
+    page = (folder / "g.html").read_text()
+    assert "REGRESSION" in page and "order statistics" in page  # the verdict and the rule it used
+    assert page.count('<svg class="chart bars"') == 3  # all requests, GET /item, GET /list: both runs' bars
+    assert page.count('<span class="badge fail">') >= 3
+    assert "<script src" not in page and "<link" not in page  # self-contained
+
+
+def lines(result: Any) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def test_bad_input_is_one_line_and_exit_2(runs: dict[str, Any], tmp_path: Path) -> None:
+    folder = runs["folder"]
+    a1 = json.loads((folder / "a1.json").read_text())
+    (tmp_path / "other.json").write_text(json.dumps({**a1, "scenario": "checkout"}))
+    (tmp_path / "old.json").write_text(json.dumps({**a1, "format_version": 0}))
+    (tmp_path / "text.json").write_text("p95 was 120 ms\n")
+    no_histograms = {**a1, "requests": [{k: v for k, v in e.items() if k != "histogram"} for e in a1["requests"]]}
+    (tmp_path / "bare.json").write_text(json.dumps(no_histograms))
+    base = str(folder / "a1.json")
+    cases = {
+        "other.json": "of scenario 'checkout': a baseline must be a run of the same scenario",
+        "old.json": "unknown results format version 0",
+        "text.json": "not JSON",
+        "missing.json": "no such results file",
+        "bare.json": "has no histogram",
+    }
+    for name, message in cases.items():
+        result = run_lrun("compare", base, str(tmp_path / name))
+        assert result.returncode == 2 and len(lines(result)) == 1, result.stderr
+        assert message in result.stderr and "Traceback" not in result.stderr
+    for rule, message in (
+        ("p95 +10", "not a rule"),
+        ("rps +10%", "rps fails on a drop: write rps -10%"),
+        ("errors +1%", "percentage points"),
+        ("p96 +10%", "no metric 'p96'"),
+        ("GET /itme: p95 +10%", "did you mean 'GET /item'?"),
+    ):
+        result = run_lrun("compare", base, base, "--fail-on", rule)
+        assert result.returncode == 2 and len(lines(result)) == 1 and message in result.stderr, result.stderr
+    # --baseline: a baseline of another scenario stops before any load
+    result = run_lrun("run", str(runs["scenario"]), "--baseline", str(tmp_path / "other.json"))
+    assert result.returncode == 2 and "a baseline must be a run of the same scenario" in result.stderr
+    assert len(lines(result)) == 1, result.stderr
+
+
+def test_every_key_of_the_comparison_is_described() -> None:
+    from pydantic import BaseModel
+
+    from runner.compare import model
+
+    models = [
+        m for m in vars(model).values() if isinstance(m, type) and issubclass(m, BaseModel) and m is not BaseModel
+    ]
+    assert len(models) >= 5
+    for found in models:
+        for name, field in found.model_fields.items():
+            assert field.description, f"{found.__name__}.{name} has no description"
+
+
+def test_the_docs_commands_exist_with_their_options() -> None:
+    import re
+    import shlex
+
+    import click
+
+    from conftest import ROOT
+    from runner.cli import cli
+    from runner.compare.rules import parse_rule
+
+    text = (ROOT / "docs" / "how-to" / "regression-gate.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    commands = [shlex.split(line, comments=True) for b in blocks for line in b.replace("\\\n", " ").splitlines()]
+    commands = [words[1:] for words in commands if words and words[0] == "lrun"]
+    assert len(commands) >= 4
+    for words in commands:
+        name = words[0] if words[0] in cli.commands else "run"
+        command = cli.commands[name]
+        options = {opt for param in command.params if isinstance(param, click.Option) for opt in param.opts}
+        for index, word in enumerate(words):
+            if word.startswith("-"):
+                assert word in options, f"lrun {name} has no option {word}"
+            if word == "--fail-on":
+                parse_rule(words[index + 1])  # every rule shown parses
