@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import dataclasses
 import itertools
 import random
 from collections.abc import Callable, Iterator, Mapping
@@ -522,7 +523,12 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
     document = loaded.document
     settings = scenario.http
     http = HttpSettings(
-        settings.timeout, settings.connect_timeout, settings.max_redirects, settings.max_body, settings.discard_body
+        settings.timeout,
+        settings.connect_timeout,
+        settings.max_redirects,
+        settings.max_body,
+        settings.discard_body,
+        settings.http2,
     )
 
     def files_base(path: tuple) -> Path:
@@ -561,7 +567,8 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
                 "weight": user.weight,
                 "fixed_count": user.count,
             }
-            user_classes.append(_user_class(name, http, ctx, attributes))
+            own_http = http if user.http2 is None else dataclasses.replace(http, http2=user.http2)
+            user_classes.append(_user_class(name, own_http, ctx, attributes))
         for phase in ("setup", "teardown"):
             steps = getattr(scenario, phase)
             if steps:

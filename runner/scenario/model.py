@@ -604,6 +604,9 @@ class User(Model):
         None, description="Variables each user starts with (templates rendered once per user)."
     )
     think: Think | None = Field(None, description="Think time between steps (default: the scenario's, or none).")
+    http2: bool | None = Field(
+        None, description="This user type's HTTP/2 switch (default: http.http2): false keeps it on HTTP/1.1."
+    )
     on_start: list[Step] = Field(default_factory=list, description="Steps run once when a user starts (login …).")
     on_stop: list[Step] = Field(default_factory=list, description="Steps run once when a user stops (logout …).")
     pacing: Think | None = Field(
@@ -848,6 +851,11 @@ class Http(Model):
     )
     discard_body: bool = Field(
         False, description="Read response bodies and count their bytes without keeping them (downloads)."
+    )
+    http2: bool = Field(
+        True,
+        description="On https, use HTTP/2 when the server offers it (ALPN), as browsers do; false keeps every "
+        "connection on HTTP/1.1.",
     )
 
 
