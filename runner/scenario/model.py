@@ -522,6 +522,28 @@ class CallStep(Model):
     )
 
 
+class ParallelStep(Model):
+    parallel: list[Request] = Field(
+        min_length=1,
+        description="Requests sent at once, as a browser fetches a page's resources: over HTTP/2 multiplexed on the "
+        "user's one connection, over HTTP/1.1 on up to max_connections connections per origin. Each request keeps "
+        "its own statistics; the step ends when all have.",
+    )
+    name: str | None = Field(
+        None, min_length=1, description="Time the whole group under this name, as a transaction.", examples=["page"]
+    )
+    max_connections: int = Field(
+        6, ge=1, le=100, description="Requests under way at once at most (a browser's 6 connections per origin)."
+    )
+
+    @model_validator(mode="after")
+    def _no_think_inside(self) -> ParallelStep:
+        for request in self.parallel:
+            if request.think is not None:
+                raise ValueError("a request of a parallel group has no think time of its own: put a think step after")
+        return self
+
+
 class _TaskFields(Model):
     weight: int = Field(1, ge=0, description="How often this task is picked relative to the others.")
     tags: list[str] = Field(default_factory=list, description="Tags to select tasks with --tags.")
@@ -545,6 +567,7 @@ STEP_KINDS: dict[str, tuple[str, ...]] = {
     "if": ("if", "if_"),
     "loop": ("loop",),
     "call": ("call",),
+    "parallel": ("parallel",),
 }
 TASK_KINDS = ("request", "sequence")
 
@@ -570,12 +593,13 @@ Step = Annotated[
     | Annotated[RendezvousStep, Tag("rendezvous")]
     | Annotated[IfStep, Tag("if")]
     | Annotated[LoopStep, Tag("loop")]
-    | Annotated[CallStep, Tag("call")],
+    | Annotated[CallStep, Tag("call")]
+    | Annotated[ParallelStep, Tag("parallel")],
     Discriminator(
         step_kind,
         custom_error_type="step_kind",
         custom_error_message="not a step: a step starts with a method (get, post …), think, set, sequence, "
-        "transaction, rendezvous, if, loop or call",
+        "transaction, rendezvous, if, loop, call or parallel",
     ),
 ]
 
