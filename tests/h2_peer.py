@@ -8,6 +8,7 @@ in FOLDER; prints its port). What it does depends on the path:
 /push        a PUSH_PROMISE though the client disabled push
 /headers     a 200 with 256 KiB of headers
 /endless     a 200 whose DATA never ends (for 30 s at most)
+/badstatus   a response whose :status is "abc"
 /count       200 with the number of connections this server accepted
 """
 
@@ -93,6 +94,9 @@ def answer(sock: ssl.SSLSocket, conn: h2.connection.H2Connection, stream: int, p
             if stream not in conn.streams or conn.streams[stream].closed:
                 return True
         return False
+    elif path == "/badstatus":
+        conn.send_headers(stream, [(":status", "abc")])
+        conn.send_data(stream, b"?", end_stream=True)
     elif path == "/count":
         reply(conn, stream, str(connections).encode())
     else:

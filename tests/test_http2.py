@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,6 +138,44 @@ def test_http2_false_for_a_user_type_uses_up_to_six_http1_connections(tmp_path: 
     assert "Protocols:" not in console
 
 
+FAILING = """
+name: h2 failing
+host: {url}
+users:
+  browser:
+    sequence:
+      - parallel:
+          - get: /static/x.js
+          - get: /missing
+            check: {{status: 200, on_fail: stop_iteration}}
+          - get: /static/y.css
+        name: page
+      - get: /json
+"""
+
+
+def test_a_failed_request_in_a_group_stops_the_iteration_after_the_group(tmp_path: Path, fresh_log: Nginx) -> None:
+    path = write(tmp_path, FAILING.format(url=fresh_log.url))
+    out = tmp_path / "results.json"
+    proc = run_lrun("run", str(path), "-u", "1", "-i", "2", "--json", str(out), timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    results = json.loads(out.read_text())
+    counts = {e["name"]: (e["requests"], e["failures"]) for e in results["requests"]}
+    assert counts == {"/static/x.js": (2, 0), "/missing": (2, 2), "/static/y.css": (2, 0)}  # /json never sent
+    page = results["transactions"]["entries"][0]
+    assert (page["name"], page["requests"], page["failures"]) == ("page", 2, 2)
+    uris = Counter(uri for _, _, _, uri, _ in _logged(fresh_log, 6))
+    assert uris == {"/static/x.js": 2, "/missing": 2, "/static/y.css": 2}
+
+
+def test_debug_shows_which_requests_went_over_http2(tmp_path: Path, server: Nginx) -> None:
+    path = write(tmp_path, f"host: {server.url}\nusers:\n  u:\n    sequence:\n      - get: /json\n")
+    proc = run_lrun("debug", str(path), "-H", server.h1_url)
+    assert proc.returncode == 0 and "HTTP/2" not in proc.stdout, proc.stdout + proc.stderr
+    proc = run_lrun("debug", str(path))
+    assert proc.returncode == 0 and "/json -> 200" in proc.stdout and "HTTP/2" in proc.stdout, proc.stdout
+
+
 # -- a hostile peer ---------------------------------------------------------------------------------------------
 
 
@@ -168,6 +207,8 @@ def test_rst_stream_push_and_huge_headers_fail_the_request_with_their_reason(pee
     assert session.request("GET", "/").status == 200  # the connection survives a reset stream
     pushed = session.request("GET", "/push")
     assert pushed.status == 0 and "HTTP/2 protocol error from the server" in (pushed.error or "")
+    bad = session.request("GET", "/badstatus")
+    assert (bad.status, bad.error) == (0, "malformed response: no valid :status")
     huge = session.request("GET", "/headers")  # 256 KiB of headers, past the 64 KiB bound
     assert huge.status == 0 and "header" in (huge.error or "").lower()
     assert session.request("GET", "/").status == 200  # a new connection each time

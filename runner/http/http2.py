@@ -44,9 +44,9 @@ MAX_HEADER_LIST = 64 * 1024  # bytes of one response's decoded header list
 WINDOW = 4 * 2**20  # receive window of each stream and of the connection
 _RECV = 65536
 _FRESH = 1.0  # seconds: an idle connection is looked at (a GOAWAY, a close) before reuse after this long
+_select = monkey.get_original("select", "select")  # the real, non-blocking select (gevent may patch it)
 _IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"))
 # connection-specific fields HTTP/2 forbids (RFC 9113 8.2.2); Host becomes :authority
-_select = monkey.get_original("select", "select")  # the real, non-blocking select (gevent may patch it)
 _DROPPED = frozenset(("host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"))
 
 
@@ -131,9 +131,14 @@ class Connection:
         # small one back until the previous one is acknowledged, the server's delayed ACK making every request late
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # the session made the headers valid (token names, no CR/LF) and lower-cased here: h2 need not check them
-        # again (a third of its cost per request); what the server sends is still validated
+        # again; what the server sends is read as data (a bad :status is a malformed response), never sent back:
+        # h2's checks on both sides were a fifth of its cost per request
         config = h2.config.H2Configuration(
-            client_side=True, header_encoding=None, validate_outbound_headers=False, normalize_outbound_headers=False
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+            validate_inbound_headers=False,
         )
         conn = self.conn = h2.connection.H2Connection(config)
         conn.local_settings = h2.settings.Settings(
@@ -198,12 +203,19 @@ class Connection:
             except h2.exceptions.H2Error:
                 break  # the stream ended meanwhile (reset): the reply says why
             if size <= 0:
-                self._wait(reply, lambda: reply.done or self.conn.local_flow_control_window(stream) > 0)
+                self._wait(reply, lambda: reply.done or self._window(stream) > 0)
                 continue
             self.conn.send_data(stream, bytes(view[:size]), end_stream=size == len(view))
             view = view[size:]
             self._flush()
         return reply
+
+    def _window(self, stream: int) -> int:
+        """Bytes the server lets this stream send now; 1 once the stream ended (stop waiting: the reply says why)."""
+        try:
+            return int(self.conn.local_flow_control_window(stream))
+        except h2.exceptions.H2Error:
+            return 1
 
     def wait(self, reply: Reply) -> None:
         self._wait(reply, lambda: reply.done)
@@ -288,12 +300,12 @@ class Connection:
             if reply is not None:
                 for name, value in event.headers:
                     if name == b":status":
-                        reply.status = int(value)
+                        reply.status = int(value) if value.isdigit() and len(value) == 3 else -1
                     elif name[:1] != b":":
                         reply.headers.append((name.decode("latin-1"), value.decode("latin-1")))
         elif kind is h2.events.StreamEnded:
             if reply is not None:
-                reply.finish()
+                reply.finish(None if reply.status > 0 else H2Error("malformed response: no valid :status"))
         elif kind is h2.events.StreamReset:
             if reply is not None:
                 code = event.error_code
