@@ -239,6 +239,15 @@ def test_validate_refuses_think_in_a_group_and_a_sibling_reading_an_extract(tmp_
     proc = run_lrun("validate", str(think))
     assert proc.returncode == 2
     assert f"{think}:6:" in proc.stdout + proc.stderr and "think step after" in proc.stdout + proc.stderr
+    other = write(
+        tmp_path,
+        "host: https://127.0.0.1:1\nusers:\n  u:\n    sequence:\n      - parallel:\n          - get: /a\n"
+        "          - think: 1\n",
+        "other.yaml",
+    )
+    proc = run_lrun("validate", str(other))
+    assert proc.returncode == 2
+    assert f"{other}:6:" in proc.stdout + proc.stderr and "item 2 is a think step" in proc.stdout + proc.stderr
     sibling = write(
         tmp_path,
         "host: https://127.0.0.1:1\nusers:\n  u:\n    sequence:\n      - parallel:\n"

@@ -536,6 +536,18 @@ class ParallelStep(Model):
         6, ge=1, le=100, description="Requests under way at once at most (a browser's 6 connections per origin)."
     )
 
+    @field_validator("parallel", mode="before")
+    @classmethod
+    def _requests_only(cls, value: Any) -> Any:
+        for index, item in enumerate(value if isinstance(value, list) else []):
+            kind = step_kind(item)
+            if kind not in (None, "request"):
+                raise ValueError(
+                    f"item {index + 1} is a {kind} step: a parallel group holds requests only (get, post …); "
+                    "put other steps before or after it"
+                )
+        return value
+
     @model_validator(mode="after")
     def _no_think_inside(self) -> ParallelStep:
         for request in self.parallel:
