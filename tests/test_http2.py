@@ -284,3 +284,19 @@ def test_counts_by_protocol_merge_like_retries() -> None:
     three = Period()
     three.add_parsed(parsed)
     assert three.http2 == 7
+
+
+def test_counts_by_protocol_add_up_across_worker_processes(tmp_path: Path, fresh_log: Nginx) -> None:
+    path = write(
+        tmp_path,
+        f"host: {fresh_log.url}\nusers:\n  u:\n    sequence:\n"
+        "      - parallel: [{get: /static/a}, {get: /static/b}]\n",
+    )
+    out = tmp_path / "results.json"
+    proc = run_lrun("run", str(path), "-u", "4", "-r", "10", "-i", "5", "--processes", "2", "--json", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    total = json.loads(out.read_text())["total"]
+    log = _logged(fresh_log, 40)
+    assert (total["requests"], total["http2"], len(log)) == (40, 40, 40)
+    assert len({connection for _, connection, *_ in log}) == 4  # one connection per user, users in two processes
+    assert "Protocols: HTTP/2 40 requests, HTTP/1.1 0" in proc.stdout
