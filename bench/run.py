@@ -52,7 +52,7 @@ REPO = BENCH.parent
 LOCUST_VENV = BENCH / ".venv-locust"
 SCENARIOS = ("plain", "correlated", "https", "idle")
 LOAD_SCENARIOS = ("plain", "correlated", "https")
-SCENARIO_FILE = {"https": "plain"}  # https runs the plain scenario against the TLS port
+SCENARIO_FILE = {"https": "plain", "h2": "plain"}  # https and h2 run the plain scenario against a TLS port
 CEILING_SCENARIOS = ("plain", "https")  # wrk and the bare gevent loop only do GET /
 LOAD_USERS = 50
 POLL_INTERVAL = 0.25  # seconds between nginx stub_status reads during a run
@@ -228,8 +228,11 @@ class Nginx:
         self.port, self.tls_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.tls_url = f"https://127.0.0.1:{self.tls_port}"
+        self.h2_port = free_port()
+        self.h2_url = f"https://127.0.0.1:{self.h2_port}"  # HTTP/2 by ALPN (bench/http2.py)
         make_certificate(self.tmp)
-        conf = (BENCH / "nginx.conf").read_text().format(prefix=self.tmp, port=self.port, tls_port=self.tls_port)
+        conf = (BENCH / "nginx.conf").read_text()
+        conf = conf.format(prefix=self.tmp, port=self.port, tls_port=self.tls_port, h2_port=self.h2_port)
         (self.tmp / "nginx.conf").write_text(conf)
         exe = shutil.which("nginx") or "/usr/sbin/nginx"
         argv = [exe, "-c", str(self.tmp / "nginx.conf"), "-p", str(self.tmp), "-e", str(self.tmp / "error.log")]
@@ -466,7 +469,7 @@ def percentiles(histogram: dict[int, int]) -> dict[str, float]:
 
 def load_run(children: Children, nginx: Nginx, tool: Tool, scenario: str, duration: int, tmp: Path, cpu: int) -> dict:
     out = tmp / f"{tool.name}-{scenario}.json"
-    host = nginx.tls_url if scenario == "https" else nginx.url
+    host = {"https": nginx.tls_url, "h2": nginx.h2_url}.get(scenario, nginx.url)
     argv = tool.load_argv(scenario, host, LOAD_USERS, LOAD_USERS, duration, out)
     log(f"{scenario}: {tool.name}, {LOAD_USERS} users, {duration} s, core {cpu}")
     samples = [(time.monotonic(), nginx.requests())]

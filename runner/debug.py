@@ -53,6 +53,8 @@ class TraceRuntime:
         status = self._style(str(result.status or "---"), fg="green" if ok else "red", bold=True)
         url = result.url.removeprefix(user.host) if user.host and result.url.startswith(user.host) else result.url
         line = f"  {result.method} {url or '/'} -> {status}  {result.elapsed_ms:.1f} ms  {_size(result.size)}"
+        if result.http2:
+            line += "  HTTP/2"
         if result.name != url:
             line += self._style(f"  [{result.name}]", dim=True)
         self.echo(line)

@@ -33,6 +33,7 @@ ENTRY_KEYS = {
     "avg_bytes",
     "total_bytes",
     "retries",
+    "http2",
     "percentiles",
     "histogram",
 }

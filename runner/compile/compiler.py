@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import dataclasses
 import itertools
 import random
 from collections.abc import Callable, Iterator, Mapping
@@ -21,6 +22,7 @@ from jinja2 import TemplateError
 from runner.compile import templating
 from runner.compile.checkpoints import compile_checks
 from runner.compile.extract import compile_extractor
+from runner.compile.parallel import compile_parallel
 from runner.compile.pools import Pool
 from runner.compile.scripting import Script, ScriptError, describe, template_functions
 from runner.engine.flow import ON_FAIL, FlowSignal, StopUser
@@ -35,6 +37,7 @@ from runner.scenario.model import (
     Gaussian,
     IfStep,
     LoopStep,
+    ParallelStep,
     PoolLoop,
     RendezvousStep,
     Request,
@@ -316,12 +319,16 @@ def _compile_kind(step: Any, ctx: _Context, path: tuple) -> list[Step | Think]:
         return _compile_loop(step, ctx, path)
     if isinstance(step, CallStep):
         return [_compile_call(step, ctx)]
+    if isinstance(step, ParallelStep):
+        requests: list[Any] = [_compile_request(r, ctx, (*path, "parallel", i))[0] for i, r in enumerate(step.parallel)]
+        think = Think(ctx.default_think) if ctx.default_think is not None else None
+        return compile_parallel(step, requests, think)
     raise TypeError(f"cannot compile step {type(step).__name__}")  # pragma: no cover - the model forbids it
 
 
 def _own_names(step: Any) -> set[str]:
     """Variables a step's own templates read (not those of the steps nested in it)."""
-    if isinstance(step, Request | SetStep | CallStep):
+    if isinstance(step, Request | SetStep | CallStep | ParallelStep):
         own: Any = step
     elif isinstance(step, IfStep):
         own = step.if_
@@ -522,7 +529,12 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
     document = loaded.document
     settings = scenario.http
     http = HttpSettings(
-        settings.timeout, settings.connect_timeout, settings.max_redirects, settings.max_body, settings.discard_body
+        settings.timeout,
+        settings.connect_timeout,
+        settings.max_redirects,
+        settings.max_body,
+        settings.discard_body,
+        settings.http2,
     )
 
     def files_base(path: tuple) -> Path:
@@ -561,7 +573,8 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
                 "weight": user.weight,
                 "fixed_count": user.count,
             }
-            user_classes.append(_user_class(name, http, ctx, attributes))
+            own_http = http if user.http2 is None else dataclasses.replace(http, http2=user.http2)
+            user_classes.append(_user_class(name, own_http, ctx, attributes))
         for phase in ("setup", "teardown"):
             steps = getattr(scenario, phase)
             if steps:

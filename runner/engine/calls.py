@@ -31,6 +31,7 @@ class RequestResult:
     failure: str | None = None
     retries: int = 0  # sent again on a new connection (a kept-alive one was found closed)
     connect_failed: bool = False  # no connection could be made (``failure`` says why)
+    http2: bool = False  # it went over HTTP/2 (else HTTP/1.1, or not HTTP)
     response: Response | None = None
     trace_extracted: dict[str, Any] | None = None
     trace_checks: list[tuple[str, str | None]] | None = None
@@ -49,6 +50,7 @@ class RequestResult:
             failure,
             response.retries,
             response.connect_failed,
+            response.http2,
         )
 
 

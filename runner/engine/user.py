@@ -50,6 +50,7 @@ class HttpSettings:
     max_redirects: int = 10
     max_body: int = 10 * 2**20
     discard_body: bool = False
+    http2: bool = True  # offer HTTP/2 by ALPN on https
 
 
 class Think:
@@ -172,6 +173,7 @@ class VirtualUser:
             max_redirects=self.http.max_redirects,
             max_body=self.http.max_body,
             discard_body=self.http.discard_body,
+            http2=self.http.http2,
         )
 
     def advance(self, iterations: int | None = None, stop_at: float = INF, deadline: float = INF) -> float | None:

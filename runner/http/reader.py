@@ -50,6 +50,7 @@ class Parser(HTTPResponseParser):
 
     plain = False  # the session looks at every header
     lines = None  # the headers are parsed already
+    http2 = False
     charset = None  # read from the headers when the body's text is asked for
 
     def __init__(self, skip_body: bool, limit: int) -> None:
@@ -133,6 +134,8 @@ class Quick:
     """A response whose head ``quick`` read; ``missing`` body bytes are still to come (``add``).
 
     ``lines`` are the head's lines; they become ``headers`` only where something reads them."""
+
+    http2 = False
 
     __slots__ = (
         "body",

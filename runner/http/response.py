@@ -49,6 +49,7 @@ class Response:
         "connect_failed",
         "elapsed_ms",
         "error",
+        "http2",
         "method",
         "reason",
         "retries",
@@ -75,6 +76,7 @@ class Response:
         connect_failed: bool = False,
         head: Sequence[str] | None = None,
         charset: str | None = None,
+        http2: bool = False,
     ) -> None:
         self.method = method
         self.url = url
@@ -91,6 +93,7 @@ class Response:
         self.size = len(body) if size is None else size  # body bytes (decoded; as received when not kept)
         self.retries = retries  # resent on a new connection after a kept-alive one was found closed
         self.connect_failed = connect_failed  # no connection could be made: ``error`` says why
+        self.http2 = http2  # it went over HTTP/2 (else HTTP/1.1)
         self.unread = unread  # why ``body`` is empty though bytes arrived: over max_body, or discarded
 
     @property
@@ -196,6 +199,11 @@ class Response:
     @property
     def content(self) -> bytes:
         return self.body
+
+    @property
+    def protocol(self) -> str:
+        """``HTTP/2`` or ``HTTP/1.1``: what the request went over."""
+        return "HTTP/2" if self.http2 else "HTTP/1.1"
 
     def __repr__(self) -> str:
         return f"<Response {self.method} {self.url} {self.status or self.error}>"

@@ -47,6 +47,10 @@ from gevent import ssl as gevent_ssl
 
 from runner import __version__
 from runner.http.cookies import CookieJar
+from runner.http.http2 import Connection as H2Connection
+from runner.http.http2 import H2Error
+from runner.http.http2 import connect as h2_connect
+from runner.http.http2 import exchange as h2_exchange
 from runner.http.reader import HTTPParseError, Parser, Quick, quick
 from runner.http.response import Response
 
@@ -64,6 +68,7 @@ NOTHING: Any = _Nothing()
 USER_AGENT = f"lrun/{__version__}"
 
 _RECV_SIZE = 65536
+_SPARE = 5  # idle HTTP/1.1 connections kept per origin besides ``sock``: a browser's 6 in all
 _FRESH = 1.0  # seconds: a connection idle for less is reused without a liveness check
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
@@ -109,7 +114,7 @@ _STALE = (_NoResponse, ConnectionResetError, BrokenPipeError, ConnectionAbortedE
 class _Origin:
     """(scheme, host, port) and the user's idle keep-alive connection to it."""
 
-    __slots__ = ("host", "host_header", "https", "idle_since", "label", "port", "sock", "url")
+    __slots__ = ("h2", "host", "host_header", "https", "idle_since", "label", "port", "sock", "spare", "url")
 
     def __init__(self, scheme: str, host: str, port: int) -> None:
         self.https = scheme == "https"
@@ -121,6 +126,8 @@ class _Origin:
         self.label = f"{name}:{port}"
         self.sock: Any = None  # the idle keep-alive connection, between requests
         self.idle_since = 0.0  # perf_counter() when it went idle
+        self.h2: Any = None  # the HTTP/2 connection (runner.http.http2), when ALPN chose h2
+        self.spare: list[Any] = []  # more idle HTTP/1.1 connections, opened by a parallel group
 
 
 class _Headers:
@@ -276,10 +283,14 @@ def _tls_context(cafile: str | None = None, *, verify: bool = True) -> ssl.SSLCo
     return context
 
 
-@lru_cache(maxsize=2)
-def _shared_tls_context(verify: bool) -> ssl.SSLContext:
-    """One TLS context per process and verify setting: loading the CA store per user would cost memory."""
-    return _tls_context(verify=verify)
+@lru_cache(maxsize=4)
+def _shared_tls_context(verify: bool, http2: bool = False) -> ssl.SSLContext:
+    """One TLS context per process and verify setting: loading the CA store per user would cost memory.
+    With ``http2`` it offers h2 by ALPN, then HTTP/1.1."""
+    context = _tls_context(verify=verify)
+    if http2:
+        context.set_alpn_protocols(["h2", "http/1.1"])
+    return context
 
 
 _select = monkey.get_original("select", "select")  # the real, non-blocking select (gevent may patch it)
@@ -445,7 +456,10 @@ class HttpSession:
         max_redirects: int = 10,
         max_body: int = MAX_BODY,
         discard_body: bool = False,
+        http2: bool = True,
     ) -> None:
+        self.http2 = http2  # offer HTTP/2 by ALPN on https; False keeps to HTTP/1.1
+        self.parallel = False  # requests under way in several greenlets (a parallel group): a timer each
         self.connect_timeout = float(connect_timeout)
         self.timeout = float(timeout)
         self.insecure = insecure
@@ -526,9 +540,11 @@ class HttpSession:
         discard = self.discard_body if discard_body is None else discard_body
         seconds = self.timeout if timeout is None else float(timeout)
         timer = self._timers.get(seconds)
-        if timer is None:
+        if timer is None or self.parallel:
             # a repeating timer re-armed with again(): a one-shot libev timer cannot be started twice
-            timer = self._timers[seconds] = gevent.get_hub().loop.timer(seconds, seconds)
+            timer = gevent.get_hub().loop.timer(seconds, seconds)
+            if not self.parallel:
+                self._timers[seconds] = timer
         timer.again(getcurrent().throw, _Deadline, update=True)
         try:
             return self._send(
@@ -543,6 +559,11 @@ class HttpSession:
             if origin.sock is not None:
                 origin.sock.close()
             origin.sock = None
+            if origin.h2 is not None:
+                origin.h2.close()
+                origin.h2 = None
+            while origin.spare:
+                origin.spare.pop().close()
 
     def __enter__(self) -> HttpSession:
         return self
@@ -653,7 +674,17 @@ class HttpSession:
             if parser is None:
                 failed = isinstance(error, _ConnectError)
                 return Response(
-                    method, url, 0, "", None, b"", elapsed * 1000.0, str(error), retries=retries, connect_failed=failed
+                    method,
+                    url,
+                    0,
+                    "",
+                    None,
+                    b"",
+                    elapsed * 1000.0,
+                    str(error),
+                    retries=retries,
+                    connect_failed=failed,
+                    http2=error.__class__ is H2Error,
                 )
 
             status = parser.get_code()
@@ -710,11 +741,12 @@ class HttpSession:
                 unread=unread,
                 head=parser.lines,
                 charset=parser.charset,
+                http2=parser.http2,
             )
 
     def _exchange(
         self, origin: _Origin, method: str, wire: bytes, deadline: float, limit: int
-    ) -> tuple[Parser | Quick | None, float, str | None, bool]:
+    ) -> tuple[Any, float, str | None, bool]:
         """Write ``wire`` and read one response: (parser, seconds, None, retried) or (None, seconds, error, retried).
 
         The request's deadline (a ``_Deadline`` thrown into this greenlet) may interrupt any wait here.
@@ -723,13 +755,18 @@ class HttpSession:
         started = perf_counter()
         while True:
             sock, origin.sock = origin.sock, None
+            if sock is None and origin.spare:
+                sock = origin.spare.pop()
             reused = sock is not None
             if reused and started - origin.idle_since > _FRESH and not _alive(sock):
                 sock.close()
                 sock, reused = None, False
             if sock is None:
                 try:
-                    sock = self._connect(origin)
+                    if origin.https and self.http2:  # ALPN decides: an HTTP/2 connection, or a socket
+                        sock = h2_connect(origin, lambda: self._connect(origin))
+                    else:
+                        sock = self._connect(origin)
                 except BaseException as exc:
                     error = (
                         _timed_out(deadline, "connecting")
@@ -739,6 +776,12 @@ class HttpSession:
                     if error is None:
                         raise
                     return None, perf_counter() - started, _ConnectError(error), retried
+                if sock.__class__ is H2Connection:
+                    try:
+                        again = lambda: h2_connect(origin, lambda: self._connect(origin))  # noqa: E731
+                        return h2_exchange(sock, origin, method, wire, limit, started, again)
+                    except _Deadline:
+                        return None, perf_counter() - started, H2Error(_timed_out(deadline, "HTTP/2 exchange")), retried
             received = False
             try:
                 recv = _tls_io(sock, wire) if origin.https else _raw_io(sock, wire)
@@ -772,6 +815,10 @@ class HttpSession:
                 return None, perf_counter() - started, error, retried
 
             if not parser.trailing and parser.should_keep_alive():
+                if origin.sock is not None:  # another greenlet of a parallel group put one back already
+                    if len(origin.spare) >= _SPARE:
+                        origin.spare.pop(0).close()
+                    origin.spare.append(origin.sock)
                 origin.sock = sock
                 origin.idle_since = perf_counter()
             else:
@@ -793,7 +840,8 @@ class HttpSession:
                 sock.settimeout(self.connect_timeout)
                 sock.connect(address)
                 if origin.https:
-                    sock = _shared_tls_context(not self.insecure).wrap_socket(sock, server_hostname=origin.host)
+                    context = _shared_tls_context(not self.insecure, self.http2)
+                    sock = context.wrap_socket(sock, server_hostname=origin.host)
                 sock.settimeout(None)  # the request's deadline bounds every wait from here on
                 return sock
             except BaseException as exc:

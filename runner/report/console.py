@@ -117,6 +117,9 @@ def summary(results: Results) -> str:
     retries = retry_line(entries, total)
     if retries:
         parts += ["", retries]
+    protocols = protocol_line(entries, total)
+    if protocols:
+        parts += ["", protocols]
     if results.exceptions:
         parts += ["", "Exceptions inside users"]
         parts += [f"{e.count:>14}  {e.message}" for e in results.exceptions]
@@ -265,6 +268,15 @@ def retry_line(entries: Iterable[Entry], total: Entry) -> str:
         f"Retries: {total.retries} requests sent again on a new connection, a kept-alive one found closed "
         f"(the server saw requests + retries): {', '.join(named)}"
     )
+
+
+def protocol_line(entries: Iterable[Entry], total: Entry) -> str:
+    """How many requests went over HTTP/2 and HTTP/1.1, where any went over HTTP/2; empty otherwise."""
+    if not total.http2:
+        return ""
+    mixed = [f"{e.method} {e.name} {e.http2}/{e.requests}" for e in entries if 0 < e.http2 < e.requests]
+    line = f"Protocols: HTTP/2 {total.http2} requests, HTTP/1.1 {total.requests - total.http2}"
+    return line + (f" (HTTP/2 of all in: {', '.join(mixed)})" if mixed else "")
 
 
 def _mib(value: float | None) -> str:

@@ -328,6 +328,8 @@ def _summary(results: Results) -> list[dict[str, Any]]:
         {"label": "peak users", "value": fmt_num(results.users_max), **_asked(results)},
         {"label": "received", "value": fmt_bytes(total.total_bytes)},
     ]
+    if total.http2:  # which protocol the requests went over, once any went over HTTP/2
+        tiles.append({"label": "HTTP/2", "value": fmt_num(total.http2), "sub": f"of {fmt_num(total.requests)}"})
     return tiles
 
 

@@ -145,6 +145,9 @@ class Entry(_Open):
         description="Requests sent again on a new connection because a kept-alive one was found closed before any "
         "byte arrived (idempotent methods, once): the server saw requests + retries.",
     )
+    http2: int = Field(
+        0, description="Of the requests, how many went over HTTP/2 (negotiated by ALPN on https); the rest HTTP/1.1."
+    )
     think_s: Number | None = Field(
         None, description="Transactions only: seconds of think time inside, not counted in their times."
     )

@@ -25,6 +25,7 @@ from runner.scenario.model import (
     CallStep,
     IfStep,
     LoopStep,
+    ParallelStep,
     PoolLoop,
     RendezvousStep,
     Request,
@@ -235,6 +236,10 @@ class _Flow:
             else:
                 self.need(step.loop, (*path, "loop"), defined, elsewhere)
             defined = self.steps(step.steps, (*path, "steps"), defined | {step.as_}, elsewhere)
+        elif isinstance(step, ParallelStep):  # sent at once: none of them sees what another extracts
+            known_before = set(defined)
+            for index, member in enumerate(step.parallel):
+                defined = defined | self.step(member, (*path, "parallel", index), known_before, elsewhere)
         elif isinstance(step, CallStep):
             self.function(step.call, (*path, "call"))
             self.need(step.args, (*path, "args"), defined, elsewhere)
@@ -260,6 +265,8 @@ def defines(value: Any) -> set[str]:
         return defines(value.steps) | {value.as_}
     if isinstance(value, CallStep):
         return {value.save} if value.save else set()
+    if isinstance(value, ParallelStep):
+        return defines(value.parallel)
     return set()
 
 
@@ -315,6 +322,7 @@ NESTED: list[tuple[type, str, str]] = [  # (step type, attribute holding steps, 
     (LoopStep, "steps", "steps"),
     (IfStep, "then", "then"),
     (IfStep, "else_", "else"),
+    (ParallelStep, "parallel", "parallel"),
 ]
 
 

@@ -523,6 +523,40 @@ class CallStep(Model):
     )
 
 
+class ParallelStep(Model):
+    parallel: list[Request] = Field(
+        min_length=1,
+        description="Requests sent at once, as a browser fetches a page's resources: over HTTP/2 multiplexed on the "
+        "user's one connection, over HTTP/1.1 on up to max_connections connections per origin. Each request keeps "
+        "its own statistics; the step ends when all have.",
+    )
+    name: str | None = Field(
+        None, min_length=1, description="Time the whole group under this name, as a transaction.", examples=["page"]
+    )
+    max_connections: int = Field(
+        6, ge=1, le=100, description="Requests under way at once at most (a browser's 6 connections per origin)."
+    )
+
+    @field_validator("parallel", mode="before")
+    @classmethod
+    def _requests_only(cls, value: Any) -> Any:
+        for index, item in enumerate(value if isinstance(value, list) else []):
+            kind = step_kind(item)
+            if kind not in (None, "request"):
+                raise ValueError(
+                    f"item {index + 1} is a {kind} step: a parallel group holds requests only (get, post …); "
+                    "put other steps before or after it"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _no_think_inside(self) -> ParallelStep:
+        for request in self.parallel:
+            if request.think is not None:
+                raise ValueError("a request of a parallel group has no think time of its own: put a think step after")
+        return self
+
+
 class _TaskFields(Model):
     weight: int = Field(1, ge=0, description="How often this task is picked relative to the others.")
     tags: list[str] = Field(default_factory=list, description="Tags to select tasks with --tags.")
@@ -546,6 +580,7 @@ STEP_KINDS: dict[str, tuple[str, ...]] = {
     "if": ("if", "if_"),
     "loop": ("loop",),
     "call": ("call",),
+    "parallel": ("parallel",),
 }
 TASK_KINDS = ("request", "sequence")
 
@@ -571,12 +606,13 @@ Step = Annotated[
     | Annotated[RendezvousStep, Tag("rendezvous")]
     | Annotated[IfStep, Tag("if")]
     | Annotated[LoopStep, Tag("loop")]
-    | Annotated[CallStep, Tag("call")],
+    | Annotated[CallStep, Tag("call")]
+    | Annotated[ParallelStep, Tag("parallel")],
     Discriminator(
         step_kind,
         custom_error_type="step_kind",
         custom_error_message="not a step: a step starts with a method (get, post …), think, set, sequence, "
-        "transaction, rendezvous, if, loop or call",
+        "transaction, rendezvous, if, loop, call or parallel",
     ),
 ]
 
@@ -605,6 +641,9 @@ class User(Model):
         None, description="Variables each user starts with (templates rendered once per user)."
     )
     think: Think | None = Field(None, description="Think time between steps (default: the scenario's, or none).")
+    http2: bool | None = Field(
+        None, description="This user type's HTTP/2 switch (default: http.http2): false keeps it on HTTP/1.1."
+    )
     on_start: list[Step] = Field(default_factory=list, description="Steps run once when a user starts (login …).")
     on_stop: list[Step] = Field(default_factory=list, description="Steps run once when a user stops (logout …).")
     pacing: Think | None = Field(
@@ -870,6 +909,11 @@ class Http(Model):
     )
     discard_body: bool = Field(
         False, description="Read response bodies and count their bytes without keeping them (downloads)."
+    )
+    http2: bool = Field(
+        True,
+        description="On https, use HTTP/2 when the server offers it (ALPN), as browsers do; false keeps every "
+        "connection on HTTP/1.1.",
     )
 
 

@@ -97,9 +97,12 @@ class RequestStats:
 
     # --------------------------------------------------------------------------------------- hot path
 
-    def log(self, method: str, name: str, ms: float, size: int, failure: str | None, retries: int = 0) -> None:
+    def log(
+        self, method: str, name: str, ms: float, size: int, failure: str | None, retries: int = 0, http2: bool = False
+    ) -> None:
         """Count one request: ``ms`` its response time (finite), ``size`` bytes, ``failure`` why it failed,
-        ``retries`` how often it was sent again (so counts reconcile with the server's)."""
+        ``retries`` how often it was sent again (so counts reconcile with the server's), ``http2`` whether it
+        went over HTTP/2."""
         now = self._clock()
         try:
             entry = self._index[name][method]
@@ -130,6 +133,8 @@ class RequestStats:
         cur.last = now
         if retries:
             cur.retries += retries
+        if http2:
+            cur.http2 += 1
         if failure is not None:
             cur.failures += 1
             self.errors.add_failure(method, name, failure, now)

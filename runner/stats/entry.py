@@ -262,6 +262,7 @@ class StatsEntry:
             "avg_bytes": round(h.bytes / n, 3) if n else None,
             "total_bytes": h.bytes,
             "retries": h.retries,
+            "http2": h.http2,
             "percentiles": {percentile_key(q): _ms(v) for q, v in percentiles.items()},
         }
         if histogram:

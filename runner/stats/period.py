@@ -15,13 +15,14 @@ class Period(Histogram):
     ``Period`` directly and leaves ``count`` to ``settle()``, which runs before the second is read or folded.
     """
 
-    __slots__ = ("bytes", "failures", "last", "retries")
+    __slots__ = ("bytes", "failures", "http2", "last", "retries")
 
     def __init__(self) -> None:
         super().__init__()
         self.failures = 0
         self.bytes = 0
         self.retries = 0
+        self.http2 = 0  # requests that went over HTTP/2
         self.last = 0.0  # epoch s of the last request, 0 when none
 
     def settle(self) -> None:
@@ -34,6 +35,7 @@ class Period(Histogram):
             self.failures += other.failures
             self.bytes += other.bytes
             self.retries += other.retries
+            self.http2 += other.http2
             self.last = max(self.last, other.last)
 
     def to_dict(self, *, compact: bool = False) -> dict[str, Any]:
@@ -41,15 +43,17 @@ class Period(Histogram):
         data.update(failures=self.failures, bytes=self.bytes, last=self.last)
         if self.retries:
             data["retries"] = self.retries
+        if self.http2:
+            data["http2"] = self.http2
         return data
 
     @staticmethod
     def parse(data: dict[str, Any]) -> tuple[Any, ...]:
-        """``Histogram.parse`` plus ``(failures, bytes, last, retries)``."""
+        """``Histogram.parse`` plus ``(failures, bytes, last, retries, http2)``."""
         parsed = Histogram.parse(data)
         try:
             extras = (int(data.get("failures", 0)), int(data.get("bytes", 0)), float(data.get("last", 0.0)))
-            return (*parsed, *extras, int(data.get("retries", 0)))
+            return (*parsed, *extras, int(data.get("retries", 0)), int(data.get("http2", 0)))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"not a period: {exc!r}") from None
 
@@ -60,3 +64,4 @@ class Period(Histogram):
             self.bytes += parsed[8]
             self.last = max(self.last, parsed[9])
             self.retries += parsed[10] if len(parsed) > 10 else 0
+            self.http2 += parsed[11] if len(parsed) > 11 else 0
