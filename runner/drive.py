@@ -14,7 +14,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -33,17 +32,16 @@ from runner.engine.state import RunState
 from runner.engine.user import VirtualUser
 from runner.errors import LrunError
 from runner.events import Events
+from runner.live.assemble import assemble
+from runner.live.state import Live, RunContext
 from runner.monitor.local import ResourceMonitor, ResourceRule, ResourceWatch
 from runner.monitor.remote import RemoteMonitor
-from runner.outputs import Outputs
 from runner.outputs import start as start_outputs
-from runner.redact import redact, secret_values
 from runner.report import console
-from runner.report.model import ABORTS, Entry, Results, StopCode, stop_code
-from runner.report.results import build_results, measure, write_json
-from runner.report.shortfalls import load_warnings
+from runner.report.model import Entry, Results
+from runner.report.results import write_json
 from runner.scenario import LoadedScenario
-from runner.stats import RequestStats, TransactionStats
+from runner.stats import RequestStats
 from runner.thresholds import evaluate, parse_rule
 
 log = logging.getLogger("lrun")
@@ -51,57 +49,6 @@ log = logging.getLogger("lrun")
 CPU_LIMIT = 0.9  # above this share of a core for CPU_SECONDS, response times measured here are inflated
 CPU_SECONDS = 3
 TABLE_EVERY = 2.0
-
-
-@dataclass
-class Live:
-    """What the run loop shares with its periodic tasks."""
-
-    stats: RequestStats
-    runner: Any  # LocalRunner, ArrivalRunner, or the MasterRunner of a distributed run
-    settings: RunSettings
-    out: TextIO
-    tty: bool
-    transactions: TransactionStats = field(default_factory=TransactionStats)
-    started: float = field(default_factory=time.time)
-    warnings: list[str] = field(default_factory=list)
-    progress_shown: bool = False
-    monitor: ResourceMonitor = field(default_factory=ResourceMonitor)
-    watch: ResourceWatch = field(default_factory=lambda: ResourceWatch([]))
-    lag: float = 0.0  # seconds the statistics trail real time (a master hears its workers a report late)
-    extra_results: Callable[[], dict[str, Any]] | None = None  # more top-level keys for the results
-    saturation: Saturation | None = None  # is lrun itself the bottleneck? (drive starts it)
-    events: Events = field(default_factory=Events)  # the Python API's listeners
-    outputs: Outputs = field(default_factory=Outputs)  # live outputs: Prometheus, OTLP, webhook
-    remote: RemoteMonitor | None = None  # monitor.hosts and monitor.prometheus
-    results: Results | None = None  # the run's results, once it ended
-    users_seen: dict[int, int] = field(default_factory=dict)  # second -> the user count then (a few seconds)
-
-    def users_at(self, second: int) -> int:
-        """The user count of ``second``'s point: as the sampler saw it then (a master's points trail real time);
-        before its first look, what it saw first; at the end, as it was when the test was stopped (not the none
-        left after); else the count now."""
-        seen = self.users_seen
-        if second in seen:
-            return seen[second]
-        if seen and second < (first := min(seen)):
-            return seen[first]
-        stopped = self.runner.users_at_stop
-        return self.runner.user_count if stopped is None else stopped
-
-    def print(self, text: str) -> None:
-        self.clear_progress()
-        print(text, file=self.out, flush=True)
-
-    def clear_progress(self) -> None:
-        if self.progress_shown:
-            self.out.write("\r\033[K")
-            self.progress_shown = False
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
-        self.clear_progress()
-        log.warning(message)
 
 
 class _ClearProgress(logging.Filter):
@@ -289,7 +236,8 @@ def run_local(
     # and timers (the run time) count from it.
     gevent.get_hub().loop.update_now()
     stats = RequestStats(full_history=settings.csv_full_history)
-    live = Live(stats, None, settings, out, out.isatty(), events=events or Events(), **monitoring(model, settings))
+    context = RunContext(loaded, compiled, settings, command)
+    live = Live(context, stats, out, out.isatty(), events=events or Events(), **monitoring(model, settings))
     common = runner_hooks(live, compiled)
     runner: LocalRunner
     if model.load.is_open and not load_given_by_user(settings):  # -u or -t replace the scenario's arrivals
@@ -455,16 +403,8 @@ def _drive(
         for handler in log.handlers:
             handler.removeFilter(clear_first)
     end = time.time()
-    transactions = live.transactions
-    transactions.finish(end, live.users_at)
-    extra = {
-        "transactions": transaction_results(transactions, end - max(live.started, transactions.start_time)),
-        "checks": state.checks.results(),
-        "rendezvous": compiled.rendezvous_results(state),
-        "pools": compiled.pool_results(state),
-        "saturation": saturation.results(),
-    }
-    return _finish(loaded, settings, live, end, command=command, run_time=run_time, extra=extra)
+    live.transactions.finish(end, live.users_at)
+    return _finish(settings, live, end)
 
 
 def _bind_rendezvous(
@@ -486,16 +426,6 @@ def _bind_rendezvous(
             )
     if settings.no_rendezvous and compiled.rendezvous:
         log.info("rendezvous switched off (--no-rendezvous): users pass %s at once", ", ".join(compiled.rendezvous))
-
-
-def transaction_results(transactions: TransactionStats, duration: float) -> dict[str, Any]:
-    snapshot = transactions.snapshot(duration=max(1e-9, duration))
-    return {
-        "total": snapshot["total"],
-        "entries": snapshot["requests"],
-        "series": snapshot["series"],
-        "errors": snapshot["errors"],
-    }
 
 
 def _hook(script: Script | None, name: str, env: HookEnvironment, live: Live) -> None:
@@ -588,132 +518,17 @@ def monitoring(model: Any, settings: RunSettings) -> dict[str, Any]:
     }
 
 
-def _finish(
-    loaded: LoadedScenario,
-    settings: RunSettings,
-    live: Live,
-    end: float,
-    *,
-    command: str,
-    run_time: float | None,
-    extra: dict[str, Any],
-) -> int:
-    model = loaded.model
-    runner = live.runner
-    stats = live.stats
-    stats.finish(end, live.users_at)
+def _finish(settings: RunSettings, live: Live, end: float) -> int:
+    """End the run: its results (said, given to the listeners), its outputs; the exit code."""
+    live.stats.finish(end, live.users_at)
     _name_cap(live)
-    extra = {
-        "warnings": live.warnings,
-        **extra,
-        "resources": live.monitor.results(),
-        "resource_thresholds": live.watch.verdicts(),
-        **({"remote": live.remote.results()} if live.remote is not None else {}),
-        **_open_model_results(runner, end - live.started, runner.stop_reason or "stopped"),
-        **_accounting(runner, _users_asked(settings, model)),
-        **(live.extra_results() if live.extra_results else {}),
-    }
-    # thresholds and the exit code are judged first, on the figures the results then get: built once
-    measured = measure(stats, live.started, end)
-    figures = {**measured.snapshot, "transactions": extra.get("transactions"), "arrivals": extra.get("arrivals")}
-    verdicts = [{**evaluate(parse_rule(t.expect), t.request, figures), "abort": t.abort} for t in model.thresholds]
-    reason = runner.stop_reason or "stopped"
-    aborted = stop_code(reason) in ABORTS
-    total = measured.snapshot["total"]
-    failures = total["requests"] and total["failures"]
-    if model.thresholds:
-        code = 1 if any(not v["passed"] for v in verdicts) or aborted else 0  # with an SLA, the SLA decides
-    else:
-        code = settings.exit_code_on_error if (failures or measured.snapshot["exceptions"] or aborted) else 0
-    if total["requests"] == 0 and code == 0:
-        code = 1
-        live.warn("no request was made")
-    results = build_results(
-        stats,
-        scenario=loaded.name,
-        scenario_file=str(loaded.path),
-        host=settings.host or model.host or "",
-        start=live.started,
-        end=end,
-        users_max=runner.user_count_max,
-        load={
-            "users": settings.users,
-            "spawn_rate": settings.spawn_rate,
-            "run_time_s": run_time,
-            "iterations": settings.iterations,
-            "stages": [s.model_dump() for s in model.load.stages] if model.load.stages else None,
-        },
-        command=redact(command, secret_values(settings)),  # a Python API caller's command too
-        thresholds=verdicts,
-        stop_reason=reason,
-        exit_code=code,
-        extra=extra,
-        measured=measured,
-    )
-    noted = load_warnings(results)
-    if noted:
-        for warning in noted:  # said now (and on the web UI's page); the results carry them typed
-            live.warn(f"load not as planned: {warning.message}")
-        if settings.strict and code == 0:
-            code = 1
-        update = {"load_warnings": noted, "exit_code": code, "passed": results.passed and code == 0}
-        results = results.model_copy(update=update)
-    live.results = results
-    live.events.stop.fire(results.to_dict())  # listeners (the Python API) get the dict the JSON file holds
+    results = live.results = assemble(live, end, ended=True)
+    code = results.exit_code
+    live.events.stop.fire(results)  # listeners (the Python API, the web UI) get the results the JSON file holds
     if not _write_outputs(results, settings, live) and code == 0:
         code = 1  # the run passed, but what CI reads of it is missing
     live.outputs.finished(results, [f for f in (settings.html, settings.json, settings.junit) if f])
     return code
-
-
-def _users_asked(settings: RunSettings, model: Any) -> int | None:
-    """The most users the closed model asks for (the stages' peak, or -u); None in the open model."""
-    if model.load.is_open and not load_given_by_user(settings):
-        return None
-    stages = [] if load_given_by_user(settings) else model.load.stages or []
-    return max((stage.users for stage in stages), default=0) if stages else settings.users
-
-
-def _accounting(runner: Any, asked: int | None) -> dict[str, Any]:
-    """The load that actually ran: users asked beside users that ran, and the requests cut off by the stop."""
-    cut: dict[tuple[str, str], int] = getattr(runner, "interrupted", None) or {}
-    started = getattr(runner, "users_started", None)
-    users = {
-        "asked": asked,
-        "peak": runner.user_count_max,
-        "started": started,
-        "ended_early": getattr(runner, "users_ended_early", 0),
-    }
-    return {
-        "user_counts": users,
-        "interrupted": {
-            "total": sum(cut.values()),
-            "requests": [{"method": m, "name": n, "count": c} for (m, n), c in sorted(cut.items())],
-        },
-    }
-
-
-def _open_model_results(runner: Any, duration: float, reason: str) -> dict[str, Any]:
-    """Arrival counts, and each entry's response times measured from the intended start. A run stopped before
-    its schedule ended (Ctrl-C, an abort) did not drop the arrivals not yet due: only those left waiting."""
-    arrivals = getattr(runner, "arrivals", None)  # an ArrivalRunner's, or the master's merged from its workers
-    if arrivals is None:
-        return {}
-    counts = arrivals.as_dict()
-    if stop_code(reason) not in (StopCode.RUN_TIME, StopCode.STAGES_DONE):
-        counts["dropped"] = counts["waiting_at_end"]
-    snapshot = runner.intended.snapshot(duration=max(1e-9, duration), histograms=False)
-    fields = ("avg_ms", "max_ms", "median_ms", "percentiles")
-    return {
-        "arrivals": counts,
-        "from_intended_start": {
-            "total": {k: snapshot["total"].get(k) for k in fields},
-            "requests": [
-                {"method": e["method"], "name": e["name"], **{k: e.get(k) for k in fields}}
-                for e in snapshot["requests"]
-            ],
-        },
-    }
 
 
 def _write_outputs(results: Results, settings: RunSettings, live: Live) -> bool:

@@ -173,9 +173,9 @@ class OtelExport:
         def checkpoints(options: CallbackOptions) -> Iterable[Observation]:
             out = []
             for row in live.runner.run_state.checks.results() if live.runner is not None else []:
-                base = {"http.request.method": row["method"], "lrun.name": row["name"], "lrun.check": row["check"]}
-                out.append(Observation(row["passed"], {**base, "result": "passed"}))
-                out.append(Observation(row["failed"], {**base, "result": "failed"}))
+                base = {"http.request.method": row.method, "lrun.name": row.name, "lrun.check": row.check}
+                out.append(Observation(row.passed, {**base, "result": "passed"}))
+                out.append(Observation(row.failed, {**base, "result": "failed"}))
             return out
 
         meter.create_observable_gauge("lrun.users", [users], unit="{user}", description="Virtual users running.")

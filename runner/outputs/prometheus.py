@@ -118,8 +118,8 @@ class RunCollector(Collector):
         )  # fmt: skip
         runner = self.live.runner
         for row in runner.run_state.checks.results() if runner is not None else []:
-            checks.add_metric([row["method"], row["name"], row["check"], "passed"], row["passed"])
-            checks.add_metric([row["method"], row["name"], row["check"], "failed"], row["failed"])
+            checks.add_metric([row.method, row.name, row.check, "passed"], row.passed)
+            checks.add_metric([row.method, row.name, row.check, "failed"], row.failed)
         yield checks
 
         waiting = GaugeMetricFamily("lrun_rendezvous_waiting", "Users waiting at a rendezvous now.", labels=name)

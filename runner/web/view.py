@@ -16,7 +16,7 @@ import time
 from collections import deque
 from typing import Any
 
-from runner.drive import Live
+from runner.live.state import Live
 from runner.stats import RequestStats, Series, StatsEntry
 from runner.stats.histogram import percentile_key
 from runner.thresholds import evaluate, parse_rule
@@ -143,14 +143,14 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
         "thresholds": thresholds,
         "errors": live.stats.errors.failure_list()[:100],
         "exceptions": live.stats.errors.exception_list()[:50],
-        "checks": runner.run_state.checks.results() if runner is not None else [],
+        "checks": [c.model_dump() for c in runner.run_state.checks.results()] if runner is not None else [],
         "rendezvous": [
             {**point.gate.summary(), "waiting": point.gate.waiting, "enabled": point.enabled}
             for point in (runner.run_state.point(spec) for spec in compiled.rendezvous.values())
         ]
         if runner is not None
         else [],
-        "pools": compiled.pool_results(runner.run_state) if runner is not None else [],
+        "pools": [p.model_dump() for p in compiled.pool_results(runner.run_state)] if runner is not None else [],
         "resources": live.monitor.last,
         "remote": live.remote.current() if live.remote is not None else None,
         "warnings": live.warnings[-50:],
