@@ -351,23 +351,23 @@ def _drive(
     if compiled.setup is not None and (failure := once.run(compiled.setup, "setup")):
         runner.stop(failure)
     _hook(script, "on_test_start", env, live)
-    share = getattr(runner, "share_variables", None)  # a master sends them to its workers
-    if share is not None:
-        share(env.variables)
+    if runner.shared_variables is not None:  # a master sends them to its workers
+        runner.shared_variables.share_variables(env.variables)
 
     stages = model.load.stages if not closed_by_user else None
     if runner.stop_reason:
         run_time = settings.run_time
-    elif getattr(runner, "max_users", None) is not None:  # the open model: an ArrivalRunner, or a master
+    elif (open_model := runner.open_model) is not None:  # an ArrivalRunner, or a master of an open-model run
         rate_stages = model.load.arrival_stages or []
         shape = [RateStage(s.duration, s.rate) for s in rate_stages] or [
             RateStage(settings.run_time or 0.0, model.load.arrival_rate or 0.0)
         ]
         start_rate = 0.0 if rate_stages else model.load.arrival_rate or 0.0
         log.info(
-            "open model: arrivals for %gs, at most %d users at once", sum(s.duration for s in shape), runner.max_users
-        )
-        runner.start_arrivals(shape, start_rate)
+            "open model: arrivals for %gs, at most %d users at once", sum(s.duration for s in shape),
+            open_model.max_users,
+        )  # fmt: skip
+        open_model.start_arrivals(shape, start_rate)
         run_time = sum(s.duration for s in shape)
     elif stages:
         log.info("ramping through %d stages", len(stages))

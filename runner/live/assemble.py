@@ -42,9 +42,9 @@ def assemble(live: Live, end: float, *, ended: bool) -> Results:
     measured_s = max(0.0, end - stats_start)
     snapshot = live.stats.snapshot(duration=measured_s)
     transactions = _transactions(live.transactions, end - max(live.started, live.transactions.start_time))
-    arrivals = getattr(test, "arrivals", None)  # an ArrivalRunner's, or the master's merged from its workers
     stopped_early = stop_code(reason) not in (StopCode.RUN_TIME, StopCode.STAGES_DONE)
-    saturation, remote, workers = live.saturation, live.remote, getattr(test, "worker_results", None)
+    saturation, remote, open_model, distributed = live.saturation, live.remote, test.open_model, test.distributed
+    arrivals = open_model.arrival_results(stopped_early=stopped_early) if open_model is not None else None
     builders: dict[str, Callable[[], Any]] = {
         "warnings": lambda: list(live.warnings),
         "resources": live.monitor.results_part,
@@ -54,22 +54,19 @@ def assemble(live: Live, end: float, *, ended: bool) -> Results:
         "rendezvous": lambda: context.compiled.rendezvous_results(state),
         "pools": lambda: context.compiled.pool_results(state),
         "user_counts": lambda: user_counts(
-            _users_asked(live),
-            test.user_count_max,
-            getattr(test, "users_started", None),
-            getattr(test, "users_ended_early", 0),
+            _users_asked(live), test.user_count_max, test.users_started, test.users_ended_early
         ),
-        "interrupted": lambda: interrupted(getattr(test, "interrupted", None) or {}),
+        "interrupted": lambda: interrupted(test.interrupted),
     }
     if saturation is not None:
         builders["saturation"] = saturation.results
     if remote is not None:
         builders["remote"] = remote.results_part
-    if arrivals is not None:
-        builders["arrivals"] = lambda: arrivals.results(stopped_early=stopped_early)
-        builders["from_intended_start"] = lambda: from_intended_start(test.intended, end - live.started)
-    if workers is not None:
-        builders["workers"] = workers
+    if open_model is not None and arrivals is not None:  # an ArrivalRunner's, or the master's from its workers
+        builders["arrivals"] = lambda: arrivals
+        builders["from_intended_start"] = lambda: from_intended_start(open_model.intended, end - live.started)
+    if distributed is not None:
+        builders["workers"] = distributed.worker_results
     parts = _parts(builders)
     # thresholds and the exit code are judged on the figures the results then get
     figures = {

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TextIO
 
 from runner.compile.compiler import CompiledScenario
 from runner.config import RunSettings
+from runner.engine.runner_protocol import Runner
 from runner.engine.saturation import Saturation
 from runner.events import Events
 from runner.monitor.local import ResourceMonitor, ResourceWatch
@@ -39,7 +40,7 @@ class Live:
     stats: RequestStats
     out: TextIO
     tty: bool
-    runner: Any = None  # LocalRunner, ArrivalRunner, or the MasterRunner of a distributed run
+    _runner: Runner | None = field(default=None, repr=False)  # set once, right after the runner is made
     transactions: TransactionStats = field(default_factory=TransactionStats)
     started: float = field(default_factory=time.time)
     warnings: list[str] = field(default_factory=list)
@@ -58,6 +59,18 @@ class Live:
     def settings(self) -> RunSettings:
         return self.context.settings
 
+    @property
+    def runner(self) -> Runner:
+        """The test's runner (a LocalRunner, an ArrivalRunner, or a distributed run's MasterRunner). It takes the
+        run's hooks (``drive.runner_hooks(live)``), so it is made after the ``Live`` and set before anyone reads."""
+        if self._runner is None:
+            raise RuntimeError("the test's runner is not made yet")
+        return self._runner
+
+    @runner.setter
+    def runner(self, runner: Runner) -> None:
+        self._runner = runner
+
     def users_at(self, second: int) -> int:
         """The user count of ``second``'s point: as the sampler saw it then (a master's points trail real time);
         before its first look, what it saw first; at the end, as it was when the test was stopped (not the none
@@ -68,7 +81,7 @@ class Live:
         if seen and second < (first := min(seen)):
             return seen[first]
         stopped = self.runner.users_at_stop
-        return self.runner.user_count if stopped is None else int(stopped)
+        return self.runner.user_count if stopped is None else stopped
 
     def print(self, text: str) -> None:
         self.clear_progress()

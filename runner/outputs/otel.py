@@ -154,13 +154,13 @@ class OtelExport:
         )  # fmt: skip
 
         def users(options: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(getattr(live.runner, "user_count", 0))]
+            return [Observation(live.runner.user_count)]
 
         def target(options: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(getattr(live.runner, "target_users", 0))]
+            return [Observation(live.runner.target_users)]
 
         def peak(options: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(getattr(live.runner, "user_count_max", 0))]
+            return [Observation(live.runner.user_count_max)]
 
         def rps(options: CallbackOptions) -> Iterable[Observation]:
             return [Observation(live.stats.total.current_rps(time.time() - live.lag))]
@@ -172,7 +172,7 @@ class OtelExport:
 
         def checkpoints(options: CallbackOptions) -> Iterable[Observation]:
             out = []
-            for row in live.runner.run_state.checks.results() if live.runner is not None else []:
+            for row in live.runner.run_state.checks.results():
                 base = {"http.request.method": row.method, "lrun.name": row.name, "lrun.check": row.check}
                 out.append(Observation(row.passed, {**base, "result": "passed"}))
                 out.append(Observation(row.failed, {**base, "result": "failed"}))

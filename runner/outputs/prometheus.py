@@ -18,7 +18,6 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from runner.engine.state import RunState
 from runner.outputs.auth import basic_auth
 from runner.serving import Server
 
@@ -79,12 +78,11 @@ class RunCollector(Collector):
 
         total = live.stats.total
         runner = live.runner
-        yield _gauge("lrun_users", "Virtual users running now.", getattr(runner, "user_count", 0))
-        yield _gauge("lrun_users_target", "Virtual users the load asks for now.", getattr(runner, "target_users", 0))
-        yield _gauge(
-            "lrun_users_max", "The most virtual users running at once so far.", getattr(runner, "user_count_max", 0)
-        )
-        arrivals = getattr(runner, "arrivals", None)  # the open model
+        yield _gauge("lrun_users", "Virtual users running now.", runner.user_count)
+        yield _gauge("lrun_users_target", "Virtual users the load asks for now.", runner.target_users)
+        yield _gauge("lrun_users_max", "The most virtual users running at once so far.", runner.user_count_max)
+        open_model = runner.open_model
+        arrivals = open_model.arrival_results(stopped_early=False) if open_model is not None else None
         if arrivals is not None:
             arrived = CounterMetricFamily(
                 "lrun_arrivals", "Open model arrivals, planned and started.", labels=["state"]
@@ -116,15 +114,14 @@ class RunCollector(Collector):
             "lrun_checkpoints", "Checkpoint verdicts, by request, checkpoint and result.",
             labels=["method", "name", "check", "result"],
         )  # fmt: skip
-        runner = self.live.runner
-        for row in runner.run_state.checks.results() if runner is not None else []:
+        state = runner.run_state  # this test's checkpoint counts, gates and pools
+        for row in state.checks.results():
             checks.add_metric([row.method, row.name, row.check, "passed"], row.passed)
             checks.add_metric([row.method, row.name, row.check, "failed"], row.failed)
         yield checks
 
         waiting = GaugeMetricFamily("lrun_rendezvous_waiting", "Users waiting at a rendezvous now.", labels=name)
         arrivals = CounterMetricFamily("lrun_rendezvous_arrivals", "Users arrived at a rendezvous.", labels=name)
-        state = runner.run_state if runner is not None else RunState()  # this test's gates and pools
         for spec in self.compiled.rendezvous.values():
             gate = state.point(spec).gate
             waiting.add_metric([gate.name], gate.waiting)
@@ -147,15 +144,10 @@ class RunCollector(Collector):
             handed.add_metric([summary["name"]], out)
         yield from (left, handed)
 
-        workers = getattr(runner, "workers", None)
-        if workers is not None:
+        if runner.distributed is not None:
             states = GaugeMetricFamily("lrun_workers", "Workers of the master, by state.", labels=["state"])
-            counts = {"running": 0, "missing": 0, "gone": 0}
-            for worker in list(workers.values()):
-                state = worker.state.value  # runner.distributed.cluster.WorkerState
-                counts[state if state in ("gone", "missing") else "running"] += 1
-            for state, count in counts.items():
-                states.add_metric([state], count)
+            for worker_state, count in runner.distributed.worker_states().items():
+                states.add_metric([worker_state], count)
             yield states
 
         resources = live.monitor.last or {}

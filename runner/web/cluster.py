@@ -19,6 +19,7 @@ from runner.distributed.local import QUIT_WAIT
 from runner.distributed.master import MasterRunner, cluster
 from runner.drive import drive, runner_hooks
 from runner.engine.runner import State
+from runner.engine.runner_protocol import Runner
 from runner.live.state import Live, RunContext
 from runner.scenario import LoadedScenario
 from runner.stats import RequestStats
@@ -68,7 +69,7 @@ class ClusterBackend:
             f"<this host> --master-port {self.master.port}, or lower --expect-workers"
         )
 
-    def runner(self, compiled: CompiledScenario, live: Live) -> Any:
+    def runner(self, compiled: CompiledScenario, live: Live) -> Runner:
         master = self.master
         assert master is not None
         s = live.settings

@@ -28,6 +28,7 @@ from runner.config import RunSettings, load_given_by_user, users_limit
 from runner.drive import drive, monitoring, runner_hooks
 from runner.engine.arrivals import ArrivalRunner
 from runner.engine.runner import LocalRunner
+from runner.engine.runner_protocol import Runner
 from runner.engine.user import VirtualUser
 from runner.errors import LrunError
 from runner.live.assemble import assemble
@@ -61,7 +62,7 @@ class Backend(Protocol):
 
     def ready_error(self) -> str | None: ...
 
-    def runner(self, compiled: CompiledScenario, live: Live) -> Any: ...
+    def runner(self, compiled: CompiledScenario, live: Live) -> Runner: ...
 
     def run(self, loaded: LoadedScenario, compiled: CompiledScenario, live: Live, command: str) -> int: ...
 
@@ -82,7 +83,7 @@ class LocalBackend:
     def __init__(self, loaded: LoadedScenario) -> None:
         self.loaded = loaded
 
-    def runner(self, compiled: CompiledScenario, live: Live) -> Any:
+    def runner(self, compiled: CompiledScenario, live: Live) -> Runner:
         hooks = runner_hooks(live, compiled)
         load = self.loaded.model.load
         if load.is_open and not load_given_by_user(live.settings):  # --autostart of an open-model scenario
@@ -256,7 +257,7 @@ class Controller:
         run = self.current
         if run is None:
             return "ready"
-        if run.ended is not None or run.live is None or run.live.runner is None:
+        if run.ended is not None or run.live is None:
             return "stopped"
         value = run.live.runner.state.value
         return "spawning" if value == "ready" else value
@@ -448,7 +449,7 @@ class Controller:
         if run.packed:
             return gevent.get_hub().threadpool.apply(run.unpacked)  # type: ignore[no-any-return]
         live = run.live
-        if live is None or live.runner is None:
+        if live is None:
             return None
         return assemble(live, time.time(), ended=False)
 

@@ -130,12 +130,12 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
         "started": run.started,
         "ended": run.ended,
         "elapsed_s": round(end - run.started, 1),
-        "users": runner.user_count if runner is not None else 0,
-        "target_users": runner.target_users if runner is not None else 0,
+        "users": runner.user_count,
+        "target_users": runner.target_users,
         "spawn_rate": run.settings.spawn_rate,
         "run_time": run.settings.run_time,
         "host": run.settings.host or controller.loaded.model.host or "",
-        "stop_reason": (runner.stop_reason if runner is not None else "") or run.error,
+        "stop_reason": runner.stop_reason or run.error,
         "exit_code": run.exit_code,
         "total": total,
         "requests": requests,
@@ -143,14 +143,12 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
         "thresholds": thresholds,
         "errors": live.stats.errors.failure_list()[:100],
         "exceptions": live.stats.errors.exception_list()[:50],
-        "checks": [c.model_dump() for c in runner.run_state.checks.results()] if runner is not None else [],
+        "checks": [c.model_dump() for c in runner.run_state.checks.results()],
         "rendezvous": [
             {**point.gate.summary(), "waiting": point.gate.waiting, "enabled": point.enabled}
             for point in (runner.run_state.point(spec) for spec in compiled.rendezvous.values())
-        ]
-        if runner is not None
-        else [],
-        "pools": [p.model_dump() for p in compiled.pool_results(runner.run_state)] if runner is not None else [],
+        ],
+        "pools": [p.model_dump() for p in compiled.pool_results(runner.run_state)],
         "resources": live.monitor.last,
         "remote": live.remote.current() if live.remote is not None else None,
         "warnings": live.warnings[-50:],
