@@ -14,7 +14,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TextIO
 
 import gevent
@@ -30,16 +29,14 @@ from runner.engine.runner import LocalRunner, Stage
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
 from runner.engine.user import VirtualUser
-from runner.errors import LrunError
 from runner.events import Events
 from runner.live.assemble import assemble
 from runner.live.state import Live, RunContext
 from runner.monitor.local import ResourceMonitor, ResourceRule, ResourceWatch
 from runner.monitor.remote import RemoteMonitor
-from runner.outputs import start as start_outputs
+from runner.outputs import Outputs
 from runner.report import console
 from runner.report.model import Entry, Results
-from runner.report.results import write_json
 from runner.scenario import LoadedScenario
 from runner.stats import RequestStats
 from runner.thresholds import evaluate, parse_rule
@@ -111,7 +108,7 @@ def _resources(live: Live, now: float) -> None:
         else:
             live.warn(rule.message or f"resource threshold {rule.text}: {detail}")
         if rule not in live.watch.builtin:
-            live.outputs.notify(f"resource threshold {rule.text} tripped ({detail}): {rule.action}")
+            live.notify(f"resource threshold {rule.text} tripped ({detail}): {rule.action}")
 
 
 def _name_cap(live: Live) -> None:
@@ -121,7 +118,7 @@ def _name_cap(live: Live) -> None:
             live.warn(stats.capped)
 
 
-def _sampler(live: Live) -> Callable[[], None]:
+def _sampler(live: Live, outputs: Outputs) -> Callable[[], None]:
     def sample() -> None:
         now = time.time()
         then = now - live.lag
@@ -136,6 +133,7 @@ def _sampler(live: Live) -> Callable[[], None]:
         if live.saturation is not None:
             live.saturation.check()
         _name_cap(live)
+        outputs.tick(live, now)
         if live.tty:
             total = live.stats.total
             requests = total.num_requests
@@ -183,7 +181,7 @@ def _abort_checks(live: Live, thresholds: list[Any]) -> Callable[[], None] | Non
             if verdict["actual"] is not None and not verdict["passed"]:
                 scope = f" [{request}]" if request else ""
                 live.runner.stop(f"threshold {rule.text}{scope} failed ({verdict['detail']})")
-                live.outputs.notify(f"threshold {rule.text}{scope} tripped ({verdict['detail']}): abort")
+                live.notify(f"threshold {rule.text}{scope} tripped ({verdict['detail']}): abort")
                 return
 
     return check
@@ -299,19 +297,21 @@ def drive(
 ) -> int:
     """The run with remote monitoring and its live outputs (Prometheus, OTLP, webhook) around it."""
     live.remote = RemoteMonitor.from_model(loaded.model.monitor, live.warn)
-    live.outputs = start_outputs(live, compiled, settings, [live.remote.families] if live.remote else [])
+    outputs = Outputs.for_settings(settings)
+    outputs.start(live)
+    live.notify = outputs.notify
     if live.remote is not None:
         live.remote.start()
     try:
-        return _drive(loaded, compiled, settings, live, command=command)
+        return _drive(loaded, compiled, settings, live, outputs)
     finally:
         if live.remote is not None:
             live.remote.stop()
-        live.outputs.stop()
+        outputs.stop()
 
 
 def _drive(
-    loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, live: Live, *, command: str
+    loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, live: Live, outputs: Outputs
 ) -> int:
     """Start the load shape on ``live.runner``, run the periodic tasks until it stops, then end the run: results,
     thresholds, outputs. A local run and the master of a distributed run both go through here; both run the
@@ -379,7 +379,7 @@ def _drive(
         run_time = settings.run_time
     state.run_time = run_time  # the settings stay as given
 
-    tasks = [_every(1.0, _sampler(live)), _every(TRIM_EVERY, TRIM_HEAP)]
+    tasks = [_every(1.0, _sampler(live, outputs)), _every(TRIM_EVERY, TRIM_HEAP)]
     saturation.lag.start()
     if not settings.only_summary:
         tasks.append(_every(TABLE_EVERY, _table(live)))
@@ -404,7 +404,7 @@ def _drive(
             handler.removeFilter(clear_first)
     end = time.time()
     live.transactions.finish(end, live.users_at)
-    return _finish(settings, live, end)
+    return _finish(live, outputs, end)
 
 
 def _bind_rendezvous(
@@ -518,52 +518,22 @@ def monitoring(model: Any, settings: RunSettings) -> dict[str, Any]:
     }
 
 
-def _finish(settings: RunSettings, live: Live, end: float) -> int:
+def _finish(live: Live, outputs: Outputs, end: float) -> int:
     """End the run: its results (said, given to the listeners), its outputs; the exit code."""
     live.stats.finish(end, live.users_at)
     _name_cap(live)
     results = live.results = assemble(live, end, ended=True)
     code = results.exit_code
     live.events.stop.fire(results)  # listeners (the Python API, the web UI) get the results the JSON file holds
-    if not _write_outputs(results, settings, live) and code == 0:
+    if not _write_outputs(results, live, outputs) and code == 0:
         code = 1  # the run passed, but what CI reads of it is missing
-    live.outputs.finished(results, [f for f in (settings.html, settings.json, settings.junit) if f])
+    outputs.finished(results)
     return code
 
 
-def _write_outputs(results: Results, settings: RunSettings, live: Live) -> bool:
-    """Write every output; one that fails (disk full, directory gone) does not stop the others. False if any did.
-    The JSON goes last, so that when another output was lost it says the exit code the run ends with (1)."""
-    from runner.report.csv import write_csv
-    from runner.report.html import write_html
-    from runner.report.junit import write_junit
-
-    written: list[str] = []
-    lost: list[str] = []
-
-    def json_out(path: str) -> None:
-        failed = {"exit_code": 1, "passed": False}
-        write_json(results if not lost or results.exit_code else results.model_copy(update=failed), Path(path))
-
-    outputs: list[tuple[str, str | None, str, Callable[[str], Any]]] = [
-        ("--csv", settings.csv, "CSV", lambda prefix: write_csv(results, prefix, settings.csv_full_history)),
-        ("--html", settings.html, "HTML report", lambda path: write_html(results, path)),
-        ("--junit", settings.junit, "JUnit XML", lambda path: write_junit(results, path)),
-        ("--json", settings.json, "results", json_out),
-    ]
-    for option, path, what, write in outputs:
-        if not path:
-            continue
-        shown = f"{path}_*.csv" if option == "--csv" else path
-        try:
-            write(path)
-        except (OSError, LrunError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            lost.append(f"{option} {shown}")
-            live.warn(f"{what} NOT written to {shown}: {reason}")
-            continue
-        written.append(f"{what} {shown}")
-        log.info("%s written to %s", what, shown)
+def _write_outputs(results: Results, live: Live, outputs: Outputs) -> bool:
+    """Write the files, say the summary and what was lost; False if a file was."""
+    written, lost = outputs.write_files(results, live.warn)
     live.print(console.summary(results))
     if lost:
         rest = f"; the rest went to: {', '.join(written)}" if written else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -14,7 +15,6 @@ from runner.engine.saturation import Saturation
 from runner.events import Events
 from runner.monitor.local import ResourceMonitor, ResourceWatch
 from runner.monitor.remote import RemoteMonitor
-from runner.outputs import Outputs
 from runner.report.model import Results
 from runner.scenario import LoadedScenario
 from runner.stats import RequestStats, TransactionStats
@@ -50,7 +50,7 @@ class Live:
     lag: float = 0.0  # seconds the statistics trail real time (a master hears its workers a report late)
     saturation: Saturation | None = None  # is lrun itself the bottleneck? (drive starts it)
     events: Events = field(default_factory=Events)  # the Python API's listeners
-    outputs: Outputs = field(default_factory=Outputs)  # live outputs: Prometheus, OTLP, webhook
+    notify: Callable[[str], None] = lambda text: None  # tell the live outputs a rule tripped (the webhook)
     remote: RemoteMonitor | None = None  # monitor.hosts and monitor.prometheus
     results: Results | None = None  # the run's results, once it ended
     users_seen: dict[int, int] = field(default_factory=dict)  # second -> the user count then (a few seconds)
