@@ -32,6 +32,7 @@ from runner.engine.user import VirtualUser
 from runner.events import Events
 from runner.live.assemble import assemble
 from runner.live.state import Live, RunContext
+from runner.live.view import LiveView
 from runner.monitor.local import ResourceMonitor, ResourceRule, ResourceWatch
 from runner.monitor.remote import RemoteMonitor
 from runner.outputs import Outputs
@@ -119,6 +120,8 @@ def _name_cap(live: Live) -> None:
 
 
 def _sampler(live: Live, outputs: Outputs) -> Callable[[], None]:
+    view = LiveView(live)
+
     def sample() -> None:
         now = time.time()
         then = now - live.lag
@@ -133,7 +136,7 @@ def _sampler(live: Live, outputs: Outputs) -> Callable[[], None]:
         if live.saturation is not None:
             live.saturation.check()
         _name_cap(live)
-        outputs.tick(live, now)
+        outputs.tick(view, now)
         if live.tty:
             total = live.stats.total
             requests = total.num_requests
@@ -157,8 +160,10 @@ def _sampler(live: Live, outputs: Outputs) -> Callable[[], None]:
 
 
 def _table(live: Live) -> Callable[[], None]:
+    view = LiveView(live)
+
     def show() -> None:
-        snapshot = live.stats.snapshot(duration=max(1e-9, time.time() - live.started), histograms=False)
+        snapshot = view.snapshot()
         entries = [Entry.model_validate(e) for e in snapshot["requests"]]
         live.print(console.stats_table(entries, Entry.model_validate(snapshot["total"])) + "\n")
 
@@ -170,12 +175,14 @@ def _abort_checks(live: Live, thresholds: list[Any]) -> Callable[[], None] | Non
     if not rules:
         return None
 
+    view = LiveView(live)
+
     def check() -> None:
-        elapsed = time.time() - live.started
+        elapsed = time.time() - view.started
         due = [(rule, request) for rule, request, delay in rules if elapsed >= delay]
         if not due:
             return
-        snapshot = live.stats.snapshot(duration=max(1e-9, elapsed), histograms=False)
+        snapshot = view.snapshot()
         for rule, request in due:
             verdict = evaluate(rule, request, snapshot)
             if verdict["actual"] is not None and not verdict["passed"]:
@@ -298,7 +305,7 @@ def drive(
     """The run with remote monitoring and its live outputs (Prometheus, OTLP, webhook) around it."""
     live.remote = RemoteMonitor.from_model(loaded.model.monitor, live.warn)
     outputs = Outputs.for_settings(settings)
-    outputs.start(live)
+    outputs.start(LiveView(live), live.warn)
     live.notify = outputs.notify
     if live.remote is not None:
         live.remote.start()

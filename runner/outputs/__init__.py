@@ -14,7 +14,7 @@ from runner.outputs.handler import FileOutput, Output
 
 if TYPE_CHECKING:
     from runner.config import RunSettings
-    from runner.live.state import Live
+    from runner.live.view import LiveView
     from runner.report.model import Results
 
 log = logging.getLogger("lrun")
@@ -27,6 +27,7 @@ class Outputs:
         self.handlers = list(handlers)
         self.started: list[Output] = []
         self._failed: set[int] = set()  # outputs whose tick failed (said once)
+        self.warn: Callable[[str], None] = log.warning
 
     @classmethod
     def for_settings(cls, settings: RunSettings) -> Outputs:
@@ -34,25 +35,26 @@ class Outputs:
 
         return cls([o for o in (kind.of(settings) for kind in OUTPUTS) if o is not None])
 
-    def start(self, live: Live) -> None:
+    def start(self, view: LiveView, warn: Callable[[str], None]) -> None:
         """Start each output; when one cannot (``RunError``), those started stop and the error goes on."""
+        self.warn = warn
         try:
             for output in self.handlers:
-                output.start(live)
+                output.start(view)
                 self.started.append(output)
         except BaseException:
             self.stop()
             raise
 
-    def tick(self, live: Live, now: float) -> None:
+    def tick(self, view: LiveView, now: float) -> None:
         """A second of the run: an output failing here is said once and does not stop the run."""
         for output in self.started:
             try:
-                output.tick(live, now)
+                output.tick(view, now)
             except Exception as exc:
                 if id(output) not in self._failed:
                     self._failed.add(id(output))
-                    live.warn(f"output {type(output).__name__}: {type(exc).__name__}: {exc}")
+                    self.warn(f"output {type(output).__name__}: {type(exc).__name__}: {exc}")
 
     def notify(self, text: str) -> None:
         """A rule tripped; never blocks the load."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from runner.config import RunSettings
-    from runner.live.state import Live
+    from runner.live.view import LiveView
     from runner.report.model import Results
 
 
@@ -30,10 +30,10 @@ class Output:
         """This output as ``settings`` ask for it, or None when they do not."""
         raise NotImplementedError
 
-    def start(self, live: Live) -> None:
+    def start(self, view: LiveView) -> None:
         """The test starts (a server listens, an exporter connects); ``RunError`` when it cannot."""
 
-    def tick(self, live: Live, now: float) -> None:
+    def tick(self, view: LiveView, now: float) -> None:
         """Every second while the test runs, after the statistics sampled that second."""
 
     def notify(self, text: str) -> None:

@@ -22,7 +22,7 @@ from runner.outputs.handler import Output
 
 if TYPE_CHECKING:
     from runner.config import RunSettings
-    from runner.live.state import Live
+    from runner.live.view import LiveView
     from runner.report.model import Results
 
 
@@ -39,18 +39,18 @@ class JsonLinesOutput(Output):
     def of(cls, settings: RunSettings) -> Output | None:
         return cls(settings.jsonl) if settings.jsonl else None
 
-    def start(self, live: Live) -> None:
+    def start(self, view: LiveView) -> None:
         try:
             self.file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (open for the run, closed by stop)
         except OSError as exc:
             raise RunError(f"--jsonl {self.path}: cannot write: {exc.strerror or exc}") from None
 
-    def tick(self, live: Live, now: float) -> None:
-        then = now - live.lag
-        total = live.stats.total
+    def tick(self, view: LiveView, now: float) -> None:
+        then = now - view.lag
+        total = view.total
         p50, p95 = total.current_percentile(50, then), total.current_percentile(95, then)
         self._line(
-            {"t": round(then, 3), "users": live.runner.user_count},
+            {"t": round(then, 3), "users": view.users},
             total.num_requests,
             total.num_failures,
             {

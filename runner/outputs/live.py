@@ -14,7 +14,7 @@ from runner.outputs.handler import Output
 
 if TYPE_CHECKING:
     from runner.config import RunSettings
-    from runner.live.state import Live
+    from runner.live.view import LiveView
     from runner.outputs.otel import OtelExport
     from runner.outputs.prometheus import MetricsServer
     from runner.outputs.webhooks import Webhook
@@ -34,12 +34,11 @@ class PrometheusOutput(Output):
             return None
         return cls(settings.metrics_host, settings.metrics_port, settings.web_auth)
 
-    def start(self, live: Live) -> None:
+    def start(self, view: LiveView) -> None:
         check_exposure("--metrics-host", self.host, self.auth)
         from runner.outputs.prometheus import MetricsServer, RunCollector
 
-        families = [live.remote.families] if live.remote is not None else []  # remote monitoring's
-        server = MetricsServer(RunCollector(live, live.context.compiled, families), self.host, self.port, self.auth)
+        server = MetricsServer(RunCollector(view, view.metric_families()), self.host, self.port, self.auth)
         try:
             server.start()
         except OSError as exc:
@@ -61,10 +60,10 @@ class OtelOutput(Output):
     def of(cls, settings: RunSettings) -> Output | None:
         return cls() if settings.otel else None
 
-    def start(self, live: Live) -> None:
+    def start(self, view: LiveView) -> None:
         from runner.outputs.otel import OtelExport
 
-        self.export = OtelExport(live, live.context.compiled)
+        self.export = OtelExport(view)
 
     def stop(self) -> None:
         if self.export is not None:
@@ -82,7 +81,7 @@ class WebhookOutput(Output):
     def of(cls, settings: RunSettings) -> Output | None:
         return cls(settings.webhook) if settings.webhook else None
 
-    def start(self, live: Live) -> None:
+    def start(self, view: LiveView) -> None:
         if not self.url.startswith(("http://", "https://")):
             raise RunError(f"--webhook {self.url}: expected an http:// or https:// URL")
         from runner.outputs.webhooks import Webhook

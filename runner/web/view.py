@@ -17,6 +17,7 @@ from collections import deque
 from typing import Any
 
 from runner.live.state import Live
+from runner.live.view import LiveView
 from runner.stats import RequestStats, Series, StatsEntry
 from runner.stats.histogram import percentile_key
 from runner.thresholds import evaluate, parse_rule
@@ -111,7 +112,7 @@ def snapshot(controller: Controller, log_tail: LogTail | None = None) -> dict[st
 def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]:
     live = run.live
     assert live is not None
-    runner = live.runner
+    view = LiveView(live)
     requests, total = _table(live.stats, live.started, now, live.lag)
     transactions, _ = _table(live.transactions, live.started, now, live.lag)
     thresholds = []
@@ -119,7 +120,6 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
     for threshold in controller.loaded.model.thresholds:
         verdict = evaluate(parse_rule(threshold.expect), threshold.request, table)
         thresholds.append({**verdict, "abort": threshold.abort})
-    compiled = run.compiled
     points = {"total": _last_point(live.stats.series)}
     for stats in (live.stats, live.transactions):
         for entry in stats.entries.values():
@@ -130,12 +130,12 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
         "started": run.started,
         "ended": run.ended,
         "elapsed_s": round(end - run.started, 1),
-        "users": runner.user_count,
-        "target_users": runner.target_users,
+        "users": view.users,
+        "target_users": view.target_users,
         "spawn_rate": run.settings.spawn_rate,
         "run_time": run.settings.run_time,
         "host": run.settings.host or controller.loaded.model.host or "",
-        "stop_reason": runner.stop_reason or run.error,
+        "stop_reason": view.stop_reason or run.error,
         "exit_code": run.exit_code,
         "total": total,
         "requests": requests,
@@ -143,12 +143,11 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
         "thresholds": thresholds,
         "errors": live.stats.errors.failure_list()[:100],
         "exceptions": live.stats.errors.exception_list()[:50],
-        "checks": [c.model_dump() for c in runner.run_state.checks.results()],
+        "checks": [c.model_dump() for c in view.checks()],
         "rendezvous": [
-            {**point.gate.summary(), "waiting": point.gate.waiting, "enabled": point.enabled}
-            for point in (runner.run_state.point(spec) for spec in compiled.rendezvous.values())
+            {**point.gate.summary(), "waiting": point.gate.waiting, "enabled": point.enabled} for point in view.points()
         ],
-        "pools": [p.model_dump() for p in compiled.pool_results(runner.run_state)],
+        "pools": [p.model_dump() for p in view.pool_results()],
         "resources": live.monitor.last,
         "remote": live.remote.current() if live.remote is not None else None,
         "warnings": live.warnings[-50:],
