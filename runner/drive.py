@@ -23,9 +23,10 @@ from runner.compile import templating
 from runner.compile.compiler import CompiledScenario
 from runner.compile.scripting import HookEnvironment, Script, request_hook
 from runner.config import RunSettings, load_given_by_user
-from runner.engine.arrivals import ArrivalRunner, RateStage
+from runner.engine.arrivals import ArrivalRunner
 from runner.engine.flow import StopTest
-from runner.engine.runner import LocalRunner, Stage
+from runner.engine.runner import LocalRunner
+from runner.engine.runner_protocol import RateStage, Stage
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
 from runner.engine.user import VirtualUser
@@ -221,7 +222,7 @@ def _keys(live: Live) -> gevent.Greenlet | None:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
     greenlet = gevent.spawn(read)
-    greenlet.restore = lambda: termios.tcsetattr(fd, termios.TCSADRAIN, saved)  # type: ignore[attr-defined]
+    greenlet.restore = lambda: termios.tcsetattr(fd, termios.TCSADRAIN, saved)
     return greenlet
 
 

@@ -23,10 +23,11 @@ from runner.compile.checkpoints import compile_checks
 from runner.compile.extract import compile_extractor
 from runner.compile.pools import Pool
 from runner.compile.scripting import Script, ScriptError, describe, template_functions
+from runner.engine.calls import RequestResult
 from runner.engine.flow import ON_FAIL, FlowSignal, StopUser
 from runner.engine.rendezvous import RendezvousPoint, RendezvousSpec
 from runner.engine.state import RunState
-from runner.engine.user import HttpSettings, Program, RequestResult, Step, Think, VirtualUser
+from runner.engine.user import HttpSettings, Program, Step, Think, VirtualUser
 from runner.report.model import Pool as PoolResult
 from runner.report.model import Rendezvous as RendezvousResult
 from runner.scenario import LoadedScenario

@@ -47,10 +47,10 @@ from runner.distributed.cluster import CPU_HOT, Cluster, WorkerInfo, WorkerState
 from runner.distributed.security import Keys, constant_env_names, keys_for
 from runner.distributed.services import Services
 from runner.distributed.transport import Endpoint, peer_name
-from runner.engine.arrivals import ArrivalCounts, RateStage, arrival_times
+from runner.engine.arrivals import ArrivalCounts, arrival_times
 from runner.engine.dispatch import distribute
-from runner.engine.runner import LoadShape, State
-from runner.engine.runner_protocol import Distributed, OpenModel, Runner, SharedVariables
+from runner.engine.runner import LoadShape
+from runner.engine.runner_protocol import Distributed, OpenModel, RateStage, Runner, SharedVariables, State
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
 from runner.errors import RunError

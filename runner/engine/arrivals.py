@@ -22,14 +22,16 @@ from array import array
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import gevent
 from gevent.event import Event
 
+from runner.engine.calls import RequestResult
 from runner.engine.dispatch import distribute, spawn_order
-from runner.engine.runner import LocalRunner, State, StatsSink
-from runner.engine.runner_protocol import OpenModel, RateStage, Runner
-from runner.engine.user import RequestResult, VirtualUser
+from runner.engine.runner import LocalRunner, StatsSink
+from runner.engine.runner_protocol import OpenModel, RateStage, Runner, State
+from runner.engine.user import VirtualUser
 from runner.report.model import Arrivals, FromIntendedStart
 from runner.stats import RequestStats
 from runner.stats.histogram import Histogram
@@ -162,7 +164,13 @@ class ArrivalRunner(LocalRunner):
         return self.max_users
 
     def __init__(
-        self, classes: Sequence[type[VirtualUser]], stats: StatsSink, intended: RequestStats, *, max_users: int, **kw
+        self,
+        classes: Sequence[type[VirtualUser]],
+        stats: StatsSink,
+        intended: RequestStats,
+        *,
+        max_users: int,
+        **kw: Any,
     ) -> None:
         super().__init__(classes, stats, iterations=1, **kw)
         self.intended = intended

@@ -17,11 +17,12 @@ from gevent import GreenletExit
 from gevent.event import Event
 from gevent.pool import Group
 
+from runner.engine.calls import RequestResult
 from runner.engine.dispatch import distribute, spawn_order, start_order
 from runner.engine.runner_protocol import Distributed, OpenModel, SharedVariables, Stage, State
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
-from runner.engine.user import RequestResult, Transaction, VirtualUser
+from runner.engine.user import Transaction, VirtualUser
 from runner.http.unreachable import Unreachable
 
 
@@ -374,4 +375,4 @@ class LocalRunner(LoadShape):
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the runner stopped; True when it did."""
-        return self._done.wait(timeout)
+        return bool(self._done.wait(timeout))

@@ -55,7 +55,7 @@ class RunCollector(Collector):
         cached = self._cache.get(key)
         if cached is None or cached[0] != seen:
             cached = self._cache[key] = (seen, _buckets(h.counts, h.total))
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
 
     def collect(self) -> Iterator[Metric]:
         view = self.view

@@ -18,8 +18,7 @@ from runner.distributed.cluster import WorkerState
 from runner.distributed.local import QUIT_WAIT
 from runner.distributed.master import MasterRunner, cluster
 from runner.drive import drive, runner_hooks
-from runner.engine.runner import State
-from runner.engine.runner_protocol import Runner
+from runner.engine.runner_protocol import Runner, State
 from runner.live.state import Live, RunContext
 from runner.scenario import LoadedScenario
 from runner.stats import RequestStats
