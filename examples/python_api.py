@@ -40,7 +40,7 @@ def main() -> int:
         seen["failures"] += result.failure is not None
 
     events.spawn.add_listener(spawned.append)  # the user count, once all users are started
-    events.stop.add_listener(lambda results: print(f"stopped: {results['stop_reason']}"))
+    events.stop.add_listener(lambda results: print(f"stopped: {results.stop_reason}"))
 
     outcome = runner.run(scenario, settings, events=events, out=io.StringIO())  # the console summary, kept quiet
     total = outcome.results["total"]

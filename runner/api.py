@@ -8,7 +8,7 @@
     events = runner.Events()
     events.request.add_listener(lambda user, result: ...)       # result: method, name, elapsed_ms, failure …
     outcome = runner.run(scenario, settings, events=events)      # settings.processes=N: N local workers
-    outcome.exit_code, outcome.typed.total.requests           # or the dict: outcome.results["total"]["requests"]
+    outcome.exit_code, outcome.typed.total.requests           # or the JSON file's dict: outcome.results
 
 Errors a user can cause are ``runner.LrunError`` (``ScenarioError``, ``RunError``).
 """
@@ -35,20 +35,20 @@ log = logging.getLogger("lrun")
 
 @dataclass
 class Outcome:
-    """How a run ended: its exit code (0 passed, 1 failed: thresholds, errors, no request) and its results
-    (the dict the JSON results file holds)."""
+    """How a run ended: its exit code (0 passed, 1 failed: thresholds, errors, no request) and its results as
+    typed models (``runner.report.model.Results``; None when the run failed before it had any)."""
 
     exit_code: int
-    results: dict[str, Any]
+    typed: Results | None
 
     @property
     def passed(self) -> bool:
         return self.exit_code == 0
 
     @functools.cached_property
-    def typed(self) -> Results:
-        """The results as typed models (``runner.report.model``): ``outcome.typed.total.requests``."""
-        return Results.model_validate(self.results)
+    def results(self) -> dict[str, Any]:
+        """The results as the JSON results file holds them (``{}`` when there are none)."""
+        return self.typed.to_dict() if self.typed is not None else {}
 
 
 def load(path: str | Path, data_dir: str | Path | None = None) -> LoadedScenario:
@@ -89,13 +89,13 @@ def run(
     are made in its workers."""
     require_gevent()
     events = events or Events()
-    ended: list[dict[str, Any]] = []
+    ended: list[Results] = []
     events.stop.add_listener(ended.append)
     try:
         code = _run(scenario, settings, events, out or sys.stdout, command)
     finally:
         events.stop.listeners.remove(ended.append)
-    return Outcome(code, ended[-1] if ended else {})
+    return Outcome(code, ended[-1] if ended else None)
 
 
 def _run(loaded: LoadedScenario, settings: RunSettings, events: Events, out: TextIO, command: str) -> int:

@@ -123,6 +123,7 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "web_auth": str,
     "otel": _bool,
     "webhook": str,
+    "jsonl": str,
     # distributed runs (runner.distributed)
     "processes": _processes,
     "master": _bool,
@@ -190,6 +191,7 @@ class RunSettings:
     web_auth: str | None = None  # USER:PASSWORD for every HTTP endpoint lrun serves
     otel: bool = False  # export metrics over OTLP/HTTP (OTEL_* variables)
     webhook: str | None = None  # incoming webhook URL told of tripped rules and the run's end
+    jsonl: str | None = None  # per-second samples as JSON lines, written live
     processes: int | None = None  # local worker processes (--processes N or auto)
     master: bool = False
     worker: bool = False

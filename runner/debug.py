@@ -16,9 +16,10 @@ from typing import Any
 import click
 
 from runner.compile.scripting import ScriptError
+from runner.engine.calls import RequestResult
 from runner.engine.flow import FlowSignal, StopTest
 from runner.engine.state import RunState
-from runner.engine.user import RequestResult, Transaction, VirtualUser
+from runner.engine.user import Transaction, VirtualUser
 
 
 def _short(value: Any, limit: int = 100) -> str:

@@ -14,8 +14,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 import gevent
@@ -25,27 +23,25 @@ from runner.compile import templating
 from runner.compile.compiler import CompiledScenario
 from runner.compile.scripting import HookEnvironment, Script, request_hook
 from runner.config import RunSettings, load_given_by_user
-from runner.engine.arrivals import ArrivalRunner, RateStage
+from runner.engine.arrivals import ArrivalRunner
 from runner.engine.flow import StopTest
-from runner.engine.runner import LocalRunner, Stage
+from runner.engine.runner import LocalRunner
+from runner.engine.runner_protocol import RateStage, Stage
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
 from runner.engine.user import VirtualUser
-from runner.errors import LrunError
 from runner.events import Events
+from runner.live.assemble import assemble
+from runner.live.state import Live, RunContext
+from runner.live.view import LiveView
 from runner.monitor.local import ResourceMonitor, ResourceRule, ResourceWatch
 from runner.monitor.remote import RemoteMonitor
 from runner.outputs import Outputs
-from runner.outputs import start as start_outputs
-from runner.redact import redact, secret_values
 from runner.report import console
-from runner.report.model import ABORTS, Entry, Results, StopCode, stop_code
-from runner.report.results import build_results, measure, write_json
-from runner.report.shortfalls import load_warnings
+from runner.report.model import Entry, Results
 from runner.scenario import LoadedScenario
-from runner.slo import Slo, window_verdicts
 from runner.slo import start as start_slo
-from runner.stats import RequestStats, TransactionStats
+from runner.stats import RequestStats
 from runner.thresholds import evaluate, parse_rule
 
 log = logging.getLogger("lrun")
@@ -53,58 +49,6 @@ log = logging.getLogger("lrun")
 CPU_LIMIT = 0.9  # above this share of a core for CPU_SECONDS, response times measured here are inflated
 CPU_SECONDS = 3
 TABLE_EVERY = 2.0
-
-
-@dataclass
-class Live:
-    """What the run loop shares with its periodic tasks."""
-
-    stats: RequestStats
-    runner: Any  # LocalRunner, ArrivalRunner, or the MasterRunner of a distributed run
-    settings: RunSettings
-    out: TextIO
-    tty: bool
-    transactions: TransactionStats = field(default_factory=TransactionStats)
-    started: float = field(default_factory=time.time)
-    warnings: list[str] = field(default_factory=list)
-    progress_shown: bool = False
-    monitor: ResourceMonitor = field(default_factory=ResourceMonitor)
-    watch: ResourceWatch = field(default_factory=lambda: ResourceWatch([]))
-    lag: float = 0.0  # seconds the statistics trail real time (a master hears its workers a report late)
-    extra_results: Callable[[], dict[str, Any]] | None = None  # more top-level keys for the results
-    saturation: Saturation | None = None  # is lrun itself the bottleneck? (drive starts it)
-    events: Events = field(default_factory=Events)  # the Python API's listeners
-    outputs: Outputs = field(default_factory=Outputs)  # live outputs: Prometheus, OTLP, webhook
-    remote: RemoteMonitor | None = None  # monitor.hosts and monitor.prometheus
-    results: Results | None = None  # the run's results, once it ended
-    users_seen: dict[int, int] = field(default_factory=dict)  # second -> the user count then (a few seconds)
-    slo: Slo | None = None  # the live SLO windows (thresholds with over:), judged once a second
-
-    def users_at(self, second: int) -> int:
-        """The user count of ``second``'s point: as the sampler saw it then (a master's points trail real time);
-        before its first look, what it saw first; at the end, as it was when the test was stopped (not the none
-        left after); else the count now."""
-        seen = self.users_seen
-        if second in seen:
-            return seen[second]
-        if seen and second < (first := min(seen)):
-            return seen[first]
-        stopped = self.runner.users_at_stop
-        return self.runner.user_count if stopped is None else stopped
-
-    def print(self, text: str) -> None:
-        self.clear_progress()
-        print(text, file=self.out, flush=True)
-
-    def clear_progress(self) -> None:
-        if self.progress_shown:
-            self.out.write("\r\033[K")
-            self.progress_shown = False
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
-        self.clear_progress()
-        log.warning(message)
 
 
 class _ClearProgress(logging.Filter):
@@ -167,7 +111,7 @@ def _resources(live: Live, now: float) -> None:
         else:
             live.warn(rule.message or f"resource threshold {rule.text}: {detail}")
         if rule not in live.watch.builtin:
-            live.outputs.notify(f"resource threshold {rule.text} tripped ({detail}): {rule.action}")
+            live.notify(f"resource threshold {rule.text} tripped ({detail}): {rule.action}")
 
 
 def _name_cap(live: Live) -> None:
@@ -177,7 +121,9 @@ def _name_cap(live: Live) -> None:
             live.warn(stats.capped)
 
 
-def _sampler(live: Live) -> Callable[[], None]:
+def _sampler(live: Live, outputs: Outputs) -> Callable[[], None]:
+    view = LiveView(live)
+
     def sample() -> None:
         now = time.time()
         then = now - live.lag
@@ -192,6 +138,7 @@ def _sampler(live: Live) -> Callable[[], None]:
         if live.saturation is not None:
             live.saturation.check()
         _name_cap(live)
+        outputs.tick(view, now)
         if live.tty:
             total = live.stats.total
             requests = total.num_requests
@@ -215,8 +162,10 @@ def _sampler(live: Live) -> Callable[[], None]:
 
 
 def _table(live: Live) -> Callable[[], None]:
+    view = LiveView(live)
+
     def show() -> None:
-        snapshot = live.stats.snapshot(duration=max(1e-9, time.time() - live.started), histograms=False)
+        snapshot = view.snapshot()
         entries = [Entry.model_validate(e) for e in snapshot["requests"]]
         live.print(console.stats_table(entries, Entry.model_validate(snapshot["total"])) + "\n")
 
@@ -228,18 +177,20 @@ def _abort_checks(live: Live, thresholds: list[Any]) -> Callable[[], None] | Non
     if not rules:
         return None
 
+    view = LiveView(live)
+
     def check() -> None:
-        elapsed = time.time() - live.started
+        elapsed = time.time() - view.started
         due = [(rule, request) for rule, request, delay in rules if elapsed >= delay]
         if not due:
             return
-        snapshot = live.stats.snapshot(duration=max(1e-9, elapsed), histograms=False)
+        snapshot = view.snapshot()
         for rule, request in due:
             verdict = evaluate(rule, request, snapshot)
             if verdict["actual"] is not None and not verdict["passed"]:
                 scope = f" [{request}]" if request else ""
                 live.runner.stop(f"threshold {rule.text}{scope} failed ({verdict['detail']})")
-                live.outputs.notify(f"threshold {rule.text}{scope} tripped ({verdict['detail']}): abort")
+                live.notify(f"threshold {rule.text}{scope} tripped ({verdict['detail']}): abort")
                 return
 
     return check
@@ -272,7 +223,7 @@ def _keys(live: Live) -> gevent.Greenlet | None:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
     greenlet = gevent.spawn(read)
-    greenlet.restore = lambda: termios.tcsetattr(fd, termios.TCSADRAIN, saved)  # type: ignore[attr-defined]
+    greenlet.restore = lambda: termios.tcsetattr(fd, termios.TCSADRAIN, saved)
     return greenlet
 
 
@@ -292,7 +243,8 @@ def run_local(
     # and timers (the run time) count from it.
     gevent.get_hub().loop.update_now()
     stats = RequestStats(full_history=settings.csv_full_history)
-    live = Live(stats, None, settings, out, out.isatty(), events=events or Events(), **monitoring(model, settings))
+    context = RunContext(loaded, compiled, settings, command)
+    live = Live(context, stats, out, out.isatty(), events=events or Events(), **monitoring(model, settings))
     common = runner_hooks(live, compiled)
     runner: LocalRunner
     if model.load.is_open and not load_given_by_user(settings):  # -u or -t replace the scenario's arrivals
@@ -354,19 +306,21 @@ def drive(
 ) -> int:
     """The run with remote monitoring and its live outputs (Prometheus, OTLP, webhook) around it."""
     live.remote = RemoteMonitor.from_model(loaded.model.monitor, live.warn)
-    live.outputs = start_outputs(live, compiled, settings, [live.remote.families] if live.remote else [])
+    outputs = Outputs.for_settings(settings)
+    outputs.start(LiveView(live), live.warn)
+    live.notify = outputs.notify
     if live.remote is not None:
         live.remote.start()
     try:
-        return _drive(loaded, compiled, settings, live, command=command)
+        return _drive(loaded, compiled, settings, live, outputs)
     finally:
         if live.remote is not None:
             live.remote.stop()
-        live.outputs.stop()
+        outputs.stop()
 
 
 def _drive(
-    loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, live: Live, *, command: str
+    loaded: LoadedScenario, compiled: CompiledScenario, settings: RunSettings, live: Live, outputs: Outputs
 ) -> int:
     """Start the load shape on ``live.runner``, run the periodic tasks until it stops, then end the run: results,
     thresholds, outputs. A local run and the master of a distributed run both go through here; both run the
@@ -406,23 +360,23 @@ def _drive(
     if compiled.setup is not None and (failure := once.run(compiled.setup, "setup")):
         runner.stop(failure)
     _hook(script, "on_test_start", env, live)
-    share = getattr(runner, "share_variables", None)  # a master sends them to its workers
-    if share is not None:
-        share(env.variables)
+    if runner.shared_variables is not None:  # a master sends them to its workers
+        runner.shared_variables.share_variables(env.variables)
 
     stages = model.load.stages if not closed_by_user else None
     if runner.stop_reason:
         run_time = settings.run_time
-    elif getattr(runner, "max_users", None) is not None:  # the open model: an ArrivalRunner, or a master
+    elif (open_model := runner.open_model) is not None:  # an ArrivalRunner, or a master of an open-model run
         rate_stages = model.load.arrival_stages or []
         shape = [RateStage(s.duration, s.rate) for s in rate_stages] or [
             RateStage(settings.run_time or 0.0, model.load.arrival_rate or 0.0)
         ]
         start_rate = 0.0 if rate_stages else model.load.arrival_rate or 0.0
         log.info(
-            "open model: arrivals for %gs, at most %d users at once", sum(s.duration for s in shape), runner.max_users
-        )
-        runner.start_arrivals(shape, start_rate)
+            "open model: arrivals for %gs, at most %d users at once", sum(s.duration for s in shape),
+            open_model.max_users,
+        )  # fmt: skip
+        open_model.start_arrivals(shape, start_rate)
         run_time = sum(s.duration for s in shape)
     elif stages:
         log.info("ramping through %d stages", len(stages))
@@ -434,7 +388,7 @@ def _drive(
         run_time = settings.run_time
     state.run_time = run_time  # the settings stay as given
 
-    tasks = [_every(1.0, _sampler(live)), _every(TRIM_EVERY, TRIM_HEAP)]
+    tasks = [_every(1.0, _sampler(live, outputs)), _every(TRIM_EVERY, TRIM_HEAP)]
     saturation.lag.start()
     if not settings.only_summary:
         tasks.append(_every(TABLE_EVERY, _table(live)))
@@ -461,16 +415,8 @@ def _drive(
         for handler in log.handlers:
             handler.removeFilter(clear_first)
     end = time.time()
-    transactions = live.transactions
-    transactions.finish(end, live.users_at)
-    extra = {
-        "transactions": transaction_results(transactions, end - max(live.started, transactions.start_time)),
-        "checks": state.checks.results(),
-        "rendezvous": compiled.rendezvous_results(state),
-        "pools": compiled.pool_results(state),
-        "saturation": saturation.results(),
-    }
-    return _finish(loaded, settings, live, end, command=command, run_time=run_time, extra=extra)
+    live.transactions.finish(end, live.users_at)
+    return _finish(live, outputs, end)
 
 
 def _bind_rendezvous(
@@ -492,16 +438,6 @@ def _bind_rendezvous(
             )
     if settings.no_rendezvous and compiled.rendezvous:
         log.info("rendezvous switched off (--no-rendezvous): users pass %s at once", ", ".join(compiled.rendezvous))
-
-
-def transaction_results(transactions: TransactionStats, duration: float) -> dict[str, Any]:
-    snapshot = transactions.snapshot(duration=max(1e-9, duration))
-    return {
-        "total": snapshot["total"],
-        "entries": snapshot["requests"],
-        "series": snapshot["series"],
-        "errors": snapshot["errors"],
-    }
 
 
 def _hook(script: Script | None, name: str, env: HookEnvironment, live: Live) -> None:
@@ -596,170 +532,22 @@ def monitoring(model: Any, settings: RunSettings) -> dict[str, Any]:
     }
 
 
-def _finish(
-    loaded: LoadedScenario,
-    settings: RunSettings,
-    live: Live,
-    end: float,
-    *,
-    command: str,
-    run_time: float | None,
-    extra: dict[str, Any],
-) -> int:
-    model = loaded.model
-    runner = live.runner
-    stats = live.stats
-    stats.finish(end, live.users_at)
+def _finish(live: Live, outputs: Outputs, end: float) -> int:
+    """End the run: its results (said, given to the listeners), its outputs; the exit code."""
+    live.stats.finish(end, live.users_at)
     _name_cap(live)
-    extra = {
-        "warnings": live.warnings,
-        **extra,
-        "resources": live.monitor.results(),
-        "resource_thresholds": live.watch.verdicts(),
-        **({"remote": live.remote.results()} if live.remote is not None else {}),
-        **_open_model_results(runner, end - live.started, runner.stop_reason or "stopped"),
-        **_accounting(runner, _users_asked(settings, model)),
-        **(live.extra_results() if live.extra_results else {}),
-        **({"windows": live.slo.results()} if live.slo is not None else {}),
-    }
-    # thresholds and the exit code are judged first, on the figures the results then get: built once
-    measured = measure(stats, live.started, end)
-    figures = {**measured.snapshot, "transactions": extra.get("transactions"), "arrivals": extra.get("arrivals")}
-    verdicts = window_verdicts(
-        live.slo, model.thresholds, lambda t: {**evaluate(parse_rule(t.expect), t.request, figures), "abort": t.abort}
-    )
-    reason = runner.stop_reason or "stopped"
-    aborted = stop_code(reason) in ABORTS
-    total = measured.snapshot["total"]
-    failures = total["requests"] and total["failures"]
-    if model.thresholds:
-        code = 1 if any(not v["passed"] for v in verdicts) or aborted else 0  # with an SLA, the SLA decides
-    else:
-        code = settings.exit_code_on_error if (failures or measured.snapshot["exceptions"] or aborted) else 0
-    if total["requests"] == 0 and code == 0:
-        code = 1
-        live.warn("no request was made")
-    results = build_results(
-        stats,
-        scenario=loaded.name,
-        scenario_file=str(loaded.path),
-        host=settings.host or model.host or "",
-        start=live.started,
-        end=end,
-        users_max=runner.user_count_max,
-        load={
-            "users": settings.users,
-            "spawn_rate": settings.spawn_rate,
-            "run_time_s": run_time,
-            "iterations": settings.iterations,
-            "stages": [s.model_dump() for s in model.load.stages] if model.load.stages else None,
-        },
-        command=redact(command, secret_values(settings)),  # a Python API caller's command too
-        thresholds=verdicts,
-        stop_reason=reason,
-        exit_code=code,
-        extra=extra,
-        measured=measured,
-    )
-    noted = load_warnings(results)
-    if noted:
-        for warning in noted:  # said now (and on the web UI's page); the results carry them typed
-            live.warn(f"load not as planned: {warning.message}")
-        if settings.strict and code == 0:
-            code = 1
-        update = {"load_warnings": noted, "exit_code": code, "passed": results.passed and code == 0}
-        results = results.model_copy(update=update)
-    live.results = results
-    live.events.stop.fire(results.to_dict())  # listeners (the Python API) get the dict the JSON file holds
-    if not _write_outputs(results, settings, live) and code == 0:
+    results = live.results = assemble(live, end, ended=True)
+    code = results.exit_code
+    live.events.stop.fire(results)  # listeners (the Python API, the web UI) get the results the JSON file holds
+    if not _write_outputs(results, live, outputs) and code == 0:
         code = 1  # the run passed, but what CI reads of it is missing
-    live.outputs.finished(results, [f for f in (settings.html, settings.json, settings.junit) if f])
+    outputs.finished(results)
     return code
 
 
-def _users_asked(settings: RunSettings, model: Any) -> int | None:
-    """The most users the closed model asks for (the stages' peak, or -u); None in the open model."""
-    if model.load.is_open and not load_given_by_user(settings):
-        return None
-    stages = [] if load_given_by_user(settings) else model.load.stages or []
-    return max((stage.users for stage in stages), default=0) if stages else settings.users
-
-
-def _accounting(runner: Any, asked: int | None) -> dict[str, Any]:
-    """The load that actually ran: users asked beside users that ran, and the requests cut off by the stop."""
-    cut: dict[tuple[str, str], int] = getattr(runner, "interrupted", None) or {}
-    started = getattr(runner, "users_started", None)
-    users = {
-        "asked": asked,
-        "peak": runner.user_count_max,
-        "started": started,
-        "ended_early": getattr(runner, "users_ended_early", 0),
-    }
-    return {
-        "user_counts": users,
-        "interrupted": {
-            "total": sum(cut.values()),
-            "requests": [{"method": m, "name": n, "count": c} for (m, n), c in sorted(cut.items())],
-        },
-    }
-
-
-def _open_model_results(runner: Any, duration: float, reason: str) -> dict[str, Any]:
-    """Arrival counts, and each entry's response times measured from the intended start. A run stopped before
-    its schedule ended (Ctrl-C, an abort) did not drop the arrivals not yet due: only those left waiting."""
-    arrivals = getattr(runner, "arrivals", None)  # an ArrivalRunner's, or the master's merged from its workers
-    if arrivals is None:
-        return {}
-    counts = arrivals.as_dict()
-    if stop_code(reason) not in (StopCode.RUN_TIME, StopCode.STAGES_DONE):
-        counts["dropped"] = counts["waiting_at_end"]
-    snapshot = runner.intended.snapshot(duration=max(1e-9, duration), histograms=False)
-    fields = ("avg_ms", "max_ms", "median_ms", "percentiles")
-    return {
-        "arrivals": counts,
-        "from_intended_start": {
-            "total": {k: snapshot["total"].get(k) for k in fields},
-            "requests": [
-                {"method": e["method"], "name": e["name"], **{k: e.get(k) for k in fields}}
-                for e in snapshot["requests"]
-            ],
-        },
-    }
-
-
-def _write_outputs(results: Results, settings: RunSettings, live: Live) -> bool:
-    """Write every output; one that fails (disk full, directory gone) does not stop the others. False if any did.
-    The JSON goes last, so that when another output was lost it says the exit code the run ends with (1)."""
-    from runner.report.csv import write_csv
-    from runner.report.html import write_html
-    from runner.report.junit import write_junit
-
-    written: list[str] = []
-    lost: list[str] = []
-
-    def json_out(path: str) -> None:
-        failed = {"exit_code": 1, "passed": False}
-        write_json(results if not lost or results.exit_code else results.model_copy(update=failed), Path(path))
-
-    outputs: list[tuple[str, str | None, str, Callable[[str], Any]]] = [
-        ("--csv", settings.csv, "CSV", lambda prefix: write_csv(results, prefix, settings.csv_full_history)),
-        ("--html", settings.html, "HTML report", lambda path: write_html(results, path)),
-        ("--junit", settings.junit, "JUnit XML", lambda path: write_junit(results, path)),
-        ("--json", settings.json, "results", json_out),
-    ]
-    for option, path, what, write in outputs:
-        if not path:
-            continue
-        shown = f"{path}_*.csv" if option == "--csv" else path
-        try:
-            write(path)
-        except (OSError, LrunError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            lost.append(f"{option} {shown}")
-            live.warn(f"{what} NOT written to {shown}: {reason}")
-            continue
-        written.append(f"{what} {shown}")
-        log.info("%s written to %s", what, shown)
+def _write_outputs(results: Results, live: Live, outputs: Outputs) -> bool:
+    """Write the files, say the summary and what was lost; False if a file was."""
+    written, lost = outputs.write_files(results, live.warn)
     live.print(console.summary(results))
     if lost:
         rest = f"; the rest went to: {', '.join(written)}" if written else ""

@@ -1,5 +1,5 @@
 """Events of a run for Python API users: ``request`` (each request or timed call, in this process), ``spawn``
-(all users started: their count), ``stop`` (the run ended: its results). Listeners run in the run's greenlets;
+(all users started: their count), ``stop`` (the run ended: its typed ``Results``). Listeners run in the run's greenlets;
 an exception in one is logged once and does not stop the run."""
 
 from __future__ import annotations
@@ -41,4 +41,4 @@ class EventHook:
 class Events:
     request: EventHook = field(default_factory=lambda: EventHook("request"))  # (user, RequestResult)
     spawn: EventHook = field(default_factory=lambda: EventHook("spawn"))  # (user count)
-    stop: EventHook = field(default_factory=lambda: EventHook("stop"))  # (results dict)
+    stop: EventHook = field(default_factory=lambda: EventHook("stop"))  # (runner.report.model.Results)

@@ -10,8 +10,12 @@ from typing import Any
 
 from runner.errors import LrunError
 
-# setting -> the option that names it
-OUTPUT_OPTIONS = {"json": "--json", "html": "--html", "junit": "--junit", "csv": "--csv", "logfile": "--logfile"}
+
+def output_options() -> dict[str, str]:
+    """Setting -> the option that names it: each output's file (``runner.outputs.registry``), the log file."""
+    from runner.outputs.registry import OUTPUTS
+
+    return {**{o.setting: o.option for o in OUTPUTS if o.setting and o.option}, "logfile": "--logfile"}
 
 
 def check_writable(path: str, option: str, *, prefix: bool = False) -> None:
@@ -38,7 +42,7 @@ def check_writable(path: str, option: str, *, prefix: bool = False) -> None:
 
 def check_outputs(settings: Any) -> None:
     """Every output path of ``settings`` (a ``RunSettings``), checked; the first bad one raises."""
-    for name, option in OUTPUT_OPTIONS.items():
+    for name, option in output_options().items():
         value = getattr(settings, name, None)
         if value:
-            check_writable(value, option, prefix=name == "csv")
+            check_writable(value, option, prefix=name == "csv")  # --csv PREFIX starts file names

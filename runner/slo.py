@@ -326,7 +326,7 @@ def start(live: Any, thresholds: list[Any]) -> Slo | None:
         started=lambda: live.started,
         lag=live.lag,
         stop=lambda reason: live.runner.stop(reason),
-        notify=lambda text: live.outputs.notify(text),
+        notify=lambda text: live.notify(text),
     )
 
 

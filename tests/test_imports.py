@@ -13,7 +13,19 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "runner"
-ABOVE_THE_LANGUAGE = ("engine", "monitor", "thresholds", "distributed", "report", "run", "web", "stats", "http", "api")
+ABOVE_THE_LANGUAGE = (
+    "engine",
+    "monitor",
+    "thresholds",
+    "distributed",
+    "report",
+    "run",
+    "live",
+    "web",
+    "stats",
+    "http",
+    "api",
+)
 
 
 def _modules(root: Path) -> dict[str, Path]:

@@ -204,7 +204,7 @@ settings = runner.settings(scenario, host=sys.argv[2], users=4, spawn_rate=4, it
 events = runner.Events()
 seen = {"spawn": [], "stop": [], "requests": 0}
 events.spawn.add_listener(seen["spawn"].append)
-events.stop.add_listener(lambda results: seen["stop"].append(results["total"]["requests"]))
+events.stop.add_listener(lambda results: seen["stop"].append(results.total.requests))
 events.request.add_listener(lambda user, result: seen.__setitem__("requests", seen["requests"] + 1))
 outcome = runner.run(scenario, settings, events=events, out=io.StringIO())
 typed = outcome.typed

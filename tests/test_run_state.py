@@ -41,7 +41,7 @@ for _ in range(2):
     urls = set()
     events.request.add_listener(lambda user, result: urls.add(result.url.split("?", 1)[1]))
     stopped = []
-    events.stop.add_listener(stopped.append)
+    events.stop.add_listener(lambda results: stopped.append(results.to_dict()))
     code = run_local(scenario, compiled, settings, command="test", out=io.StringIO(), events=events)
     results = stopped[0]
     runs.append({
@@ -114,7 +114,7 @@ def test_check_stats_send_deltas_and_merge_them() -> None:
     assert worker.deltas() == []  # sent once
     worker.counts[0][0] += 1
     master.merge(worker.deltas())
-    assert master.results() == [
+    assert [c.model_dump() for c in master.results()] == [
         {"method": "GET", "name": "/a", "check": "status == 200", "passed": 4, "failed": 2},
         {"method": "GET", "name": "/b", "check": "status == 200", "passed": 0, "failed": 1},
     ]
@@ -182,9 +182,9 @@ def test_runs_keep_pools_and_gates_in_their_state_and_never_change_the_compiled_
     assert first.points["pair"] is not second.points["pair"] and first.pools["ids"] is not second.pools["ids"]
     for state in states:
         (point,) = compiled.rendezvous_results(state)
-        assert (point["arrivals"], [r["released"] for r in point["releases"]]) == (4, [2, 2])
+        assert (point.arrivals, [r.released for r in point.releases]) == (4, [2, 2])
         # 2 users x 2 iterations: the four rows, in each test (a shared source would have run dry in the second)
-        assert [(p["handed_out"], p["dry"]) for p in compiled.pool_results(state)] == [(4, False)]
+        assert [(p.handed_out, p.dry) for p in compiled.pool_results(state)] == [(4, False)]
     assert snapshot() == before, "a run changed the compiled pools, rendezvous or user classes"
     with pytest.raises(dataclasses.FrozenInstanceError):
         compiled.rendezvous["pair"].value = 1  # type: ignore[misc]

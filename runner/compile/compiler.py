@@ -25,10 +25,13 @@ from runner.compile.extract import compile_extractor
 from runner.compile.parallel import compile_parallel
 from runner.compile.pools import Pool
 from runner.compile.scripting import Script, ScriptError, describe, template_functions
+from runner.engine.calls import RequestResult
 from runner.engine.flow import ON_FAIL, FlowSignal, StopUser
 from runner.engine.rendezvous import RendezvousPoint, RendezvousSpec
 from runner.engine.state import RunState
-from runner.engine.user import HttpSettings, Program, RequestResult, Step, Think, VirtualUser
+from runner.engine.user import HttpSettings, Program, Step, Think, VirtualUser
+from runner.report.model import Pool as PoolResult
+from runner.report.model import Rendezvous as RendezvousResult
 from runner.scenario import LoadedScenario
 from runner.scenario.analysis import templates_in, used_names
 from runner.scenario.model import (
@@ -81,14 +84,15 @@ class CompiledScenario:
             points={name: RendezvousPoint.of(spec) for name, spec in self.rendezvous.items()},
         )
 
-    def pool_results(self, state: RunState) -> list[dict[str, Any]]:
+    def pool_results(self, state: RunState) -> list[PoolResult]:
         """The results' "pools": those some user type reads, with what the test of ``state`` handed out."""
         read = {pool.name for cls in self.all_classes() for pool in cls.pools}
-        return [pool.summary(state.rows(pool)) for name, pool in self.pools.items() if name in read]
+        pools = [pool for name, pool in self.pools.items() if name in read]
+        return [PoolResult.model_validate(pool.summary(state.rows(pool))) for pool in pools]
 
-    def rendezvous_results(self, state: RunState) -> list[dict[str, Any]]:
+    def rendezvous_results(self, state: RunState) -> list[RendezvousResult]:
         """The results' "rendezvous": each point's arrivals and releases in the test of ``state``."""
-        return [state.point(spec).gate.summary() for spec in self.rendezvous.values()]
+        return [RendezvousResult.model_validate(state.point(spec).gate.summary()) for spec in self.rendezvous.values()]
 
 
 @dataclass(frozen=True)

@@ -47,12 +47,15 @@ from runner.distributed.cluster import CPU_HOT, Cluster, WorkerInfo, WorkerState
 from runner.distributed.security import Keys, constant_env_names, keys_for
 from runner.distributed.services import Services
 from runner.distributed.transport import Endpoint, peer_name
-from runner.engine.arrivals import ArrivalCounts, RateStage, arrival_times
+from runner.engine.arrivals import ArrivalCounts, arrival_times
 from runner.engine.dispatch import distribute
-from runner.engine.runner import LoadShape, State
+from runner.engine.runner import LoadShape
+from runner.engine.runner_protocol import Distributed, OpenModel, RateStage, Runner, SharedVariables, State
+from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
 from runner.errors import RunError
 from runner.events import Events
+from runner.report.model import Arrivals, Worker
 from runner.scenario import LoadedScenario
 from runner.scenario.windows import windows_read_requests
 from runner.serving import is_loopback
@@ -93,6 +96,8 @@ class MasterOptions:
 
 class MasterRunner(LoadShape):
     """Drives workers over ZeroMQ; the ``runner`` of a distributed run (see the module docstring)."""
+
+    saturation: Saturation | None = None  # the master's own loop; its workers judge theirs
 
     def __init__(
         self,
@@ -633,6 +638,31 @@ class MasterRunner(LoadShape):
         self._timers.append(gevent.spawn_later(duration, self.stop, "run time reached"))
         self._rebalance()
 
+    # ------------------------------------------------------------------------------------------- capabilities
+
+    @property
+    def open_model(self) -> OpenModel | None:
+        return self if self.max_users is not None else None
+
+    @property
+    def distributed(self) -> Distributed:
+        return self
+
+    @property
+    def shared_variables(self) -> SharedVariables:
+        return self
+
+    def arrival_results(self, *, stopped_early: bool) -> Arrivals | None:
+        counts = self.arrivals
+        return counts.results(stopped_early=stopped_early) if counts is not None else None
+
+    def worker_states(self) -> dict[str, int]:
+        counts = {"running": 0, "missing": 0, "gone": 0}
+        for worker in list(self.workers.values()):
+            state = worker.state.value
+            counts[state if state in ("gone", "missing") else "running"] += 1
+        return counts
+
     @property
     def arrivals(self) -> ArrivalCounts | None:
         """The open model: the cluster's arrival counts (the workers' summed; planned: the whole schedule)."""
@@ -721,9 +751,14 @@ class MasterRunner(LoadShape):
             if worker.state is not WorkerState.GONE:
                 self.send(worker, settings)
 
-    def results(self) -> dict[str, Any]:
+    def worker_results(self) -> list[Worker]:
         """The ``workers`` part of the results."""
-        return {"workers": [w.as_result() for w in sorted(self.workers.values(), key=lambda w: w.order)]}
+        return [Worker.model_validate(w.as_result()) for w in sorted(self.workers.values(), key=lambda w: w.order)]
+
+
+def _implements(master: MasterRunner) -> Runner:
+    """mypy checks here that a master is a ``Runner`` (never called)."""
+    return master
 
 
 # ----------------------------------------------------------------------------------------------- a run
@@ -741,16 +776,16 @@ def run_master(
 ) -> int:
     """A distributed run: the master, and with ``--processes N`` its N local workers. Returns the exit code."""
     from runner.distributed.local import QUIT_WAIT
-    from runner.drive import Live, drive, monitoring
+    from runner.drive import drive, monitoring
+    from runner.live.state import Live, RunContext
 
     if settings.report_interval > 10:
         log.warning("--report-interval above 10s: the per-second series of the master lose the older seconds")
 
     stats = RequestStats(full_history=settings.csv_full_history, node="master")
     live = Live(
+        RunContext(loaded, compiled, settings, command),
         stats,
-        None,
-        settings,
         out,
         out.isatty(),
         lag=settings.report_interval + 1.0,
@@ -825,7 +860,6 @@ def cluster(
     if loaded.model.load.is_open and not load_given_by_user(settings):  # -u or -t replace the arrivals
         master.max_users = loaded.model.load.max_users
     live.runner = master
-    live.extra_results = master.results
     port = master.bind()
     if demo_url and not is_loopback(bind_host):
         log.warning(

@@ -16,7 +16,7 @@ from gevent.pool import Group
 
 from runner.distributed import protocol as p
 from runner.distributed.cluster import Cluster, WorkerInfo
-from runner.engine.runner import State
+from runner.engine.runner_protocol import State
 from runner.engine.state import RunState
 
 if TYPE_CHECKING:

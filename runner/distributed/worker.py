@@ -41,10 +41,11 @@ from runner.compile.scripting import request_hook
 from runner.distributed import protocol as p
 from runner.distributed.security import Keys, WorkerEnv
 from runner.distributed.transport import Endpoint
-from runner.engine.arrivals import ArrivalRunner, RateStage
+from runner.engine.arrivals import ArrivalRunner
 from runner.engine.dispatch import capped
 from runner.engine.rows import RemoteRows
 from runner.engine.runner import LocalRunner, freeze_heap
+from runner.engine.runner_protocol import RateStage
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
 from runner.errors import LrunError, RunError

@@ -22,23 +22,19 @@ from array import array
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import gevent
 from gevent.event import Event
 
+from runner.engine.calls import RequestResult
 from runner.engine.dispatch import distribute, spawn_order
-from runner.engine.runner import LocalRunner, State, StatsSink
-from runner.engine.user import RequestResult, VirtualUser
+from runner.engine.runner import LocalRunner, StatsSink
+from runner.engine.runner_protocol import OpenModel, RateStage, Runner, State
+from runner.engine.user import VirtualUser
+from runner.report.model import Arrivals, FromIntendedStart
+from runner.stats import RequestStats
 from runner.stats.histogram import Histogram
-
-
-@dataclass(frozen=True)
-class RateStage:
-    """Go linearly from the previous rate to ``rate`` arrivals per second over ``duration`` seconds."""
-
-    duration: float
-    rate: float
-
 
 LATE_TOLERANCE_MS = 10.0  # a start later than this after its intended start is late; below, it is jitter
 
@@ -76,6 +72,14 @@ class ArrivalCounts:
             "waiting_at_end": self.waiting_at_end,
         }
 
+    def results(self, *, stopped_early: bool) -> Arrivals:
+        """The ``arrivals`` part of the results. A run stopped before its schedule ended (Ctrl-C, an abort) did not
+        drop the arrivals not yet due: only those left waiting."""
+        counts = self.as_dict()
+        if stopped_early:
+            counts["dropped"] = counts["waiting_at_end"]
+        return Arrivals.model_validate(counts)
+
     def to_wire(self) -> dict[str, object]:
         """All the counts, the jitter histogram too: what a worker reports (absolute, so a resend is harmless)."""
         counts: dict[str, object] = {name: getattr(self, name) for name in _COUNTS}
@@ -90,6 +94,21 @@ class ArrivalCounts:
             self.jitter.merge(Histogram.from_dict(wire["jitter"]))  # type: ignore[arg-type]
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"arrival counts: {exc}") from None
+
+
+def from_intended_start(intended: RequestStats, duration: float) -> FromIntendedStart:
+    """The ``from_intended_start`` part of the results: each entry's response times from the intended start."""
+    snapshot = intended.snapshot(duration=max(1e-9, duration), histograms=False)
+    fields = ("avg_ms", "max_ms", "median_ms", "percentiles")
+    return FromIntendedStart.model_validate(
+        {
+            "total": {k: snapshot["total"].get(k) for k in fields},
+            "requests": [
+                {"method": e["method"], "name": e["name"], **{k: e.get(k) for k in fields}}
+                for e in snapshot["requests"]
+            ],
+        }
+    )
 
 
 @dataclass
@@ -145,7 +164,13 @@ class ArrivalRunner(LocalRunner):
         return self.max_users
 
     def __init__(
-        self, classes: Sequence[type[VirtualUser]], stats: StatsSink, intended: StatsSink, *, max_users: int, **kw
+        self,
+        classes: Sequence[type[VirtualUser]],
+        stats: StatsSink,
+        intended: RequestStats,
+        *,
+        max_users: int,
+        **kw: Any,
     ) -> None:
         super().__init__(classes, stats, iterations=1, **kw)
         self.intended = intended
@@ -156,6 +181,13 @@ class ArrivalRunner(LocalRunner):
         self.share = Share()
         self._replanned = Event()  # a new share came while the schedule waits for its next arrival
         self._arrival = 0  # the index in the schedule of the arrival starting now
+
+    @property
+    def open_model(self) -> OpenModel:
+        return self
+
+    def arrival_results(self, *, stopped_early: bool) -> Arrivals:
+        return self.arrivals.results(stopped_early=stopped_early)
 
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
         """As in the closed model (statistics, the request hook), and the time from the intended start."""
@@ -256,3 +288,8 @@ class ArrivalRunner(LocalRunner):
         self.arrivals.waiting_at_end = len(self._waiting)
         self._waiting.clear()
         super()._stop()
+
+
+def _implements(local: LocalRunner, arrivals: ArrivalRunner) -> tuple[Runner, Runner]:
+    """mypy checks here that both runners are ``Runner``s (never called)."""
+    return local, arrivals

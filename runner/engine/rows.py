@@ -145,7 +145,8 @@ class UniqueRows(SequentialRows):
         waiter: AsyncResult[int] = AsyncResult()
         self._waiters.append(waiter)
         try:
-            return waiter.get(timeout=timeout)
+            got: int | None = waiter.get(timeout=timeout)
+            return got
         except gevent.Timeout:
             return None
         except BaseException:  # the user is killed (the test stops): a row handed to it goes to the next one

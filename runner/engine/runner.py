@@ -10,8 +10,6 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 import gevent
@@ -19,10 +17,12 @@ from gevent import GreenletExit
 from gevent.event import Event
 from gevent.pool import Group
 
+from runner.engine.calls import RequestResult
 from runner.engine.dispatch import distribute, spawn_order, start_order
+from runner.engine.runner_protocol import Distributed, OpenModel, SharedVariables, Stage, State
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
-from runner.engine.user import RequestResult, Transaction, VirtualUser
+from runner.engine.user import Transaction, VirtualUser
 from runner.http.unreachable import Unreachable
 
 
@@ -33,24 +33,6 @@ def freeze_heap() -> None:
     if gc.get_freeze_count() == 0:
         gc.collect()
         gc.freeze()
-
-
-class State(StrEnum):
-    READY = "ready"
-    SPAWNING = "spawning"
-    RUNNING = "running"
-    CLEANUP = "cleanup"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    MISSING = "missing"  # a worker the master has not heard from
-
-
-@dataclass(frozen=True)
-class Stage:
-    """Go linearly from the current number of users to ``users`` over ``duration`` seconds."""
-
-    duration: float
-    users: int
 
 
 class StatsSink(Protocol):
@@ -193,6 +175,20 @@ class LocalRunner(LoadShape):
         self._done = Event()
         self._warned: set[str] = set()
         self.unreachable = Unreachable()  # says once when the target answers nothing but connection errors
+
+    # ------------------------------------------------------------------------------------------- capabilities
+
+    @property
+    def open_model(self) -> OpenModel | None:
+        return None  # the closed model (an ArrivalRunner is the open one)
+
+    @property
+    def distributed(self) -> Distributed | None:
+        return None
+
+    @property
+    def shared_variables(self) -> SharedVariables | None:
+        return None  # the users run here: they read the setup's variables from the run state
 
     # ------------------------------------------------------------------------------------------- Runtime
 
@@ -383,4 +379,4 @@ class LocalRunner(LoadShape):
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the runner stopped; True when it did."""
-        return self._done.wait(timeout)
+        return bool(self._done.wait(timeout))

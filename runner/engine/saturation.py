@@ -21,6 +21,7 @@ from typing import Any
 
 import gevent
 
+from runner.report import model
 from runner.stats.histogram import Histogram
 
 INTERVAL = 0.1  # seconds between lag probes
@@ -128,23 +129,25 @@ class Saturation:
     def saturated(self) -> bool:
         return bool(self.reasons)
 
-    def results(self) -> dict[str, Any]:
-        """The ``saturation`` object of the results."""
+    def results(self) -> model.Saturation:
+        """The ``saturation`` part of the results."""
         h = self.lag.histogram
         p50, p99 = (h.percentile(50), h.percentile(99)) if h else (None, None)
-        return {
-            "saturated": self.saturated,
-            "reasons": list(self.reasons.values()),
-            "loop_lag_p50_ms": _round(p50),
-            "loop_lag_p99_ms": _round(p99),
-            "loop_lag_max_ms": _round(h.max),
-            "loop_lag_worst_window_ms": _round(self.worst_window_ms) if h else None,
-            "loop_lag_limit_ms": self.limit_ms,
-            "probes": h.count,
-            "saturated_s": self.saturated_s,
-            "spawn": self.spawn,
-            "arrivals_slipped": self.arrivals_slipped,
-        }
+        return model.Saturation.model_validate(
+            {
+                "saturated": self.saturated,
+                "reasons": list(self.reasons.values()),
+                "loop_lag_p50_ms": _round(p50),
+                "loop_lag_p99_ms": _round(p99),
+                "loop_lag_max_ms": _round(h.max),
+                "loop_lag_worst_window_ms": _round(self.worst_window_ms) if h else None,
+                "loop_lag_limit_ms": self.limit_ms,
+                "probes": h.count,
+                "saturated_s": self.saturated_s,
+                "spawn": self.spawn,
+                "arrivals_slipped": self.arrivals_slipped,
+            }
+        )
 
 
 def _round(value: float | None) -> float | None:

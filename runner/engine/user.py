@@ -206,8 +206,8 @@ class VirtualUser:
             item = program[pc]
             self._pc = pc + 1
             if item.__class__ is Think:
-                seconds = item.sample()  # type: ignore[union-attr]
-                if item.pacing:  # type: ignore[union-attr]
+                seconds = item.sample()
+                if item.pacing:
                     seconds -= time.monotonic() - self._iteration_start
                     if seconds <= 0:
                         continue
@@ -278,7 +278,7 @@ class VirtualUser:
                 self.transactions.pop()
         program = self._program
         last = program[-1] if program else None
-        paced = self._phase == ITERATING and last.__class__ is Think and last.pacing  # type: ignore[union-attr]
+        paced = self._phase == ITERATING and last.__class__ is Think and last.pacing
         self._pc = len(program) - 1 if paced and not stop_user else len(program)
         if stop_user and self._phase in (ON_START, ITERATING):
             self._enter(ON_STOP, self.on_stop_program)

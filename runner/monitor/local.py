@@ -33,6 +33,7 @@ from typing import Any
 
 import psutil
 
+from runner.report.model import Resources, ResourceVerdict
 from runner.scenario.limits import (
     CPU_METRICS,
     MEMORY_METRICS,
@@ -305,8 +306,12 @@ class ResourceMonitor:
             self.points = [merge_samples(self.points[i : i + 2]) for i in range(0, len(self.points), 2)]
             self._stride *= 2
 
+    def results_part(self) -> Resources:
+        """The ``resources`` part of the results."""
+        return Resources.model_validate(self.results())
+
     def results(self) -> dict[str, Any]:
-        """The ``resources`` object of the results (described in ``runner.report.model``)."""
+        """The ``resources`` object of the results (described in ``runner.report.model``), as the web page reads it."""
         points = list(self.points)
         if self._pending:
             points.append(merge_samples(self._pending))
@@ -540,6 +545,10 @@ class ResourceWatch:
                 held = f" for {now - state.since:.0f}s" if rule.for_s else ""
                 breached.append((rule, f"measured {rule.show(value)}{held}, limit {rule.show_limit()}"))
         return breached
+
+    def results_part(self) -> list[ResourceVerdict]:
+        """The ``resource_thresholds`` part of the results."""
+        return [ResourceVerdict.model_validate(v) for v in self.verdicts()]
 
     def verdicts(self) -> list[dict[str, Any]]:
         """The ``resource_thresholds`` list of the results."""

@@ -25,6 +25,8 @@ from typing import Any
 
 import gevent
 
+from runner.report.model import Remote
+
 log = logging.getLogger("lrun")
 
 MAX_ANSWER = 8 * 2**20  # bytes: a node_exporter page is ~100 KiB, a query answer less
@@ -320,6 +322,10 @@ class RemoteMonitor:
                     queries[name] = value
                 queries.setdefault(name, None)
         return {"hosts": hosts, "queries": queries}
+
+    def results_part(self) -> Remote:
+        """The ``remote`` part of the results."""
+        return Remote.model_validate(self.results())
 
     def results(self) -> dict[str, Any]:
         """The ``remote`` object of the results."""

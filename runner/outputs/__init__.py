@@ -1,77 +1,97 @@
-"""Live outputs of a run, beside the files: a Prometheus endpoint, OpenTelemetry (OTLP), webhooks.
-
-``start(live, compiled, settings)`` starts what the settings ask for and returns ``Outputs``: ``stop`` ends them
-(``finished(results)`` first tells the webhook how the run ended). They read the run's own statistics; none of
-them adds work per request.
+"""The outputs of a run: live ones (a Prometheus endpoint, OpenTelemetry, webhooks, a JSON-lines stream) and
+files written at the end (CSV, HTML, JUnit, JSON). Each is an ``Output`` (``runner.outputs.handler``) registered in
+``runner.outputs.registry``; ``Outputs`` calls them for the run. None of them adds work per request.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from runner.outputs.auth import check_exposure
+from runner.errors import LrunError
+from runner.outputs.handler import FileOutput, Output
 
 if TYPE_CHECKING:
+    from runner.config import RunSettings
+    from runner.live.view import LiveView
     from runner.report.model import Results
 
 log = logging.getLogger("lrun")
 
 
 class Outputs:
-    def __init__(self) -> None:
-        self.stoppers: list[Any] = []
-        self.webhook: Any = None  # runner.outputs.webhooks.Webhook
+    """The outputs of one run, as its settings ask for them (``for_settings``)."""
 
-    def notify(self, text: str, **fields: Any) -> None:
-        """Tell the webhook (if any) that a rule tripped; never blocks the load."""
-        if self.webhook is not None:
-            self.webhook.send(text, **fields)
+    def __init__(self, handlers: Sequence[Output] = ()) -> None:
+        self.handlers = list(handlers)
+        self.started: list[Output] = []
+        self._failed: set[int] = set()  # outputs whose tick failed (said once)
+        self.warn: Callable[[str], None] = log.warning
 
-    def finished(self, results: Results, files: list[str]) -> None:
-        """The run ended: ``files`` are the reports and results written."""
-        if self.webhook is not None:
-            self.webhook.finished(results, [str(Path(f).resolve()) for f in files])
+    @classmethod
+    def for_settings(cls, settings: RunSettings) -> Outputs:
+        from runner.outputs.registry import OUTPUTS
+
+        return cls([o for o in (kind.of(settings) for kind in OUTPUTS) if o is not None])
+
+    def start(self, view: LiveView, warn: Callable[[str], None]) -> None:
+        """Start each output; when one cannot (``RunError``), those started stop and the error goes on."""
+        self.warn = warn
+        try:
+            for output in self.handlers:
+                output.start(view)
+                self.started.append(output)
+        except BaseException:
+            self.stop()
+            raise
+
+    def tick(self, view: LiveView, now: float) -> None:
+        """A second of the run: an output failing here is said once and does not stop the run."""
+        for output in self.started:
+            try:
+                output.tick(view, now)
+            except Exception as exc:
+                if id(output) not in self._failed:
+                    self._failed.add(id(output))
+                    self.warn(f"output {type(output).__name__}: {type(exc).__name__}: {exc}")
+
+    def notify(self, text: str) -> None:
+        """A rule tripped; never blocks the load."""
+        for output in self.started:
+            output.notify(text)
+
+    def write_files(self, results: Results, warn: Callable[[str], None]) -> tuple[list[str], list[str]]:
+        """Write each file; one that fails (disk full, directory gone) does not stop the others. What was written
+        and what was lost, as messages name them. After a loss the files still to write (the JSON results, last)
+        get results that say the exit code the run ends with (1)."""
+        written: list[str] = []
+        lost: list[str] = []
+        failed = results.model_copy(update={"exit_code": 1, "passed": False})
+        for output in self.handlers:
+            if not isinstance(output, FileOutput):
+                continue
+            try:
+                output.write(results if not lost or results.exit_code else failed)
+            except (OSError, LrunError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                lost.append(f"{output.option} {output.shown}")
+                warn(f"{output.what} NOT written to {output.shown}: {reason}")
+                continue
+            written.append(f"{output.what} {output.shown}")
+            log.info("%s written to %s", output.what, output.shown)
+        return written, lost
+
+    def finished(self, results: Results) -> None:
+        """The run ended and its files are written: tell the outputs (the webhook names the reports)."""
+        files = [o.path for o in self.handlers if isinstance(o, FileOutput) and o.linked]
+        for output in self.started:
+            output.finish(results, files)
 
     def stop(self) -> None:
-        for stop in reversed(self.stoppers):
+        for output in reversed(self.started):
             try:
-                stop()
+                output.stop()
             except Exception as exc:  # an output failing at the end must not lose the results
                 log.warning("stopping an output: %s", exc)
-        self.stoppers = []
-
-
-def start(live: Any, compiled: Any, settings: Any, extra: list[Any] | None = None) -> Outputs:
-    """Start the outputs ``settings`` ask for; ``extra`` are more metric families (remote monitoring)."""
-    outputs = Outputs()
-    if settings.webhook:
-        from runner.outputs.webhooks import Webhook
-
-        if not settings.webhook.startswith(("http://", "https://")):
-            from runner.errors import RunError
-
-            raise RunError(f"--webhook {settings.webhook}: expected an http:// or https:// URL")
-        outputs.webhook = Webhook(settings.webhook)
-        outputs.stoppers.append(outputs.webhook.close)
-    if settings.otel:
-        from runner.outputs.otel import OtelExport
-
-        otel = OtelExport(live, compiled)
-        outputs.stoppers.append(otel.stop)
-    if settings.metrics_port is not None:
-        check_exposure("--metrics-host", settings.metrics_host, settings.web_auth)
-        from runner.outputs.prometheus import MetricsServer, RunCollector
-
-        server = MetricsServer(
-            RunCollector(live, compiled, extra or []), settings.metrics_host, settings.metrics_port, settings.web_auth
-        )
-        try:
-            server.start()
-        except OSError as exc:
-            from runner.errors import RunError
-
-            raise RunError(f"--metrics-port {settings.metrics_port}: cannot listen there: {exc.strerror}") from None
-        outputs.stoppers.append(server.stop)
-    return outputs
+        self.started = []

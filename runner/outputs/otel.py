@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import RunError
+
+if TYPE_CHECKING:
+    from runner.live.view import LiveView
+    from runner.stats import StatsEntry
 
 log = logging.getLogger("lrun")
 
@@ -88,13 +91,13 @@ def bounded_session() -> Any:
 
 
 class OtelExport:
-    def __init__(self, live: Any, compiled: Any) -> None:
+    def __init__(self, live: LiveView) -> None:
         from opentelemetry.metrics import CallbackOptions, Observation
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import MetricExportResult, PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
-        self.live, self.compiled = live, compiled
+        self.live = live
         self.warned = False
         export = self
         OTLPMetricExporter = exporter_class()
@@ -116,8 +119,8 @@ class OtelExport:
         self.provider = MeterProvider(resource=resource, metric_readers=[self.reader])
         meter = self.provider.get_meter("lrun")
 
-        def entries() -> list[Any]:
-            return list(live.stats.entries.values())
+        def entries() -> list[StatsEntry]:
+            return list(live.requests())
 
         def per_entry(read: Any) -> Any:
             def callback(options: CallbackOptions) -> Iterable[Observation]:
@@ -138,7 +141,7 @@ class OtelExport:
         )  # fmt: skip
 
         def response_times(options: CallbackOptions) -> Iterable[Observation]:
-            now = time.time() - live.lag
+            now = live.now()
             out = []
             for e in entries():
                 for q in PERCENTILES:
@@ -154,28 +157,26 @@ class OtelExport:
         )  # fmt: skip
 
         def users(options: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(getattr(live.runner, "user_count", 0))]
+            return [Observation(live.users)]
 
         def target(options: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(getattr(live.runner, "target_users", 0))]
+            return [Observation(live.target_users)]
 
         def peak(options: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(getattr(live.runner, "user_count_max", 0))]
+            return [Observation(live.users_max)]
 
         def rps(options: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(live.stats.total.current_rps(time.time() - live.lag))]
+            return [Observation(live.total.current_rps(live.now()))]
 
         def transactions(options: CallbackOptions) -> Iterable[Observation]:
-            return [
-                Observation(e.num_requests, {"lrun.name": e.name}) for e in list(live.transactions.entries.values())
-            ]
+            return [Observation(e.num_requests, {"lrun.name": e.name}) for e in live.transactions()]
 
         def checkpoints(options: CallbackOptions) -> Iterable[Observation]:
             out = []
-            for row in live.runner.run_state.checks.results() if live.runner is not None else []:
-                base = {"http.request.method": row["method"], "lrun.name": row["name"], "lrun.check": row["check"]}
-                out.append(Observation(row["passed"], {**base, "result": "passed"}))
-                out.append(Observation(row["failed"], {**base, "result": "failed"}))
+            for row in live.checks():
+                base = {"http.request.method": row.method, "lrun.name": row.name, "lrun.check": row.check}
+                out.append(Observation(row.passed, {**base, "result": "passed"}))
+                out.append(Observation(row.failed, {**base, "result": "failed"}))
             return out
 
         meter.create_observable_gauge("lrun.users", [users], unit="{user}", description="Virtual users running.")

@@ -8,7 +8,6 @@ whole cluster. Served by gevent's WSGI server in the run's event loop (no thread
 from __future__ import annotations
 
 import logging
-import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
@@ -18,9 +17,10 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from runner.engine.state import RunState
+from runner.live.view import LiveView
 from runner.outputs.auth import basic_auth
 from runner.serving import Server
+from runner.stats import StatsEntry
 
 log = logging.getLogger("lrun")
 
@@ -41,26 +41,25 @@ def _buckets(counts: dict[int, int], total_ms: float) -> tuple[list[tuple[str, f
 
 
 class RunCollector(Collector):
-    """Reads a run's live state (``runner.drive.Live``, the compiled scenario) when scraped."""
+    """Reads a running test's view (``runner.live.view.LiveView``) when scraped."""
 
-    def __init__(self, live: Any, compiled: Any, extra: Iterable[Callable[[], Iterable[Metric]]] = ()) -> None:
-        self.live = live
-        self.compiled = compiled
+    def __init__(self, view: LiveView, extra: Iterable[Callable[[], Iterable[Metric]]] = ()) -> None:
+        self.view = view
         self.extra = list(extra)  # more families (remote monitoring)
         self._cache: dict[tuple[str, str, str], tuple[tuple[int, float], Any]] = {}  # unchanged entries' buckets
 
-    def _histogram(self, entry: Any) -> tuple[list[tuple[str, float]], float]:
+    def _histogram(self, entry: StatsEntry) -> tuple[list[tuple[str, float]], float]:
         """An entry's buckets, computed again only when it counted requests since the last scrape."""
         h = entry.histogram
         key, seen = (entry.kind, entry.method, entry.name), (h.count, h.total)
         cached = self._cache.get(key)
         if cached is None or cached[0] != seen:
             cached = self._cache[key] = (seen, _buckets(h.counts, h.total))
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
 
     def collect(self) -> Iterator[Metric]:
-        live = self.live
-        now = time.time() - live.lag
+        view = self.view
+        now = view.now()
         labels = ["method", "name"]
         requests = CounterMetricFamily("lrun_requests", "Requests made, by method and name.", labels=labels)
         failures = CounterMetricFamily("lrun_request_failures", "Failed requests, by method and name.", labels=labels)
@@ -68,7 +67,7 @@ class RunCollector(Collector):
         times = HistogramMetricFamily(
             "lrun_response_time_seconds", "Response times, from the request written to the body read.", labels=labels
         )
-        for entry in list(live.stats.entries.values()):
+        for entry in view.requests():
             h = entry.histogram
             key = [entry.method, entry.name]
             requests.add_metric(key, h.count)
@@ -77,14 +76,11 @@ class RunCollector(Collector):
             times.add_metric(key, *self._histogram(entry))
         yield from (requests, failures, sizes, times)
 
-        total = live.stats.total
-        runner = live.runner
-        yield _gauge("lrun_users", "Virtual users running now.", getattr(runner, "user_count", 0))
-        yield _gauge("lrun_users_target", "Virtual users the load asks for now.", getattr(runner, "target_users", 0))
-        yield _gauge(
-            "lrun_users_max", "The most virtual users running at once so far.", getattr(runner, "user_count_max", 0)
-        )
-        arrivals = getattr(runner, "arrivals", None)  # the open model
+        total = view.total
+        yield _gauge("lrun_users", "Virtual users running now.", view.users)
+        yield _gauge("lrun_users_target", "Virtual users the load asks for now.", view.target_users)
+        yield _gauge("lrun_users_max", "The most virtual users running at once so far.", view.users_max)
+        arrivals = view.arrivals()  # the open model
         if arrivals is not None:
             arrived = CounterMetricFamily(
                 "lrun_arrivals", "Open model arrivals, planned and started.", labels=["state"]
@@ -97,7 +93,7 @@ class RunCollector(Collector):
             "lrun_failures_per_second", "Failed requests per second, over the last seconds.",
             total.current_failures_per_s(now),
         )  # fmt: skip
-        yield _gauge("lrun_run_start_time_seconds", "When the run started (Unix time).", live.started)
+        yield _gauge("lrun_run_start_time_seconds", "When the run started (Unix time).", view.started)
 
         name = ["name"]
         done = CounterMetricFamily("lrun_transactions", "Transactions ended, by name.", labels=name)
@@ -105,7 +101,7 @@ class RunCollector(Collector):
         ttimes = HistogramMetricFamily(
             "lrun_transaction_time_seconds", "Transaction times, think time excluded.", labels=name
         )
-        for entry in list(live.transactions.entries.values()):
+        for entry in view.transactions():
             h = entry.histogram
             done.add_metric([entry.name], h.count)
             failed.add_metric([entry.name], h.failures)
@@ -116,55 +112,42 @@ class RunCollector(Collector):
             "lrun_checkpoints", "Checkpoint verdicts, by request, checkpoint and result.",
             labels=["method", "name", "check", "result"],
         )  # fmt: skip
-        runner = self.live.runner
-        for row in runner.run_state.checks.results() if runner is not None else []:
-            checks.add_metric([row["method"], row["name"], row["check"], "passed"], row["passed"])
-            checks.add_metric([row["method"], row["name"], row["check"], "failed"], row["failed"])
+        for row in view.checks():
+            checks.add_metric([row.method, row.name, row.check, "passed"], row.passed)
+            checks.add_metric([row.method, row.name, row.check, "failed"], row.failed)
         yield checks
 
         waiting = GaugeMetricFamily("lrun_rendezvous_waiting", "Users waiting at a rendezvous now.", labels=name)
-        arrivals = CounterMetricFamily("lrun_rendezvous_arrivals", "Users arrived at a rendezvous.", labels=name)
-        state = runner.run_state if runner is not None else RunState()  # this test's gates and pools
-        for spec in self.compiled.rendezvous.values():
-            gate = state.point(spec).gate
+        arrived_at = CounterMetricFamily("lrun_rendezvous_arrivals", "Users arrived at a rendezvous.", labels=name)
+        for gate in view.gates():
             waiting.add_metric([gate.name], gate.waiting)
-            arrivals.add_metric([gate.name], gate.arrivals)
-        yield from (waiting, arrivals)
+            arrived_at.add_metric([gate.name], gate.arrivals)
+        yield from (waiting, arrived_at)
 
         pool = ["pool"]
         left = GaugeMetricFamily(
             "lrun_pool_rows_left", "Rows of a data pool not handed out yet (cycling pools: in this pass).", labels=pool
         )
         handed = CounterMetricFamily("lrun_pool_rows_handed_out", "Rows a data pool handed out.", labels=pool)
-        for data_pool in self.compiled.pools.values():
-            summary = data_pool.summary(state.rows(data_pool))
-            rows, out = summary["rows"], summary["handed_out"]
-            if summary["when_empty"] == "cycle" and rows:
-                out_now = out % rows if out % rows or not out else rows  # a pass just ended: all handed out
-            else:
-                out_now = out
-            left.add_metric([summary["name"]], max(0, rows - out_now))
-            handed.add_metric([summary["name"]], out)
+        for data_pool in view.pools():
+            left.add_metric([data_pool.name], data_pool.rows_left)
+            handed.add_metric([data_pool.name], data_pool.handed_out)
         yield from (left, handed)
 
-        workers = getattr(runner, "workers", None)
-        if workers is not None:
+        worker_states = view.worker_states()
+        if worker_states is not None:
             states = GaugeMetricFamily("lrun_workers", "Workers of the master, by state.", labels=["state"])
-            counts = {"running": 0, "missing": 0, "gone": 0}
-            for worker in list(workers.values()):
-                state = worker.state.value  # runner.distributed.cluster.WorkerState
-                counts[state if state in ("gone", "missing") else "running"] += 1
-            for state, count in counts.items():
-                states.add_metric([state], count)
+            for worker_state, count in worker_states.items():
+                states.add_metric([worker_state], count)
             yield states
 
-        resources = live.monitor.last or {}
-        for key, metric, text in (  # type: ignore[assignment]
+        resources = view.resources
+        for figure, metric, text in (
             ("process_cpu_percent", "lrun_generator_cpu_percent", "lrun's own CPU, in % of one core."),
             ("system_cpu_percent", "lrun_system_cpu_percent", "CPU of lrun's machine, in % of all cores."),
         ):
-            if resources.get(key) is not None:
-                yield _gauge(metric, text, resources[key])
+            if resources.get(figure) is not None:
+                yield _gauge(metric, text, resources[figure])
         for extra in self.extra:
             yield from extra()
 

@@ -45,7 +45,7 @@ def nice_step(span: float, ticks: int = 5) -> float:
     if span <= 0 or not math.isfinite(span):
         return 1.0
     raw = span / ticks
-    power = 10 ** math.floor(math.log10(raw))
+    power: float = 10 ** math.floor(math.log10(raw))
     for factor in (1, 2, 2.5, 5, 10):
         if raw <= factor * power:
             return factor * power
@@ -71,7 +71,7 @@ FORMATS: dict[str, Callable[[float], str]] = {
 
 def byte_step(span: float, ticks: int = 5) -> float:
     """Steps of 1, 2, 5 × a power of 1024's unit, so memory axes read 256 MiB, 512 MiB …"""
-    unit = 1024 ** max(0, min(4, int(math.log(max(span, 1), 1024))))
+    unit: int = 1024 ** max(0, min(4, int(math.log(max(span, 1), 1024))))
     return nice_step(span / unit, ticks) * unit
 
 

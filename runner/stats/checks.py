@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from runner.report.model import CheckCount
+
 CheckKey = tuple[str, str, str]  # (method, request name, checkpoint description)
 
 
@@ -19,7 +21,7 @@ class CheckStats:
         self._sent: list[list[int]] = [[0, 0] for _ in self.keys]  # counts already reported to a master
         self._merged: dict[CheckKey, list[int]] = {}  # from workers
 
-    def results(self) -> list[dict[str, Any]]:
+    def results(self) -> list[CheckCount]:
         """Verdicts by request and checkpoint (this process's and the workers'), for the results."""
         merged = {k: list(v) for k, v in self._merged.items()}
         for key, (passed, failed) in zip(self.keys, self.counts, strict=True):
@@ -27,7 +29,7 @@ class CheckStats:
             counts[0] += passed
             counts[1] += failed
         return [
-            {"method": m, "name": n, "check": c, "passed": ok, "failed": bad}
+            CheckCount(method=m, name=n, check=c, passed=ok, failed=bad)
             for (m, n, c), (ok, bad) in merged.items()
             if ok or bad
         ]

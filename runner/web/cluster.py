@@ -17,8 +17,9 @@ from runner.config import RunSettings, load_given_by_user
 from runner.distributed.cluster import WorkerState
 from runner.distributed.local import QUIT_WAIT
 from runner.distributed.master import MasterRunner, cluster
-from runner.drive import Live, drive, runner_hooks
-from runner.engine.runner import State
+from runner.drive import drive, runner_hooks
+from runner.engine.runner_protocol import Runner, State
+from runner.live.state import Live, RunContext
 from runner.scenario import LoadedScenario
 from runner.stats import RequestStats
 
@@ -49,7 +50,8 @@ class ClusterBackend:
         s = self.settings
         tags, exclude = tuple(s.tags), tuple(s.exclude_tags)
         compiled = compile_scenario(self.loaded, CompileOptions(s.host, self.demo_url, tags, exclude))
-        live = Live(RequestStats(node="master"), None, s, sys.stdout, False, lag=self.lag)
+        context = RunContext(self.loaded, compiled, s, "")
+        live = Live(context, RequestStats(node="master"), sys.stdout, False, lag=self.lag)
         self.master, self.local, self.expected, self.max_wait = cluster(self.loaded, compiled, s, live, self.demo_url)
         self.master.options.entry_seconds = True  # each row's seconds, for its own charts
         self.master.serve()
@@ -66,7 +68,7 @@ class ClusterBackend:
             f"<this host> --master-port {self.master.port}, or lower --expect-workers"
         )
 
-    def runner(self, compiled: CompiledScenario, live: Live) -> Any:
+    def runner(self, compiled: CompiledScenario, live: Live) -> Runner:
         master = self.master
         assert master is not None
         s = live.settings
@@ -76,7 +78,6 @@ class ClusterBackend:
         master.next_test(compiled, live.stats, **runner_hooks(live, compiled))
         load = self.loaded.model.load
         master.max_users = load.max_users if load.is_open and not load_given_by_user(s) else None
-        live.extra_results = master.results
         return master
 
     def run(self, loaded: LoadedScenario, compiled: CompiledScenario, live: Live, command: str) -> int:

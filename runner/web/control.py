@@ -25,19 +25,20 @@ import gevent
 
 from runner.compile.compiler import CompiledScenario, CompileOptions, compile_scenario, needs_demo
 from runner.config import RunSettings, load_given_by_user, users_limit
-from runner.drive import Live, drive, monitoring, runner_hooks, transaction_results
+from runner.drive import drive, monitoring, runner_hooks
 from runner.engine.arrivals import ArrivalRunner
 from runner.engine.runner import LocalRunner
+from runner.engine.runner_protocol import Runner
 from runner.engine.user import VirtualUser
 from runner.errors import LrunError
+from runner.live.assemble import assemble
+from runner.live.state import Live, RunContext
 from runner.report.model import Results
-from runner.report.results import build_results, measure
 from runner.scenario import LoadedScenario
 from runner.scenario.model import check_host
 from runner.scenario.numbers import rate, whole
 from runner.scenario.types import parse_duration
 from runner.stats import RequestStats, TransactionStats
-from runner.thresholds import evaluate, parse_rule
 
 log = logging.getLogger("lrun")
 
@@ -61,7 +62,7 @@ class Backend(Protocol):
 
     def ready_error(self) -> str | None: ...
 
-    def runner(self, compiled: CompiledScenario, live: Live) -> Any: ...
+    def runner(self, compiled: CompiledScenario, live: Live) -> Runner: ...
 
     def run(self, loaded: LoadedScenario, compiled: CompiledScenario, live: Live, command: str) -> int: ...
 
@@ -82,7 +83,7 @@ class LocalBackend:
     def __init__(self, loaded: LoadedScenario) -> None:
         self.loaded = loaded
 
-    def runner(self, compiled: CompiledScenario, live: Live) -> Any:
+    def runner(self, compiled: CompiledScenario, live: Live) -> Runner:
         hooks = runner_hooks(live, compiled)
         load = self.loaded.model.load
         if load.is_open and not load_given_by_user(live.settings):  # --autostart of an open-model scenario
@@ -256,7 +257,7 @@ class Controller:
         run = self.current
         if run is None:
             return "ready"
-        if run.ended is not None or run.live is None or run.live.runner is None:
+        if run.ended is not None or run.live is None:
             return "stopped"
         value = run.live.runner.state.value
         return "spawning" if value == "ready" else value
@@ -333,9 +334,8 @@ class Controller:
         settings = dataclasses.replace(copy.deepcopy(self.base), sources=sources, **changes)  # settings are frozen
         compiled = self._compile(settings, weights)
         live = Live(
+            RunContext(self.loaded, compiled, settings, self.command),
             RequestStats(full_history=True, node="master" if self.backend.lag else "local"),
-            None,
-            settings,
             self.out,
             False,
             transactions=TransactionStats(full_history=True),
@@ -345,7 +345,7 @@ class Controller:
         live.runner = self.backend.runner(compiled, live)
         run = TestRun(self._next_id, settings, compiled, live)
         self._next_id += 1
-        live.events.stop.add_listener(lambda _: setattr(run, "results", live.results))
+        live.events.stop.add_listener(lambda results: setattr(run, "results", results))
         for old in self.runs:
             if old.results is not None or old.packed:  # keep the newest run's live data only
                 old.live = None
@@ -449,43 +449,9 @@ class Controller:
         if run.packed:
             return gevent.get_hub().threadpool.apply(run.unpacked)  # type: ignore[no-any-return]
         live = run.live
-        if live is None or live.runner is None:
+        if live is None:
             return None
-        now = time.time()
-        model, runner, compiled = self.loaded.model, live.runner, run.compiled
-        measured = measure(live.stats, live.started, now)
-        transactions = transaction_results(live.transactions, now - max(live.started, live.transactions.start_time))
-        figures = {**measured.snapshot, "transactions": transactions}
-        verdicts = [{**evaluate(parse_rule(t.expect), t.request, figures), "abort": t.abort} for t in model.thresholds]
-        return build_results(
-            live.stats,
-            scenario=self.loaded.name,
-            scenario_file=str(self.loaded.path),
-            host=run.settings.host or model.host or "",
-            start=live.started,
-            end=now,
-            users_max=runner.user_count_max,
-            load={
-                "users": run.settings.users,
-                "spawn_rate": run.settings.spawn_rate,
-                "run_time_s": run.settings.run_time,
-            },
-            command=self.command,
-            thresholds=verdicts,
-            stop_reason=runner.stop_reason or "running",
-            exit_code=0,
-            extra={
-                "warnings": list(live.warnings),
-                "transactions": transactions,
-                "checks": runner.run_state.checks.results(),
-                "rendezvous": compiled.rendezvous_results(runner.run_state),
-                "pools": compiled.pool_results(runner.run_state),
-                "resources": live.monitor.results(),
-                **({"remote": live.remote.results()} if live.remote is not None else {}),
-                **(live.extra_results() if live.extra_results else {}),
-            },
-            measured=measured,
-        )
+        return assemble(live, time.time(), ended=False)
 
     def close(self) -> None:
         """Stop the test under way, wait for its end (outputs written), let the backend go."""

@@ -16,7 +16,8 @@ import time
 from collections import deque
 from typing import Any
 
-from runner.drive import Live
+from runner.live.state import Live
+from runner.live.view import LiveView
 from runner.slo import window_row
 from runner.stats import RequestStats, Series, StatsEntry
 from runner.stats.histogram import percentile_key
@@ -112,7 +113,7 @@ def snapshot(controller: Controller, log_tail: LogTail | None = None) -> dict[st
 def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]:
     live = run.live
     assert live is not None
-    runner = live.runner
+    view = LiveView(live)
     requests, total = _table(live.stats, live.started, now, live.lag)
     transactions, _ = _table(live.transactions, live.started, now, live.lag)
     thresholds = []
@@ -125,7 +126,6 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
         verdict = evaluate(parse_rule(threshold.expect), threshold.request, table)
         thresholds.append({**verdict, "abort": threshold.abort})
     thresholds = [t for t in thresholds if t]
-    compiled = run.compiled
     points = {"total": _last_point(live.stats.series)}
     for stats in (live.stats, live.transactions):
         for entry in stats.entries.values():
@@ -136,12 +136,12 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
         "started": run.started,
         "ended": run.ended,
         "elapsed_s": round(end - run.started, 1),
-        "users": runner.user_count if runner is not None else 0,
-        "target_users": runner.target_users if runner is not None else 0,
+        "users": view.users,
+        "target_users": view.target_users,
         "spawn_rate": run.settings.spawn_rate,
         "run_time": run.settings.run_time,
         "host": run.settings.host or controller.loaded.model.host or "",
-        "stop_reason": (runner.stop_reason if runner is not None else "") or run.error,
+        "stop_reason": view.stop_reason or run.error,
         "exit_code": run.exit_code,
         "total": total,
         "requests": requests,
@@ -150,14 +150,11 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
         "windows": live.slo.live() if live.slo is not None else [],
         "errors": live.stats.errors.failure_list()[:100],
         "exceptions": live.stats.errors.exception_list()[:50],
-        "checks": runner.run_state.checks.results() if runner is not None else [],
+        "checks": [c.model_dump() for c in view.checks()],
         "rendezvous": [
-            {**point.gate.summary(), "waiting": point.gate.waiting, "enabled": point.enabled}
-            for point in (runner.run_state.point(spec) for spec in compiled.rendezvous.values())
-        ]
-        if runner is not None
-        else [],
-        "pools": compiled.pool_results(runner.run_state) if runner is not None else [],
+            {**point.gate.summary(), "waiting": point.gate.waiting, "enabled": point.enabled} for point in view.points()
+        ],
+        "pools": [p.model_dump() for p in view.pool_results()],
         "resources": live.monitor.last,
         "remote": live.remote.current() if live.remote is not None else None,
         "warnings": live.warnings[-50:],
