@@ -430,6 +430,7 @@ def _drive(
         runner.start(settings.users, settings.spawn_rate, settings.run_time)
         run_time = settings.run_time
     state.run_time = run_time  # the settings stay as given
+    live.events.start.fire(live)  # e.g. lrun capacity resets the statistics after its warm-up
 
     tasks = [_every(1.0, _sampler(live)), _every(TRIM_EVERY, TRIM_HEAP)]
     saturation.lag.start()

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from runner.report.capacity_model import Capacity
+
 MAX_MAGNITUDE = 1e18  # any number a run writes stays far below: read back, a bigger one is refused
 MAX_EPOCH = 1e11  # epoch seconds up to the year 5138: beyond, no date can be shown
 
@@ -599,6 +601,9 @@ class Results(_Open):
     user_counts: UserCounts | None = Field(None, description="Users asked for beside users that ran.")
     load_warnings: list[LoadWarning] | None = Field(
         None, description="The load did not happen as planned: the verdict says so and --strict fails the run."
+    )
+    capacity: Capacity | None = Field(
+        None, description="lrun capacity: the search's steps and its answer (these results are its best step's)."
     )
 
     @classmethod
