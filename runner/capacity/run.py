@@ -39,7 +39,7 @@ def row(number: int, step: CapacityStep) -> str:
     elif step.failed:
         verdict = "bad: " + "; ".join(step.failed)
     else:
-        verdict = f"bad: the generator could not keep up ({step.dropped} dropped, {step.late_by_lrun} late by lrun)"
+        verdict = f"bad: the generator (or max_users) could not keep up: {step.dropped} of {step.planned} dropped"
     return (
         f"{number:>4}  {step.phase:<6} {step.rate:>8g} {step.achieved_rate:>9.1f} {step.dropped:>7} "
         f"{_ms(step.p50_ms):>8} {_ms(step.p95_ms):>8} {_ms(step.p99_ms):>8} {step.error_ratio * 100:>6.2f}% "

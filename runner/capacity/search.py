@@ -4,7 +4,7 @@ Raise: the first step runs at ``start_rate``; each next one at ``rate x factor``
 above ``max_rate``, until a step is bad. Narrow: bisect between the highest good rate below the lowest bad one and
 that bad one until ``(bad - good) / good <= precision``. A step is good when every condition held in its judged
 part, no request was still unanswered ``drain_s`` after the step's end (the slowest would go unseen), and the
-generator kept up (at most ``DROP_SHARE`` of the arrivals dropped, ``LATE_SHARE`` started late by lrun).
+generator kept up (at most ``DROP_SHARE`` of the arrivals dropped: never started by the step's end).
 
 The knee (``knee``): by rate, the last step before the first whose p95 exceeds ``KNEE_FACTOR`` x the p95 of the
 lowest rate: up to there latency is flat, after it bends.
@@ -20,7 +20,6 @@ from runner.report.capacity_model import CapacityStep
 from runner.thresholds import evaluate, parse_rule
 
 KNEE_FACTOR = 1.5
-LATE_SHARE = 0.05  # arrivals started late by lrun (a slot free) above this share: the generator did not keep up
 DROP_SHARE = 0.01  # arrivals never started above this share (one at the step's last instant is a race, not a drop)
 
 
@@ -73,7 +72,7 @@ def judge(
     unanswered = int((results.get("interrupted") or {}).get("total") or 0)
     if unanswered:  # a request that never finished is slower than any measured one: none may go unseen
         failed.append(f"{unanswered} requests still unanswered {plan.drain_s:g}s after the step's end")
-    limited = dropped > DROP_SHARE * planned or late > LATE_SHARE * planned
+    limited = dropped > DROP_SHARE * planned  # late starts are not: each request is timed from its own start
     percentiles = total.get("percentiles") or {}
     users = [p.get("users") or 0 for p in results.get("series") or []]
     return CapacityStep(

@@ -75,7 +75,7 @@ def _verdict(step: CapacityStep) -> str:
         return "good"
     if step.failed:
         return "; ".join(step.failed)
-    return f"the generator could not keep up ({step.dropped} dropped, {step.late_by_lrun} late by lrun)"
+    return f"the generator (or max_users) could not keep up: {step.dropped} of {step.planned} arrivals dropped"
 
 
 def capacity_view(capacity: Capacity | None) -> dict[str, Any] | None:

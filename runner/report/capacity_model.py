@@ -27,7 +27,7 @@ class CapacityStep(BaseModel):
     planned: int = Field(description="Arrivals the step's schedule called for (warm-up included).")
     dropped: int = Field(description="Planned arrivals that never started (every user slot was busy until the end).")
     late_by_lrun: int = Field(
-        description="Arrivals that found a slot free yet started late: the generator could not keep up."
+        description="Arrivals that found a slot free yet started late (lrun's own delay; shown, not judged)."
     )
     requests: int = Field(description="Requests in the judged part (after the warm-up).")
     rps: int | float = Field(description="Requests per second in the judged part.")
@@ -38,7 +38,8 @@ class CapacityStep(BaseModel):
     users_busy: int = Field(description="The most users running at once in the judged part.")
     conditions_met: bool = Field(description="Every --until condition held in the judged part.")
     generator_limited: bool = Field(
-        description="Arrivals were dropped or started late by lrun: the step is not good, whatever its figures."
+        description="More than 1 % of the arrivals were dropped (never started): the generator, or max_users, could "
+        "not keep up; the step is not good, whatever its figures."
     )
     good: bool = Field(description="conditions_met and not generator_limited.")
     failed: list[str] = Field([], description='The conditions that did not hold, as "p95 < 200ms: measured 412.0 ms".')
