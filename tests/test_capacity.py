@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 from helpers import write
 
-from conftest import run_lrun
+from conftest import ROOT, run_lrun
 from runner.capacity.command import BadInput, Options, plan
 from runner.capacity.search import Condition, Plan, Search, judge
 from runner.report.capacity_model import CapacityStep
 from runner.report.model import Results
+from runner.scenario import load_scenario
 
 SLOTS, SERVICE_S = 4, 0.05
 CAPACITY = SLOTS / SERVICE_S  # 80 requests/s
@@ -266,3 +267,17 @@ def test_the_search_over_two_processes(tmp_path: Path, slots: SlotServer) -> Non
     assert abs(capacity.capacity - CAPACITY) <= 0.15 * CAPACITY, done.stdout
     assert len(results["workers"]) == 2  # the best step's results: a distributed run's
     assert slots.served >= sum(s.requests for s in capacity.steps)
+
+
+def test_a_condition_may_name_a_request() -> None:
+    found = plan(
+        Options(("GET /products: p95 < 100ms", "errors < 1%"), "10", "2", None, "100", "5%", "10s", "3s", "10m"), []
+    )
+    assert found.conditions == (Condition("p95 < 100ms", "GET /products"), Condition("errors < 1%"))
+
+
+def test_the_guides_yaml_examples_are_valid(tmp_path: Path) -> None:
+    blocks = (ROOT / "docs" / "guide" / "capacity.md").read_text().split("```yaml\n")[1:]
+    assert blocks
+    for number, block in enumerate(blocks):
+        load_scenario(write(tmp_path, block.split("```")[0], f"example-{number}.yaml"))
