@@ -33,6 +33,7 @@ from runner.engine.state import RunState
 from runner.engine.user import VirtualUser
 from runner.errors import LrunError
 from runner.events import Events
+from runner.goal import start_goal
 from runner.monitor.local import ResourceMonitor, ResourceRule, ResourceWatch
 from runner.monitor.remote import RemoteMonitor
 from runner.outputs import Outputs
@@ -421,6 +422,9 @@ def _drive(
         )
         runner.start_arrivals(shape, start_rate)
         run_time = sum(s.duration for s in shape)
+    elif model.load.goal is not None and not closed_by_user:  # goal-oriented: users adjusted to a rate
+        log.info("goal-oriented load: %s", model.load.goal.model_dump(exclude_none=True))
+        run_time = start_goal(live, model.load)
     elif stages:
         log.info("ramping through %d stages", len(stages))
         runner.start_stages([Stage(s.duration, s.users) for s in stages])

@@ -1,0 +1,97 @@
+"""Goal-oriented load (``load: {goal: {rps: N}}``): the users are adjusted until the rate reaches the goal.
+
+A real server on loopback (many slots, 20 ms each) and a user that thinks 200 ms: one user makes about 4.5
+requests a second, so 60/s needs about 13 users; the server counts what arrives.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import run_json, write
+
+from conftest import run_lrun
+
+pytestmark = pytest.mark.e2e
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.served = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                time.sleep(0.02)
+                server.served += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 256
+
+        self.http = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def server() -> Iterator[Counting]:
+    counting = Counting()
+    try:
+        yield counting
+    finally:
+        counting.http.shutdown()
+        counting.http.server_close()
+
+
+def _scenario(tmp_path: Path, url: str, goal: str) -> Path:
+    text = f"name: goal\nhost: {url}\nload:\n  run_time: 16s\n  goal: {goal}\nthink: 200ms\n"
+    return write(tmp_path, text + "users:\n  u:\n    sequence:\n      - get: /work\n")
+
+
+def test_the_users_are_adjusted_to_reach_and_hold_the_goal(tmp_path: Path, server: Counting) -> None:
+    path = _scenario(tmp_path, server.url, "{rps: 60, min_users: 4, max_users: 30, adjust_every: 2s}")
+    done, results = run_json(tmp_path, str(path))
+    assert done.returncode == 0, done.stderr
+    goal: dict[str, Any] = results["goal"]
+    assert goal["reached"] and goal["limited"] is None, goal
+    assert abs(goal["held_rate"] - 60) <= 6, goal  # held within 10 %
+    assert goal["points"][0]["users"] == 4 and max(p["next_users"] for p in goal["points"]) > 8
+    assert server.served >= results["total"]["requests"]  # what lrun counted, the server saw
+
+
+def test_a_goal_out_of_reach_says_why(tmp_path: Path, server: Counting) -> None:
+    path = _scenario(tmp_path, server.url, "{rps: 200, min_users: 1, max_users: 2, adjust_every: 2s}")
+    done, results = run_json(tmp_path, str(path))
+    goal = results["goal"]
+    assert not goal["reached"] and goal["held_rate"] is None
+    assert goal["limited"].startswith("goal 200 rps not reached:") and "max_users 2" in goal["limited"]
+    assert goal["limited"] in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("goal", "message"),
+    [
+        ("{rps: 10, tps: 5}", "a goal is either rps: or tps: (exactly one of them)"),
+        ("{rps: 10, min_users: 5, max_users: 2}", "min_users 5 is above max_users 2"),
+    ],
+)
+def test_a_bad_goal_is_one_line(tmp_path: Path, goal: str, message: str) -> None:
+    path = _scenario(tmp_path, "http://127.0.0.1:9", goal)
+    done = run_lrun("validate", str(path), timeout=60)
+    assert done.returncode == 2 and message in done.stderr + done.stdout, done
