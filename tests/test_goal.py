@@ -95,3 +95,14 @@ def test_a_bad_goal_is_one_line(tmp_path: Path, goal: str, message: str) -> None
     path = _scenario(tmp_path, "http://127.0.0.1:9", goal)
     done = run_lrun("validate", str(path), timeout=60)
     assert done.returncode == 2 and message in done.stderr + done.stdout, done
+
+
+def test_the_guides_yaml_examples_are_valid(tmp_path: Path) -> None:
+    from conftest import ROOT
+    from runner.scenario import load_scenario
+
+    blocks = (ROOT / "docs" / "guide" / "goal-oriented-load.md").read_text().split("```yaml\n")[1:]
+    assert blocks
+    for number, block in enumerate(blocks):
+        load = load_scenario(write(tmp_path, block.split("```")[0], f"example-{number}.yaml")).model.load
+        assert load.goal is not None

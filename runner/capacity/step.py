@@ -32,7 +32,7 @@ def step_scenario(loaded: LoadedScenario, rate: float, seconds: float) -> Loaded
         ArrivalStage.model_construct(duration=seconds, rate=rate),
     ]
     load = loaded.model.load.model_copy(
-        update={"arrival_rate": None, "arrival_stages": stages, "stages": None, "iterations": None}
+        update={"arrival_rate": None, "arrival_stages": stages, "stages": None, "goal": None, "iterations": None}
     )
     model = loaded.model.model_copy(update={"load": load, "thresholds": []})
     return dataclasses.replace(loaded, model=model)
