@@ -3,16 +3,20 @@
 The closed model starts ``min_users``. Every ``adjust_every`` the rate of the last period is measured (requests,
 or transactions, per second: the master's merged figures in a distributed run) and the users are set to
 ``users x goal / rate`` — with a fixed response time a closed model's rate is proportional to its users — at
-most doubled or halved at a time, within ``min_users`` .. ``max_users``. The goal is reached when a period's
+most doubled or halved at a time, within ``min_users`` .. ``max_users``. A distributed run's master adjusts at
+most every two report intervals: its figures trail its workers' by one. The goal is reached when a period's
 rate is within ``REACHED`` of it; the rate held is counted from then to the end.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import gevent
+
+log = logging.getLogger("lrun")
 
 REACHED = 0.05  # a rate within 5 % of the goal has reached it
 
@@ -27,6 +31,10 @@ class GoalControl:
         self.reached_after: float | None = None  # seconds from the start
         self.limited: str | None = None
         self._greenlet: gevent.Greenlet | None = None
+        self.period = float(goal.adjust_every)
+        settings = live.settings
+        if settings.processes or settings.master:  # the master hears its workers a report late: measure over 2
+            self.period = max(self.period, 2 * settings.report_interval)
 
     def _count(self) -> int:
         stats = self.live.stats if self.metric == "rps" else self.live.transactions
@@ -45,7 +53,7 @@ class GoalControl:
         last = (began, self._count())
         runner = self.live.runner
         while not runner.stop_reason:
-            gevent.sleep(self.goal.adjust_every)
+            gevent.sleep(self.period)
             if runner.stop_reason:
                 return
             now, count = time.monotonic(), self._count()
@@ -77,12 +85,13 @@ class GoalControl:
         if self.reached_at is not None:
             since, count = self.reached_at
             held = round((self._count() - count) / max(1e-9, time.monotonic() - since), 3)
+            log.info("goal %g %s reached after %gs; held at %.1f/s", self.target, self.metric, self.reached_after, held)
         return {
             "metric": self.metric,
             "target": self.target,
             "min_users": self.goal.min_users,
             "max_users": self.goal.max_users,
-            "adjust_every_s": self.goal.adjust_every,
+            "adjust_every_s": self.period,
             "reached": self.reached_at is not None,
             "reached_after_s": self.reached_after,
             "held_rate": held,

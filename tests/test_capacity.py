@@ -224,6 +224,8 @@ def test_the_search_finds_the_servers_capacity(tmp_path: Path, slots: SlotServer
     assert [s.rate for s in steps][:3] == [20, 40, 80] or steps[2].rate == 80
     assert any(not s.good for s in steps) and any(s.phase == "narrow" for s in steps)
     assert capacity.first_bad is not None and capacity.first_bad > capacity.capacity
+    assert [t["expression"] for t in results["thresholds"]] == ["p95 < 200ms", "errors < 1%"]
+    assert all(t["passed"] for t in results["thresholds"]) and results["exit_code"] == 0  # judged on the best step
     measured = sum(s.requests for s in steps)
     assert slots.served >= measured  # the warm-ups' requests are served too, and not judged
     assert len(done.stdout.splitlines()) == len(steps) + 4  # heading, header, a row per step, end, answer

@@ -106,3 +106,13 @@ def test_the_guides_yaml_examples_are_valid(tmp_path: Path) -> None:
     for number, block in enumerate(blocks):
         load = load_scenario(write(tmp_path, block.split("```")[0], f"example-{number}.yaml")).model.load
         assert load.goal is not None
+
+
+def test_the_goal_over_two_processes(tmp_path: Path, server: Counting) -> None:
+    path = _scenario(tmp_path, server.url, "{rps: 60, min_users: 4, max_users: 30, adjust_every: 2s}")
+    done, results = run_json(tmp_path, str(path), "--processes", "2", "--report-interval", "1s", timeout=300)
+    assert done.returncode == 0, done.stderr
+    goal = results["goal"]
+    assert goal["adjust_every_s"] == 2 and goal["reached"], goal  # two report intervals of the master
+    assert abs(goal["held_rate"] - 60) <= 9, goal  # within 15 %: the master's figures trail by a report
+    assert len(results["workers"]) == 2 and server.served >= results["total"]["requests"]

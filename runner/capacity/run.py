@@ -1,8 +1,9 @@
 """``lrun capacity``: run the search's steps one after the other, show each as it ends, write the results.
 
-The results file is the best step's results (a run like any other, so ``lrun report`` reads it) with the whole
-search under ``capacity``; the HTML report adds the search's table and its chart of latency and errors against
-the rate. Exit code: 0 an answer was found, 1 even the first step was not good.
+The results file is the best step's results (a run like any other, so ``lrun report`` reads it, its thresholds
+the conditions judged on that step) with the whole search under ``capacity``; the HTML report adds the search's
+table and its charts of latency and errors against the rate. Exit code: 0 an answer was found, 1 even the first
+step was not good.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from runner.errors import LrunError
 from runner.report.capacity_model import Capacity, CapacityStep
 from runner.report.model import Results
 from runner.scenario import LoadedScenario
+from runner.thresholds import evaluate, parse_rule
 
 log = logging.getLogger("lrun")
 
@@ -134,9 +136,9 @@ def run_capacity(loaded: LoadedScenario, settings: RunSettings, plan: Plan, *, o
     print(answer_line(capacity), file=out, flush=True)
     if base is None:
         return code
-    typed = Results.model_validate(
-        {**base, "command": command, "exit_code": code, "passed": code == 0, "capacity": capacity.model_dump()}
-    )
+    verdicts = [{**evaluate(parse_rule(c.expect), c.request, base), "abort": False} for c in plan.conditions]
+    update = {"command": command, "exit_code": code, "passed": code == 0, "thresholds": verdicts}
+    typed = Results.model_validate({**base, **update, "capacity": capacity.model_dump()})
     return code if _write(typed, settings) else 1
 
 

@@ -27,7 +27,9 @@ class GoalOutcome(BaseModel):
     target: int | float = Field(description="The goal, per second.")
     min_users: int = Field(description="Never fewer users.")
     max_users: int = Field(description="Never more users.")
-    adjust_every_s: int | float = Field(description="Seconds between adjustments.")
+    adjust_every_s: int | float = Field(
+        description="Seconds between adjustments: adjust_every, or two report intervals in a distributed run."
+    )
     reached: bool = Field(description="The measured rate came within 5 % of the goal at least once.")
     reached_after_s: int | float | None = Field(None, description="Seconds from the start until it first did.")
     held_rate: int | float | None = Field(
