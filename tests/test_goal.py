@@ -116,3 +116,39 @@ def test_the_goal_over_two_processes(tmp_path: Path, server: Counting) -> None:
     assert goal["adjust_every_s"] == 2 and goal["reached"], goal  # two report intervals of the master
     assert abs(goal["held_rate"] - 60) <= 9, goal  # within 15 %: the master's figures trail by a report
     assert len(results["workers"]) == 2 and server.served >= results["total"]["requests"]
+
+
+class _Runner:
+    def __init__(self, users: int) -> None:
+        self.user_count, self.asked = users, []  # type: ignore[var-annotated]
+
+    def set_users(self, users: int, rate: float) -> None:
+        self.asked.append(users)
+        self.user_count = users
+
+
+class _Live:
+    def __init__(self, users: int) -> None:
+        from runner.config import RunSettings
+
+        self.runner, self.settings, self.warnings = _Runner(users), RunSettings(), []  # type: ignore[var-annotated]
+        self.extra_results = None
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def test_the_adjustment_rule() -> None:
+    from runner.goal import GoalControl
+    from runner.scenario.model import Goal
+
+    live = _Live(10)
+    control = GoalControl(live, Goal(rps=100, min_users=2, max_users=30), 60.0)
+    assert control.adjust(5, 80.0, (5.0, 400)) == 12  # proportional: 10 x 100 / 80 (rounded)
+    assert control.adjust(10, 20.0, (10.0, 500)) == 24  # at most doubled at a time (12 x 5 = 60)
+    assert control.adjust(15, 400.0, (15.0, 2500)) == 12  # at most halved at a time
+    assert control.adjust(20, 98.0, (20.0, 3000)) == 12 and control.reached_after == 20  # within 5 %: reached
+    live.runner.user_count = 30
+    assert control.adjust(25, 50.0, (25.0, 3300)) == 30 and live.warnings == [control.limited]
+    assert control.limited is not None and "max_users 30" in control.limited
+    assert control.adjust(30, 50.0, (30.0, 3600)) == 30 and len(live.warnings) == 1  # said once
