@@ -643,13 +643,17 @@ def import_(
 @click.option("-H", "--host", help="Host to load (a URL, or 'demo'); overrides the scenario's.")
 @click.option("--json", "json_file", metavar="FILE", help="Write the results (the steps under 'capacity') as JSON.")
 @click.option("--html", metavar="FILE", help="Write the HTML report, with latency and errors against the rate.")
-@click.option("--processes", help="Run each step with a master and N worker processes here.")
+@click.option("--processes", help="Run the steps with a master and N worker processes here.")
 @click.option("-T", "--tags", help="Only run user types and tasks with one of these tags (comma-separated).")
 @click.option("-E", "--exclude-tags", help="Leave out user types and tasks with one of these tags.")
 @click.option("--data-dir", help="Look up data pools' CSV files here first (then next to the scenario).")
 @click.option("-L", "--loglevel", help="DEBUG, INFO, WARNING or ERROR.  [default: INFO]")
 @click.option("--logfile", help="Write the log to this file instead of stderr.")
-@click.option("--master", is_flag=True, default=None, hidden=True)
+@click.option("--master", is_flag=True, default=None, help="Be the master of workers elsewhere (lrun --worker).")
+@click.option("--master-bind-host", help="Master: the address to listen on.  [default: * (all)]")
+@click.option("--master-bind-port", help="Master: the port to listen on.  [default: 5557]")
+@click.option("--master-token", help="Shared secret of master and workers (or LRUN_MASTER_TOKEN).")
+@click.option("--expect-workers", help="Master: search once this many workers are ready.  [default: 1]")
 def capacity(
     scenario: str, until: tuple[str, ...], max_users: str | None, json_file: str | None, **options: Any
 ) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import write
+from helpers import TOKEN, Cluster, free_port, write
 
 from conftest import ROOT, run_lrun
 from runner.capacity.command import BadInput, Options, plan
@@ -283,3 +283,21 @@ def test_the_guides_yaml_examples_are_valid(tmp_path: Path) -> None:
     assert blocks
     for number, block in enumerate(blocks):
         load_scenario(write(tmp_path, block.split("```")[0], f"example-{number}.yaml"))
+
+
+@pytest.mark.e2e
+def test_the_search_over_a_master_and_a_worker(tmp_path: Path, slots: SlotServer, cluster: Cluster) -> None:
+    """The workers stay connected from step to step: one worker process serves the whole search."""
+    scenario, out, port = write(tmp_path, SCENARIO), tmp_path / "capacity.json", free_port()
+    master = cluster.start(
+        "capacity", str(scenario), "-H", slots.url, "--until", "p95 < 300ms", "--start-rate", "40",
+        "--max-rate", "120", "--precision", "10%", "--master", "--master-bind-host", "127.0.0.1",
+        "--master-bind-port", str(port), "--master-token", TOKEN, "--json", str(out), *FAST, name="master",
+    )  # fmt: skip
+    worker = cluster.worker(port, name="w1")
+    assert master.wait(400) == 0, master.out + master.err
+    assert worker.wait(60) == 0, worker.err  # told to quit once, at the search's end
+    capacity = Results.model_validate(json.loads(out.read_text())).capacity
+    assert capacity is not None and capacity.capacity is not None
+    assert abs(capacity.capacity - CAPACITY) <= 0.15 * CAPACITY, master.out
+    assert len(capacity.steps) >= 3 and slots.served >= sum(s.requests for s in capacity.steps)

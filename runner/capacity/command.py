@@ -111,8 +111,6 @@ def capacity_command(loaded: Any, settings: Any, options: Options, max_users: st
     from runner.redact import redact_command, secret_values
 
     try:
-        if settings.master or settings.worker:
-            raise BadInput("lrun capacity: --master/--worker are not supported yet: use --processes N on one machine")
         made = plan(options, loaded.model.thresholds)
         if max_users is not None:
             load = loaded.model.load.model_copy(update={"max_users": int(_number("--max-users", max_users, 1, 10**6))})

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
 from runner.capacity.search import KNEE_FACTOR, Plan, Search, judge
+from runner.capacity.session import ClusterSteps
 from runner.capacity.step import run_step
+from runner.compile.compiler import needs_demo
 from runner.config import RunSettings
+from runner.demo import start_demo
 from runner.errors import LrunError
 from runner.report.capacity_model import Capacity, CapacityStep
 from runner.report.model import Results
@@ -70,7 +75,27 @@ def answer_line(capacity: Capacity) -> str:
 def search_capacity(
     loaded: LoadedScenario, settings: RunSettings, plan: Plan, *, out: TextIO, command: str
 ) -> tuple[Capacity, dict[str, Any] | None]:
-    """Run the search; the capacity model and the results of its best step (or of the last, without an answer)."""
+    """Run the search; the capacity model and the results of its best step (or of the last, without an answer).
+    Locally each step is a run of its own; distributed, the steps share one master and its workers."""
+    lrun_log = logging.getLogger("lrun")
+    level = lrun_log.level
+    with ExitStack() as stack:
+        if level > logging.DEBUG:
+            lrun_log.setLevel(logging.ERROR)  # a step's run tells what the search shows in its table
+            stack.callback(lrun_log.setLevel, level)
+        if not (settings.processes or settings.master):
+            return _search(lambda rate, **kw: run_step(loaded, settings, rate, **kw), plan, out, command=command)
+        demo_url = None
+        if needs_demo(loaded.model, settings.host):
+            demo_url = stack.enter_context(start_demo()).url
+        session = ClusterSteps(loaded, settings, demo_url)
+        stack.callback(session.close)
+        return _search(session.run_step, plan, out, command=command)
+
+
+def _search(
+    steps: Callable[..., tuple[dict[str, Any], float]], plan: Plan, out: TextIO, command: str = ""
+) -> tuple[Capacity, dict[str, Any] | None]:
     search = Search(plan)
     results: dict[float, dict[str, Any]] = {}
     last: dict[str, Any] | None = None
@@ -96,9 +121,7 @@ def search_capacity(
         if search.steps and elapsed + expected > plan.max_time_s:
             stopped = f"--max-time {plan.max_time_s:g}s: no time for another step"
             break
-        step_results, wall = run_step(
-            loaded, settings, rate, warmup=plan.warmup_s, seconds=plan.step_s, drain=plan.drain_s, command=command
-        )
+        step_results, wall = steps(rate, warmup=plan.warmup_s, seconds=plan.step_s, drain=plan.drain_s, command=command)
         if not step_results:
             raise LrunError(f"the step at {rate:g}/s ended without results")
         step = judge(plan, rate, phase, step_results, wall)

@@ -2,15 +2,15 @@
 
 A step is a whole run through ``api.run`` (so a local run, ``--processes N`` and their outputs work as for
 ``lrun run``): its load is replaced by a constant arrival rate for warm-up + step seconds, its thresholds by none
-(the search judges), and its statistics are reset when the warm-up ends (``Events.start``). A distributed step's
-workers report every ``REPORT_S`` so that little of the warm-up reaches the master after that reset.
+(the search judges), and its statistics are reset when the warm-up ends (``Events.start``). A distributed search
+(``session``) keeps one master and its workers for all its steps; they report every ``REPORT_S`` so that little of
+the warm-up reaches the master after that reset.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
-import logging
 import time
 from typing import Any
 
@@ -49,6 +49,18 @@ def step_settings(settings: RunSettings, drain: float) -> RunSettings:
     return dataclasses.replace(settings, **quiet)
 
 
+def warmup_reset(events: Events, warmup: float) -> list[gevent.Greenlet]:
+    """Reset the run's statistics ``warmup`` seconds after its load started; the timers to kill at its end."""
+    pending: list[gevent.Greenlet] = []
+
+    def warmed_up(live: Any) -> None:
+        live.stats.reset()
+        live.transactions.reset()
+
+    events.start.add_listener(lambda live: pending.append(gevent.spawn_later(warmup, warmed_up, live)))
+    return pending
+
+
 def run_step(
     loaded: LoadedScenario,
     settings: RunSettings,
@@ -59,25 +71,15 @@ def run_step(
     drain: float,
     command: str,
 ) -> tuple[dict[str, Any], float]:
-    """Run one step; its results (the dict of a results file, statistics from the warm-up's end) and duration."""
+    """Run one step in this process; its results (the dict of a results file, statistics from the warm-up's end)
+    and how long it took."""
     events = Events()
-    pending: list[gevent.Greenlet] = []
-
-    def warmed_up(live: Any) -> None:
-        live.stats.reset()
-        live.transactions.reset()
-
-    events.start.add_listener(lambda live: pending.append(gevent.spawn_later(warmup, warmed_up, live)))
-    lrun_log = logging.getLogger("lrun")
-    level = lrun_log.level
-    if level > logging.DEBUG:
-        lrun_log.setLevel(logging.ERROR)  # a step's run tells what the search shows in its table
+    pending = warmup_reset(events, warmup)
     started = time.monotonic()
     try:
         outcome = run(step_scenario(loaded, rate, warmup + seconds), step_settings(settings, drain), events=events,
                       out=io.StringIO(), command=command)  # fmt: skip
     finally:
-        lrun_log.setLevel(level)
         for greenlet in pending:
             greenlet.kill(block=False)
     return outcome.results, time.monotonic() - started

@@ -38,7 +38,7 @@ class CapacityStep(BaseModel):
     users_busy: int = Field(description="The most users running at once in the judged part.")
     conditions_met: bool = Field(description="Every --until condition held in the judged part.")
     generator_limited: bool = Field(
-        description="More than 1 % of the arrivals were dropped (never started): the generator, or max_users, could "
+        description="More than 5 % of the arrivals were dropped (never started): the generator, or max_users, could "
         "not keep up; the step is not good, whatever its figures."
     )
     good: bool = Field(description="conditions_met and not generator_limited.")
