@@ -17,6 +17,8 @@ import pytest
 from helpers import run_json, write
 
 from conftest import run_lrun
+from runner.report.html import render_html
+from runner.report.model import Results
 
 pytestmark = pytest.mark.e2e
 
@@ -73,6 +75,8 @@ def test_the_users_are_adjusted_to_reach_and_hold_the_goal(tmp_path: Path, serve
     assert abs(goal["held_rate"] - 60) <= 6, goal  # held within 10 %
     assert goal["points"][0]["users"] == 4 and max(p["next_users"] for p in goal["points"]) > 8
     assert server.served >= results["total"]["requests"]  # what lrun counted, the server saw
+    page = render_html(Results.model_validate(results))
+    assert 'id="goal"' in page and "<strong>reached</strong>" in page and 'id="goal-points"' in page
 
 
 def test_a_goal_out_of_reach_says_why(tmp_path: Path, server: Counting) -> None:
