@@ -250,7 +250,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     scenario = write(tmp_path, SCENARIO)
     for args, text in (
         (["--until", "p95 < fast"], "--until 'p95 < fast': 'fast' is not a time"),
-        (["--until", "p95 < 1s", "--master"], "not supported yet: use --processes N"),
+        (["--until", "p95 < 1s", "--max-users", "0"], "--max-users: 0 is out of range (1 to 1e+06)"),
     ):
         done = run_lrun("capacity", str(scenario), "-H", "http://127.0.0.1:9", *args, timeout=60)
         assert done.returncode == 2 and text in done.stderr and len(done.stderr.strip().splitlines()) == 1, done
