@@ -156,3 +156,19 @@ def test_the_adjustment_rule() -> None:
     assert control.adjust(25, 50.0, (25.0, 3300)) == 30 and live.warnings == [control.limited]
     assert control.limited is not None and "max_users 30" in control.limited
     assert control.adjust(30, 50.0, (30.0, 3600)) == 30 and len(live.warnings) == 1  # said once
+
+
+def test_a_goal_in_transactions_per_second(tmp_path: Path, server: Counting) -> None:
+    """tps: the transactions' own rate is measured; each transaction here is two requests."""
+    text = (
+        f"name: goal\nhost: {server.url}\nload:\n  run_time: 14s\n"
+        "  goal: {tps: 20, min_users: 2, max_users: 30, adjust_every: 2s}\nthink: 200ms\n"
+        "users:\n  u:\n    sequence:\n      - transaction: pair\n        steps:\n"
+        "          - get: /work\n          - get: /work\n"
+    )
+    done, results = run_json(tmp_path, str(write(tmp_path, text)))
+    goal = results["goal"]
+    assert done.returncode == 0, done.stderr
+    assert goal["metric"] == "tps" and goal["reached"], goal
+    assert abs(goal["held_rate"] - 20) <= 3, goal  # transactions/s, not the requests' 40/s
+    assert results["total"]["requests"] >= 2 * results["transactions"]["total"]["requests"] - 40
