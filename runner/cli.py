@@ -94,6 +94,8 @@ def cli() -> None:
       lrun debug scenarios/quickstart.yaml
                                         one user, one iteration, every step shown
       lrun validate scenarios/          check scenarios (for CI)
+      lrun capacity SCENARIO --until "p95 < 200ms"
+                                        the highest arrival rate that meets the conditions
       lrun report results.json -o report.html
                                         the HTML report of saved results
       lrun compare base.json new.json   the regression gate: slower beyond noise? (exit 1)
@@ -704,6 +706,63 @@ def import_(
     sys.exit(
         run_import(recording, output, name, hosts, keep_static, exclude, include, think, pool, min_length, verify, host)
     )
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path())
+@click.option("--until", multiple=True, metavar="EXPR", help="A condition every good step meets: 'p95 < 200ms', "
+              "'errors < 1%', 'GET /items: p99 < 1s' (repeat).  [default: the scenario's thresholds]")  # fmt: skip
+@click.option("--start-rate", default="10", show_default=True, help="The first step's arrivals per second.")
+@click.option("--factor", default="2", show_default=True, help="Each next step's rate: the last one's times this.")
+@click.option("--increment", help="Raise the rate by this many arrivals/s per step instead of by --factor.")
+@click.option("--max-rate", default="1000", show_default=True, help="Never ask for more arrivals per second.")
+@click.option("--precision", default="5%", show_default=True, help="Narrow until good and bad are this close.")
+@click.option("--step", default="10s", show_default=True, help="How long each step is judged.")
+@click.option("--warmup", default="3s", show_default=True, help="Time at each step's rate before judging it.")
+@click.option("--max-time", default="10m", show_default=True, help="Stop the search after this long.")
+@click.option("--drain", default="10s", show_default=True, help="Time a step's last requests have to finish.")
+@click.option("--max-users", help="Users running at once at most.  [default: the scenario's max_users, or 1000]")
+@click.option("-H", "--host", help="Host to load (a URL, or 'demo'); overrides the scenario's.")
+@click.option("--json", "json_file", metavar="FILE", help="Write the results (the steps under 'capacity') as JSON.")
+@click.option("--html", metavar="FILE", help="Write the HTML report, with latency and errors against the rate.")
+@click.option("--processes", help="Run the steps with a master and N worker processes here.")
+@click.option("-T", "--tags", help="Only run user types and tasks with one of these tags (comma-separated).")
+@click.option("-E", "--exclude-tags", help="Leave out user types and tasks with one of these tags.")
+@click.option("--data-dir", help="Look up data pools' CSV files here first (then next to the scenario).")
+@click.option("-L", "--loglevel", help="DEBUG, INFO, WARNING or ERROR.  [default: INFO]")
+@click.option("--logfile", help="Write the log to this file instead of stderr.")
+@click.option("--master", is_flag=True, default=None, help="Be the master of workers elsewhere (lrun --worker).")
+@click.option("--master-bind-host", help="Master: the address to listen on.  [default: * (all)]")
+@click.option("--master-bind-port", help="Master: the port to listen on.  [default: 5557]")
+@click.option("--master-token", help="Shared secret of master and workers (or LRUN_MASTER_TOKEN).")
+@click.option("--expect-workers", help="Master: search once this many workers are ready.  [default: 1]")
+def capacity(
+    scenario: str, until: tuple[str, ...], max_users: str | None, json_file: str | None, **options: Any
+) -> None:
+    """Find the highest arrival rate that meets every --until condition (the open model, in steps).
+
+    \b
+    The rate rises step by step (--start-rate, then x --factor or + --increment, up to --max-rate), each step
+    held --step after --warmup; then it narrows between the last good and the first bad rate to --precision.
+    A step with dropped arrivals is not good. Exit 0 with an answer, 1 when even the first step failed.
+    """
+    _patch_gevent()
+    from runner.capacity.command import Options, capacity_command
+    from runner.config import resolve
+    from runner.errors import LrunError
+    from runner.output_paths import check_outputs
+    from runner.redact import secret_values
+
+    search = {k: options.pop(k) for k in ("start_rate", "factor", "increment", "max_rate", "precision", "step")}
+    search.update(warmup=options.pop("warmup"), max_time=options.pop("max_time"), drain=options.pop("drain"))
+    try:
+        settings = resolve({**options, "json": json_file}, config=None)
+        check_outputs(settings)
+    except LrunError as exc:
+        _fail(f"lrun: {exc}")
+    loaded = _load(scenario, settings.data_dir)
+    _setup_logging(settings.loglevel, settings.logfile, secret_values(settings))
+    sys.exit(capacity_command(loaded, settings, Options(until=until, **search), max_users))
 
 
 @cli.command()

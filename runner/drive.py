@@ -31,6 +31,7 @@ from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
 from runner.engine.user import VirtualUser
 from runner.events import Events
+from runner.goal import start_goal
 from runner.live.assemble import assemble
 from runner.live.state import Live, RunContext
 from runner.live.view import LiveView
@@ -378,6 +379,9 @@ def _drive(
         )  # fmt: skip
         open_model.start_arrivals(shape, start_rate)
         run_time = sum(s.duration for s in shape)
+    elif model.load.goal is not None and not closed_by_user:  # goal-oriented: users adjusted to a rate
+        log.info("goal-oriented load: %s", model.load.goal.model_dump(exclude_none=True))
+        run_time = start_goal(live, model.load)
     elif stages:
         log.info("ramping through %d stages", len(stages))
         runner.start_stages([Stage(s.duration, s.users) for s in stages])
@@ -387,6 +391,7 @@ def _drive(
         runner.start(settings.users, settings.spawn_rate, settings.run_time)
         run_time = settings.run_time
     state.run_time = run_time  # the settings stay as given
+    live.events.start.fire(live)  # e.g. lrun capacity resets the statistics after its warm-up
 
     tasks = [_every(1.0, _sampler(live, outputs)), _every(TRIM_EVERY, TRIM_HEAP)]
     saturation.lag.start()

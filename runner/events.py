@@ -1,5 +1,6 @@
 """Events of a run for Python API users: ``request`` (each request or timed call, in this process), ``spawn``
-(all users started: their count), ``stop`` (the run ended: its typed ``Results``). Listeners run in the run's greenlets;
+(all users started: their count), ``stop`` (the run ended: its typed ``Results``), ``start`` (the load started: the
+run's ``live.state.Live``, for lrun's own tools). Listeners run in the run's greenlets;
 an exception in one is logged once and does not stop the run."""
 
 from __future__ import annotations
@@ -42,3 +43,4 @@ class Events:
     request: EventHook = field(default_factory=lambda: EventHook("request"))  # (user, RequestResult)
     spawn: EventHook = field(default_factory=lambda: EventHook("spawn"))  # (user count)
     stop: EventHook = field(default_factory=lambda: EventHook("stop"))  # (runner.report.model.Results)
+    start: EventHook = field(default_factory=lambda: EventHook("start"))  # (the run's live.state.Live) load started

@@ -70,6 +70,8 @@ def assemble(live: Live, end: float, *, ended: bool) -> Results:
         builders["workers"] = distributed.worker_results
     if live.slo is not None:
         builders["windows"] = live.slo.results
+    if live.goal is not None:
+        builders["goal"] = live.goal.results
     parts = _parts(builders)
     # thresholds and the exit code are judged on the figures the results then get
     figures = {

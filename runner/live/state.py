@@ -13,6 +13,7 @@ from runner.config import RunSettings
 from runner.engine.runner_protocol import Runner
 from runner.engine.saturation import Saturation
 from runner.events import Events
+from runner.goal import GoalControl
 from runner.monitor.local import ResourceMonitor, ResourceWatch
 from runner.monitor.remote import RemoteMonitor
 from runner.report.model import Results
@@ -56,6 +57,7 @@ class Live:
     results: Results | None = None  # the run's results, once it ended
     users_seen: dict[int, int] = field(default_factory=dict)  # second -> the user count then (a few seconds)
     slo: Slo | None = None  # the live SLO windows (thresholds with over:), judged once a second
+    goal: GoalControl | None = None  # goal-oriented load: users adjusted to reach a rate
 
     @property
     def settings(self) -> RunSettings:

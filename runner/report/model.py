@@ -14,6 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from runner.report.capacity_model import Capacity
+from runner.report.goal_model import GoalOutcome
+
 MAX_MAGNITUDE = 1e18  # any number a run writes stays far below: read back, a bigger one is refused
 MAX_EPOCH = 1e11  # epoch seconds up to the year 5138: beyond, no date can be shown
 
@@ -641,6 +644,10 @@ class Results(_Open):
     load_warnings: list[LoadWarning] | None = Field(
         None, description="The load did not happen as planned: the verdict says so and --strict fails the run."
     )
+    capacity: Capacity | None = Field(
+        None, description="lrun capacity: the search's steps and its answer (these results are its best step's)."
+    )
+    goal: GoalOutcome | None = Field(None, description="Goal-oriented load: how the rate reached and held its goal.")
 
     @classmethod
     def required(cls) -> frozenset[str]:

@@ -712,6 +712,29 @@ class Stage(Model):
     users: UserCount = Field(description="Users at the end of the stage (reached linearly from the previous stage).")
 
 
+class Goal(Model):
+    """Goal-oriented load (LoadRunner's): lrun adjusts the number of users until the rate reaches the goal, then
+    holds it there, within ``min_users`` to ``max_users``."""
+
+    rps: Rate | None = Field(None, description="The goal in requests per second (all requests together).")
+    tps: Rate | None = Field(None, description="The goal in transactions per second (all transactions together).")
+    min_users: UserCount = Field(1, ge=1, description="Users at the start, and never fewer.")
+    max_users: UserCount = Field(100, ge=1, description="Never more users than this: the goal may stay out of reach.")
+    adjust_every: Duration = Field(
+        5, description="How often the rate is measured and the users adjusted (above a distributed run's reports)."
+    )
+
+    @model_validator(mode="after")
+    def _one_goal(self) -> Goal:
+        if (self.rps is None) == (self.tps is None):
+            raise ValueError("a goal is either rps: or tps: (exactly one of them)")
+        if self.min_users > self.max_users:
+            raise ValueError(f"min_users {self.min_users} is above max_users {self.max_users}")
+        if self.adjust_every < 1:
+            raise ValueError("adjust_every: at least 1s (the rate is measured over it)")
+        return self
+
+
 class Load(_OpenModel):
     """How much load to generate (the command line overrides users, spawn_rate, run_time …)."""
 
@@ -729,14 +752,21 @@ class Load(_OpenModel):
         examples=[[{"duration": "30s", "users": 50}, {"duration": "2m", "users": 50}, {"duration": "10s", "users": 0}]],
         min_length=1,
     )
+    goal: Goal | None = Field(
+        None,
+        description="Goal-oriented load: reach and hold a rate (rps: or tps:) by adjusting the users, for run_time.",
+        examples=[{"rps": 200, "min_users": 1, "max_users": 50}],
+    )
 
     @model_validator(mode="after")
     def _one_model(self) -> Load:
-        shapes = [k for k in ("stages", "arrival_rate", "arrival_stages") if getattr(self, k) is not None]
+        shapes = [k for k in ("stages", "arrival_rate", "arrival_stages", "goal") if getattr(self, k) is not None]
         if len(shapes) > 1:
             raise ValueError(f"choose one load shape: {' or '.join(shapes)}")
         if self.arrival_rate is not None and self.run_time is None:
             raise ValueError("arrival_rate: say how long with run_time (or use arrival_stages)")
+        if self.goal is not None and self.run_time is None:
+            raise ValueError("goal: say how long with run_time")
         planned = self.planned_arrivals()
         if planned > MAX_ARRIVALS:
             raise ValueError(
