@@ -522,6 +522,86 @@ class CallStep(Model):
     )
 
 
+GRPC_STATUS = (
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+    "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+)  # fmt: skip
+GrpcStatus = Literal[GRPC_STATUS]  # type: ignore[valid-type]
+
+
+class GrpcStep(Model):
+    """A gRPC call (unary or streaming), with descriptors from the scenario's ``grpc.protos`` or reflection."""
+
+    grpc: str = Field(
+        pattern=r"^/?[A-Za-z_][\w.]*/[A-Za-z_]\w*$",
+        description="The method: package.Service/Method (or Service/Method when the name is unique).",
+        examples=["shop.Catalog/GetItem"],
+    )
+    message: TemplateTree = Field(
+        None, description="The request message as a mapping (protobuf's JSON form); templates allowed."
+    )
+    messages: list[TemplateTree] | Template | None = Field(
+        None,
+        description="Client and bidirectional streaming: the messages sent, in order (or a template giving a list).",
+    )
+    target: Template | None = Field(
+        None, description="host:port of the server (default: the host's; https:// means TLS)."
+    )
+    tls: bool | None = Field(None, description="Use TLS (default: when the host is https://).")
+    metadata: dict[str, Template] | None = Field(None, description="Request metadata (gRPC's headers).")
+    deadline: Duration | None = Field(
+        None, description="The call's deadline, streams included (default: http.timeout). Past it: DEADLINE_EXCEEDED."
+    )
+    name: str | None = Field(None, description="Name in the statistics (default: the method as written).")
+    status: GrpcStatus | list[GrpcStatus] = Field(
+        "OK", description="The expected status code(s) by name; any other is a failure with the server's message."
+    )
+    max_messages: int = Field(
+        10_000, ge=1, description="Streamed responses kept at most; past them the call is cancelled and fails."
+    )
+    extract: dict[str, Extract] | None = Field(
+        None,
+        description="Variables from the response: jsonpath over the message as a mapping (a list of them for a "
+        "server stream), header over the response metadata.",
+    )
+    check: Annotated[list[Check], BeforeValidator(_as_list)] = Field(
+        default_factory=list,
+        description="Checkpoints on the response (jsonpath, header, contains, max_time, python).",
+        json_schema_extra=_one_or_list,
+    )
+    think: Think | None = Field(None, description="Think time after this call.")
+
+    @model_validator(mode="after")
+    def _one_payload(self) -> GrpcStep:
+        if "message" in self.model_fields_set and self.messages is not None:
+            raise ValueError("a gRPC call sends 'message' (unary, server streaming) or 'messages' (client streams)")
+        return self
+
+
+class GrpcSettings(Model):
+    """Where a scenario's gRPC steps find their services."""
+
+    protos: Annotated[list[str], BeforeValidator(_one_or_more)] = Field(
+        default_factory=list,
+        description=".proto files (relative to this file), compiled when the scenario loads.",
+        json_schema_extra=_one_or_list,
+    )
+    import_paths: list[str] = Field(
+        default_factory=list, description="Folders (relative to this file) where protoc looks for imports."
+    )
+    reflection: bool = Field(
+        False, description="Ask the server for its services (server reflection) instead of reading .proto files."
+    )
+    ca: str | None = Field(None, description="A PEM file of the CA that signed the server's certificate (TLS).")
+
+    @model_validator(mode="after")
+    def _a_source(self) -> GrpcSettings:
+        if bool(self.protos) == self.reflection:
+            raise ValueError("gRPC descriptors come from 'protos' (a list of .proto files) or 'reflection: true'")
+        return self
+
+
 class _TaskFields(Model):
     weight: int = Field(1, ge=0, description="How often this task is picked relative to the others.")
     tags: list[str] = Field(default_factory=list, description="Tags to select tasks with --tags.")
@@ -545,6 +625,7 @@ STEP_KINDS: dict[str, tuple[str, ...]] = {
     "if": ("if", "if_"),
     "loop": ("loop",),
     "call": ("call",),
+    "grpc": ("grpc",),
 }
 TASK_KINDS = ("request", "sequence")
 
@@ -570,12 +651,13 @@ Step = Annotated[
     | Annotated[RendezvousStep, Tag("rendezvous")]
     | Annotated[IfStep, Tag("if")]
     | Annotated[LoopStep, Tag("loop")]
-    | Annotated[CallStep, Tag("call")],
+    | Annotated[CallStep, Tag("call")]
+    | Annotated[GrpcStep, Tag("grpc")],
     Discriminator(
         step_kind,
         custom_error_type="step_kind",
         custom_error_message="not a step: a step starts with a method (get, post …), think, set, sequence, "
-        "transaction, rendezvous, if, loop or call",
+        "transaction, rendezvous, if, loop, call or grpc",
     ),
 ]
 
@@ -890,6 +972,7 @@ class Scenario(Model):
         "on_test_start, on_test_stop, on_request).",
         examples=["hooks.py"],
     )
+    grpc: GrpcSettings | None = Field(None, description="gRPC: the .proto files (or reflection) of grpc steps.")
     pools: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], Pool] | None = Field(
         None, description="Data pools by name: templates read {{ name.column }}."
     )
