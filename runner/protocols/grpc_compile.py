@@ -117,9 +117,10 @@ def _resolve(
 class Outcome:
     """What a call gave: its status, messages received, response metadata and bytes."""
 
-    __slots__ = ("code", "details", "messages", "metadata", "size")
+    __slots__ = ("arrivals", "code", "details", "messages", "metadata", "size")
 
     def __init__(self) -> None:
+        self.arrivals: list[float] = []  # perf_counter() at each streamed message
         self.code = "OK"
         self.details = ""
         self.messages: list[Any] = []
@@ -139,6 +140,7 @@ def invoke(
         if method.server_streaming:
             call = stub(request, timeout=timeout, metadata=metadata)
             for message in call:
+                outcome.arrivals.append(time.perf_counter())
                 outcome.messages.append(message)
                 outcome.size += message.ByteSize()
                 if len(outcome.messages) >= limit:
@@ -174,6 +176,7 @@ def compile_grpc(step: GrpcStep, ctx: _Context, think: Callable[[], float] | Non
     spec = step.grpc
     name = step.name or step.grpc
     key = (METHOD, name)
+    streamed = f"{name} (message)"  # each message of a server stream: the time since the call began, or the last
     streams_in = step.messages is not None
     payload = templating.compile_value(step.messages if streams_in else (step.message or {}), native=True)
     metadata = templating.compile_value(step.metadata, native=False) if step.metadata else None
@@ -252,6 +255,10 @@ def compile_grpc(step: GrpcStep, ctx: _Context, think: Callable[[], float] | Non
             signal = signal or (on_fail(verdict) if on_fail is not None else None)
             break
         failure = failure or missing
+        last = start
+        for arrival, message in zip(outcome.arrivals, outcome.messages, strict=False):  # a stream's messages
+            gap_ms, last = (arrival - last) * 1000, arrival
+            user.runtime.on_request(user, RequestResult(METHOD, streamed, url, 0, gap_ms, message.ByteSize()))
         user.runtime.on_request(user, RequestResult(METHOD, name, url, 0, elapsed_ms, outcome.size, failure))
         if failure is not None and user.transactions:
             user.fail_transactions(failure)

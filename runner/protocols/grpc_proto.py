@@ -158,13 +158,13 @@ _INTS = {"int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "f
 
 
 def message_problems(value: Any, descriptor: Any, path: tuple = (), is_template: Any = None) -> Iterator[tuple]:
-    """(data path, message) for each unknown field or value of the wrong type; templated strings pass (their
-    type is known only when rendered, and protobuf's JSON mapping parses numbers and enums from strings)."""
+    """(data path, message, at the key?) for each unknown field or value of the wrong type; templated strings pass
+    (their type is known when rendered, and protobuf's JSON mapping parses numbers and enums from strings)."""
     if descriptor.full_name.startswith("google.protobuf."):
         return  # well-known types have JSON forms of their own (a timestamp is a string …)
     if not isinstance(value, dict):
         if not _templated(value, is_template):
-            yield path, f"expected a mapping for message {descriptor.full_name}, got {_describe(value)}"
+            yield path, f"expected a mapping for message {descriptor.full_name}, got {_describe(value)}", False
         return
     fields = {**descriptor.fields_by_name, **{f.json_name: f for f in descriptor.fields}}
     for key, item in value.items():
@@ -173,7 +173,8 @@ def message_problems(value: Any, descriptor: Any, path: tuple = (), is_template:
 
             known = ", ".join(f.name for f in descriptor.fields) or "none"
             hint = did_you_mean(str(key), list(fields))
-            yield (*path, key), f"message {descriptor.full_name} has no field '{key}' ({hint or 'fields: ' + known})"
+            message = f"message {descriptor.full_name} has no field '{key}' ({hint or 'fields: ' + known})"
+            yield (*path, key), message, True
             continue
         yield from _field_problems(item, fields[key], (*path, key), is_template)
 
@@ -184,7 +185,7 @@ def _field_problems(value: Any, fd: Any, path: tuple, is_template: Any) -> Itera
     is_map = fd.message_type is not None and fd.message_type.GetOptions().map_entry
     if is_map:
         if not isinstance(value, dict):
-            yield path, f"field '{fd.name}' is a map: expected a mapping, got {_describe(value)}"
+            yield path, f"field '{fd.name}' is a map: expected a mapping, got {_describe(value)}", False
             return
         value_field = fd.message_type.fields_by_name["value"]
         for key, item in value.items():
@@ -192,7 +193,7 @@ def _field_problems(value: Any, fd: Any, path: tuple, is_template: Any) -> Itera
         return
     if _repeated(fd):
         if not isinstance(value, list):
-            yield path, f"field '{fd.name}' is repeated: expected a list, got {_describe(value)}"
+            yield path, f"field '{fd.name}' is repeated: expected a list, got {_describe(value)}", False
             return
         for index, item in enumerate(value):
             yield from _single(item, fd, (*path, index), is_template)
@@ -225,11 +226,19 @@ def _single(value: Any, fd: Any, path: tuple, is_template: Any) -> Iterator[tupl
     elif kind == "enum":
         names = [v.name for v in fd.enum_type.values]
         if isinstance(value, str) and value not in names:
-            yield path, f"field '{fd.name}': '{value}' is not a value of {fd.enum_type.full_name} ({', '.join(names)})"
+            yield (
+                path,
+                f"field '{fd.name}': '{value}' is not a value of {fd.enum_type.full_name} ({', '.join(names)})",
+                False,
+            )
             return
         ok = isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
     if not ok:
-        yield path, f"field '{fd.name}' is a {kind}, not {_describe(value)}"
+        yield path, f"field '{fd.name}' is {_article(kind)} {kind}, not {_describe(value)}", False
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def _repeated(fd: Any) -> bool:
@@ -257,5 +266,6 @@ def _describe(value: Any) -> str:
         list: "a list",
         dict: "a mapping",
     }
-    text = repr(value) if not isinstance(value, dict | list) else ""
-    return f"{kinds.get(type(value), type(value).__name__)} {text}".rstrip()
+    kind = next((name for cls, name in kinds.items() if isinstance(value, cls)), type(value).__name__)
+    text = repr(str(value) if isinstance(value, str) else value) if not isinstance(value, dict | list) else ""
+    return f"{kind} {text}".rstrip()

@@ -83,14 +83,14 @@ def _step_problems(loaded: LoadedScenario, path: DataPath, step: GrpcStep) -> li
         return [doc.problem((*path, "message"), f"{step.grpc} streams its requests: write 'messages' (a list)")]
     if not method.client_streaming and step.messages is not None:
         return [doc.problem((*path, "messages"), f"{step.grpc} takes one request: write 'message', not 'messages'")]
-    found: list[tuple[tuple, str]] = []
+    found: list[tuple[tuple, str, bool]] = []
     descriptor = method.input.DESCRIPTOR
     if step.messages is None:
         found += grpc_proto.message_problems(step.message or {}, descriptor, ("message",), templating.is_template)
     elif isinstance(step.messages, list):
         for index, item in enumerate(step.messages):
             found += grpc_proto.message_problems(item, descriptor, ("messages", index), templating.is_template)
-    return [doc.problem((*path, *where), message) for where, message in found]
+    return [doc.problem((*path, *where), message, key=key) for where, message, key in found]
 
 
 def grpc_files(loaded: Any) -> list[Path]:
