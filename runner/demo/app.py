@@ -572,6 +572,8 @@ class DemoShop:
 
     def reset_state(self, request: Request) -> Response:
         self.reset()
+        if self.grpc is not None:
+            self.grpc.reset()
         return json_response({"status": "ok"})
 
 

@@ -39,6 +39,11 @@ class DemoGrpc:
         self.server: Any = None
         self.port = 0
 
+    def reset(self) -> None:
+        with self.lock:
+            for counter in (self.calls, self.sent, self.received, self.errors):
+                counter.clear()
+
     def stats(self) -> dict[str, Any]:
         with self.lock:
             return {

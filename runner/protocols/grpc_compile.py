@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from jinja2 import TemplateError
 
 from runner.compile import templating
-from runner.compile.checkpoints import compile_checks
+from runner.compile.checkpoints import compile_checkpoint
 from runner.compile.extract import compile_extractor
 from runner.engine.calls import RequestResult
 from runner.engine.flow import ON_FAIL, StopUser
@@ -186,7 +186,7 @@ def compile_grpc(step: GrpcStep, ctx: _Context, think: Callable[[], float] | Non
     ca: bytes | None = shared.grpc_ca
     script = shared.script
     extractors = [compile_extractor(var, e, script) for var, e in (step.extract or {}).items()]
-    checkpoints = compile_checks(step.check, script)
+    checkpoints = [compile_checkpoint(spec, script) for spec in step.check]  # no default HTTP status one
     signals = [ON_FAIL[c.on_fail] for c in checkpoints]
     on_error = next((s for s in signals if s is not None), None)
     first = len(shared.checkpoints)
@@ -234,32 +234,45 @@ def compile_grpc(step: GrpcStep, ctx: _Context, think: Callable[[], float] | Non
         user.in_flight = None
         failure = None if outcome.code in expected else f"{outcome.code}: {outcome.details}".rstrip(": ")
         response = _response(url, outcome, elapsed_ms, method.server_streaming, json_format)
-        missing = None
+        trace = user.runtime.trace
+        missing, signal = None, None
+        extracted: dict[str, Any] | None = {} if trace else None
+        warnings: list[str] | None = [] if trace else None
         for extractor in extractors:
             message = extractor.extract(response, variables)
-            if message is None:
+            if message is None or not extractor.fail_on_miss:
+                if message is not None:
+                    user.runtime.on_warning(user, message)
+                    if warnings is not None:
+                        warnings.append(message)
+                if extracted is not None and extractor.variable in variables:
+                    extracted[extractor.variable] = variables[extractor.variable]
                 continue
-            if extractor.fail_on_miss:
-                missing = missing or message
-            else:
-                user.runtime.on_warning(user, message)
-        signal = None
+            missing = missing or message
+        verdicts: list[tuple[str, str | None]] | None = [] if trace else None
         counts = user.check_counts
         for checkpoint, on_fail, slot in checks:
             verdict = checkpoint.check(response, variables)
+            if verdicts is not None:
+                verdicts.append((checkpoint.label(variables), verdict))
             if verdict is None:
                 counts[slot][0] += 1
                 continue
             counts[slot][1] += 1
             failure = failure or verdict
             signal = signal or (on_fail(verdict) if on_fail is not None else None)
-            break
+            if not trace:
+                break
         failure = failure or missing
         last = start
         for arrival, message in zip(outcome.arrivals, outcome.messages, strict=False):  # a stream's messages
             gap_ms, last = (arrival - last) * 1000, arrival
             user.runtime.on_request(user, RequestResult(METHOD, streamed, url, 0, gap_ms, message.ByteSize()))
-        user.runtime.on_request(user, RequestResult(METHOD, name, url, 0, elapsed_ms, outcome.size, failure))
+        result = RequestResult(METHOD, name, url, 0, elapsed_ms, outcome.size, failure)
+        if trace:
+            result.response, result.trace_extracted = response, extracted
+            result.trace_checks, result.trace_warnings = verdicts, warnings
+        user.runtime.on_request(user, result)
         if failure is not None and user.transactions:
             user.fail_transactions(failure)
         if signal is not None:

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from runner.compile import templating
 from runner.errors import Problem
 from runner.protocols import grpc_proto
 from runner.scenario.analysis import step_lists, walk_steps
-from runner.scenario.loader import DataPath, existing_file
-from runner.scenario.model import GrpcStep
+from runner.scenario.loader import DataPath, Document, existing_file
+from runner.scenario.model import GrpcStep, Scenario
 
-if TYPE_CHECKING:
-    from runner.scenario import LoadedScenario
+
+class LoadedScenario(Protocol):
+    """What this needs of a ``runner.scenario.LoadedScenario``."""
+
+    document: Document
+    model: Scenario
+    grpc: Any
 
 
 def grpc_steps(loaded: LoadedScenario) -> Iterator[tuple[DataPath, GrpcStep]]:
