@@ -229,3 +229,53 @@ def test_validate_wants_descriptors_and_existing_files(tmp_path: Path) -> None:
 def test_the_example_scenario_validates() -> None:
     result = run_lrun("validate", str(SCENARIOS / "grpc.yaml"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_reflection_finds_the_services_without_a_proto(tmp_path: Path, server: str) -> None:
+    steps = """\
+      - grpc: shop.Catalog/GetItem
+        message: {id: 4}
+        extract: {name: {jsonpath: $.name}}
+      - grpc: shop.Catalog/WatchPrices
+        message: {id: 4, count: 3}
+"""
+    path = _scenario(tmp_path, server, steps, "{users: 2, iterations: 3}")
+    path.write_text(path.read_text().replace(f"grpc: {{protos: [{PROTO}]}}", "grpc: {reflection: true}"))
+    before = _grpc(server)
+    result, results = run_json(tmp_path, str(path))
+    after = _grpc(server)
+    assert result.returncode == 0, result.stdout + result.stderr
+    entries = by_name(results)
+    assert entries["grpc shop.Catalog/GetItem"]["requests"] == 6 == _delta(after, before, "calls", "GetItem")
+    assert entries["grpc shop.Catalog/WatchPrices (message)"]["requests"] == 18
+
+
+def test_tls_with_the_servers_ca(tmp_path: Path) -> None:
+    """A TLS server of its own (a self-signed certificate for 127.0.0.1): trusted through grpc.ca, refused without."""
+    import subprocess
+
+    from runner.demo.app import ITEMS
+    from runner.demo.grpc_service import DemoGrpc
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    service = DemoGrpc(ITEMS)
+    port = service.start(tls=(key.read_bytes(), cert.read_bytes()))
+    try:
+        steps = "      - grpc: shop.Catalog/GetItem\n        message: {id: 1}\n"
+        path = _scenario(tmp_path, f"https://127.0.0.1:{port}", steps, "{users: 2, iterations: 3}")
+        text = path.read_text()
+        path.write_text(text.replace("grpc: {protos:", "grpc: {ca: cert.pem, protos:"))
+        result, results = run_json(tmp_path, str(path))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert by_name(results)["grpc shop.Catalog/GetItem"]["requests"] == 6 == service.stats()["calls"]["GetItem"]
+        path.write_text(text)  # no CA: the system's roots do not know this certificate
+        result, results = run_json(tmp_path, str(path))
+        assert result.returncode == 1
+        assert _failures(results)["shop.Catalog/GetItem"].startswith("UNAVAILABLE")
+    finally:
+        service.stop()

@@ -53,9 +53,11 @@ class DemoGrpc:
                 "errors": dict(self.errors),
             }
 
-    def start(self) -> int:
+    def start(self, tls: tuple[bytes, bytes] | None = None) -> int:
+        """Serve on a free loopback port (``tls``: the PEM key and certificate, for TLS); returns the port."""
         import grpc
         from gevent import monkey
+        from grpc_reflection.v1alpha import reflection
 
         if monkey.is_module_patched("threading"):  # a patched process: grpcio must wait through gevent
             from grpc.experimental import gevent as grpc_gevent
@@ -79,7 +81,13 @@ class DemoGrpc:
         self.server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler(service, methods) for service, methods in handlers.items()]
         )
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        names = [*self.descriptors.services, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, self.server, pool=self.descriptors.pool)
+        if tls is not None:
+            credentials = grpc.ssl_server_credentials([tls])
+            self.port = self.server.add_secure_port("127.0.0.1:0", credentials)
+        else:
+            self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
         return self.port
 

@@ -219,7 +219,8 @@ def compile_grpc(step: GrpcStep, ctx: _Context, think: Callable[[], float] | Non
         try:
             method = known or _resolve(descriptors, spec, channel, (target, tls), timeout)
         except Exception as exc:  # reflection failed, or the server has no such method
-            return fail(user, f"{target}/{spec}", f"reflection: {exc}")
+            why = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            return fail(user, f"{target}/{spec}", f"reflection: {why}")
         url = f"{target}{method.path}"
         try:
             request = _messages(body, method.input, json_format) if streams_in else _message(body, method.input)
