@@ -279,3 +279,11 @@ def test_tls_with_the_servers_ca(tmp_path: Path) -> None:
         assert _failures(results)["shop.Catalog/GetItem"].startswith("UNAVAILABLE")
     finally:
         service.stop()
+
+
+def test_the_guides_example_validates(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "guide" / "grpc.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = write(tmp_path, example.replace("../runner/demo/shop.proto", str(PROTO)))
+    result = run_lrun("validate", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
