@@ -106,6 +106,10 @@ def test_deadline_exceeded_and_hostile_peers_fail_with_their_reason(tmp_path: Pa
       - grpc: shop.Trouble/Endless
         message: {text: x}
         deadline: 500ms
+      - grpc: shop.Catalog/WatchPrices
+        name: flood
+        message: {id: 1, count: 10000}
+        max_messages: 50
 """
     started = time.monotonic()
     result, results = run_json(tmp_path, str(_scenario(tmp_path, server, steps, "{users: 2, iterations: 2}")))
@@ -119,6 +123,8 @@ def test_deadline_exceeded_and_hostile_peers_fail_with_their_reason(tmp_path: Pa
         failures["shop.Trouble/Malformed"].startswith("INTERNAL") and "deserializ" in failures["shop.Trouble/Malformed"]
     )
     assert failures["shop.Trouble/Endless"].startswith("DEADLINE_EXCEEDED")
+    assert failures["flood"] == "RESOURCE_EXHAUSTED: more than 50 messages (max_messages)"
+    assert entries["grpc flood (message)"]["requests"] == 4 * 50  # kept no more than that, then cancelled
     assert entries["grpc shop.Trouble/Endless (message)"]["requests"] == 4  # the one note it sent, each time
     slow = entries["grpc shop.Trouble/Slow"]
     assert slow["min_ms"] >= 250 and slow["max_ms"] < 3000
