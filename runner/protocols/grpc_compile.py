@@ -53,7 +53,7 @@ def use_gevent() -> None:
         from grpc.experimental import gevent as grpc_gevent
 
         grpc_gevent.init_gevent()
-    _gevent_ready = True
+        _gevent_ready = True
 
 
 def default_target(host: str) -> tuple[str, bool]:
@@ -155,6 +155,9 @@ def invoke(
         call = exc
         outcome.code = exc.code().name if exc.code() is not None else "UNKNOWN"
         outcome.details = exc.details() or ""
+    except (ValueError, TypeError) as exc:  # grpcio refused to send it (a metadata value it cannot carry …)
+        outcome.code, outcome.details = "INVALID_ARGUMENT", f"not sent: {exc}"
+        return outcome
     if call is not None:
         for part in (call.initial_metadata, call.trailing_metadata):
             try:

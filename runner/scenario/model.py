@@ -549,7 +549,9 @@ class GrpcStep(Model):
         None, description="host:port of the server (default: the host's; https:// means TLS)."
     )
     tls: bool | None = Field(None, description="Use TLS (default: when the host is https://).")
-    metadata: dict[str, Template] | None = Field(None, description="Request metadata (gRPC's headers).")
+    metadata: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], Template] | None = Field(
+        None, description="Request metadata (gRPC's headers): names of letters, digits, '-', '_', '.'; not grpc-*."
+    )
     deadline: Duration | None = Field(
         None, description="The call's deadline, streams included (default: http.timeout). Past it: DEADLINE_EXCEEDED."
     )
@@ -576,6 +578,9 @@ class GrpcStep(Model):
     def _one_payload(self) -> GrpcStep:
         if "message" in self.model_fields_set and self.messages is not None:
             raise ValueError("a gRPC call sends 'message' (unary, server streaming) or 'messages' (client streams)")
+        reserved = [k for k in self.metadata or {} if k.lower().startswith("grpc-")]
+        if reserved:
+            raise ValueError(f"metadata '{reserved[0]}': grpc-* names are gRPC's own (use deadline for grpc-timeout)")
         return self
 
 
