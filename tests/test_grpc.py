@@ -49,8 +49,10 @@ def test_calls_and_streams_are_counted_like_the_server_counts_them(tmp_path: Pat
       - grpc: shop.Catalog/GetItem
         message: {id: "{{ user_id }}"}
         metadata: {x-user: "{{ user_id }}"}
-        extract: {item_name: {jsonpath: $.name}, price: {jsonpath: $.price}}
-        check: {jsonpath: $.id, exists: true}
+        extract: {item_name: {jsonpath: $.name}, echoed: {header: x-echo-user}}
+        check:
+          - {jsonpath: $.id, exists: true}
+          - {header: x-echo-user, equals: "{{ user_id }}"}
       - grpc: Catalog/WatchPrices
         message: {id: 2, count: 7}
         check: {jsonpath: "$[6].seq", equals: 7}

@@ -149,6 +149,9 @@ class DemoGrpc:
     def get_item(self, request: Any, context: Any) -> Any:
         import grpc
 
+        user = dict(context.invocation_metadata()).get("x-user")
+        if user is not None:  # metadata the client sent comes back in the trailers, for tests of both
+            context.set_trailing_metadata((("x-echo-user", user),))
         item = self.items.get(request.id)
         if item is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"no item {request.id}")  # raises

@@ -578,6 +578,8 @@ class GrpcStep(Model):
     def _one_payload(self) -> GrpcStep:
         if "message" in self.model_fields_set and self.messages is not None:
             raise ValueError("a gRPC call sends 'message' (unary, server streaming) or 'messages' (client streams)")
+        if any(check.status is not None for check in self.check):
+            raise ValueError("a gRPC call has no HTTP status: write the expected code as the step's status: NOT_FOUND")
         reserved = [k for k in self.metadata or {} if k.lower().startswith("grpc-")]
         if reserved:
             raise ValueError(f"metadata '{reserved[0]}': grpc-* names are gRPC's own (use deadline for grpc-timeout)")
