@@ -51,7 +51,8 @@ class TraceRuntime:
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
         self.requests += 1
         ok = result.failure is None
-        status = self._style(str(result.status or "---"), fg="green" if ok else "red", bold=True)
+        reason = result.response.reason if result.response is not None else ""  # a gRPC call's: OK, NOT_FOUND …
+        status = self._style(str(result.status or reason or "---"), fg="green" if ok else "red", bold=True)
         url = result.url.removeprefix(user.host) if user.host and result.url.startswith(user.host) else result.url
         line = f"  {result.method} {url or '/'} -> {status}  {result.elapsed_ms:.1f} ms  {_size(result.size)}"
         if result.http2:

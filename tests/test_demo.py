@@ -311,6 +311,7 @@ def test_stats_and_reset(demo: DemoProcess) -> None:
         "orders": [],
         "logins": 0,
         "xmlrpc": {"calls": {}, "faults": {}},
+        "grpc": {"calls": {}, "sent": {}, "received": {}, "errors": {}},
     }
     call(demo, "GET", "/")
     call(demo, "GET", "/items/1")

@@ -30,6 +30,7 @@ from runner.engine.flow import ON_FAIL, FlowSignal, StopUser
 from runner.engine.rendezvous import RendezvousPoint, RendezvousSpec
 from runner.engine.state import RunState
 from runner.engine.user import HttpSettings, Program, Step, Think, VirtualUser
+from runner.protocols.grpc_compile import compile_grpc, read_ca
 from runner.report.model import Pool as PoolResult
 from runner.report.model import Rendezvous as RendezvousResult
 from runner.scenario import LoadedScenario
@@ -38,6 +39,7 @@ from runner.scenario.model import (
     Between,
     CallStep,
     Gaussian,
+    GrpcStep,
     IfStep,
     LoopStep,
     ParallelStep,
@@ -153,6 +155,8 @@ class _Shared:
     script: Script | None
     checkpoints: list[CheckKey] = field(default_factory=list)
     loop_ids: itertools.count = field(default_factory=itertools.count)
+    grpc: Any = None  # the scenario's gRPC descriptors (runner.protocols.grpc_proto), None with reflection
+    grpc_ca: bytes | None = None  # grpc.ca: the PEM its TLS channels trust
 
 
 def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | Think]:
@@ -327,12 +331,14 @@ def _compile_kind(step: Any, ctx: _Context, path: tuple) -> list[Step | Think]:
         requests: list[Any] = [_compile_request(r, ctx, (*path, "parallel", i))[0] for i, r in enumerate(step.parallel)]
         think = Think(ctx.default_think) if ctx.default_think is not None else None
         return compile_parallel(step, requests, think)
+    if isinstance(step, GrpcStep):
+        return compile_grpc(step, ctx, compile_think(step.think) if step.think is not None else ctx.default_think)
     raise TypeError(f"cannot compile step {type(step).__name__}")  # pragma: no cover - the model forbids it
 
 
 def _own_names(step: Any) -> set[str]:
     """Variables a step's own templates read (not those of the steps nested in it)."""
-    if isinstance(step, Request | SetStep | CallStep | ParallelStep):
+    if isinstance(step, Request | SetStep | CallStep | ParallelStep | GrpcStep):
         own: Any = step
     elif isinstance(step, IfStep):
         own = step.if_
@@ -549,6 +555,7 @@ def compile_scenario(loaded: LoadedScenario, options: CompileOptions = CompileOp
         for name, spec in (scenario.pools or {}).items()
     }
     shared = _Shared(files_base, pools, {}, loaded.script)
+    shared.grpc, shared.grpc_ca = loaded.grpc, read_ca(files_base, scenario.grpc.ca if scenario.grpc else None)
     user_classes: list[type[VirtualUser]] = []
     phases: dict[str, type[VirtualUser]] = {}
     scenario_host = _resolve_host(options.host or scenario.host, options)

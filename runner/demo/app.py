@@ -165,6 +165,8 @@ Handler = Callable[[Request], Response]
 class DemoShop:
     """The WSGI application object; ``make_app()`` returns a fresh one."""
 
+    grpc: Any = None  # the gRPC service beside it (runner.demo.grpc_service), when the server started one
+
     def __init__(self) -> None:
         self.reset()
         self.routes: dict[str, dict[str, Handler]] = {}  # pattern -> method ("*": any) -> handler
@@ -561,6 +563,7 @@ class DemoShop:
                 "orders": list(self.orders),
                 "logins": self.logins,
                 "xmlrpc": self.xmlrpc.stats(),
+                "grpc": self.grpc.stats() if self.grpc is not None else None,
             }
         )
 
@@ -569,6 +572,8 @@ class DemoShop:
 
     def reset_state(self, request: Request) -> Response:
         self.reset()
+        if self.grpc is not None:
+            self.grpc.reset()
         return json_response({"status": "ok"})
 
 

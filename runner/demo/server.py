@@ -13,6 +13,7 @@ import gevent
 from gevent.event import Event
 from gevent.pywsgi import WSGIServer
 
+from runner.demo import grpc_service
 from runner.demo.app import make_app
 from runner.errors import RunError
 
@@ -21,11 +22,16 @@ BACKLOG = 2048  # many virtual users connect at once; the kernel caps it at soma
 
 class _Server(WSGIServer):
     """pywsgi sends the headers and the body in two writes: without TCP_NODELAY, Nagle's algorithm and the
-    client's delayed ACK add ~40 ms to every keep-alive response."""
+    client's delayed ACK add ~40 ms to every keep-alive response. A connection that opens with HTTP/2's preface
+    is a gRPC client's: it goes to the demo's gRPC service (``grpc_service``), when grpcio is installed."""
+
+    grpc_port = 0
 
     def handle(self, sock: socket.socket, address: Any) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.grpc_port and grpc_service.is_grpc(sock):
+            return grpc_service.relay(sock, self.grpc_port)
         super().handle(sock, address)
 
 
@@ -53,10 +59,15 @@ def serve(
     ``ready(url)`` is called with the actual URL once the socket listens. Raises ``RunError`` if the address
     cannot be bound. Returns normally on a signal (no ``KeyboardInterrupt``).
     """
-    server = _Server((host, port), make_app(), log=None, backlog=BACKLOG)
+    app = make_app()
+    server = _Server((host, port), app, log=None, backlog=BACKLOG)
+    app.grpc = grpc_service.start(app)
+    server.grpc_port = app.grpc.port if app.grpc is not None else 0
     try:
         server.start()
     except OSError as e:
+        if app.grpc is not None:
+            app.grpc.stop()
         raise RunError(f"the demo target cannot listen on {host}:{port}: {e.strerror or e}") from e
     if stop is None:
         stop = Event()
@@ -71,3 +82,5 @@ def serve(
         for watcher in watchers:
             watcher.cancel()
         server.stop(timeout=2)
+        if app.grpc is not None:
+            app.grpc.stop()

@@ -15,6 +15,7 @@ from typing import Any
 
 from runner.errors import RunError
 from runner.scenario import LoadedScenario
+from runner.scenario.grpc_check import grpc_files
 from runner.scenario.loader import DataPath
 
 MAX_BUNDLE = 48 * 1024 * 1024  # bytes: a Welcome frame must stay below the protocol's frame limit
@@ -51,6 +52,7 @@ def scenario_files(loaded: LoadedScenario, extra: Iterable[Path] = ()) -> list[t
         files.append(Path(document.mark(where).file).parent / value)
     if loaded.model.python:
         files.append(Path(document.mark(("python",)).file).parent / loaded.model.python)
+    files.extend(grpc_files(loaded))
     files.extend(extra)
     pairs = [(file, file) for file in files]
     for name, source in loaded.pool_sources.items():

@@ -116,6 +116,7 @@ class VirtualUser:
         "_program",
         "_stop_test",
         "check_counts",
+        "connections",
         "deadline",
         "greenlet",
         "in_flight",
@@ -157,6 +158,7 @@ class VirtualUser:
         self.transactions: list[Transaction] = []  # open ones, innermost last
         self.loops: dict[int, Any] = {}  # loop state by loop id
         self.pool_rows: dict[str, Held] = {}  # the row held in each pool
+        self.connections: dict[Any, Any] = {}  # other protocols' connections (a gRPC channel …): closed with the user
         self.vars: dict[str, Any] = {
             "user_id": user_id,
             "user_type": self.type_name,
@@ -340,6 +342,9 @@ class VirtualUser:
     def close(self) -> None:
         """Release the user's connections and pool rows (also when it was killed without its on_stop)."""
         self.session.close()
+        for connection in self.connections.values():
+            connection.close()
+        self.connections.clear()
         for pool in self.pools:
             if pool.name in self.pool_rows:
                 pool.release(self, self.run_state.rows(pool))

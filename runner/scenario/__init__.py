@@ -10,12 +10,14 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from runner.compile import templating
 from runner.compile.scripting import Script, ScriptLoadError, load_script, template_functions
 from runner.errors import Problem, ScenarioError
 from runner.scenario.analysis import Known, analyze
 from runner.scenario.data import PoolData, PoolFileError, find_csv, load_data
+from runner.scenario.grpc_check import load_grpc
 from runner.scenario.loader import Document, existing_file, load_document, read_file
 from runner.scenario.model import Scenario
 from runner.scenario.validate import validate
@@ -32,6 +34,7 @@ class LoadedScenario:
     pool_data: dict[str, PoolData] = field(default_factory=dict)  # rows of each pool, read and checked
     pool_sources: dict[str, str] = field(default_factory=dict)  # the CSV file of each csv pool
     script: Script | None = None  # the scenario's python: module, imported
+    grpc: Any = None  # the gRPC descriptors its .proto files declare (runner.protocols.grpc_proto.Descriptors)
 
     @property
     def name(self) -> str:
@@ -52,6 +55,7 @@ def load_scenario(path: str | Path, data_dir: str | Path | None = None) -> Loade
     model = validate(document)
     loaded = LoadedScenario(path, model, document)
     found = _load_script(loaded) + _load_pools(loaded, Path(data_dir) if data_dir else None)
+    found += load_grpc(loaded)
     known = Known({n: d.columns for n, d in loaded.pool_data.items()}, None)
     if loaded.script is not None:
         known.functions = set(loaded.script.functions)

@@ -23,6 +23,7 @@ from runner.errors import Problem
 from runner.scenario.loader import DataPath, Document, existing_file
 from runner.scenario.model import (
     CallStep,
+    GrpcStep,
     IfStep,
     LoopStep,
     ParallelStep,
@@ -200,7 +201,7 @@ class _Flow:
         return defined
 
     def step(self, step: Any, path: DataPath, defined: set[str], elsewhere: Set[str]) -> set[str]:
-        if isinstance(step, Request):
+        if isinstance(step, Request | GrpcStep):
             before = step.model_copy(update={"check": []})
             self.need(before, path, defined, elsewhere)
             for name, spec in (step.extract or {}).items():
@@ -251,7 +252,7 @@ def defines(value: Any) -> set[str]:
     """Every variable a step (or list of steps) can define."""
     if isinstance(value, list | tuple):
         return set().union(*(defines(v) for v in value)) if value else set()
-    if isinstance(value, Request):
+    if isinstance(value, Request | GrpcStep):
         return set(value.extract or {})
     if isinstance(value, SetStep):
         return set(value.set)

@@ -557,6 +557,93 @@ class ParallelStep(Model):
         return self
 
 
+GRPC_STATUS = (
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+    "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+)  # fmt: skip
+GrpcStatus = Literal[GRPC_STATUS]  # type: ignore[valid-type]
+
+
+class GrpcStep(Model):
+    """A gRPC call (unary or streaming), with descriptors from the scenario's ``grpc.protos`` or reflection."""
+
+    grpc: str = Field(
+        pattern=r"^/?[A-Za-z_][\w.]*/[A-Za-z_]\w*$",
+        description="The method: package.Service/Method (or Service/Method when the name is unique).",
+        examples=["shop.Catalog/GetItem"],
+    )
+    message: TemplateTree = Field(
+        None, description="The request message as a mapping (protobuf's JSON form); templates allowed."
+    )
+    messages: list[TemplateTree] | Template | None = Field(
+        None,
+        description="Client and bidirectional streaming: the messages sent, in order (or a template giving a list).",
+    )
+    target: Template | None = Field(
+        None, description="host:port of the server (default: the host's; https:// means TLS)."
+    )
+    tls: bool | None = Field(None, description="Use TLS (default: when the host is https://).")
+    metadata: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], Template] | None = Field(
+        None, description="Request metadata (gRPC's headers): names of letters, digits, '-', '_', '.'; not grpc-*."
+    )
+    deadline: Duration | None = Field(
+        None, description="The call's deadline, streams included (default: http.timeout). Past it: DEADLINE_EXCEEDED."
+    )
+    name: str | None = Field(None, description="Name in the statistics (default: the method as written).")
+    status: GrpcStatus | list[GrpcStatus] = Field(
+        "OK", description="The expected status code(s) by name; any other is a failure with the server's message."
+    )
+    max_messages: int = Field(
+        10_000, ge=1, description="Streamed responses kept at most; past them the call is cancelled and fails."
+    )
+    extract: dict[str, Extract] | None = Field(
+        None,
+        description="Variables from the response: jsonpath over the message as a mapping (a list of them for a "
+        "server stream), header over the response metadata.",
+    )
+    check: Annotated[list[Check], BeforeValidator(_as_list)] = Field(
+        default_factory=list,
+        description="Checkpoints on the response (jsonpath, header, contains, max_time, python).",
+        json_schema_extra=_one_or_list,
+    )
+    think: Think | None = Field(None, description="Think time after this call.")
+
+    @model_validator(mode="after")
+    def _one_payload(self) -> GrpcStep:
+        if "message" in self.model_fields_set and self.messages is not None:
+            raise ValueError("a gRPC call sends 'message' (unary, server streaming) or 'messages' (client streams)")
+        if any(check.status is not None for check in self.check):
+            raise ValueError("a gRPC call has no HTTP status: write the expected code as the step's status: NOT_FOUND")
+        reserved = [k for k in self.metadata or {} if k.lower().startswith("grpc-")]
+        if reserved:
+            raise ValueError(f"metadata '{reserved[0]}': grpc-* names are gRPC's own (use deadline for grpc-timeout)")
+        return self
+
+
+class GrpcSettings(Model):
+    """Where a scenario's gRPC steps find their services."""
+
+    protos: Annotated[list[str], BeforeValidator(_one_or_more)] = Field(
+        default_factory=list,
+        description=".proto files (relative to this file), compiled when the scenario loads.",
+        json_schema_extra=_one_or_list,
+    )
+    import_paths: list[str] = Field(
+        default_factory=list, description="Folders (relative to this file) where protoc looks for imports."
+    )
+    reflection: bool = Field(
+        False, description="Ask the server for its services (server reflection) instead of reading .proto files."
+    )
+    ca: str | None = Field(None, description="A PEM file of the CA that signed the server's certificate (TLS).")
+
+    @model_validator(mode="after")
+    def _a_source(self) -> GrpcSettings:
+        if bool(self.protos) == self.reflection:
+            raise ValueError("gRPC descriptors come from 'protos' (a list of .proto files) or 'reflection: true'")
+        return self
+
+
 class _TaskFields(Model):
     weight: int = Field(1, ge=0, description="How often this task is picked relative to the others.")
     tags: list[str] = Field(default_factory=list, description="Tags to select tasks with --tags.")
@@ -581,6 +668,7 @@ STEP_KINDS: dict[str, tuple[str, ...]] = {
     "loop": ("loop",),
     "call": ("call",),
     "parallel": ("parallel",),
+    "grpc": ("grpc",),
 }
 TASK_KINDS = ("request", "sequence")
 
@@ -607,12 +695,14 @@ Step = Annotated[
     | Annotated[IfStep, Tag("if")]
     | Annotated[LoopStep, Tag("loop")]
     | Annotated[CallStep, Tag("call")]
-    | Annotated[ParallelStep, Tag("parallel")],
+    | Annotated[ParallelStep, Tag("parallel")]
+    | Annotated[GrpcStep, Tag("grpc")],
     Discriminator(
         step_kind,
         custom_error_type="step_kind",
-        custom_error_message="not a step: a step starts with a method (get, post …), think, set, sequence, "
-        "transaction, rendezvous, if, loop, call or parallel",
+        custom_error_message="not a step: a step starts with a method (get, post …), "
+        + ", ".join(STEP_KINDS[kind][0] for kind in list(STEP_KINDS)[1:-1])
+        + f" or {STEP_KINDS[list(STEP_KINDS)[-1]][0]}",
     ),
 ]
 
@@ -986,6 +1076,7 @@ class Scenario(Model):
         "on_test_start, on_test_stop, on_request).",
         examples=["hooks.py"],
     )
+    grpc: GrpcSettings | None = Field(None, description="gRPC: the .proto files (or reflection) of grpc steps.")
     pools: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], Pool] | None = Field(
         None, description="Data pools by name: templates read {{ name.column }}."
     )
