@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, quote, unquote
 import gevent
 
 from runner.demo.rpc import RpcService
+from runner.demo.websocket import DemoSockets
 
 MAX_REMEMBERED = 100_000  # issued sessions / tokens / orders kept (oldest evicted first)
 MAX_BODY = 10 * 1024 * 1024
@@ -217,6 +218,7 @@ class DemoShop:
         self.requests = 0
         self.by_path: dict[str, int] = {}
         self.xmlrpc = RpcService(ITEMS)
+        self.sockets = DemoSockets()  # the WebSocket endpoints' counters (runner.demo.websocket)
 
     # -- WSGI ------------------------------------------------------------------------------------------
 
@@ -561,6 +563,7 @@ class DemoShop:
                 "orders": list(self.orders),
                 "logins": self.logins,
                 "xmlrpc": self.xmlrpc.stats(),
+                "websocket": self.sockets.stats(),
             }
         )
 

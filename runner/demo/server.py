@@ -14,6 +14,7 @@ from gevent.event import Event
 from gevent.pywsgi import WSGIServer
 
 from runner.demo.app import make_app
+from runner.demo.websocket import DemoHandler
 from runner.errors import RunError
 
 BACKLOG = 2048  # many virtual users connect at once; the kernel caps it at somaxconn anyway
@@ -53,7 +54,7 @@ def serve(
     ``ready(url)`` is called with the actual URL once the socket listens. Raises ``RunError`` if the address
     cannot be bound. Returns normally on a signal (no ``KeyboardInterrupt``).
     """
-    server = _Server((host, port), make_app(), log=None, backlog=BACKLOG)
+    server = _Server((host, port), make_app(), log=None, backlog=BACKLOG, handler_class=DemoHandler)
     try:
         server.start()
     except OSError as e:

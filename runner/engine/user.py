@@ -114,6 +114,7 @@ class VirtualUser:
         "_phase",
         "_program",
         "_stop_test",
+        "channels",
         "check_counts",
         "deadline",
         "greenlet",
@@ -156,6 +157,7 @@ class VirtualUser:
         self.transactions: list[Transaction] = []  # open ones, innermost last
         self.loops: dict[int, Any] = {}  # loop state by loop id
         self.pool_rows: dict[str, Held] = {}  # the row held in each pool
+        self.channels: dict[str, Any] = {}  # open connections of other protocols by name (WebSocket …): .abort()
         self.vars: dict[str, Any] = {
             "user_id": user_id,
             "user_type": self.type_name,
@@ -338,6 +340,9 @@ class VirtualUser:
     def close(self) -> None:
         """Release the user's connections and pool rows (also when it was killed without its on_stop)."""
         self.session.close()
+        for channel in self.channels.values():
+            channel.abort()
+        self.channels.clear()
         for pool in self.pools:
             if pool.name in self.pool_rows:
                 pool.release(self, self.run_state.rows(pool))

@@ -22,6 +22,7 @@ from runner.compile import templating
 from runner.errors import Problem
 from runner.scenario.loader import DataPath, Document, existing_file
 from runner.scenario.model import (
+    WS_STEPS,
     CallStep,
     IfStep,
     LoopStep,
@@ -33,6 +34,9 @@ from runner.scenario.model import (
     SetStep,
     TransactionStep,
     User,
+    WsConnectStep,
+    WsReceiveStep,
+    WsSendStep,
 )
 from runner.scenario.types import Tmpl
 from runner.suggest import did_you_mean
@@ -235,10 +239,24 @@ class _Flow:
             else:
                 self.need(step.loop, (*path, "loop"), defined, elsewhere)
             defined = self.steps(step.steps, (*path, "steps"), defined | {step.as_}, elsewhere)
+        elif isinstance(step, WS_STEPS):
+            defined = self.message_step(step, path, defined, elsewhere)
         elif isinstance(step, CallStep):
             self.function(step.call, (*path, "call"))
             self.need(step.args, (*path, "args"), defined, elsewhere)
             defined = defined | ({step.save} if step.save else set())
+        return defined
+
+    def message_step(self, step: Any, path: DataPath, defined: set[str], elsewhere: Set[str]) -> set[str]:
+        """A WebSocket step: its templates, then what it extracts, then its checkpoints (which may read those)."""
+        extract, checks = getattr(step, "extract", None), getattr(step, "check", [])
+        self.need(step.model_copy(update={"check": []} if checks else {}), path, defined, elsewhere)
+        for name, spec in (extract or {}).items():
+            if spec.python is not None:
+                self.function(spec.python, (*path, "extract", name, "python"))
+        defined = defined | set(extract or {})
+        for index, check in enumerate(checks):
+            self.need(check, (*path, "check", index), defined, elsewhere)
         return defined
 
 
@@ -260,6 +278,8 @@ def defines(value: Any) -> set[str]:
         return defines(value.steps) | {value.as_}
     if isinstance(value, CallStep):
         return {value.save} if value.save else set()
+    if isinstance(value, WsSendStep | WsReceiveStep):
+        return set(value.extract or {})
     return set()
 
 
@@ -372,6 +392,31 @@ def _rendezvous_problems(doc: Document, scenario: Scenario) -> list[Problem]:
     return problems
 
 
+def _connection_problems(doc: Document, scenario: Scenario) -> list[Problem]:
+    """A WebSocket step names a connection its user (or the setup, the teardown) opens with ws_connect."""
+    owners: dict[DataPath, list[tuple[DataPath, list[Any]]]] = {}
+    for base, steps in step_lists(scenario):
+        owners.setdefault(base[:2] if base[0] == "users" else base[:1], []).append((base, steps))
+    problems = []
+    for lists in owners.values():
+        found = [(path, step) for base, steps in lists for path, step in walk_steps(steps, base)]
+        opened = {step.as_ for _, step in found if isinstance(step, WsConnectStep)}
+        for path, step in found:
+            if not isinstance(step, WS_STEPS) or isinstance(step, WsConnectStep):
+                continue
+            key = "on" if hasattr(step, "on") else next(k for k in ("ws_ping", "ws_close") if hasattr(step, k))
+            conn = getattr(step, key) or "ws"
+            if conn not in opened:
+                problems.append(
+                    doc.problem(
+                        (*path, key) if key == "on" and "on" in step.model_fields_set else path,
+                        f"no WebSocket named '{conn}' is opened by this user",
+                        did_you_mean(conn, opened) or f"open it first: ws_connect: URL with as: {conn}",
+                    )
+                )
+    return problems
+
+
 def _pool_problems(doc: Document, scenario: Scenario) -> list[Problem]:
     problems = []
     for name, pool in (scenario.pools or {}).items():
@@ -403,6 +448,7 @@ def analyze(doc: Document, scenario: Scenario, known: Known | None = None) -> li
     problems += _file_problems(doc, scenario)
     problems += _rendezvous_problems(doc, scenario)
     problems += _pool_problems(doc, scenario)
+    problems += _connection_problems(doc, scenario)
     if scenario.host is None and not all(u.host for u in scenario.users.values()):
         problems.append(
             doc.problem(

@@ -522,6 +522,151 @@ class CallStep(Model):
     )
 
 
+# ----------------------------------------------------------------------------------------------- WebSocket
+
+_CONNECTION = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_WS_MATCH_SUBJECTS = ("body", "jsonpath", "xpath", "python")  # what a message has: no status, header, time
+
+
+def _message_checks(checks: list[Check], extract: dict[str, Extract] | None, where: str) -> None:
+    """A message has a body only: no status, headers, cookies or response time to check or extract."""
+    for check in checks:
+        if check.subject not in (*_WS_MATCH_SUBJECTS, "size"):
+            raise ValueError(f"{where}: a message has no {check.subject}; check its body, a jsonpath or its size")
+    for variable, spec in (extract or {}).items():
+        if spec.kind in ("header", "cookie", "status"):
+            raise ValueError(
+                f"{where}: extractor {variable} reads a {spec.kind}, which a message has not: use jsonpath, regex, "
+                "boundary or xpath"
+            )
+
+
+def _matcher(value: Check | None, where: str) -> None:
+    if value is not None and value.subject not in _WS_MATCH_SUBJECTS:
+        raise ValueError(
+            f"{where}: match a message by jsonpath (with equals, contains, matches or exists), matches (a regex), "
+            f"contains or python; not by {value.subject}"
+        )
+
+
+class WsPayload(Model):
+    """A message to send: text, JSON, or binary (base64)."""
+
+    text: Template | None = Field(None, description="A text message (templated).")
+    json_: TemplateTree = Field(None, alias="json", description="A JSON text message (templates keep their types).")
+    binary: Template | None = Field(None, description="A binary message, written in base64 (templated).")
+
+    @model_validator(mode="after")
+    def _one(self) -> WsPayload:
+        given = [k for k in ("text", "json_", "binary") if k in self.model_fields_set]
+        if len(given) != 1:
+            raise ValueError("a message is one of: text, json, binary (base64)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("text", "json_", "binary") if k in self.model_fields_set).rstrip("_")
+
+
+class WsConnectStep(Model):
+    """Open a WebSocket, kept by the user across steps and iterations until ws_close (or the user ends)."""
+
+    ws_connect: Template = Field(
+        description="ws:// or wss:// URL, or a path on the host (http becomes ws, https wss). Does nothing when "
+        "the connection is open already, so it can start every iteration: it reconnects after a drop.",
+        examples=["/ws/chat", "wss://feed.example.com/prices"],
+    )
+    as_: str = Field("ws", alias="as", pattern=_CONNECTION, description="The connection's name (several per user).")
+    name: str | None = Field(None, description="Name in the statistics (default: the URL as written).")
+    headers: dict[str, Template] | None = Field(None, description="Headers of the upgrade request.")
+    subprotocols: list[str] = Field(default_factory=list, description="Subprotocols offered (Sec-WebSocket-Protocol).")
+    timeout: Duration = Field(10, gt=0, description="Connecting and the upgrade must be done within this.")
+    max_message: Size = Field(2**20, gt=0, description="A received message larger than this closes the connection.")
+    buffer: int = Field(
+        1000,
+        ge=0,
+        description="Received messages kept for later ws_receive steps; past it the oldest is counted unread.",
+    )
+    think: Think | None = Field(None, description="Think time after this step.")
+
+
+class WsSendStep(Model):
+    """Send a message; with expect, wait for the reply and time the round trip."""
+
+    ws_send: Template | WsPayload = Field(
+        description="The message: text, or {json: ...}, {text: ...}, {binary: BASE64}.",
+        examples=["hello {{ name }}", {"json": {"type": "join", "room": "lobby"}}],
+    )
+    on: str = Field("ws", pattern=_CONNECTION, description="The connection (the 'as' of its ws_connect).")
+    name: str | None = Field(None, description="Name in the statistics (default: 'send ON', or 'ON reply').")
+    expect: Check | None = Field(
+        None,
+        description="Wait for a reply matching this ({jsonpath, equals}, {matches: REGEX}, {contains}); the entry "
+        "then times send → reply.",
+    )
+    timeout: Duration = Field(10, gt=0, description="With expect: how long to wait for the reply.")
+    extract: dict[str, Extract] | None = Field(None, description="With expect: variables from the reply.")
+    check: Annotated[list[Check], BeforeValidator(_as_list)] = Field(
+        default_factory=list, description="With expect: checkpoints on the reply.", json_schema_extra=_one_or_list
+    )
+    think: Think | None = Field(None, description="Think time after this step.")
+
+    @model_validator(mode="after")
+    def _reply(self) -> WsSendStep:
+        _matcher(self.expect, "expect")
+        if self.expect is None and (self.extract or self.check):
+            raise ValueError("extract and check read the reply: say which with expect: (or use ws_receive)")
+        _message_checks(self.check, self.extract, "ws_send")
+        return self
+
+
+class WsReceiveStep(Model):
+    """Wait for a message: the next one, or the first that matches."""
+
+    ws_receive: Literal["next"] | Check = Field(
+        description="'next', or the message to wait for: {jsonpath, equals}, {matches: REGEX}, {contains: TEXT}. "
+        "Messages it passes over are counted unread.",
+        examples=["next", {"jsonpath": "$.type", "equals": "price"}],
+    )
+    on: str = Field("ws", pattern=_CONNECTION, description="The connection (the 'as' of its ws_connect).")
+    name: str | None = Field(None, description="Name in the statistics (default: 'receive ON').")
+    timeout: Duration = Field(10, gt=0, description="How long to wait (a failure past it).")
+    extract: dict[str, Extract] | None = Field(None, description="Variables from the message.")
+    check: Annotated[list[Check], BeforeValidator(_as_list)] = Field(
+        default_factory=list, description="Checkpoints on the message.", json_schema_extra=_one_or_list
+    )
+    think: Think | None = Field(None, description="Think time after this step.")
+
+    @model_validator(mode="after")
+    def _message(self) -> WsReceiveStep:
+        _matcher(self.ws_receive if isinstance(self.ws_receive, Check) else None, "ws_receive")
+        _message_checks(self.check, self.extract, "ws_receive")
+        return self
+
+
+class WsPingStep(Model):
+    ws_ping: Annotated[str, Field(pattern=_CONNECTION)] | None = Field(
+        description="Ping a connection (its name; empty: ws) and time the pong."
+    )
+    name: str | None = Field(None, description="Name in the statistics (default: 'ping ON').")
+    timeout: Duration = Field(10, gt=0, description="How long to wait for the pong.")
+    think: Think | None = Field(None, description="Think time after this step.")
+
+
+class WsCloseStep(Model):
+    ws_close: Annotated[str, Field(pattern=_CONNECTION)] | None = Field(
+        description="Close a connection (its name; empty: ws) with a close handshake."
+    )
+    code: int = Field(1000, ge=1000, le=4999, description="The close code sent.")
+    reason: str = Field("", max_length=120, description="The close reason sent.")
+    name: str | None = Field(None, description="Name in the statistics (default: 'close ON').")
+    timeout: Duration = Field(5, gt=0, description="How long to wait for the server's close frame.")
+    think: Think | None = Field(None, description="Think time after this step.")
+
+
+WS_STEPS = (WsConnectStep, WsSendStep, WsReceiveStep, WsPingStep, WsCloseStep)
+
+
 class _TaskFields(Model):
     weight: int = Field(1, ge=0, description="How often this task is picked relative to the others.")
     tags: list[str] = Field(default_factory=list, description="Tags to select tasks with --tags.")
@@ -545,6 +690,11 @@ STEP_KINDS: dict[str, tuple[str, ...]] = {
     "if": ("if", "if_"),
     "loop": ("loop",),
     "call": ("call",),
+    "ws_connect": ("ws_connect",),
+    "ws_send": ("ws_send",),
+    "ws_receive": ("ws_receive",),
+    "ws_ping": ("ws_ping",),
+    "ws_close": ("ws_close",),
 }
 TASK_KINDS = ("request", "sequence")
 
@@ -570,12 +720,17 @@ Step = Annotated[
     | Annotated[RendezvousStep, Tag("rendezvous")]
     | Annotated[IfStep, Tag("if")]
     | Annotated[LoopStep, Tag("loop")]
-    | Annotated[CallStep, Tag("call")],
+    | Annotated[CallStep, Tag("call")]
+    | Annotated[WsConnectStep, Tag("ws_connect")]
+    | Annotated[WsSendStep, Tag("ws_send")]
+    | Annotated[WsReceiveStep, Tag("ws_receive")]
+    | Annotated[WsPingStep, Tag("ws_ping")]
+    | Annotated[WsCloseStep, Tag("ws_close")],
     Discriminator(
         step_kind,
         custom_error_type="step_kind",
         custom_error_message="not a step: a step starts with a method (get, post …), think, set, sequence, "
-        "transaction, rendezvous, if, loop or call",
+        "transaction, rendezvous, if, loop, call or ws_connect, ws_send, ws_receive, ws_ping, ws_close",
     ),
 ]
 
