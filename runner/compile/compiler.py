@@ -134,6 +134,7 @@ class _Context:
     def __init__(self, scenario: Scenario, user: User | None, shared: _Shared) -> None:
         think = user.think if user is not None and user.think is not None else scenario.think
         self.default_think = compile_think(think)
+        self.compile_think = compile_think  # for steps compiled outside this module (runner.protocols)
         self.shared = shared
         self.pools_read: dict[str, Pool] = {}
 

@@ -108,6 +108,7 @@ class WebSocket:
         self.sent = self.received = self.unread = self.bytes_sent = self.bytes_received = 0
         self._ws = WSConnection(ConnectionType.CLIENT)
         self._sock: Any = None
+        self._tls = False
         self._reader: gevent.Greenlet | None = None
         self._write_lock = Semaphore()
         self._waiting: tuple[Matcher, AsyncResult, bool] | None = None  # and: passed-over messages are unread
@@ -139,6 +140,7 @@ class WebSocket:
             failure = f"timed out after {timeout:g}s (opening the WebSocket)"
         elapsed = (time.perf_counter() - start) * 1000.0
         if failure is not None:
+            self.closed = None
             self._drop(failure)
             return elapsed, failure
         self.closed = None
@@ -153,6 +155,7 @@ class WebSocket:
     ) -> str | None:
         try:
             self._sock = session._connect(origin)
+            self._tls = origin.https
         except (OSError, RuntimeError) as exc:
             return _connect_error(exc, origin, session.connect_timeout) or f"cannot connect: {exc}"
         extra = [
@@ -202,7 +205,7 @@ class WebSocket:
     def send(self, payload: str | bytes) -> tuple[int, str | None]:
         """Send one message: (bytes of payload, None or why it could not be sent)."""
         if self.closed is not None:
-            return 0, f"WebSocket '{self.name}' is closed: {self.closed}"
+            return 0, f"WebSocket '{self.name}' is not open: {self.closed}"
         event = TextMessage(data=payload) if isinstance(payload, str) else BytesMessage(data=payload)
         size = len(payload.encode()) if isinstance(payload, str) else len(payload)
         failure = self._write(self._ws.send(event))
@@ -224,7 +227,7 @@ class WebSocket:
     def ping(self, timeout: float) -> tuple[float, str | None]:
         """Send a ping and wait for its pong: (round trip in ms, None or why not)."""
         if self.closed is not None:
-            return 0.0, f"WebSocket '{self.name}' is closed: {self.closed}"
+            return 0.0, f"WebSocket '{self.name}' is not open: {self.closed}"
         pong = self._pong = AsyncResult()
         start = time.perf_counter()
         failure = self._write(self._ws.send(Ping(payload=b"lrun")))
@@ -253,7 +256,7 @@ class WebSocket:
                 return message
             self._unread(message)
         if self.closed is not None:
-            return f"WebSocket '{self.name}' is closed: {self.closed}"
+            return f"WebSocket '{self.name}' is not open: {self.closed}"
         result = AsyncResult()
         self._waiting = (matches, result, buffered)
         try:
@@ -265,12 +268,27 @@ class WebSocket:
         return arrived  # type: ignore[no-any-return]
 
     def _read(self) -> None:
-        """The reader greenlet: until the connection ends."""
+        """The reader greenlet: until the connection ends.
+
+        Plain TCP is read from the kernel socket (as ``HttpSession`` does); after ``_YIELD_EVERY`` reads that
+        found data waiting, it sleeps a millisecond: ``sleep(0)`` would not let the loop's timers run, and a
+        flood would hold the run past its end.
+        """
         sock, ws = self._sock, self._ws
-        reads = 0
+        raw = None if self._tls else sock._sock
+        hub, read_event = sock.hub, sock._read_event
+        burst = 0
         try:
             while self.closed is None:
-                data = sock.recv(_RECV)
+                if raw is not None:
+                    try:
+                        data = raw.recv(_RECV)
+                    except BlockingIOError:
+                        burst = 0
+                        hub.wait(read_event)
+                        continue
+                else:
+                    data = sock.recv(_RECV)
                 if not data:
                     if self._parts:
                         self._end("the server closed the connection in the middle of a message")
@@ -282,9 +300,10 @@ class WebSocket:
                     self._on_event(event)
                     if self.closed is not None:
                         return
-                reads += 1
-                if reads % _YIELD_EVERY == 0:
-                    gevent.sleep(0)
+                burst += 1
+                if burst >= _YIELD_EVERY:
+                    burst = 0
+                    gevent.sleep(0.001)
         except RemoteProtocolError as exc:
             self._end(f"protocol error from the server: {exc}")
         except LocalProtocolError as exc:
@@ -354,7 +373,7 @@ class WebSocket:
     def close(self, code: int = 1000, reason: str = "", timeout: float = 5.0) -> tuple[float, str | None]:
         """Send a close frame and wait for the server's (or ``timeout``): (ms it took, None or why not clean)."""
         if self.closed is not None:
-            return 0.0, f"WebSocket '{self.name}' is closed: {self.closed}"
+            return 0.0, f"WebSocket '{self.name}' is not open: {self.closed}"
         start = time.perf_counter()
         try:
             failure = self._write(self._ws.send(CloseConnection(code=code, reason=reason or None)))
@@ -384,7 +403,7 @@ class WebSocket:
         self._parts = []
         waiting, self._waiting = self._waiting, None
         if waiting is not None:
-            waiting[1].set(f"WebSocket '{self.name}' is closed: {reason}")
+            waiting[1].set(f"WebSocket '{self.name}' is not open: {reason}")
         if self._pong is not None:
             self._pong.set(reason)
         self._closed_event.set(reason)

@@ -59,9 +59,7 @@ def _then(run: Step, think: Callable[[], float] | None) -> list[Step | Think]:
 
 
 def _think(step: Any, ctx: Any) -> Callable[[], float] | None:
-    from runner.compile.compiler import compile_think  # the compiler imports this module: late, no cycle
-
-    return compile_think(step.think) if step.think is not None else ctx.default_think
+    return ctx.compile_think(step.think) if step.think is not None else ctx.default_think
 
 
 # -- connect --------------------------------------------------------------------------------------------------
@@ -219,7 +217,7 @@ def _payload(spec: str | WsPayload) -> Callable[[dict[str, Any]], str | bytes]:
 
 def compile_send(step: WsSendStep, ctx: Any) -> list[Step | Think]:
     payload = _payload(step.ws_send)
-    conn, timeout = step.on, step.timeout
+    conn, timeout = step.connection, step.timeout
     expect = step.expect
     name = step.name or (f"{conn} round trip" if expect is not None else f"send {conn}")
     matcher = _matcher(expect, ctx) if expect is not None else None
@@ -257,7 +255,7 @@ def compile_send(step: WsSendStep, ctx: Any) -> list[Step | Think]:
 
 
 def compile_receive(step: WsReceiveStep, ctx: Any) -> list[Step | Think]:
-    conn, timeout = step.on, step.timeout
+    conn, timeout = step.connection, step.timeout
     name = step.name or f"receive {conn}"
     matcher = _matcher(step.ws_receive, ctx)
     reader = _Reader(name, step.extract, step.check, ctx)
@@ -319,6 +317,7 @@ WS_COMPILERS: dict[type, Callable[[Any, Any], list[Step | Think]]] = {
 
 
 def compile_ws_step(step: Any, ctx: Any) -> list[Step | Think] | None:
-    """The compiled form of a WebSocket step, or None for any other step."""
+    """The compiled form of a WebSocket step, or None for any other step. ``ctx`` is the compiler's context
+    (``default_think``, ``compile_think``, ``shared.script``, ``shared.checkpoints``)."""
     compile_kind = WS_COMPILERS.get(type(step))
     return compile_kind(step, ctx) if compile_kind is not None else None

@@ -404,12 +404,16 @@ def _connection_problems(doc: Document, scenario: Scenario) -> list[Problem]:
         for path, step in found:
             if not isinstance(step, WS_STEPS) or isinstance(step, WsConnectStep):
                 continue
-            key = "on" if hasattr(step, "on") else next(k for k in ("ws_ping", "ws_close") if hasattr(step, k))
+            key = (
+                "connection"
+                if hasattr(step, "connection")
+                else next(k for k in ("ws_ping", "ws_close") if hasattr(step, k))
+            )
             conn = getattr(step, key) or "ws"
             if conn not in opened:
                 problems.append(
                     doc.problem(
-                        (*path, key) if key == "on" and "on" in step.model_fields_set else path,
+                        (*path, key) if key == "connection" and "connection" in step.model_fields_set else path,
                         f"no WebSocket named '{conn}' is opened by this user",
                         did_you_mean(conn, opened) or f"open it first: ws_connect: URL with as: {conn}",
                     )

@@ -597,8 +597,10 @@ class WsSendStep(Model):
         description="The message: text, or {json: ...}, {text: ...}, {binary: BASE64}.",
         examples=["hello {{ name }}", {"json": {"type": "join", "room": "lobby"}}],
     )
-    on: str = Field("ws", pattern=_CONNECTION, description="The connection (the 'as' of its ws_connect).")
-    name: str | None = Field(None, description="Name in the statistics (default: 'send ON', or 'ON reply').")
+    connection: str = Field("ws", pattern=_CONNECTION, description="The connection (the 'as' of its ws_connect).")
+    name: str | None = Field(
+        None, description="Name in the statistics (default: 'send CONNECTION', or with expect 'CONNECTION round trip')."
+    )
     expect: Check | None = Field(
         None,
         description="Wait for a reply matching this ({jsonpath, equals}, {matches: REGEX}, {contains}); the entry "
@@ -628,8 +630,8 @@ class WsReceiveStep(Model):
         "Messages it passes over are counted unread.",
         examples=["next", {"jsonpath": "$.type", "equals": "price"}],
     )
-    on: str = Field("ws", pattern=_CONNECTION, description="The connection (the 'as' of its ws_connect).")
-    name: str | None = Field(None, description="Name in the statistics (default: 'receive ON').")
+    connection: str = Field("ws", pattern=_CONNECTION, description="The connection (the 'as' of its ws_connect).")
+    name: str | None = Field(None, description="Name in the statistics (default: 'receive CONNECTION').")
     timeout: Duration = Field(10, gt=0, description="How long to wait (a failure past it).")
     extract: dict[str, Extract] | None = Field(None, description="Variables from the message.")
     check: Annotated[list[Check], BeforeValidator(_as_list)] = Field(
@@ -648,7 +650,7 @@ class WsPingStep(Model):
     ws_ping: Annotated[str, Field(pattern=_CONNECTION)] | None = Field(
         description="Ping a connection (its name; empty: ws) and time the pong."
     )
-    name: str | None = Field(None, description="Name in the statistics (default: 'ping ON').")
+    name: str | None = Field(None, description="Name in the statistics (default: 'ping CONNECTION').")
     timeout: Duration = Field(10, gt=0, description="How long to wait for the pong.")
     think: Think | None = Field(None, description="Think time after this step.")
 
@@ -659,7 +661,7 @@ class WsCloseStep(Model):
     )
     code: int = Field(1000, ge=1000, le=4999, description="The close code sent.")
     reason: str = Field("", max_length=120, description="The close reason sent.")
-    name: str | None = Field(None, description="Name in the statistics (default: 'close ON').")
+    name: str | None = Field(None, description="Name in the statistics (default: 'close CONNECTION').")
     timeout: Duration = Field(5, gt=0, description="How long to wait for the server's close frame.")
     think: Think | None = Field(None, description="Think time after this step.")
 
