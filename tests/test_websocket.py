@@ -308,3 +308,12 @@ users:
     assert 1000 < unread["requests"] <= sent[0]  # counted, never more than the server sent
     assert unread["total_bytes"] == unread["requests"] * 200
     assert seconds < 20 and peak < 300, (seconds, peak)
+
+
+def test_the_guides_examples_validate(tmp_path: Path) -> None:
+    guide = (ROOT / "docs" / "guide" / "websocket.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", guide, re.DOTALL)
+    assert blocks
+    for index, block in enumerate(blocks):
+        result = run_lrun("validate", str(write(tmp_path, block, f"example{index}.yaml")))
+        assert result.returncode == 0, result.stdout + result.stderr
