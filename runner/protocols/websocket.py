@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,41 +38,13 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from runner.http.response import Response
 from runner.http.session import HttpSession, _connect_error
+from runner.protocols.inbox import Inbox, Message
 
 MAX_MESSAGE = 2**20  # bytes of one received message, by default
 BUFFER = 1000  # received messages kept for later steps, by default
 _RECV = 65536
 _YIELD_EVERY = 16  # reads in a row before the reader lets other users run (a flood must not starve them)
-
-
-class Message:
-    """A received message: its text (or bytes), its size and when its last byte arrived (perf_counter)."""
-
-    __slots__ = ("_response", "at", "data", "gap_ms", "size")
-
-    def __init__(self, data: str | bytes, size: int, at: float, gap_ms: float) -> None:
-        self.data = data
-        self.size = size
-        self.at = at
-        self.gap_ms = gap_ms  # since the previous message on the connection (0 for the first)
-        self._response: Response | None = None
-
-    def response(self, url: str) -> Response:
-        """The message as a response, for extractors and checkpoints (its body is the message)."""
-        if self._response is None:
-            data = self.data
-            if isinstance(data, str):
-                response = Response("WS", url, 200, "text message", [], data.encode(), charset="utf-8")
-                response._text = data
-            else:
-                response = Response("WS", url, 200, "binary message", [], data)
-            self._response = response
-        return self._response
-
-
-Matcher = Callable[[Message], bool]
 
 
 def http_url(url: str) -> str:
@@ -86,8 +57,10 @@ def http_url(url: str) -> str:
     return url
 
 
-class WebSocket:
+class WebSocket(Inbox):
     """One open (or failed, or closed) WebSocket connection of a user."""
+
+    kind = "WebSocket"
 
     def __init__(
         self,
@@ -96,27 +69,16 @@ class WebSocket:
         buffer: int = BUFFER,
         on_unread: Callable[[Message], None] | None = None,
     ) -> None:
-        self.name = name
-        self.url = ""
+        super().__init__(name, buffer, on_unread)
         self.max_message = max_message
-        self.buffer: deque[Message] = deque()
-        self.buffer_size = buffer
-        self.on_unread = on_unread
         self.subprotocol: str | None = None
-        self.closed: str | None = "not connected"  # why nothing more can be sent or received; None while open
         self.close_code: int | None = None
-        self.sent = self.received = self.unread = self.bytes_sent = self.bytes_received = 0
+        self.sent = self.bytes_sent = 0
         self._ws = WSConnection(ConnectionType.CLIENT)
-        self._sock: Any = None
         self._tls = False
-        self._reader: gevent.Greenlet | None = None
         self._write_lock = Semaphore()
-        self._waiting: tuple[Matcher, AsyncResult, bool] | None = None  # and: passed-over messages are unread
         self._pong: AsyncResult | None = None
-        self._closed_event = AsyncResult()
         self._parts: list[str | bytes] = []
-        self._part_size = 0
-        self._last_at = 0.0
 
     # -- opening --------------------------------------------------------------------------------------------
 
@@ -205,7 +167,7 @@ class WebSocket:
     def send(self, payload: str | bytes) -> tuple[int, str | None]:
         """Send one message: (bytes of payload, None or why it could not be sent)."""
         if self.closed is not None:
-            return 0, f"WebSocket '{self.name}' is not open: {self.closed}"
+            return 0, self.not_open()
         event = TextMessage(data=payload) if isinstance(payload, str) else BytesMessage(data=payload)
         size = len(payload.encode()) if isinstance(payload, str) else len(payload)
         failure = self._write(self._ws.send(event))
@@ -227,7 +189,7 @@ class WebSocket:
     def ping(self, timeout: float) -> tuple[float, str | None]:
         """Send a ping and wait for its pong: (round trip in ms, None or why not)."""
         if self.closed is not None:
-            return 0.0, f"WebSocket '{self.name}' is not open: {self.closed}"
+            return 0.0, self.not_open()
         pong = self._pong = AsyncResult()
         start = time.perf_counter()
         failure = self._write(self._ws.send(Ping(payload=b"lrun")))
@@ -244,28 +206,6 @@ class WebSocket:
         return (arrived - start) * 1000.0, None
 
     # -- receiving ------------------------------------------------------------------------------------------
-
-    def wait(self, matches: Matcher, timeout: float, buffered: bool = True) -> Message | str:
-        """The first message that ``matches`` (buffered, or arriving within ``timeout`` s), or why there was none.
-
-        Buffered messages it passes over are unread; ``buffered=False`` (a reply to what was just sent) leaves the
-        buffer alone and waits for a new message."""
-        while buffered and self.buffer:
-            message = self.buffer.popleft()
-            if matches(message):
-                return message
-            self._unread(message)
-        if self.closed is not None:
-            return f"WebSocket '{self.name}' is not open: {self.closed}"
-        result = AsyncResult()
-        self._waiting = (matches, result, buffered)
-        try:
-            arrived = result.get(timeout=timeout)
-        except gevent.Timeout:
-            return f"no matching message within {timeout:g}s"
-        finally:
-            self._waiting = None
-        return arrived  # type: ignore[no-any-return]
 
     def _read(self) -> None:
         """The reader greenlet: until the connection ends.
@@ -342,38 +282,12 @@ class WebSocket:
                     self._write(self._ws.send(event.response()))
             self._end(reason)
 
-    def _deliver(self, data: str | bytes, size: int) -> None:
-        now = time.perf_counter()
-        message = Message(data, size, now, (now - self._last_at) * 1000.0 if self.received else 0.0)
-        self._last_at = now
-        self._part_size = 0
-        self.received += 1
-        self.bytes_received += size
-        waiting = self._waiting
-        if waiting is not None:
-            if waiting[0](message):
-                self._waiting = None
-                waiting[1].set(message)
-                return
-            if waiting[2]:  # a ws_receive passes it over
-                self._unread(message)
-                return
-        buffer = self.buffer
-        buffer.append(message)
-        if len(buffer) > self.buffer_size:
-            self._unread(buffer.popleft())
-
-    def _unread(self, message: Message) -> None:
-        self.unread += 1
-        if self.on_unread is not None:
-            self.on_unread(message)
-
     # -- closing --------------------------------------------------------------------------------------------
 
     def close(self, code: int = 1000, reason: str = "", timeout: float = 5.0) -> tuple[float, str | None]:
         """Send a close frame and wait for the server's (or ``timeout``): (ms it took, None or why not clean)."""
         if self.closed is not None:
-            return 0.0, f"WebSocket '{self.name}' is not open: {self.closed}"
+            return 0.0, self.not_open()
         start = time.perf_counter()
         try:
             failure = self._write(self._ws.send(CloseConnection(code=code, reason=reason or None)))
@@ -397,32 +311,10 @@ class WebSocket:
         self._end(reason)
 
     def _end(self, reason: str) -> None:
-        """The connection is over (the reader found out): wake whoever waits, keep the buffer for later steps."""
-        if self.closed is None:
-            self.closed = reason
         self._parts = []
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            waiting[1].set(f"WebSocket '{self.name}' is not open: {reason}")
         if self._pong is not None:
             self._pong.set(reason)
-        self._closed_event.set(reason)
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-
-    def _drop(self, reason: str) -> None:
-        """Close from the user's side: the socket, the reader; what is left in the buffer is unread."""
-        reader, self._reader = self._reader, None
-        self._end(reason)
-        if reader is not None and reader is not gevent.getcurrent():
-            reader.kill(block=False)
-        while self.buffer:
-            self._unread(self.buffer.popleft())
-
-    def abort(self) -> None:
-        """The user is going away: drop the connection at once (no close handshake)."""
-        self._drop("the user stopped")
+        super()._end(reason)
 
 
 class _Timeout(Exception):

@@ -30,7 +30,8 @@ from runner.engine.calls import RequestResult
 from runner.engine.flow import ON_FAIL, StopUser
 from runner.engine.user import Step, Think, VirtualUser
 from runner.http.response import Response
-from runner.protocols.websocket import Message, WebSocket, binary
+from runner.protocols.inbox import Message
+from runner.protocols.websocket import WebSocket, binary
 from runner.scenario.model import (
     Check,
     Extract,
