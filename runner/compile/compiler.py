@@ -27,10 +27,11 @@ from runner.engine.flow import ON_FAIL, FlowSignal, StopUser
 from runner.engine.rendezvous import RendezvousPoint, RendezvousSpec
 from runner.engine.state import RunState
 from runner.engine.user import HttpSettings, Program, RequestResult, Step, Think, VirtualUser
-from runner.protocols.websocket_steps import compile_ws_step
+from runner.protocols.steps import compile_protocol_step
 from runner.scenario import LoadedScenario
 from runner.scenario.analysis import templates_in, used_names
 from runner.scenario.model import (
+    SSE_STEPS,
     WS_STEPS,
     Between,
     CallStep,
@@ -319,14 +320,14 @@ def _compile_kind(step: Any, ctx: _Context, path: tuple) -> list[Step | Think]:
         return _compile_loop(step, ctx, path)
     if isinstance(step, CallStep):
         return [_compile_call(step, ctx)]
-    if (compiled := compile_ws_step(step, ctx)) is not None:
+    if (compiled := compile_protocol_step(step, ctx)) is not None:
         return compiled
     raise TypeError(f"cannot compile step {type(step).__name__}")  # pragma: no cover - the model forbids it
 
 
 def _own_names(step: Any) -> set[str]:
     """Variables a step's own templates read (not those of the steps nested in it)."""
-    if isinstance(step, (Request, SetStep, CallStep, *WS_STEPS)):
+    if isinstance(step, (Request, SetStep, CallStep, *WS_STEPS, *SSE_STEPS)):
         own: Any = step
     elif isinstance(step, IfStep):
         own = step.if_

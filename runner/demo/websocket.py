@@ -34,6 +34,9 @@ from wsproto.events import (
 )
 from wsproto.utilities import ProtocolError
 
+from runner.demo.sse import PATHS as SSE_PATHS
+from runner.demo.sse import SseCounters, events
+
 PATHS = ("/ws/echo", "/ws/prices")
 _MAX_INTERVAL_MS = 60_000
 
@@ -47,6 +50,7 @@ class DemoSockets:
         self.sent: dict[str, int] = {}  # messages to clients, by path
         self.closes: dict[str, int] = {}  # close codes sent by clients ("none": the socket just ended)
         self.open = 0
+        self.sse = SseCounters()  # the event stream's (runner.demo.sse)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -55,6 +59,7 @@ class DemoSockets:
             "sent": self.sent,
             "closes": self.closes,
             "open": self.open,
+            "sse": self.sse.stats(),
         }
 
 
@@ -176,10 +181,23 @@ def serve_websocket(sock: Any, environ: dict[str, Any], counters: DemoSockets) -
 
 
 class DemoHandler(WSGIHandler):  # type: ignore[misc]
-    """gevent's WSGI handler, which hands a WebSocket upgrade on the demo's paths to ``serve_websocket``."""
+    """gevent's WSGI handler, which hands a WebSocket upgrade on the demo's paths to ``serve_websocket``, and
+    streams the event stream's chunks as they come (the shop's handlers answer whole bodies)."""
 
     def run_application(self) -> None:
         environ = self.environ
+        if environ.get("PATH_INFO") in SSE_PATHS and isinstance(
+            getattr(self.application, "sockets", None), DemoSockets
+        ):
+            self.close_connection = True
+            self.start_response("200 OK", [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
+            self.result = events(environ, self.application.sockets.sse)
+            try:
+                self.process_result()
+            finally:
+                self.result.close()
+                self.result = None  # type: ignore[assignment]
+            return
         if environ.get("HTTP_UPGRADE", "").lower() == "websocket" and environ.get("PATH_INFO") in PATHS:
             counters = getattr(self.application, "sockets", None)
             if isinstance(counters, DemoSockets):

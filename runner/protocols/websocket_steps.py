@@ -30,7 +30,7 @@ from runner.engine.calls import RequestResult
 from runner.engine.flow import ON_FAIL, StopUser
 from runner.engine.user import Step, Think, VirtualUser
 from runner.http.response import Response
-from runner.protocols.inbox import Message
+from runner.protocols.inbox import Inbox, Message
 from runner.protocols.websocket import WebSocket, binary
 from runner.scenario.model import (
     Check,
@@ -111,13 +111,16 @@ def compile_connect(step: WsConnectStep, ctx: Any) -> list[Step | Think]:
 class _Reader:
     """A step's extractors and checkpoints on a received message, with their counters and flow signals."""
 
-    def __init__(self, method_name: str, extract: dict[str, Extract] | None, checks: list[Check], ctx: Any) -> None:
+    def __init__(
+        self, method_name: str, extract: dict[str, Extract] | None, checks: list[Check], ctx: Any, method: str = METHOD
+    ) -> None:
+        self.method = method
         script = ctx.shared.script
         self.extractors = [compile_extractor(var, spec, script) for var, spec in (extract or {}).items()]
         checkpoints = [compile_checkpoint(spec, script) for spec in checks]
         signals = [ON_FAIL[c.on_fail] for c in checkpoints]
         first = len(ctx.shared.checkpoints)
-        ctx.shared.checkpoints.extend((METHOD, method_name, c.description) for c in checkpoints)
+        ctx.shared.checkpoints.extend((method, method_name, c.description) for c in checkpoints)
         self.checks = tuple(zip(checkpoints, signals, range(first, first + len(checkpoints)), strict=True))
 
     def read(self, user: VirtualUser, response: Response, result: RequestResult) -> Any:
@@ -184,14 +187,17 @@ def _channel(user: VirtualUser, conn: str) -> WebSocket | str:
     return socket
 
 
-def _received(
-    user: VirtualUser, reader: _Reader, name: str, socket: WebSocket, got: Message | str, start: float
-) -> None:
+def _received(user: VirtualUser, reader: _Reader, name: str, socket: Inbox, got: Message | str, start: float) -> None:
     """Report a wait's outcome: the message (timed from ``start`` to its last byte) or why none came."""
+    method = reader.method
     if isinstance(got, str):
-        report(user, name, socket.url, (time.perf_counter() - start) * 1000.0, 0, got)
+        result = RequestResult(method, name, socket.url, 0, (time.perf_counter() - start) * 1000.0, 0, got)
+        user.runtime.on_request(user, result)
+        if user.transactions:
+            user.fail_transactions(got)
         return
-    result = RequestResult(METHOD, name, socket.url, 101, max(0.0, (got.at - start) * 1000.0), got.size)
+    status = 101 if method == METHOD else 200
+    result = RequestResult(method, name, socket.url, status, max(0.0, (got.at - start) * 1000.0), got.size)
     signal = reader.read(user, got.response(socket.url), result)
     user.runtime.on_request(user, result)
     if result.failure is not None and user.transactions:
@@ -315,10 +321,3 @@ WS_COMPILERS: dict[type, Callable[[Any, Any], list[Step | Think]]] = {
     WsPingStep: compile_ping,
     WsCloseStep: compile_close,
 }
-
-
-def compile_ws_step(step: Any, ctx: Any) -> list[Step | Think] | None:
-    """The compiled form of a WebSocket step, or None for any other step. ``ctx`` is the compiler's context
-    (``default_think``, ``compile_think``, ``shared.script``, ``shared.checkpoints``)."""
-    compile_kind = WS_COMPILERS.get(type(step))
-    return compile_kind(step, ctx) if compile_kind is not None else None

@@ -22,6 +22,7 @@ from runner.compile import templating
 from runner.errors import Problem
 from runner.scenario.loader import DataPath, Document, existing_file
 from runner.scenario.model import (
+    SSE_STEPS,
     WS_STEPS,
     CallStep,
     IfStep,
@@ -32,11 +33,14 @@ from runner.scenario.model import (
     Scenario,
     SequenceStep,
     SetStep,
+    SseReceiveStep,
+    SseSubscribeStep,
     TransactionStep,
     User,
     WsConnectStep,
     WsReceiveStep,
     WsSendStep,
+    step_kind,
 )
 from runner.scenario.types import Tmpl
 from runner.suggest import did_you_mean
@@ -239,7 +243,7 @@ class _Flow:
             else:
                 self.need(step.loop, (*path, "loop"), defined, elsewhere)
             defined = self.steps(step.steps, (*path, "steps"), defined | {step.as_}, elsewhere)
-        elif isinstance(step, WS_STEPS):
+        elif isinstance(step, WS_STEPS + SSE_STEPS):
             defined = self.message_step(step, path, defined, elsewhere)
         elif isinstance(step, CallStep):
             self.function(step.call, (*path, "call"))
@@ -278,7 +282,7 @@ def defines(value: Any) -> set[str]:
         return defines(value.steps) | {value.as_}
     if isinstance(value, CallStep):
         return {value.save} if value.save else set()
-    if isinstance(value, WsSendStep | WsReceiveStep):
+    if isinstance(value, WsSendStep | WsReceiveStep | SseReceiveStep):
         return set(value.extract or {})
     return set()
 
@@ -397,27 +401,30 @@ def _connection_problems(doc: Document, scenario: Scenario) -> list[Problem]:
     owners: dict[DataPath, list[tuple[DataPath, list[Any]]]] = {}
     for base, steps in step_lists(scenario):
         owners.setdefault(base[:2] if base[0] == "users" else base[:1], []).append((base, steps))
-    problems = []
+    problems: list[Problem] = []
     for lists in owners.values():
         found = [(path, step) for base, steps in lists for path, step in walk_steps(steps, base)]
-        opened = {step.as_ for _, step in found if isinstance(step, WsConnectStep)}
-        for path, step in found:
-            if not isinstance(step, WS_STEPS) or isinstance(step, WsConnectStep):
-                continue
-            key = (
-                "connection"
-                if hasattr(step, "connection")
-                else next(k for k in ("ws_ping", "ws_close") if hasattr(step, k))
-            )
-            conn = getattr(step, key) or "ws"
-            if conn not in opened:
-                problems.append(
-                    doc.problem(
-                        (*path, key) if key == "connection" and "connection" in step.model_fields_set else path,
-                        f"no WebSocket named '{conn}' is opened by this user",
-                        did_you_mean(conn, opened) or f"open it first: ws_connect: URL with as: {conn}",
+        for kind, opener, kinds in (
+            ("WebSocket", WsConnectStep, WS_STEPS),
+            ("SSE stream", SseSubscribeStep, SSE_STEPS),
+        ):
+            opened = {step.as_ for _, step in found if isinstance(step, opener)}
+            for path, step in found:
+                if not isinstance(step, kinds) or isinstance(step, opener):
+                    continue
+                key = "connection" if hasattr(step, "connection") else step_kind(step) or ""
+                conn = getattr(step, key) or ("ws" if opener is WsConnectStep else "sse")
+                if conn not in opened:
+                    where = (*path, key) if key != "connection" or "connection" in step.model_fields_set else path
+                    problems.append(
+                        doc.problem(
+                            where,
+                            f"no {kind} named '{conn}' is opened by this user",
+                            did_you_mean(conn, opened)
+                            or f"open it first: {'ws_connect' if kind == 'WebSocket' else 'sse_subscribe'}: URL "
+                            f"with as: {conn}",
+                        )
                     )
-                )
     return problems
 
 

@@ -669,6 +669,60 @@ class WsCloseStep(Model):
 WS_STEPS = (WsConnectStep, WsSendStep, WsReceiveStep, WsPingStep, WsCloseStep)
 
 
+# ----------------------------------------------------------------------------------------------- server-sent events
+
+
+class SseSubscribeStep(Model):
+    """Subscribe to a server-sent events stream, kept by the user across steps and iterations."""
+
+    sse_subscribe: Template = Field(
+        description="The stream's URL (a path on the host, or absolute). Does nothing while subscribed; after the "
+        "stream ended it subscribes again, sending the last event id as Last-Event-ID.",
+        examples=["/sse/prices"],
+    )
+    as_: str = Field("sse", alias="as", pattern=_CONNECTION, description="The stream's name (several per user).")
+    name: str | None = Field(None, description="Name in the statistics (default: the URL as written).")
+    headers: dict[str, Template] | None = Field(None, description="Headers of the request.")
+    timeout: Duration = Field(10, gt=0, description="Connecting and the response head must be done within this.")
+    max_event: Size = Field(2**20, gt=0, description="An event (or a line) larger than this ends the stream.")
+    buffer: int = Field(1000, ge=0, description="Events kept for later sse_receive steps; past it, counted unread.")
+    think: Think | None = Field(None, description="Think time after this step.")
+
+
+class SseReceiveStep(Model):
+    """Wait for an event: the next one, or the first whose type and data match."""
+
+    sse_receive: Literal["next"] | Check = Field(
+        description="'next', or a match on the event's data: {jsonpath, equals}, {matches: REGEX}, {contains}.",
+        examples=["next", {"jsonpath": "$.symbol", "equals": "ACME"}],
+    )
+    event: str | None = Field(None, description="Only an event of this type (its 'event:' field; default: any).")
+    connection: str = Field("sse", pattern=_CONNECTION, description="The stream (the 'as' of its sse_subscribe).")
+    name: str | None = Field(None, description="Name in the statistics (default: 'receive CONNECTION').")
+    timeout: Duration = Field(10, gt=0, description="How long to wait (a failure past it).")
+    extract: dict[str, Extract] | None = Field(None, description="Variables from the event's data.")
+    check: Annotated[list[Check], BeforeValidator(_as_list)] = Field(
+        default_factory=list, description="Checkpoints on the event's data.", json_schema_extra=_one_or_list
+    )
+    think: Think | None = Field(None, description="Think time after this step.")
+
+    @model_validator(mode="after")
+    def _message(self) -> SseReceiveStep:
+        _matcher(self.sse_receive if isinstance(self.sse_receive, Check) else None, "sse_receive")
+        _message_checks(self.check, self.extract, "sse_receive")
+        return self
+
+
+class SseCloseStep(Model):
+    sse_close: Annotated[str, Field(pattern=_CONNECTION)] | None = Field(
+        description="Unsubscribe: close a stream (its name; empty: sse)."
+    )
+    think: Think | None = Field(None, description="Think time after this step.")
+
+
+SSE_STEPS = (SseSubscribeStep, SseReceiveStep, SseCloseStep)
+
+
 class _TaskFields(Model):
     weight: int = Field(1, ge=0, description="How often this task is picked relative to the others.")
     tags: list[str] = Field(default_factory=list, description="Tags to select tasks with --tags.")
@@ -697,6 +751,9 @@ STEP_KINDS: dict[str, tuple[str, ...]] = {
     "ws_receive": ("ws_receive",),
     "ws_ping": ("ws_ping",),
     "ws_close": ("ws_close",),
+    "sse_subscribe": ("sse_subscribe",),
+    "sse_receive": ("sse_receive",),
+    "sse_close": ("sse_close",),
 }
 TASK_KINDS = ("request", "sequence")
 
@@ -727,12 +784,16 @@ Step = Annotated[
     | Annotated[WsSendStep, Tag("ws_send")]
     | Annotated[WsReceiveStep, Tag("ws_receive")]
     | Annotated[WsPingStep, Tag("ws_ping")]
-    | Annotated[WsCloseStep, Tag("ws_close")],
+    | Annotated[WsCloseStep, Tag("ws_close")]
+    | Annotated[SseSubscribeStep, Tag("sse_subscribe")]
+    | Annotated[SseReceiveStep, Tag("sse_receive")]
+    | Annotated[SseCloseStep, Tag("sse_close")],
     Discriminator(
         step_kind,
         custom_error_type="step_kind",
         custom_error_message="not a step: a step starts with a method (get, post …), think, set, sequence, "
-        "transaction, rendezvous, if, loop, call or ws_connect, ws_send, ws_receive, ws_ping, ws_close",
+        "transaction, rendezvous, if, loop, call, ws_connect, ws_send, ws_receive, ws_ping, ws_close, sse_subscribe, "
+        "sse_receive or sse_close",
     ),
 ]
 
