@@ -164,3 +164,13 @@ def test_hostile_streams_fail_the_step_with_their_reason(tmp_path: Path, scripte
     assert any(reason in m for m in messages), messages
     assert by_name(results)["SSE receive sse"]["failures"] == 1
     assert time.monotonic() - started < 30
+
+
+def test_the_guides_examples_validate(tmp_path: Path) -> None:
+    import re
+
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "guide" / "sse.md").read_text(), re.DOTALL)
+    assert blocks
+    for index, block in enumerate(blocks):
+        result = run_lrun("validate", str(write(tmp_path, block, f"example{index}.yaml")))
+        assert result.returncode == 0, result.stdout + result.stderr
