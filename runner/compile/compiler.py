@@ -36,6 +36,7 @@ from runner.scenario.model import (
     Between,
     CallStep,
     Gaussian,
+    GraphqlStep,
     IfStep,
     LoopStep,
     PoolLoop,
@@ -327,7 +328,7 @@ def _compile_kind(step: Any, ctx: _Context, path: tuple) -> list[Step | Think]:
 
 def _own_names(step: Any) -> set[str]:
     """Variables a step's own templates read (not those of the steps nested in it)."""
-    if isinstance(step, (Request, SetStep, CallStep, *WS_STEPS, *SSE_STEPS)):
+    if isinstance(step, (Request, SetStep, CallStep, GraphqlStep, *WS_STEPS, *SSE_STEPS)):
         own: Any = step
     elif isinstance(step, IfStep):
         own = step.if_

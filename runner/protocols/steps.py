@@ -1,14 +1,15 @@
-"""The compiler's one entry to the steps of other protocols (WebSocket, server-sent events)."""
+"""The compiler's one entry to the steps of other protocols (WebSocket, server-sent events, GraphQL)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from runner.engine.user import Step, Think
+from runner.protocols.graphql_steps import GRAPHQL_COMPILERS
 from runner.protocols.sse_steps import SSE_COMPILERS
 from runner.protocols.websocket_steps import WS_COMPILERS
 
-COMPILERS: dict[type, Any] = {**WS_COMPILERS, **SSE_COMPILERS}
+COMPILERS: dict[type, Any] = {**WS_COMPILERS, **SSE_COMPILERS, **GRAPHQL_COMPILERS}
 
 
 def compile_protocol_step(step: Any, ctx: Any) -> list[Step | Think] | None:

@@ -24,7 +24,7 @@ from typing import Any
 from jinja2 import TemplateError
 
 from runner.compile import templating
-from runner.compile.checkpoints import Checkpoint, compile_checkpoint
+from runner.compile.checkpoints import Checkpoint, compile_checkpoint, default_status
 from runner.compile.extract import compile_extractor
 from runner.engine.calls import RequestResult
 from runner.engine.flow import ON_FAIL, StopUser
@@ -112,16 +112,24 @@ class _Reader:
     """A step's extractors and checkpoints on a received message, with their counters and flow signals."""
 
     def __init__(
-        self, method_name: str, extract: dict[str, Extract] | None, checks: list[Check], ctx: Any, method: str = METHOD
+        self,
+        method_name: str,
+        extract: dict[str, Extract] | None,
+        checks: list[Check],
+        ctx: Any,
+        method: str = METHOD,
+        first: list[Checkpoint] | None = None,
     ) -> None:
         self.method = method
         script = ctx.shared.script
         self.extractors = [compile_extractor(var, spec, script) for var, spec in (extract or {}).items()]
-        checkpoints = [compile_checkpoint(spec, script) for spec in checks]
+        checkpoints = [*(first or []), *(compile_checkpoint(spec, script) for spec in checks)]
+        if first and not any(spec.subject == "status" for spec in checks):
+            checkpoints.insert(0, default_status())  # an HTTP response: 4xx and 5xx fail, as for a request
         signals = [ON_FAIL[c.on_fail] for c in checkpoints]
-        first = len(ctx.shared.checkpoints)
+        first_slot = len(ctx.shared.checkpoints)
         ctx.shared.checkpoints.extend((method, method_name, c.description) for c in checkpoints)
-        self.checks = tuple(zip(checkpoints, signals, range(first, first + len(checkpoints)), strict=True))
+        self.checks = tuple(zip(checkpoints, signals, range(first_slot, first_slot + len(checkpoints)), strict=True))
 
     def read(self, user: VirtualUser, response: Response, result: RequestResult) -> Any:
         """Extract, then check; fills ``result`` (failure, trace); returns the flow signal to raise, if any."""

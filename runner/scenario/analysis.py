@@ -25,6 +25,7 @@ from runner.scenario.model import (
     SSE_STEPS,
     WS_STEPS,
     CallStep,
+    GraphqlStep,
     IfStep,
     LoopStep,
     PoolLoop,
@@ -243,7 +244,7 @@ class _Flow:
             else:
                 self.need(step.loop, (*path, "loop"), defined, elsewhere)
             defined = self.steps(step.steps, (*path, "steps"), defined | {step.as_}, elsewhere)
-        elif isinstance(step, WS_STEPS + SSE_STEPS):
+        elif isinstance(step, (*WS_STEPS, *SSE_STEPS, GraphqlStep)):
             defined = self.message_step(step, path, defined, elsewhere)
         elif isinstance(step, CallStep):
             self.function(step.call, (*path, "call"))
@@ -252,7 +253,8 @@ class _Flow:
         return defined
 
     def message_step(self, step: Any, path: DataPath, defined: set[str], elsewhere: Set[str]) -> set[str]:
-        """A WebSocket step: its templates, then what it extracts, then its checkpoints (which may read those)."""
+        """A WebSocket, SSE or GraphQL step: its templates, then what it extracts, then its checkpoints (which may
+        read those)."""
         extract, checks = getattr(step, "extract", None), getattr(step, "check", [])
         self.need(step.model_copy(update={"check": []} if checks else {}), path, defined, elsewhere)
         for name, spec in (extract or {}).items():
@@ -282,7 +284,7 @@ def defines(value: Any) -> set[str]:
         return defines(value.steps) | {value.as_}
     if isinstance(value, CallStep):
         return {value.save} if value.save else set()
-    if isinstance(value, WsSendStep | WsReceiveStep | SseReceiveStep):
+    if isinstance(value, WsSendStep | WsReceiveStep | SseReceiveStep | GraphqlStep):
         return set(value.extract or {})
     return set()
 

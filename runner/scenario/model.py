@@ -723,6 +723,49 @@ class SseCloseStep(Model):
 SSE_STEPS = (SseSubscribeStep, SseReceiveStep, SseCloseStep)
 
 
+# ----------------------------------------------------------------------------------------------- GraphQL
+
+_OPERATION_NAME = re.compile(r"^\s*(?:query|mutation|subscription)\s+([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class GraphqlStep(Model):
+    """A GraphQL operation over HTTP: a 200 whose body has errors is a failure with their messages."""
+
+    graphql: Template = Field(
+        description="The endpoint's URL (relative to the host, or absolute).", examples=["/graphql"]
+    )
+    query: Template = Field(
+        min_length=1,
+        description="The operation (query or mutation) as text.",
+        examples=["query Item($id: Int!) { item(id: $id) { name price } }"],
+    )
+    variables: dict[str, TemplateTree] | None = Field(
+        None, description="Its variables (templates keep their types: {{ id }} stays a number)."
+    )
+    operation: str | None = Field(
+        None,
+        description="operationName, sent to the server and used in the statistics (default: the query's name).",
+    )
+    method: Literal["POST", "GET"] = Field("POST", description="POST a JSON body, or GET with query parameters.")
+    name: str | None = Field(None, description="Name in the statistics (default: the operation's name).")
+    headers: dict[str, Template] | None = Field(None, description="Request headers (override the user's).")
+    timeout: Duration | None = Field(None, description="Give up after this long (counts as a failure).")
+    extract: dict[str, Extract] | None = Field(
+        None, description="Variables from the response: jsonpath on $.data…, or any extractor of a request."
+    )
+    check: Annotated[list[Check], BeforeValidator(_as_list)] = Field(
+        default_factory=list,
+        description="Checkpoints on the response (besides: no errors, a status below 400).",
+        json_schema_extra=_one_or_list,
+    )
+    think: Think | None = Field(None, description="Think time after this step.")
+
+    @property
+    def operation_name(self) -> str | None:
+        found = _OPERATION_NAME.match(self.query)
+        return self.operation or (found[1] if found else None)
+
+
 class _TaskFields(Model):
     weight: int = Field(1, ge=0, description="How often this task is picked relative to the others.")
     tags: list[str] = Field(default_factory=list, description="Tags to select tasks with --tags.")
@@ -754,6 +797,7 @@ STEP_KINDS: dict[str, tuple[str, ...]] = {
     "sse_subscribe": ("sse_subscribe",),
     "sse_receive": ("sse_receive",),
     "sse_close": ("sse_close",),
+    "graphql": ("graphql",),
 }
 TASK_KINDS = ("request", "sequence")
 
@@ -787,13 +831,14 @@ Step = Annotated[
     | Annotated[WsCloseStep, Tag("ws_close")]
     | Annotated[SseSubscribeStep, Tag("sse_subscribe")]
     | Annotated[SseReceiveStep, Tag("sse_receive")]
-    | Annotated[SseCloseStep, Tag("sse_close")],
+    | Annotated[SseCloseStep, Tag("sse_close")]
+    | Annotated[GraphqlStep, Tag("graphql")],
     Discriminator(
         step_kind,
         custom_error_type="step_kind",
         custom_error_message="not a step: a step starts with a method (get, post …), think, set, sequence, "
         "transaction, rendezvous, if, loop, call, ws_connect, ws_send, ws_receive, ws_ping, ws_close, sse_subscribe, "
-        "sse_receive or sse_close",
+        "sse_receive, sse_close or graphql",
     ),
 ]
 
