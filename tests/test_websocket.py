@@ -317,3 +317,70 @@ def test_the_guides_examples_validate(tmp_path: Path) -> None:
     for index, block in enumerate(blocks):
         result = run_lrun("validate", str(write(tmp_path, block, f"example{index}.yaml")))
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_upgrade_carries_the_users_headers_cookies_and_subprotocols(tmp_path: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+    heads: list[bytes] = []
+
+    def record(conn: socket.socket, stop: threading.Event) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            data += chunk
+        heads.append(data)
+        if b"GET /login" in data:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=abc123; Path=/\r\nConnection: close\r\n\r\n")
+            return
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in data.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key")
+        )
+        accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+        conn.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Protocol: chat.v2\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+        stop.wait(3)
+
+    server = scripted(record)
+    text = f"""
+host: http://127.0.0.1:{server.port}
+headers: {{X-Tenant: blue}}
+load: {{users: 1, iterations: 1}}
+users:
+  u:
+    sequence:
+      - get: /login
+      - ws_connect: /chat
+        headers: {{Authorization: "Bearer {{{{ user_id }}}}"}}
+        subprotocols: [chat.v2, chat.v1]
+"""
+    result, results = run_json(tmp_path, str(write(tmp_path, text)), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    upgrade = heads[-1].decode("latin-1").lower()
+    assert upgrade.startswith("get /chat http/1.1")
+    for line in (
+        "x-tenant: blue",
+        "authorization: bearer 1",
+        "cookie: sid=abc123",
+        "sec-websocket-protocol: chat.v2, chat.v1",
+    ):
+        assert line in upgrade, upgrade
+    assert by_name(results)["WS /chat"]["failures"] == 0
+
+
+def test_a_distributed_run_counts_what_the_server_counts(tmp_path: Path, demo_url: str) -> None:
+    """A master and two workers: the workers run the same compiled users, their WS entries merge at the master."""
+    demo_reset(demo_url)
+    scenario = write(tmp_path, FEED.format(host=demo_url).replace("users: 3", "users: 4"))
+    result, results = run_json(tmp_path, str(scenario), "--processes", "2", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts = {k: e["requests"] for k, e in by_name(results).items()}
+    server = demo_stats(demo_url)["websocket"]
+    assert counts["WS echo"] == server["received"]["/ws/echo"] == 16
+    assert counts["WS /ws/prices?interval=20"] == server["upgrades"]["/ws/prices"] == 4
+    feed = ("WS receive feed", "WS subscribe", "WS tick", "WS quote", "WS feed unread")
+    assert sum(counts.get(k, 0) for k in feed) == server["sent"]["/ws/prices"]
