@@ -70,11 +70,17 @@ class Inbox:
     def not_open(self) -> str:
         return f"{self.kind} '{self.name}' is not open: {self.closed}"
 
-    def wait(self, matches: Matcher, timeout: float, buffered: bool = True) -> Message | str:
+    def wait(self, matches: Matcher, timeout: float, since: float | None = None) -> Message | str:
         """The first message that ``matches`` (buffered, or arriving within ``timeout`` s), or why there was none.
 
-        Buffered messages it passes over are unread; ``buffered=False`` (a reply to what was just sent) leaves the
-        buffer alone and waits for a new message."""
+        Buffered messages it passes over are unread. With ``since`` (a reply to what was sent then), only messages
+        that arrived from then on count, and the others stay buffered for later steps."""
+        buffered = since is None
+        if since is not None:
+            for message in self.buffer:  # the reply may have come while the send was under way
+                if message.at >= since and matches(message):
+                    self.buffer.remove(message)
+                    return message
         while buffered and self.buffer:
             message = self.buffer.popleft()
             if matches(message):
@@ -101,11 +107,18 @@ class Inbox:
         self.bytes_received += size
         waiting = self._waiting
         if waiting is not None:
-            if waiting[0](message):
+            matches, result, passes_over = waiting
+            try:
+                matched = matches(message)
+            except Exception as exc:  # a python matcher that raised: the waiting step fails with it
                 self._waiting = None
-                waiting[1].set(message)
+                result.set(f"the matcher failed: {type(exc).__name__}: {exc}")
+                matched = False
+            if matched:
+                self._waiting = None
+                result.set(message)
                 return
-            if waiting[2]:  # a ws_receive passes it over
+            if passes_over:  # a ws_receive / sse_receive passes it over
                 self._unread(message)
                 return
         buffer = self.buffer

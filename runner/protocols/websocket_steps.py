@@ -257,7 +257,7 @@ def compile_send(step: WsSendStep, ctx: Any) -> list[Step | Think]:
         user.in_flight = (METHOD, name)
         start = time.perf_counter()
         _, failure = socket.send(data)
-        got: Message | str = failure if failure is not None else socket.wait(matches, timeout, buffered=False)
+        got: Message | str = failure if failure is not None else socket.wait(matches, timeout, since=start)
         if user.past_deadline():
             raise StopUser("the run's deadline passed")
         user.in_flight = None
