@@ -311,6 +311,15 @@ def test_stats_and_reset(demo: DemoProcess) -> None:
         "orders": [],
         "logins": 0,
         "xmlrpc": {"calls": {}, "faults": {}},
+        "websocket": {
+            "upgrades": {},
+            "received": {},
+            "sent": {},
+            "closes": {},
+            "open": 0,
+            "sse": {"subscriptions": 0, "resumed": 0, "events": 0},
+        },
+        "graphql": {"operations": {}, "errors": 0},
     }
     call(demo, "GET", "/")
     call(demo, "GET", "/items/1")
