@@ -384,3 +384,64 @@ def test_a_distributed_run_counts_what_the_server_counts(tmp_path: Path, demo_ur
     assert counts["WS /ws/prices?interval=20"] == server["upgrades"]["/ws/prices"] == 4
     feed = ("WS receive feed", "WS subscribe", "WS tick", "WS quote", "WS feed unread")
     assert sum(counts.get(k, 0) for k in feed) == server["sent"]["/ws/prices"]
+
+
+def test_wss_over_the_users_tls(tmp_path: Path) -> None:
+    """wss://: the same TLS connect as the user's https requests (a self-signed certificate, not verified)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
+    subprocess.run([*command, "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    ports: list[int] = []
+    ready, stop = threading.Event(), threading.Event()
+    app: list = []
+
+    def serve() -> None:  # a gevent hub of this thread's own
+        import gevent
+        from gevent import ssl as gevent_ssl
+        from gevent.pywsgi import WSGIServer
+
+        from runner.demo.app import make_app
+        from runner.demo.websocket import DemoHandler
+
+        context = gevent_ssl.SSLContext(gevent_ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        app.append(make_app())
+        server = WSGIServer(("127.0.0.1", 0), app[0], log=None, error_log=None, ssl_context=context)
+        server.handler_class = DemoHandler
+        server.start()
+        ports.append(server.server_port)
+        ready.set()
+        while not stop.is_set():
+            gevent.sleep(0.1)
+        server.stop(timeout=1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(30)
+    try:
+        text = f"""
+host: https://127.0.0.1:{ports[0]}
+load: {{users: 2, iterations: 5}}
+users:
+  u:
+    sequence:
+      - ws_connect: /ws/echo
+      - ws_send: "secret {{{{ iteration }}}}"
+        expect: {{contains: secret}}
+        name: echo
+    on_stop:
+      - ws_close: ws
+"""
+        result, results = run_json(tmp_path, str(write(tmp_path, text)), timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        entries = by_name(results)
+        assert entries["WS echo"]["requests"] == 10 == app[0].sockets.received["/ws/echo"]
+        assert entries["WS /ws/echo"]["requests"] == 2 == app[0].sockets.upgrades["/ws/echo"]
+    finally:
+        stop.set()
+        thread.join(10)
