@@ -312,6 +312,15 @@ def test_stats_and_reset(demo: DemoProcess) -> None:
         "logins": 0,
         "xmlrpc": {"calls": {}, "faults": {}},
         "grpc": {"calls": {}, "sent": {}, "received": {}, "errors": {}},
+        "websocket": {
+            "upgrades": {},
+            "received": {},
+            "sent": {},
+            "closes": {},
+            "open": 0,
+            "sse": {"subscriptions": 0, "resumed": 0, "events": 0},
+        },
+        "graphql": {"operations": {}, "errors": 0},
     }
     call(demo, "GET", "/")
     call(demo, "GET", "/items/1")

@@ -485,6 +485,11 @@ def compile_checkpoint(spec: Check, script: Script | None = None) -> Checkpoint:
     return _Contains(spec, negate=predicate == "not_contains")
 
 
+def default_status() -> Checkpoint:
+    """The checkpoint a request gets when it has no status checkpoint: 4xx and 5xx fail."""
+    return _DefaultStatus()
+
+
 def compile_checks(checks: list[Check], script: Script | None = None) -> list[Checkpoint]:
     """Compile a request's checkpoints. Without a status checkpoint, a default one fails 4xx and 5xx.
 

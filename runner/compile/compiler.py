@@ -31,14 +31,18 @@ from runner.engine.rendezvous import RendezvousPoint, RendezvousSpec
 from runner.engine.state import RunState
 from runner.engine.user import HttpSettings, Program, Step, Think, VirtualUser
 from runner.protocols.grpc_compile import compile_grpc, read_ca
+from runner.protocols.steps import compile_protocol_step
 from runner.report.model import Pool as PoolResult
 from runner.report.model import Rendezvous as RendezvousResult
 from runner.scenario import LoadedScenario
 from runner.scenario.analysis import templates_in, used_names
 from runner.scenario.model import (
+    SSE_STEPS,
+    WS_STEPS,
     Between,
     CallStep,
     Gaussian,
+    GraphqlStep,
     GrpcStep,
     IfStep,
     LoopStep,
@@ -141,6 +145,7 @@ class _Context:
     def __init__(self, scenario: Scenario, user: User | None, shared: _Shared) -> None:
         think = user.think if user is not None and user.think is not None else scenario.think
         self.default_think = compile_think(think)
+        self.compile_think = compile_think  # for steps compiled outside this module (runner.protocols)
         self.shared = shared
         self.pools_read: dict[str, Pool] = {}
 
@@ -333,12 +338,14 @@ def _compile_kind(step: Any, ctx: _Context, path: tuple) -> list[Step | Think]:
         return compile_parallel(step, requests, think)
     if isinstance(step, GrpcStep):
         return compile_grpc(step, ctx, compile_think(step.think) if step.think is not None else ctx.default_think)
+    if (compiled := compile_protocol_step(step, ctx)) is not None:
+        return compiled
     raise TypeError(f"cannot compile step {type(step).__name__}")  # pragma: no cover - the model forbids it
 
 
 def _own_names(step: Any) -> set[str]:
     """Variables a step's own templates read (not those of the steps nested in it)."""
-    if isinstance(step, Request | SetStep | CallStep | ParallelStep | GrpcStep):
+    if isinstance(step, (Request, SetStep, CallStep, ParallelStep, GrpcStep, GraphqlStep, *WS_STEPS, *SSE_STEPS)):
         own: Any = step
     elif isinstance(step, IfStep):
         own = step.if_

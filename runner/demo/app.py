@@ -21,7 +21,9 @@ from urllib.parse import parse_qs, quote, unquote
 
 import gevent
 
+from runner.demo.graphql import GraphqlDemo, request_parts
 from runner.demo.rpc import RpcService
+from runner.demo.websocket import DemoSockets
 
 MAX_REMEMBERED = 100_000  # issued sessions / tokens / orders kept (oldest evicted first)
 MAX_BODY = 10 * 1024 * 1024
@@ -193,6 +195,7 @@ class DemoShop:
             ("GET", "/cookies/set", self.set_cookies),
             ("GET", "/cookies", self.cookies),
             ("POST", "/RPC2", self.rpc),
+            ("*", "/graphql", self.graphql),
             ("GET", "/shop", self.shop_login),
             ("GET", "/shop/checkout", self.shop_checkout),
             ("POST", "/shop/orders", self.shop_order),
@@ -219,6 +222,8 @@ class DemoShop:
         self.requests = 0
         self.by_path: dict[str, int] = {}
         self.xmlrpc = RpcService(ITEMS)
+        self.graphql_demo = GraphqlDemo(ITEMS)  # runner.demo.graphql
+        self.sockets = DemoSockets()  # the WebSocket endpoints' counters (runner.demo.websocket)
 
     # -- WSGI ------------------------------------------------------------------------------------------
 
@@ -564,11 +569,20 @@ class DemoShop:
                 "logins": self.logins,
                 "xmlrpc": self.xmlrpc.stats(),
                 "grpc": self.grpc.stats() if self.grpc is not None else None,
+                "websocket": self.sockets.stats(),
+                "graphql": self.graphql_demo.stats(),
             }
         )
 
     def rpc(self, request: Request) -> Response:
         return Response(200, self.xmlrpc.handle(request.body), "text/xml")
+
+    def graphql(self, request: Request) -> Response:
+        try:
+            query, variables, operation = request_parts(request.method, request.query, request.json_body())
+        except ValueError:
+            raise HTTPError(400, "variables must be JSON") from None
+        return json_response(self.graphql_demo.execute(query, variables, operation))
 
     def reset_state(self, request: Request) -> Response:
         self.reset()

@@ -15,6 +15,7 @@ from gevent.pywsgi import WSGIServer
 
 from runner.demo import grpc_service
 from runner.demo.app import make_app
+from runner.demo.websocket import DemoHandler
 from runner.errors import RunError
 
 BACKLOG = 2048  # many virtual users connect at once; the kernel caps it at somaxconn anyway
@@ -60,7 +61,7 @@ def serve(
     cannot be bound. Returns normally on a signal (no ``KeyboardInterrupt``).
     """
     app = make_app()
-    server = _Server((host, port), app, log=None, backlog=BACKLOG)
+    server = _Server((host, port), app, log=None, backlog=BACKLOG, handler_class=DemoHandler)
     app.grpc = grpc_service.start(app)
     server.grpc_port = app.grpc.port if app.grpc is not None else 0
     try:

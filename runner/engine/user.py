@@ -115,6 +115,7 @@ class VirtualUser:
         "_phase",
         "_program",
         "_stop_test",
+        "channels",
         "check_counts",
         "connections",
         "deadline",
@@ -159,6 +160,7 @@ class VirtualUser:
         self.loops: dict[int, Any] = {}  # loop state by loop id
         self.pool_rows: dict[str, Held] = {}  # the row held in each pool
         self.connections: dict[Any, Any] = {}  # other protocols' connections (a gRPC channel …): closed with the user
+        self.channels: dict[str, Any] = {}  # open connections of other protocols by name (WebSocket …): .abort()
         self.vars: dict[str, Any] = {
             "user_id": user_id,
             "user_type": self.type_name,
@@ -345,6 +347,9 @@ class VirtualUser:
         for connection in self.connections.values():
             connection.close()
         self.connections.clear()
+        for channel in self.channels.values():
+            channel.abort()
+        self.channels.clear()
         for pool in self.pools:
             if pool.name in self.pool_rows:
                 pool.release(self, self.run_state.rows(pool))

@@ -1,1 +1,1 @@
-"""Protocols other than HTTP/1.1, declared in the scenario like its requests."""
+"""Protocols besides HTTP/1.1 that scenarios declare in YAML (their IO, and how their steps are compiled)."""

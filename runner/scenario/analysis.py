@@ -22,7 +22,10 @@ from runner.compile import templating
 from runner.errors import Problem
 from runner.scenario.loader import DataPath, Document, existing_file
 from runner.scenario.model import (
+    SSE_STEPS,
+    WS_STEPS,
     CallStep,
+    GraphqlStep,
     GrpcStep,
     IfStep,
     LoopStep,
@@ -33,8 +36,14 @@ from runner.scenario.model import (
     Scenario,
     SequenceStep,
     SetStep,
+    SseReceiveStep,
+    SseSubscribeStep,
     TransactionStep,
     User,
+    WsConnectStep,
+    WsReceiveStep,
+    WsSendStep,
+    step_kind,
 )
 from runner.scenario.types import Tmpl
 from runner.suggest import did_you_mean
@@ -241,10 +250,25 @@ class _Flow:
             known_before = set(defined)
             for index, member in enumerate(step.parallel):
                 defined = defined | self.step(member, (*path, "parallel", index), known_before, elsewhere)
+        elif isinstance(step, (*WS_STEPS, *SSE_STEPS, GraphqlStep)):
+            defined = self.message_step(step, path, defined, elsewhere)
         elif isinstance(step, CallStep):
             self.function(step.call, (*path, "call"))
             self.need(step.args, (*path, "args"), defined, elsewhere)
             defined = defined | ({step.save} if step.save else set())
+        return defined
+
+    def message_step(self, step: Any, path: DataPath, defined: set[str], elsewhere: Set[str]) -> set[str]:
+        """A WebSocket, SSE or GraphQL step: its templates, then what it extracts, then its checkpoints (which may
+        read those)."""
+        extract, checks = getattr(step, "extract", None), getattr(step, "check", [])
+        self.need(step.model_copy(update={"check": []} if checks else {}), path, defined, elsewhere)
+        for name, spec in (extract or {}).items():
+            if spec.python is not None:
+                self.function(spec.python, (*path, "extract", name, "python"))
+        defined = defined | set(extract or {})
+        for index, check in enumerate(checks):
+            self.need(check, (*path, "check", index), defined, elsewhere)
         return defined
 
 
@@ -268,6 +292,8 @@ def defines(value: Any) -> set[str]:
         return {value.save} if value.save else set()
     if isinstance(value, ParallelStep):
         return defines(value.parallel)
+    if isinstance(value, WsSendStep | WsReceiveStep | SseReceiveStep | GraphqlStep):
+        return set(value.extract or {})
     return set()
 
 
@@ -381,6 +407,38 @@ def _rendezvous_problems(doc: Document, scenario: Scenario) -> list[Problem]:
     return problems
 
 
+def _connection_problems(doc: Document, scenario: Scenario) -> list[Problem]:
+    """A WebSocket step names a connection its user (or the setup, the teardown) opens with ws_connect."""
+    owners: dict[DataPath, list[tuple[DataPath, list[Any]]]] = {}
+    for base, steps in step_lists(scenario):
+        owners.setdefault(base[:2] if base[0] == "users" else base[:1], []).append((base, steps))
+    problems: list[Problem] = []
+    for lists in owners.values():
+        found = [(path, step) for base, steps in lists for path, step in walk_steps(steps, base)]
+        for kind, opener, kinds in (
+            ("WebSocket", WsConnectStep, WS_STEPS),
+            ("SSE stream", SseSubscribeStep, SSE_STEPS),
+        ):
+            opened = {step.as_ for _, step in found if isinstance(step, opener)}
+            for path, step in found:
+                if not isinstance(step, kinds) or isinstance(step, opener):
+                    continue
+                key = "connection" if hasattr(step, "connection") else step_kind(step) or ""
+                conn = getattr(step, key) or ("ws" if opener is WsConnectStep else "sse")
+                if conn not in opened:
+                    where = (*path, key) if key != "connection" or "connection" in step.model_fields_set else path
+                    problems.append(
+                        doc.problem(
+                            where,
+                            f"no {kind} named '{conn}' is opened by this user",
+                            did_you_mean(conn, opened)
+                            or f"open it first: {'ws_connect' if kind == 'WebSocket' else 'sse_subscribe'}: URL "
+                            f"with as: {conn}",
+                        )
+                    )
+    return problems
+
+
 def _pool_problems(doc: Document, scenario: Scenario) -> list[Problem]:
     problems = []
     for name, pool in (scenario.pools or {}).items():
@@ -412,6 +470,7 @@ def analyze(doc: Document, scenario: Scenario, known: Known | None = None) -> li
     problems += _file_problems(doc, scenario)
     problems += _rendezvous_problems(doc, scenario)
     problems += _pool_problems(doc, scenario)
+    problems += _connection_problems(doc, scenario)
     if scenario.host is None and not all(u.host for u in scenario.users.values()):
         problems.append(
             doc.problem(

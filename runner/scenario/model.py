@@ -644,6 +644,250 @@ class GrpcSettings(Model):
         return self
 
 
+# ----------------------------------------------------------------------------------------------- WebSocket
+
+_CONNECTION = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_WS_MATCH_SUBJECTS = ("body", "jsonpath", "xpath", "python")  # what a message has: no status, header, time
+
+
+def _message_checks(checks: list[Check], extract: dict[str, Extract] | None, where: str) -> None:
+    """A message has a body only: no status, headers, cookies or response time to check or extract."""
+    for check in checks:
+        if check.subject not in (*_WS_MATCH_SUBJECTS, "size"):
+            raise ValueError(f"{where}: a message has no {check.subject}; check its body, a jsonpath or its size")
+    for variable, spec in (extract or {}).items():
+        if spec.kind in ("header", "cookie", "status"):
+            raise ValueError(
+                f"{where}: extractor {variable} reads a {spec.kind}, which a message has not: use jsonpath, regex, "
+                "boundary or xpath"
+            )
+
+
+def _matcher(value: Check | None, where: str) -> None:
+    if value is not None and value.subject not in _WS_MATCH_SUBJECTS:
+        raise ValueError(
+            f"{where}: match a message by jsonpath (with equals, contains, matches or exists), matches (a regex), "
+            f"contains or python; not by {value.subject}"
+        )
+
+
+class WsPayload(Model):
+    """A message to send: text, JSON, or binary (base64)."""
+
+    text: Template | None = Field(None, description="A text message (templated).")
+    json_: TemplateTree = Field(None, alias="json", description="A JSON text message (templates keep their types).")
+    binary: Template | None = Field(None, description="A binary message, written in base64 (templated).")
+
+    @model_validator(mode="after")
+    def _one(self) -> WsPayload:
+        given = [k for k in ("text", "json_", "binary") if k in self.model_fields_set]
+        if len(given) != 1:
+            raise ValueError("a message is one of: text, json, binary (base64)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("text", "json_", "binary") if k in self.model_fields_set).rstrip("_")
+
+
+class WsConnectStep(Model):
+    """Open a WebSocket, kept by the user across steps and iterations until ws_close (or the user ends)."""
+
+    ws_connect: Template = Field(
+        description="ws:// or wss:// URL, or a path on the host (http becomes ws, https wss). Does nothing when "
+        "the connection is open already, so it can start every iteration: it reconnects after a drop.",
+        examples=["/ws/chat", "wss://feed.example.com/prices"],
+    )
+    as_: str = Field("ws", alias="as", pattern=_CONNECTION, description="The connection's name (several per user).")
+    name: str | None = Field(None, description="Name in the statistics (default: the URL as written).")
+    headers: dict[str, Template] | None = Field(None, description="Headers of the upgrade request.")
+    subprotocols: list[str] = Field(default_factory=list, description="Subprotocols offered (Sec-WebSocket-Protocol).")
+    timeout: Duration = Field(10, gt=0, description="Connecting and the upgrade must be done within this.")
+    max_message: Size = Field(2**20, gt=0, description="A received message larger than this closes the connection.")
+    buffer: int = Field(
+        1000,
+        ge=0,
+        description="Received messages kept for later ws_receive steps; past it the oldest is counted unread.",
+    )
+    think: Think | None = Field(None, description="Think time after this step.")
+
+
+class WsSendStep(Model):
+    """Send a message; with expect, wait for the reply and time the round trip."""
+
+    ws_send: Template | WsPayload = Field(
+        description="The message: text, or {json: ...}, {text: ...}, {binary: BASE64}.",
+        examples=["hello {{ name }}", {"json": {"type": "join", "room": "lobby"}}],
+    )
+    connection: str = Field("ws", pattern=_CONNECTION, description="The connection (the 'as' of its ws_connect).")
+    name: str | None = Field(
+        None, description="Name in the statistics (default: 'send CONNECTION', or with expect 'CONNECTION round trip')."
+    )
+    expect: Check | None = Field(
+        None,
+        description="Wait for a reply matching this ({jsonpath, equals}, {matches: REGEX}, {contains}); the entry "
+        "then times send → reply.",
+    )
+    timeout: Duration = Field(10, gt=0, description="With expect: how long to wait for the reply.")
+    extract: dict[str, Extract] | None = Field(None, description="With expect: variables from the reply.")
+    check: Annotated[list[Check], BeforeValidator(_as_list)] = Field(
+        default_factory=list, description="With expect: checkpoints on the reply.", json_schema_extra=_one_or_list
+    )
+    think: Think | None = Field(None, description="Think time after this step.")
+
+    @model_validator(mode="after")
+    def _reply(self) -> WsSendStep:
+        _matcher(self.expect, "expect")
+        if self.expect is None and (self.extract or self.check):
+            raise ValueError("extract and check read the reply: say which with expect: (or use ws_receive)")
+        _message_checks(self.check, self.extract, "ws_send")
+        return self
+
+
+class WsReceiveStep(Model):
+    """Wait for a message: the next one, or the first that matches."""
+
+    ws_receive: Literal["next"] | Check = Field(
+        description="'next', or the message to wait for: {jsonpath, equals}, {matches: REGEX}, {contains: TEXT}. "
+        "Messages it passes over are counted unread.",
+        examples=["next", {"jsonpath": "$.type", "equals": "price"}],
+    )
+    connection: str = Field("ws", pattern=_CONNECTION, description="The connection (the 'as' of its ws_connect).")
+    name: str | None = Field(None, description="Name in the statistics (default: 'receive CONNECTION').")
+    timeout: Duration = Field(10, gt=0, description="How long to wait (a failure past it).")
+    extract: dict[str, Extract] | None = Field(None, description="Variables from the message.")
+    check: Annotated[list[Check], BeforeValidator(_as_list)] = Field(
+        default_factory=list, description="Checkpoints on the message.", json_schema_extra=_one_or_list
+    )
+    think: Think | None = Field(None, description="Think time after this step.")
+
+    @model_validator(mode="after")
+    def _message(self) -> WsReceiveStep:
+        _matcher(self.ws_receive if isinstance(self.ws_receive, Check) else None, "ws_receive")
+        _message_checks(self.check, self.extract, "ws_receive")
+        return self
+
+
+class WsPingStep(Model):
+    ws_ping: Annotated[str, Field(pattern=_CONNECTION)] | None = Field(
+        description="Ping a connection (its name; empty: ws) and time the pong."
+    )
+    name: str | None = Field(None, description="Name in the statistics (default: 'ping CONNECTION').")
+    timeout: Duration = Field(10, gt=0, description="How long to wait for the pong.")
+    think: Think | None = Field(None, description="Think time after this step.")
+
+
+class WsCloseStep(Model):
+    ws_close: Annotated[str, Field(pattern=_CONNECTION)] | None = Field(
+        description="Close a connection (its name; empty: ws) with a close handshake."
+    )
+    code: int = Field(1000, ge=1000, le=4999, description="The close code sent.")
+    reason: str = Field("", max_length=120, description="The close reason sent.")
+    name: str | None = Field(None, description="Name in the statistics (default: 'close CONNECTION').")
+    timeout: Duration = Field(5, gt=0, description="How long to wait for the server's close frame.")
+    think: Think | None = Field(None, description="Think time after this step.")
+
+
+WS_STEPS = (WsConnectStep, WsSendStep, WsReceiveStep, WsPingStep, WsCloseStep)
+
+
+# ----------------------------------------------------------------------------------------------- server-sent events
+
+
+class SseSubscribeStep(Model):
+    """Subscribe to a server-sent events stream, kept by the user across steps and iterations."""
+
+    sse_subscribe: Template = Field(
+        description="The stream's URL (a path on the host, or absolute). Does nothing while subscribed; after the "
+        "stream ended it subscribes again, sending the last event id as Last-Event-ID.",
+        examples=["/sse/prices"],
+    )
+    as_: str = Field("sse", alias="as", pattern=_CONNECTION, description="The stream's name (several per user).")
+    name: str | None = Field(None, description="Name in the statistics (default: the URL as written).")
+    headers: dict[str, Template] | None = Field(None, description="Headers of the request.")
+    timeout: Duration = Field(10, gt=0, description="Connecting and the response head must be done within this.")
+    max_event: Size = Field(2**20, gt=0, description="An event (or a line) larger than this ends the stream.")
+    buffer: int = Field(1000, ge=0, description="Events kept for later sse_receive steps; past it, counted unread.")
+    think: Think | None = Field(None, description="Think time after this step.")
+
+
+class SseReceiveStep(Model):
+    """Wait for an event: the next one, or the first whose type and data match."""
+
+    sse_receive: Literal["next"] | Check = Field(
+        description="'next', or a match on the event's data: {jsonpath, equals}, {matches: REGEX}, {contains}.",
+        examples=["next", {"jsonpath": "$.symbol", "equals": "ACME"}],
+    )
+    event: str | None = Field(None, description="Only an event of this type (its 'event:' field; default: any).")
+    connection: str = Field("sse", pattern=_CONNECTION, description="The stream (the 'as' of its sse_subscribe).")
+    name: str | None = Field(None, description="Name in the statistics (default: 'receive CONNECTION').")
+    timeout: Duration = Field(10, gt=0, description="How long to wait (a failure past it).")
+    extract: dict[str, Extract] | None = Field(None, description="Variables from the event's data.")
+    check: Annotated[list[Check], BeforeValidator(_as_list)] = Field(
+        default_factory=list, description="Checkpoints on the event's data.", json_schema_extra=_one_or_list
+    )
+    think: Think | None = Field(None, description="Think time after this step.")
+
+    @model_validator(mode="after")
+    def _message(self) -> SseReceiveStep:
+        _matcher(self.sse_receive if isinstance(self.sse_receive, Check) else None, "sse_receive")
+        _message_checks(self.check, self.extract, "sse_receive")
+        return self
+
+
+class SseCloseStep(Model):
+    sse_close: Annotated[str, Field(pattern=_CONNECTION)] | None = Field(
+        description="Unsubscribe: close a stream (its name; empty: sse)."
+    )
+    think: Think | None = Field(None, description="Think time after this step.")
+
+
+SSE_STEPS = (SseSubscribeStep, SseReceiveStep, SseCloseStep)
+
+
+# ----------------------------------------------------------------------------------------------- GraphQL
+
+_OPERATION_NAME = re.compile(r"^\s*(?:query|mutation|subscription)\s+([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class GraphqlStep(Model):
+    """A GraphQL operation over HTTP: a 200 whose body has errors is a failure with their messages."""
+
+    graphql: Template = Field(
+        description="The endpoint's URL (relative to the host, or absolute).", examples=["/graphql"]
+    )
+    query: Template = Field(
+        min_length=1,
+        description="The operation (query or mutation) as text.",
+        examples=["query Item($id: Int!) { item(id: $id) { name price } }"],
+    )
+    variables: dict[str, TemplateTree] | None = Field(
+        None, description="Its variables (templates keep their types: {{ id }} stays a number)."
+    )
+    operation: str | None = Field(
+        None,
+        description="operationName, sent to the server and used in the statistics (default: the query's name).",
+    )
+    method: Literal["POST", "GET"] = Field("POST", description="POST a JSON body, or GET with query parameters.")
+    name: str | None = Field(None, description="Name in the statistics (default: the operation's name).")
+    headers: dict[str, Template] | None = Field(None, description="Request headers (override the user's).")
+    timeout: Duration | None = Field(None, description="Give up after this long (counts as a failure).")
+    extract: dict[str, Extract] | None = Field(
+        None, description="Variables from the response: jsonpath on $.data…, or any extractor of a request."
+    )
+    check: Annotated[list[Check], BeforeValidator(_as_list)] = Field(
+        default_factory=list,
+        description="Checkpoints on the response (besides: no errors, a status below 400).",
+        json_schema_extra=_one_or_list,
+    )
+    think: Think | None = Field(None, description="Think time after this step.")
+
+    @property
+    def operation_name(self) -> str | None:
+        found = _OPERATION_NAME.match(self.query)
+        return self.operation or (found[1] if found else None)
+
+
 class _TaskFields(Model):
     weight: int = Field(1, ge=0, description="How often this task is picked relative to the others.")
     tags: list[str] = Field(default_factory=list, description="Tags to select tasks with --tags.")
@@ -669,6 +913,15 @@ STEP_KINDS: dict[str, tuple[str, ...]] = {
     "call": ("call",),
     "parallel": ("parallel",),
     "grpc": ("grpc",),
+    "ws_connect": ("ws_connect",),
+    "ws_send": ("ws_send",),
+    "ws_receive": ("ws_receive",),
+    "ws_ping": ("ws_ping",),
+    "ws_close": ("ws_close",),
+    "sse_subscribe": ("sse_subscribe",),
+    "sse_receive": ("sse_receive",),
+    "sse_close": ("sse_close",),
+    "graphql": ("graphql",),
 }
 TASK_KINDS = ("request", "sequence")
 
@@ -696,7 +949,16 @@ Step = Annotated[
     | Annotated[LoopStep, Tag("loop")]
     | Annotated[CallStep, Tag("call")]
     | Annotated[ParallelStep, Tag("parallel")]
-    | Annotated[GrpcStep, Tag("grpc")],
+    | Annotated[GrpcStep, Tag("grpc")]
+    | Annotated[WsConnectStep, Tag("ws_connect")]
+    | Annotated[WsSendStep, Tag("ws_send")]
+    | Annotated[WsReceiveStep, Tag("ws_receive")]
+    | Annotated[WsPingStep, Tag("ws_ping")]
+    | Annotated[WsCloseStep, Tag("ws_close")]
+    | Annotated[SseSubscribeStep, Tag("sse_subscribe")]
+    | Annotated[SseReceiveStep, Tag("sse_receive")]
+    | Annotated[SseCloseStep, Tag("sse_close")]
+    | Annotated[GraphqlStep, Tag("graphql")],
     Discriminator(
         step_kind,
         custom_error_type="step_kind",

@@ -1,0 +1,331 @@
+"""A virtual user's WebSocket connection: ``wsproto`` (sans-IO) on the user's gevent socket.
+
+The connection is opened like an HTTP request of the user (the same TCP/TLS connect, the user's headers and
+cookie jar), then upgraded. A background greenlet reads: it answers pings, assembles fragmented messages (up
+to ``max_message`` bytes: a bigger one closes the connection with 1009), and hands each message to the step
+waiting for one that matches, or keeps it in a bounded buffer. A message no step took (the buffer overflowed,
+a waiting step skipped it, the connection closed with it) is *unread*: ``on_unread`` counts it, so a flood the
+scenario never reads costs CPU, never memory.
+
+Every wait has a deadline; a peer that misbehaves (no upgrade, a 200 instead of 101, a frame over the limit,
+closing mid-message) ends the connection with a reason that the waiting step reports.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import gevent
+from gevent.event import AsyncResult
+from gevent.lock import Semaphore
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from runner.http.session import HttpSession, _connect_error
+from runner.protocols.inbox import Inbox, Message
+
+MAX_MESSAGE = 2**20  # bytes of one received message, by default
+BUFFER = 1000  # received messages kept for later steps, by default
+_RECV = 65536
+_YIELD_EVERY = 16  # reads in a row before the reader lets other users run (a flood must not starve them)
+
+
+def http_url(url: str) -> str:
+    """``ws://`` as ``http://`` and ``wss://`` as ``https://``: how the user's session resolves and connects."""
+    lower = url[:6].lower()
+    if lower.startswith("wss://"):
+        return "https://" + url[6:]
+    if lower.startswith("ws://"):
+        return "http://" + url[5:]
+    return url
+
+
+class WebSocket(Inbox):
+    """One open (or failed, or closed) WebSocket connection of a user."""
+
+    kind = "WebSocket"
+
+    def __init__(
+        self,
+        name: str,
+        max_message: int = MAX_MESSAGE,
+        buffer: int = BUFFER,
+        on_unread: Callable[[Message], None] | None = None,
+    ) -> None:
+        super().__init__(name, buffer, on_unread)
+        self.max_message = max_message
+        self.subprotocol: str | None = None
+        self.close_code: int | None = None
+        self.sent = self.bytes_sent = 0
+        self._ws = WSConnection(ConnectionType.CLIENT)
+        self._tls = False
+        self._write_lock = Semaphore()
+        self._pong: AsyncResult | None = None
+        self._parts: list[str | bytes] = []
+
+    # -- opening --------------------------------------------------------------------------------------------
+
+    def connect(
+        self,
+        session: HttpSession,
+        url: str,
+        headers: dict[str, str],
+        subprotocols: list[str],
+        timeout: float,
+    ) -> tuple[float, str | None]:
+        """Connect and upgrade within ``timeout`` seconds: (milliseconds it took, None or why it failed)."""
+        origin, target = session._resolve(http_url(url))
+        scheme = "wss" if origin.https else "ws"
+        self.url = f"{scheme}://{origin.host_header}{target}"
+        start = time.perf_counter()
+        try:
+            with gevent.Timeout(timeout, _Timeout):
+                failure = self._open(session, origin, target, headers, subprotocols)
+        except _Timeout:
+            failure = f"timed out after {timeout:g}s (opening the WebSocket)"
+        elapsed = (time.perf_counter() - start) * 1000.0
+        if failure is not None:
+            self.closed = None
+            self._drop(failure)
+            return elapsed, failure
+        self.closed = None
+        self._last_at = time.perf_counter()
+        self._leftover()
+        if self.closed is None:
+            self._reader = gevent.spawn(self._read)
+        return elapsed, None
+
+    def _open(
+        self, session: HttpSession, origin: Any, target: str, headers: dict[str, str], protocols: list[str]
+    ) -> str | None:
+        try:
+            self._sock = session._connect(origin)
+            self._tls = origin.https
+        except (OSError, RuntimeError) as exc:
+            return _connect_error(exc, origin, session.connect_timeout) or f"cannot connect: {exc}"
+        extra = [
+            (k.encode("latin-1"), str(v).encode("latin-1"))
+            for k, v in {**session.headers, **headers}.items()
+            if k.lower() != "host"
+        ]
+        cookie = session.cookies.header(origin.host, target, origin.https)
+        if cookie:
+            extra.append((b"Cookie", cookie.encode("latin-1")))
+        try:
+            self._sock.sendall(
+                self._ws.send(
+                    Request(host=origin.host_header, target=target, extra_headers=extra, subprotocols=protocols)
+                )
+            )
+            while True:
+                data = self._sock.recv(_RECV)
+                if not data:
+                    return "the server closed the connection before answering the upgrade"
+                self._ws.receive_data(data)
+                for event in self._ws.events():
+                    if isinstance(event, AcceptConnection):
+                        self.subprotocol = event.subprotocol
+                        set_cookies = [
+                            v.decode("latin-1") for k, v in event.extra_headers if k.lower() == b"set-cookie"
+                        ]
+                        if set_cookies:
+                            session.cookies.store(origin.host, target, set_cookies)
+                        return None
+                    if isinstance(event, RejectConnection):
+                        return f"the server refused the upgrade: HTTP {event.status_code} instead of 101"
+                    if isinstance(event, RejectData):
+                        continue
+        except RemoteProtocolError as exc:
+            return f"malformed upgrade response: {exc}"
+        except OSError as exc:
+            return f"network error while upgrading: {exc.strerror or exc}"
+
+    def _leftover(self) -> None:
+        """Frames that came in the same read as the 101: parsed now (the reader starts after)."""
+        for event in self._ws.events():
+            self._on_event(event)
+
+    # -- sending --------------------------------------------------------------------------------------------
+
+    def send(self, payload: str | bytes) -> tuple[int, str | None]:
+        """Send one message: (bytes of payload, None or why it could not be sent)."""
+        if self.closed is not None:
+            return 0, self.not_open()
+        event = TextMessage(data=payload) if isinstance(payload, str) else BytesMessage(data=payload)
+        size = len(payload.encode()) if isinstance(payload, str) else len(payload)
+        failure = self._write(self._ws.send(event))
+        if failure is None:
+            self.sent += 1
+            self.bytes_sent += size
+        return size, failure
+
+    def _write(self, wire: bytes) -> str | None:
+        try:
+            with self._write_lock:
+                self._sock.sendall(wire)
+        except OSError as exc:
+            reason = f"connection lost while sending: {exc.strerror or exc}"
+            self._end(reason)
+            return reason
+        return None
+
+    def ping(self, timeout: float) -> tuple[float, str | None]:
+        """Send a ping and wait for its pong: (round trip in ms, None or why not)."""
+        if self.closed is not None:
+            return 0.0, self.not_open()
+        pong = self._pong = AsyncResult()
+        start = time.perf_counter()
+        failure = self._write(self._ws.send(Ping(payload=b"lrun")))
+        if failure is not None:
+            return 0.0, failure
+        try:
+            arrived = pong.get(timeout=timeout)
+        except gevent.Timeout:
+            return (time.perf_counter() - start) * 1000.0, f"no pong within {timeout:g}s"
+        finally:
+            self._pong = None
+        if isinstance(arrived, str):
+            return (time.perf_counter() - start) * 1000.0, arrived
+        return (arrived - start) * 1000.0, None
+
+    # -- receiving ------------------------------------------------------------------------------------------
+
+    def _read(self) -> None:
+        """The reader greenlet: until the connection ends.
+
+        Plain TCP is read from the kernel socket (as ``HttpSession`` does); after ``_YIELD_EVERY`` reads that
+        found data waiting, it sleeps a millisecond: ``sleep(0)`` would not let the loop's timers run, and a
+        flood would hold the run past its end.
+        """
+        sock, ws = self._sock, self._ws
+        raw = None if self._tls else sock._sock
+        hub, read_event = sock.hub, sock._read_event
+        burst = 0
+        try:
+            while self.closed is None:
+                if raw is not None:
+                    try:
+                        data = raw.recv(_RECV)
+                    except BlockingIOError:
+                        burst = 0
+                        hub.wait(read_event)
+                        continue
+                else:
+                    data = sock.recv(_RECV)
+                if not data:
+                    if self._parts:
+                        self._end("the server closed the connection in the middle of a message")
+                    else:
+                        self._end("the server closed the connection without a close frame (1006)")
+                    return
+                ws.receive_data(data)
+                for event in ws.events():
+                    self._on_event(event)
+                    if self.closed is not None:
+                        return
+                burst += 1
+                if burst >= _YIELD_EVERY:
+                    burst = 0
+                    gevent.sleep(0.001)
+        except RemoteProtocolError as exc:
+            self._end(f"protocol error from the server: {exc}")
+        except LocalProtocolError as exc:
+            self._end(f"protocol error: {exc}")
+        except OSError as exc:
+            self._end(f"connection lost: {exc.strerror or exc}")
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, TextMessage | BytesMessage):
+            data = event.data if isinstance(event.data, str | bytes) else bytes(event.data)
+            size = len(data.encode()) if isinstance(data, str) else len(data)
+            self._part_size += size
+            if self._part_size > self.max_message:
+                self._fail_close(1009, f"a message of more than {self.max_message} bytes (max_message)")
+                return
+            if event.message_finished and not self._parts:
+                self._deliver(data, self._part_size)
+            else:
+                self._parts.append(data)
+                if event.message_finished:
+                    joined = "".join(self._parts) if isinstance(data, str) else b"".join(self._parts)  # type: ignore[arg-type]
+                    self._parts = []
+                    self._deliver(joined, self._part_size)
+        elif isinstance(event, Ping):
+            self._write(self._ws.send(event.response()))
+        elif isinstance(event, Pong):
+            if self._pong is not None:
+                self._pong.set(time.perf_counter())
+        elif isinstance(event, CloseConnection):
+            self.close_code = event.code
+            reason = f"closed by the server (code {event.code}{', ' + event.reason if event.reason else ''})"
+            if self._parts:
+                reason = f"closed by the server in the middle of a message (code {event.code})"
+            if self._ws.state is ConnectionState.REMOTE_CLOSING:
+                with contextlib.suppress(LocalProtocolError):
+                    self._write(self._ws.send(event.response()))
+            self._end(reason)
+
+    # -- closing --------------------------------------------------------------------------------------------
+
+    def close(self, code: int = 1000, reason: str = "", timeout: float = 5.0) -> tuple[float, str | None]:
+        """Send a close frame and wait for the server's (or ``timeout``): (ms it took, None or why not clean)."""
+        if self.closed is not None:
+            return 0.0, self.not_open()
+        start = time.perf_counter()
+        try:
+            failure = self._write(self._ws.send(CloseConnection(code=code, reason=reason or None)))
+        except LocalProtocolError as exc:
+            failure = str(exc)
+        if failure is None:
+            try:
+                self._closed_event.get(timeout=timeout)
+            except gevent.Timeout:
+                failure = f"the server did not answer the close within {timeout:g}s"
+        elapsed = (time.perf_counter() - start) * 1000.0
+        if failure is None and self.close_code not in (None, code, 1000, 1005):
+            failure = f"the server closed with code {self.close_code}"
+        self._drop("closed by the scenario")
+        return elapsed, failure
+
+    def _fail_close(self, code: int, reason: str) -> None:
+        """A protocol limit was broken: tell the server (best effort) and end."""
+        with contextlib.suppress(LocalProtocolError):
+            self._write(self._ws.send(CloseConnection(code=code)))
+        self._end(reason)
+
+    def _end(self, reason: str) -> None:
+        self._parts = []
+        if self._pong is not None:
+            self._pong.set(reason)
+        super()._end(reason)
+
+
+class _Timeout(Exception):
+    """Opening the WebSocket took longer than its timeout."""
+
+
+def binary(text: str) -> bytes:
+    """A binary message written in the scenario: base64 (as Chrome's HAR keeps binary frames)."""
+    return base64.b64decode(text, validate=True)
+
+
+def ws_path(url: str) -> str:
+    """The path of a WebSocket URL (for names)."""
+    return urlsplit(url).path or "/"
