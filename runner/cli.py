@@ -660,7 +660,7 @@ def debug(
         classes = [c for c in compiled.user_classes if not user_names or c.type_name in user_names]
         if not all(c.host for c in classes):
             _fail(f"{scenario}: no host for some users: add host: to the scenario or pass -H URL")
-        from runner.compile.scripting import HookEnvironment
+        from runner.scenario.scripting import HookEnvironment
 
         env = HookEnvironment(loaded.name, host or loaded.model.host or "", None, {})
         script = compiled.script

@@ -15,11 +15,11 @@ from typing import Any
 
 import click
 
-from runner.compile.scripting import ScriptError
 from runner.engine.calls import RequestResult
 from runner.engine.flow import FlowSignal, StopTest
 from runner.engine.state import RunState
 from runner.engine.user import Transaction, VirtualUser
+from runner.scenario.scripting import ScriptError
 
 
 def _short(value: Any, limit: int = 100) -> str:

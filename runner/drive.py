@@ -19,9 +19,7 @@ from typing import Any, TextIO
 import gevent
 from gevent import GreenletExit
 
-from runner.compile import templating
 from runner.compile.compiler import CompiledScenario
-from runner.compile.scripting import HookEnvironment, Script, request_hook
 from runner.config import RunSettings, load_given_by_user
 from runner.engine.arrivals import ArrivalRunner
 from runner.engine.flow import StopTest
@@ -40,7 +38,8 @@ from runner.monitor.remote import RemoteMonitor
 from runner.outputs import Outputs
 from runner.report import console
 from runner.report.model import Entry, Results
-from runner.scenario import LoadedScenario
+from runner.scenario import LoadedScenario, templating
+from runner.scenario.scripting import HookEnvironment, Script, request_hook
 from runner.slo import start as start_slo
 from runner.stats import RequestStats
 from runner.thresholds import evaluate, parse_rule

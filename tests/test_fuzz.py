@@ -21,7 +21,6 @@ from mutants import har_mutants, mutants
 
 from conftest import ROOT, SCENARIOS, run_lrun
 from runner.compile.compiler import CompileOptions, compile_scenario
-from runner.compile.templating import is_template, parse
 from runner.debug import TraceRuntime, debug_users
 from runner.engine.user import VirtualUser
 from runner.errors import ScenarioError
@@ -29,6 +28,7 @@ from runner.importers.convert import ImportOptions, import_har
 from runner.importers.har import HarError
 from runner.importers.write import WriteOptions
 from runner.scenario import load_scenario
+from runner.scenario.templating import is_template, parse
 
 FRAGMENTS = ("common.yaml", "pools.yaml")
 SOURCES = sorted(p for p in SCENARIOS.glob("*.yaml") if p.name not in FRAGMENTS)

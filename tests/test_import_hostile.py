@@ -18,9 +18,9 @@ import yaml
 from har_helpers import har_entry
 
 from conftest import run_lrun
-from runner.compile.templating import compile_template
 from runner.errors import ScenarioError
 from runner.scenario import load_scenario
+from runner.scenario.templating import compile_template
 
 SECRET = "s3cret-from-the-environment"
 INJECTED = "{{ env('LRUN_HOSTILE_SECRET') }}"

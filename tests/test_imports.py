@@ -8,6 +8,8 @@ not for the language's layering, where only what runs matters.
 from __future__ import annotations
 
 import ast
+import fnmatch
+import re
 from pathlib import Path
 
 import pytest
@@ -149,6 +151,46 @@ def test_the_language_does_not_import_what_runs_it(layer: str) -> None:
         if module == layer or module.startswith(layer + ".")
         for target in targets
         if target.split(".")[1:2] and target.split(".")[1] in ABOVE_THE_LANGUAGE
+    )
+    assert breaches == []
+
+
+def layers() -> list[tuple[str, list[str]]]:
+    """The layer table of ARCHITECTURE.md (lowest first): each row's name and its modules (``runner.`` left out;
+    ``x.*`` is a package's modules, ``x.*_steps`` a pattern)."""
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    table = text[text.index("| layer | modules |") :].split("\n\n", 1)[0].splitlines()[2:]
+    rows = []
+    for row in table:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        rows.append((cells[0], re.findall(r"`([^`]+)`", cells[1])))
+    return rows
+
+
+def _layer_of(module: str, table: list[tuple[str, list[str]]]) -> int | None:
+    name = module.removeprefix("runner.") if module != "runner" else "__init__"
+    for index, (_, patterns) in enumerate(table):
+        if any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(name, p.removesuffix(".*")) for p in patterns):
+            return index
+    return None
+
+
+def test_every_module_is_in_the_layer_table() -> None:
+    table = layers()
+    assert [m for m in sorted(import_graph()) if _layer_of(m, table) is None] == []
+
+
+@pytest.mark.parametrize("typing", [False, True], ids=["run time", "with TYPE_CHECKING"])
+def test_no_module_imports_a_higher_layer(typing: bool) -> None:
+    """A module imports its own layer and the ones below it, as ARCHITECTURE.md's table says: never upwards."""
+    table = layers()
+    breaches = sorted(
+        f"{module} ({table[low][0]}) -> {target} ({table[high][0]})"
+        for module, targets in import_graph(typing=typing).items()
+        for target in targets
+        if (low := _layer_of(module, table)) is not None
+        and (high := _layer_of(target, table)) is not None
+        and high > low
     )
     assert breaches == []
 

@@ -10,8 +10,8 @@ import pytest
 from helpers import run_measured, write
 
 from conftest import run_lrun
-from runner.compile import templating
-from runner.compile.templating import TemplateLimitError, compile_template
+from runner.scenario import templating
+from runner.scenario.templating import TemplateLimitError, compile_template
 
 HUGE = [
     "{{ 'a' * 1000000000 }}",

@@ -6,7 +6,7 @@ import pytest
 from jinja2 import StrictUndefined, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from runner.compile.templating import compile_template, compile_value
+from runner.scenario.templating import compile_template, compile_value
 
 JINJA = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
 VARIABLES = {"token": "abc", "n": 5, "x": 2.5, "none": None, "flag": True, "items": [1, 2], "d": {"k": "v"}}

@@ -20,7 +20,7 @@ from pathlib import Path  # noqa: E402
 
 import grpc  # noqa: E402
 
-from runner.protocols.grpc_proto import compile_protos  # noqa: E402
+from runner.scenario.grpc_proto import compile_protos  # noqa: E402
 
 METHOD = compile_protos([Path("runner/demo/shop.proto")], []).method("shop.Catalog/GetItem")
 SECONDS = 8

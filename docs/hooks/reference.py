@@ -211,7 +211,7 @@ def codes_page() -> str:
 
 
 def templates_page() -> str:
-    from runner.compile.templating import FILTERS, GLOBALS, RUNTIME_VARIABLES, describe
+    from runner.scenario.templating import FILTERS, GLOBALS, RUNTIME_VARIABLES, describe
 
     lines = [
         "# Template functions and filters",

@@ -1,6 +1,7 @@
 """The compile layer: a validated scenario becomes generated ``VirtualUser`` classes whose steps are closures.
 
-``compiler`` drives it; ``templating`` (Jinja2 templates compiled once), ``extract`` (correlation),
-``checkpoints``, ``jsonpath``, ``pools`` (a data pool's policies) and ``scripting`` (the scenario's Python
-module) make the parts. Nothing here runs a test: the engine below runs what this layer builds.
+``compiler`` drives it; ``extract`` (correlation), ``checkpoints``, ``pools`` (a data pool's policies) and
+``parallel`` make the parts, with the language's template engine and Python module (``scenario.templating``,
+``scenario.scripting``); other protocols' steps compile in ``runner/protocols/``. Nothing here runs a test: the
+engine below runs what this layer builds.
 """

@@ -17,10 +17,10 @@ from typing import Any
 from jinja2 import Undefined, UndefinedError
 
 from runner.compile.extract import NoValue, json_finder, shorten, xpath_finder
-from runner.compile.scripting import Script, describe
-from runner.compile.templating import Constant, compile_template, compile_value
 from runner.http.response import Response
 from runner.scenario.model import Check
+from runner.scenario.scripting import Script, describe
+from runner.scenario.templating import Constant, compile_template, compile_value
 
 __all__ = ["Checkpoint", "compile_checkpoint", "compile_checks"]
 

@@ -19,12 +19,10 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from runner.compile import templating
 from runner.compile.checkpoints import compile_checks
 from runner.compile.extract import compile_extractor
 from runner.compile.parallel import compile_parallel
 from runner.compile.pools import Pool
-from runner.compile.scripting import Script, ScriptError, describe, template_functions
 from runner.engine.calls import RequestResult
 from runner.engine.flow import ON_FAIL, FlowSignal, StopUser
 from runner.engine.rendezvous import RendezvousPoint, RendezvousSpec
@@ -34,7 +32,7 @@ from runner.protocols.grpc_compile import compile_grpc, read_ca
 from runner.protocols.steps import compile_protocol_step
 from runner.report.model import Pool as PoolResult
 from runner.report.model import Rendezvous as RendezvousResult
-from runner.scenario import LoadedScenario
+from runner.scenario import LoadedScenario, templating
 from runner.scenario.analysis import templates_in, used_names
 from runner.scenario.model import (
     SSE_STEPS,
@@ -57,6 +55,7 @@ from runner.scenario.model import (
     TransactionStep,
     User,
 )
+from runner.scenario.scripting import Script, ScriptError, describe, template_functions
 from runner.stats.checks import CheckKey, CheckStats
 
 Render = Callable[[Mapping[str, Any]], Any]
@@ -160,7 +159,7 @@ class _Shared:
     script: Script | None
     checkpoints: list[CheckKey] = field(default_factory=list)
     loop_ids: itertools.count = field(default_factory=itertools.count)
-    grpc: Any = None  # the scenario's gRPC descriptors (runner.protocols.grpc_proto), None with reflection
+    grpc: Any = None  # the scenario's gRPC descriptors (runner.scenario.grpc_proto), None with reflection
     grpc_ca: bytes | None = None  # grpc.ca: the PEM its TLS channels trust
 
 

@@ -18,11 +18,11 @@ from typing import Any, Protocol
 
 from lxml import etree
 
-from runner.compile.jsonpath import compile_jsonpath
-from runner.compile.scripting import Script, describe
 from runner.http.cookies import parse_set_cookie
 from runner.http.response import Response
+from runner.scenario.jsonpath import compile_jsonpath
 from runner.scenario.model import Extract
+from runner.scenario.scripting import Script, describe
 
 __all__ = [
     "CookieGetter",

@@ -7,34 +7,14 @@ Before each step that reads the pool, ``refresh(user, rows)`` applies them to a 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from runner.engine.flow import StopTest, StopUser
-from runner.engine.rows import RowSource, make_source
+from runner.engine.rows import Held, Holder, RowSource, make_source
 from runner.scenario.data import PoolData
 
 if TYPE_CHECKING:
     from runner.scenario.model import Pool as PoolSpec
-
-
-@dataclass(slots=True)
-class Held:
-    """The row a user holds in a pool, and the iteration it took it in."""
-
-    index: int
-    row: dict[str, Any]
-    epoch: int
-
-
-class Holder(Protocol):
-    """What a pool reads and writes of a user (an ``engine.user.VirtualUser``)."""
-
-    iteration: int
-    pool_rows: dict[str, Held]  # the row held in each pool, by the pool's name
-    vars: dict[str, Any]  # a row taken goes to the variable named as the pool
-
-    def warn(self, message: str) -> None: ...
 
 
 class Pool:

@@ -27,7 +27,7 @@ class DemoGrpc:
     """The service and its counters; ``start()`` serves it on a loopback port (``port``)."""
 
     def __init__(self, items: Sequence[dict[str, Any]]) -> None:
-        from runner.protocols.grpc_proto import compile_protos
+        from runner.scenario.grpc_proto import compile_protos
 
         self.items = {item["id"]: item for item in items}
         self.descriptors = compile_protos([PROTO], [])
@@ -192,7 +192,7 @@ class DemoGrpc:
 
 def start(app: Any) -> DemoGrpc | None:
     """The demo's gRPC service, serving (None when grpcio is not installed)."""
-    from runner.protocols.grpc_proto import available
+    from runner.scenario.grpc_proto import available
 
     if not available():
         return None

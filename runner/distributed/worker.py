@@ -36,8 +36,6 @@ import zmq.green as zmq
 from gevent.event import AsyncResult, Event
 
 import runner
-from runner.compile import templating
-from runner.compile.scripting import request_hook
 from runner.distributed import protocol as p
 from runner.distributed.security import Keys, WorkerEnv
 from runner.distributed.transport import Endpoint
@@ -49,7 +47,9 @@ from runner.engine.runner_protocol import RateStage
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
 from runner.errors import LrunError, RunError
+from runner.scenario import templating
 from runner.scenario.numbers import MAX_USERS_PER_PROCESS
+from runner.scenario.scripting import request_hook
 from runner.stats import TransactionStats
 
 log = logging.getLogger("lrun")

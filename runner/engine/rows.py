@@ -12,7 +12,8 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import gevent
 from gevent.event import AsyncResult
@@ -222,6 +223,14 @@ class RemoteRows(_Counted):
         self.tell((), 0, waited, stopped)
 
 
+class Pooled(Protocol):
+    """What a test's state needs of a data pool (a ``compile.pools.Pool``): its name and a fresh row source."""
+
+    name: str
+
+    def new_rows(self) -> RowSource: ...
+
+
 def make_source(order: str, rows: int, policy: str) -> RowSource:
     cycle = policy == "cycle"
     if order == "random":
@@ -229,3 +238,22 @@ def make_source(order: str, rows: int, policy: str) -> RowSource:
     if order == "unique":
         return UniqueRows(rows, cycle)
     return SequentialRows(rows, cycle)
+
+
+@dataclass(slots=True)
+class Held:
+    """The row a user holds in a pool, and the iteration it took it in."""
+
+    index: int
+    row: dict[str, Any]
+    epoch: int
+
+
+class Holder(Protocol):
+    """What a pool reads and writes of a user (an ``engine.user.VirtualUser``)."""
+
+    iteration: int
+    pool_rows: dict[str, Held]  # the row held in each pool, by the pool's name
+    vars: dict[str, Any]  # a row taken goes to the variable named as the pool
+
+    def warn(self, message: str) -> None: ...

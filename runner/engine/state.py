@@ -14,8 +14,7 @@ from runner.engine.rendezvous import RendezvousPoint, RendezvousSpec
 from runner.stats.checks import CheckStats
 
 if TYPE_CHECKING:
-    from runner.compile.pools import Pool
-    from runner.engine.rows import RowSource
+    from runner.engine.rows import Pooled, RowSource
 
 
 @dataclass
@@ -26,7 +25,7 @@ class RunState:
     pools: dict[str, RowSource] = field(default_factory=dict)  # which row each data pool hands out next
     points: dict[str, RendezvousPoint] = field(default_factory=dict)  # the rendezvous gates, by name
 
-    def rows(self, pool: Pool) -> RowSource:
+    def rows(self, pool: Pooled) -> RowSource:
         """The row source of ``pool`` in this test (made on first use where ``fresh_state`` did not make it)."""
         rows = self.pools.get(pool.name)
         if rows is None:

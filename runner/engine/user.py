@@ -16,9 +16,9 @@ from typing import Any, ClassVar, Protocol
 import gevent
 from gevent import GreenletExit
 
-from runner.compile.pools import Held
 from runner.engine.calls import Client, Measure, RequestResult
 from runner.engine.flow import FlowSignal, StopIteration_, StopTest, StopUser
+from runner.engine.rows import Held
 from runner.engine.state import RunState
 from runner.http.session import HttpSession
 from runner.stats.checks import SCRATCH

@@ -11,13 +11,13 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from runner.compile import templating
 from runner.compile.checkpoints import Checkpoint
 from runner.engine.calls import RequestResult
 from runner.engine.flow import StopUser
 from runner.engine.user import Step, Think, VirtualUser
 from runner.http.response import Response
 from runner.protocols.websocket_steps import _Reader, _then, _think
+from runner.scenario import templating
 from runner.scenario.model import GraphqlStep
 
 METHOD = "GRAPHQL"

@@ -17,14 +17,14 @@ from urllib.parse import urlsplit
 
 from jinja2 import TemplateError
 
-from runner.compile import templating
 from runner.compile.checkpoints import compile_checkpoint
 from runner.compile.extract import compile_extractor
 from runner.engine.calls import RequestResult
 from runner.engine.flow import ON_FAIL, StopUser
 from runner.engine.user import Think
 from runner.http.response import Response
-from runner.protocols.grpc_proto import Descriptors, Method, from_reflection
+from runner.scenario import templating
+from runner.scenario.grpc_proto import Descriptors, Method, from_reflection
 from runner.scenario.model import GrpcStep
 
 METHOD = "grpc"  # the statistics' method column

@@ -13,13 +13,13 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from runner.compile import templating
 from runner.engine.calls import RequestResult
 from runner.engine.flow import StopUser
 from runner.engine.user import Step, Think, VirtualUser
 from runner.protocols.inbox import Message
 from runner.protocols.sse import SseStream
 from runner.protocols.websocket_steps import _matcher, _Reader, _received, _then, _think
+from runner.scenario import templating
 from runner.scenario.model import SseCloseStep, SseReceiveStep, SseSubscribeStep
 
 METHOD = "SSE"

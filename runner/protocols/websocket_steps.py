@@ -23,7 +23,6 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from runner.compile import templating
 from runner.compile.checkpoints import Checkpoint, compile_checkpoint, default_status
 from runner.compile.extract import compile_extractor
 from runner.engine.calls import RequestResult
@@ -32,6 +31,7 @@ from runner.engine.user import Step, Think, VirtualUser
 from runner.http.response import Response
 from runner.protocols.inbox import Inbox, Message
 from runner.protocols.websocket import WebSocket, binary
+from runner.scenario import templating
 from runner.scenario.model import (
     Check,
     Extract,

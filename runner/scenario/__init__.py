@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.compile import templating
-from runner.compile.scripting import Script, ScriptLoadError, load_script, template_functions
+import runner.scenario.templating as templating
 from runner.errors import Problem, ScenarioError
 from runner.scenario.analysis import Known, analyze
 from runner.scenario.data import PoolData, PoolFileError, find_csv, load_data
 from runner.scenario.grpc_check import load_grpc
 from runner.scenario.loader import Document, existing_file, load_document, read_file
 from runner.scenario.model import Scenario
+from runner.scenario.scripting import Script, ScriptLoadError, load_script, template_functions
 from runner.scenario.validate import validate
 
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")
@@ -34,7 +34,7 @@ class LoadedScenario:
     pool_data: dict[str, PoolData] = field(default_factory=dict)  # rows of each pool, read and checked
     pool_sources: dict[str, str] = field(default_factory=dict)  # the CSV file of each csv pool
     script: Script | None = None  # the scenario's python: module, imported
-    grpc: Any = None  # the gRPC descriptors its .proto files declare (runner.protocols.grpc_proto.Descriptors)
+    grpc: Any = None  # the gRPC descriptors its .proto files declare (runner.scenario.grpc_proto.Descriptors)
 
     @property
     def name(self) -> str:

@@ -18,7 +18,7 @@ from jinja2.filters import FILTERS as JINJA_FILTERS
 from jinja2.tests import TESTS as JINJA_TESTS
 from pydantic import BaseModel
 
-from runner.compile import templating
+import runner.scenario.templating as templating
 from runner.errors import Problem
 from runner.scenario.loader import DataPath, Document, existing_file
 from runner.scenario.model import (

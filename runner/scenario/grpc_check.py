@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from runner.compile import templating
+import runner.scenario.grpc_proto as grpc_proto
+import runner.scenario.templating as templating
 from runner.errors import Problem
-from runner.protocols import grpc_proto
 from runner.scenario.analysis import step_lists, walk_steps
 from runner.scenario.loader import DataPath, Document, existing_file
 from runner.scenario.model import GrpcStep, Scenario

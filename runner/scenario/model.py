@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from runner.compile import templating
+import runner.scenario.templating as templating
 from runner.scenario.limits import parse_expression, resource_limit
 from runner.scenario.numbers import MAX_ARRIVALS, MAX_ITERATIONS, MAX_USERS, Rate, StageRate, UserCount, Whole
 from runner.scenario.types import (

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from jinja2 import TemplateSyntaxError
 from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
-from runner.compile import templating
+import runner.scenario.templating as templating
 from runner.scenario.numbers import MAX_DURATION, strict_number
 
 _DURATION = re.compile(r"([0-9]{1,30}(?:\.[0-9]{1,30})?)\s*(ms|h|m|s)", re.IGNORECASE | re.ASCII)
@@ -136,7 +136,7 @@ def _check_regex(value: str) -> str:
 
 
 def _check_jsonpath(value: str) -> str:
-    from runner.compile.jsonpath import compile_jsonpath
+    from runner.scenario.jsonpath import compile_jsonpath
 
     compile_jsonpath(value)  # raises ValueError with a readable message
     return value
