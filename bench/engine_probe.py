@@ -37,7 +37,16 @@ class CountingStats:
         self.errors = 0
         self.first_failure: str | None = None
 
-    def log(self, method: str, name: str, ms: float, size: int, failure: str | None, retries: int = 0) -> None:
+    def log(
+        self,
+        method: str,
+        name: str,
+        ms: float,
+        size: int,
+        failure: str | None,
+        retries: int = 0,
+        timings: tuple[float, ...] | None = None,
+    ) -> None:
         self.requests += 1
         if failure is not None:
             self.failures += 1

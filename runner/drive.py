@@ -519,7 +519,9 @@ class OnceRuntime:
         return self.live.runner.run_state
 
     def on_request(self, user: VirtualUser, result: Any) -> None:
-        self.live.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure, result.retries)
+        self.live.stats.log(
+            result.method, result.name, result.elapsed_ms, result.size, result.failure, result.retries, result.timings
+        )
 
     def on_think(self, user: VirtualUser, seconds: float) -> None:
         pass

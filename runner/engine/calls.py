@@ -35,6 +35,7 @@ class RequestResult:
     trace_extracted: dict[str, Any] | None = None
     trace_checks: list[tuple[str, str | None]] | None = None
     trace_warnings: list[str] | None = None
+    timings: tuple[float, ...] | None = None  # ms per phase (``runner.scenario.limits.PHASES``), HTTP responses only
 
     @classmethod
     def of(cls, method: str, name: str, response: Response, failure: str | None) -> RequestResult:
@@ -49,6 +50,7 @@ class RequestResult:
             failure,
             response.retries,
             response.connect_failed,
+            timings=response.timings,
         )
 
 

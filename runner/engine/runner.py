@@ -56,7 +56,16 @@ class Stage:
 class StatsSink(Protocol):
     """What the runner feeds: ``runner.stats.RequestStats`` fits."""
 
-    def log(self, method: str, name: str, ms: float, size: int, failure: str | None, retries: int = 0) -> None: ...
+    def log(
+        self,
+        method: str,
+        name: str,
+        ms: float,
+        size: int,
+        failure: str | None,
+        retries: int = 0,
+        timings: tuple[float, ...] | None = None,
+    ) -> None: ...
 
     def log_error(self, error: BaseException, user_type: str) -> None: ...
 
@@ -201,7 +210,9 @@ class LocalRunner(LoadShape):
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
         if not self.counts(result):
             return
-        self.stats.log(result.method, result.name, result.elapsed_ms, result.size, result.failure, result.retries)
+        self.stats.log(
+            result.method, result.name, result.elapsed_ms, result.size, result.failure, result.retries, result.timings
+        )
         if (unreachable := self.unreachable.note(result.failure if result.connect_failed else None)) is not None:
             self.warn(unreachable)
         if self.request_hook is not None:

@@ -54,6 +54,7 @@ class Response:
         "retries",
         "size",
         "status",
+        "timings",
         "unread",
         "url",
     )
@@ -75,6 +76,7 @@ class Response:
         connect_failed: bool = False,
         head: Sequence[str] | None = None,
         charset: str | None = None,
+        timings: tuple[float, ...] | None = None,
     ) -> None:
         self.method = method
         self.url = url
@@ -92,6 +94,9 @@ class Response:
         self.retries = retries  # resent on a new connection after a kept-alive one was found closed
         self.connect_failed = connect_failed  # no connection could be made: ``error`` says why
         self.unread = unread  # why ``body`` is empty though bytes arrived: over max_body, or discarded
+        # ms of dns, connect, tls, send, ttfb, receive (``scenario.limits.PHASES``; sums of the redirects' exchanges);
+        # None when no response arrived. A kept-alive connection's first three are 0.
+        self.timings = timings
 
     @property
     def headers(self) -> list[tuple[str, str]]:

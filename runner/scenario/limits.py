@@ -21,6 +21,9 @@ TIME_METRICS = {"avg": "avg_ms", "min": "min_ms", "max": "max_ms", "median": "me
 COUNT_METRICS = {"requests": "requests", "failures": "failures", "rps": "rps", "failures_per_s": "failures_per_s"}
 RATE_METRICS = ("errors", "error_rate")
 RUN_METRICS = ("arrivals_dropped",)  # of the whole run, not of an entry: a percentage of the planned arrivals
+# the phases of a request's time (results: an entry's ``timings``), in order; they add up to its response time
+PHASES = ("dns", "connect", "tls", "send", "ttfb", "receive")
+PHASE_ALIASES = {"waiting": "ttfb", "sending": "send", "receiving": "receive", "connecting": "connect"}  # k6's
 _EXPRESSION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|<|>)\s*(\S+)\s*$")
 PERCENTILE = re.compile(r"^p(\d+(?:\.\d+)?)$")
 METRICS_HELP = (
