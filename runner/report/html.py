@@ -26,6 +26,7 @@ from markupsafe import Markup
 import runner
 from runner.errors import LrunError
 from runner.report import charts
+from runner.report.breakdown import timing_bars
 from runner.report.charts import Line
 from runner.report.formats import (
     epoch_of,
@@ -461,6 +462,7 @@ def run_view(results: Results) -> dict[str, Any]:
         "intended": results.from_intended_start.total.percentiles if results.from_intended_start else {},
         "service": total.percentiles,
         "series_note": _series_note(results.series),
+        "timings": Markup(timing_bars(results.requests)),
     }
 
 
