@@ -13,9 +13,22 @@ from __future__ import annotations
 from typing import Any
 
 from runner.scenario.limits import PHASES
-from runner.stats.histogram import PERCENTILES, Histogram, percentile_key
+from runner.stats.histogram import INF, PERCENTILES, Histogram, bucket_width, percentile_key
 
 __all__ = ["PHASES", "PhaseTimes"]
+
+
+def _add_buckets(h: Histogram, counts: dict[int, int]) -> None:
+    """Add ``{bucket: count}`` to ``h``, each value taken as its bucket's midpoint (as percentiles read them)."""
+    total = sumsq = 0.0
+    low, high = INF, -INF
+    for key, n in counts.items():
+        ms = (key + bucket_width(key) / 2) / 1000.0 if key else 0.0  # 0 is exactly 0: a kept-alive connection
+        total += ms * n
+        sumsq += ms * ms * n
+        low = min(low, ms)
+        high = max(high, ms)
+    h.add_parsed((list(counts), list(counts.values()), sum(counts.values()), total, sumsq, low, high))
 
 
 def _ms(value: float | None) -> float | None:
@@ -25,52 +38,63 @@ def _ms(value: float | None) -> float | None:
 class PhaseTimes:
     """A histogram per phase of the responses of one request name (or of all: the total)."""
 
-    __slots__ = ("connections", "histograms", "reused")
+    __slots__ = ("connections", "histograms", "pending", "reused")
 
     def __init__(self) -> None:
         self.histograms = tuple(Histogram() for _ in PHASES)
+        self.pending: tuple[dict[int, int], ...] = tuple({} for _ in PHASES)  # bucket -> responses, not yet folded
         self.connections = 0  # responses on a new connection
         self.reused = 0  # responses on a kept-alive connection not yet in the dns/connect/tls 0 buckets
 
     def record(self, phases: tuple[float, ...]) -> None:
-        """One response's phases in ms (the hot path: ``Histogram.record`` inlined, as in ``RequestStats.log``)."""
-        histograms = self.histograms
-        if phases[1] or phases[0] or phases[2]:
+        """One response's phases in ms (finite, not negative: perf_counter differences).
+
+        The hot path: only a bucket count per phase (as ``Histogram.record`` keys it); ``fold`` makes the
+        histograms' count, sum, min and max from the buckets (their midpoints: within 0.1 %).
+        """
+        pending = self.pending
+        if phases[1] or phases[0] or phases[2]:  # a new connection (the rarer case): dns, connect, tls
             self.connections += 1
-            first = 0
+            for index in range(3):
+                us = (phases[index] * 1000.0).__trunc__()
+                if us >= 1024:
+                    shift = us.bit_length() - 10
+                    us = us >> shift << shift
+                counts = pending[index]
+                counts[us] = counts.get(us, 0) + 1
         else:
             self.reused += 1
-            first = 3
-        for index in range(first, 6):
-            ms = phases[index]
-            h = histograms[index]
-            us = (ms * 1000.0).__trunc__()
-            if us >= 1024:
-                shift = us.bit_length() - 10
-                us = us >> shift << shift
-            elif us < 0:
-                us = 0
-                ms = 0.0
-            counts = h.counts
-            counts[us] = counts.get(us, 0) + 1
-            h.count += 1
-            h.total += ms
-            h.sumsq += ms * ms
-            if ms < h._min:
-                h._min = ms
-            if ms > h._max:
-                h._max = ms
+        # send, ttfb, receive: unrolled (a quarter cheaper than the loop)
+        us = (phases[3] * 1000.0).__trunc__()
+        if us >= 1024:
+            shift = us.bit_length() - 10
+            us = us >> shift << shift
+        counts = pending[3]
+        counts[us] = counts.get(us, 0) + 1
+        us = (phases[4] * 1000.0).__trunc__()
+        if us >= 1024:
+            shift = us.bit_length() - 10
+            us = us >> shift << shift
+        counts = pending[4]
+        counts[us] = counts.get(us, 0) + 1
+        us = (phases[5] * 1000.0).__trunc__()
+        if us >= 1024:
+            shift = us.bit_length() - 10
+            us = us >> shift << shift
+        counts = pending[5]
+        counts[us] = counts.get(us, 0) + 1
 
     def fold(self) -> None:
-        """Add the kept-alive responses' zeros to the dns, connect and tls histograms."""
+        """Add the recorded buckets, and the kept-alive responses' zeros, to the histograms."""
         reused = self.reused
         if reused:
             self.reused = 0
-            for h in self.histograms[:3]:
-                h.counts[0] = h.counts.get(0, 0) + reused
-                h.count += reused
-                h._min = 0.0
-                h._max = max(h._max, 0.0)
+            for counts in self.pending[:3]:
+                counts[0] = counts.get(0, 0) + reused
+        for h, counts in zip(self.histograms, self.pending, strict=True):
+            if counts:
+                _add_buckets(h, counts)
+                counts.clear()
 
     def merge(self, other: PhaseTimes) -> None:
         other.fold()
