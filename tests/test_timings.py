@@ -7,6 +7,7 @@ they survive ``--processes 2`` (merged by the parent). Thresholds read them (``t
 
 from __future__ import annotations
 
+import re
 import shutil
 import ssl
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 from helpers import by_name, run_json, write
 
-from conftest import run_lrun
+from conftest import ROOT, run_lrun
 from runner.http.session import HttpSession
 from runner.stats import RequestStats
 
@@ -221,3 +222,23 @@ def test_validate_points_at_a_bad_phase_threshold(tmp_path: Path) -> None:
     assert any(":5:" in line and "unknown phase 'tffb'" in line for line in lines), lines
     assert any(":6:" in line and "a phase takes a time metric" in line for line in lines), lines
     assert "Traceback" not in result.stderr
+
+
+def test_the_guide_examples_validate(tmp_path: Path) -> None:
+    guide = (ROOT / "docs" / "guide" / "timings.md").read_text()
+    examples = re.findall(r"```yaml\n(.*?)```", guide, re.DOTALL)
+    assert examples
+    for index, text in enumerate(examples):
+        result = run_lrun("validate", str(write(tmp_path, text, f"example{index}.yaml")))
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_one_list_of_phases_and_percentiles() -> None:
+    from runner.report import breakdown
+    from runner.report.model import Timings
+    from runner.scenario import limits
+    from runner.stats.histogram import PERCENTILES, percentile_key
+
+    assert breakdown.PHASES == limits.PHASES
+    assert [f for f in Timings.model_fields if f in limits.PHASES] == list(limits.PHASES)
+    assert tuple(map(percentile_key, PERCENTILES)) == limits.PHASE_PERCENTILES
