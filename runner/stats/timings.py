@@ -102,6 +102,11 @@ class PhaseTimes:
         for mine, theirs in zip(self.histograms, other.histograms, strict=True):
             mine.merge(theirs)
 
+    def mean(self, phase: int) -> float | None:
+        """The average ms of one phase (an index of ``PHASES``), None before a response; for live tables."""
+        self.fold()
+        return _ms(self.histograms[phase].mean)
+
     @property
     def count(self) -> int:
         """Responses timed."""
