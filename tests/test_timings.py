@@ -242,3 +242,30 @@ def test_one_list_of_phases_and_percentiles() -> None:
     assert breakdown.PHASES == limits.PHASES
     assert [f for f in Timings.model_fields if f in limits.PHASES] == list(limits.PHASES)
     assert tuple(map(percentile_key, PERCENTILES)) == limits.PHASE_PERCENTILES
+
+
+def test_an_aborting_phase_threshold_stops_the_run(tmp_path: Path, slow: tuple[str, ThreadingHTTPServer]) -> None:
+    url, _ = slow
+    scenario = write(
+        tmp_path,
+        f"name: abort\nhost: {url}\nload: {{users: 2, spawn_rate: 2, run_time: 60s}}\n"
+        "thresholds:\n  - {expect: ttfb p95 < 50ms, abort: true, delay: 1s}\n"
+        "users:\n  u:\n    sequence:\n      - get: /\n",
+    )
+    started = time.monotonic()
+    result, results = run_json(tmp_path, str(scenario), timeout=120)
+    assert time.monotonic() - started < 40  # far from the 60 s run time
+    assert results["stop_code"] == "threshold_abort", results["stop_reason"]
+    assert "ttfb p95 < 50ms" in results["stop_reason"] and result.returncode == 1
+
+
+def test_debug_prints_each_requests_phases(tmp_path: Path, slow: tuple[str, ThreadingHTTPServer]) -> None:
+    url, _ = slow
+    scenario = write(tmp_path, f"name: d\nhost: {url}\nusers:\n  u:\n    sequence:\n      - get: /\n      - get: /\n")
+    result = run_lrun("debug", str(scenario), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("time: ")]
+    assert len(lines) == 2, result.stdout
+    assert "connect " in lines[0] and "connect " not in lines[1]  # the second reuses the connection
+    ttfb = [float(re.search(r"ttfb ([\d.]+)", line)[1]) for line in lines]  # type: ignore[index]
+    assert all(FIRST_BYTE_S * 1000 - 1 <= ms <= FIRST_BYTE_S * 1000 + SLACK_MS for ms in ttfb), lines
