@@ -213,7 +213,7 @@ def _sampler(live: Live) -> Callable[[], None]:
 
 def _table(live: Live) -> Callable[[], None]:
     def show() -> None:
-        snapshot = live.stats.snapshot(duration=max(1e-9, time.time() - live.started), histograms=False)
+        snapshot = live.stats.snapshot(duration=max(1e-9, time.time() - live.started), histograms=False, timings=False)
         entries = [Entry.model_validate(e) for e in snapshot["requests"]]
         live.print(console.stats_table(entries, Entry.model_validate(snapshot["total"])) + "\n")
 

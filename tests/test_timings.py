@@ -27,7 +27,7 @@ from runner.stats import RequestStats
 FIRST_BYTE_S = 0.150  # the server waits this long before its head
 TRICKLE_S = 0.200  # then sends the body in pieces over this long
 PIECES = 4
-SLACK_MS = 60.0  # a busy shared machine: generous, but far below the delays measured
+SLACK_MS = 100.0  # a busy shared machine: generous, but below the delays measured and their difference
 
 
 class Slow(BaseHTTPRequestHandler):

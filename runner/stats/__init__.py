@@ -295,11 +295,12 @@ class RequestStats:
 
     # ------------------------------------------------------------------------------------------ results
 
-    def snapshot(self, *, duration: float, histograms: bool = True) -> dict[str, Any]:
+    def snapshot(self, *, duration: float, histograms: bool = True, timings: bool = True) -> dict[str, Any]:
         """The "total", "requests", "series", "errors" and "exceptions" parts of the results.
 
         ``duration`` is the time the requests were counted over (for the rates). ``histograms=False`` leaves
-        the entries' buckets out: a third of the cost, for live tables and checks that read percentiles only.
+        the entries' buckets out: a third of the cost, for live tables and checks that read percentiles only;
+        ``timings=False`` the phases of the responses' time (a live table that does not show them).
         """
         self.total.flush()
         requests = []
@@ -308,7 +309,7 @@ class RequestStats:
             data = entry.to_dict(duration, histogram=histograms)
             if self.full_history and entry.series is not None:
                 data["series"] = [p for p in entry.series if p["total_requests"]]
-            if entry.timings is not None:
+            if timings and entry.timings is not None:
                 data["timings"] = entry.timings.to_dict()
                 timed.merge(entry.timings)
             requests.append(data)
@@ -382,8 +383,8 @@ class TransactionStats(RequestStats):
         for name, seconds in think.items():
             self.think[str(name)] = self.think.get(str(name), 0.0) + float(seconds)
 
-    def snapshot(self, *, duration: float, histograms: bool = True) -> dict[str, Any]:
-        snapshot = super().snapshot(duration=duration, histograms=histograms)
+    def snapshot(self, *, duration: float, histograms: bool = True, timings: bool = True) -> dict[str, Any]:
+        snapshot = super().snapshot(duration=duration, histograms=histograms, timings=timings)
         for entry in snapshot["requests"]:
             entry["think_s"] = round(self.think.get(entry["name"], 0.0), 3)
         snapshot["total"]["think_s"] = round(sum(self.think.values()), 3)
