@@ -70,6 +70,7 @@ def timing_bars(entries: Iterable[Entry]) -> str:
     )
     out = [
         '<section id="timings"><h2>Where the time went</h2>',
+        "<style>#timings span { print-color-adjust: exact; -webkit-print-color-adjust: exact; }</style>",
         f'<p class="note">Average time per phase of each request (ms); a reused keep-alive connection has no DNS, '
         f"connect or TLS time. {legend}</p>",
         '<table class="timings">',
