@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from runner.errors import RunError
-from runner.outputs import phases
+from runner.outputs.phases import otel_callback
 
 log = logging.getLogger("lrun")
 
@@ -154,7 +154,7 @@ class OtelExport:
             description="Response time percentiles (50, 95, 99) over the last seconds.",
         )  # fmt: skip
         meter.create_observable_gauge(
-            "lrun.request.phase", [phases.otel_callback(live, Observation)], unit="s",
+            "lrun.request.phase", [otel_callback(live, Observation)], unit="s",
             description="Where the responses' time went (phase: dns, connect, tls, send, ttfb, receive): "
             "percentiles 50, 95, 99 and avg since the start.",
         )  # fmt: skip

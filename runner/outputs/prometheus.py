@@ -19,8 +19,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from runner.engine.state import RunState
-from runner.outputs import phases
 from runner.outputs.auth import basic_auth
+from runner.outputs.phases import prometheus_family
 from runner.serving import Server
 
 log = logging.getLogger("lrun")
@@ -77,7 +77,7 @@ class RunCollector(Collector):
             sizes.add_metric(key, h.bytes)
             times.add_metric(key, *self._histogram(entry))
         yield from (requests, failures, sizes, times)
-        yield phases.prometheus_family(live.stats)
+        yield prometheus_family(live.stats)
 
         total = live.stats.total
         runner = live.runner
