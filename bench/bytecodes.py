@@ -32,11 +32,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="plain", choices=["plain", "correlated", "https"])
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--real-stats", action="store_true", help="count into RequestStats, not a counting sink")
     args = parser.parse_args()
 
     from runner.compile.compiler import CompileOptions, compile_scenario
     from runner.engine.runner import LocalRunner
-    from runner.engine.state import RunState
     from runner.scenario import load_scenario
 
     counts: collections.Counter[str] = collections.Counter()
@@ -57,9 +57,13 @@ def main() -> int:
             compiled = compile_scenario(loaded, CompileOptions(host=host))
 
             def run(iterations: int, traced: bool) -> tuple[int, collections.Counter[str]]:
-                stats = CountingStats()
+                stats: Any = CountingStats()
+                if args.real_stats:
+                    from runner.stats import RequestStats
+
+                    stats = RequestStats()
                 runner = LocalRunner(
-                    compiled.user_classes, stats, iterations=iterations, run_state=RunState.fresh(compiled)
+                    compiled.user_classes, stats, iterations=iterations, run_state=compiled.fresh_state()
                 )
                 counts.clear()
                 if traced:
@@ -69,7 +73,8 @@ def main() -> int:
                     runner.wait(60)
                 finally:
                     sys.settrace(None)
-                return stats.requests, counts.copy()
+                requests = stats.total.num_requests if args.real_stats else stats.requests
+                return requests, counts.copy()
 
             run(3, traced=False)  # warm: connections, caches
             few, before = run(5, traced=True)

@@ -25,6 +25,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import BENCH, Children, Nginx  # noqa: E402
@@ -37,7 +38,16 @@ class CountingStats:
         self.errors = 0
         self.first_failure: str | None = None
 
-    def log(self, method: str, name: str, ms: float, size: int, failure: str | None, retries: int = 0) -> None:
+    def log(
+        self,
+        method: str,
+        name: str,
+        ms: float,
+        size: int,
+        failure: str | None,
+        retries: int = 0,
+        timings: tuple[float, ...] | None = None,
+    ) -> None:
         self.requests += 1
         if failure is not None:
             self.failures += 1
@@ -46,6 +56,21 @@ class CountingStats:
     def log_error(self, error: BaseException, user_type: str) -> None:
         self.errors += 1
         self.first_failure = self.first_failure or repr(error)
+
+
+def RealStats() -> Any:
+    """``RequestStats`` with the counts ``main`` prints (the engine's real statistics: what ``lrun run`` pays)."""
+    from runner.stats import RequestStats
+
+    class Real(RequestStats):
+        failures = errors = 0
+        first_failure = None
+
+        @property
+        def requests(self) -> int:
+            return self.total.num_requests
+
+    return Real()
 
 
 def main() -> int:
@@ -60,13 +85,13 @@ def main() -> int:
         "of work: for callgrind's instruction counts, which do not depend on the machine's noise)",
     )
     parser.add_argument("--profile", action="store_true", help="run under cProfile and print the top functions")
+    parser.add_argument("--real-stats", action="store_true", help="count into RequestStats, not a counting sink")
     parser.add_argument("--top", type=int, default=35)
     parser.add_argument("--pstats", metavar="FILE", help="also save the cProfile data (snakeviz, pstats)")
     args = parser.parse_args()
 
     from runner.compile.compiler import CompileOptions, compile_scenario
     from runner.engine.runner import LocalRunner
-    from runner.engine.state import RunState
     from runner.scenario import load_scenario
 
     cpus = sorted(os.sched_getaffinity(0))
@@ -80,8 +105,10 @@ def main() -> int:
             host = nginx.tls_url if args.scenario == "https" else nginx.url
             compiled = compile_scenario(loaded, CompileOptions(host=host))
             classes = compiled.user_classes
-            stats = CountingStats()
-            runner = LocalRunner(classes, stats, iterations=args.iterations, run_state=RunState.fresh(compiled))
+            stats: Any = CountingStats()
+            if args.real_stats:
+                stats = RealStats()
+            runner = LocalRunner(classes, stats, iterations=args.iterations, run_state=compiled.fresh_state())
             profile = cProfile.Profile() if args.profile else None
             before = nginx.requests()
             wall, cpu = time.perf_counter(), time.process_time()
@@ -97,7 +124,8 @@ def main() -> int:
         children.stop_all()
     print(
         f"{args.scenario}: {stats.requests:,} requests in {wall:.1f} s = {stats.requests / wall:,.0f} req/s, "
-        f"{cpu / max(1, stats.requests) * 1e6:.0f} µs CPU/req, {stats.failures} failed, {stats.errors} errors "
+        f"{cpu / max(1, stats.requests) * 1e6:.0f} µs CPU/req, {stats.failures} failed, "
+        f"{stats.errors if isinstance(stats, CountingStats) else len(stats.errors.exception_list())} errors "
         f"(nginx counted {counted:,}){' under cProfile' if profile else ''}"
     )
     if stats.first_failure:

@@ -19,6 +19,7 @@ from runner.engine.calls import RequestResult
 from runner.engine.flow import FlowSignal, StopTest
 from runner.engine.state import RunState
 from runner.engine.user import Transaction, VirtualUser
+from runner.scenario.limits import PHASES
 from runner.scenario.scripting import ScriptError
 
 
@@ -61,6 +62,11 @@ class TraceRuntime:
         if result.name != url:
             line += self._style(f"  [{result.name}]", dim=True)
         self.echo(line)
+        if result.timings is not None:  # where its time went; a kept-alive connection's 0 dns/connect/tls left out
+            spent = " · ".join(
+                f"{p} {ms:.1f}" for p, ms in zip(PHASES, result.timings, strict=True) if ms or p == "ttfb"
+            )
+            self.echo(self._style(f"      time: {spent} ms", dim=True))
         for variable, value in (result.trace_extracted or {}).items():
             self.echo(f"      saved {variable} = {_short(value)}")
         for message in result.trace_warnings or []:

@@ -165,7 +165,7 @@ def _table(live: Live) -> Callable[[], None]:
     view = LiveView(live)
 
     def show() -> None:
-        snapshot = view.snapshot()
+        snapshot = view.snapshot(timings=False)  # the table does not show them
         entries = [Entry.model_validate(e) for e in snapshot["requests"]]
         live.print(console.stats_table(entries, Entry.model_validate(snapshot["total"])) + "\n")
 
@@ -466,7 +466,14 @@ class OnceRuntime:
 
     def on_request(self, user: VirtualUser, result: Any) -> None:
         self.live.stats.log(
-            result.method, result.name, result.elapsed_ms, result.size, result.failure, result.retries, result.http2
+            result.method,
+            result.name,
+            result.elapsed_ms,
+            result.size,
+            result.failure,
+            result.retries,
+            result.http2,
+            result.timings,
         )
 
     def on_think(self, user: VirtualUser, seconds: float) -> None:

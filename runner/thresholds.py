@@ -30,6 +30,14 @@ class Rule:
 
     def measure(self, entry: dict[str, Any]) -> float | None:
         """The metric's value in a results entry (None when there is no data)."""
+        if " " in self.metric:  # "ttfb p95": a time metric of one phase of the responses' time
+            phase, metric = self.metric.split(" ", 1)
+            times = ((entry.get("timings") or {}).get(phase)) or {}
+            if metric in TIME_METRICS:
+                return times.get(TIME_METRICS[metric]) if metric != "median" else times.get("percentiles", {}).get("50")
+            quantile = metric[1:]
+            percentiles = times.get("percentiles") or {}
+            return percentiles.get(quantile, percentiles.get(_normal_key(quantile)))
         if self.metric in RATE_METRICS:
             return entry.get("failure_ratio") if entry.get("requests") else None
         if self.metric in COUNT_METRICS:
@@ -63,7 +71,7 @@ class Rule:
 
     @property
     def is_time(self) -> bool:
-        return self.metric in TIME_METRICS or bool(PERCENTILE.match(self.metric))
+        return self.metric in TIME_METRICS or bool(PERCENTILE.match(self.metric)) or " " in self.metric
 
 
 def _normal_key(quantile: str) -> str:

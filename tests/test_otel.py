@@ -119,6 +119,10 @@ def test_otlp_export_matches_the_results(tmp_path: Path, demo_url: str, collecto
     passed = [v for k, v in checks.items() if ("lrun.check", "status is 404") in k and ("result", "passed") in k]
     assert passed and passed[0] > 0
     assert 0 < max(collector.last("lrun.response_time").values()) < 5
+    phases = collector.last("lrun.request.phase")
+    ttfb = [v for k, v in phases.items() if ("phase", "ttfb") in k and ("percentile", "95") in k]
+    assert len(ttfb) == len(results["requests"]) and all(0 < v < 5 for v in ttfb)
+    assert {dict(k)["phase"] for k in phases} == {"dns", "connect", "tls", "send", "ttfb", "receive"}
 
 
 # ----------------------------------------------------------------------------------------------- OTLP over gRPC

@@ -80,6 +80,8 @@ def test_metrics_are_live_and_agree_with_the_run(tmp_path: Path, demo_url: str, 
         assert _value(second, "lrun_requests_total", method=method, name=name) <= by_name[(method, name)]["requests"]
         count = _value(first, "lrun_response_time_seconds_count", method=method, name=name)
         assert count == seen == _value(first, "lrun_response_time_seconds_bucket", method=method, name=name, le="+Inf")
+        for phase in ("dns", "connect", "tls", "send", "ttfb", "receive"):  # every response, each phase
+            assert _value(first, "lrun_request_phase_seconds_count", method=method, name=name, phase=phase) == seen
     missing = _value(first, "lrun_request_failures_total", method="GET", name="/missing")
     assert missing == _value(first, "lrun_requests_total", method="GET", name="/missing")
     assert _value(first, "lrun_request_failures_total", method="GET", name="/about") == 0

@@ -130,8 +130,11 @@ def test_failures_are_grouped_with_counts_and_times(tmp_path: Path, demo_url: st
         wait_for(lambda: stats(web.url)["errors"][0]["occurrences"] >= 3, what="three failures")
         rows = list(csv.reader(io.StringIO(http(f"{web.url}/stats/failures/csv").text)))
         assert rows[1][:2] == ["GET", "/fail"] and int(rows[1][3]) >= 3
-        (group,) = http(f"{web.url}/api/state").json()["snapshot"]["run"]["errors"]
+        run = http(f"{web.url}/api/state").json()["snapshot"]["run"]
+        (group,) = run["errors"]
         assert group["count"] >= 3 and group["first_seen"] < group["last_seen"]
+        for row in run["requests"]:  # where the time went, on average: a 503 is a response, timed too
+            assert row["ttfb_avg_ms"] > 0 and row["connect_avg_ms"] >= 0
         assert aggregated(stats(web.url))["num_failures"] >= 3
 
 

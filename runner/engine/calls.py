@@ -36,6 +36,7 @@ class RequestResult:
     trace_extracted: dict[str, Any] | None = None
     trace_checks: list[tuple[str, str | None]] | None = None
     trace_warnings: list[str] | None = None
+    timings: tuple[float, ...] | None = None  # ms per phase (``runner.scenario.limits.PHASES``), HTTP responses only
 
     @classmethod
     def of(cls, method: str, name: str, response: Response, failure: str | None) -> RequestResult:
@@ -51,6 +52,7 @@ class RequestResult:
             response.retries,
             response.connect_failed,
             response.http2,
+            timings=response.timings,
         )
 
 

@@ -39,7 +39,15 @@ class StatsSink(Protocol):
     """What the runner feeds: ``runner.stats.RequestStats`` fits."""
 
     def log(
-        self, method: str, name: str, ms: float, size: int, failure: str | None, retries: int = 0, http2: bool = False
+        self,
+        method: str,
+        name: str,
+        ms: float,
+        size: int,
+        failure: str | None,
+        retries: int = 0,
+        http2: bool = False,
+        timings: tuple[float, ...] | None = None,
     ) -> None: ...
 
     def log_error(self, error: BaseException, user_type: str) -> None: ...
@@ -200,7 +208,14 @@ class LocalRunner(LoadShape):
         if not self.counts(result):
             return
         self.stats.log(
-            result.method, result.name, result.elapsed_ms, result.size, result.failure, result.retries, result.http2
+            result.method,
+            result.name,
+            result.elapsed_ms,
+            result.size,
+            result.failure,
+            result.retries,
+            result.http2,
+            result.timings,
         )
         if (unreachable := self.unreachable.note(result.failure if result.connect_failed else None)) is not None:
             self.warn(unreachable)

@@ -55,6 +55,7 @@ class Response:
         "retries",
         "size",
         "status",
+        "timings",
         "unread",
         "url",
     )
@@ -77,6 +78,7 @@ class Response:
         head: Sequence[str] | None = None,
         charset: str | None = None,
         http2: bool = False,
+        timings: tuple[float, ...] | None = None,
     ) -> None:
         self.method = method
         self.url = url
@@ -95,6 +97,9 @@ class Response:
         self.connect_failed = connect_failed  # no connection could be made: ``error`` says why
         self.http2 = http2  # it went over HTTP/2 (else HTTP/1.1)
         self.unread = unread  # why ``body`` is empty though bytes arrived: over max_body, or discarded
+        # ms of dns, connect, tls, send, ttfb, receive (``scenario.limits.PHASES``; sums of the redirects' exchanges);
+        # None when no response arrived. A kept-alive connection's first three are 0.
+        self.timings = timings
 
     @property
     def headers(self) -> list[tuple[str, str]]:

@@ -17,7 +17,9 @@ to ``max_body`` bytes (after decompression too); beyond, they are read, counted 
 
 ``elapsed_ms`` runs from just before the connection is taken (so it includes connecting, and TLS, when a
 new connection is needed) to the last byte of the body; with redirects it is the sum of the exchanges.
-Decompression and cookie handling are outside it.
+Decompression and cookie handling are outside it. ``timings`` splits it into phases
+(``scenario.limits.PHASES``: DNS, TCP connect, TLS, sending, waiting for the first byte, receiving) from
+timestamps taken where the exchange is anyway; a reused connection's first three are 0.
 
 Network and server faults never raise: they come back as ``Response(status=0, error=...)``. Misuse by the
 caller (two bodies, a CR/LF in a header, a relative URL without a base URL) raises ``ValueError``.
@@ -35,6 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from functools import lru_cache
 from itertools import islice
+from operator import add
 from socket import gaierror
 from time import perf_counter
 from typing import Any
@@ -359,7 +362,7 @@ def _io_error(exc: BaseException) -> str | None:
     return None
 
 
-def _raw_io(sock: Any, wire: bytes) -> Callable[[int], bytes]:
+def _raw_io(sock: Any, wire: bytes, marks: list[float]) -> Callable[[int], bytes]:
     """Send ``wire`` and return a recv for plain TCP that skips gevent's socket wrapper.
 
     gevent's socket methods are Python; here the kernel socket is used directly (it is non-blocking under
@@ -372,6 +375,7 @@ def _raw_io(sock: Any, wire: bytes) -> Callable[[int], bytes]:
         sent = 0
     if sent < len(wire):
         sock.sendall(memoryview(wire)[sent:])
+    marks[4] = perf_counter()  # the request is written: waiting begins
     read_event, hub = sock._read_event, sock.hub
     hub.wait(read_event)  # the answer cannot be there yet: a recv now would fail (a syscall and an exception)
 
@@ -385,7 +389,7 @@ def _raw_io(sock: Any, wire: bytes) -> Callable[[int], bytes]:
     return recv
 
 
-def _tls_io(sock: Any, wire: bytes) -> Callable[[int], bytes]:
+def _tls_io(sock: Any, wire: bytes, marks: list[float]) -> Callable[[int], bytes]:
     """Send ``wire`` and return a recv for TLS that skips gevent's SSL socket methods (Python, several per call).
 
     gevent's C-level SSL object reads and writes the non-blocking kernel socket itself; a would-block is a plain
@@ -401,6 +405,7 @@ def _tls_io(sock: Any, wire: bytes) -> Callable[[int], bytes]:
             hub.wait(write_event)
         except ssl.SSLWantReadError:
             hub.wait(read_event)
+    marks[4] = perf_counter()
     if not tls.pending():
         hub.wait(read_event)  # as in _raw_io: a read now would fail (and raise)
 
@@ -468,6 +473,9 @@ class HttpSession:
         self.discard_body = discard_body
         self.cookies = CookieJar()
         self._timers: dict[float, Any] = {}  # deadline seconds -> a reusable libev timer, made on first use
+        # perf_counter() marks of the exchange under way: its start, resolved, connected, TLS done, request sent
+        self._marks = [0.0] * 5
+        self._phases: tuple[float, ...] = ()  # the last response's, ms (``PHASES``)
         self._origins: dict[str, _Origin] = {}  # "scheme://netloc" as written -> origin
         self._canonical: dict[tuple[str, str, int], _Origin] = {}
         pairs = {"user-agent": ("User-Agent", USER_AGENT)}
@@ -665,11 +673,14 @@ class HttpSession:
         elapsed = 0.0  # the sum of the exchanges: cookie handling between redirects is not timed
         redirects = retries = 0
         limit = 0 if discard else self.max_body
+        timings: tuple[float, ...] | None = None
         while True:
             wire = self._wire(method, origin, target, headers, payload, ctype)
             parser, seconds, error, retried = self._exchange(origin, method, wire, deadline, limit)
             elapsed += seconds
             retries += retried
+            if parser is not None:
+                timings = self._phases if timings is None else tuple(map(add, timings, self._phases))
             url = origin.url + target
             if parser is None:
                 failed = isinstance(error, _ConnectError)
@@ -742,6 +753,7 @@ class HttpSession:
                 head=parser.lines,
                 charset=parser.charset,
                 http2=parser.http2,
+                timings=timings,
             )
 
     def _exchange(
@@ -749,10 +761,12 @@ class HttpSession:
     ) -> tuple[Any, float, str | None, bool]:
         """Write ``wire`` and read one response: (parser, seconds, None, retried) or (None, seconds, error, retried).
 
-        The request's deadline (a ``_Deadline`` thrown into this greenlet) may interrupt any wait here.
+        The request's deadline (a ``_Deadline`` thrown into this greenlet) may interrupt any wait here. A
+        response's phases are left in ``_phases`` (ms, as ``Response.timings``).
         """
         retried = False
-        started = perf_counter()
+        marks = self._marks
+        started = marks[0] = perf_counter()
         while True:
             sock, origin.sock = origin.sock, None
             if sock is None and origin.spare:
@@ -764,9 +778,9 @@ class HttpSession:
             if sock is None:
                 try:
                     if origin.https and self.http2:  # ALPN decides: an HTTP/2 connection, or a socket
-                        sock = h2_connect(origin, lambda: self._connect(origin))
+                        sock = h2_connect(origin, lambda: self._connect(origin, marks))
                     else:
-                        sock = self._connect(origin)
+                        sock = self._connect(origin, marks)
                 except BaseException as exc:
                     error = (
                         _timed_out(deadline, "connecting")
@@ -778,16 +792,17 @@ class HttpSession:
                     return None, perf_counter() - started, _ConnectError(error), retried
                 if sock.__class__ is H2Connection:
                     try:
-                        again = lambda: h2_connect(origin, lambda: self._connect(origin))  # noqa: E731
+                        again = lambda: h2_connect(origin, lambda: self._connect(origin, marks))  # noqa: E731
                         return h2_exchange(sock, origin, method, wire, limit, started, again)
                     except _Deadline:
                         return None, perf_counter() - started, H2Error(_timed_out(deadline, "HTTP/2 exchange")), retried
             received = False
             try:
-                recv = _tls_io(sock, wire) if origin.https else _raw_io(sock, wire)
+                recv = _tls_io(sock, wire, marks) if origin.https else _raw_io(sock, wire, marks)
                 data = recv(_RECV_SIZE)
                 if not data:
                     raise _NoResponse
+                first = perf_counter()
                 received = True
                 reply = quick(data, method == "HEAD", limit)
                 parser: Parser | Quick
@@ -800,12 +815,12 @@ class HttpSession:
                         if not data:
                             raise _Incomplete
                         reply.add(data)
-                elapsed = perf_counter() - started
+                ended = perf_counter()
             except BaseException as exc:
                 sock.close()
                 if reused and not received and not retried and isinstance(exc, _STALE) and method in _IDEMPOTENT:
                     retried = True  # the server closed the idle connection: once more on a new one
-                    continue
+                    continue  # (the lost attempt counts in this one's dns phase: marks[0] stays)
                 if isinstance(exc, _Deadline):
                     error = _timed_out(deadline, "reading the response" if received else "waiting for the response")
                 else:
@@ -814,34 +829,58 @@ class HttpSession:
                     raise
                 return None, perf_counter() - started, error, retried
 
+            sent = marks[4]
+            if reused:
+                self._phases = (
+                    0.0,
+                    0.0,
+                    0.0,
+                    (sent - started) * 1000.0,
+                    (first - sent) * 1000.0,
+                    (ended - first) * 1000.0,
+                )
+            else:
+                resolved, connected, secured = marks[1], marks[2], marks[3]
+                self._phases = (
+                    (resolved - started) * 1000.0,
+                    (connected - resolved) * 1000.0,
+                    (secured - connected) * 1000.0,
+                    (sent - secured) * 1000.0,
+                    (first - sent) * 1000.0,
+                    (ended - first) * 1000.0,
+                )
             if not parser.trailing and parser.should_keep_alive():
                 if origin.sock is not None:  # another greenlet of a parallel group put one back already
                     if len(origin.spare) >= _SPARE:
                         origin.spare.pop(0).close()
                     origin.spare.append(origin.sock)
                 origin.sock = sock
-                origin.idle_since = perf_counter()
+                origin.idle_since = ended
             else:
                 sock.close()
-            return parser, elapsed, None, retried
+            return parser, ended - started, None, retried
 
-    def _connect(self, origin: _Origin) -> Any:
-        """A new connection to ``origin`` (TLS for https), trying each address in turn.
+    def _connect(self, origin: _Origin, marks: list[float]) -> Any:
+        """A new connection to ``origin`` (TLS for https), trying each address in turn; ``marks[1:4]`` get when
+        the name was resolved, the TCP connection made and the TLS handshake done (= connected for http).
 
         No TCP_NODELAY: a request goes out in one send, so Nagle never delays it, and leaving it on cost 5 %.
         """
         infos = _addresses(origin.host, origin.port)
         if not infos:
             raise RuntimeError("getaddrinfo gave no address")
+        marks[1] = perf_counter()
         first_error: BaseException | None = None
         for family, kind, proto, _, address in infos:
             sock = gevent.socket.socket(family, kind, proto)
             try:
                 sock.settimeout(self.connect_timeout)
                 sock.connect(address)
+                marks[2] = marks[3] = perf_counter()
                 if origin.https:
                     context = _shared_tls_context(not self.insecure, self.http2)
                     sock = context.wrap_socket(sock, server_hostname=origin.host)
+                    marks[3] = perf_counter()
                 sock.settimeout(None)  # the request's deadline bounds every wait from here on
                 return sock
             except BaseException as exc:

@@ -104,10 +104,10 @@ class LiveView:
     def transactions(self) -> Iterator[StatsEntry]:
         return iter(list(self._live.transactions.entries.values()))
 
-    def snapshot(self) -> dict[str, Any]:
-        """The statistics so far, as the results' entries are (without histograms)."""
+    def snapshot(self, *, timings: bool = True) -> dict[str, Any]:
+        """The statistics so far, as the results' entries are (without histograms; ``timings``: with the phases)."""
         elapsed = max(1e-9, time.time() - self._live.started)
-        return self._live.stats.snapshot(duration=elapsed, histograms=False)
+        return self._live.stats.snapshot(duration=elapsed, histograms=False, timings=timings)
 
     # ------------------------------------------------------------------------------------------- parts
 

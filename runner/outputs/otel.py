@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import RunError
+from runner.outputs.phases import otel_callback
 
 if TYPE_CHECKING:
     from runner.live.view import LiveView
@@ -154,6 +155,11 @@ class OtelExport:
         meter.create_observable_gauge(
             "lrun.response_time", [response_times], unit="s",
             description="Response time percentiles (50, 95, 99) over the last seconds.",
+        )  # fmt: skip
+        meter.create_observable_gauge(
+            "lrun.request.phase", [otel_callback(live, Observation)], unit="s",
+            description="Where the responses' time went (phase: dns, connect, tls, send, ttfb, receive): "
+            "percentiles 50, 95, 99 and avg since the start.",
         )  # fmt: skip
 
         def users(options: CallbackOptions) -> Iterable[Observation]:

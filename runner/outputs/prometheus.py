@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from runner.live.view import LiveView
 from runner.outputs.auth import basic_auth
+from runner.outputs.phases import prometheus_family
 from runner.serving import Server
 from runner.stats import StatsEntry
 
@@ -75,6 +76,7 @@ class RunCollector(Collector):
             sizes.add_metric(key, h.bytes)
             times.add_metric(key, *self._histogram(entry))
         yield from (requests, failures, sizes, times)
+        yield prometheus_family(view.requests())
 
         total = view.total
         yield _gauge("lrun_users", "Virtual users running now.", view.users)

@@ -79,7 +79,7 @@ class SseStream(Inbox):
 
     def _open(self, session: HttpSession, origin: Any, target: str, headers: dict[str, str]) -> str | None:
         try:
-            self._sock = session._connect(origin)
+            self._sock = session._connect(origin, [0.0] * 5)
             self._tls = origin.https
         except (OSError, RuntimeError) as exc:
             return _connect_error(exc, origin, session.connect_timeout) or f"cannot connect: {exc}"

@@ -116,7 +116,7 @@ class WebSocket(Inbox):
         self, session: HttpSession, origin: Any, target: str, headers: dict[str, str], protocols: list[str]
     ) -> str | None:
         try:
-            self._sock = session._connect(origin)
+            self._sock = session._connect(origin, [0.0] * 5)
             self._tls = origin.https
         except (OSError, RuntimeError) as exc:
             return _connect_error(exc, origin, session.connect_timeout) or f"cannot connect: {exc}"

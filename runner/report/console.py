@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from runner.report.breakdown import timing_table
 from runner.report.formats import clock, fmt_bytes, fmt_percent
 from runner.report.model import (
     Arrivals,
@@ -111,6 +112,9 @@ def summary(results: Results) -> str:
     """The end-of-run text: statistics, percentiles, errors, thresholds and the verdict."""
     entries, total = results.requests, results.total
     parts = [stats_table(entries, total), "", percentile_table(entries, total)]
+    breakdown = timing_table(entries, total)
+    if breakdown:
+        parts += ["", breakdown]
     errors = error_report(results.errors)
     if errors:
         parts += ["", errors]

@@ -26,6 +26,7 @@ from markupsafe import Markup
 import runner
 from runner.errors import LrunError
 from runner.report import charts
+from runner.report.breakdown import timing_bars
 from runner.report.capacity_html import capacity_view
 from runner.report.charts import Line
 from runner.report.formats import (
@@ -472,6 +473,7 @@ def run_view(results: Results) -> dict[str, Any]:
         "service": total.percentiles,
         "series_note": _series_note(results.series),
         "capacity": capacity_view(results.capacity),
+        "timings": Markup(timing_bars(results.requests)),
     }
 
 

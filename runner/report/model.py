@@ -124,6 +124,30 @@ class Point(_Open):
     )
 
 
+class PhaseTime(_Open):
+    """One phase of the responses' time, in milliseconds (3 decimals), null without responses."""
+
+    avg_ms: Ms = Field(None, description="Average time in the phase.")
+    min_ms: Ms = Field(None, description="Shortest time in the phase.")
+    max_ms: Ms = Field(None, description="Longest time in the phase.")
+    percentiles: dict[str, Ms] = Field({}, description="Time in the phase at each percentile, keyed as in an entry.")
+
+
+class Timings(_Open):
+    """Where the responses' time went, as k6 and Artillery split it; the phases add up to the response time. A
+    response on a kept-alive connection spent 0 in dns, connect and tls (those count as 0 in avg and percentiles);
+    redirects followed add up. Requests that got no response are not in it."""
+
+    responses: int = Field(description="Responses timed.")
+    new_connections: int = Field(description="Of those, how many opened a new connection (the others reused one).")
+    dns: PhaseTime = Field(description="Resolving the host name (0 for an IP address).")
+    connect: PhaseTime = Field(description="The TCP connection (the connect() call).")
+    tls: PhaseTime = Field(description="The TLS handshake (0 for http://).")
+    send: PhaseTime = Field(description="Writing the request.")
+    ttfb: PhaseTime = Field(description="Waiting: from the request written to the first byte of the response.")
+    receive: PhaseTime = Field(description="From the first byte to the last byte of the response.")
+
+
 class Entry(_Open):
     """The statistics of one (method, name), of a transaction, or of all requests ("Aggregated"). Times are in
     milliseconds (3 decimals), null without requests; rates are per second of ``measured_s``."""
@@ -160,6 +184,9 @@ class Entry(_Open):
         '"99.9", "99.99", "100".',
     )
     histogram: Histogram | None = Field(None, description="All response times in buckets.")
+    timings: Timings | None = Field(
+        None, description="HTTP requests only: each response's time split into dns, connect, tls, send, ttfb, receive."
+    )
     series: list[Point] | None = Field(
         None, description="Only with --csv-full-history: this entry's points since its first request."
     )

@@ -21,16 +21,50 @@ TIME_METRICS = {"avg": "avg_ms", "min": "min_ms", "max": "max_ms", "median": "me
 COUNT_METRICS = {"requests": "requests", "failures": "failures", "rps": "rps", "failures_per_s": "failures_per_s"}
 RATE_METRICS = ("errors", "error_rate")
 RUN_METRICS = ("arrivals_dropped",)  # of the whole run, not of an entry: a percentage of the planned arrivals
+# the phases of a request's time (results: an entry's ``timings``), in order; they add up to its response time
+PHASES = ("dns", "connect", "tls", "send", "ttfb", "receive")
+PHASE_PERCENTILES = ("50", "66", "75", "80", "90", "95", "98", "99", "99.9", "99.99", "100")  # stats' PERCENTILES
+PHASE_ALIASES = {"waiting": "ttfb", "sending": "send", "receiving": "receive", "connecting": "connect"}  # k6's
 _EXPRESSION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|<|>)\s*(\S+)\s*$")
 PERCENTILE = re.compile(r"^p(\d+(?:\.\d+)?)$")
 METRICS_HELP = (
     "p50 … p99.9, avg, min, max, median (times); errors (a %); requests, failures, rps, failures_per_s; "
-    "arrivals_dropped (a % of the planned arrivals)"
+    "arrivals_dropped (a % of the planned arrivals); a phase of the time before a time metric: 'ttfb p95', "
+    "'connect avg' (phases: dns, connect, tls, send, ttfb, receive)"
 )
+_PHASED = re.compile(r"^\s*([A-Za-z_]+)\s+([A-Za-z_][\w.]*\s*(?:<=|>=|==|<|>).*)$", re.DOTALL)
+
+
+def _phased(text: str) -> tuple[str, str, float] | None:
+    """``ttfb p95 < 100ms`` → ("ttfb p95", "<", 100.0): a time metric of one phase; None without a phase."""
+    match = _PHASED.match(text)
+    if match is None:
+        return None
+    word, rest = match[1].lower(), match[2]
+    phase = PHASE_ALIASES.get(word, word)
+    if phase not in PHASES:
+        hint = did_you_mean(word, [*PHASES, *PHASE_ALIASES])
+        raise ValueError(
+            f"unknown phase '{word}'{' (' + hint + ')' if hint else ''}: write a phase of the request's time "
+            f"({', '.join(PHASES)}) before a time metric, e.g. 'ttfb p95 < 100ms'"
+        )
+    metric, op, limit = parse_expression(rest)
+    if metric not in TIME_METRICS and not PERCENTILE.match(metric):
+        raise ValueError(
+            f"'{phase} {metric}': a phase takes a time metric (avg, min, max, median, p50 … p99.9), "
+            f"e.g. '{phase} p95 < 100ms'"
+        )
+    if metric[0] == "p" and f"{float(metric[1:]):g}" not in PHASE_PERCENTILES:
+        raise ValueError(f"'{phase} {metric}': the phases keep the percentiles {', '.join(PHASE_PERCENTILES)}")
+    return f"{phase} {metric}", op, limit
 
 
 def parse_expression(text: str) -> tuple[str, str, float]:
-    """``p95 < 500ms`` → (metric, operator, limit); raises ``ValueError`` with what to write instead."""
+    """``p95 < 500ms`` → (metric, operator, limit); raises ``ValueError`` with what to write instead. A phase
+    before a time metric (``ttfb p95 < 100ms``) gives the metric "ttfb p95"."""
+    phased = _phased(text)
+    if phased is not None:
+        return phased
     match = _EXPRESSION.match(text)
     if not match:
         raise ValueError(f"cannot read threshold {text!r}: write METRIC OPERATOR LIMIT, e.g. 'p95 < 500ms'")

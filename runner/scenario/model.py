@@ -1155,8 +1155,9 @@ class Threshold(Model):
 
     expect: Rule = Field(
         description="METRIC OPERATOR LIMIT. Metrics: p50 … p99.9, avg, min, max, median (ms or 1.5s); "
-        "errors (a percentage); requests, failures, rps, failures_per_s.",
-        examples=["p95 < 500ms", "errors < 1%", "rps > 100"],
+        "errors (a percentage); requests, failures, rps, failures_per_s. A phase of the time (dns, connect, tls, "
+        "send, ttfb, receive) before a time metric reads that phase: 'ttfb p95 < 100ms'.",
+        examples=["p95 < 500ms", "errors < 1%", "rps > 100", "ttfb p95 < 100ms"],
     )
     request: str | None = Field(
         None, description="Apply to one request: its name, or 'METHOD name' (default: all requests together)."

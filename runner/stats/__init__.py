@@ -28,6 +28,7 @@ from runner.stats.errors import MAX_GROUPS, ErrorStats
 from runner.stats.histogram import PERCENTILES, Histogram
 from runner.stats.period import Period
 from runner.stats.series import MAX_POINTS, Series
+from runner.stats.timings import PhaseTimes
 
 __all__ = [
     "PERCENTILES",
@@ -98,11 +99,19 @@ class RequestStats:
     # --------------------------------------------------------------------------------------- hot path
 
     def log(
-        self, method: str, name: str, ms: float, size: int, failure: str | None, retries: int = 0, http2: bool = False
+        self,
+        method: str,
+        name: str,
+        ms: float,
+        size: int,
+        failure: str | None,
+        retries: int = 0,
+        http2: bool = False,
+        timings: tuple[float, ...] | None = None,
     ) -> None:
         """Count one request: ``ms`` its response time (finite), ``size`` bytes, ``failure`` why it failed,
         ``retries`` how often it was sent again (so counts reconcile with the server's), ``http2`` whether it
-        went over HTTP/2."""
+        went over HTTP/2, ``timings`` its phases (``PhaseTimes.record``)."""
         now = self._clock()
         try:
             entry = self._index[name][method]
@@ -138,6 +147,11 @@ class RequestStats:
         if failure is not None:
             cur.failures += 1
             self.errors.add_failure(method, name, failure, now)
+        if timings is not None:
+            phases = entry.timings
+            if phases is None:
+                phases = entry.timings = PhaseTimes()
+            phases.record(timings)
 
     def log_error(self, error: BaseException, user_type: str) -> None:
         """An exception inside a user (not a failed request)."""
@@ -217,7 +231,9 @@ class RequestStats:
             "format": DELTA_FORMAT,
             "version": DELTA_VERSION,
             "node": self.node,
-            "entries": [e.to_state(seconds=entry_seconds) for e in self.entries.values() if e._all.count],
+            "entries": [
+                _with_timings(e, e.to_state(seconds=entry_seconds)) for e in self.entries.values() if e._all.count
+            ],
             "total_seconds": self.total.to_state()["seconds"],
             "errors": self.errors.to_state(),
         }
@@ -246,10 +262,11 @@ class RequestStats:
         if not isinstance(entries, list):
             raise ValueError("not an lrun statistics delta: entries is not a list")
         parsed = []
-        for data in entries:  # (method, name, kind, everything as Period.parse() read it, {second: Period})
+        for data in entries:  # (method, name, kind, everything as Period.parse() read it, {second: Period}, timings)
             try:
                 key = (str(data["method"]), str(data["name"]), str(data.get("kind", "request")))
-                parsed.append((*key, Period.parse(data["all"]), periods_from_state(data.get("seconds") or {})))
+                timings = PhaseTimes.parse(data["timings"]) if data.get("timings") is not None else None
+                parsed.append((*key, Period.parse(data["all"]), periods_from_state(data.get("seconds") or {}), timings))
             except (KeyError, TypeError, AttributeError) as exc:
                 raise ValueError(f"not a statistics entry: {exc!r}") from None
         seconds = periods_from_state(state["total_seconds"]) if "total_seconds" in state else None
@@ -257,10 +274,14 @@ class RequestStats:
         errors.merge(state.get("errors", {}))
         # Each entry's data goes to the entry (and to the total, which adds its children up when next read);
         # the total's seconds to the total's ring.
-        for method, name, kind, everything, its_seconds in parsed:
+        for method, name, kind, everything, its_seconds, timings in parsed:
             if not everything[2]:  # no request
                 continue
             entry = self.entry(method, name, kind)
+            if timings is not None:
+                if entry.timings is None:
+                    entry.timings = PhaseTimes()
+                entry.timings.add_parsed(timings)
             if seconds is None:  # a delta without the total's seconds: the entries' go to the total too
                 period = Period()
                 period.add_parsed(everything)
@@ -277,26 +298,40 @@ class RequestStats:
 
     # ------------------------------------------------------------------------------------------ results
 
-    def snapshot(self, *, duration: float, histograms: bool = True) -> dict[str, Any]:
+    def snapshot(self, *, duration: float, histograms: bool = True, timings: bool = True) -> dict[str, Any]:
         """The "total", "requests", "series", "errors" and "exceptions" parts of the results.
 
         ``duration`` is the time the requests were counted over (for the rates). ``histograms=False`` leaves
-        the entries' buckets out: a third of the cost, for live tables and checks that read percentiles only.
+        the entries' buckets out: a third of the cost, for live tables and checks that read percentiles only;
+        ``timings=False`` the phases of the responses' time (a live table that does not show them).
         """
         self.total.flush()
         requests = []
+        timed = PhaseTimes()
         for entry in sorted(self.entries.values(), key=lambda e: (e.kind, e.name, e.method)):
             data = entry.to_dict(duration, histogram=histograms)
             if self.full_history and entry.series is not None:
                 data["series"] = [p for p in entry.series if p["total_requests"]]
+            if timings and entry.timings is not None:
+                data["timings"] = entry.timings.to_dict()
+                timed.merge(entry.timings)
             requests.append(data)
+        total = self.total.to_dict(duration, histogram=histograms)
+        if timed.count:
+            total["timings"] = timed.to_dict()
         return {
-            "total": self.total.to_dict(duration, histogram=histograms),
+            "total": total,
             "requests": requests,
             "series": self.series.to_list(),
             "errors": self.errors.failure_list(),
             "exceptions": self.errors.exception_list(),
         }
+
+
+def _with_timings(entry: StatsEntry, state: dict[str, Any]) -> dict[str, Any]:
+    if entry.timings is not None:
+        state["timings"] = entry.timings.to_state()
+    return state
 
 
 _VARYING = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F-]{27}|[0-9a-fA-F]{16,}|\d+")
@@ -351,8 +386,8 @@ class TransactionStats(RequestStats):
         for name, seconds in think.items():
             self.think[str(name)] = self.think.get(str(name), 0.0) + float(seconds)
 
-    def snapshot(self, *, duration: float, histograms: bool = True) -> dict[str, Any]:
-        snapshot = super().snapshot(duration=duration, histograms=histograms)
+    def snapshot(self, *, duration: float, histograms: bool = True, timings: bool = True) -> dict[str, Any]:
+        snapshot = super().snapshot(duration=duration, histograms=histograms, timings=timings)
         for entry in snapshot["requests"]:
             entry["think_s"] = round(self.think.get(entry["name"], 0.0), 3)
         snapshot["total"]["think_s"] = round(sum(self.think.values()), 3)

@@ -20,6 +20,7 @@ from typing import Any
 from runner.stats.histogram import PERCENTILES, Histogram, percentile_key
 from runner.stats.period import Period
 from runner.stats.series import Series
+from runner.stats.timings import PhaseTimes
 
 WINDOW = 10  # seconds behind the "current" values
 RING_SLACK = 10  # seconds kept beyond the window, for a late ``sample`` or late worker reports
@@ -56,6 +57,7 @@ class StatsEntry:
         "name",
         "series",
         "start_time",
+        "timings",
         "window",
     )
 
@@ -86,6 +88,7 @@ class StatsEntry:
         self._cur = Period()
         self._stale = False  # a total whose children got data it has not: rebuild it on the next read
         self._pending: list[tuple[Any, ...]] = []  # merged data (Period.parse) not yet added to _all
+        self.timings: PhaseTimes | None = None  # where the responses' time went, once one was timed
 
     def __repr__(self) -> str:
         return f"<StatsEntry {self.method} {self.name} requests={self.num_requests}>"
@@ -187,6 +190,7 @@ class StatsEntry:
         self._cur = Period()
         self._stale = False
         self._pending = []
+        self.timings = None
 
     # ------------------------------------------------------------------------------------------ reading
 

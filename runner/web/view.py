@@ -77,6 +77,8 @@ def _row(entry: StatsEntry, duration: float, now: float) -> dict[str, Any]:
         current_p50_ms=current[50],
         current_p95_ms=current[95],
     )
+    if entry.timings is not None:  # where the time went, on average: the server's wait and connecting
+        data.update(ttfb_avg_ms=entry.timings.mean(4), connect_avg_ms=entry.timings.mean(1))
     return data
 
 

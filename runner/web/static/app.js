@@ -282,9 +282,10 @@ function sortRows(rows) {
 
 function statsCells(r) {
   return [r.type === "transaction" ? "transaction" : r.method, r.name, r.requests, r.failures, ms(r.p50_ms), ms(r.p95_ms),
-    ms(r.p99_ms), ms(r.avg_ms), ms(r.min_ms), ms(r.max_ms), num(r.current_rps, 1), num(r.current_failures_per_s, 1)];
+    ms(r.p99_ms), ms(r.avg_ms), ms(r.min_ms), ms(r.max_ms), ms(r.ttfb_avg_ms), ms(r.connect_avg_ms), num(r.current_rps, 1),
+    num(r.current_failures_per_s, 1)];
 }
-const STATS_CLS = ["", "", "num", "num", "num", "num", "num", "num", "num", "num", "num", "num"];
+const STATS_CLS = ["", "", "num", "num", "num", "num", "num", "num", "num", "num", "num", "num", "num", "num"];
 
 function renderStats(run) {
   const tbody = $("#stats-table tbody");
