@@ -28,7 +28,7 @@ from runner.engine.flow import ON_FAIL, FlowSignal, StopUser
 from runner.engine.rendezvous import RendezvousPoint, RendezvousSpec
 from runner.engine.state import RunState
 from runner.engine.user import HttpSettings, Program, Step, Think, VirtualUser
-from runner.protocols.grpc_compile import compile_grpc, read_ca
+from runner.protocols.grpc_compile import read_ca
 from runner.protocols.steps import compile_protocol_step
 from runner.report.model import Pool as PoolResult
 from runner.report.model import Rendezvous as RendezvousResult
@@ -335,8 +335,6 @@ def _compile_kind(step: Any, ctx: _Context, path: tuple) -> list[Step | Think]:
         requests: list[Any] = [_compile_request(r, ctx, (*path, "parallel", i))[0] for i, r in enumerate(step.parallel)]
         think = Think(ctx.default_think) if ctx.default_think is not None else None
         return compile_parallel(step, requests, think)
-    if isinstance(step, GrpcStep):
-        return compile_grpc(step, ctx, compile_think(step.think) if step.think is not None else ctx.default_think)
     if (compiled := compile_protocol_step(step, ctx)) is not None:
         return compiled
     raise TypeError(f"cannot compile step {type(step).__name__}")  # pragma: no cover - the model forbids it

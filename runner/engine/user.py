@@ -117,7 +117,6 @@ class VirtualUser:
         "_stop_test",
         "channels",
         "check_counts",
-        "connections",
         "deadline",
         "greenlet",
         "in_flight",
@@ -159,8 +158,7 @@ class VirtualUser:
         self.transactions: list[Transaction] = []  # open ones, innermost last
         self.loops: dict[int, Any] = {}  # loop state by loop id
         self.pool_rows: dict[str, Held] = {}  # the row held in each pool
-        self.connections: dict[Any, Any] = {}  # other protocols' connections (a gRPC channel …): closed with the user
-        self.channels: dict[str, Any] = {}  # open connections of other protocols by name (WebSocket …): .abort()
+        self.channels: dict[Any, Any] = {}  # other protocols' open connections (WebSocket, SSE, gRPC): .abort()
         self.vars: dict[str, Any] = {
             "user_id": user_id,
             "user_type": self.type_name,
@@ -344,9 +342,6 @@ class VirtualUser:
     def close(self) -> None:
         """Release the user's connections and pool rows (also when it was killed without its on_stop)."""
         self.session.close()
-        for connection in self.connections.values():
-            connection.close()
-        self.connections.clear()
         for channel in self.channels.values():
             channel.abort()
         self.channels.clear()

@@ -93,7 +93,8 @@ class Channel:
             )
         return stub
 
-    def close(self) -> None:
+    def abort(self) -> None:
+        """Closed with its user (``user.channels``)."""
         self.channel.close()
 
 
@@ -214,9 +215,9 @@ def compile_grpc(step: GrpcStep, ctx: _Context, think: Callable[[], float] | Non
             pairs = [(k.lower(), str(v)) for k, v in metadata(variables).items()] if metadata is not None else []
         except (TemplateError, ValueError, TypeError, ArithmeticError) as exc:
             return fail(user, spec, f"template error: {exc}")
-        channel = user.connections.get((METHOD, target, tls))
+        channel = user.channels.get((METHOD, target, tls))
         if channel is None:
-            channel = user.connections[(METHOD, target, tls)] = Channel(target, tls, ca)
+            channel = user.channels[(METHOD, target, tls)] = Channel(target, tls, ca)
         timeout = step.deadline if step.deadline is not None else user.http.timeout
         timeout = min(timeout, max(0.001, user.deadline - time.monotonic()))  # the run ends on time
         try:
@@ -315,3 +316,11 @@ def _response(url: str, outcome: Outcome, elapsed_ms: float, stream: bool, json_
 
 def read_ca(files_base: Callable[[tuple], Path], ca: str | None) -> bytes | None:
     return (files_base(("grpc", "ca")) / ca).read_bytes() if ca else None
+
+
+def _compile_step(step: GrpcStep, ctx: Any) -> list[Any]:
+    think = ctx.compile_think(step.think) if step.think is not None else ctx.default_think
+    return compile_grpc(step, ctx, think)
+
+
+GRPC_COMPILERS: dict[type, Any] = {GrpcStep: _compile_step}

@@ -1,4 +1,4 @@
-"""The compiler's one entry to the steps of other protocols (WebSocket, server-sent events, GraphQL)."""
+"""The compiler's one entry to the steps of other protocols (WebSocket, server-sent events, GraphQL, gRPC)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from typing import Any
 
 from runner.engine.user import Step, Think
 from runner.protocols.graphql_steps import GRAPHQL_COMPILERS
+from runner.protocols.grpc_compile import GRPC_COMPILERS
 from runner.protocols.sse_steps import SSE_COMPILERS
 from runner.protocols.websocket_steps import WS_COMPILERS
 
-COMPILERS: dict[type, Any] = {**WS_COMPILERS, **SSE_COMPILERS, **GRAPHQL_COMPILERS}
+COMPILERS: dict[type, Any] = {**WS_COMPILERS, **SSE_COMPILERS, **GRAPHQL_COMPILERS, **GRPC_COMPILERS}
 
 
 def compile_protocol_step(step: Any, ctx: Any) -> list[Step | Think] | None:
