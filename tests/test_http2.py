@@ -46,8 +46,13 @@ def test_alpn_picks_http2_and_the_session_behaves_as_on_http1(fresh_log: Nginx) 
     session = HttpSession(fresh_log.url, timeout=10, insecure=True)
     first = session.request("GET", "/")
     assert (first.status, first.body, first.protocol, first.error) == (200, b"hello\n", "HTTP/2", None)
+    _dns, connect, tls, *exchange = first.timings  # the connection was opened for it: TLS took time
+    assert connect > 0 and tls > 0 and min(exchange) >= 0
+    assert abs(sum(first.timings) - first.elapsed_ms) < 1.0  # the phases add up to the response time
     assert first.header("content-type") == "text/plain"
-    assert session.request("GET", "/login").status == 200
+    again = session.request("GET", "/login")
+    assert again.status == 200
+    assert again.timings[:3] == (0.0, 0.0, 0.0) and again.timings[4] > 0  # kept alive: no connect, a first byte
     cookie = session.request("GET", "/cookie")  # the jar's cookie went out as an HTTP/2 header
     assert cookie.body == b"sid=s3cr3t\n"
     moved = session.request("GET", "/moved")  # a redirect followed on the same connection
@@ -125,6 +130,7 @@ def test_a_parallel_group_is_multiplexed_over_one_connection(tmp_path: Path, fre
     assert [t["name"] for t in results["transactions"]["entries"]] == ["page"]
     assert results["transactions"]["entries"][0]["requests"] == 6
     assert "Protocols: HTTP/2 42 requests, HTTP/1.1 0" in console
+    assert total["timings"]["responses"] == 42 and total["timings"]["new_connections"] == 2  # phases over HTTP/2 too
 
 
 def test_http2_false_for_a_user_type_uses_up_to_six_http1_connections(tmp_path: Path, fresh_log: Nginx) -> None:

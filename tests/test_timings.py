@@ -28,6 +28,7 @@ FIRST_BYTE_S = 0.150  # the server waits this long before its head
 TRICKLE_S = 0.200  # then sends the body in pieces over this long
 PIECES = 4
 SLACK_MS = 100.0  # a busy shared machine: generous, but below the delays measured and their difference
+EARLY_MS = 3.0  # the server's gevent timer may fire a millisecond or two early (libev), and buckets are 0.2 % wide
 
 
 class Slow(BaseHTTPRequestHandler):
@@ -95,8 +96,8 @@ def test_session_phases_show_the_servers_delays(slow: tuple[str, ThreadingHTTPSe
     for response in (first, again):
         assert response.status == 200 and response.timings is not None
         _, _, tls, _, ttfb, receive = response.timings
-        assert FIRST_BYTE_S * 1000 - 1 <= ttfb <= FIRST_BYTE_S * 1000 + SLACK_MS, response.timings
-        assert TRICKLE_S * 1000 - 1 <= receive <= TRICKLE_S * 1000 + SLACK_MS, response.timings
+        assert FIRST_BYTE_S * 1000 - EARLY_MS <= ttfb <= FIRST_BYTE_S * 1000 + SLACK_MS, response.timings
+        assert TRICKLE_S * 1000 - EARLY_MS <= receive <= TRICKLE_S * 1000 + SLACK_MS, response.timings
         assert sum(response.timings) == pytest.approx(response.elapsed_ms, abs=0.01)  # the phases add up
         assert tls == 0.0  # http://
     assert first.timings is not None and again.timings is not None
@@ -190,8 +191,8 @@ def test_run_breakdown_in_results_console_and_thresholds(
     assert fast_entry["timings"]["new_connections"] == 0
     assert results["total"]["timings"]["responses"] == 12
     for key in ("avg_ms", "min_ms"):
-        assert FIRST_BYTE_S * 1000 - 1 <= timings["ttfb"][key] <= FIRST_BYTE_S * 1000 + SLACK_MS, timings["ttfb"]
-        assert TRICKLE_S * 1000 - 1 <= timings["receive"][key] <= TRICKLE_S * 1000 + SLACK_MS, timings["receive"]
+        assert FIRST_BYTE_S * 1000 - EARLY_MS <= timings["ttfb"][key] <= FIRST_BYTE_S * 1000 + SLACK_MS, timings["ttfb"]
+        assert TRICKLE_S * 1000 - EARLY_MS <= timings["receive"][key] <= TRICKLE_S * 1000 + SLACK_MS, timings["receive"]
     assert timings["tls"]["max_ms"] == 0.0
     assert timings["connect"]["max_ms"] > 0 and timings["connect"]["percentiles"]["50"] <= 0.001
     phases = sum(timings[p]["avg_ms"] for p in ("dns", "connect", "tls", "send", "ttfb", "receive"))
@@ -199,7 +200,7 @@ def test_run_breakdown_in_results_console_and_thresholds(
 
     verdicts = {v["expression"]: v for v in results["thresholds"]}
     assert not verdicts["ttfb p95 < 100ms"]["passed"]  # the total's p95 is the slow request's 150 ms
-    assert verdicts["ttfb p95 < 100ms"]["actual"] >= FIRST_BYTE_S * 1000 - 1
+    assert verdicts["ttfb p95 < 100ms"]["actual"] >= FIRST_BYTE_S * 1000 - EARLY_MS
     assert verdicts["ttfb p50 < 1s"]["passed"] and verdicts["connect avg < 1s"]["passed"]
     assert result.returncode == 1
 
@@ -268,4 +269,4 @@ def test_debug_prints_each_requests_phases(tmp_path: Path, slow: tuple[str, Thre
     assert len(lines) == 2, result.stdout
     assert "connect " in lines[0] and "connect " not in lines[1]  # the second reuses the connection
     ttfb = [float(re.search(r"ttfb ([\d.]+)", line)[1]) for line in lines]  # type: ignore[index]
-    assert all(FIRST_BYTE_S * 1000 - 1 <= ms <= FIRST_BYTE_S * 1000 + SLACK_MS for ms in ttfb), lines
+    assert all(FIRST_BYTE_S * 1000 - EARLY_MS <= ms <= FIRST_BYTE_S * 1000 + SLACK_MS for ms in ttfb), lines

@@ -70,7 +70,10 @@ def _code(code: Any) -> str:
 class Reply:
     """One stream's response, in the shape the session reads from its HTTP/1.1 parsers."""
 
-    __slots__ = ("body", "done", "error", "event", "headers", "limit", "received", "refused", "status", "waiting")
+    __slots__ = (
+        "body", "done", "ended", "error", "event", "first", "headers", "limit", "received", "refused", "sent", "status",
+        "waiting",
+    )  # fmt: skip
 
     http2 = True
     plain = False  # the session looks at every header
@@ -90,6 +93,7 @@ class Reply:
         self.refused = False  # the server did not process it: safe to send again
         self.waiting = False
         self.event = gevent.event.Event()
+        self.sent = self.first = self.ended = 0.0  # perf_counter: request written, response head, stream end
 
     def get_code(self) -> int:
         return self.status
@@ -107,6 +111,7 @@ class Reply:
     def finish(self, error: str | None = None, *, refused: bool = False) -> None:
         if not self.done:
             self.done, self.error, self.refused = True, error, refused
+            self.ended = perf_counter()
             self.event.set()
 
 
@@ -208,6 +213,7 @@ class Connection:
             self.conn.send_data(stream, bytes(view[:size]), end_stream=size == len(view))
             view = view[size:]
             self._flush()
+        reply.sent = perf_counter()
         return reply
 
     def _window(self, stream: int) -> int:
@@ -298,6 +304,7 @@ class Connection:
                 reply.add(event.data)
         elif kind is h2.events.ResponseReceived:
             if reply is not None:
+                reply.first = perf_counter()
                 for name, value in event.headers:
                     if name == b":status":
                         reply.status = int(value) if value.isdigit() and len(value) == 3 else -1
@@ -406,3 +413,18 @@ def _request(wire: bytes, origin: Origin) -> tuple[list[tuple[str, str]], bytes]
         elif lname not in _DROPPED:
             fields.append((lname, value.strip()))
     return [(":method", method), (":scheme", "https"), (":authority", authority), (":path", target), *fields], body
+
+
+def phases(reply: Reply, started: float, marks: list[float], new_connection: bool) -> tuple[float, ...]:
+    """A stream's phases in ms, as ``Response.timings`` (dns, connect, tls, send, ttfb, receive): the connection's
+    only when this request opened it (``marks[1:4]`` from connecting), as on HTTP/1.1."""
+    ready = marks[3] if new_connection else started
+    sent = max(reply.sent or ready, ready)
+    first = max(reply.first or reply.ended, sent)
+    ended = max(reply.ended, first)
+    opening = (
+        ((marks[1] - started) * 1000.0, (marks[2] - marks[1]) * 1000.0, (marks[3] - marks[2]) * 1000.0)
+        if new_connection
+        else (0.0, 0.0, 0.0)
+    )
+    return (*opening, (sent - ready) * 1000.0, (first - sent) * 1000.0, (ended - first) * 1000.0)

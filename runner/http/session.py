@@ -54,6 +54,7 @@ from runner.http.http2 import Connection as H2Connection
 from runner.http.http2 import H2Error
 from runner.http.http2 import connect as h2_connect
 from runner.http.http2 import exchange as h2_exchange
+from runner.http.http2 import phases as h2_phases
 from runner.http.reader import HTTPParseError, Parser, Quick, quick
 from runner.http.response import Response
 
@@ -793,9 +794,12 @@ class HttpSession:
                 if sock.__class__ is H2Connection:
                     try:
                         again = lambda: h2_connect(origin, lambda: self._connect(origin, marks))  # noqa: E731
-                        return h2_exchange(sock, origin, method, wire, limit, started, again)
+                        done = h2_exchange(sock, origin, method, wire, limit, started, again)
                     except _Deadline:
                         return None, perf_counter() - started, H2Error(_timed_out(deadline, "HTTP/2 exchange")), retried
+                    if done[0] is not None:
+                        self._phases = h2_phases(done[0], started, marks, marks[1] >= started)  # it connected
+                    return done
             received = False
             try:
                 recv = _tls_io(sock, wire, marks) if origin.https else _raw_io(sock, wire, marks)
