@@ -101,6 +101,7 @@ def cli() -> None:
       lrun compare base.json new.json   the regression gate: slower beyond noise? (exit 1)
       lrun import recording.har -o scenario.yaml
                                         a browser recording to a correlated scenario
+      lrun init                         a starter scenario, its data, the schema and a CI job
       lrun demo                         serve the built-in demo shop
       lrun schema [--results]           JSON Schema of the scenario language (or of the results file)
 
