@@ -122,7 +122,7 @@ def test_master_and_three_workers_that_receive_the_scenario(tmp_path: Path, demo
 def test_a_worker_joining_later_takes_users(tmp_path: Path, demo_url: str, cluster: Cluster) -> None:
     path = write(tmp_path, "users: {u: {think: 50ms, sequence: [{get: /items}]}}\n")
     port = free_port()
-    master = cluster.master(path, port, "-H", demo_url, "-u", "4", "-r", "100", "-t", "5s")
+    master = cluster.master(path, port, "-H", demo_url, "-u", "4", "-r", "100", "-t", "10s")  # time to start one more
     cluster.worker(port, name="first")
     wait_until(log_shows(master, "4 users running"), 30, "the first worker's users")
     cluster.worker(port, name="second")
