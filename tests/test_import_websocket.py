@@ -67,6 +67,7 @@ def test_a_conversation_becomes_steps_with_its_session_correlated(tmp_path: Path
     assert steps[4] == {"ws_close": "ws", "think": "0.5s"}
     assert steps[5]["get"] == "/api/orders" and steps[5]["query"] == {"session": "{{ session }}"}
     assert len(steps) == 6 and SESSION not in result.yaml.split("\nname:")[1]
+    assert result.report()[0].startswith("2 requests recorded, 2 kept")  # a conversation is one request
     [found] = result.correlations.found
     assert (found.name, found.extractor) == ("session", {"jsonpath": "$.session"})
     scenario = tmp_path / "feed.yaml"
@@ -125,8 +126,8 @@ def test_hostile_frames_are_a_warning(tmp_path: Path, frames: Any, warning: str)
 def test_the_import_replays_against_the_demo_feed(tmp_path: Path, demo_url: str) -> None:
     har = write_har(tmp_path / "feed.har", [ws_entry(demo_url, "/ws/prices?interval=50", feed_frames())])
     scenario = tmp_path / "feed.yaml"
-    cli = run_lrun("import", str(har), "-o", str(scenario), timeout=60)
-    assert cli.returncode == 0, cli.stdout + cli.stderr
+    cli = run_lrun("import", str(har), "-o", str(scenario), "--verify", timeout=60)  # one user replays it
+    assert cli.returncode == 0 and "verify: every status as recorded (5 requests)" in cli.stderr, cli.stderr
     demo_reset(demo_url)
     result, results = run_json(tmp_path, str(scenario), "-i", "3")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -13,7 +13,7 @@ from runner.importers.har import HarError, Recording, printable, read_har
 from runner.importers.links import correlate_links
 from runner.importers.steps import Step, build_steps
 from runner.importers.write import Pool, WriteOptions, parameterise, render, set_think, step_dict
-from runner.importers.wssteps import expand, prune
+from runner.importers.wssteps import expand, prune, requests_kept
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Imported:
     def report(self) -> list[str]:
         """What the console shows: what was kept and dropped, each correlation, each warning."""
         lines = [
-            f"{len(self.recording.entries)} requests recorded, {len(self.steps)} kept "
+            f"{len(self.recording.entries)} requests recorded, {requests_kept(self.steps)} kept "
             f"(main origin {self.selection.origin})"
         ]
         lines += [f"  {line}" for line in self.selection.summary()]

@@ -105,6 +105,11 @@ def prune(steps: list[Step]) -> list[Step]:
     return out
 
 
+def requests_kept(steps: list[Step]) -> int:
+    """The recorded requests the steps replay: a WebSocket conversation is one (its upgrade)."""
+    return sum(1 for step in steps if step.ws in ("", "connect"))
+
+
 def matcher(step: Step) -> Any:
     """What the ``ws_receive`` waits for: the message's ``type`` (or alike) field, else the next message."""
     document = json_document(step.entry.response_text or "") if step.entry.response_text else None
