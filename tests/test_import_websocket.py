@@ -140,3 +140,20 @@ def test_the_import_replays_against_the_demo_feed(tmp_path: Path, demo_url: str)
     assert server["closes"] == {"1000": 3} and server["open"] == 0
     counts = {k: e["requests"] for k, e in entries.items()}
     assert counts["WS /ws/prices?interval=50"] == 3 and counts["WS receive ws"] == 6, counts  # welcome, subscribed
+
+
+def test_think_is_an_option_of_a_websocket_step_and_a_step_of_its_own(tmp_path: Path) -> None:
+    """``think:`` beside ``ws_receive`` (as the importer writes it) was read as a think step with unknown keys."""
+    scenario = tmp_path / "think.yaml"
+    scenario.write_text(
+        "host: http://127.0.0.1:8000\nusers:\n  u:\n    sequence:\n"
+        "      - {ws_connect: /ws/echo, think: 1s}\n"
+        "      - {ws_receive: next, timeout: 2s, think: 0.5s}\n"
+        "      - {think: 1s}\n"
+        "      - {ws_close: ws, think: 1s}\n"
+    )
+    check = run_lrun("validate", str(scenario), timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    scenario.write_text("host: http://127.0.0.1:8000\nusers:\n  u:\n    sequence:\n      - {think: 1s, timeout: 2s}\n")
+    check = run_lrun("validate", str(scenario), timeout=60)
+    assert check.returncode == 2 and "think.yaml:5:" in check.stdout + check.stderr, check.stdout + check.stderr
