@@ -10,6 +10,7 @@ is the first answer to a sent one; the feed's other messages are the server's (c
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +20,7 @@ from runner.importers.steps import Step, literal
 
 MATCH_FIELDS = ("type", "event", "action", "op", "kind", "method", "cmd")  # what a protocol names a message by
 UPGRADE_HEADERS = frozenset(["upgrade", "connection", "origin", "host", "cookie", "sec-websocket-protocol"])
+TEMPLATE = re.compile(r"(\{\{.*?\}\})", re.S)
 DEFAULT_TIMEOUT = 10.0  # seconds: the step's own default; a longer recorded wait gets twice that wait
 
 
@@ -121,11 +123,16 @@ def matcher(step: Step) -> Any:
     return "next"
 
 
+def _quoted(text: str) -> str:
+    """A query key or value percent-encoded, its ``{{ … }}`` (a correlation, an escaped literal) left whole."""
+    pieces = TEMPLATE.split(text)
+    return "".join(piece if k % 2 else quote(piece, safe="") for k, piece in enumerate(pieces))
+
+
 def _url(step: Step) -> str:
     if not step.query:
         return step.url
-    pairs = [f"{quote(k, safe='{}')}={v if '{{' in v else quote(v, safe='')}" for k, v in step.query]
-    return f"{step.url}?{'&'.join(pairs)}"
+    return f"{step.url}?{'&'.join(f'{_quoted(k)}={_quoted(v)}' for k, v in step.query)}"
 
 
 def ws_step_dict(step: Step) -> dict[str, Any]:
