@@ -23,6 +23,7 @@ def ws_entry(origin: str, path: str, frames: Any, t: float = 1.0) -> dict[str, A
     entry = har_entry("GET", origin + path, 101, mime="", t=t, headers=[("Upgrade", "websocket")])
     entry["request"]["url"] = origin.replace("http", "ws", 1) + path
     entry["request"]["headers"] += [{"name": "Sec-WebSocket-Key", "value": "dGhlIHNhbXBsZSBub25jZQ=="}]
+    entry["response"]["headers"] += [{"name": "X-Connection", "value": "c0nn3ct10n-77"}]  # no extractor here
     entry["_resourceType"] = "websocket"
     entry["_webSocketMessages"] = frames
     return entry
@@ -50,6 +51,7 @@ def test_a_conversation_becomes_steps_with_its_session_correlated(tmp_path: Path
         [
             ws_entry(origin, "/ws/prices?interval=100", feed_frames()),
             har_entry("GET", f"{origin}/api/orders?session={SESSION}", t=2.0),  # HTTP after: correlated too
+            har_entry("GET", f"{origin}/api/log?c=c0nn3ct10n-77", t=2.5),  # the upgrade's header: left literal
         ],
     )
     result = imported(har)
@@ -66,8 +68,9 @@ def test_a_conversation_becomes_steps_with_its_session_correlated(tmp_path: Path
     assert steps[3]["ws_receive"] == {"jsonpath": "$.type", "equals": "subscribed"}
     assert steps[4] == {"ws_close": "ws", "think": "0.5s"}
     assert steps[5]["get"] == "/api/orders" and steps[5]["query"] == {"session": "{{ session }}"}
-    assert len(steps) == 6 and SESSION not in result.yaml.split("\nname:")[1]
-    assert result.report()[0].startswith("2 requests recorded, 2 kept")  # a conversation is one request
+    assert steps[6]["query"] == {"c": "c0nn3ct10n-77"}
+    assert len(steps) == 7 and SESSION not in result.yaml.split("\nname:")[1]
+    assert result.report()[0].startswith("3 requests recorded, 3 kept")  # a conversation is one request
     [found] = result.correlations.found
     assert (found.name, found.extractor) == ("session", {"jsonpath": "$.session"})
     scenario = tmp_path / "feed.yaml"

@@ -48,7 +48,8 @@ def _conversation(connect: Step, name: str) -> list[Step]:
     connect.ws, connect.connection = "connect", name
     protocols = entry.header("sec-websocket-protocol")
     connect.headers = [(k, v) for k, v in connect.headers if k.lower() not in UPGRADE_HEADERS]
-    connect.extract = {}
+    # a ws_connect has no extractors: what the upgrade's answer holds is no source for correlation
+    connect.entry = replace(entry, response_headers=[], response_text=None)
     if protocols:
         connect.ws_options["subprotocols"] = [p.strip() for p in protocols.split(",") if p.strip()]
     steps, at = [connect], entry.started
