@@ -26,7 +26,7 @@ class Frame:
 
 def _time(value: Any) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
-        return float(value)
+        return float(value) / 1000 if value > 1e11 else float(value)  # milliseconds, as some tools write it
     return 0.0
 
 
