@@ -13,6 +13,7 @@ from runner.importers.har import HarError, Recording, printable, read_har
 from runner.importers.links import correlate_links
 from runner.importers.steps import Step, build_steps
 from runner.importers.write import Pool, WriteOptions, parameterise, render, set_think, step_dict
+from runner.importers.wssteps import expand, prune, requests_kept
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Imported:
     def report(self) -> list[str]:
         """What the console shows: what was kept and dropped, each correlation, each warning."""
         lines = [
-            f"{len(self.recording.entries)} requests recorded, {len(self.steps)} kept "
+            f"{len(self.recording.entries)} requests recorded, {requests_kept(self.steps)} kept "
             f"(main origin {self.selection.origin})"
         ]
         lines += [f"  {line}" for line in self.selection.summary()]
@@ -63,10 +64,11 @@ def import_har(path: str, options: ImportOptions) -> Imported:
     selection = select(recording.entries, options.filters)
     if not selection.entries:
         raise HarError(f"{path}: every request was left out as noise ({'; '.join(selection.summary())})")
-    steps = build_steps(selection.entries, selection.origin)
+    steps = expand(build_steps(selection.entries, selection.origin))
     set_think(steps, options.write.think)
     correlations = correlate(steps, options.min_length)
     correlate_links(steps, correlations, {name for step in steps for name in step.extract})
+    steps = prune(steps)
     pool = parameterise(steps) if options.write.pool else None
     add_checks(steps, correlations, pool)
     text = render(recording, steps, selection.origin, correlations, selection.summary(), options.write, pool)

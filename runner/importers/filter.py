@@ -130,7 +130,7 @@ def select(entries: list[Entry], options: FilterOptions, origin: str | None = No
             selection.dropped["static assets (scripts, styles, images, fonts)"] += 1
         elif entry.method == "OPTIONS" and entry.header("access-control-request-method"):
             selection.dropped["CORS preflights"] += 1
-        elif entry.status == 101 or entry.resource_type.lower() == "websocket":
+        elif (entry.status == 101 or entry.resource_type.lower() == "websocket") and entry.frames is None:
             selection.dropped["WebSocket connections (not HTTP requests)"] += 1
         elif entry.method not in METHODS:
             selection.dropped[f"{entry.method} requests (a scenario sends {', '.join(sorted(METHODS))})"] += 1

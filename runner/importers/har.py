@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from runner.errors import LrunError
+from runner.importers.wsframes import Frame, read_frames
 
 TEXT_TYPES = ("text/", "json", "xml", "javascript", "x-www-form-urlencoded", "html")
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token: a method, a header name
@@ -57,6 +58,7 @@ class Entry:
     page: str | None = None
     resource_type: str = ""  # Chrome/Playwright's _resourceType when present
     redirect_url: str = ""
+    frames: list[Frame] | None = None  # a WebSocket upgrade's recorded messages (``importers.wsframes``)
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -241,7 +243,11 @@ def _entry(index: int, raw: Any, warnings: list[str]) -> Entry | str:
         return "no request"
     request, response = raw["request"], raw.get("response")
     url = request.get("url")
-    if not isinstance(url, str) or not url[:8].lower().startswith(("http://", "https://")):
+    frames = read_frames(raw.get("_webSocketMessages"), index, warnings)
+    websocket = isinstance(url, str) and url[:6].lower().startswith(("ws://", "wss://"))
+    if websocket and frames is None:
+        return "a WebSocket connection without its messages"
+    if not isinstance(url, str) or not (websocket or url[:8].lower().startswith(("http://", "https://"))):
         scheme = str(url).partition(":")[0][:20] if isinstance(url, str) and ":" in url else ""
         if scheme and TOKEN.fullmatch(scheme):
             return f"{scheme}: URLs (not HTTP)"
@@ -284,11 +290,12 @@ def _entry(index: int, raw: Any, warnings: list[str]) -> Entry | str:
     if isinstance(timings, int | float) and not isinstance(timings, bool):
         milliseconds = min(max(timings, 0), MAX_DURATION * 1000)  # 10**400 compares, but is no float
         duration = float(milliseconds) / 1000 if math.isfinite(milliseconds) else 0.0
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme.lower(), parts.scheme)  # one origin with the page
     return Entry(
         index=index,
         method=method.upper(),
         url=url,
-        origin=f"{parts.scheme}://{parts.netloc}",
+        origin=f"{scheme}://{parts.netloc}",
         path=CONTROL.sub(lambda m: f"%{ord(m.group()):02X}", parts.path) or "/",  # as a browser sends it
         query=parse_qsl(parts.query, keep_blank_values=True),
         headers=_headers(request.get("headers"), index, warnings),
@@ -303,6 +310,7 @@ def _entry(index: int, raw: Any, warnings: list[str]) -> Entry | str:
         page=raw.get("pageref") if isinstance(raw.get("pageref"), str) else None,
         resource_type=str(raw.get("_resourceType") or ""),
         redirect_url=str(response.get("redirectURL") or ""),
+        frames=frames,
     )
 
 

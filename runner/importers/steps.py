@@ -46,6 +46,9 @@ class Step:
     allow_redirects: bool = True
     think: float = 0.0
     checks: list[dict[str, Any]] | None = None  # None: the recorded status only
+    ws: str = ""  # a WebSocket step (``importers.wssteps``): connect, send, receive or close
+    connection: str = "ws"  # the WebSocket connection's name (``as``)
+    ws_options: dict[str, Any] = field(default_factory=dict)  # subprotocols, timeout
 
     @property
     def label(self) -> str:

@@ -20,6 +20,7 @@ import yaml
 from runner.importers.correlate import Correlations
 from runner.importers.har import Recording, printable
 from runner.importers.steps import Step
+from runner.importers.wssteps import requests_kept, ws_step_dict
 from runner.scenario.types import parse_duration
 
 _BASE_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: 50 MB in seconds
@@ -209,6 +210,8 @@ def expected_status(recorded: int) -> int | list[int]:
 
 
 def step_dict(step: Step) -> dict[str, Any]:
+    if step.ws:
+        return ws_step_dict(step)
     out: dict[str, Any] = {step.entry.method.lower(): step.url}  # the filter kept only methods steps have
     name = _stats_name(step)
     if name:
@@ -283,7 +286,7 @@ def render(
     pool: Pool | None = None,
 ) -> str:
     """The scenario's YAML text."""
-    lines = header_comment(recording, len(steps), summary, found)
+    lines = header_comment(recording, requests_kept(steps), summary, found)
     out = ["# " + printable(line) if line else "#" for line in lines]  # a recorded newline must not end a comment
     out.append(_dump({"name": options.name, "host": origin}, 0, flow=False).rstrip())
     out.append("load: {users: 1, spawn_rate: 1, iterations: 1}  # one replay: -t or -i replace the 1 iteration")

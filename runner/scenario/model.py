@@ -933,9 +933,9 @@ def step_kind(value: Any) -> str | None:
     if not isinstance(value, dict | set):
         return None
     for kind, keys in STEP_KINDS.items():
-        if any(key in value for key in keys):
+        if any(key in value for key in keys) and (kind != "think" or len(value) == 1):  # think: an option of others
             return kind
-    return None
+    return "think" if "think" in value else None
 
 
 Step = Annotated[
