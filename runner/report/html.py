@@ -29,6 +29,7 @@ from runner.report import charts
 from runner.report.breakdown import timing_bars
 from runner.report.capacity_html import capacity_view
 from runner.report.charts import Line
+from runner.report.explain import explain
 from runner.report.formats import (
     epoch_of,
     fmt_bytes,
@@ -439,6 +440,7 @@ def run_view(results: Results) -> dict[str, Any]:
         "exit_code": results.exit_code,
         "stop_reason": results.stop_reason,
         "thresholds": _threshold_rows(results),
+        "explain": explain(results),
         "warnings": results.warnings or [],
         "load_warnings": results.load_warnings or [],
         "ran": _ran(results),

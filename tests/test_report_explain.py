@@ -1,0 +1,151 @@
+"""The report's written summary (runner.report.explain) on the results of a real run against a scripted server
+whose latency rises after a few seconds, and on hand-made results for the parts a loopback run cannot show."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import html as lxml_html
+from report_data import full_results
+
+from conftest import run_lrun
+from runner.report.explain import explain
+from runner.report.html import render_html
+from runner.report.model import Remote, RemoteHost, RemotePoint, Results, WindowBreach, WindowVerdict
+
+SLOW_AFTER_S = 3.0  # /orders answers in 10 ms, then in 80 ms from this many seconds after the first request
+FAIL_EVERY = 50  # every 50th /health answers 500
+
+
+class Quiet(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a connection lrun closed at its end
+
+
+class Rising:
+    """A loopback server: /orders gets slower after SLOW_AFTER_S; /health is fast, every FAIL_EVERY-th fails."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.served: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        rising = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                with rising.lock:
+                    now = time.monotonic()
+                    rising.first = rising.first if rising.first is not None else now
+                    rising.served[self.path] += 1
+                    n = rising.served[self.path]
+                if self.path == "/orders":
+                    time.sleep(0.080 if now - rising.first >= SLOW_AFTER_S else 0.010)
+                failed = self.path == "/health" and n % FAIL_EVERY == 0
+                status = b"500 Internal Server Error" if failed else b"200 OK"
+                self.wfile.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n\r\nok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = Quiet(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def rising_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Results, Counter[str], Path]]:
+    server = Rising()
+    folder = tmp_path_factory.mktemp("explain")
+    scenario = folder / "rising.yaml"
+    scenario.write_text(
+        f"name: rising\nhost: {server.url}\nload: {{users: 3, spawn_rate: 100, run_time: 8s}}\n"
+        "users:\n  shopper:\n    tasks:\n      - get: /orders\n      - get: /health\n      - get: /health\n"
+    )
+    out, html = folder / "results.json", folder / "report.html"
+    try:
+        done = run_lrun(
+            "run", str(scenario), "--json", str(out), "--html", str(html), "--csv-full-history",
+            "--csv", str(folder / "run"), "--only-summary", timeout=120,
+        )  # fmt: skip
+        assert out.exists(), done.stdout + done.stderr
+        yield Results.model_validate(json.loads(out.read_text())), Counter(server.served), html
+    finally:
+        server.close()
+
+
+def test_the_summary_names_the_request_that_rose_and_when(rising_run: tuple[Results, Counter[str], Path]) -> None:
+    results, served, _ = rising_run
+    assert results.total.requests <= sum(served.values())  # the server saw every request counted
+    sentences = explain(results)
+    orders = next(s for s in sentences if "p95 of GET /orders" in s)
+    match = re.search(r"rose from ([\d.]+) ms to ([\d.]+) ms at (\d\d:\d\d:\d\d) \((\d+):(\d\d) into the run\)", orders)
+    assert match, orders
+    early, peak = float(match[1]), float(match[2])
+    assert early < 40 and peak >= 80  # 10 ms before, 80 ms after
+    into = int(match[4]) * 60 + int(match[5])
+    assert 2 <= into <= 7  # the rise came SLOW_AFTER_S after the first request (the run has a start-up)
+    assert re.search(r"when \d+ users were running", orders)
+    health = next(s for s in sentences if "p95 of GET /health" in s)
+    assert "stayed near" in health
+    errors = next(s for s in sentences if "failed" in s)
+    failed = served["/health"] // FAIL_EVERY
+    assert abs(results.total.failures - failed) <= 1
+    assert "GET /health" in errors and "500" in errors and "first at" in errors and "last at" in errors
+
+
+def test_the_report_shows_the_summary_at_the_top(rising_run: tuple[Results, Counter[str], Path]) -> None:
+    results, _, html = rising_run
+    doc = lxml_html.fromstring(html.read_text())
+    section = doc.get_element_by_id("explain")
+    items = [" ".join(li.itertext()) for li in section.iter("li")]
+    assert items == explain(results)
+    sections = [s.get("id") for s in doc.iter("section")]
+    assert sections.index("explain") < sections.index("summary")
+
+
+def test_the_summary_is_deterministic_and_speaks_of_windows_and_hosts() -> None:
+    results = full_results(30)
+    start = results.series[0].t
+    results = results.model_copy(
+        update={
+            "windows": [
+                WindowVerdict(
+                    expression="p95 < 300ms over 10s", metric="p95", operator="<", limit=300, over_s=10,
+                    judged=20, worst=812.0, worst_at=start + 12, passed=False,
+                    breaches=[WindowBreach(start=start + 10, end=start + 15, worst=812.0, worst_at=start + 12,
+                                           windows=5, counted=True)],
+                )
+            ],
+            "remote": Remote(
+                interval_s=1, hosts=[RemoteHost(name="db")],
+                series=[RemotePoint(t=start + i, hosts={"db": {"cpu_percent": 50.0 + i * 3}}) for i in range(16)],
+            ),
+        }
+    )  # fmt: skip
+    sentences = explain(results)
+    assert sentences == explain(results)
+    window = next(s for s in sentences if "SLO window" in s)
+    assert "p95 < 300ms over 10s" in window and "once" in window and "812.0 ms" in window
+    host = next(s for s in sentences if "db host" in s)
+    assert "CPU reached 95 %" in host
+    assert explain(results.model_copy(update={"remote": None, "windows": None})) == [
+        s for s in sentences if s not in (window, host)
+    ]
+    assert "What happened" in render_html(results)
