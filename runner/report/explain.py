@@ -5,11 +5,11 @@
 1. **Trend** of the busiest requests (at most ``TREND_REQUESTS``, by count) — from each request's own series
    (``--csv-full-history``), or from the total series when there is one request name (the total is that request)
    or no per-request series (then it speaks of "all requests"). The *early* p95 is the median of the points' p95
-   in the first third of the run. If a later point's p95 reached ``RISE`` × early (and at least ``MIN_RISE_MS``
-   more), the sentence names the time of the first such point and the users running then: "p95 of GET /orders
-   rose from 120 ms to 900 ms at 14:02:05 (0:42 into the run), when 300 users were running". Otherwise it
-   compares the median p95 of the first and last thirds: "rose", "fell" (a change of ``RISE`` × or more) or
-   "stayed near".
+   in the first third of the run. If a later point's p95, and the median of it and the next points (``SUSTAINED``
+   in all), reached ``RISE`` × early (and at least ``MIN_RISE_MS`` more), the sentence names the time of the
+   first such point and the users running then: "p95 of GET /orders rose from 120 ms to 900 ms at 14:02:05
+   (0:42 into the run), when 300 users were running". Otherwise it compares the median p95 of the first and
+   last thirds: "rose", "fell" (a change of ``RISE`` × or more) or "stayed near".
 2. **Errors**: none; under 0.1 %; or the rate with the most frequent error, its count, first and last seen.
 3. **SLO windows** that were breached: how often, when first, and the worst window value.
 4. **Load warnings** (the load did not happen as planned) and **saturation** of lrun itself.
@@ -28,7 +28,8 @@ from runner.report.windows import breach_text
 
 TREND_REQUESTS = 3
 RISE = 2.0  # a p95 this many times its early value is a rise (its inverse a fall)
-MIN_RISE_MS = 5.0  # and at least this much more: 1 ms to 2 ms is noise, not a rise
+MIN_RISE_MS = 10.0  # and at least this much more: 1 ms to 3 ms is noise, not a rise
+SUSTAINED = 3  # the median p95 of the point and the next ones must rise too: one slow second is not a rise
 LOW_ERROR_RATE = 0.001
 
 
@@ -48,9 +49,10 @@ def _trend(label: str, series: Sequence[Point], origin: float) -> str | None:
     third = max(1, len(points) // 3)
     early = statistics.median(p.p95_ms or 0.0 for p in points[:third])
     late = statistics.median(p.p95_ms or 0.0 for p in points[-third:])
+    limit = max(early * RISE, early + MIN_RISE_MS)
     for i, point in enumerate(points[third:], start=third):
-        p95 = point.p95_ms or 0.0
-        if p95 >= early * RISE and p95 - early >= MIN_RISE_MS:
+        held = statistics.median(p.p95_ms or 0.0 for p in points[i : i + SUSTAINED])
+        if (point.p95_ms or 0.0) >= limit and held >= limit:
             peak = max(p.p95_ms or 0.0 for p in points[i:])
             users = f", when {fmt_num(point.users)} users were running" if point.users else ""
             back = " and came back down" if late < early * RISE else ""

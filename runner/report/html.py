@@ -26,6 +26,7 @@ from markupsafe import Markup
 import runner
 from runner.errors import LrunError
 from runner.report import charts
+from runner.report.apdex import APDEX_T_MS, apdex, fmt_apdex
 from runner.report.breakdown import timing_bars
 from runner.report.capacity_html import capacity_view
 from runner.report.charts import Line
@@ -344,8 +345,9 @@ def _asked(results: Results) -> dict[str, Any]:
     return {"sub": f"of {fmt_num(users.asked)} asked", "bad": users.peak < users.asked}
 
 
-def _entry_row(entry: Entry, name: str | None = None) -> dict[str, Any]:
+def _entry_row(entry: Entry, name: str | None = None, apdex_t_ms: float = APDEX_T_MS) -> dict[str, Any]:
     percentiles = entry.percentiles
+    score = apdex(entry, apdex_t_ms)
     cells: list[tuple[float | None, str]] = [
         (entry.requests, fmt_num(entry.requests)),
         (entry.failures, fmt_num(entry.failures)),
@@ -363,6 +365,7 @@ def _entry_row(entry: Entry, name: str | None = None) -> dict[str, Any]:
         "name": name or entry.name,
         "cells": cells,
         "think": entry.think_s,
+        "apdex": (score, fmt_apdex(score)),
         "bad": bool(entry.failures),
     }
 
@@ -411,7 +414,7 @@ def _ran(results: Results) -> str:
     return " ".join(parts)
 
 
-def run_view(results: Results) -> dict[str, Any]:
+def run_view(results: Results, apdex_t_ms: float = APDEX_T_MS) -> dict[str, Any]:
     """Everything the template shows for one run, formatted; optional parts are None or empty."""
     origin = _origin(results)
     total, transactions, workers = results.total, results.transactions, results.workers or []
@@ -456,10 +459,11 @@ def run_view(results: Results) -> dict[str, Any]:
                 empty="no responses",
             )
         ),
-        "entries": [_entry_row(e) for e in results.requests],
-        "total_row": _entry_row(total, "All requests"),
-        "transactions": [_entry_row(e) for e in transactions.entries] if transactions else [],
-        "transactions_total": _entry_row(transactions.total, "All transactions") if transactions else None,
+        "entries": [_entry_row(e, apdex_t_ms=apdex_t_ms) for e in results.requests],
+        "total_row": _entry_row(total, "All requests", apdex_t_ms),
+        "transactions": [_entry_row(e, apdex_t_ms=apdex_t_ms) for e in transactions.entries] if transactions else [],
+        "transactions_total": _entry_row(transactions.total, "All transactions", apdex_t_ms) if transactions else None,
+        "apdex_t": fmt_ms(apdex_t_ms),
         "errors": [
             *results.errors,
             *(e.model_copy(update={"method": "transaction"}) for e in (transactions.errors if transactions else [])),
@@ -650,7 +654,9 @@ def _environment() -> Environment:
     return env
 
 
-def render_html(results: Results | Sequence[Results], *, labels: Sequence[str] | None = None) -> str:
+def render_html(
+    results: Results | Sequence[Results], *, labels: Sequence[str] | None = None, apdex_t_ms: float = APDEX_T_MS
+) -> str:
     """The report of one run, or the comparison of several (a list; the first is the baseline)."""
     runs = [results] if isinstance(results, Results) else list(results)
     if not runs:
@@ -658,7 +664,7 @@ def render_html(results: Results | Sequence[Results], *, labels: Sequence[str] |
     template = _environment().get_template(TEMPLATE)
     generated = fmt_time(datetime.now(UTC).timestamp())
     if len(runs) == 1:
-        view = run_view(runs[0])
+        view = run_view(runs[0], apdex_t_ms)
         return template.render(mode="run", run=view, title=f"lrun report: {view['title']}", generated=generated,
                                version=runner.__version__)  # fmt: skip
     names = list(labels or [])
@@ -673,9 +679,10 @@ def write_html(
     path: str | os.PathLike[str],
     *,
     labels: Sequence[str] | None = None,
+    apdex_t_ms: float = APDEX_T_MS,
 ) -> None:
     """Render and write the report atomically; ``LrunError`` when the file cannot be written."""
-    text = render_html(results, labels=labels)
+    text = render_html(results, labels=labels, apdex_t_ms=apdex_t_ms)
     path = Path(path)
     try:
         fd, temp = tempfile.mkstemp(
