@@ -60,7 +60,7 @@ def browser() -> Iterator[Page]:
         yield Page(context.new_page())
 
 
-CHARTS = """Array.from(document.querySelectorAll('svg.chart')).map(svg => ({
+CHARTS = """Array.from(document.querySelectorAll('svg.chart:not(.scatter)')).map(svg => ({
   id: svg.id, empty: svg.classList.contains('empty'), width: svg.getBoundingClientRect().width,
   lines: Array.from(svg.querySelectorAll('path.line')).map(p => ({
     label: p.dataset.label, length: p.getTotalLength(), width: p.getBBox().width,

@@ -23,6 +23,7 @@ from runner.report.explain import explain
 from runner.report.html import render_html
 from runner.report.model import Histogram as HistogramModel
 from runner.report.model import Remote, RemoteHost, RemotePoint, Results, WindowBreach, WindowVerdict
+from runner.report.scatter import bent_line
 from runner.stats.histogram import Histogram
 
 SLOW_AFTER_S = 3.0  # /orders answers in 10 ms, then in 150 ms from this many seconds after the first request
@@ -198,3 +199,35 @@ def test_the_report_has_apdex_per_request_and_its_t_is_an_option(
     for bad in ("500", "0ms", "soon"):
         done = run_lrun("report", str(html.parent / "results.json"), "-o", str(out), "--apdex-t", bad)
         assert done.returncode == 2 and "--apdex-t" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------------------------- under load
+
+
+def test_the_median_line_follows_the_bands_of_x() -> None:
+    assert bent_line([(1, 10.0), (1, 30.0), (2, 50.0), (3, 70.0)]) == [(1, 20.0), (2, 50.0), (3, 70.0)]
+    many = [(float(x), float(x * 2)) for x in range(100)]
+    line = bent_line(many)
+    assert len(line) == 12 and [y for _, y in line] == sorted(y for _, y in line)
+    assert bent_line([]) == []
+
+
+def test_response_time_against_throughput_shows_where_it_bent(
+    rising_run: tuple[Results, Counter[str], Path],
+) -> None:
+    results, _, html = rising_run
+    doc = lxml_html.fromstring(html.read_text())
+    users = doc.get_element_by_id("chart-rt-users")
+    timed = [p for p in results.series if p.requests and p.p95_ms is not None]
+    dots = users.find(".//g[@data-label='p95']").findall("circle")
+    assert 0 < len(dots) <= len(timed)  # a dot per interval, those on the same pixel once
+    rps = doc.get_element_by_id("chart-rt-rps")
+    line = points(rps.find(".//path[@data-label='median p95']"))
+    assert len(line) >= 2
+    # three closed-model users: when /orders slowed from 10 to 150 ms the throughput fell, so the median p95 of
+    # the lowest band of throughput is above that of the highest (the y axis grows upwards: a smaller svg y)
+    assert line[0][1] < line[-1][1] - 20, line
+
+
+def points(path: Any) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in re.findall(r"[ML]([\d.-]+) ([\d.-]+)", path.get("d"))]

@@ -56,6 +56,7 @@ from runner.report.model import (
     TargetFigures,
     Worker,
 )
+from runner.report.scatter import load_legend, scatter_chart
 from runner.report.windows import slo_bands
 from runner.scenario.windows import split_over
 
@@ -450,6 +451,7 @@ def run_view(results: Results, apdex_t_ms: float = APDEX_T_MS) -> dict[str, Any]
         "saturation": _saturation(results.saturation),
         "summary": _summary(results),
         "charts": _run_charts(results, origin),
+        "load_charts": _load_charts(results.series),
         "distribution": Markup(
             charts.bar_chart(
                 "chart-distribution",
@@ -481,6 +483,21 @@ def run_view(results: Results, apdex_t_ms: float = APDEX_T_MS) -> dict[str, Any]
         "capacity": capacity_view(results.capacity),
         "timings": Markup(timing_bars(results.requests)),
     }
+
+
+def _load_charts(series: list[Point]) -> list[Chart]:
+    """Response time against active users and against throughput (report/scatter.py); none without points."""
+    if not any(p.requests for p in series):
+        return []
+    found: list[Chart] = []
+    for chart_id, title, x_of, unit in (
+        ("chart-rt-users", "Response time against active users", lambda p: float(p.users), ""),
+        ("chart-rt-rps", "Response time against throughput", lambda p: float(p.rps), "/s"),
+    ):
+        svg = Markup(scatter_chart(chart_id, series, x_of, unit))
+        found.append({"id": chart_id, "title": title, "svg": svg, "legend": Markup(load_legend()), "note": ""})
+    found[0]["note"] = "a dot per interval of the series; the line: median p95 per band of users"
+    return found
 
 
 def _series_note(series: list[Point]) -> str:
