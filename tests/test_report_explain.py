@@ -231,3 +231,21 @@ def test_response_time_against_throughput_shows_where_it_bent(
 
 def points(path: Any) -> list[tuple[float, float]]:
     return [(float(x), float(y)) for x, y in re.findall(r"[ML]([\d.-]+) ([\d.-]+)", path.get("d"))]
+
+
+# ----------------------------------------------------------------------------------------------- top errors
+
+
+def test_top_errors_per_request_with_first_and_last_seen(rising_run: tuple[Results, Counter[str], Path]) -> None:
+    results, served, html = rising_run
+    doc = lxml_html.fromstring(html.read_text())
+    rows = doc.get_element_by_id("table-top-errors").find("tbody").findall("tr")
+    assert len(rows) == 1  # only /health failed
+    cells = [" ".join(" ".join(td.itertext()).split()) for td in rows[0].findall("td")]
+    health = next(e for e in results.requests if e.name == "/health")
+    assert cells[0] == "GET /health" and cells[1] == str(health.failures)
+    assert abs(health.failures - served["/health"] // FAIL_EVERY) <= 1  # the server's own count
+    assert cells[2] == f"{health.failures / health.requests * 100:.2f}%"
+    assert "HTTP 500" in cells[3] and "(100%)" in cells[3]
+    first, last = (int(m) * 60 + int(s) for m, s in (c.split(":") for c in cells[4:6]))
+    assert 0 <= first < last <= 9  # a failure every FAIL_EVERY-th /health, from the start to the end

@@ -57,6 +57,7 @@ from runner.report.model import (
     Worker,
 )
 from runner.report.scatter import load_legend, scatter_chart
+from runner.report.top_errors import top_errors
 from runner.report.windows import slo_bands
 from runner.scenario.windows import split_over
 
@@ -470,6 +471,7 @@ def run_view(results: Results, apdex_t_ms: float = APDEX_T_MS) -> dict[str, Any]
             *results.errors,
             *(e.model_copy(update={"method": "transaction"}) for e in (transactions.errors if transactions else [])),
         ],
+        "top_errors": top_errors(results),
         "exceptions": results.exceptions,
         "checks": [_check_row(c) for c in results.checks or []],
         "rendezvous": results.rendezvous or [],
