@@ -81,7 +81,7 @@ def test_the_report_in_a_browser(browser: Page, tmp_path: Path) -> None:
     browser.open(report)
     assert browser.js("document.title") == "lrun report: shop checkout"
     charts = browser.js(CHARTS)
-    assert len(charts) == 11  # ten over time and the distribution
+    assert len(charts) == 14  # ten over time, percentiles of the three requests, and the distribution
     for chart in charts:
         assert not chart["empty"] and chart["width"] > 300, chart
         if chart["id"] == "chart-distribution":

@@ -249,3 +249,15 @@ def test_top_errors_per_request_with_first_and_last_seen(rising_run: tuple[Resul
     assert "HTTP 500" in cells[3] and "(100%)" in cells[3]
     first, last = (int(m) * 60 + int(s) for m, s in (c.split(":") for c in cells[4:6]))
     assert 0 <= first < last <= 9  # a failure every FAIL_EVERY-th /health, from the start to the end
+
+
+def test_percentiles_over_time_per_request(rising_run: tuple[Results, Counter[str], Path]) -> None:
+    _, _, html = rising_run
+    doc = lxml_html.fromstring(html.read_text())
+    titles = {f.get("data-chart"): " ".join(f.find("figcaption").itertext()) for f in doc.iter("figure")}
+    charts = {titles[c]: c for c in titles if c and c.startswith("chart-pct-")}
+    assert set(charts) == {"GET /health: percentiles", "GET /orders: percentiles"}
+    orders = doc.get_element_by_id(charts["GET /orders: percentiles"])
+    p95 = points(orders.find(".//path[@data-label='p95']"))
+    assert {p.get("data-label") for p in orders.findall(".//path")} == {"p50", "p95", "p99"}
+    assert min(y for _, y in p95[:2]) > max(y for _, y in p95[-2:])  # higher on the page (smaller y) at the end

@@ -63,6 +63,7 @@ from runner.scenario.windows import split_over
 
 TEMPLATE = "report.html.j2"
 PER_REQUEST_LINES = 8  # at most this many request names get their own line in the per-request chart
+PERCENTILE_CHARTS = 4  # the busiest requests with a series get a chart of their percentiles over time
 
 
 # ----------------------------------------------------------------------------------------------- formatting
@@ -167,6 +168,7 @@ def _run_charts(results: Results, origin: float) -> list[Chart]:
                 note=f"the {len(busiest)} busiest requests" if len(with_series) > len(busiest) else "",
             )
         )
+    found += _percentile_charts(results, origin, bands)
     users = [Line("users", _points(series, lambda p: p.users))]
     found.append(_chart("chart-users", "Active users", users, x_origin=origin))
     transactions = results.transactions
@@ -188,6 +190,26 @@ def _run_charts(results: Results, origin: float) -> list[Chart]:
     found += _worker_charts(results.workers or [], origin)
     found += _remote_charts(results.remote, origin)
     return found
+
+
+def _percentile_charts(results: Results, origin: float, bands: Sequence[tuple[float, float, str]]) -> list[Chart]:
+    """p50, p95 and p99 over time of each of the busiest requests with their own series (--csv-full-history)."""
+    busiest = sorted((e for e in results.requests if e.series), key=lambda e: -e.requests)[:PERCENTILE_CHARTS]
+    return [
+        _chart(
+            f"chart-pct-{i}",
+            f"{_label(e)}: percentiles",
+            [
+                Line("p50", _points(e.series or [], lambda p: p.p50_ms)),
+                Line("p95", _points(e.series or [], lambda p: p.p95_ms), style=1),
+                Line("p99", _points(e.series or [], lambda p: p.p99_ms), style=2),
+            ],
+            unit="ms",
+            x_origin=origin,
+            bands=bands,
+        )
+        for i, e in enumerate(busiest)
+    ]
 
 
 def _label(entry: Entry | CheckCount) -> str:
