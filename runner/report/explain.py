@@ -73,7 +73,7 @@ def _trends(results: Results, origin: float) -> list[str]:
     else:
         label = _label(busiest[0]) if len(busiest) == 1 else "all requests"
         found = [_trend(label, results.series, origin)]
-    return [s for s in found if s]
+    return sorted((s for s in found if s), key=lambda s: " rose " not in s)  # a rise first: it is the news
 
 
 def _label(entry: Entry | Failure) -> str:
