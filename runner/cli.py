@@ -500,7 +500,8 @@ def validate(paths: tuple[str, ...], strict: bool, quiet: bool, output_format: s
     help="The HTML file to write.  [default: report.html, or comparison.html for several results]",
 )
 @click.option("--junit", type=click.Path(dir_okay=False), help="Also write JUnit XML (one results file only).")
-def report(results: tuple[str, ...], output: str | None, junit: str | None) -> None:
+@click.option("--apdex-t", default="500ms", show_default=True, help="Apdex's T: a response at most T is satisfied.")
+def report(results: tuple[str, ...], output: str | None, junit: str | None, apdex_t: str) -> None:
     """Render the HTML report from saved JSON results (lrun run --json FILE).
 
     \b
@@ -516,13 +517,19 @@ def report(results: tuple[str, ...], output: str | None, junit: str | None) -> N
     if junit and len(results) > 1:
         _fail("lrun: --junit takes one results file, not a comparison")
     output = output or ("report.html" if len(results) == 1 else "comparison.html")
+    from runner.report.apdex import parse_apdex_t
+
+    try:
+        apdex_t_ms = parse_apdex_t(apdex_t)
+    except ValueError as exc:
+        _fail(f"lrun: --apdex-t {apdex_t}: {exc}")
     try:
         check_writable(output, "-o")
         if junit:
             check_writable(junit, "--junit")
         loaded = [read_json(path) for path in results]
         labels = _run_labels(results)
-        write_html(loaded[0] if len(loaded) == 1 else loaded, output, labels=labels)
+        write_html(loaded[0] if len(loaded) == 1 else loaded, output, labels=labels, apdex_t_ms=apdex_t_ms)
         if junit:
             from runner.report.junit import write_junit
 

@@ -60,7 +60,7 @@ def browser() -> Iterator[Page]:
         yield Page(context.new_page())
 
 
-CHARTS = """Array.from(document.querySelectorAll('svg.chart')).map(svg => ({
+CHARTS = """Array.from(document.querySelectorAll('svg.chart:not(.scatter)')).map(svg => ({
   id: svg.id, empty: svg.classList.contains('empty'), width: svg.getBoundingClientRect().width,
   lines: Array.from(svg.querySelectorAll('path.line')).map(p => ({
     label: p.dataset.label, length: p.getTotalLength(), width: p.getBBox().width,
@@ -81,7 +81,7 @@ def test_the_report_in_a_browser(browser: Page, tmp_path: Path) -> None:
     browser.open(report)
     assert browser.js("document.title") == "lrun report: shop checkout"
     charts = browser.js(CHARTS)
-    assert len(charts) == 11  # ten over time and the distribution
+    assert len(charts) == 14  # ten over time, percentiles of the three requests, and the distribution
     for chart in charts:
         assert not chart["empty"] and chart["width"] > 300, chart
         if chart["id"] == "chart-distribution":

@@ -26,9 +26,11 @@ from markupsafe import Markup
 import runner
 from runner.errors import LrunError
 from runner.report import charts
+from runner.report.apdex import APDEX_T_MS, apdex, fmt_apdex
 from runner.report.breakdown import timing_bars
 from runner.report.capacity_html import capacity_view
 from runner.report.charts import Line
+from runner.report.explain import explain
 from runner.report.formats import (
     epoch_of,
     fmt_bytes,
@@ -54,11 +56,14 @@ from runner.report.model import (
     TargetFigures,
     Worker,
 )
+from runner.report.scatter import load_legend, scatter_chart
+from runner.report.top_errors import top_errors
 from runner.report.windows import slo_bands
 from runner.scenario.windows import split_over
 
 TEMPLATE = "report.html.j2"
 PER_REQUEST_LINES = 8  # at most this many request names get their own line in the per-request chart
+PERCENTILE_CHARTS = 4  # the busiest requests with a series get a chart of their percentiles over time
 
 
 # ----------------------------------------------------------------------------------------------- formatting
@@ -163,6 +168,7 @@ def _run_charts(results: Results, origin: float) -> list[Chart]:
                 note=f"the {len(busiest)} busiest requests" if len(with_series) > len(busiest) else "",
             )
         )
+    found += _percentile_charts(results, origin, bands)
     users = [Line("users", _points(series, lambda p: p.users))]
     found.append(_chart("chart-users", "Active users", users, x_origin=origin))
     transactions = results.transactions
@@ -184,6 +190,26 @@ def _run_charts(results: Results, origin: float) -> list[Chart]:
     found += _worker_charts(results.workers or [], origin)
     found += _remote_charts(results.remote, origin)
     return found
+
+
+def _percentile_charts(results: Results, origin: float, bands: Sequence[tuple[float, float, str]]) -> list[Chart]:
+    """p50, p95 and p99 over time of each of the busiest requests with their own series (--csv-full-history)."""
+    busiest = sorted((e for e in results.requests if e.series), key=lambda e: -e.requests)[:PERCENTILE_CHARTS]
+    return [
+        _chart(
+            f"chart-pct-{i}",
+            f"{_label(e)}: percentiles",
+            [
+                Line("p50", _points(e.series or [], lambda p: p.p50_ms)),
+                Line("p95", _points(e.series or [], lambda p: p.p95_ms), style=1),
+                Line("p99", _points(e.series or [], lambda p: p.p99_ms), style=2),
+            ],
+            unit="ms",
+            x_origin=origin,
+            bands=bands,
+        )
+        for i, e in enumerate(busiest)
+    ]
 
 
 def _label(entry: Entry | CheckCount) -> str:
@@ -343,8 +369,9 @@ def _asked(results: Results) -> dict[str, Any]:
     return {"sub": f"of {fmt_num(users.asked)} asked", "bad": users.peak < users.asked}
 
 
-def _entry_row(entry: Entry, name: str | None = None) -> dict[str, Any]:
+def _entry_row(entry: Entry, name: str | None = None, apdex_t_ms: float = APDEX_T_MS) -> dict[str, Any]:
     percentiles = entry.percentiles
+    score = apdex(entry, apdex_t_ms)
     cells: list[tuple[float | None, str]] = [
         (entry.requests, fmt_num(entry.requests)),
         (entry.failures, fmt_num(entry.failures)),
@@ -362,6 +389,7 @@ def _entry_row(entry: Entry, name: str | None = None) -> dict[str, Any]:
         "name": name or entry.name,
         "cells": cells,
         "think": entry.think_s,
+        "apdex": (score, fmt_apdex(score)),
         "bad": bool(entry.failures),
     }
 
@@ -410,7 +438,7 @@ def _ran(results: Results) -> str:
     return " ".join(parts)
 
 
-def run_view(results: Results) -> dict[str, Any]:
+def run_view(results: Results, apdex_t_ms: float = APDEX_T_MS) -> dict[str, Any]:
     """Everything the template shows for one run, formatted; optional parts are None or empty."""
     origin = _origin(results)
     total, transactions, workers = results.total, results.transactions, results.workers or []
@@ -439,12 +467,14 @@ def run_view(results: Results) -> dict[str, Any]:
         "exit_code": results.exit_code,
         "stop_reason": results.stop_reason,
         "thresholds": _threshold_rows(results),
+        "explain": explain(results),
         "warnings": results.warnings or [],
         "load_warnings": results.load_warnings or [],
         "ran": _ran(results),
         "saturation": _saturation(results.saturation),
         "summary": _summary(results),
         "charts": _run_charts(results, origin),
+        "load_charts": _load_charts(results.series),
         "distribution": Markup(
             charts.bar_chart(
                 "chart-distribution",
@@ -454,14 +484,16 @@ def run_view(results: Results) -> dict[str, Any]:
                 empty="no responses",
             )
         ),
-        "entries": [_entry_row(e) for e in results.requests],
-        "total_row": _entry_row(total, "All requests"),
-        "transactions": [_entry_row(e) for e in transactions.entries] if transactions else [],
-        "transactions_total": _entry_row(transactions.total, "All transactions") if transactions else None,
+        "entries": [_entry_row(e, apdex_t_ms=apdex_t_ms) for e in results.requests],
+        "total_row": _entry_row(total, "All requests", apdex_t_ms),
+        "transactions": [_entry_row(e, apdex_t_ms=apdex_t_ms) for e in transactions.entries] if transactions else [],
+        "transactions_total": _entry_row(transactions.total, "All transactions", apdex_t_ms) if transactions else None,
+        "apdex_t": fmt_ms(apdex_t_ms),
         "errors": [
             *results.errors,
             *(e.model_copy(update={"method": "transaction"}) for e in (transactions.errors if transactions else [])),
         ],
+        "top_errors": top_errors(results),
         "exceptions": results.exceptions,
         "checks": [_check_row(c) for c in results.checks or []],
         "rendezvous": results.rendezvous or [],
@@ -475,6 +507,21 @@ def run_view(results: Results) -> dict[str, Any]:
         "capacity": capacity_view(results.capacity),
         "timings": Markup(timing_bars(results.requests)),
     }
+
+
+def _load_charts(series: list[Point]) -> list[Chart]:
+    """Response time against active users and against throughput (report/scatter.py); none without points."""
+    if not any(p.requests for p in series):
+        return []
+    found: list[Chart] = []
+    for chart_id, title, x_of, unit in (
+        ("chart-rt-users", "Response time against active users", lambda p: float(p.users), ""),
+        ("chart-rt-rps", "Response time against throughput", lambda p: float(p.rps), "/s"),
+    ):
+        svg = Markup(scatter_chart(chart_id, series, x_of, unit))
+        found.append({"id": chart_id, "title": title, "svg": svg, "legend": Markup(load_legend()), "note": ""})
+    found[0]["note"] = "a dot per interval of the series; the line: median p95 per band of users"
+    return found
 
 
 def _series_note(series: list[Point]) -> str:
@@ -648,7 +695,9 @@ def _environment() -> Environment:
     return env
 
 
-def render_html(results: Results | Sequence[Results], *, labels: Sequence[str] | None = None) -> str:
+def render_html(
+    results: Results | Sequence[Results], *, labels: Sequence[str] | None = None, apdex_t_ms: float = APDEX_T_MS
+) -> str:
     """The report of one run, or the comparison of several (a list; the first is the baseline)."""
     runs = [results] if isinstance(results, Results) else list(results)
     if not runs:
@@ -656,7 +705,7 @@ def render_html(results: Results | Sequence[Results], *, labels: Sequence[str] |
     template = _environment().get_template(TEMPLATE)
     generated = fmt_time(datetime.now(UTC).timestamp())
     if len(runs) == 1:
-        view = run_view(runs[0])
+        view = run_view(runs[0], apdex_t_ms)
         return template.render(mode="run", run=view, title=f"lrun report: {view['title']}", generated=generated,
                                version=runner.__version__)  # fmt: skip
     names = list(labels or [])
@@ -671,9 +720,10 @@ def write_html(
     path: str | os.PathLike[str],
     *,
     labels: Sequence[str] | None = None,
+    apdex_t_ms: float = APDEX_T_MS,
 ) -> None:
     """Render and write the report atomically; ``LrunError`` when the file cannot be written."""
-    text = render_html(results, labels=labels)
+    text = render_html(results, labels=labels, apdex_t_ms=apdex_t_ms)
     path = Path(path)
     try:
         fd, temp = tempfile.mkstemp(

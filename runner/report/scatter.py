@@ -1,0 +1,93 @@
+"""Response time against load: where it bends. A scatter of the series' points (one dot per interval: x the
+active users or the throughput then, y its p50 and p95) with the median p95 per band of x drawn as a line, as
+LoadRunner Analysis's "response time under load" and JMeter's "response time vs threads" show it. Inline SVG
+on a numeric x axis (``charts.line_chart`` draws time); no ``data-box``, so the report's time read-out skips it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from html import escape
+
+from runner.report.charts import BOTTOM, HEIGHT, LEFT, RIGHT, TOP, WIDTH, Line, legend, nice_step
+from runner.report.formats import fmt_number
+from runner.report.model import Point
+
+BANDS = 12  # the median line: at most this many bands of x (distinct user counts, when fewer)
+MAX_DOTS = 300  # dots per series at most: dots on the same pixel drawn once, then a long run's thinned evenly
+
+
+def bent_line(dots: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The median y per band of x, in x order: one band per distinct x when there are few, else ``BANDS`` even ones."""
+    if not dots:
+        return []
+    xs = sorted({x for x, _ in dots})
+    if len(xs) <= BANDS:
+        return [(x, statistics.median(y for dx, y in dots if dx == x)) for x in xs]
+    low, high = xs[0], xs[-1]
+    width = (high - low) / BANDS
+    line = []
+    for b in range(BANDS):
+        left, right = low + b * width, low + (b + 1) * width
+        ys = [y for x, y in dots if left <= x < right or (b == BANDS - 1 and x == high)]
+        if ys:
+            line.append(((left + right) / 2, statistics.median(ys)))
+    return line
+
+
+def _axis(top: float) -> tuple[float, float]:
+    step = nice_step(top)
+    return step, step * max(1, math.ceil(top / step)) if top > 0 else 1.0
+
+
+def scatter_chart(chart_id: str, series: Sequence[Point], x_of: Callable[[Point], float], x_unit: str) -> str:
+    """Dots of p50 and p95 against ``x_of(point)``, and the median p95 line; "no data" without a timed point."""
+    p95 = [(x_of(p), p.p95_ms) for p in series if p.requests and p.p95_ms is not None]
+    p50 = [(x_of(p), p.p50_ms) for p in series if p.requests and p.p50_ms is not None]
+    dots95 = [(x, float(y)) for x, y in p95 if y is not None]
+    dots50 = [(x, float(y)) for x, y in p50 if y is not None]
+    if not dots95:
+        return f'<svg class="chart scatter empty" id="{escape(chart_id)}" viewBox="0 0 {WIDTH} {HEIGHT}"></svg>'
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    x_step, x1 = _axis(max(x for x, _ in dots95))
+    y_step, y1 = _axis(max(y for _, y in dots95))
+
+    def px(x: float) -> float:
+        return LEFT + x / x1 * plot_w
+
+    def py(y: float) -> float:
+        return TOP + plot_h - y / y1 * plot_h
+
+    parts = [
+        f'<svg class="chart scatter" id="{escape(chart_id)}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'data-x1="{x1}" data-y1="{y1}" data-unit="ms"><g class="grid">'
+    ]
+    tick = 0.0
+    while tick <= y1 + y_step / 1000:
+        y = round(py(tick), 1)
+        parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y}" y2="{y}"/>')
+        parts.append(f'<text class="yl" x="{LEFT - 6}" y="{y + 4}">{fmt_number(tick)} ms</text>')
+        tick += y_step
+    tick = 0.0
+    while tick <= x1 + x_step / 1000:
+        x = round(px(tick), 1)
+        parts.append(f'<line class="v" x1="{x}" x2="{x}" y1="{TOP}" y2="{TOP + plot_h}"/>')
+        parts.append(f'<text class="xl" x="{x}" y="{HEIGHT - 8}">{fmt_number(tick)}{escape(x_unit)}</text>')
+        tick += x_step
+    parts.append("</g>")
+    for style, label, dots in ((0, "p50", dots50), (1, "p95", dots95)):
+        drawn = list(dict.fromkeys((round(px(x)), round(py(y))) for x, y in dots))
+        every = math.ceil(len(drawn) / MAX_DOTS)
+        circles = "".join(f'<circle cx="{x}" cy="{y}" r="2"/>' for x, y in drawn[::every])
+        parts.append(f'<g class="dots s{style}" data-label="{label}">{circles}</g>')
+    line = bent_line(dots95)
+    d = "".join(f"{'M' if i == 0 else 'L'}{px(x):.1f} {py(y):.1f}" for i, (x, y) in enumerate(line))
+    if len(line) > 1:  # a single band (the same users throughout) has no bend to show
+        parts.append(f'<path class="line s2" data-label="median p95" d="{d}"/>')
+    return "".join(parts) + "</svg>"
+
+
+def load_legend() -> str:
+    return legend([Line("p50", [], style=0), Line("p95", [], style=1), Line("median p95", [], style=2)])
