@@ -76,7 +76,7 @@ class WebSocket(Inbox):
         self.subprotocol: str | None = None
         self.close_code: int | None = None
         self.sent = self.bytes_sent = 0
-        self._ws = WSConnection(ConnectionType.CLIENT)
+        self._ws: Any = WSConnection(ConnectionType.CLIENT)  # then its Connection alone, once open
         self._tls = False
         self._write_lock = Semaphore()
         self._pong: AsyncResult | None = None
@@ -111,6 +111,8 @@ class WebSocket(Inbox):
         self.closed = None
         self._last_at = time.perf_counter()
         self._leftover()
+        if self._ws.connection is not None:
+            self._ws = self._ws.connection  # the HTTP handshake's state is no longer needed: ~4 KiB less a user
         if self.closed is None:
             self._reader = gevent.spawn(self._read)
         return elapsed, None
@@ -265,14 +267,13 @@ class WebSocket(Inbox):
         """Deliver the common-case frames of ``data`` (``ws_frames``) while wsproto holds nothing; the rest goes to
         wsproto: whether it got some."""
         ws = self._ws
-        connection = ws.connection
-        proto = connection._proto  # type: ignore[union-attr]
+        proto = ws._proto
         decoder = proto._frame_decoder
         if (
             decoder.header is not None
             or decoder.buffer.buffer
             or proto._message_decoder.opcode is not None
-            or connection.state is not ConnectionState.OPEN  # type: ignore[union-attr]
+            or ws.state is not ConnectionState.OPEN
         ):
             ws.receive_data(data)
             return True
