@@ -252,14 +252,23 @@ def _endless_fragments(conn: socket.socket) -> None:
         conn.sendall(_frame(b"y" * 1024, opcode=0, fin=False))
 
 
+def _drip_then_close(conn: socket.socket) -> None:
+    """Half of a 60,000-byte frame in 100-byte pieces (the fast path hands it to wsproto), then the close."""
+    frame = _frame(b"d" * 60_000)
+    for at in range(0, 30_000, 100):
+        conn.sendall(frame[at : at + 100])
+
+
 @pytest.mark.parametrize(
     ("send", "reason"),
     [
+        (lambda c: c.sendall(_frame(b"h" * 1000)[:500]), "closed the connection in the middle of a message"),
+        (_drip_then_close, "closed the connection in the middle of a message"),
         (lambda c: c.sendall(_frame(b"x" * 100_000, length=10 * 2**20)), "a message of more than 65536 bytes"),
         (_endless_fragments, "a message of more than 65536 bytes"),
         (lambda c: c.sendall(_frame(b"half", fin=False)), "closed the connection in the middle of a message"),
     ],
-    ids=["frame over the limit", "endless fragments", "closed mid-message"],
+    ids=["closed mid-frame", "dripped then closed", "frame over the limit", "endless fragments", "closed mid-message"],
 )
 def test_hostile_frames_fail_the_step_with_their_reason(tmp_path: Path, scripted, send, reason) -> None:  # type: ignore[no-untyped-def]
     def script(conn: socket.socket, stop: threading.Event) -> None:

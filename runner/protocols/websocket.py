@@ -39,11 +39,13 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from runner.http.session import HttpSession, _connect_error
+from runner.protocols import ws_frames
 from runner.protocols.inbox import Inbox, Message
 
 MAX_MESSAGE = 2**20  # bytes of one received message, by default
 BUFFER = 1000  # received messages kept for later steps, by default
 _RECV = 65536
+_PENDING = 4096  # bytes of an unfinished common-case frame kept before wsproto takes it over
 _YIELD_EVERY = 16  # reads in a row before the reader lets other users run (a flood must not starve them)
 
 
@@ -74,11 +76,12 @@ class WebSocket(Inbox):
         self.subprotocol: str | None = None
         self.close_code: int | None = None
         self.sent = self.bytes_sent = 0
-        self._ws = WSConnection(ConnectionType.CLIENT)
+        self._ws: Any = WSConnection(ConnectionType.CLIENT)  # then its Connection alone, once open
         self._tls = False
         self._write_lock = Semaphore()
         self._pong: AsyncResult | None = None
         self._parts: list[str | bytes] = []
+        self._pending = b""  # the start of a common-case frame (ws_frames) whose end has not arrived
 
     # -- opening --------------------------------------------------------------------------------------------
 
@@ -108,6 +111,8 @@ class WebSocket(Inbox):
         self.closed = None
         self._last_at = time.perf_counter()
         self._leftover()
+        if self._ws.connection is not None:
+            self._ws = self._ws.connection  # the HTTP handshake's state is no longer needed: ~4 KiB less a user
         if self.closed is None:
             self._reader = gevent.spawn(self._read)
         return elapsed, None
@@ -168,9 +173,9 @@ class WebSocket(Inbox):
         """Send one message: (bytes of payload, None or why it could not be sent)."""
         if self.closed is not None:
             return 0, self.not_open()
-        event = TextMessage(data=payload) if isinstance(payload, str) else BytesMessage(data=payload)
-        size = len(payload.encode()) if isinstance(payload, str) else len(payload)
-        failure = self._write(self._ws.send(event))
+        data = payload.encode() if isinstance(payload, str) else payload
+        size = len(data)
+        failure = self._write(ws_frames.encode(data, ws_frames.TEXT if isinstance(payload, str) else ws_frames.BINARY))
         if failure is None:
             self.sent += 1
             self.bytes_sent += size
@@ -179,7 +184,12 @@ class WebSocket(Inbox):
     def _write(self, wire: bytes) -> str | None:
         try:
             with self._write_lock:
-                self._sock.sendall(wire)
+                sent = 0
+                if not self._tls:  # most writes fit the kernel's buffer: no gevent wrapper, no wait
+                    with contextlib.suppress(BlockingIOError):
+                        sent = self._sock._sock.send(wire)
+                if sent < len(wire):
+                    self._sock.sendall(wire[sent:] if sent else wire)
         except OSError as exc:
             reason = f"connection lost while sending: {exc.strerror or exc}"
             self._end(reason)
@@ -230,16 +240,18 @@ class WebSocket(Inbox):
                 else:
                     data = sock.recv(_RECV)
                 if not data:
-                    if self._parts:
+                    if self._parts or self._pending:
                         self._end("the server closed the connection in the middle of a message")
                     else:
                         self._end("the server closed the connection without a close frame (1006)")
                     return
-                ws.receive_data(data)
-                for event in ws.events():
-                    self._on_event(event)
-                    if self.closed is not None:
-                        return
+                if self._common(data):
+                    for event in ws.events():
+                        self._on_event(event)
+                        if self.closed is not None:
+                            return
+                elif self.closed is not None:
+                    return
                 burst += 1
                 if burst >= _YIELD_EVERY:
                     burst = 0
@@ -250,6 +262,46 @@ class WebSocket(Inbox):
             self._end(f"protocol error: {exc}")
         except OSError as exc:
             self._end(f"connection lost: {exc.strerror or exc}")
+
+    def _common(self, data: bytes) -> bool:
+        """Deliver the common-case frames of ``data`` (``ws_frames``) while wsproto holds nothing; the rest goes to
+        wsproto: whether it got some."""
+        ws = self._ws
+        proto = ws._proto
+        decoder = proto._frame_decoder
+        if (
+            decoder.header is not None
+            or decoder.buffer.buffer
+            or proto._message_decoder.opcode is not None
+            or ws.state is not ConnectionState.OPEN
+        ):
+            ws.receive_data(data)
+            return True
+        if self._pending:
+            data = self._pending + data
+        used, rest = ws_frames.decode(data, self._message, self._stopped)
+        if rest:
+            self._pending = b""
+            ws.receive_data(data[used:])
+            return True
+        pending = data[used:] if used else data
+        if len(pending) > _PENDING:  # a big frame dripping in: wsproto takes it piece by piece (no quadratic join)
+            self._pending = b""
+            ws.receive_data(pending)
+            return True
+        self._pending = pending
+        return False
+
+    def _stopped(self) -> bool:
+        return self.closed is not None
+
+    def _message(self, data: str | bytes, size: int) -> None:
+        """A whole message (one frame)."""
+        self._part_size = size
+        if size > self.max_message:
+            self._fail_close(1009, f"a message of more than {self.max_message} bytes (max_message)")
+        else:
+            self._deliver(data, size)
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, TextMessage | BytesMessage):
@@ -312,6 +364,7 @@ class WebSocket(Inbox):
 
     def _end(self, reason: str) -> None:
         self._parts = []
+        self._pending = b""
         if self._pong is not None:
             self._pong.set(reason)
         super()._end(reason)
