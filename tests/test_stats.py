@@ -341,7 +341,7 @@ def test_deltas_merged_on_a_master_equal_one_process_that_saw_everything(entry_s
     [exception] = master.errors.exception_list()
     assert exception["type"] == "KeyError" and exception["nodes"] == ["worker-1"]
     mine, theirs = master.snapshot(duration=12.0, histograms=False), alone.snapshot(duration=12.0, histograms=False)
-    assert (mine["total"], mine["requests"]) == (theirs["total"], theirs["requests"])
+    assert (mine.total, mine.requests) == (theirs.total, theirs.requests)
 
 
 def test_merging_a_request_stats_object_and_refusing_foreign_data() -> None:
@@ -540,11 +540,11 @@ def test_full_history_keeps_a_series_per_entry_aligned_with_the_total() -> None:
     assert len(a.series) == len(b.series) == len(stats.series) <= 8
     assert [p["t"] for p in a.series] == [p["t"] for p in stats.series]
     snapshot = stats.snapshot(duration=40.0)
-    by_name = {e["name"]: e for e in snapshot["requests"]}
-    assert sum(p["requests"] for p in by_name["/a"]["series"]) == 80
-    assert sum(p["requests"] for p in by_name["/b"]["series"]) == 25
-    assert all(p["total_requests"] for p in by_name["/b"]["series"])  # nothing before its first request
-    assert "series" not in RequestStats().snapshot(duration=1.0)["total"]
+    by_name = {e.name: e.series or [] for e in snapshot.requests}
+    assert sum(p.requests for p in by_name["/a"]) == 80
+    assert sum(p.requests for p in by_name["/b"]) == 25
+    assert all(p.total_requests for p in by_name["/b"])  # nothing before its first request
+    assert "series" not in RequestStats().snapshot(duration=1.0).total.model_fields_set
 
 
 # -------------------------------------------------------------------------------------------- errors

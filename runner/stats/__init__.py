@@ -28,6 +28,7 @@ from runner.stats.errors import MAX_GROUPS, ErrorStats
 from runner.stats.histogram import PERCENTILES, Histogram
 from runner.stats.period import Period
 from runner.stats.series import MAX_POINTS, Series
+from runner.stats.snapshot import Snapshot
 from runner.stats.timings import PhaseTimes
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Period",
     "RequestStats",
     "Series",
+    "Snapshot",
     "StatsEntry",
     "TransactionStats",
 ]
@@ -298,13 +300,16 @@ class RequestStats:
 
     # ------------------------------------------------------------------------------------------ results
 
-    def snapshot(self, *, duration: float, histograms: bool = True, timings: bool = True) -> dict[str, Any]:
-        """The "total", "requests", "series", "errors" and "exceptions" parts of the results.
+    def snapshot(self, *, duration: float, histograms: bool = True, timings: bool = True) -> Snapshot:
+        """The "total", "requests", "series", "errors" and "exceptions" parts of the results, typed.
 
         ``duration`` is the time the requests were counted over (for the rates). ``histograms=False`` leaves
         the entries' buckets out: a third of the cost, for live tables and checks that read percentiles only;
         ``timings=False`` the phases of the responses' time (a live table that does not show them).
         """
+        return Snapshot.of(self._parts(duration, histograms, timings))
+
+    def _parts(self, duration: float, histograms: bool, timings: bool) -> dict[str, Any]:
         self.total.flush()
         requests = []
         timed = PhaseTimes()
@@ -386,8 +391,8 @@ class TransactionStats(RequestStats):
         for name, seconds in think.items():
             self.think[str(name)] = self.think.get(str(name), 0.0) + float(seconds)
 
-    def snapshot(self, *, duration: float, histograms: bool = True, timings: bool = True) -> dict[str, Any]:
-        snapshot = super().snapshot(duration=duration, histograms=histograms, timings=timings)
+    def _parts(self, duration: float, histograms: bool, timings: bool) -> dict[str, Any]:
+        snapshot = super()._parts(duration, histograms, timings)
         for entry in snapshot["requests"]:
             entry["think_s"] = round(self.think.get(entry["name"], 0.0), 3)
         snapshot["total"]["think_s"] = round(sum(self.think.values()), 3)
