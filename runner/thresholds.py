@@ -89,6 +89,11 @@ class Rule:
         return f"{value:g}" if self.metric != "rps" else f"{value:.1f}"
 
     @property
+    def is_phase(self) -> bool:
+        """A metric of one phase of the responses' time (``ttfb p95``)."""
+        return " " in self.metric
+
+    @property
     def is_time(self) -> bool:
         return self.metric in TIME_METRICS or bool(PERCENTILE.match(self.metric)) or " " in self.metric
 

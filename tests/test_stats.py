@@ -617,3 +617,24 @@ def test_exceptions_are_grouped_by_type_and_message_with_one_traceback() -> None
         bounded.add_exception(RuntimeError(f"#{i}"), "u", now=1.0)
     listed = bounded.exception_list()
     assert len(listed) == 3 and listed[-1]["other"] and listed[-1]["count"] == 3 and listed[-1]["traceback"] == ""
+
+
+def test_the_snapshot_is_typed_and_a_live_read_leaves_the_series_out() -> None:
+    from runner.report.model import Entry, Failure, Point
+
+    clock = Clock()
+    stats = RequestStats(clock=clock)
+    for ms in (10.0, 20.0, 30.0):
+        stats.log("GET", "/a", ms, 5, None)
+    stats.log("POST", "/b", 40.0, 5, "HTTP 500")
+    clock.now += 1
+    stats.sample(clock.now + 0.001, users=2)
+    end = stats.snapshot(duration=2.0)
+    assert isinstance(end.total, Entry) and [type(e) for e in end.requests] == [Entry, Entry]
+    assert (end.total.requests, end.total.failures) == (4, 1)
+    assert end.requests[0].median_ms == pytest.approx(20.0, rel=1e-2)  # a bucket's midpoint
+    assert [type(p) for p in end.series] == [Point] and end.series[0].requests == 4
+    assert [type(f) for f in end.errors] == [Failure] and end.errors[0].message == "HTTP 500"
+    live = stats.snapshot(duration=2.0, histograms=False, series=False)
+    assert live.series == [] and live.total.histogram is None and end.total.histogram is not None
+    assert [e.requests for e in live.requests] == [e.requests for e in end.requests] == [3, 1]

@@ -81,3 +81,16 @@ def test_uncommon_percentiles_come_from_the_histogram() -> None:
 def test_mistakes(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_rule(text)
+
+
+def test_the_results_are_figures_too() -> None:
+    """``lrun capacity`` and a results file's reader judge the typed Results as the run judged its snapshot."""
+    from runner.report.model import Results
+
+    snapshot = figures(RESULTS)
+    base = {"lrun_version": "x", "scenario": "s", "start": "a", "end": "b", "duration_s": 1, "measured_s": 1}
+    results = Results(**base, total=snapshot.total, requests=snapshot.requests, passed=True, exit_code=0)
+    for text, request in (("p95 < 500ms", None), ("avg < 200ms", "POST /orders"), ("p95 < 1s", "GET /items")):
+        rule = parse_rule(text)
+        assert evaluate(rule, request, results) == evaluate(rule, request, snapshot)
+    assert evaluate(parse_rule("p99 < 800ms"), "/orders", results)["actual"] == 900.0

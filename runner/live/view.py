@@ -105,9 +105,10 @@ class LiveView:
         return iter(list(self._live.transactions.entries.values()))
 
     def snapshot(self, *, timings: bool = True) -> Snapshot:
-        """The statistics so far, as the results' entries are (without histograms; ``timings``: with the phases)."""
+        """The statistics so far, as the results' entries are (without histograms and series; ``timings``: with the
+        phases)."""
         elapsed = max(1e-9, time.time() - self._live.started)
-        return self._live.stats.snapshot(duration=elapsed, histograms=False, timings=timings)
+        return self._live.stats.snapshot(duration=elapsed, histograms=False, timings=timings, series=False)
 
     # ------------------------------------------------------------------------------------------- parts
 

@@ -300,16 +300,19 @@ class RequestStats:
 
     # ------------------------------------------------------------------------------------------ results
 
-    def snapshot(self, *, duration: float, histograms: bool = True, timings: bool = True) -> Snapshot:
+    def snapshot(
+        self, *, duration: float, histograms: bool = True, timings: bool = True, series: bool = True
+    ) -> Snapshot:
         """The "total", "requests", "series", "errors" and "exceptions" parts of the results, typed.
 
         ``duration`` is the time the requests were counted over (for the rates). ``histograms=False`` leaves
         the entries' buckets out: a third of the cost, for live tables and checks that read percentiles only;
-        ``timings=False`` the phases of the responses' time (a live table that does not show them).
+        ``timings=False`` the phases of the responses' time (a live table that does not show them); ``series=False``
+        the series (up to 3,600 points: what made a live read costly).
         """
-        return Snapshot.of(self._parts(duration, histograms, timings))
+        return Snapshot.of(self._parts(duration, histograms, timings, series))
 
-    def _parts(self, duration: float, histograms: bool, timings: bool) -> dict[str, Any]:
+    def _parts(self, duration: float, histograms: bool, timings: bool, series: bool = True) -> dict[str, Any]:
         self.total.flush()
         requests = []
         timed = PhaseTimes()
@@ -327,7 +330,7 @@ class RequestStats:
         return {
             "total": total,
             "requests": requests,
-            "series": self.series.to_list(),
+            "series": self.series.to_list() if series else [],
             "errors": self.errors.failure_list(),
             "exceptions": self.errors.exception_list(),
         }
@@ -391,8 +394,8 @@ class TransactionStats(RequestStats):
         for name, seconds in think.items():
             self.think[str(name)] = self.think.get(str(name), 0.0) + float(seconds)
 
-    def _parts(self, duration: float, histograms: bool, timings: bool) -> dict[str, Any]:
-        snapshot = super()._parts(duration, histograms, timings)
+    def _parts(self, duration: float, histograms: bool, timings: bool, series: bool = True) -> dict[str, Any]:
+        snapshot = super()._parts(duration, histograms, timings, series)
         for entry in snapshot["requests"]:
             entry["think_s"] = round(self.think.get(entry["name"], 0.0), 3)
         snapshot["total"]["think_s"] = round(sum(self.think.values()), 3)
