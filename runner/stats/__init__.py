@@ -2,7 +2,7 @@
 
 The runner calls ``log`` once per request (the hot path: one dict lookup for the entry, one bucket update in
 its current second, no allocation), ``log_error`` for an exception inside a user, ``sample`` once per second
-for the charts, and ``snapshot`` at the end (``runner.report.results.build_results`` wraps it).
+for the charts, and ``snapshot`` (a typed ``Snapshot`` of the results' entry models) for live reads and the end.
 
 The total ("Aggregated") is not updated per request: each entry folds its finished seconds into it, and every
 read flushes the seconds under way first, so reads always see every request.
