@@ -12,8 +12,12 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from conftest import ROOT, lrun_command, run_lrun
+
+if TYPE_CHECKING:
+    from runner.stats import Snapshot
 
 # ------------------------------------------------------------------------------------------------ runs
 
@@ -196,3 +200,15 @@ class Cluster:
 
 def log_shows(proc: Proc, text: str) -> Callable[[], bool]:
     return lambda: text in proc.err
+
+
+_ENTRY = {"method": "", "name": "Aggregated", "requests": 0, "failures": 0, "failure_ratio": 0.0, "rps": 0.0}
+
+
+def figures(results: dict[str, Any]) -> Snapshot:
+    """Typed figures from a results document, the entries' keys a test does not care about filled in."""
+    entries = [{**_ENTRY, "failures_per_s": 0.0, **e} for e in results.get("requests", [])]
+    total = {**_ENTRY, "failures_per_s": 0.0, **results.get("total", {})}
+    from runner.stats import Snapshot
+
+    return Snapshot.of_results({**results, "total": total, "requests": entries})

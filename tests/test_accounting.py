@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import run_json, wait_until, write
+from helpers import figures, run_json, wait_until, write
 
 from conftest import run_lrun
 from runner.report.model import Results
@@ -133,9 +133,9 @@ def test_a_threshold_gates_on_dropped_arrivals(tmp_path: Path, server: str) -> N
 def test_dropped_arrivals_threshold_reads_the_arrivals() -> None:
     rule = parse_rule("arrivals_dropped < 1%")
     assert rule.limit == 0.01
-    assert evaluate(rule, None, {"arrivals": {"planned": 200, "started": 199, "dropped": 1}})["passed"] is True
-    assert evaluate(rule, None, {"arrivals": {"planned": 200, "started": 190, "dropped": 10}})["passed"] is False
-    closed = evaluate(rule, None, {"total": {"requests": 5}})
+    assert evaluate(rule, None, figures({"arrivals": {"planned": 200, "started": 199, "dropped": 1}}))["passed"]
+    assert not evaluate(rule, None, figures({"arrivals": {"planned": 200, "started": 190, "dropped": 10}}))["passed"]
+    closed = evaluate(rule, None, figures({"total": {"requests": 5}}))
     assert closed["passed"] is False and "open model" in closed["detail"]
     with pytest.raises(ValueError, match="percentage"):
         parse_rule("arrivals_dropped < 1")

@@ -35,7 +35,8 @@ SCENARIO = "name: slots\nhost: http://127.0.0.1:9\nusers:\n  u:\n    sequence:\n
 
 def _results(p95: float, *, failures: int = 0, planned: int = 100, started: int = 100) -> dict[str, Any]:
     """A step's results as a run writes them, with just what the search reads."""
-    total = {"requests": 100, "failures": failures, "failure_ratio": failures / 100, "rps": 50.0}
+    total = {"method": "", "name": "Aggregated", "requests": 100, "failures": failures, "failure_ratio": failures / 100}
+    total.update(rps=50.0, failures_per_s=failures / 2)
     total["percentiles"] = {"50": p95 / 2, "95": p95, "99": p95 * 1.2}
     return {"total": total, "arrivals": {"planned": planned, "started": started}, "series": [{"users": 3}]}
 

@@ -341,7 +341,7 @@ def test_deltas_merged_on_a_master_equal_one_process_that_saw_everything(entry_s
     [exception] = master.errors.exception_list()
     assert exception["type"] == "KeyError" and exception["nodes"] == ["worker-1"]
     mine, theirs = master.snapshot(duration=12.0, histograms=False), alone.snapshot(duration=12.0, histograms=False)
-    assert (mine["total"], mine["requests"]) == (theirs["total"], theirs["requests"])
+    assert (mine.total, mine.requests) == (theirs.total, theirs.requests)
 
 
 def test_merging_a_request_stats_object_and_refusing_foreign_data() -> None:
@@ -540,11 +540,11 @@ def test_full_history_keeps_a_series_per_entry_aligned_with_the_total() -> None:
     assert len(a.series) == len(b.series) == len(stats.series) <= 8
     assert [p["t"] for p in a.series] == [p["t"] for p in stats.series]
     snapshot = stats.snapshot(duration=40.0)
-    by_name = {e["name"]: e for e in snapshot["requests"]}
-    assert sum(p["requests"] for p in by_name["/a"]["series"]) == 80
-    assert sum(p["requests"] for p in by_name["/b"]["series"]) == 25
-    assert all(p["total_requests"] for p in by_name["/b"]["series"])  # nothing before its first request
-    assert "series" not in RequestStats().snapshot(duration=1.0)["total"]
+    by_name = {e.name: e.series or [] for e in snapshot.requests}
+    assert sum(p.requests for p in by_name["/a"]) == 80
+    assert sum(p.requests for p in by_name["/b"]) == 25
+    assert all(p.total_requests for p in by_name["/b"])  # nothing before its first request
+    assert "series" not in RequestStats().snapshot(duration=1.0).total.model_fields_set
 
 
 # -------------------------------------------------------------------------------------------- errors
@@ -617,3 +617,24 @@ def test_exceptions_are_grouped_by_type_and_message_with_one_traceback() -> None
         bounded.add_exception(RuntimeError(f"#{i}"), "u", now=1.0)
     listed = bounded.exception_list()
     assert len(listed) == 3 and listed[-1]["other"] and listed[-1]["count"] == 3 and listed[-1]["traceback"] == ""
+
+
+def test_the_snapshot_is_typed_and_a_live_read_leaves_the_series_out() -> None:
+    from runner.report.model import Entry, Failure, Point
+
+    clock = Clock()
+    stats = RequestStats(clock=clock)
+    for ms in (10.0, 20.0, 30.0):
+        stats.log("GET", "/a", ms, 5, None)
+    stats.log("POST", "/b", 40.0, 5, "HTTP 500")
+    clock.now += 1
+    stats.sample(clock.now + 0.001, users=2)
+    end = stats.snapshot(duration=2.0)
+    assert isinstance(end.total, Entry) and [type(e) for e in end.requests] == [Entry, Entry]
+    assert (end.total.requests, end.total.failures) == (4, 1)
+    assert end.requests[0].median_ms == pytest.approx(20.0, rel=1e-2)  # a bucket's midpoint
+    assert [type(p) for p in end.series] == [Point] and end.series[0].requests == 4
+    assert [type(f) for f in end.errors] == [Failure] and end.errors[0].message == "HTTP 500"
+    live = stats.snapshot(duration=2.0, histograms=False, series=False)
+    assert live.series == [] and live.total.histogram is None and end.total.histogram is not None
+    assert [e.requests for e in live.requests] == [e.requests for e in end.requests] == [3, 1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers import figures
 
 from runner.thresholds import evaluate, parse_rule
 
@@ -45,13 +46,13 @@ RESULTS = {
     ],
 )
 def test_verdicts(text: str, request_name: str | None, passed: bool, actual: float) -> None:
-    verdict = evaluate(parse_rule(text), request_name, RESULTS)
+    verdict = evaluate(parse_rule(text), request_name, figures(RESULTS))
     assert (verdict["passed"], verdict["actual"]) == (passed, actual)
 
 
 def test_no_data_and_unknown_requests_fail_with_a_reason() -> None:
-    assert evaluate(parse_rule("p95 < 1s"), "GET /items", RESULTS)["detail"] == "no data"
-    verdict = evaluate(parse_rule("p95 < 1s"), "/nope", RESULTS)
+    assert evaluate(parse_rule("p95 < 1s"), "GET /items", figures(RESULTS))["detail"] == "no data"
+    verdict = evaluate(parse_rule("p95 < 1s"), "/nope", figures(RESULTS))
     assert not verdict["passed"] and verdict["detail"] == "no request named '/nope' was made"
 
 
@@ -62,7 +63,7 @@ def test_uncommon_percentiles_come_from_the_histogram() -> None:
     for value in range(1, 1001):
         histogram.record(float(value))
     entry = {"requests": 1000, "percentiles": {}, "histogram": histogram.to_dict()}
-    verdict = evaluate(parse_rule("p97 < 1s"), None, {"total": entry})
+    verdict = evaluate(parse_rule("p97 < 1s"), None, figures({"total": entry}))
     assert verdict["actual"] == pytest.approx(970, rel=0.01)
 
 
@@ -80,3 +81,16 @@ def test_uncommon_percentiles_come_from_the_histogram() -> None:
 def test_mistakes(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_rule(text)
+
+
+def test_the_results_are_figures_too() -> None:
+    """``lrun capacity`` and a results file's reader judge the typed Results as the run judged its snapshot."""
+    from runner.report.model import Results
+
+    snapshot = figures(RESULTS)
+    base = {"lrun_version": "x", "scenario": "s", "start": "a", "end": "b", "duration_s": 1, "measured_s": 1}
+    results = Results(**base, total=snapshot.total, requests=snapshot.requests, passed=True, exit_code=0)
+    for text, request in (("p95 < 500ms", None), ("avg < 200ms", "POST /orders"), ("p95 < 1s", "GET /items")):
+        rule = parse_rule(text)
+        assert evaluate(rule, request, results) == evaluate(rule, request, snapshot)
+    assert evaluate(parse_rule("p99 < 800ms"), "/orders", results)["actual"] == 900.0

@@ -133,8 +133,8 @@ def test_stats_merge_timings_across_workers() -> None:
         (left if index % 2 else right).log("GET", "/", sum(phases), 10, None, timings=phases)
     master.merge(left.delta())
     master.merge(right.delta())
-    merged = master.snapshot(duration=1.0)["requests"][0]["timings"]
-    assert merged == one.snapshot(duration=1.0)["requests"][0]["timings"]
+    merged = master.snapshot(duration=1.0).requests[0].model_dump()["timings"]
+    assert merged == one.snapshot(duration=1.0).requests[0].model_dump()["timings"]
     assert (merged["responses"], merged["new_connections"]) == (5, 2)
     # values are their buckets' midpoints: within 0.1 %
     assert merged["connect"]["avg_ms"] == pytest.approx(2 * 2.0 / 5, rel=1e-3)  # kept-alive ones count 0

@@ -25,6 +25,7 @@ from runner.errors import LrunError
 from runner.report.capacity_model import Capacity, CapacityStep
 from runner.report.model import Results
 from runner.scenario import LoadedScenario
+from runner.stats import Snapshot
 from runner.thresholds import evaluate, parse_rule
 
 log = logging.getLogger("lrun")
@@ -159,7 +160,8 @@ def run_capacity(loaded: LoadedScenario, settings: RunSettings, plan: Plan, *, o
     print(answer_line(capacity), file=out, flush=True)
     if base is None:
         return code
-    verdicts = [{**evaluate(parse_rule(c.expect), c.request, base), "abort": False} for c in plan.conditions]
+    figures = Snapshot.of_results(base)
+    verdicts = [{**evaluate(parse_rule(c.expect), c.request, figures), "abort": False} for c in plan.conditions]
     update = {"command": command, "exit_code": code, "passed": code == 0, "thresholds": verdicts}
     typed = Results.model_validate({**base, **update, "capacity": capacity.model_dump()})
     return code if _write(typed, settings) else 1

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runner.report.capacity_model import CapacityStep
+from runner.stats import Snapshot
 from runner.thresholds import evaluate, parse_rule
 
 KNEE_FACTOR = 1.5
@@ -67,8 +68,9 @@ def judge(
     dropped = int(arrivals.get("dropped") or max(0, planned - started))
     late = int(arrivals.get("late_by_lrun") or 0)
     failed = []
+    figures = Snapshot.of_results(results)
     for condition in plan.conditions:
-        verdict = evaluate(parse_rule(condition.expect), condition.request, results)
+        verdict = evaluate(parse_rule(condition.expect), condition.request, figures)
         if not verdict["passed"]:
             failed.append(f"{condition.label}: {verdict['detail']}")
     unanswered = int((results.get("interrupted") or {}).get("total") or 0)

@@ -102,10 +102,9 @@ def from_intended_start(intended: RequestStats, duration: float) -> FromIntended
     fields = ("avg_ms", "max_ms", "median_ms", "percentiles")
     return FromIntendedStart.model_validate(
         {
-            "total": {k: snapshot["total"].get(k) for k in fields},
+            "total": {k: getattr(snapshot.total, k) for k in fields},
             "requests": [
-                {"method": e["method"], "name": e["name"], **{k: e.get(k) for k in fields}}
-                for e in snapshot["requests"]
+                {"method": e.method, "name": e.name, **{k: getattr(e, k) for k in fields}} for e in snapshot.requests
             ],
         }
     )

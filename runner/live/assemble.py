@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -50,7 +51,7 @@ def assemble(live: Live, end: float, *, ended: bool) -> Results:
         "warnings": lambda: list(live.warnings),
         "resources": live.monitor.results_part,
         "resource_thresholds": live.watch.results_part,
-        "transactions": lambda: Transactions.model_validate(transactions),
+        "transactions": lambda: transactions,
         "checks": state.checks.results,
         "rendezvous": lambda: context.compiled.rendezvous_results(state),
         "pools": lambda: context.compiled.pool_results(state),
@@ -74,11 +75,7 @@ def assemble(live: Live, end: float, *, ended: bool) -> Results:
         builders["goal"] = live.goal.results
     parts = _parts(builders)
     # thresholds and the exit code are judged on the figures the results then get
-    figures = {
-        **snapshot,
-        "transactions": transactions,
-        "arrivals": parts["arrivals"].model_dump() if "arrivals" in parts else None,
-    }
+    figures = replace(snapshot, transactions=transactions, arrivals=parts.get("arrivals"))
     verdicts = [
         Verdict.model_validate(verdict)
         for verdict in window_verdicts(
@@ -87,14 +84,14 @@ def assemble(live: Live, end: float, *, ended: bool) -> Results:
             lambda t: {**evaluate(parse_rule(t.expect), t.request, figures), "abort": t.abort},
         )
     ]
-    total = snapshot["total"]
+    total = snapshot.total
     aborted = stop_code(reason) in ABORTS
     if model.thresholds:
         code = 1 if any(not v.passed for v in verdicts) or aborted else 0  # with an SLA, the SLA decides
     else:
-        failed = (total["requests"] and total["failures"]) or snapshot["exceptions"] or aborted
+        failed = (total.requests and total.failures) or snapshot.exceptions or aborted
         code = settings.exit_code_on_error if failed else 0
-    if total["requests"] == 0 and code == 0:
+    if total.requests == 0 and code == 0:
         code = 1
         if ended:
             live.warn("no request was made")
@@ -116,10 +113,10 @@ def assemble(live: Live, end: float, *, ended: bool) -> Results:
             "load": _load(live),
             "users_max": test.user_count_max,
             "total": total,
-            "requests": snapshot["requests"],
-            "series": snapshot["series"],
-            "errors": snapshot["errors"],
-            "exceptions": snapshot["exceptions"],
+            "requests": snapshot.requests,
+            "series": snapshot.series,
+            "errors": snapshot.errors,
+            "exceptions": snapshot.exceptions,
             "thresholds": verdicts,
             "passed": code == 0 and all(v.passed for v in verdicts),
             "exit_code": code,
@@ -157,14 +154,9 @@ def _parts(builders: dict[str, Callable[[], Any]]) -> dict[str, Any]:
     return parts
 
 
-def _transactions(transactions: TransactionStats, duration: float) -> dict[str, Any]:
+def _transactions(transactions: TransactionStats, duration: float) -> Transactions:
     snapshot = transactions.snapshot(duration=max(1e-9, duration))
-    return {
-        "total": snapshot["total"],
-        "entries": snapshot["requests"],
-        "series": snapshot["series"],
-        "errors": snapshot["errors"],
-    }
+    return Transactions(total=snapshot.total, entries=snapshot.requests, series=snapshot.series, errors=snapshot.errors)
 
 
 def _load(live: Live) -> Load:

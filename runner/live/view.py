@@ -15,7 +15,7 @@ from runner.report.model import Arrivals, CheckCount, LoadWarning, Pool
 
 if TYPE_CHECKING:
     from runner.live.state import Live, RunContext
-    from runner.stats import StatsEntry
+    from runner.stats import Snapshot, StatsEntry
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,11 @@ class LiveView:
     def transactions(self) -> Iterator[StatsEntry]:
         return iter(list(self._live.transactions.entries.values()))
 
-    def snapshot(self, *, timings: bool = True) -> dict[str, Any]:
-        """The statistics so far, as the results' entries are (without histograms; ``timings``: with the phases)."""
+    def snapshot(self, *, timings: bool = True) -> Snapshot:
+        """The statistics so far, as the results' entries are (without histograms and series; ``timings``: with the
+        phases)."""
         elapsed = max(1e-9, time.time() - self._live.started)
-        return self._live.stats.snapshot(duration=elapsed, histograms=False, timings=timings)
+        return self._live.stats.snapshot(duration=elapsed, histograms=False, timings=timings, series=False)
 
     # ------------------------------------------------------------------------------------------- parts
 

@@ -28,7 +28,7 @@ from runner.report.reading import MAX_BYTES, parse_results_text
 log = logging.getLogger("lrun")
 
 if TYPE_CHECKING:
-    from runner.stats import RequestStats
+    from runner.stats import RequestStats, Snapshot
 
 FORMAT = "lrun-results"
 FORMAT_VERSION = 1
@@ -45,7 +45,7 @@ class Measured:
 
     stats_start: float
     measured_s: float
-    snapshot: dict[str, Any]
+    snapshot: Snapshot
 
 
 def measure(stats: RequestStats, start: float, end: float) -> Measured:
@@ -91,11 +91,11 @@ def build_results(
         "measured_s": round(m.measured_s, 3),
         "load": load,
         "users_max": users_max,
-        "total": snapshot["total"],
-        "requests": snapshot["requests"],
-        "series": snapshot["series"],
-        "errors": snapshot["errors"],
-        "exceptions": snapshot["exceptions"],
+        "total": snapshot.total,
+        "requests": snapshot.requests,
+        "series": snapshot.series,
+        "errors": snapshot.errors,
+        "exceptions": snapshot.exceptions,
         "thresholds": thresholds,
         "passed": exit_code == 0 and all(t.get("passed") for t in thresholds),
         "exit_code": exit_code,

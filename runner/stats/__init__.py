@@ -2,7 +2,7 @@
 
 The runner calls ``log`` once per request (the hot path: one dict lookup for the entry, one bucket update in
 its current second, no allocation), ``log_error`` for an exception inside a user, ``sample`` once per second
-for the charts, and ``snapshot`` at the end (``runner.report.results.build_results`` wraps it).
+for the charts, and ``snapshot`` (a typed ``Snapshot`` of the results' entry models) for live reads and the end.
 
 The total ("Aggregated") is not updated per request: each entry folds its finished seconds into it, and every
 read flushes the seconds under way first, so reads always see every request.
@@ -28,6 +28,7 @@ from runner.stats.errors import MAX_GROUPS, ErrorStats
 from runner.stats.histogram import PERCENTILES, Histogram
 from runner.stats.period import Period
 from runner.stats.series import MAX_POINTS, Series
+from runner.stats.snapshot import Snapshot
 from runner.stats.timings import PhaseTimes
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Period",
     "RequestStats",
     "Series",
+    "Snapshot",
     "StatsEntry",
     "TransactionStats",
 ]
@@ -298,13 +300,19 @@ class RequestStats:
 
     # ------------------------------------------------------------------------------------------ results
 
-    def snapshot(self, *, duration: float, histograms: bool = True, timings: bool = True) -> dict[str, Any]:
-        """The "total", "requests", "series", "errors" and "exceptions" parts of the results.
+    def snapshot(
+        self, *, duration: float, histograms: bool = True, timings: bool = True, series: bool = True
+    ) -> Snapshot:
+        """The "total", "requests", "series", "errors" and "exceptions" parts of the results, typed.
 
         ``duration`` is the time the requests were counted over (for the rates). ``histograms=False`` leaves
         the entries' buckets out: a third of the cost, for live tables and checks that read percentiles only;
-        ``timings=False`` the phases of the responses' time (a live table that does not show them).
+        ``timings=False`` the phases of the responses' time (a live table that does not show them); ``series=False``
+        the series (up to 3,600 points: what made a live read costly).
         """
+        return Snapshot.of(self._parts(duration, histograms, timings, series))
+
+    def _parts(self, duration: float, histograms: bool, timings: bool, series: bool = True) -> dict[str, Any]:
         self.total.flush()
         requests = []
         timed = PhaseTimes()
@@ -322,7 +330,7 @@ class RequestStats:
         return {
             "total": total,
             "requests": requests,
-            "series": self.series.to_list(),
+            "series": self.series.to_list() if series else [],
             "errors": self.errors.failure_list(),
             "exceptions": self.errors.exception_list(),
         }
@@ -386,8 +394,8 @@ class TransactionStats(RequestStats):
         for name, seconds in think.items():
             self.think[str(name)] = self.think.get(str(name), 0.0) + float(seconds)
 
-    def snapshot(self, *, duration: float, histograms: bool = True, timings: bool = True) -> dict[str, Any]:
-        snapshot = super().snapshot(duration=duration, histograms=histograms, timings=timings)
+    def _parts(self, duration: float, histograms: bool, timings: bool, series: bool = True) -> dict[str, Any]:
+        snapshot = super()._parts(duration, histograms, timings, series)
         for entry in snapshot["requests"]:
             entry["think_s"] = round(self.think.get(entry["name"], 0.0), 3)
         snapshot["total"]["think_s"] = round(sum(self.think.values()), 3)

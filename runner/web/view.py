@@ -16,14 +16,18 @@ import time
 from collections import deque
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from runner.live.state import Live
 from runner.live.view import LiveView
+from runner.report.model import Entry, Transactions
 from runner.slo import window_row
-from runner.stats import RequestStats, Series, StatsEntry
+from runner.stats import RequestStats, Series, Snapshot, StatsEntry
 from runner.stats.histogram import percentile_key
 from runner.thresholds import evaluate, parse_rule
 from runner.web.control import Controller, TestRun
 
+_ENTRIES = TypeAdapter(list[Entry])
 LOG_LINES = 300
 RESOURCES = "resources"  # the series key of the resources panel
 POINT_KEYS = ("t", "users", "rps", "failures_per_s", "p50_ms", "p95_ms", "p99_ms", "avg_ms")
@@ -95,6 +99,21 @@ def _table(stats: RequestStats, start: float, now: float, lag: float) -> tuple[l
     return rows, total
 
 
+def _figures(
+    total: dict[str, Any], requests: list[dict[str, Any]], transactions: list[dict[str, Any]], tps: dict[str, Any]
+) -> Snapshot:
+    """The page's rows as the typed figures thresholds read (the rows are entries with a few more keys)."""
+    entries = _ENTRIES.validate_python
+    return Snapshot(
+        total=Entry.model_validate(total),
+        requests=entries(requests),
+        series=[],
+        errors=[],
+        exceptions=[],
+        transactions=Transactions(total=Entry.model_validate(tps), entries=entries(transactions)),
+    )
+
+
 def snapshot(controller: Controller, log_tail: LogTail | None = None) -> dict[str, Any]:
     """Everything the page shows now (see the module docstring)."""
     now = time.time()
@@ -117,14 +136,15 @@ def run_view(controller: Controller, run: TestRun, now: float) -> dict[str, Any]
     assert live is not None
     view = LiveView(live)
     requests, total = _table(live.stats, live.started, now, live.lag)
-    transactions, _ = _table(live.transactions, live.started, now, live.lag)
+    transactions, transactions_total = _table(live.transactions, live.started, now, live.lag)
     thresholds = []
-    table = {"total": total, "requests": requests, "transactions": {"entries": transactions}}
+    table = _figures(total, requests, transactions, transactions_total) if controller.loaded.model.thresholds else None
     windows = live.slo.live() if live.slo is not None else []
     for threshold in controller.loaded.model.thresholds:
         if threshold.over is not None:  # a live SLO window: its state now
             thresholds.append(window_row(windows.pop(0), threshold.abort) if windows else {})
             continue
+        assert table is not None
         verdict = evaluate(parse_rule(threshold.expect), threshold.request, table)
         thresholds.append({**verdict, "abort": threshold.abort})
     thresholds = [t for t in thresholds if t]
