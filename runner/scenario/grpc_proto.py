@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-INSTALL_HINT = "install the grpc extra: pip install '.[grpc]' in lrun's checkout (grpcio, grpcio-tools, grpcio-reflection)"
+INSTALL_HINT = (
+    "install the grpc extra in lrun's checkout: pip install '.[grpc]' (grpcio, grpcio-tools, grpcio-reflection)"
+)
 PROTOC_TIMEOUT = 60.0
 _PROTOC_LINE = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?P<col>\d+): (?P<message>.+)$", re.M)
 _METHOD = re.compile(r"^/?(?P<service>[A-Za-z_][\w.]*)/(?P<method>[A-Za-z_]\w*)$")
