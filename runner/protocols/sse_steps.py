@@ -13,12 +13,11 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from runner.engine.calls import RequestResult
 from runner.engine.flow import StopUser
 from runner.engine.user import Step, Think, VirtualUser
 from runner.protocols.inbox import Message
 from runner.protocols.sse import SseStream
-from runner.protocols.websocket_steps import _matcher, _Reader, _received, _then, _think
+from runner.protocols.websocket_steps import _matcher, _Reader, _received, _then, _think, report
 from runner.scenario import templating
 from runner.scenario.model import SseCloseStep, SseReceiveStep, SseSubscribeStep
 
@@ -26,10 +25,7 @@ METHOD = "SSE"
 
 
 def _report(user: VirtualUser, name: str, url: str, elapsed_ms: float, size: int, failure: str | None) -> None:
-    status = 0 if failure is not None else 200
-    user.runtime.on_request(user, RequestResult(METHOD, name, url, status, elapsed_ms, size, failure))
-    if failure is not None and user.transactions:
-        user.fail_transactions(failure)
+    report(user, name, url, elapsed_ms, size, failure, METHOD, 200)
 
 
 def compile_subscribe(step: SseSubscribeStep, ctx: Any) -> list[Step | Think]:

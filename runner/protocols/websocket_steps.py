@@ -46,11 +46,20 @@ from runner.scenario.model import (
 METHOD = "WS"
 
 
-def report(user: VirtualUser, name: str, url: str, elapsed_ms: float, size: int, failure: str | None) -> None:
-    """One WebSocket result into the user's statistics (status 101 on the upgraded connection, 0 for a failure);
-    a failure fails the open transactions."""
-    status = 0 if failure is not None else 101
-    user.runtime.on_request(user, RequestResult(METHOD, name, url, status, elapsed_ms, size, failure))
+def report(
+    user: VirtualUser,
+    name: str,
+    url: str,
+    elapsed_ms: float,
+    size: int,
+    failure: str | None,
+    method: str = METHOD,
+    ok: int = 101,
+) -> None:
+    """One result of a kept connection into the user's statistics (``ok``, 101 for an upgraded WebSocket, or 0 for
+    a failure); a failure fails the open transactions. SSE reports through it with its own method and 200."""
+    status = 0 if failure is not None else ok
+    user.runtime.on_request(user, RequestResult(method, name, url, status, elapsed_ms, size, failure))
     if failure is not None and user.transactions:
         user.fail_transactions(failure)
 
