@@ -13,7 +13,20 @@ from typing import Any
 from markupsafe import Markup
 
 from runner.report.capacity_model import Capacity, CapacityStep
-from runner.report.charts import BOTTOM, FORMATS, HEIGHT, LEFT, PALETTE, RIGHT, TOP, WIDTH, Line, legend, nice_step
+from runner.report.charts import (
+    BOTTOM,
+    FORMATS,
+    HEIGHT,
+    LEFT,
+    PALETTE,
+    RIGHT,
+    TOP,
+    WIDTH,
+    Line,
+    legend,
+    nice_step,
+    xy_grid,
+)
 
 
 def rate_chart(
@@ -38,19 +51,7 @@ def rate_chart(
         return TOP + plot_h - y / y1 * plot_h
 
     parts = [f'<svg class="chart rate" id="{escape(chart_id)}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img">']
-    grid = []
-    tick = 0.0
-    while tick <= y1 + step / 1000:
-        y = round(py(tick), 1)
-        grid.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y}" y2="{y}"/>')
-        grid.append(f'<text class="yl" x="{LEFT - 6}" y="{y + 4}">{escape(fmt(tick))}</text>')
-        tick += step
-    tick = 0.0
-    while tick <= x1 + x_step / 1000:
-        x = round(px(tick), 1)
-        grid.append(f'<line class="v" x1="{x}" x2="{x}" y1="{TOP}" y2="{TOP + plot_h}"/>')
-        grid.append(f'<text class="xl" x="{x}" y="{HEIGHT - 8}">{tick:g}/s</text>')
-        tick += x_step
+    grid = xy_grid(px, py, x1, x_step, y1, step, lambda tick: f"{tick:g}/s", fmt)
     parts.append('<g class="grid">' + "".join(grid) + "</g>")
     for index, line in enumerate(lines):
         points = sorted((x, y) for x, y in line.points if y is not None)

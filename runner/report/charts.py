@@ -294,3 +294,32 @@ def distribution(counts: Mapping[str, int], *, max_bins: int = 40) -> list[tuple
 
 def _edge(ms: float) -> str:
     return f"{ms:.4g} ms" if ms < 1000 else f"{ms / 1000:.4g} s"
+
+
+def xy_grid(
+    px: Callable[[float], float],
+    py: Callable[[float], float],
+    x_max: float,
+    x_step: float,
+    y_max: float,
+    y_step: float,
+    x_label: Callable[[float], str],
+    y_label: Callable[[float], str],
+) -> list[str]:
+    """The grid of a chart whose x axis is a quantity, not the clock (load, rate): horizontal lines with their
+    labels every ``y_step``, vertical ones every ``x_step`` (SVG elements, labels escaped)."""
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    grid = []
+    tick = 0.0
+    while tick <= y_max + y_step / 1000:
+        y = round(py(tick), 1)
+        grid.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y}" y2="{y}"/>')
+        grid.append(f'<text class="yl" x="{LEFT - 6}" y="{y + 4}">{escape(y_label(tick))}</text>')
+        tick += y_step
+    tick = 0.0
+    while tick <= x_max + x_step / 1000:
+        x = round(px(tick), 1)
+        grid.append(f'<line class="v" x1="{x}" x2="{x}" y1="{TOP}" y2="{TOP + plot_h}"/>')
+        grid.append(f'<text class="xl" x="{x}" y="{HEIGHT - 8}">{escape(x_label(tick))}</text>')
+        tick += x_step
+    return grid

@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from html import escape
 
-from runner.report.charts import BOTTOM, HEIGHT, LEFT, RIGHT, TOP, WIDTH, Line, legend, nice_step
+from runner.report.charts import BOTTOM, HEIGHT, LEFT, RIGHT, TOP, WIDTH, Line, legend, nice_step, xy_grid
 from runner.report.formats import fmt_number
 from runner.report.model import Point
 
@@ -64,18 +64,16 @@ def scatter_chart(chart_id: str, series: Sequence[Point], x_of: Callable[[Point]
         f'<svg class="chart scatter" id="{escape(chart_id)}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'data-x1="{x1}" data-y1="{y1}" data-unit="ms"><g class="grid">'
     ]
-    tick = 0.0
-    while tick <= y1 + y_step / 1000:
-        y = round(py(tick), 1)
-        parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y}" y2="{y}"/>')
-        parts.append(f'<text class="yl" x="{LEFT - 6}" y="{y + 4}">{fmt_number(tick)} ms</text>')
-        tick += y_step
-    tick = 0.0
-    while tick <= x1 + x_step / 1000:
-        x = round(px(tick), 1)
-        parts.append(f'<line class="v" x1="{x}" x2="{x}" y1="{TOP}" y2="{TOP + plot_h}"/>')
-        parts.append(f'<text class="xl" x="{x}" y="{HEIGHT - 8}">{fmt_number(tick)}{escape(x_unit)}</text>')
-        tick += x_step
+    parts += xy_grid(
+        px,
+        py,
+        x1,
+        x_step,
+        y1,
+        y_step,
+        lambda tick: f"{fmt_number(tick)}{x_unit}",
+        lambda tick: f"{fmt_number(tick)} ms",
+    )
     parts.append("</g>")
     for style, label, dots in ((0, "p50", dots50), (1, "p95", dots95)):
         drawn = list(dict.fromkeys((round(px(x)), round(py(y))) for x, y in dots))
