@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers import by_name, demo_reset, demo_stats, run_json, write
+from scripted import Scripted
 
 from conftest import ROOT, run_lrun
 
@@ -76,46 +77,12 @@ def test_a_receive_on_a_stream_nobody_subscribed_is_a_validation_error(tmp_path:
 # ---------------------------------------------------------------------------------------- hostile servers
 
 
-class Scripted:
-    """A loopback server running ``script(conn, stop)`` per connection in a thread."""
-
-    def __init__(self, script: Callable[[socket.socket, threading.Event], None]) -> None:
-        self.script, self.stop = script, threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
-
-    def _run(self, conn: socket.socket) -> None:
-        try:
-            conn.recv(4096)
-            self.script(conn, self.stop)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        self.listener.close()
-
-
 @pytest.fixture
 def scripted() -> Iterator[Callable[[Callable[[socket.socket, threading.Event], None]], Scripted]]:
     servers: list[Scripted] = []
 
     def start(script: Callable[[socket.socket, threading.Event], None]) -> Scripted:
-        servers.append(Scripted(script))
+        servers.append(Scripted(script, read_request=True))
         return servers[-1]
 
     yield start

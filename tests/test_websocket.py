@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers import by_name, demo_reset, demo_stats, run_json, run_measured, write
+from scripted import Scripted
 
 from conftest import ROOT, run_lrun
 
@@ -155,41 +156,6 @@ def _frame(payload: bytes, opcode: int = 1, fin: bool = True, length: int | None
     else:
         head += bytes([127]) + struct.pack("!Q", n)
     return head + payload
-
-
-class Scripted:
-    """A loopback server that runs ``script(conn, stop)`` for each connection, in threads, until closed."""
-
-    def __init__(self, script: Callable[[socket.socket, threading.Event], None]) -> None:
-        self.script = script
-        self.stop = threading.Event()
-        self.sent = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
-
-    def _run(self, conn: socket.socket) -> None:
-        try:
-            self.script(conn, self.stop)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        self.listener.close()
 
 
 @pytest.fixture
