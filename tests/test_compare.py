@@ -219,6 +219,53 @@ def test_rules_per_request_and_off(runs: dict[str, Any]) -> None:
     assert "GET /item" not in result.stdout.splitlines()[-1]
 
 
+def test_a_different_mix_of_requests_is_not_a_slower_build(runs: dict[str, Any], server: Scripted) -> None:
+    """The same build, but the new run made three /item (60 ms) for each /list (40 ms), the baseline the reverse:
+    the total's median moves from one request's latency to the other's. Judged at the baseline's mix, the total
+    did not get slower, and the warning says why."""
+    folder = runs["folder"]
+    for name, weights in (("mix-list", (1, 3)), ("mix-item", (3, 1))):
+        path = folder / f"{name}.yaml"
+        path.write_text(
+            f"name: gate\nhost: {server.url}\nload: {{users: 4, spawn_rate: 100, run_time: 3s}}\nusers:\n"
+            f"  shopper:\n    tasks:\n      - {{get: /item, weight: {weights[0]}}}\n"
+            f"      - {{get: /list, weight: {weights[1]}}}\n"
+        )
+        result, _, _ = run(server, path, folder / f"{name}.json")
+        assert result.returncode == 0, result.stdout + result.stderr
+    base = json.loads((folder / "mix-list.json").read_text())["total"]["percentiles"]["50"]
+    new = json.loads((folder / "mix-item.json").read_text())["total"]["percentiles"]["50"]
+    assert base < 50 < new  # the runs' own medians: /list's, then /item's
+    result, comparison = compare(folder, "mix-list", "mix-item", "--fail-on", "rps off")  # fewer /list: true
+    assert result.returncode == 0, result.stdout
+    total = {m.metric: m for m in comparison.metrics if m.request == "total"}
+    assert total["p50"].new is not None and total["p50"].new < 50  # the new run's requests at the baseline's mix
+    assert total["p50"].verdict in ("noise", "within_limit"), total["p50"]
+    (warning,) = [w for w in comparison.warnings if "mix" in w]
+    assert "GET /list" in warning and "GET /item" in warning and f"{new:.3g} ms" in warning
+
+
+def test_at_mix_keeps_each_requests_distribution_and_weighs_it_to_the_share() -> None:
+    from runner.compare.stats import at_mix
+    from runner.stats.histogram import Histogram
+
+    fast, slow = Histogram(), Histogram()
+    for i in range(300):
+        fast.record(40 + i % 7 / 10)
+    for i in range(100):
+        slow.record(60 + i % 5 / 10)
+    same = at_mix([(fast, 0.75), (slow, 0.25)])  # the shares they have: nothing moves
+    assert same.count == 400
+    whole = Histogram()
+    whole.merge(fast)
+    whole.merge(slow)
+    assert same.percentiles((10, 50, 74, 76, 99)) == whole.percentiles((10, 50, 74, 76, 99))
+    flipped = at_mix([(fast, 0.25), (slow, 0.75)])  # a quarter fast, three quarters slow, 400 in all
+    assert flipped.count == 400
+    assert flipped.percentile(20) == fast.percentile(80) and flipped.percentile(50) == slow.percentile(33.4)
+    assert (flipped.min or 0) >= 40 and (flipped.max or 0) < 61
+
+
 def test_a_request_in_one_run_only_is_reported(runs: dict[str, Any]) -> None:
     folder = runs["folder"]
     results = json.loads((folder / "b3.json").read_text())

@@ -205,6 +205,36 @@ def _load_warnings(base: Results, new: Results) -> list[str]:
     return found
 
 
+def _at_base_mix(base: Results, new: Results, new_file: str) -> tuple[Histogram | None, list[str]]:
+    """The new run's requests of the names both runs have, weighted to the baseline's mix of them (the total's
+    percentiles are judged on it; see ``stats``), and the names whose share moved beyond noise."""
+    base_by = {label(e): e for e in base.requests}
+    new_by = {label(e): e for e in new.requests}
+    common = [k for k in base_by if k in new_by]
+    nb, nn = sum(base_by[k].requests for k in common), sum(new_by[k].requests for k in common)
+    if len(common) < 2 or not nb or not nn:
+        return None, []
+    mixed = stats.at_mix([(_histogram(new_by[k], new_file), base_by[k].requests / nb) for k in common])
+    moved = []
+    for k in common:
+        b, n = base_by[k].requests, new_by[k].requests
+        z = stats.proportion_z(b, nb, n, nn)
+        if z is not None and abs(z) >= stats.TEST_Z:
+            moved.append(f"{k} {b / nb:.1%} → {n / nn:.1%}")
+    return mixed, moved
+
+
+def _mix_warning(moved: list[str], new: Results) -> list[str]:
+    if not moved:
+        return []
+    own = new.total.percentiles.get(percentile_key(50.0)) or 0.0
+    return [
+        f"the mix of requests differs ({', '.join(moved)} of the requests): the total's percentiles are judged at "
+        f"the baseline's mix, so that a different mix is not read as a slower build (the new run's own total p50: "
+        f"{own:.3g} ms)"
+    ]
+
+
 def compare(base: Results, new: Results, rules: list[Rule], base_file: str, new_file: str) -> Comparison:
     """Judge ``new`` against ``base`` (the module says how); ``LrunError`` when they are not comparable."""
     check_comparable(base, new, base_file, new_file)
@@ -214,8 +244,11 @@ def compare(base: Results, new: Results, rules: list[Rule], base_file: str, new_
     pairs += [(name, (name, e.name), e, new_by[name]) for name, e in base_by.items() if name in new_by]
     metrics: list[Gated] = []
     run_b, run_n = _run_inflation(base, base_file), _run_inflation(new, new_file)
+    mixed, moved = _at_base_mix(base, new, new_file)
     for name, names, b, n in pairs:
         hb, hn = _histogram(b, base_file), _histogram(n, new_file)
+        if name == TOTAL and mixed is not None:
+            hn = mixed
         for metric in GATED:
             rule = rule_for(rules, metric, names)
             if metric in LATENCY:
@@ -234,7 +267,7 @@ def compare(base: Results, new: Results, rules: list[Rule], base_file: str, new_
     return Comparison(
         base=_ref(base, base_file), new=_ref(new, new_file), method=stats.METHOD, interval_confidence=0.95,
         test_z=stats.TEST_Z, rules=[r.text or r.describe() for r in rules], metrics=metrics, unmatched=unmatched,
-        warnings=_load_warnings(base, new), regressions=regressions,
+        warnings=_load_warnings(base, new) + _mix_warning(moved, new), regressions=regressions,
         improvements=sum(1 for m in metrics if m.verdict == "improvement"), passed=not regressions,
         exit_code=1 if regressions else 0,
     )  # fmt: skip

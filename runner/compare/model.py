@@ -39,7 +39,11 @@ class Gated(_Open):
     metric: str = Field(description="p50, p90, p95, p99 (ms), errors (the failure ratio) or rps (requests/s).")
     rule: str = Field(description='The rule applied ("p95 +10%"; "p95 off": shown, not judged).')
     base: float | None = Field(description="The baseline's value (ms, a ratio for errors, per s); null: no data.")
-    new: float | None = Field(description="The new run's value, in the same unit; null: no data.")
+    new: float | None = Field(
+        description="The new run's value, in the same unit; null: no data. The total's percentiles: at the "
+        "baseline's mix of request names (the new run's requests of each name weighted to the share that name had "
+        "of the baseline's)."
+    )
     change: float | None = Field(
         description="new - base in the metric's unit (ms; for errors percentage points; requests/s)."
     )

@@ -6,6 +6,11 @@
 - The error rate: a two-proportion z-test (pooled).
 - Throughput: the z-test of the log of the ratio of two Poisson rates (``ln(r2/r1) / √(1/n1 + 1/n2)``).
 
+The total's percentiles mix request names: when one run made more of the fast requests than the other (a random
+task choice, a closed model's pace), the total's median can jump from one name's latency to another's with no
+request any slower. So the total is judged at the baseline's mix (direct standardization): each request name's
+histogram of the new run is weighted to the share that name had of the baseline's requests.
+
 Requests are not independent: a slow second (a busy machine, a GC pause) slows many at once, and the tail moves
 with it. ``D``, the variance inflation, measures that from the run itself (batch means): how much more the
 percentile of its one-second intervals varies than it would if each request were independent (at least 1). The
@@ -94,6 +99,30 @@ def rate_z(n1: int, seconds1: float, n2: int, seconds2: float) -> float | None:
         return None
     a, b = n1 + 0.5, n2 + 0.5
     return math.log((b / seconds2) / (a / seconds1)) / math.sqrt(1 / a + 1 / b)
+
+
+def at_mix(parts: list[tuple[Histogram, float]]) -> Histogram:
+    """One histogram of ``parts`` (a request name's histogram, the share it is to have of all requests): each
+    part's counts scaled so that it makes that share, the parts' total count kept."""
+    n = sum(h.count for h, _ in parts)
+    counts: dict[int, int] = {}
+    low, high, total, sumsq = math.inf, -math.inf, 0.0, 0.0
+    for histogram, share in parts:
+        if not histogram.count or share <= 0:
+            continue
+        weight = share * n / histogram.count
+        cumulative = done = 0  # rounded as a running sum: each part's distribution kept within half a request
+        for key in sorted(histogram.counts):
+            cumulative += histogram.counts[key]
+            scaled = round(cumulative * weight) - done
+            done += scaled
+            counts[key] = counts.get(key, 0) + scaled
+        total, sumsq = total + histogram.total * weight, sumsq + histogram.sumsq * weight
+        low, high = min(low, histogram.min or 0.0), max(high, histogram.max or 0.0)
+    rounded = {k: c for k, c in sorted(counts.items()) if c}
+    count = sum(rounded.values())
+    data = {"counts": [list(rounded), list(rounded.values())], "count": count, "min": low, "max": high}
+    return Histogram.from_dict({**data, "sum": total, "sumsq": sumsq})
 
 
 MIN_POINT_REQUESTS = 10  # an interval with fewer requests says too little about its percentile
