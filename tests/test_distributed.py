@@ -546,8 +546,8 @@ def test_a_unique_pool_is_shared_by_the_cluster_without_duplicates(
     registrations = demo_stats(demo_url)["registrations"]
     assert registrations.pop("setup-0") == 1  # the setup ran once, on the master
     assert set(registrations.values()) == {1}  # no phone twice: never a 409
+    assert results["stop_reason"] == "data pool 'phones' ran out of rows (5000 handed out)", master.out + master.err
     assert len(registrations) == 5000  # a unique row at a time: none is left in a worker's hands
-    assert results["stop_reason"] == "data pool 'phones' ran out of rows (5000 handed out)"
     (pool,) = results["pools"]
     assert (pool["handed_out"], pool["dry"]) == (5000, True)
     posts = {f"{e['method']} {e['name']}": e for e in results["requests"]}["POST /register"]

@@ -99,8 +99,13 @@ class Endpoint:
         return self._receiver
 
     def pending(self) -> bool:
-        """Messages wait on the socket, unread: the receive loop is behind."""
-        return self.socket is not None and bool(self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+        """Messages wait on the socket, unread: the receive loop is behind.
+
+        ``get``, never ``getsockopt``: on a zmq.green socket ``getsockopt`` is libzmq's own, and reading EVENTS
+        there consumes the edge of the socket's file descriptor that the receive loop waits on, which then waits
+        forever on a readable socket (a master deaf to every worker).
+        """
+        return self.socket is not None and bool(self.socket.get(zmq.EVENTS) & zmq.POLLIN)
 
     def _receive(self, handle: Handler) -> None:
         secure = self.keys is not None and self._gatekeeper is not None  # a server's frames say which key sent them
