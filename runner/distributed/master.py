@@ -799,6 +799,8 @@ def run_master(
         workers.start()
         master.wait_for_workers(expected, max_wait, check=workers.check)
         live.started = time.time()
+        stats.reset()  # the statistics' clock starts with the test, not with the wait for the workers:
+        live.transactions.reset()  # else the first point of the series spans that wait
         ran = True
         return drive(loaded, compiled, settings, live, command=command)
     finally:
