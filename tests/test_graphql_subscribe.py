@@ -142,11 +142,12 @@ QUERY = 'query: "subscription P { priceChanged(symbol: \\"A\\") { price } }"'
         ([QUERY, "events: 0"], "'events': wait for 1 event or more", 6),
         ([QUERY, "events: 2", "until: {jsonpath: $.data, exists: true}"], "events and until both say", 6),
         ([QUERY, "extract: {x: {header: Location}}"], "reads a header, which a message has not", 6),
+        (["as: ws", QUERY], "the connection 'ws' is a plain WebSocket (ws_connect) of this user", 7),
     ],
 )
 def test_mistakes_are_one_line_at_their_place(tmp_path: Path, lines: list[str], expected: str, line: int) -> None:
     body = "".join(f"        {text}\n" for text in lines)
-    head = "host: http://127.0.0.1:9\nusers:\n  u:\n    sequence:\n      - get: /\n"
+    head = "host: http://127.0.0.1:9\nusers:\n  u:\n    sequence:\n      - ws_connect: /ws\n"
     text = f"{head}      - graphql_subscribe: /graphql\n{body}"
     result = run_lrun("validate", str(write(tmp_path, text)))
     out = result.stdout + result.stderr

@@ -416,6 +416,17 @@ def _connection_problems(doc: Document, scenario: Scenario) -> list[Problem]:
     problems: list[Problem] = []
     for lists in owners.values():
         found = [(path, step) for base, steps in lists for path, step in walk_steps(steps, base)]
+        plain = {step.as_ for _, step in found if isinstance(step, WsConnectStep)}
+        for path, step in found:
+            if isinstance(step, GraphqlSubscribeStep) and step.as_ in plain:
+                problems.append(
+                    doc.problem(
+                        (*path, "as") if "as_" in step.model_fields_set else path,
+                        f"the connection '{step.as_}' is a plain WebSocket (ws_connect) of this user: a "
+                        "graphql_subscribe connection speaks graphql-transport-ws",
+                        "give one of them another as:",
+                    )
+                )
         for kind, opener, kinds in (
             ("WebSocket", WsConnectStep, WS_STEPS),
             ("SSE stream", SseSubscribeStep, SSE_STEPS),
