@@ -54,7 +54,7 @@ class TraceRuntime:
         ok = result.failure is None
         reason = result.response.reason if result.response is not None else ""  # a gRPC call's: OK, NOT_FOUND …
         status = self._style(str(result.status or reason or "---"), fg="green" if ok else "red", bold=True)
-        host = user.host.replace("http", "ws", 1) if result.method == "WS" else user.host  # ws:// on the host
+        host = user.host.replace("http", "ws", 1) if result.url.startswith("ws") else user.host  # ws:// on the host
         url = result.url.removeprefix(host) if host and result.url.startswith(host) else result.url
         line = f"  {result.method} {url or '/'} -> {status}  {result.elapsed_ms:.1f} ms  {_size(result.size)}"
         if result.http2:

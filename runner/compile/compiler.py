@@ -41,6 +41,7 @@ from runner.scenario.model import (
     CallStep,
     Gaussian,
     GraphqlStep,
+    GraphqlSubscribeStep,
     GrpcStep,
     IfStep,
     LoopStep,
@@ -342,7 +343,10 @@ def _compile_kind(step: Any, ctx: _Context, path: tuple) -> list[Step | Think]:
 
 def _own_names(step: Any) -> set[str]:
     """Variables a step's own templates read (not those of the steps nested in it)."""
-    if isinstance(step, (Request, SetStep, CallStep, ParallelStep, GrpcStep, GraphqlStep, *WS_STEPS, *SSE_STEPS)):
+    if isinstance(
+        step,
+        (Request, SetStep, CallStep, ParallelStep, GrpcStep, GraphqlStep, GraphqlSubscribeStep, *WS_STEPS, *SSE_STEPS),
+    ):
         own: Any = step
     elif isinstance(step, IfStep):
         own = step.if_

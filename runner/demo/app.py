@@ -570,7 +570,7 @@ class DemoShop:
                 "xmlrpc": self.xmlrpc.stats(),
                 "grpc": self.grpc.stats() if self.grpc is not None else None,
                 "websocket": self.sockets.stats(),
-                "graphql": self.graphql_demo.stats(),
+                "graphql": {**self.graphql_demo.stats(), "subscriptions": self.sockets.graphql.stats()},
             }
         )
 

@@ -1,6 +1,7 @@
 """The demo target's WebSocket endpoints, served by ``wsproto`` on the socket of gevent's WSGI handler.
 
 - ``/ws/echo``: every message comes back as it was sent (text or binary).
+- ``/graphql``: GraphQL subscriptions over ``graphql-transport-ws`` (``runner.demo.graphql_ws``).
 - ``/ws/prices``: a price feed. It greets with ``{"type": "welcome", "session": S}``; a client that sends
   ``{"type": "subscribe", "symbol": X, "session": S}`` (the session it was given: correlation) gets
   ``{"type": "subscribed", "symbol": X}``, then a ``{"type": "price", "symbol", "price", "seq"}`` tick every
@@ -34,10 +35,12 @@ from wsproto.events import (
 )
 from wsproto.utilities import ProtocolError
 
+from runner.demo.graphql_ws import SUBPROTOCOL as GRAPHQL_WS
+from runner.demo.graphql_ws import GraphqlWsConnection, GraphqlWsCounters
 from runner.demo.sse import PATHS as SSE_PATHS
 from runner.demo.sse import SseCounters, events
 
-PATHS = ("/ws/echo", "/ws/prices")
+PATHS = ("/ws/echo", "/ws/prices", "/graphql")
 _MAX_INTERVAL_MS = 60_000
 
 
@@ -51,6 +54,7 @@ class DemoSockets:
         self.closes: dict[str, int] = {}  # close codes sent by clients ("none": the socket just ended)
         self.open = 0
         self.sse = SseCounters()  # the event stream's (runner.demo.sse)
+        self.graphql = GraphqlWsCounters()  # the subscriptions' (runner.demo.graphql_ws), in /__stats "graphql"
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -70,13 +74,21 @@ class _Peer:
         self.sock, self.ws, self.path, self.counters = sock, ws, path, counters
         self.lock = Semaphore()
 
-    def send(self, data: str | bytes) -> None:
+    def send(self, data: str | bytes) -> bool:
+        """Send a message (whether it went: not once the connection is closing)."""
         event = TextMessage(data=data) if isinstance(data, str) else BytesMessage(data=data)
         with self.lock:
             if self.ws.state is not ConnectionState.OPEN:
-                return
+                return False
             self.sock.sendall(self.ws.send(event))
         self.counters.sent[self.path] = self.counters.sent.get(self.path, 0) + 1
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        """Close from the server's side (a protocol violation)."""
+        with self.lock:
+            if self.ws.state is ConnectionState.OPEN:
+                self.sock.sendall(self.ws.send(CloseConnection(code=code, reason=reason)))
 
     def raw(self, event: Any) -> None:
         with self.lock:
@@ -124,9 +136,14 @@ def _feed(peer: _Peer, symbol: str, interval: float) -> None:
         pass
 
 
+def _graphql(peer: _Peer, message: str | bytes, state: dict[str, Any]) -> None:
+    state["graphql"].on_message(message)
+
+
 _HANDLERS: dict[str, Callable[[_Peer, str | bytes, dict[str, Any]], None]] = {
     "/ws/echo": _echo,
     "/ws/prices": _prices,
+    "/graphql": _graphql,
 }
 
 
@@ -139,13 +156,19 @@ def serve_websocket(sock: Any, environ: dict[str, Any], counters: DemoSockets) -
     if request is None:
         sock.sendall(ws.send(RejectConnection(status_code=400)))
         return
-    sock.sendall(ws.send(AcceptConnection(subprotocol=request.subprotocols[0] if request.subprotocols else None)))
+    if path == "/graphql" and GRAPHQL_WS not in request.subprotocols:  # its only protocol: no upgrade without it
+        sock.sendall(ws.send(RejectConnection(status_code=400)))
+        return
+    chosen = GRAPHQL_WS if path == "/graphql" else request.subprotocols[0] if request.subprotocols else None
+    sock.sendall(ws.send(AcceptConnection(subprotocol=chosen)))
     counters.upgrades[path] = counters.upgrades.get(path, 0) + 1
     counters.open += 1
     peer = _Peer(sock, ws, path, counters)
     query = parse_qs(environ.get("QUERY_STRING", ""))
     interval_ms = min(_MAX_INTERVAL_MS, max(1, int((query.get("interval") or ["100"])[0] or 100)))
     state: dict[str, Any] = {"session": secrets.token_hex(8), "interval": interval_ms / 1000.0}
+    if path == "/graphql":
+        state["graphql"] = GraphqlWsConnection(peer, counters.graphql)
     handle = _HANDLERS[path]
     parts: list[str | bytes] = []
     code = "none"
@@ -178,6 +201,8 @@ def serve_websocket(sock: Any, environ: dict[str, Any], counters: DemoSockets) -
         counters.closes[code] = counters.closes.get(code, 0) + 1
         if state.get("feed") is not None:
             state["feed"].kill(block=False)
+        if state.get("graphql") is not None:
+            state["graphql"].close()
 
 
 class DemoHandler(WSGIHandler):  # type: ignore[misc]

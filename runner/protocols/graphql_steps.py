@@ -38,14 +38,20 @@ class NoErrors(Checkpoint):
             body = response.json()
         except ValueError:
             return "the response is not JSON"
-        errors = body.get("errors") if isinstance(body, dict) else None
-        if not errors:
-            return None
-        if not isinstance(errors, list):
-            errors = [errors]
-        messages = [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors[:_SHOWN]]
-        more = f" (and {len(errors) - _SHOWN} more)" if len(errors) > _SHOWN else ""
-        return "GraphQL errors: " + "; ".join(messages) + more
+        return error_messages(body)
+
+
+def error_messages(body: Any) -> str | None:
+    """The failure a GraphQL result with ``errors`` is (their first messages), or None without errors. A
+    subscription's ``next`` payload is such a result, and an ``error`` message's payload is the list."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not errors:
+        return None
+    if not isinstance(errors, list):
+        errors = [errors]
+    messages = [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors[:_SHOWN]]
+    more = f" (and {len(errors) - _SHOWN} more)" if len(errors) > _SHOWN else ""
+    return "GraphQL errors: " + "; ".join(messages) + more
 
 
 def compile_graphql(step: GraphqlStep, ctx: Any) -> list[Step | Think]:

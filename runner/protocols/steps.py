@@ -6,11 +6,18 @@ from typing import Any
 
 from runner.engine.user import Step, Think
 from runner.protocols.graphql_steps import GRAPHQL_COMPILERS
+from runner.protocols.graphql_ws_steps import SUBSCRIBE_COMPILERS
 from runner.protocols.grpc_compile import GRPC_COMPILERS
 from runner.protocols.sse_steps import SSE_COMPILERS
 from runner.protocols.websocket_steps import WS_COMPILERS
 
-COMPILERS: dict[type, Any] = {**WS_COMPILERS, **SSE_COMPILERS, **GRAPHQL_COMPILERS, **GRPC_COMPILERS}
+COMPILERS: dict[type, Any] = {
+    **WS_COMPILERS,
+    **SSE_COMPILERS,
+    **GRAPHQL_COMPILERS,
+    **SUBSCRIBE_COMPILERS,
+    **GRPC_COMPILERS,
+}
 
 
 def compile_protocol_step(step: Any, ctx: Any) -> list[Step | Think] | None:

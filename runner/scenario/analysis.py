@@ -26,6 +26,7 @@ from runner.scenario.model import (
     WS_STEPS,
     CallStep,
     GraphqlStep,
+    GraphqlSubscribeStep,
     GrpcStep,
     IfStep,
     LoopStep,
@@ -250,7 +251,7 @@ class _Flow:
             known_before = set(defined)
             for index, member in enumerate(step.parallel):
                 defined = defined | self.step(member, (*path, "parallel", index), known_before, elsewhere)
-        elif isinstance(step, (*WS_STEPS, *SSE_STEPS, GraphqlStep)):
+        elif isinstance(step, (*WS_STEPS, *SSE_STEPS, GraphqlStep, GraphqlSubscribeStep)):
             defined = self.message_step(step, path, defined, elsewhere)
         elif isinstance(step, CallStep):
             self.function(step.call, (*path, "call"))
@@ -292,7 +293,7 @@ def defines(value: Any) -> set[str]:
         return {value.save} if value.save else set()
     if isinstance(value, ParallelStep):
         return defines(value.parallel)
-    if isinstance(value, WsSendStep | WsReceiveStep | SseReceiveStep | GraphqlStep):
+    if isinstance(value, WsSendStep | WsReceiveStep | SseReceiveStep | GraphqlStep | GraphqlSubscribeStep):
         return set(value.extract or {})
     return set()
 
@@ -415,11 +416,23 @@ def _connection_problems(doc: Document, scenario: Scenario) -> list[Problem]:
     problems: list[Problem] = []
     for lists in owners.values():
         found = [(path, step) for base, steps in lists for path, step in walk_steps(steps, base)]
+        plain = {step.as_ for _, step in found if isinstance(step, WsConnectStep)}
+        for path, step in found:
+            if isinstance(step, GraphqlSubscribeStep) and step.as_ in plain:
+                problems.append(
+                    doc.problem(
+                        (*path, "as") if "as_" in step.model_fields_set else path,
+                        f"the connection '{step.as_}' is a plain WebSocket (ws_connect) of this user: a "
+                        "graphql_subscribe connection speaks graphql-transport-ws",
+                        "give one of them another as:",
+                    )
+                )
         for kind, opener, kinds in (
             ("WebSocket", WsConnectStep, WS_STEPS),
             ("SSE stream", SseSubscribeStep, SSE_STEPS),
         ):
-            opened = {step.as_ for _, step in found if isinstance(step, opener)}
+            openers = (opener, GraphqlSubscribeStep) if opener is WsConnectStep else (opener,)  # ws_ping, ws_close it
+            opened = {step.as_ for _, step in found if isinstance(step, openers)}
             for path, step in found:
                 if not isinstance(step, kinds) or isinstance(step, opener):
                     continue

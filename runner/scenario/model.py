@@ -888,6 +888,93 @@ class GraphqlStep(Model):
         return self.operation or (found[1] if found else None)
 
 
+_SUBSCRIPTION_START = re.compile(r"^\s*(?:#[^\n]*\n\s*)*(\{\{|subscription\b|query\b|mutation\b|\{)")
+
+
+class GraphqlSubscribeStep(Model):
+    """A GraphQL subscription over a WebSocket speaking graphql-transport-ws: lrun opens the connection (and keeps
+    it), waits for the events asked for, then completes the subscription."""
+
+    graphql_subscribe: Template = Field(
+        description="The endpoint's URL: ws:// or wss://, or a path on the host (http becomes ws, https wss).",
+        examples=["/graphql"],
+    )
+    query: Template = Field(
+        min_length=1,
+        description="The subscription operation as text.",
+        examples=["subscription Price($symbol: String!) { priceChanged(symbol: $symbol) { price } }"],
+    )
+    variables: dict[str, TemplateTree] | None = Field(
+        None, description="Its variables (templates keep their types: {{ id }} stays a number)."
+    )
+    operation: str | None = Field(
+        None,
+        description="operationName, sent to the server and used in the statistics (default: the query's name).",
+    )
+    events: int | Literal["all"] = Field(
+        1,
+        description="How many events to wait for (then lrun completes the subscription), or all: until the server "
+        "completes it.",
+    )
+    until: Check | None = Field(
+        None,
+        description="Wait for the first event that matches this (a jsonpath on the event's payload, "
+        "$.data…), instead of a number of events.",
+        examples=[{"jsonpath": "$.data.priceChanged.price", "equals": 105}],
+    )
+    timeout: Duration = Field(
+        10, gt=0, description="Connecting (up to connection_ack) within this, then the events within this."
+    )
+    as_: str = Field(
+        "graphql",
+        alias="as",
+        pattern=_CONNECTION,
+        description="The connection's name: kept by the user across steps and iterations, each subscription on it "
+        "with its own id (ws_ping and ws_close accept it).",
+    )
+    connection_params: TemplateTree = Field(
+        None, description="The payload of connection_init (an auth token, say), sent once per connection."
+    )
+    headers: dict[str, Template] | None = Field(None, description="Headers of the upgrade request.")
+    name: str | None = Field(None, description="Name in the statistics (default: the operation's name).")
+    extract: dict[str, Extract] | None = Field(
+        None, description="Variables from the last event received: jsonpath on $.data… of its payload."
+    )
+    check: Annotated[list[Check], BeforeValidator(_as_list)] = Field(
+        default_factory=list,
+        description="Checkpoints on the last event received (besides: no errors in any event).",
+        json_schema_extra=_one_or_list,
+    )
+    think: Think | None = Field(None, description="Think time after this step.")
+
+    @field_validator("query")
+    @classmethod
+    def _a_subscription(cls, query: str) -> str:
+        start = _SUBSCRIPTION_START.match(query)
+        if start is not None and start[1] not in ("{{", "subscription"):
+            kind = "query" if start[1] == "{" else start[1]
+            raise ValueError(
+                f"this operation is a {kind}, not a subscription: send it with a graphql: step, or write "
+                "'subscription Name { field }'"
+            )
+        return query
+
+    @model_validator(mode="after")
+    def _subscription(self) -> GraphqlSubscribeStep:
+        if isinstance(self.events, int) and self.events < 1:
+            raise ValueError("events: wait for 1 event or more, or all (until the server completes)")
+        if self.until is not None and "events" in self.model_fields_set:
+            raise ValueError("events and until both say when to stop waiting: keep one")
+        _matcher(self.until, "until")
+        _message_checks(self.check, self.extract, "graphql_subscribe")
+        return self
+
+    @property
+    def operation_name(self) -> str | None:
+        found = _OPERATION_NAME.match(self.query)
+        return self.operation or (found[1] if found else None)
+
+
 class _TaskFields(Model):
     weight: int = Field(1, ge=0, description="How often this task is picked relative to the others.")
     tags: list[str] = Field(default_factory=list, description="Tags to select tasks with --tags.")
@@ -922,6 +1009,7 @@ STEP_KINDS: dict[str, tuple[str, ...]] = {
     "sse_receive": ("sse_receive",),
     "sse_close": ("sse_close",),
     "graphql": ("graphql",),
+    "graphql_subscribe": ("graphql_subscribe",),
 }
 TASK_KINDS = ("request", "sequence")
 
@@ -958,7 +1046,8 @@ Step = Annotated[
     | Annotated[SseSubscribeStep, Tag("sse_subscribe")]
     | Annotated[SseReceiveStep, Tag("sse_receive")]
     | Annotated[SseCloseStep, Tag("sse_close")]
-    | Annotated[GraphqlStep, Tag("graphql")],
+    | Annotated[GraphqlStep, Tag("graphql")]
+    | Annotated[GraphqlSubscribeStep, Tag("graphql_subscribe")],
     Discriminator(
         step_kind,
         custom_error_type="step_kind",
