@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictInt,
     Tag,
     ValidationInfo,
     field_validator,
@@ -911,7 +912,7 @@ class GraphqlSubscribeStep(Model):
         None,
         description="operationName, sent to the server and used in the statistics (default: the query's name).",
     )
-    events: int | Literal["all"] = Field(
+    events: StrictInt | Literal["all"] = Field(
         1,
         description="How many events to wait for (then lrun completes the subscription), or all: until the server "
         "completes it.",
