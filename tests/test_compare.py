@@ -357,6 +357,12 @@ def test_the_html_report_explains_in_sentences(runs: dict[str, Any]) -> None:
     said = sentences((folder / "users.html").read_text())
     assert "Mind: the runs differ in users asked: 4 in the baseline, 8 in the new run." in said, said
 
+    _, back = compare(folder, "slow", "base", "--html", str(folder / "back.html"))  # the other way: improvements
+    said = sentences((folder / "back.html").read_text())
+    assert said[0].startswith("PASSED: none of the ") and f"; {back.improvements} improved beyond noise" in said[0]
+    best = max((m for m in back.metrics if m.verdict == "improvement"), key=lambda m: abs(m.change_ratio or 0))
+    assert said[1].endswith(f"({(best.change_ratio or 0) * 100:+.0f} %), an improvement beyond its rule {best.rule}.")
+
     _, comparison = compare(folder, "a1", "b1", "--html", str(folder / "aa.html"))
     said = sentences((folder / "aa.html").read_text())
     if comparison.passed:  # an A/A pair: passes (test_aa_pairs_of_the_same_build_pass counts how many)
@@ -453,6 +459,9 @@ def test_bad_input_is_one_line_and_exit_2(runs: dict[str, Any], tmp_path: Path) 
     ):
         result = run_lrun("compare", base, base, "--fail-on", rule)
         assert result.returncode == 2 and len(lines(result)) == 1 and message in result.stderr, result.stderr
+    result = run_lrun("compare", base, base, "--html", str(tmp_path / "g.html"), "--apdex-t", "500")
+    assert result.returncode == 2 and len(lines(result)) == 1, result.stderr
+    assert "--apdex-t 500: give a unit, such as 500ms or 1.5s" in result.stderr and not (tmp_path / "g.html").exists()
     # --baseline: a baseline of another scenario stops before any load
     result = run_lrun("run", str(runs["scenario"]), "--baseline", str(tmp_path / "other.json"))
     assert result.returncode == 2 and "a baseline must be a run of the same scenario" in result.stderr
