@@ -350,6 +350,16 @@ def test_the_html_report_explains_in_sentences(runs: dict[str, Any]) -> None:
     rate = failed["failures"] / failed["requests"]
     assert any(s.startswith(f"The error rate of all requests was 0.00% in the baseline and {rate:.2%} in the new run")
                for s in said), said  # fmt: skip
+    page = (folder / "errors.html").read_text()
+    top = page.split('<section id="errors">', 1)[1].split("</section>", 1)[0]  # the new run's failing requests
+    failures = json.loads((folder / "errors.json").read_text())["errors"]
+    per_request: Counter[str] = Counter()
+    for failure in failures:  # the server's 500s, as the run counted them
+        per_request[f"{failure['method']} {failure['name']}"] += failure["count"]
+        assert f"× {html.escape(failure['message'])}" in top, (failure, top)
+    for name, count in per_request.items():
+        assert f'<tr><td>new run</td><td>{name}</td><td class="n" data-v="{float(count)!r}">' in top, (name, top)
+    assert sum(per_request.values()) == failed["failures"] > 0 and "<td>baseline</td>" not in top
 
     moved = dict(new, load={**new["load"], "users": 8})  # a run of another load: the summary warns
     (folder / "slow-8-users.json").write_text(json.dumps(moved))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from markupsafe import Markup
 
@@ -26,6 +27,7 @@ from runner.report.charts import Line
 from runner.report.formats import fmt_ms, fmt_time
 from runner.report.html import PERCENTILE_CHARTS, Chart, _chart, _environment, _origin, _points, _request_cells
 from runner.report.model import Entry, Point, Results
+from runner.report.top_errors import top_errors
 
 BINS = 32
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 1180, 230, 56, 30, 10
@@ -173,6 +175,16 @@ def _requests(base: Results, new: Results, apdex_t_ms: float) -> list[dict[str, 
     return rows
 
 
+def _top_errors(base: Results, new: Results) -> list[dict[str, Any]]:
+    """Each run's failing requests with their most frequent messages (the run report's top errors), the times
+    since that run's start."""
+    return [
+        {**row, "run": run, "origin": _origin(results)}
+        for run, results in zip(RUNS, (base, new), strict=True)
+        for row in top_errors(results)
+    ]
+
+
 def render(comparison: Comparison, base: Results, new: Results, apdex_t_ms: float = APDEX_T_MS) -> str:
     rows = [
         {
@@ -198,6 +210,7 @@ def render(comparison: Comparison, base: Results, new: Results, apdex_t_ms: floa
         per_request_series=any(e.series for e in (*base.requests, *new.requests)),
         requests=_requests(base, new, apdex_t_ms),
         apdex_t=fmt_ms(apdex_t_ms),
+        top_errors=_top_errors(base, new),
         timings=Markup(paired_timing_bars([(RUNS[0], base.requests), (RUNS[1], new.requests)])),
         rows=rows,
         distributions=_distributions(base, new),
