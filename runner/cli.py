@@ -580,8 +580,10 @@ def init(directory: str, force: bool) -> None:
 @click.option("--json", "json_file", metavar="FILE", help="Write the comparison as JSON (for programs).")
 @click.option("--junit", metavar="FILE", help="Write JUnit XML: a test case per gated metric.")
 @click.option("--html", metavar="FILE", help="Write the comparison HTML report (self-contained).")
+@click.option("--apdex-t", default="500ms", show_default=True, help="The HTML report's Apdex T: a response at "
+              "most T is satisfied.")  # fmt: skip
 def compare(base: str, new: str, fail_on: tuple[str, ...], json_file: str | None, junit: str | None,
-            html: str | None) -> None:  # fmt: skip
+            html: str | None, apdex_t: str) -> None:  # fmt: skip
     """The regression gate: did NEW (results JSON) get worse than BASE beyond run-to-run noise?
 
     Per request and in total: p50, p90, p95, p99, error rate and requests/s, each judged by a statistical test
@@ -591,12 +593,17 @@ def compare(base: str, new: str, fail_on: tuple[str, ...], json_file: str | None
     from runner.compare.command import Outputs, gate, rules
     from runner.config import find_config, resolve
     from runner.errors import LrunError
+    from runner.report.apdex import parse_apdex_t
     from runner.report.results import read_json
 
     try:
+        apdex_t_ms = parse_apdex_t(apdex_t)
+    except ValueError as exc:
+        _fail(f"lrun compare: --apdex-t {apdex_t}: {exc}")
+    try:
         config = find_config(None, Path.cwd())
         given = rules(resolve({"fail_on": fail_on}, config=config).fail_on)  # lrun.conf's fail_on, or these
-        outputs = Outputs(json_file, junit, html)
+        outputs = Outputs(json_file, junit, html, apdex_t_ms)
         outputs.check()
         comparison = gate(read_json(base), read_json(new), base, new, given, outputs, sys.stdout)
     except LrunError as exc:

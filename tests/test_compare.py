@@ -5,6 +5,7 @@ a higher error rate is caught, a request name in one run only is reported, bad i
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
@@ -18,8 +19,12 @@ from typing import Any
 
 import pytest
 
-from conftest import lrun_command, run_lrun
+from conftest import ROOT, lrun_command, run_lrun
+from runner.compare.console import value_text
 from runner.compare.model import Comparison
+from runner.report.apdex import apdex, fmt_apdex
+from runner.report.formats import fmt_ms
+from runner.report.results import read_json
 
 DELAYS = {"/item": 0.060, "/list": 0.040}  # seconds, the "build" under test
 PAIRS = 5
@@ -289,6 +294,148 @@ def test_the_html_report(runs: dict[str, Any]) -> None:
     assert "<script src" not in page and "<link" not in page  # self-contained
 
 
+def sentences(page: str) -> list[str]:
+    """The written summary's sentences, as the page shows them."""
+    section = page.split('<section id="explain">', 1)[1].split("</section>", 1)[0]
+    return [html.unescape(item.split("</li>", 1)[0]) for item in section.split("<li>")[1:]]
+
+
+def test_the_html_report_explains_in_sentences(runs: dict[str, Any]) -> None:
+    """The summary of the slower build names its verdict, its largest regressions with their figures and rules,
+    what stayed within noise, both runs' throughput and errors; its Apdex is the results' at the T given; its
+    timings are both runs'."""
+    folder = runs["folder"]
+    out = folder / "explain.html"
+    result, comparison = compare(folder, "base", "slow", "--html", str(out), "--apdex-t", "50ms")
+    assert result.returncode == 1
+    page = out.read_text()
+    said = sentences(page)
+    judged = [m for m in comparison.metrics if m.verdict not in ("off", "no_data")]
+    assert said[0] == (
+        f"REGRESSION: {comparison.regressions} of the {len(judged)} metrics compared got worse beyond run-to-run "
+        "noise and beyond their rules; the gate exits 1."
+    )
+    regressions = sorted((m for m in comparison.metrics if m.verdict == "regression"),
+                         key=lambda m: -abs(m.change_ratio or 0))  # fmt: skip
+    assert regressions and all(m.metric != "errors" for m in regressions)
+    for index, m in enumerate(regressions[:4], start=1):  # the largest first, with the comparison's numbers
+        who = "all requests" if m.request == "total" else m.request
+        what = f"Throughput of {who}" if m.metric == "rps" else f"{m.metric} of {who}"
+        verb = "rose" if m.metric != "rps" else "fell"
+        assert said[index] == (
+            f"{what} {verb} from {value_text(m.metric, m.base)} to {value_text(m.metric, m.new)} "
+            f"({(m.change_ratio or 0) * 100:+.0f} %), beyond its rule {m.rule}."
+        )
+    noise = [m for m in comparison.metrics if m.verdict == "noise"]
+    assert any(s.startswith(f"{len(noise)} of the {len(judged)} metrics stayed within run-to-run noise") for s in said)
+    base, new = (json.loads((folder / f"{n}.json").read_text()) for n in ("base", "slow"))
+    assert any(s.startswith(f"The baseline made {base['total']['requests']:,} requests in") and
+               f"the new run {new['total']['requests']:,} in" in s for s in said), said  # fmt: skip
+    assert "No request failed in either run." in said
+    assert "—" not in " ".join(said)  # every figure present
+
+    base_results, new_results = read_json(str(folder / "base.json")), read_json(str(folder / "slow.json"))
+    for results in (base_results, new_results):  # the Apdex cells: the results' own at T = 50 ms
+        for entry in (results.total, *results.requests):
+            score = apdex(entry, 50.0)
+            assert score is not None and f'data-v="{score!r}">{fmt_apdex(score)}' in page, (entry.name, score)
+    assert f"T = {fmt_ms(50.0)}" in page
+    for name in ("GET /item", "GET /list"):  # where the time went: a bar of each run
+        for run_name in ("baseline", "new run"):
+            assert f'<tr><td class="name">{name}</td><td class="note">{run_name}</td>' in page
+
+    compare(folder, "base", "errors", "--html", str(folder / "errors.html"))
+    failed = json.loads((folder / "errors.json").read_text())["total"]
+    said = sentences((folder / "errors.html").read_text())
+    rate = failed["failures"] / failed["requests"]
+    assert any(s.startswith(f"The error rate of all requests was 0.00% in the baseline and {rate:.2%} in the new run")
+               for s in said), said  # fmt: skip
+    page = (folder / "errors.html").read_text()
+    top = page.split('<section id="errors">', 1)[1].split("</section>", 1)[0]  # the new run's failing requests
+    failures = json.loads((folder / "errors.json").read_text())["errors"]
+    per_request: Counter[str] = Counter()
+    for failure in failures:  # the server's 500s, as the run counted them
+        per_request[f"{failure['method']} {failure['name']}"] += failure["count"]
+        assert f"× {html.escape(failure['message'])}" in top, (failure, top)
+    for name, count in per_request.items():
+        assert f'<tr><td>new run</td><td>{name}</td><td class="n" data-v="{float(count)!r}">' in top, (name, top)
+    assert sum(per_request.values()) == failed["failures"] > 0 and "<td>baseline</td>" not in top
+
+    moved = dict(new, load={**new["load"], "users": 8})  # a run of another load: the summary warns
+    (folder / "slow-8-users.json").write_text(json.dumps(moved))
+    compare(folder, "base", "slow-8-users", "--html", str(folder / "users.html"))
+    said = sentences((folder / "users.html").read_text())
+    assert "Mind: the runs differ in users asked: 4 in the baseline, 8 in the new run." in said, said
+
+    _, back = compare(folder, "slow", "base", "--html", str(folder / "back.html"))  # the other way: improvements
+    said = sentences((folder / "back.html").read_text())
+    assert said[0].startswith("PASSED: none of the ") and f"; {back.improvements} improved beyond noise" in said[0]
+    best = max((m for m in back.metrics if m.verdict == "improvement"), key=lambda m: abs(m.change_ratio or 0))
+    assert said[1].endswith(f"({(best.change_ratio or 0) * 100:+.0f} %), an improvement beyond its rule {best.rule}.")
+
+    _, comparison = compare(folder, "a1", "b1", "--html", str(folder / "aa.html"))
+    said = sentences((folder / "aa.html").read_text())
+    if comparison.passed:  # an A/A pair: passes (test_aa_pairs_of_the_same_build_pass counts how many)
+        assert said[0].startswith("PASSED: none of the ")
+
+
+def with_series(folder: Path, name: str) -> str:
+    """A copy of a run whose requests carry the total's series as their own (as --csv-full-history keeps)."""
+    results = json.loads((folder / f"{name}.json").read_text())
+    for entry in results["requests"]:
+        entry["series"] = results["series"]
+    (folder / f"{name}-series.json").write_text(json.dumps(results))
+    return f"{name}-series"
+
+
+CHARTS = """Array.from(document.querySelectorAll('svg.chart')).map(svg => ({
+  id: svg.id, empty: svg.classList.contains('empty'), width: svg.getBoundingClientRect().width,
+  lines: Array.from(svg.querySelectorAll('path.line')).map(p => ({label: p.dataset.label, length: p.getTotalLength(),
+    dashed: p.classList.contains('dashed'), stroke: getComputedStyle(p).stroke})),
+  bars: Array.from(svg.querySelectorAll('rect.bar')).filter(r => r.getBBox().height > 0).length}))"""
+
+
+def test_the_html_report_in_a_browser(runs: dict[str, Any]) -> None:
+    """In Chromium: every chart draws both runs (the baseline dashed), nothing reaches the network or the console,
+    and printed, the charts and the summary are still there."""
+    from browser import launch, watch
+
+    folder = runs["folder"]
+    base, slow = with_series(folder, "base"), with_series(folder, "slow")
+    out = folder / "browser.html"
+    compare(folder, base, slow, "--html", str(out))
+    with launch(viewport={"width": 1280, "height": 1800}) as context:
+        page = context.new_page()
+        problems = watch(page)
+        page.goto(out.as_uri(), wait_until="load")
+        charts = page.evaluate(CHARTS)
+        ids = [c["id"] for c in charts]
+        assert ids[:3] == ["chart-cmp-times", "chart-cmp-throughput", "chart-cmp-users"], ids
+        assert {"chart-cmp-pct-0", "chart-cmp-pct-1"} <= set(ids)  # GET /item and GET /list over time
+        assert sum(1 for i in ids if i.startswith("chart-dist-")) == 3
+        for chart in charts:
+            assert not chart["empty"] and chart["width"] > 300, chart
+            if chart["id"].startswith("chart-dist-"):
+                assert chart["bars"] >= 2, chart
+                continue
+            labels = [line["label"] for line in chart["lines"]]
+            assert any(label.startswith("baseline ") for label in labels), (chart["id"], labels)
+            assert any(label.startswith("new run ") for label in labels), (chart["id"], labels)
+            for line in chart["lines"]:
+                assert line["length"] > 100 and line["stroke"] not in ("none", "rgb(0, 0, 0)"), (chart["id"], line)
+                assert line["dashed"] == line["label"].startswith("baseline"), line
+        page.hover("#chart-cmp-times")  # the report's read-out runs on the comparison's charts (the time, at least)
+        assert page.is_visible("#tip") and page.inner_text("#tip").strip()
+        page.emulate_media(media="print")
+        printed = page.evaluate(
+            "Array.from(document.querySelectorAll('svg.chart, #explain li, #timings tr'))"
+            ".map(e => e.getBoundingClientRect().width)"
+        )
+        assert len(printed) > len(charts) and all(w > 100 for w in printed)
+        assert problems == [], problems
+        page.screenshot(path=str(ROOT / "tests" / "artifacts" / "gate.png"), full_page=True)
+
+
 def lines(result: Any) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.strip()]
 
@@ -322,6 +469,9 @@ def test_bad_input_is_one_line_and_exit_2(runs: dict[str, Any], tmp_path: Path) 
     ):
         result = run_lrun("compare", base, base, "--fail-on", rule)
         assert result.returncode == 2 and len(lines(result)) == 1 and message in result.stderr, result.stderr
+    result = run_lrun("compare", base, base, "--html", str(tmp_path / "g.html"), "--apdex-t", "500")
+    assert result.returncode == 2 and len(lines(result)) == 1, result.stderr
+    assert "--apdex-t 500: give a unit, such as 500ms or 1.5s" in result.stderr and not (tmp_path / "g.html").exists()
     # --baseline: a baseline of another scenario stops before any load
     result = run_lrun("run", str(runs["scenario"]), "--baseline", str(tmp_path / "other.json"))
     assert result.returncode == 2 and "a baseline must be a run of the same scenario" in result.stderr

@@ -12,6 +12,7 @@ from report_data import START, empty_results, full_results, run_results
 
 from conftest import ROOT
 from runner.report import charts, formats
+from runner.report.apdex import apdex
 from runner.report.html import delta, render_html
 from runner.report.junit import junit_xml, validation_junit
 from runner.report.model import Results
@@ -242,8 +243,18 @@ def test_comparison_shows_both_runs_with_deltas() -> None:
     table = doc.get_element_by_id("table-requests")
     login = next(r for r in table.find("tbody").findall("tr") if r.findall("td")[0].text == "POST /login")
     cells = login.findall("td")
-    assert cells[4].find("span").get("class") == "delta worse"  # p95 of the second run
-    assert float(cells[4].get("data-v")) > float(cells[1].get("data-v"))
+    assert cells[5].find("span").get("class") == "delta worse"  # p95 of the second run
+    assert float(cells[5].get("data-v")) > float(cells[1].get("data-v"))
+    entries = [next(e for e in r.requests if e.name == "/login") for r in (before, after)]
+    t_ms = float(entries[0].percentiles["50"])  # half of the requests before are satisfied
+    doc = page(render_html([before, after], labels=["before", "after"], apdex_t_ms=t_ms))
+    login = next(r for r in doc.get_element_by_id("table-requests").find("tbody").findall("tr")
+                 if r.findall("td")[0].text == "POST /login")  # fmt: skip
+    cells = login.findall("td")
+    scores = [apdex(e, t_ms) for e in entries]
+    assert [float(cells[4].get("data-v")), float(cells[8].get("data-v"))] == scores
+    assert scores[1] < scores[0] and cells[8].find("span").get("class") == "delta worse"
+    assert cells[8].find("span").text == f"{scores[1] - scores[0]:+.2f}"
     thresholds = section_text(doc, "verdict")
     assert "errors < 1% [all requests] FAIL 8.16% FAIL 8.16%" in thresholds
     for chart_id in ("chart-cmp-rps", "chart-cmp-p95", "chart-cmp-users"):
@@ -263,7 +274,7 @@ def test_comparison_of_runs_with_different_requests() -> None:
     a, b = run_results(5), empty_results()
     doc = page(render_html([a, b]))
     rows = doc.get_element_by_id("table-requests").find("tbody").findall("tr")
-    assert len(rows) == 3 and all(r.findall("td")[4].text.startswith("—") for r in rows)
+    assert len(rows) == 3 and all(r.findall("td")[5].text.startswith("—") for r in rows)  # p95 of the second
 
 
 # ----------------------------------------------------------------------------------------------- JUnit

@@ -12,6 +12,7 @@ from runner.compare.gate import check_scopes, compare
 from runner.compare.model import Comparison
 from runner.compare.rules import Rule, rule_set
 from runner.errors import LrunError
+from runner.report.apdex import APDEX_T_MS
 from runner.report.model import Results
 
 
@@ -20,6 +21,7 @@ class Outputs:
     json: str | None = None
     junit: str | None = None
     html: str | None = None
+    apdex_t_ms: float = APDEX_T_MS  # the HTML report's Apdex T
 
     def check(self) -> None:
         """``LrunError`` for a path that cannot be written: before any work (or any load)."""
@@ -56,7 +58,7 @@ def gate(
     if outputs.html:
         from runner.compare.html import write_html
 
-        write_html(comparison, base, new, outputs.html)
+        write_html(comparison, base, new, outputs.html, outputs.apdex_t_ms)
     return comparison
 
 

@@ -1,12 +1,17 @@
-"""The comparison HTML report: one self-contained page in the run report's style (its stylesheet and script),
-with the verdicts, the rule used, and both runs' latency distributions and percentiles side by side."""
+"""The comparison HTML report: one self-contained page in the run report's style (its stylesheet and script) for
+a person who was not there: the verdict and a written summary (``summary``), both runs on the same charts over
+time (time since each run's start), the requests of both runs with their Apdex, where the time went in both, the
+verdicts with the rule used, and both runs' latency distributions and percentiles side by side. The charts,
+tables and bars are the run report's (``runner.report``), drawn for two runs."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from markupsafe import Markup
 
@@ -14,14 +19,22 @@ import runner
 from runner.compare.console import SHOWN, change_text, headline, value_text
 from runner.compare.gate import label
 from runner.compare.model import Comparison
+from runner.compare.summary import summary
 from runner.errors import LrunError
+from runner.report.apdex import APDEX_T_MS
+from runner.report.breakdown import paired_timing_bars
+from runner.report.charts import Line
 from runner.report.formats import fmt_ms, fmt_time
-from runner.report.html import _environment
-from runner.report.model import Entry, Results
+from runner.report.html import PERCENTILE_CHARTS, Chart, _chart, _environment, _origin, _points, _request_cells
+from runner.report.model import Entry, Point, Results
+from runner.report.top_errors import top_errors
 
 BINS = 32
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 1180, 230, 56, 30, 10
 SHOWN_PERCENTILES = ("50", "75", "90", "95", "99", "99.9", "100")
+RUNS = ("baseline", "new run")
+Series = list[tuple[float, float | None]]
+Figures = list[tuple[str, Callable[[Point], float | None], int]]  # a figure's name, its value, its colour
 DISTRIBUTIONS = 12  # requests with a distribution of their own: the busiest (all are in the verdicts table)
 
 
@@ -106,7 +119,73 @@ def _distributions(base: Results, new: Results) -> list[dict[str, object]]:
     return found
 
 
-def render(comparison: Comparison, base: Results, new: Results) -> str:
+def _relative(results: Results, series: list[Point], value: Callable[[Point], float | None]) -> Series:
+    """A run's series against the seconds since its start, so that two runs share the time axis."""
+    origin = _origin(results)
+    return [(t - origin, v) for t, v in _points(series, value)]
+
+
+def _both(
+    base: Results, new: Results, base_series: list[Point], new_series: list[Point], figures: Figures
+) -> list[Line]:
+    """A line per figure and run: the same colour for a figure, the baseline dashed."""
+    return [
+        Line(f"{run} {name}", _relative(results, series, value), dashed=not i, style=style)
+        for i, (run, results, series) in enumerate(((RUNS[0], base, base_series), (RUNS[1], new, new_series)))
+        for name, value, style in figures
+    ]
+
+
+PERCENTILES: Figures = [("p50", lambda p: p.p50_ms, 0), ("p95", lambda p: p.p95_ms, 1), ("p99", lambda p: p.p99_ms, 2)]
+
+
+def over_time(base: Results, new: Results) -> list[Chart]:
+    """Both runs on the same charts, against the time since each run's start: all requests' percentiles,
+    throughput and users, then the percentiles of the busiest requests both runs kept a series of
+    (``--csv-full-history``)."""
+    throughput: Figures = [("requests/s", lambda p: p.rps, 0), ("failures/s", lambda p: p.failures_per_s, 3)]
+    users: Figures = [("users", lambda p: p.users, 5)]
+    found = [
+        _chart("chart-cmp-times", "Response times, all requests", _both(base, new, base.series, new.series,
+               PERCENTILES), unit="ms", note="dashed: the baseline"),
+        _chart("chart-cmp-throughput", "Throughput", _both(base, new, base.series, new.series, throughput),
+               unit="/s", note="dashed: the baseline"),
+        _chart("chart-cmp-users", "Active users", _both(base, new, base.series, new.series, users),
+               note="dashed: the baseline"),
+    ]  # fmt: skip
+    new_by = {label(e): e for e in new.requests}
+    both = [(e, new_by[label(e)]) for e in base.requests if e.series and (n := new_by.get(label(e))) and n.series]
+    busiest = sorted(both, key=lambda pair: -pair[0].requests)[:PERCENTILE_CHARTS]
+    for index, (b, n) in enumerate(busiest):
+        lines = _both(base, new, b.series or [], n.series or [], PERCENTILES)
+        found.append(_chart(f"chart-cmp-pct-{index}", f"{label(b)}: percentiles", lines, unit="ms",
+                            note="dashed: the baseline"))  # fmt: skip
+    return found
+
+
+def _requests(base: Results, new: Results, apdex_t_ms: float) -> list[dict[str, object]]:
+    """All requests, then each request name of either run: both runs' figures and Apdex, deltas against the
+    baseline (the run report's comparison cells)."""
+    base_by, new_by = {label(e): e for e in base.requests}, {label(e): e for e in new.requests}
+    rows: list[dict[str, object]] = [
+        {"name": "All requests", "cells": _request_cells([base.total, new.total], apdex_t_ms), "total": True}
+    ]
+    for name in dict.fromkeys([*base_by, *new_by]):
+        rows.append({"name": name, "cells": _request_cells([base_by.get(name), new_by.get(name)], apdex_t_ms)})
+    return rows
+
+
+def _top_errors(base: Results, new: Results) -> list[dict[str, Any]]:
+    """Each run's failing requests with their most frequent messages (the run report's top errors), the times
+    since that run's start."""
+    return [
+        {**row, "run": run, "origin": _origin(results)}
+        for run, results in zip(RUNS, (base, new), strict=True)
+        for row in top_errors(results)
+    ]
+
+
+def render(comparison: Comparison, base: Results, new: Results, apdex_t_ms: float = APDEX_T_MS) -> str:
     rows = [
         {
             "request": m.request,
@@ -126,6 +205,13 @@ def render(comparison: Comparison, base: Results, new: Results) -> str:
         title=f"lrun regression gate: {comparison.new.scenario}",
         c=comparison,
         headline=headline(comparison),
+        summary=summary(comparison),
+        charts=over_time(base, new),
+        per_request_series=any(e.series for e in (*base.requests, *new.requests)),
+        requests=_requests(base, new, apdex_t_ms),
+        apdex_t=fmt_ms(apdex_t_ms),
+        top_errors=_top_errors(base, new),
+        timings=Markup(paired_timing_bars([(RUNS[0], base.requests), (RUNS[1], new.requests)])),
         rows=rows,
         distributions=_distributions(base, new),
         more=max(0, len({label(e) for e in base.requests} & {label(e) for e in new.requests}) - DISTRIBUTIONS),
@@ -135,8 +221,8 @@ def render(comparison: Comparison, base: Results, new: Results) -> str:
     )
 
 
-def write_html(comparison: Comparison, base: Results, new: Results, path: str) -> None:
+def write_html(comparison: Comparison, base: Results, new: Results, path: str, apdex_t_ms: float = APDEX_T_MS) -> None:
     try:
-        Path(path).write_text(render(comparison, base, new), encoding="utf-8")
+        Path(path).write_text(render(comparison, base, new, apdex_t_ms), encoding="utf-8")
     except OSError as exc:
         raise LrunError(f"cannot write the HTML report {path}: {exc.strerror or exc}") from None

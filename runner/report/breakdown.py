@@ -3,7 +3,7 @@ the results' ``timings`` (``runner.report.model.Timings``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from html import escape
 
 from runner.report.model import Entry, Timings
@@ -57,41 +57,73 @@ def timing_table(entries: Iterable[Entry], total: Entry) -> str:
     return "\n".join(lines)
 
 
+def _total_ms(timings: Timings) -> float:
+    return sum(getattr(timings, p).avg_ms or 0.0 for p in PHASES)
+
+
+def _legend() -> str:
+    return " ".join(
+        f'<span style="display:inline-block;width:10px;height:10px;background:{COLORS[p]}"></span> {TITLES[p]}'
+        for p in PHASES
+    )
+
+
+def _head(note: str) -> list[str]:
+    return [
+        '<section id="timings"><h2>Where the time went</h2>',
+        "<style>#timings span { print-color-adjust: exact; -webkit-print-color-adjust: exact; }</style>",
+        f'<p class="note">{note} {_legend()}</p>',
+        '<table class="timings">',
+    ]
+
+
+def _bar_row(name: str, timings: Timings, longest: float, who: str = "") -> str:
+    """One row: the name, the bar of its phases (``longest`` ms is the full width), the total and the figures."""
+    parts = []
+    tips = []
+    for phase in PHASES:
+        avg = getattr(timings, phase).avg_ms or 0.0
+        tips.append(f"{TITLES[phase]} {_ms(avg)}")
+        if avg > 0:
+            parts.append(
+                f'<span title="{TITLES[phase]}: {_ms(avg)} ms" style="display:inline-block;height:14px;'
+                f'width:{avg / longest * 100:.3f}%;background:{COLORS[phase]}"></span>'
+            )
+    run = f'<td class="note">{escape(who)}</td>' if who else ""
+    return (
+        f'<tr><td class="name">{escape(name)}</td>{run}'
+        f'<td style="width:55%;white-space:nowrap">{"".join(parts)}</td>'
+        f'<td class="n">{_ms(_total_ms(timings))} ms</td><td class="note">{escape(", ".join(tips))}; '
+        f"{timings.new_connections} new connections of {timings.responses}</td></tr>"
+    )
+
+
+NOTE = "Average time per phase of each request (ms); a reused keep-alive connection has no DNS, connect or TLS time."
+
+
 def timing_bars(entries: Iterable[Entry]) -> str:
     """An HTML section: per request name a bar of its average response time split by phase (inline CSS, no
     script: readable offline and printed); empty when nothing was timed."""
     rows = _timed(entries)
     if not rows:
         return ""
-    longest = max(sum(getattr(t, p).avg_ms or 0.0 for p in PHASES) for _, t in rows) or 1.0
-    legend = " ".join(
-        f'<span style="display:inline-block;width:10px;height:10px;background:{COLORS[p]}"></span> {TITLES[p]}'
-        for p in PHASES
-    )
-    out = [
-        '<section id="timings"><h2>Where the time went</h2>',
-        "<style>#timings span { print-color-adjust: exact; -webkit-print-color-adjust: exact; }</style>",
-        f'<p class="note">Average time per phase of each request (ms); a reused keep-alive connection has no DNS, '
-        f"connect or TLS time. {legend}</p>",
-        '<table class="timings">',
-    ]
-    for entry, timings in rows:
-        total_ms = sum(getattr(timings, p).avg_ms or 0.0 for p in PHASES)
-        parts = []
-        tips = []
-        for phase in PHASES:
-            avg = getattr(timings, phase).avg_ms or 0.0
-            tips.append(f"{TITLES[phase]} {_ms(avg)}")
-            if avg > 0:
-                parts.append(
-                    f'<span title="{TITLES[phase]}: {_ms(avg)} ms" style="display:inline-block;height:14px;'
-                    f'width:{avg / longest * 100:.3f}%;background:{COLORS[phase]}"></span>'
-                )
-        out.append(
-            f'<tr><td class="name">{escape(_label(entry))}</td>'
-            f'<td style="width:55%;white-space:nowrap">{"".join(parts)}</td>'
-            f'<td class="n">{_ms(total_ms)} ms</td><td class="note">{escape(", ".join(tips))}; '
-            f"{timings.new_connections} new connections of {timings.responses}</td></tr>"
-        )
+    longest = max(_total_ms(t) for _, t in rows) or 1.0
+    out = _head(NOTE)
+    out += [_bar_row(_label(entry), timings, longest) for entry, timings in rows]
+    out.append("</table></section>")
+    return "\n".join(out)
+
+
+def paired_timing_bars(runs: Sequence[tuple[str, Iterable[Entry]]]) -> str:
+    """``timing_bars`` of several runs (``(its name, its entries)``) side by side: per request name a bar of each
+    run that timed it, on one scale; empty when no run timed anything."""
+    timed = [(who, {_label(e): t for e, t in _timed(entries)}) for who, entries in runs]
+    names = list(dict.fromkeys(name for _, by_name in timed for name in by_name))
+    if not names:
+        return ""
+    longest = max(_total_ms(t) for _, by_name in timed for t in by_name.values()) or 1.0
+    out = _head(NOTE + " One bar per run, on the same scale.")
+    for name in names:
+        out += [_bar_row(name, by_name[name], longest, who) for who, by_name in timed if name in by_name]
     out.append("</table></section>")
     return "\n".join(out)

@@ -607,14 +607,34 @@ def delta(base: float | None, value: float | None, better: Better) -> dict[str, 
     return {"text": change, "css": "better" if improved else "worse"}
 
 
-def _request_cells(entries: list[Entry | None]) -> list[dict[str, Any]]:
-    """One run's p95, req/s and failures of a request per cell; deltas against the first run."""
+def apdex_delta(base: float | None, value: float | None) -> dict[str, str]:
+    """An Apdex score's change in points of the score (``+0.03``), better when higher."""
+    if base is None or value is None:
+        return {"text": "", "css": ""}
+    if round(value, 2) == round(base, 2):
+        return {"text": "±0", "css": "same"}
+    return {"text": f"{value - base:+.2f}", "css": "better" if value > base else "worse"}
+
+
+def _request_cells(entries: Sequence[Entry | None], apdex_t_ms: float = APDEX_T_MS) -> list[dict[str, Any]]:
+    """One run's p50, p95, req/s, failures and Apdex of a request per cell; deltas against the first run."""
     first = entries[0]
+    first_apdex = apdex(first, apdex_t_ms) if first else None
     cells = []
     for i, entry in enumerate(entries):
         p95, rps, failures = (entry.percentiles.get("95"), entry.rps, entry.failures) if entry else (None, None, None)
+        p50 = entry.percentiles.get("50") if entry else None
+        score = apdex(entry, apdex_t_ms) if entry else None
         cells.append(
             {
+                "requests": entry.requests if entry else None,
+                "requests_text": fmt_num(entry.requests if entry else None),
+                "p50": p50,
+                "p50_text": fmt_ms(p50),
+                "p50_delta": delta(first.percentiles.get("50") if first else None, p50, "lower") if i else None,
+                "apdex": score,
+                "apdex_text": fmt_apdex(score),
+                "apdex_delta": apdex_delta(first_apdex, score) if i else None,
                 "p95": p95,
                 "p95_text": fmt_ms(p95),
                 "p95_delta": delta(first.percentiles.get("95") if first else None, p95, "lower") if i else None,
@@ -629,7 +649,7 @@ def _request_cells(entries: list[Entry | None]) -> list[dict[str, Any]]:
     return cells
 
 
-def compare_view(runs: Sequence[Results], labels: Sequence[str]) -> dict[str, Any]:
+def compare_view(runs: Sequence[Results], labels: Sequence[str], apdex_t_ms: float = APDEX_T_MS) -> dict[str, Any]:
     metrics = []
     for label, value, fmt, better in COMPARED:
         values = [value(r) for r in runs]
@@ -639,7 +659,7 @@ def compare_view(runs: Sequence[Results], labels: Sequence[str]) -> dict[str, An
         metrics.append({"label": label, "cells": cells})
     by_name = [{_label(e): e for e in r.requests} for r in runs]
     names = dict.fromkeys(name for entries in by_name for name in entries)
-    requests = [{"name": name, "cells": _request_cells([e.get(name) for e in by_name])} for name in names]
+    requests = [{"name": name, "cells": _request_cells([e.get(name) for e in by_name], apdex_t_ms)} for name in names]
     thresholds: dict[str, list[str]] = {}
     for i, r in enumerate(runs):
         for row in _threshold_rows(r):
@@ -678,6 +698,7 @@ def compare_view(runs: Sequence[Results], labels: Sequence[str]) -> dict[str, An
             {"what": k, "cells": [c.split("|", 1) if c else ["", ""] for c in v]} for k, v in thresholds.items()
         ],
         "charts": overlays,
+        "apdex_t": fmt_ms(apdex_t_ms),
     }
 
 
@@ -710,7 +731,7 @@ def render_html(
                                version=runner.__version__)  # fmt: skip
     names = list(labels or [])
     names += [f"run {chr(ord('A') + i)}" for i in range(len(names), len(runs))]
-    view = compare_view(runs, names)
+    view = compare_view(runs, names, apdex_t_ms)
     title = "lrun comparison: " + " vs ".join(r.scenario or "?" for r in runs)
     return template.render(mode="compare", cmp=view, title=title, generated=generated, version=runner.__version__)
 
