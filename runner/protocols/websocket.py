@@ -89,6 +89,7 @@ class WebSocket(Inbox):
         self._reader_waiter: Waiter | None = None
         self._user_waiter: Waiter | None = None
         self._busy = False  # received data being processed: by one greenlet at a time
+        self._direct = False  # a waiting user reads the socket: the reader keeps off it
         self._timed_out = False
         self._timers: dict[float, Any] = {}  # a wait's seconds -> a reusable libev timer, made on first use
 
@@ -242,7 +243,7 @@ class WebSocket(Inbox):
         try:
             while self.closed is None:
                 if raw is not None:
-                    if self._busy:  # a waiting user is processing what it read: not a second reader
+                    if self._busy or self._direct:  # a waiting user reads, or processes what it read
                         self._park_reader()
                         continue
                     try:
@@ -287,7 +288,7 @@ class WebSocket(Inbox):
         finally:
             self._busy = False
             io = self._io
-            if io is not None and not io.active and self._reader_waiter is not None:
+            if io is not None and not io.active and self._reader_waiter is not None and not self._direct:
                 io.start(self._readable)  # stopped while this was processed
         return True
 
@@ -304,7 +305,7 @@ class WebSocket(Inbox):
     def _readable(self) -> None:
         """The watcher's callback, in the hub: wake the waiting user, else the reader (level-triggered: with
         nobody parked, or data being processed, it stops until someone parks)."""
-        waiter = self._user_waiter or self._reader_waiter
+        waiter = self._user_waiter if self._direct else self._reader_waiter
         if waiter is None or self._busy:
             self._io.stop()
         else:
@@ -320,6 +321,7 @@ class WebSocket(Inbox):
             return found
         slot = _Slot()
         self._waiting = (matches, slot, since is None)
+        self._direct = True
         raw, io, hub = self._sock._sock, self._io, self._sock.hub
         self._timed_out = False
         timer = self._timers.get(timeout)
@@ -358,8 +360,11 @@ class WebSocket(Inbox):
                     gevent.sleep(0.001)
         finally:
             self._waiting = None
+            self._direct = False
             timer.stop()
             self._timed_out = False
+            if self._io is not None and not io.active and self._reader_waiter is not None:
+                io.start(self._readable)  # stopped while no one else was to read: the reader's again
         return slot.value if slot.value is not None else self.not_open()
 
     def _timeout(self) -> None:
