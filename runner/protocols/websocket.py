@@ -21,8 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
-from gevent._waiter import Waiter
 from gevent.event import AsyncResult
+from gevent.hub import Waiter
 from gevent.lock import Semaphore
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
