@@ -374,3 +374,28 @@ def test_custom_message_replaces_the_generated_one():
 def test_on_fail_is_carried():
     assert checkpoint({"status": 200, "on_fail": "stop_user"}).on_fail == "stop_user"
     assert checkpoint({"contains": "x"}).on_fail == "continue"
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"contains": "échec"},
+        {"not_contains": "échec"},
+        {"contains": ""},
+        {"contains": "Échec", "ignore_case": True},
+        {"contains": "{{ word }}"},
+        {"jsonpath": "$.a", "equals": 1},
+    ],
+)
+@pytest.mark.parametrize("text", ["", "un échec", "un ÉCHEC", '{"a": 1}', "échec" * 3])
+def test_a_text_message_matched_as_it_is_agrees_with_the_checkpoint(spec: dict[str, Any], text: str) -> None:
+    """A WebSocket reply is matched on its text when the checkpoint allows it: the same verdict as on the
+    message as a response (its body the text in UTF-8)."""
+    compiled = checkpoint(spec)
+    on_text = compiled.text_test()
+    if "{{" in str(spec) or "ignore_case" in spec or "jsonpath" in spec:
+        assert on_text is None  # needs the variables, folding, or parsing: the checkpoint decides
+        return
+    assert on_text is not None
+    as_response = Response("MESSAGE", "ws://test/", 200, "text message", [], text.encode(), charset="utf-8")
+    assert on_text(text) == (compiled.check(as_response, {}) is None)

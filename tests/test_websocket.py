@@ -285,6 +285,112 @@ users:
     assert seconds < 20 and peak < 300, (seconds, peak)
 
 
+def _exactly(conn: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def _client_frame(conn: socket.socket) -> tuple[int, bytes]:
+    """(opcode, unmasked payload) of the next frame the client sent."""
+    head = _exactly(conn, 2)
+    n = head[1] & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", _exactly(conn, 2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", _exactly(conn, 8))[0]
+    key = _exactly(conn, 4)
+    return head[0] & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(_exactly(conn, n)))
+
+
+def test_a_waiting_user_reads_past_other_messages_and_answers_pings(tmp_path: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+    """Each echo comes after other messages and a ping, and is followed by more: the step waiting for the echo
+    (which reads the socket itself) and the background reader (during the think) share the counting."""
+    counts = {"other": 0, "pings": 0, "pongs": 0, "echoes": 0}
+
+    def script(conn: socket.socket, stop: threading.Event) -> None:
+        _handshake(conn)
+        conn.settimeout(20)
+        while not stop.is_set():
+            opcode, data = _client_frame(conn)
+            if opcode == 0x8:
+                conn.sendall(_frame(data[:2], opcode=0x8))
+                return
+            if opcode == 0xA:
+                counts["pongs"] += 1
+                continue
+            before, after = _frame(b"other") * 3 + _frame(b"p", opcode=0x9), _frame(b"later") * 2
+            counts["other"] += 5
+            counts["pings"] += 1
+            counts["echoes"] += 1
+            conn.sendall(before + _frame(b"echo " + data) + after)
+
+    text = f"""
+host: http://127.0.0.1:{scripted(script).port}
+load: {{users: 2, iterations: 40}}
+users:
+  u:
+    on_start:
+      - ws_connect: /ws
+        buffer: 10
+    sequence:
+      - ws_send: "hi {{{{ iteration }}}}"
+        expect: {{contains: "echo hi"}}
+        timeout: 5s
+        name: echo
+      - think: 3ms
+    on_stop:
+      - ws_close: ws
+"""
+    result, results = run_json(tmp_path, str(write(tmp_path, text)), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    entries = by_name(results)
+    assert entries["WS echo"]["requests"] == counts["echoes"] == 80
+    assert entries["WS echo"]["failures"] == 0
+    assert entries["WS ws unread"]["requests"] == counts["other"] == 400  # each one counted once
+    assert counts["pongs"] == counts["pings"] == 80
+    assert entries["WS close ws"]["failures"] == 0
+
+
+def test_a_reply_that_never_comes_times_out_through_a_flood(tmp_path: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+    sent = [0]
+
+    def flood(conn: socket.socket, stop: threading.Event) -> None:
+        _handshake(conn)
+        _client_frame(conn)
+        frame = _frame(b"z" * 100)
+        deadline = time.monotonic() + 15
+        while not stop.is_set() and time.monotonic() < deadline:
+            conn.sendall(frame * 50)
+            sent[0] += 50
+
+    text = f"""
+host: http://127.0.0.1:{scripted(flood).port}
+load: {{users: 1, iterations: 1}}
+users:
+  u:
+    sequence:
+      - ws_connect: /ws
+        buffer: 100
+      - ws_send: ask
+        expect: {{contains: never}}
+        timeout: 1s
+        name: ask
+"""
+    started = time.monotonic()
+    result, results = run_json(tmp_path, str(write(tmp_path, text)), timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    entries = by_name(results)
+    assert entries["WS ask"]["failures"] == 1
+    assert [f["message"] for f in results["errors"]] == ["no matching message within 1s"]
+    assert 100 < entries["WS ws unread"]["requests"] <= sent[0]
+    assert time.monotonic() - started < 15
+
+
 def test_the_guides_examples_validate(tmp_path: Path) -> None:
     guide = (ROOT / "docs" / "how-to" / "websocket.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", guide, re.DOTALL)

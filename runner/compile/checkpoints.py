@@ -180,6 +180,11 @@ class Checkpoint:
     def _test(self, response: Response, variables: Mapping[str, Any]) -> str | None:
         raise NotImplementedError
 
+    def text_test(self) -> Callable[[str], bool] | None:
+        """A predicate on a received text message equal to ``check(message as a response) is None``, when one
+        needs neither a ``Response`` nor the variables (a WebSocket reply matched without building objects)."""
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.description}>"
 
@@ -285,6 +290,15 @@ class _BodyContains(Checkpoint):
 
     def label(self, variables: Mapping[str, Any]) -> str:
         return _label(self, self._verb, self._needle, variables, self._case)
+
+    def text_test(self) -> Callable[[str], bool] | None:
+        needle = self._needle
+        if not needle.is_constant or needle.ignore_case:
+            return None
+        source, negate = needle.source, self._negate
+        if negate:
+            return lambda text: source not in text
+        return lambda text: source in text
 
     def _test(self, response: Response, variables: Mapping[str, Any]) -> str | None:
         found, needle = self._needle.in_body(response, variables)

@@ -62,7 +62,8 @@ class Inbox:
         self.received = self.unread = self.bytes_received = 0
         self._sock: Any = None
         self._reader: gevent.Greenlet | None = None
-        self._waiting: tuple[Matcher, AsyncResult, bool] | None = None  # and: passed-over messages are unread
+        # the matcher, what takes the message (``set``), and: passed-over messages are unread
+        self._waiting: tuple[Matcher, Any, bool] | None = None
         self._closed_event = AsyncResult()
         self._part_size = 0
         self._last_at = 0.0
@@ -75,21 +76,11 @@ class Inbox:
 
         Buffered messages it passes over are unread. With ``since`` (a reply to what was sent then), only messages
         that arrived from then on count, and the others stay buffered for later steps."""
-        buffered = since is None
-        if since is not None:
-            for message in self.buffer:  # the reply may have come while the send was under way
-                if message.at >= since and matches(message):
-                    self.buffer.remove(message)
-                    return message
-        while buffered and self.buffer:
-            message = self.buffer.popleft()
-            if matches(message):
-                return message
-            self._unread(message)
-        if self.closed is not None:
-            return self.not_open()
+        found = self._buffered(matches, since)
+        if found is not None:
+            return found
         result = AsyncResult()
-        self._waiting = (matches, result, buffered)
+        self._waiting = (matches, result, since is None)
         try:
             arrived = result.get(timeout=timeout)
         except gevent.Timeout:
@@ -97,6 +88,23 @@ class Inbox:
         finally:
             self._waiting = None
         return arrived  # type: ignore[no-any-return]
+
+    def _buffered(self, matches: Matcher, since: float | None) -> Message | str | None:
+        """What ``wait`` finds without waiting: a buffered message that matches, or why nothing can come."""
+        if since is not None:
+            for message in self.buffer:  # the reply may have come while the send was under way
+                if message.at >= since and matches(message):
+                    self.buffer.remove(message)
+                    return message
+        else:
+            while self.buffer:
+                message = self.buffer.popleft()
+                if matches(message):
+                    return message
+                self._unread(message)
+        if self.closed is not None:
+            return self.not_open()
+        return None
 
     def _deliver(self, data: str | bytes, size: int, event: str | None = None, id: str | None = None) -> None:
         now = time.perf_counter()

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import gevent
 from gevent.event import AsyncResult
+from gevent.hub import Waiter
 from gevent.lock import Semaphore
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
@@ -40,7 +41,7 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from runner.http.session import HttpSession, _connect_error
 from runner.protocols import ws_frames
-from runner.protocols.inbox import Inbox, Message
+from runner.protocols.inbox import Inbox, Matcher, Message
 
 MAX_MESSAGE = 2**20  # bytes of one received message, by default
 BUFFER = 1000  # received messages kept for later steps, by default
@@ -82,6 +83,15 @@ class WebSocket(Inbox):
         self._pong: AsyncResult | None = None
         self._parts: list[str | bytes] = []
         self._pending = b""  # the start of a common-case frame (ws_frames) whose end has not arrived
+        # Plain TCP: one watcher of the socket's readability wakes whoever is parked on it: the user waiting for a
+        # reply (it reads the socket itself, no hand-off from the reader) before the background reader.
+        self._io: Any = None
+        self._reader_waiter: Waiter | None = None
+        self._user_waiter: Waiter | None = None
+        self._busy = False  # received data being processed: by one greenlet at a time
+        self._direct = False  # a waiting user reads the socket: the reader keeps off it
+        self._timed_out = False
+        self._timers: dict[float, Any] = {}  # a wait's seconds -> a reusable libev timer, made on first use
 
     # -- opening --------------------------------------------------------------------------------------------
 
@@ -114,6 +124,8 @@ class WebSocket(Inbox):
         if self._ws.connection is not None:
             self._ws = self._ws.connection  # the HTTP handshake's state is no longer needed: ~4 KiB less a user
         if self.closed is None:
+            if not self._tls:
+                self._io = self._sock.hub.loop.io(self._sock._sock.fileno(), 1)
             self._reader = gevent.spawn(self._read)
         return elapsed, None
 
@@ -220,48 +232,145 @@ class WebSocket(Inbox):
     def _read(self) -> None:
         """The reader greenlet: until the connection ends.
 
-        Plain TCP is read from the kernel socket (as ``HttpSession`` does); after ``_YIELD_EVERY`` reads that
-        found data waiting, it sleeps a millisecond: ``sleep(0)`` would not let the loop's timers run, and a
-        flood would hold the run past its end.
+        Plain TCP is read from the kernel socket (as ``HttpSession`` does), parked on the connection's watcher
+        while a user waiting for a reply reads it; after ``_YIELD_EVERY`` reads that found data waiting, it
+        sleeps a millisecond: ``sleep(0)`` would not let the loop's timers run, and a flood would hold the run
+        past its end.
         """
-        sock, ws = self._sock, self._ws
+        sock = self._sock
         raw = None if self._tls else sock._sock
-        hub, read_event = sock.hub, sock._read_event
         burst = 0
         try:
             while self.closed is None:
                 if raw is not None:
+                    if self._busy or self._direct:  # a waiting user reads, or processes what it read
+                        self._park_reader()
+                        continue
                     try:
                         data = raw.recv(_RECV)
                     except BlockingIOError:
                         burst = 0
-                        hub.wait(read_event)
+                        self._park_reader()
                         continue
                 else:
                     data = sock.recv(_RECV)
-                if not data:
-                    if self._parts or self._pending:
-                        self._end("the server closed the connection in the middle of a message")
-                    else:
-                        self._end("the server closed the connection without a close frame (1006)")
-                    return
-                if self._common(data):
-                    for event in ws.events():
-                        self._on_event(event)
-                        if self.closed is not None:
-                            return
-                elif self.closed is not None:
+                if self._process(data):
                     return
                 burst += 1
                 if burst >= _YIELD_EVERY:
                     burst = 0
                     gevent.sleep(0.001)
+        except OSError as exc:
+            self._end(f"connection lost: {exc.strerror or exc}")
+
+    def _process(self, data: bytes) -> bool:
+        """Process what one read returned (b"": the end): whether the connection is over."""
+        if not data:
+            if self._parts or self._pending:
+                self._end("the server closed the connection in the middle of a message")
+            else:
+                self._end("the server closed the connection without a close frame (1006)")
+            return True
+        self._busy = True
+        try:
+            if self._common(data):
+                for event in self._ws.events():
+                    self._on_event(event)
+                    if self.closed is not None:
+                        return True
+            return self.closed is not None
         except RemoteProtocolError as exc:
             self._end(f"protocol error from the server: {exc}")
         except LocalProtocolError as exc:
             self._end(f"protocol error: {exc}")
         except OSError as exc:
             self._end(f"connection lost: {exc.strerror or exc}")
+        finally:
+            self._busy = False
+            io = self._io
+            if io is not None and not io.active and self._reader_waiter is not None and not self._direct:
+                io.start(self._readable)  # stopped while this was processed
+        return True
+
+    def _park_reader(self) -> None:
+        waiter = self._reader_waiter = Waiter(self._sock.hub)
+        io = self._io
+        if not io.active:
+            io.start(self._readable)
+        try:
+            waiter.get()
+        finally:
+            self._reader_waiter = None
+
+    def _readable(self) -> None:
+        """The watcher's callback, in the hub: wake the waiting user, else the reader (level-triggered: with
+        nobody parked, or data being processed, it stops until someone parks)."""
+        waiter = self._user_waiter if self._direct else self._reader_waiter
+        if waiter is None or self._busy:
+            self._io.stop()
+        else:
+            waiter.switch(None)
+
+    def wait(self, matches: Matcher, timeout: float, since: float | None = None) -> Message | str:
+        """``Inbox.wait``; on plain TCP, while nothing else processes received data, the waiting user reads the
+        socket itself: no switch to the reader and back per message."""
+        if self._io is None or self._busy or self._waiting is not None or self._user_waiter is not None:
+            return super().wait(matches, timeout, since)
+        found = self._buffered(matches, since)
+        if found is not None:
+            return found
+        slot = _Slot()
+        self._waiting = (matches, slot, since is None)
+        self._direct = True
+        raw, io, hub = self._sock._sock, self._io, self._sock.hub
+        self._timed_out = False
+        timer = self._timers.get(timeout)
+        if timer is None:  # a repeating timer re-armed with again(): a one-shot libev timer cannot be restarted
+            timer = self._timers[timeout] = hub.loop.timer(timeout, timeout)
+        timer.again(self._timeout, update=True)
+        burst = 0
+        park = since is not None  # a reply to what was just sent: not there yet, a read would find nothing
+        try:
+            while slot.value is None:
+                if self._timed_out:
+                    return f"no matching message within {timeout:g}s"
+                if park:  # until the socket is readable (the watcher is level-triggered) or the time is up
+                    park = False
+                    waiter = self._user_waiter = Waiter(hub)
+                    if not io.active:
+                        io.start(self._readable)
+                    try:
+                        waiter.get()
+                    finally:
+                        self._user_waiter = None
+                    continue
+                try:
+                    data = raw.recv(_RECV)
+                except BlockingIOError:
+                    burst = 0
+                    park = True
+                    continue
+                except OSError as exc:
+                    self._end(f"connection lost: {exc.strerror or exc}")
+                    break
+                self._process(data)
+                burst += 1
+                if burst >= _YIELD_EVERY and slot.value is None:  # a flood of other messages: let others run
+                    burst = 0
+                    gevent.sleep(0.001)
+        finally:
+            self._waiting = None
+            self._direct = False
+            timer.stop()
+            self._timed_out = False
+            if self._io is not None and not io.active and self._reader_waiter is not None:
+                io.start(self._readable)  # stopped while no one else was to read: the reader's again
+        return slot.value if slot.value is not None else self.not_open()
+
+    def _timeout(self) -> None:
+        self._timed_out = True
+        if self._user_waiter is not None:
+            self._user_waiter.switch(None)
 
     def _common(self, data: bytes) -> bool:
         """Deliver the common-case frames of ``data`` (``ws_frames``) while wsproto holds nothing; the rest goes to
@@ -367,7 +476,26 @@ class WebSocket(Inbox):
         self._pending = b""
         if self._pong is not None:
             self._pong.set(reason)
+        io, self._io = self._io, None
+        if io is not None:  # before the socket closes; whoever is parked on it wakes and finds it closed
+            io.close()
+            callback = self._sock.hub.loop.run_callback if self._sock is not None else None
+            for waiter in (self._user_waiter, self._reader_waiter):
+                if waiter is not None and callback is not None:
+                    callback(waiter.switch, None)
         super()._end(reason)
+
+
+class _Slot:
+    """Where ``_deliver`` puts the awaited message (or why there is none) for a user reading the socket itself."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: Message | str | None = None
+
+    def set(self, value: Message | str) -> None:
+        self.value = value
 
 
 class _Timeout(Exception):

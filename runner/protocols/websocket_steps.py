@@ -139,6 +139,7 @@ class _Reader:
         first_slot = len(ctx.shared.checkpoints)
         ctx.shared.checkpoints.extend((method, method_name, c.description) for c in checkpoints)
         self.checks = tuple(zip(checkpoints, signals, range(first_slot, first_slot + len(checkpoints)), strict=True))
+        self.idle = not self.extractors and not self.checks  # nothing to read: no Response built (unless traced)
 
     def read(self, user: VirtualUser, response: Response, result: RequestResult) -> Any:
         """Extract, then check; fills ``result`` (failure, trace); returns the flow signal to raise, if any."""
@@ -189,6 +190,21 @@ def _matcher(spec: Check | str | None, ctx: Any) -> Callable[[VirtualUser, str],
 
         return anything
     checkpoint: Checkpoint = compile_checkpoint(spec, ctx.shared.script)
+    on_text = checkpoint.text_test()
+    if on_text is not None:  # a text message is matched as it is, without a Response built for it
+
+        def matching_text(user: VirtualUser, url: str) -> Callable[[Message], bool]:
+            variables = user.vars
+
+            def matches(message: Message) -> bool:
+                data = message.data
+                if isinstance(data, str):
+                    return on_text(data)
+                return checkpoint.check(message.response(url), variables) is None
+
+            return matches
+
+        return matching_text
 
     def matching(user: VirtualUser, url: str) -> Callable[[Message], bool]:
         variables = user.vars
@@ -215,6 +231,9 @@ def _received(user: VirtualUser, reader: _Reader, name: str, socket: Inbox, got:
         return
     status = 101 if method == METHOD else 200
     result = RequestResult(method, name, socket.url, status, max(0.0, (got.at - start) * 1000.0), got.size)
+    if reader.idle and not user.runtime.trace:
+        user.runtime.on_request(user, result)
+        return
     signal = reader.read(user, got.response(socket.url), result)
     user.runtime.on_request(user, result)
     if result.failure is not None and user.transactions:
