@@ -33,6 +33,7 @@ def main() -> int:
     parser.add_argument("--scenario", default="plain", choices=["plain", "correlated", "https"])
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--real-stats", action="store_true", help="count into RequestStats, not a counting sink")
+    parser.add_argument("--many", type=int, default=25, help="iterations of the second run (the first has 5)")
     args = parser.parse_args()
 
     from runner.compile.compiler import CompileOptions, compile_scenario
@@ -62,9 +63,13 @@ def main() -> int:
                     from runner.stats import RequestStats
 
                     stats = RequestStats()
-                runner = LocalRunner(
-                    compiled.user_classes, stats, iterations=iterations, run_state=compiled.fresh_state()
-                )
+                if hasattr(compiled, "fresh_state"):
+                    state = compiled.fresh_state()
+                else:  # an older tree (PYTHONPATH=…): RunState made its own
+                    from runner.engine.state import RunState
+
+                    state = RunState.fresh(compiled)  # type: ignore[attr-defined]
+                runner = LocalRunner(compiled.user_classes, stats, iterations=iterations, run_state=state)
                 counts.clear()
                 if traced:
                     sys.settrace(tracer)
@@ -78,7 +83,7 @@ def main() -> int:
 
             run(3, traced=False)  # warm: connections, caches
             few, before = run(5, traced=True)
-            many, after = run(25, traced=True)
+            many, after = run(args.many, traced=True)
     finally:
         children.stop_all()
     requests = many - few

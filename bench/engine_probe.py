@@ -46,6 +46,7 @@ class CountingStats:
         size: int,
         failure: str | None,
         retries: int = 0,
+        http2: bool = False,
         timings: tuple[float, ...] | None = None,
     ) -> None:
         self.requests += 1

@@ -150,6 +150,7 @@ def _setup_logging(level: str, logfile: str | None, secrets: Sequence[str] = ())
 @click.option("--csv-full-history", is_flag=True, default=None, help="Per-request rows in PREFIX_stats_history.csv.")
 @click.option("--json", "json_file", metavar="FILE", help="Write the results as JSON (the input of reports and CI).")
 @click.option("--html", metavar="FILE", help="Write the HTML report (self-contained, for people).")
+@click.option("--apdex-t", help="Apdex's T: a response at most T is satisfied (500ms, 1.5s).  [default: 500ms]")
 @click.option("--junit", metavar="FILE", help="Write JUnit XML: a test per threshold and checkpoint.")
 @click.option(
     "--monitor", multiple=True, metavar="PID_OR_NAME", help="Also watch this local process's CPU and memory (repeat)."
@@ -500,8 +501,11 @@ def validate(paths: tuple[str, ...], strict: bool, quiet: bool, output_format: s
     help="The HTML file to write.  [default: report.html, or comparison.html for several results]",
 )
 @click.option("--junit", type=click.Path(dir_okay=False), help="Also write JUnit XML (one results file only).")
-@click.option("--apdex-t", default="500ms", show_default=True, help="Apdex's T: a response at most T is satisfied.")
-def report(results: tuple[str, ...], output: str | None, junit: str | None, apdex_t: str) -> None:
+@click.option(
+    "--apdex-t",
+    help="Apdex's T: a response at most T is satisfied.  [default: the T the run used (lrun run --apdex-t), or 500ms]",
+)
+def report(results: tuple[str, ...], output: str | None, junit: str | None, apdex_t: str | None) -> None:
     """Render the HTML report from saved JSON results (lrun run --json FILE).
 
     \b
@@ -519,8 +523,10 @@ def report(results: tuple[str, ...], output: str | None, junit: str | None, apde
     output = output or ("report.html" if len(results) == 1 else "comparison.html")
     from runner.report.apdex import parse_apdex_t
 
+    apdex_t_ms = None  # each results file's own T
     try:
-        apdex_t_ms = parse_apdex_t(apdex_t)
+        if apdex_t is not None:
+            apdex_t_ms = parse_apdex_t(apdex_t)
     except ValueError as exc:
         _fail(f"lrun: --apdex-t {apdex_t}: {exc}")
     try:
@@ -580,10 +586,10 @@ def init(directory: str, force: bool) -> None:
 @click.option("--json", "json_file", metavar="FILE", help="Write the comparison as JSON (for programs).")
 @click.option("--junit", metavar="FILE", help="Write JUnit XML: a test case per gated metric.")
 @click.option("--html", metavar="FILE", help="Write the comparison HTML report (self-contained).")
-@click.option("--apdex-t", default="500ms", show_default=True, help="The HTML report's Apdex T: a response at "
-              "most T is satisfied.")  # fmt: skip
+@click.option("--apdex-t", help="The HTML report's Apdex T: a response at most T is satisfied.  [default: the T "
+              "the baseline used (lrun run --apdex-t), or 500ms]")  # fmt: skip
 def compare(base: str, new: str, fail_on: tuple[str, ...], json_file: str | None, junit: str | None,
-            html: str | None, apdex_t: str) -> None:  # fmt: skip
+            html: str | None, apdex_t: str | None) -> None:  # fmt: skip
     """The regression gate: did NEW (results JSON) get worse than BASE beyond run-to-run noise?
 
     Per request and in total: p50, p90, p95, p99, error rate and requests/s, each judged by a statistical test
@@ -597,7 +603,7 @@ def compare(base: str, new: str, fail_on: tuple[str, ...], json_file: str | None
     from runner.report.results import read_json
 
     try:
-        apdex_t_ms = parse_apdex_t(apdex_t)
+        apdex_t_ms = None if apdex_t is None else parse_apdex_t(apdex_t)
     except ValueError as exc:
         _fail(f"lrun compare: --apdex-t {apdex_t}: {exc}")
     try:

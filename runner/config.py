@@ -81,6 +81,13 @@ def _port(value: Any) -> int:
         raise ValueError(f"{value!r} is not a port number (0 to 65535)") from None
 
 
+def _apdex_t(value: Any) -> float:
+    """Apdex's T in seconds from ``500ms`` or ``0.5s`` (a unit is required, as in ``lrun report --apdex-t``)."""
+    from runner.report.apdex import parse_apdex_t
+
+    return parse_apdex_t(str(value)) / 1000
+
+
 def _processes(value: Any) -> int:
     """A number of processes, or "auto" (or -1, as in Locust): one per core."""
     if str(value).strip().lower() in ("auto", "-1"):
@@ -115,6 +122,7 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "strict": _bool,
     "data_dir": str,
     "html": str,
+    "apdex_t": _apdex_t,
     "junit": str,
     "monitor": _tags,
     # live outputs (runner.outputs)
@@ -184,6 +192,7 @@ class RunSettings:
     strict: bool = False  # a run whose load did not happen as planned (report.shortfalls) fails: exit code 1
     data_dir: str | None = None
     html: str | None = None  # the HTML report
+    apdex_t: float | None = None  # seconds: Apdex's T in the HTML report and the results (None: 500 ms)
     junit: str | None = None  # JUnit XML of the thresholds and checkpoints
     monitor: list[str] = field(default_factory=list)  # local processes to watch: PIDs or names
     metrics_port: int | None = None  # Prometheus /metrics (0: any free port)

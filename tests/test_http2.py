@@ -9,13 +9,21 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
+import gevent
 import pytest
 from h2_servers import Nginx, h2_peer, nginx
 from helpers import write
 
 from conftest import run_lrun
+from runner.compile.parallel import compile_parallel
+from runner.engine.user import Step, VirtualUser
 from runner.http import HttpSession
+from runner.http import session as session_module
+from runner.http.response import Response
+from runner.scenario.model import ParallelStep
 
 pytestmark = pytest.mark.skipif(
     shutil.which("nginx") is None or shutil.which("openssl") is None, reason="needs nginx and openssl"
@@ -71,6 +79,43 @@ def test_alpn_picks_http2_and_the_session_behaves_as_on_http1(fresh_log: Nginx) 
     ]
     assert {protocol for protocol, *_ in log} == {"HTTP/2.0"}
     assert len({connection for _, connection, *_ in log}) == 1  # one connection for all of them
+
+
+def test_parallel_streams_get_only_their_own_connection_phases(
+    fresh_log: Nginx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three requests of a parallel group start at once; the first opens the user's HTTP/2 connection (its name
+    takes 200 ms to resolve) and the other two wait to share it: only the opener has dns, connect and TLS; the
+    others count the wait in their send phase (they once took the opener's phases as their own)."""
+    real = session_module._addresses
+
+    def resolve(host: str, port: int) -> list[Any]:
+        gevent.sleep(0.2)
+        return real(host, port)
+
+    monkeypatch.setattr(session_module, "_addresses", resolve)
+    session = HttpSession(fresh_log.url, timeout=10, insecure=True)
+    responses: list[Response] = []
+
+    def request(path: str) -> Step:
+        return lambda user: responses.append(session.request("GET", path))
+
+    group = ParallelStep.model_validate({"parallel": [{"get": "/"}, {"get": "/json"}, {"get": "/static/a"}]})
+    [run] = compile_parallel(group, [request("/"), request("/json"), request("/static/a")], None)
+    run(cast(VirtualUser, SimpleNamespace(session=session)))
+    session.close()
+    assert [(r.status, r.protocol) for r in responses] == [(200, "HTTP/2")] * 3, [r.error for r in responses]
+    phases = [r.timings for r in responses if r.timings is not None]
+    opened = [p for p in phases if p[:3] != (0.0, 0.0, 0.0)]
+    assert len(opened) == 1, phases  # one connection, attributed to one request
+    assert opened[0][0] >= 200 - 6 and opened[0][1] > 0 and opened[0][2] > 0, opened
+    for timings in phases:
+        if timings is not opened[0]:
+            assert timings[3] >= 200 - 6, phases  # the sibling's connection was waited for: in send
+    for response in responses:
+        assert response.timings is not None and abs(sum(response.timings) - response.elapsed_ms) < 1.0
+    log = _logged(fresh_log, 3)
+    assert len({connection for _, connection, *_ in log}) == 1  # the server saw one connection
 
 
 def test_http2_false_and_a_server_without_h2_keep_to_http1(fresh_log: Nginx) -> None:

@@ -72,6 +72,41 @@ def test_a_run_writes_the_html_report_and_junit(tmp_path: Path, demo_url: str) -
     assert later_xml.read_text() == xml.read_text()
 
 
+def apdex_column(path: Path) -> dict[str, str]:
+    """Request name -> its Apdex cell in the report's requests table."""
+    table = lxml_html.fromstring(path.read_text()).get_element_by_id("table-requests")
+    column = [" ".join(th.itertext()).strip() for th in table.find("thead").iter("th")].index("Apdex")
+    rows = [[" ".join(td.itertext()).strip() for td in tr.iter("td")] for tr in table.find("tbody").iter("tr")]
+    return {cells[1]: cells[column] for cells in rows}
+
+
+def test_run_apdex_t_goes_into_the_report_and_the_results(tmp_path: Path, demo_url: str) -> None:
+    """``lrun run --apdex-t 100ms``: the run's HTML report judges by it (150 ms responses are tolerating: 0.50), the
+    results record it, and ``lrun report`` renders the file with it again unless given another T."""
+    path = write(tmp_path, "host: demo\nusers:\n  u:\n    sequence:\n      - get: /slow?ms=150\n        name: /slow\n")
+    html, results = tmp_path / "run.html", tmp_path / "r.json"
+    done = run_lrun(
+        "run", str(path), "-H", demo_url, "-u", "2", "-i", "4", "-t", "20s", "--only-summary",
+        "--apdex-t", "100ms", "--html", str(html), "--json", str(results),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(results.read_text())
+    assert data["total"]["requests"] == 8 and data["apdex_t_ms"] == 100
+    assert apdex_column(html) == {"/slow": "0.50"}  # 150 ms: above T, within 4 T
+    assert "Apdex with T = 100 ms" in " ".join(lxml_html.fromstring(html.read_text()).text_content().split())
+    again, other = tmp_path / "again.html", tmp_path / "other.html"
+    assert run_lrun("report", str(results), "-o", str(again)).returncode == 0
+    assert again.read_text().split("<footer>")[0] == html.read_text().split("<footer>")[0]  # the run's T
+    assert run_lrun("report", str(results), "-o", str(other), "--apdex-t", "1s").returncode == 0
+    assert apdex_column(other) == {"/slow": "1.00"}  # told another T
+    # a settings file's value is checked before any load, with its source named
+    (tmp_path / "lrun.conf").write_text("apdex-t = 100\n")
+    bad = run_lrun("run", str(path), "-H", demo_url, "-i", "1", "--html", str(tmp_path / "no.html"), cwd=tmp_path)
+    no_traceback(bad)
+    assert bad.returncode == 2 and not (tmp_path / "no.html").exists(), bad.stderr
+    assert "--apdex-t from" in bad.stderr and "lrun.conf" in bad.stderr and "give a unit" in bad.stderr
+
+
 def test_ctrl_c_still_writes_the_report_and_junit(tmp_path: Path, demo_url: str) -> None:
     path = write(tmp_path, "host: demo\nusers: {u: {think: 50ms, sequence: [{get: /items}]}}\n")
     env = {**os.environ, "LRUN_HTML": str(tmp_path / "r.html"), "LRUN_JUNIT": str(tmp_path / "j.xml")}

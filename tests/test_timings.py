@@ -16,12 +16,20 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
+import gevent
 import pytest
 from helpers import by_name, run_json, write
 
 from conftest import ROOT, run_lrun
+from runner.compile.parallel import compile_parallel
+from runner.engine.user import Step, VirtualUser
+from runner.http import session as session_module
+from runner.http.response import Response
 from runner.http.session import HttpSession
+from runner.scenario.model import ParallelStep
 from runner.stats import RequestStats
 
 FIRST_BYTE_S = 0.150  # the server waits this long before its head
@@ -270,3 +278,71 @@ def test_debug_prints_each_requests_phases(tmp_path: Path, slow: tuple[str, Thre
     assert "connect " in lines[0] and "connect " not in lines[1]  # the second reuses the connection
     ttfb = [float(re.search(r"ttfb ([\d.]+)", line)[1]) for line in lines]  # type: ignore[index]
     assert all(FIRST_BYTE_S * 1000 - EARLY_MS <= ms <= FIRST_BYTE_S * 1000 + SLACK_MS for ms in ttfb), lines
+
+
+class Delayed(BaseHTTPRequestHandler):
+    """``/wait/<ms>``: the head and body after that many ms (a known wait for the first byte, per path)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.requests += 1  # type: ignore[attr-defined]
+        time.sleep(int(self.path.rsplit("/", 1)[1]) / 1000)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+
+def test_a_parallel_groups_requests_each_get_their_own_phases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parallel group's requests open their connections at once, in greenlets of one session: each response's
+    dns, connect and ttfb are its own, not a sibling's (they once shared one set of marks). Two origins whose
+    name resolution takes a known time (200 and 20 ms) answer after a known wait (50 and 400 ms): the slow-to-
+    resolve one's first byte comes first, so any mark a sibling wrote over shows in the other's phases."""
+    servers = []
+    for _ in range(2):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Delayed)
+        server.daemon_threads = True
+        server.requests = 0  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    try:
+        port_a, port_b = (server.server_address[1] for server in servers)
+        resolving_ms = {port_a: 200, port_b: 20}
+        real = session_module._addresses
+
+        def resolve(host: str, port: int) -> list[Any]:
+            gevent.sleep(resolving_ms[port] / 1000)
+            return real(host, port)
+
+        monkeypatch.setattr(session_module, "_addresses", resolve)
+        session = HttpSession(f"http://127.0.0.1:{port_a}", timeout=10)
+        waits = {port_a: 50, port_b: 400}
+        responses: dict[int, Response] = {}
+
+        def request(port: int) -> Step:
+            def step(user: VirtualUser) -> None:
+                responses[port] = session.request("GET", f"http://127.0.0.1:{port}/wait/{waits[port]}")
+
+            return step
+
+        user = cast(VirtualUser, SimpleNamespace(session=session))  # all the group's run reads of its user
+        group = ParallelStep.model_validate({"parallel": [{"get": "/a"}, {"get": "/b"}]})
+        [run] = compile_parallel(group, [request(port_a), request(port_b)], None)
+        run(user)
+        assert [server.requests for server in servers] == [1, 1]  # type: ignore[attr-defined]
+        for port in (port_a, port_b):
+            response = responses[port]
+            assert response.status == 200 and response.timings is not None, response.error
+            dns, connect, tls, send, ttfb, _ = phases = response.timings
+            assert resolving_ms[port] - EARLY_MS <= dns <= resolving_ms[port] + SLACK_MS, (port, phases)
+            assert waits[port] - EARLY_MS <= ttfb <= waits[port] + SLACK_MS, (port, phases)
+            assert connect > 0 and tls == 0.0 and send >= 0, phases
+            assert sum(phases) == pytest.approx(response.elapsed_ms, abs=0.01)  # the phases still add up
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()

@@ -12,7 +12,6 @@ from runner.compare.gate import check_scopes, compare
 from runner.compare.model import Comparison
 from runner.compare.rules import Rule, rule_set
 from runner.errors import LrunError
-from runner.report.apdex import APDEX_T_MS
 from runner.report.model import Results
 
 
@@ -21,7 +20,7 @@ class Outputs:
     json: str | None = None
     junit: str | None = None
     html: str | None = None
-    apdex_t_ms: float = APDEX_T_MS  # the HTML report's Apdex T
+    apdex_t_ms: float | None = None  # the HTML report's Apdex T (None: the baseline's, or 500 ms)
 
     def check(self) -> None:
         """``LrunError`` for a path that cannot be written: before any work (or any load)."""

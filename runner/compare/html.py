@@ -185,7 +185,9 @@ def _top_errors(base: Results, new: Results) -> list[dict[str, Any]]:
     ]
 
 
-def render(comparison: Comparison, base: Results, new: Results, apdex_t_ms: float = APDEX_T_MS) -> str:
+def render(comparison: Comparison, base: Results, new: Results, apdex_t_ms: float | None = None) -> str:
+    """The comparison report; Apdex by ``apdex_t_ms``, else the T the baseline used, else 500 ms."""
+    apdex_t_ms = apdex_t_ms or base.apdex_t_ms or APDEX_T_MS
     rows = [
         {
             "request": m.request,
@@ -221,7 +223,7 @@ def render(comparison: Comparison, base: Results, new: Results, apdex_t_ms: floa
     )
 
 
-def write_html(comparison: Comparison, base: Results, new: Results, path: str, apdex_t_ms: float = APDEX_T_MS) -> None:
+def write_html(comparison: Comparison, base: Results, new: Results, path: str, apdex_t_ms: float | None = None) -> None:
     try:
         Path(path).write_text(render(comparison, base, new, apdex_t_ms), encoding="utf-8")
     except OSError as exc:

@@ -417,13 +417,14 @@ def _request(wire: bytes, origin: Origin) -> tuple[list[tuple[str, str]], bytes]
 
 def phases(reply: Reply, started: float, marks: list[float], new_connection: bool) -> tuple[float, ...]:
     """A stream's phases in ms, as ``Response.timings`` (dns, connect, tls, send, ttfb, receive): the connection's
-    only when this request opened it (``marks[1:4]`` from connecting), as on HTTP/1.1."""
-    ready = marks[3] if new_connection else started
+    only when this request opened it (its own ``marks[0:3]`` from connecting), as on HTTP/1.1. A stream that
+    waited for a sibling's connection (a parallel group's) counts that wait in its send phase."""
+    ready = marks[2] if new_connection else started
     sent = max(reply.sent or ready, ready)
     first = max(reply.first or reply.ended, sent)
     ended = max(reply.ended, first)
     opening = (
-        ((marks[1] - started) * 1000.0, (marks[2] - marks[1]) * 1000.0, (marks[3] - marks[2]) * 1000.0)
+        ((marks[0] - started) * 1000.0, (marks[1] - marks[0]) * 1000.0, (marks[2] - marks[1]) * 1000.0)
         if new_connection
         else (0.0, 0.0, 0.0)
     )

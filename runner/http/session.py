@@ -376,7 +376,7 @@ def _raw_io(sock: Any, wire: bytes, marks: list[float]) -> Callable[[int], bytes
         sent = 0
     if sent < len(wire):
         sock.sendall(memoryview(wire)[sent:])
-    marks[4] = perf_counter()  # the request is written: waiting begins
+    marks[3] = perf_counter()  # the request is written: waiting begins
     read_event, hub = sock._read_event, sock.hub
     hub.wait(read_event)  # the answer cannot be there yet: a recv now would fail (a syscall and an exception)
 
@@ -406,7 +406,7 @@ def _tls_io(sock: Any, wire: bytes, marks: list[float]) -> Callable[[int], bytes
             hub.wait(write_event)
         except ssl.SSLWantReadError:
             hub.wait(read_event)
-    marks[4] = perf_counter()
+    marks[3] = perf_counter()
     if not tls.pending():
         hub.wait(read_event)  # as in _raw_io: a read now would fail (and raise)
 
@@ -474,9 +474,9 @@ class HttpSession:
         self.discard_body = discard_body
         self.cookies = CookieJar()
         self._timers: dict[float, Any] = {}  # deadline seconds -> a reusable libev timer, made on first use
-        # perf_counter() marks of the exchange under way: its start, resolved, connected, TLS done, request sent
-        self._marks = [0.0] * 5
-        self._phases: tuple[float, ...] = ()  # the last response's, ms (``PHASES``)
+        # the last response's phases, ms (``PHASES``): set by ``_exchange`` and read by ``_send`` with no switch
+        # between, so the greenlets of a parallel group never read each other's
+        self._phases: tuple[float, ...] = ()
         self._origins: dict[str, _Origin] = {}  # "scheme://netloc" as written -> origin
         self._canonical: dict[tuple[str, str, int], _Origin] = {}
         pairs = {"user-agent": ("User-Agent", USER_AGENT)}
@@ -766,8 +766,10 @@ class HttpSession:
         response's phases are left in ``_phases`` (ms, as ``Response.timings``).
         """
         retried = False
-        marks = self._marks
-        started = marks[0] = perf_counter()
+        # this exchange's own perf_counter() marks (resolved, connected, TLS done, request sent): the greenlets of
+        # a parallel group each connect and send on their own, never into a sibling's marks
+        marks = [0.0, 0.0, 0.0, 0.0]
+        started = perf_counter()
         while True:
             sock, origin.sock = origin.sock, None
             if sock is None and origin.spare:
@@ -798,7 +800,7 @@ class HttpSession:
                     except _Deadline:
                         return None, perf_counter() - started, H2Error(_timed_out(deadline, "HTTP/2 exchange")), retried
                     if done[0] is not None:
-                        self._phases = h2_phases(done[0], started, marks, marks[1] >= started)  # it connected
+                        self._phases = h2_phases(done[0], started, marks, marks[0] != 0.0)  # it connected
                     return done
             received = False
             try:
@@ -824,7 +826,7 @@ class HttpSession:
                 sock.close()
                 if reused and not received and not retried and isinstance(exc, _STALE) and method in _IDEMPOTENT:
                     retried = True  # the server closed the idle connection: once more on a new one
-                    continue  # (the lost attempt counts in this one's dns phase: marks[0] stays)
+                    continue  # (the lost attempt counts in this one's dns phase: started stays)
                 if isinstance(exc, _Deadline):
                     error = _timed_out(deadline, "reading the response" if received else "waiting for the response")
                 else:
@@ -833,7 +835,7 @@ class HttpSession:
                     raise
                 return None, perf_counter() - started, error, retried
 
-            sent = marks[4]
+            sent = marks[3]
             if reused:
                 self._phases = (
                     0.0,
@@ -844,7 +846,7 @@ class HttpSession:
                     (ended - first) * 1000.0,
                 )
             else:
-                resolved, connected, secured = marks[1], marks[2], marks[3]
+                resolved, connected, secured = marks[0], marks[1], marks[2]
                 self._phases = (
                     (resolved - started) * 1000.0,
                     (connected - resolved) * 1000.0,
@@ -865,7 +867,7 @@ class HttpSession:
             return parser, ended - started, None, retried
 
     def _connect(self, origin: _Origin, marks: list[float]) -> Any:
-        """A new connection to ``origin`` (TLS for https), trying each address in turn; ``marks[1:4]`` get when
+        """A new connection to ``origin`` (TLS for https), trying each address in turn; ``marks[0:3]`` get when
         the name was resolved, the TCP connection made and the TLS handshake done (= connected for http).
 
         No TCP_NODELAY: a request goes out in one send, so Nagle never delays it, and leaving it on cost 5 %.
@@ -873,18 +875,18 @@ class HttpSession:
         infos = _addresses(origin.host, origin.port)
         if not infos:
             raise RuntimeError("getaddrinfo gave no address")
-        marks[1] = perf_counter()
+        marks[0] = perf_counter()
         first_error: BaseException | None = None
         for family, kind, proto, _, address in infos:
             sock = gevent.socket.socket(family, kind, proto)
             try:
                 sock.settimeout(self.connect_timeout)
                 sock.connect(address)
-                marks[2] = marks[3] = perf_counter()
+                marks[1] = marks[2] = perf_counter()
                 if origin.https:
                     context = _shared_tls_context(not self.insecure, self.http2)
                     sock = context.wrap_socket(sock, server_hostname=origin.host)
-                    marks[3] = perf_counter()
+                    marks[2] = perf_counter()
                 sock.settimeout(None)  # the request's deadline bounds every wait from here on
                 return sock
             except BaseException as exc:

@@ -73,6 +73,8 @@ def assemble(live: Live, end: float, *, ended: bool) -> Results:
         builders["windows"] = live.slo.results
     if live.goal is not None:
         builders["goal"] = live.goal.results
+    if (apdex_t := settings.apdex_t) is not None:  # the HTML report's T: lrun report renders the file with it again
+        builders["apdex_t_ms"] = lambda: round(apdex_t * 1000, 3)
     parts = _parts(builders)
     # thresholds and the exit code are judged on the figures the results then get
     figures = replace(snapshot, transactions=transactions, arrivals=parts.get("arrivals"))

@@ -438,8 +438,10 @@ def _ran(results: Results) -> str:
     return " ".join(parts)
 
 
-def run_view(results: Results, apdex_t_ms: float = APDEX_T_MS) -> dict[str, Any]:
-    """Everything the template shows for one run, formatted; optional parts are None or empty."""
+def run_view(results: Results, apdex_t_ms: float | None = None) -> dict[str, Any]:
+    """Everything the template shows for one run, formatted; optional parts are None or empty. Apdex's T is
+    ``apdex_t_ms``, else the one the run used (``results.apdex_t_ms``), else 500 ms."""
+    apdex_t_ms = apdex_t_ms or results.apdex_t_ms or APDEX_T_MS
     origin = _origin(results)
     total, transactions, workers = results.total, results.transactions, results.workers or []
     asked = f" ({results.load.users} asked)" if results.load.users is not None and not results.load.stages else ""
@@ -649,7 +651,9 @@ def _request_cells(entries: Sequence[Entry | None], apdex_t_ms: float = APDEX_T_
     return cells
 
 
-def compare_view(runs: Sequence[Results], labels: Sequence[str], apdex_t_ms: float = APDEX_T_MS) -> dict[str, Any]:
+def compare_view(runs: Sequence[Results], labels: Sequence[str], apdex_t_ms: float | None = None) -> dict[str, Any]:
+    """The comparison of runs; Apdex by ``apdex_t_ms``, else the T the first run used, else 500 ms."""
+    apdex_t_ms = apdex_t_ms or runs[0].apdex_t_ms or APDEX_T_MS
     metrics = []
     for label, value, fmt, better in COMPARED:
         values = [value(r) for r in runs]
@@ -717,7 +721,7 @@ def _environment() -> Environment:
 
 
 def render_html(
-    results: Results | Sequence[Results], *, labels: Sequence[str] | None = None, apdex_t_ms: float = APDEX_T_MS
+    results: Results | Sequence[Results], *, labels: Sequence[str] | None = None, apdex_t_ms: float | None = None
 ) -> str:
     """The report of one run, or the comparison of several (a list; the first is the baseline)."""
     runs = [results] if isinstance(results, Results) else list(results)
@@ -741,7 +745,7 @@ def write_html(
     path: str | os.PathLike[str],
     *,
     labels: Sequence[str] | None = None,
-    apdex_t_ms: float = APDEX_T_MS,
+    apdex_t_ms: float | None = None,
 ) -> None:
     """Render and write the report atomically; ``LrunError`` when the file cannot be written."""
     text = render_html(results, labels=labels, apdex_t_ms=apdex_t_ms)

@@ -675,6 +675,11 @@ class Results(_Open):
         None, description="lrun capacity: the search's steps and its answer (these results are its best step's)."
     )
     goal: GoalOutcome | None = Field(None, description="Goal-oriented load: how the rate reached and held its goal.")
+    apdex_t_ms: Number | None = Field(
+        None,
+        description="Apdex's T in ms the run was given (lrun run --apdex-t): lrun report renders with it unless told "
+        "another; absent: 500 ms.",
+    )
 
     @classmethod
     def required(cls) -> frozenset[str]:
