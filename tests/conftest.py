@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +14,7 @@ import pytest
 
 if TYPE_CHECKING:
     from helpers import Cluster
+    from scripted import Script, Scripted
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -62,3 +63,20 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield started
     finally:
         started.kill_all()
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[..., Scripted]]:
+    """``scripted(script, read_request=False)`` starts a loopback server running ``script`` per connection
+    (tests/scripted.py); every one started is closed after the test."""
+    from scripted import Scripted
+
+    servers: list[Scripted] = []
+
+    def start(script: Script, *, read_request: bool = False) -> Scripted:
+        servers.append(Scripted(script, read_request=read_request))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

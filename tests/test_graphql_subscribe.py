@@ -5,20 +5,17 @@ static validation at file:line:col."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import re
 import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from helpers import by_name, demo_reset, demo_stats, run_json, write
-from scripted import Scripted
+from scripted import ws_handshake
 
 from conftest import ROOT, run_lrun
 
@@ -169,25 +166,6 @@ def test_ws_close_accepts_the_subscriptions_connection(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------- hostile servers
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def _handshake(conn: socket.socket) -> None:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(4096)
-        if not chunk:
-            raise ConnectionError("no request")
-        data += chunk
-    key = next(
-        line.split(b":", 1)[1].strip() for line in data.split(b"\r\n") if line.lower().startswith(b"sec-websocket-key")
-    )
-    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-    conn.sendall(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Protocol: graphql-transport-ws\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-    )
-
 
 def _text(message: dict) -> bytes:
     payload = json.dumps(message).encode()
@@ -212,19 +190,6 @@ def _client_messages(data: bytes) -> list[dict]:
     return messages
 
 
-@pytest.fixture
-def scripted() -> Iterator[Callable[[Callable[[socket.socket, threading.Event], None]], Scripted]]:
-    servers: list[Scripted] = []
-
-    def start(script: Callable[[socket.socket, threading.Event], None]) -> Scripted:
-        servers.append(Scripted(script))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
 ONE = """
 host: http://127.0.0.1:{port}
 load: {{users: 1, iterations: 1}}
@@ -247,7 +212,7 @@ def _failures(tmp_path: Path, port: int) -> tuple[dict[str, dict], list[str], fl
 
 def test_a_server_that_never_acks(tmp_path: Path, scripted) -> None:  # type: ignore[no-untyped-def]
     def silent(conn: socket.socket, stop: threading.Event) -> None:
-        _handshake(conn)
+        ws_handshake(conn, "graphql-transport-ws")
         conn.recv(4096)  # the connection_init, never answered
         stop.wait(10)
 
@@ -259,7 +224,7 @@ def test_a_server_that_never_acks(tmp_path: Path, scripted) -> None:  # type: ig
 
 def test_a_server_that_closes_mid_subscription(tmp_path: Path, scripted) -> None:  # type: ignore[no-untyped-def]
     def one_then_gone(conn: socket.socket, stop: threading.Event) -> None:
-        _handshake(conn)
+        ws_handshake(conn, "graphql-transport-ws")
         conn.recv(4096)  # connection_init
         conn.sendall(_text({"type": "ping"}) + _text({"type": "connection_ack"}))
         conn.recv(4096)  # the pong, or the subscribe (with it)
@@ -282,7 +247,7 @@ def test_a_subscription_that_never_sends(tmp_path: Path, scripted) -> None:  # t
     received = bytearray()
 
     def acks_only(conn: socket.socket, stop: threading.Event) -> None:
-        _handshake(conn)
+        ws_handshake(conn, "graphql-transport-ws")
         conn.settimeout(0.2)
         deadline = time.monotonic() + 5
         acked = False

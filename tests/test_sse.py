@@ -6,12 +6,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from helpers import by_name, demo_reset, demo_stats, run_json, write
-from scripted import Scripted
 
 from conftest import ROOT, run_lrun
 
@@ -77,19 +75,6 @@ def test_a_receive_on_a_stream_nobody_subscribed_is_a_validation_error(tmp_path:
 # ---------------------------------------------------------------------------------------- hostile servers
 
 
-@pytest.fixture
-def scripted() -> Iterator[Callable[[Callable[[socket.socket, threading.Event], None]], Scripted]]:
-    servers: list[Scripted] = []
-
-    def start(script: Callable[[socket.socket, threading.Event], None]) -> Scripted:
-        servers.append(Scripted(script, read_request=True))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
 ONE = """
 host: http://127.0.0.1:{port}
 load: {{users: 1, iterations: 1}}
@@ -123,7 +108,7 @@ def _no_newlines(conn: socket.socket, stop: threading.Event) -> None:
     ids=["never answers", "404", "not an event stream", "no newlines"],
 )
 def test_hostile_streams_fail_the_step_with_their_reason(tmp_path: Path, scripted, script, reason) -> None:  # type: ignore[no-untyped-def]
-    server = scripted(script)
+    server = scripted(script, read_request=True)
     started = time.monotonic()
     result, results = run_json(tmp_path, str(write(tmp_path, ONE.format(port=server.port))), timeout=60)
     assert result.returncode == 1, result.stdout + result.stderr

@@ -11,12 +11,11 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from helpers import by_name, demo_reset, demo_stats, run_json, run_measured, write
-from scripted import Scripted
+from scripted import GUID, ws_frame, ws_handshake
 
 from conftest import ROOT, run_lrun
 
@@ -126,50 +125,6 @@ def test_mistakes_are_one_line_at_their_place(tmp_path: Path, steps: str, expect
 
 # ---------------------------------------------------------------------------------------- hostile servers
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def _handshake(conn: socket.socket) -> None:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(4096)
-        if not chunk:
-            raise ConnectionError("no request")
-        data += chunk
-    key = next(
-        line.split(b":", 1)[1].strip() for line in data.split(b"\r\n") if line.lower().startswith(b"sec-websocket-key")
-    )
-    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-    conn.sendall(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-    )
-
-
-def _frame(payload: bytes, opcode: int = 1, fin: bool = True, length: int | None = None) -> bytes:
-    n = len(payload) if length is None else length
-    head = bytes([(0x80 if fin else 0) | opcode])
-    if n < 126:
-        head += bytes([n])
-    elif n < 65536:
-        head += bytes([126]) + struct.pack("!H", n)
-    else:
-        head += bytes([127]) + struct.pack("!Q", n)
-    return head + payload
-
-
-@pytest.fixture
-def scripted() -> Iterator[Callable[[Callable[[socket.socket, threading.Event], None]], Scripted]]:
-    servers: list[Scripted] = []
-
-    def start(script: Callable[[socket.socket, threading.Event], None]) -> Scripted:
-        servers.append(Scripted(script))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
 
 ONE = """
 host: http://127.0.0.1:{port}
@@ -213,14 +168,14 @@ def test_a_200_instead_of_101(tmp_path: Path, scripted) -> None:  # type: ignore
 
 
 def _endless_fragments(conn: socket.socket) -> None:
-    conn.sendall(_frame(b"y" * 1024, opcode=1, fin=False))
+    conn.sendall(ws_frame(b"y" * 1024, opcode=1, fin=False))
     for _ in range(100_000):  # until the client closes
-        conn.sendall(_frame(b"y" * 1024, opcode=0, fin=False))
+        conn.sendall(ws_frame(b"y" * 1024, opcode=0, fin=False))
 
 
 def _drip_then_close(conn: socket.socket) -> None:
     """Half of a 60,000-byte frame in 100-byte pieces (the fast path hands it to wsproto), then the close."""
-    frame = _frame(b"d" * 60_000)
+    frame = ws_frame(b"d" * 60_000)
     for at in range(0, 30_000, 100):
         conn.sendall(frame[at : at + 100])
 
@@ -228,17 +183,17 @@ def _drip_then_close(conn: socket.socket) -> None:
 @pytest.mark.parametrize(
     ("send", "reason"),
     [
-        (lambda c: c.sendall(_frame(b"h" * 1000)[:500]), "closed the connection in the middle of a message"),
+        (lambda c: c.sendall(ws_frame(b"h" * 1000)[:500]), "closed the connection in the middle of a message"),
         (_drip_then_close, "closed the connection in the middle of a message"),
-        (lambda c: c.sendall(_frame(b"x" * 100_000, length=10 * 2**20)), "a message of more than 65536 bytes"),
+        (lambda c: c.sendall(ws_frame(b"x" * 100_000, length=10 * 2**20)), "a message of more than 65536 bytes"),
         (_endless_fragments, "a message of more than 65536 bytes"),
-        (lambda c: c.sendall(_frame(b"half", fin=False)), "closed the connection in the middle of a message"),
+        (lambda c: c.sendall(ws_frame(b"half", fin=False)), "closed the connection in the middle of a message"),
     ],
     ids=["closed mid-frame", "dripped then closed", "frame over the limit", "endless fragments", "closed mid-message"],
 )
 def test_hostile_frames_fail_the_step_with_their_reason(tmp_path: Path, scripted, send, reason) -> None:  # type: ignore[no-untyped-def]
     def script(conn: socket.socket, stop: threading.Event) -> None:
-        _handshake(conn)
+        ws_handshake(conn)
         send(conn)
         if "middle" not in reason:
             stop.wait(10)  # the client is the one to give up
@@ -254,8 +209,8 @@ def test_a_flood_nobody_reads_is_counted_in_bounded_memory_and_the_run_ends_on_t
     sent = [0]
 
     def flood(conn: socket.socket, stop: threading.Event) -> None:
-        _handshake(conn)
-        frame = _frame(b"z" * 200)
+        ws_handshake(conn)
+        frame = ws_frame(b"z" * 200)
         deadline = time.monotonic() + 20
         while not stop.is_set() and time.monotonic() < deadline:
             conn.sendall(frame * 50)
@@ -313,21 +268,21 @@ def test_a_waiting_user_reads_past_other_messages_and_answers_pings(tmp_path: Pa
     counts = {"other": 0, "pings": 0, "pongs": 0, "echoes": 0}
 
     def script(conn: socket.socket, stop: threading.Event) -> None:
-        _handshake(conn)
+        ws_handshake(conn)
         conn.settimeout(20)
         while not stop.is_set():
             opcode, data = _client_frame(conn)
             if opcode == 0x8:
-                conn.sendall(_frame(data[:2], opcode=0x8))
+                conn.sendall(ws_frame(data[:2], opcode=0x8))
                 return
             if opcode == 0xA:
                 counts["pongs"] += 1
                 continue
-            before, after = _frame(b"other") * 3 + _frame(b"p", opcode=0x9), _frame(b"later") * 2
+            before, after = ws_frame(b"other") * 3 + ws_frame(b"p", opcode=0x9), ws_frame(b"later") * 2
             counts["other"] += 5
             counts["pings"] += 1
             counts["echoes"] += 1
-            conn.sendall(before + _frame(b"echo " + data) + after)
+            conn.sendall(before + ws_frame(b"echo " + data) + after)
 
     text = f"""
 host: http://127.0.0.1:{scripted(script).port}
@@ -360,9 +315,9 @@ def test_a_reply_that_never_comes_times_out_through_a_flood(tmp_path: Path, scri
     sent = [0]
 
     def flood(conn: socket.socket, stop: threading.Event) -> None:
-        _handshake(conn)
+        ws_handshake(conn)
         _client_frame(conn)
-        frame = _frame(b"z" * 100)
+        frame = ws_frame(b"z" * 100)
         deadline = time.monotonic() + 15
         while not stop.is_set() and time.monotonic() < deadline:
             conn.sendall(frame * 50)
