@@ -320,8 +320,15 @@ def test_stats_and_reset(demo: DemoProcess) -> None:
             "open": 0,
             "sse": {"subscriptions": 0, "resumed": 0, "events": 0},
         },
-        "graphql": {"operations": {}, "errors": 0},
-    }
+        "graphql": {
+            "operations": {},
+            "errors": 0,
+            "subscriptions": {
+                "connections": 0, "subscriptions": 0, "by_operation": {}, "events": 0, "completed": 0, "cancelled": 0,
+                "errors": 0,
+            },
+        },
+    }  # fmt: skip
     call(demo, "GET", "/")
     call(demo, "GET", "/items/1")
     call(demo, "GET", "/items/2")
