@@ -45,12 +45,27 @@ def serve(sock: ssl.SSLSocket) -> None:
                 if isinstance(event, h2.events.RequestReceived):
                     path = dict(event.headers)[b":path"].decode()
                     if not answer(sock, conn, event.stream_id, path):
+                        linger(sock)
                         return
             sock.sendall(conn.data_to_send())
     except (OSError, h2.exceptions.H2Error):
         return
     finally:
         sock.close()
+
+
+def linger(sock: ssl.SSLSocket) -> None:
+    """Close after a GOAWAY as servers do (nginx's lingering close): stop writing, then read what the client still
+    sends until it closes (2 s at most). Closing with its frames unread would answer them with a TCP reset, which
+    can destroy the GOAWAY before the client reads it."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(0.5)
+        end = time.monotonic() + 2
+        while time.monotonic() < end and sock.recv(65536):
+            pass
+    except OSError:
+        pass
 
 
 def reply(conn: h2.connection.H2Connection, stream: int, body: bytes, extra: list | None = None) -> None:
