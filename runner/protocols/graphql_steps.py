@@ -90,13 +90,19 @@ def compile_graphql(step: GraphqlStep, ctx: Any) -> list[Step | Think]:
         user.in_flight = None
         result = RequestResult.of(METHOD, name, response, None)
         signal = reader.read(user, response, result)
-        user.runtime.on_request(user, result)
-        if result.failure is not None and user.transactions:
-            user.fail_transactions(result.failure)
-        if signal is not None:
-            raise signal
+        deliver(user, result, signal)
 
     return _then(run, _think(step, ctx))
+
+
+def deliver(user: VirtualUser, result: RequestResult, signal: BaseException | None) -> None:
+    """A GraphQL step's result to the statistics (a failure fails the user's open transactions), then the flow
+    signal its checkpoints raised, if any."""
+    user.runtime.on_request(user, result)
+    if result.failure is not None and user.transactions:
+        user.fail_transactions(result.failure)
+    if signal is not None:
+        raise signal
 
 
 GRAPHQL_COMPILERS: dict[type, Any] = {GraphqlStep: compile_graphql}

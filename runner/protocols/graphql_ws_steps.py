@@ -29,7 +29,7 @@ from runner.engine.calls import RequestResult
 from runner.engine.flow import StopUser
 from runner.engine.user import Step, Think, VirtualUser
 from runner.http.response import Response
-from runner.protocols.graphql_steps import METHOD, error_messages
+from runner.protocols.graphql_steps import METHOD, deliver, error_messages
 from runner.protocols.graphql_ws import GraphqlWebSocket
 from runner.protocols.inbox import Message
 from runner.protocols.websocket_steps import _Reader, _then, _think, report
@@ -185,11 +185,7 @@ def compile_subscribe(step: GraphqlSubscribeStep, ctx: Any) -> list[Step | Think
             signal = reader.read(user, last, result)
         elif user.runtime.trace and last is not None:
             result.response = last
-        user.runtime.on_request(user, result)
-        if result.failure is not None and user.transactions:
-            user.fail_transactions(result.failure)
-        if signal is not None:
-            raise signal
+        deliver(user, result, signal)
 
     return _then(run, _think(step, ctx))
 

@@ -851,6 +851,12 @@ SSE_STEPS = (SseSubscribeStep, SseReceiveStep, SseCloseStep)
 _OPERATION_NAME = re.compile(r"^\s*(?:query|mutation|subscription)\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 
+def _operation_name(query: str, operation: str | None) -> str | None:
+    """operationName as given, else the name the query's text gives its operation."""
+    found = _OPERATION_NAME.match(query)
+    return operation or (found[1] if found else None)
+
+
 class GraphqlStep(Model):
     """A GraphQL operation over HTTP: a 200 whose body has errors is a failure with their messages."""
 
@@ -885,8 +891,7 @@ class GraphqlStep(Model):
 
     @property
     def operation_name(self) -> str | None:
-        found = _OPERATION_NAME.match(self.query)
-        return self.operation or (found[1] if found else None)
+        return _operation_name(self.query, self.operation)
 
 
 _SUBSCRIPTION_START = re.compile(r"^\s*(?:#[^\n]*\n\s*)*(\{\{|subscription\b|query\b|mutation\b|\{)")
@@ -972,8 +977,7 @@ class GraphqlSubscribeStep(Model):
 
     @property
     def operation_name(self) -> str | None:
-        found = _OPERATION_NAME.match(self.query)
-        return self.operation or (found[1] if found else None)
+        return _operation_name(self.query, self.operation)
 
 
 class _TaskFields(Model):
