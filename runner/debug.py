@@ -19,6 +19,7 @@ from runner.engine.calls import RequestResult
 from runner.engine.flow import FlowSignal, StopTest
 from runner.engine.state import RunState
 from runner.engine.user import Transaction, VirtualUser
+from runner.http.response import Response
 from runner.scenario.limits import PHASES
 from runner.scenario.scripting import ScriptError
 
@@ -48,6 +49,9 @@ class TraceRuntime:
 
     def _style(self, text: str, **kw: Any) -> str:
         return click.style(text, **kw) if self.color is not False else text
+
+    def on_response(self, user: VirtualUser, method: str, name: str, response: Response, failure: str | None) -> None:
+        self.on_request(user, RequestResult.of(method, name, response, failure))
 
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
         self.requests += 1

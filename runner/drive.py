@@ -22,6 +22,7 @@ from gevent import GreenletExit
 from runner.compile.compiler import CompiledScenario
 from runner.config import RunSettings, load_given_by_user
 from runner.engine.arrivals import ArrivalRunner
+from runner.engine.calls import RequestResult
 from runner.engine.flow import StopTest
 from runner.engine.runner import LocalRunner
 from runner.engine.runner_protocol import RateStage, Stage
@@ -30,6 +31,7 @@ from runner.engine.state import RunState
 from runner.engine.user import VirtualUser
 from runner.events import Events
 from runner.goal import start_goal
+from runner.http.response import Response
 from runner.live.assemble import assemble
 from runner.live.state import Live, RunContext
 from runner.live.view import LiveView
@@ -463,6 +465,9 @@ class OnceRuntime:
     @property
     def run_state(self) -> RunState:
         return self.live.runner.run_state
+
+    def on_response(self, user: VirtualUser, method: str, name: str, response: Response, failure: str | None) -> None:
+        self.on_request(user, RequestResult.of(method, name, response, failure))
 
     def on_request(self, user: VirtualUser, result: Any) -> None:
         self.live.stats.log(

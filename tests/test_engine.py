@@ -54,6 +54,9 @@ class Recorder:
     def on_request(self, user, result) -> None:  # type: ignore[no-untyped-def]
         pass
 
+    def on_response(self, user, method, name, response, failure) -> None:  # type: ignore[no-untyped-def]
+        pass
+
     def on_think(self, user, seconds) -> None:  # type: ignore[no-untyped-def]
         pass
 

@@ -18,6 +18,7 @@ import pytest
 
 from conftest import ROOT, run_lrun
 from runner.compile.compiler import CompileOptions, compile_scenario
+from runner.engine.calls import RequestResult
 from runner.scenario import load_scenario
 
 
@@ -73,6 +74,9 @@ class Recorder:
 
     def on_request(self, user: Any, result: Any) -> None:
         self.results.append(result)
+
+    def on_response(self, user: Any, method: str, name: str, response: Any, failure: str | None) -> None:
+        self.results.append(RequestResult.of(method, name, response, failure))
 
     def on_think(self, user: Any, seconds: float) -> None:
         pass

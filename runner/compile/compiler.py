@@ -221,9 +221,14 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
                 raise on_render_error(message) from None
             return
         user.in_flight = key  # still set if the run stops while it is under way: counted as interrupted
-        response = user.session.request(
-            method, target, timeout=timeout, allow_redirects=allow_redirects, discard_body=discard_body, **kwargs
-        )
+        if kwargs:
+            response = user.session.request(
+                method, target, timeout=timeout, allow_redirects=allow_redirects, discard_body=discard_body, **kwargs
+            )
+        else:  # a plain GET: a call without ** builds no dict of keywords
+            response = user.session.request(
+                method, target, timeout=timeout, allow_redirects=allow_redirects, discard_body=discard_body
+            )
         if user.past_deadline():  # the run ended while this request was under way: cut off, counted as interrupted
             raise StopUser("the run's deadline passed")
         user.in_flight = None
@@ -263,13 +268,15 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
                 if not trace:
                     break
         failure = failure or missing
-        result = RequestResult.of(method, name, response, failure)
         if trace:
+            result = RequestResult.of(method, name, response, failure)
             result.response = response
             result.trace_extracted = extracted
             result.trace_checks = verdicts
             result.trace_warnings = warnings
-        runtime.on_request(user, result)
+            runtime.on_request(user, result)
+        else:
+            runtime.on_response(user, method, name, response, failure)
         if failure is not None and user.transactions:
             user.fail_transactions(failure)
         if signal is not None:

@@ -32,6 +32,7 @@ from runner.engine.dispatch import distribute, spawn_order
 from runner.engine.runner import LocalRunner, StatsSink
 from runner.engine.runner_protocol import OpenModel, RateStage, Runner, State
 from runner.engine.user import VirtualUser
+from runner.http.response import Response
 from runner.report.model import Arrivals, FromIntendedStart
 from runner.stats import RequestStats
 from runner.stats.histogram import Histogram
@@ -193,6 +194,9 @@ class ArrivalRunner(LocalRunner):
         super().on_request(user, result)
         if self.counts(result):
             self.intended.log(result.method, result.name, result.elapsed_ms + user.late_ms, result.size, result.failure)
+
+    def on_response(self, user: VirtualUser, method: str, name: str, response: Response, failure: str | None) -> None:
+        self.on_request(user, RequestResult.of(method, name, response, failure))
 
     def start_arrivals(self, stages: Sequence[RateStage], start_rate: float = 0.0) -> None:
         """Arrive along ``stages`` (a constant rate is one stage starting at that rate); stop at their end."""

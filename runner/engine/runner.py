@@ -22,7 +22,8 @@ from runner.engine.dispatch import distribute, spawn_order, start_order
 from runner.engine.runner_protocol import Distributed, OpenModel, SharedVariables, Stage, State
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
-from runner.engine.user import Transaction, VirtualUser
+from runner.engine.user import INF, Transaction, VirtualUser
+from runner.http.response import Response
 from runner.http.unreachable import Unreachable
 
 
@@ -202,25 +203,39 @@ class LocalRunner(LoadShape):
 
     def counts(self, result: RequestResult) -> bool:
         """A request counts unless it began after the deadline (a step already under way may send more)."""
-        return self.deadline == float("inf") or time.monotonic() - result.elapsed_ms / 1000 < self.deadline
+        return self.deadline == INF or time.monotonic() - result.elapsed_ms / 1000 < self.deadline
 
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
-        if not self.counts(result):
-            return
+        ms = result.elapsed_ms
+        deadline = self.deadline
+        if deadline != INF and time.monotonic() - ms / 1000 >= deadline:
+            return  # it began after the deadline
+        failure = result.failure
         self.stats.log(
-            result.method,
-            result.name,
-            result.elapsed_ms,
-            result.size,
-            result.failure,
-            result.retries,
-            result.http2,
-            result.timings,
+            result.method, result.name, ms, result.size, failure, result.retries, result.http2, result.timings
         )
-        if (unreachable := self.unreachable.note(result.failure if result.connect_failed else None)) is not None:
-            self.warn(unreachable)
+        if result.connect_failed or self.unreachable.since is not None:
+            self._unreachable(failure if result.connect_failed else None)
         if self.request_hook is not None:
             self.request_hook(user, result)
+
+    def on_response(self, user: VirtualUser, method: str, name: str, response: Response, failure: str | None) -> None:
+        """``on_request`` without the ``RequestResult`` unless the request hook reads one (the hot path)."""
+        if self.request_hook is not None:
+            self.on_request(user, RequestResult.of(method, name, response, failure))
+            return
+        ms = response.elapsed_ms
+        deadline = self.deadline
+        if deadline != INF and time.monotonic() - ms / 1000 >= deadline:
+            return
+        self.stats.log(method, name, ms, response.size, failure, response.retries, response.http2, response.timings)
+        if response.connect_failed or self.unreachable.since is not None:
+            self._unreachable(failure if response.connect_failed else None)
+
+    def _unreachable(self, connect_error: str | None) -> None:
+        """Tell ``unreachable`` of a request (only when it failed to connect or a run of such failures goes on)."""
+        if (warning := self.unreachable.note(connect_error)) is not None:
+            self.warn(warning)
 
     def on_transaction(self, user: VirtualUser, transaction: Transaction, failure: str | None) -> None:
         if self.transactions is not None:

@@ -20,6 +20,7 @@ from runner.engine.calls import Client, Measure, RequestResult
 from runner.engine.flow import FlowSignal, StopIteration_, StopTest, StopUser
 from runner.engine.rows import Held
 from runner.engine.state import RunState
+from runner.http.response import Response
 from runner.http.session import HttpSession
 from runner.stats.checks import SCRATCH
 
@@ -33,6 +34,11 @@ class Runtime(Protocol):
     think: bool  # honour think time (off in debug unless asked)
 
     def on_request(self, user: VirtualUser, result: RequestResult) -> None: ...
+
+    def on_response(self, user: VirtualUser, method: str, name: str, response: Response, failure: str | None) -> None:
+        """A scenario request's response when not tracing: ``on_request`` of ``RequestResult.of(...)``, which a
+        load runner may skip (the hot path: no result object unless something reads it)."""
+        ...
 
     def on_think(self, user: VirtualUser, seconds: float) -> None: ...
 
