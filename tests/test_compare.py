@@ -21,7 +21,9 @@ import pytest
 
 from conftest import ROOT, lrun_command, run_lrun
 from runner.compare.console import value_text
-from runner.compare.model import Comparison
+from runner.compare.model import Comparison, Gated, RunRef
+from runner.compare.rules import parse_rule
+from runner.compare.summary import summary
 from runner.report.apdex import apdex, fmt_apdex
 from runner.report.formats import fmt_ms
 from runner.report.results import read_json
@@ -316,7 +318,7 @@ def test_the_html_report_explains_in_sentences(runs: dict[str, Any]) -> None:
         "noise and beyond their rules; the gate exits 1."
     )
     regressions = sorted((m for m in comparison.metrics if m.verdict == "regression"),
-                         key=lambda m: -abs(m.change_ratio or 0))  # fmt: skip
+                         key=lambda m: -abs(m.change_ratio or 0) * 100 / (parse_rule(m.rule).limit or 1))  # fmt: skip
     assert regressions and all(m.metric != "errors" for m in regressions)
     for index, m in enumerate(regressions[:4], start=1):  # the largest first, with the comparison's numbers
         who = "all requests" if m.request == "total" else m.request
@@ -516,3 +518,24 @@ def test_the_docs_commands_exist_with_their_options() -> None:
                 assert word in options, f"lrun {name} has no option {word}"
             if word == "--fail-on":
                 parse_rule(words[index + 1])  # every rule shown parses
+
+
+def test_the_summary_ranks_changes_by_how_far_beyond_their_rules() -> None:
+    """A latency's percent and the error rate's points are not one unit: the summary orders the regressions by
+    how many times their rule's limit they moved (a +2 pp error rate under +0.5pp is 4, +30 % under +20 % is 1.5)."""
+
+    def gated(metric: str, rule: str, base: float, new: float) -> Gated:
+        return Gated(
+            request="GET /item", metric=metric, rule=rule, base=base, new=new, change=new - base,
+            change_ratio=new / base - 1, significant=True, test="", verdict="regression",
+        )  # fmt: skip
+
+    run = RunRef(file="x.json", scenario="s", start="", lrun_version="", requests=1000, measured_s=10)
+    comparison = Comparison(
+        base=run, new=run, method="", interval_confidence=0.95, test_z=3.0, rules=[], regressions=2,
+        improvements=0, passed=False, exit_code=1,
+        metrics=[gated("p95", "p95 +20%", 100.0, 130.0), gated("errors", "errors +0.5pp", 0.01, 0.03)],
+    )  # fmt: skip
+    said = summary(comparison)
+    assert said[1].startswith("The error rate of GET /item rose from 1.00% to 3.00% (+2.00 pp)"), said
+    assert said[2].startswith("p95 of GET /item rose from 100 ms to 130 ms (+30 %)"), said

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from runner.compare.console import value_text
 from runner.compare.model import Comparison, Gated
-from runner.compare.rules import TOTAL
+from runner.compare.rules import TOTAL, parse_rule
+from runner.errors import LrunError
 
 SHOWN_CHANGES = 4  # changes named per kind; the others are in the verdicts table
 NOISE_NAMED = 3
@@ -50,10 +51,21 @@ def moved(m: Gated) -> str:
 
 
 def _size(m: Gated) -> float:
-    """How large a change is, for the order: relative to the baseline, the error rate's in points."""
-    if m.metric == "errors":
-        return abs(m.change or 0.0)
-    return abs(m.change_ratio) if m.change_ratio is not None else float("inf")
+    """How large a change is, for the order: in multiples of its rule's limit, so that a latency's percent, a
+    latency's ms and the error rate's points rank on one scale (a +2 pp error rate under "errors +0.5pp" is 4,
+    a +30 % p95 under "p95 +20%" 1.5)."""
+    try:
+        rule = parse_rule(m.rule)
+    except LrunError:
+        rule = None
+    if rule is None or not rule.limit:
+        return abs(m.change_ratio) if m.change_ratio is not None else float("inf")
+    if rule.unit == "%":
+        if m.change_ratio is None:
+            return float("inf")  # from a baseline of 0
+        return abs(m.change_ratio) * 100 / rule.limit
+    scale = 100 if rule.unit == "pp" else 1  # the error rate's change is a ratio; its rule is in points
+    return abs(m.change or 0.0) * scale / rule.limit
 
 
 def _sentence(text: str) -> str:
