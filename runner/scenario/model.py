@@ -1031,6 +1031,17 @@ def step_kind(value: Any) -> str | None:
     return "think" if "think" in value else None
 
 
+def _kinds_text() -> str:
+    """The other step kinds' keys, a protocol's steps grouped: "…, ws_connect/send/receive/ping/close, …"."""
+    groups: dict[str, list[str]] = {}
+    for kind in list(STEP_KINDS)[1:]:
+        key = STEP_KINDS[kind][0]
+        prefix = key.split("_", 1)[0]
+        groups.setdefault(prefix if "_" in key and prefix not in STEP_KINDS else key, []).append(key)
+    parts = [keys[0] + "".join("/" + key.split("_", 1)[1] for key in keys[1:]) for keys in groups.values()]
+    return ", ".join(parts[:-1]) + f" or {parts[-1]}"
+
+
 Step = Annotated[
     Annotated[Request, Tag("request")]
     | Annotated[ThinkStep, Tag("think")]
@@ -1056,9 +1067,7 @@ Step = Annotated[
     Discriminator(
         step_kind,
         custom_error_type="step_kind",
-        custom_error_message="not a step: a step starts with a method (get, post …), "
-        + ", ".join(STEP_KINDS[kind][0] for kind in list(STEP_KINDS)[1:-1])
-        + f" or {STEP_KINDS[list(STEP_KINDS)[-1]][0]}",
+        custom_error_message=f"not a step: a step starts with a method (get, post …), {_kinds_text()}",
     ),
 ]
 
