@@ -15,6 +15,7 @@ import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 from jinja2 import TemplateError
@@ -27,7 +28,7 @@ from runner.engine.calls import RequestResult
 from runner.engine.flow import ON_FAIL, FlowSignal, StopUser
 from runner.engine.rendezvous import RendezvousPoint, RendezvousSpec
 from runner.engine.state import RunState
-from runner.engine.user import HttpSettings, Program, Step, Think, VirtualUser
+from runner.engine.user import INF, HttpSettings, Program, Step, Think, VirtualUser
 from runner.protocols.grpc_compile import read_ca
 from runner.protocols.steps import compile_protocol_step
 from runner.report.model import Pool as PoolResult
@@ -229,13 +230,17 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
             response = user.session.request(
                 method, target, timeout=timeout, allow_redirects=allow_redirects, discard_body=discard_body
             )
-        if user.past_deadline():  # the run ended while this request was under way: cut off, counted as interrupted
+        deadline = user.deadline  # user.past_deadline(), inlined: this runs for every request
+        if deadline != INF and monotonic() >= deadline:  # the run ended while it was under way: counted as interrupted
             raise StopUser("the run's deadline passed")
         user.in_flight = None
         failure: str | None = None
         missing: str | None = None
-        extracted = {} if trace else None  # type: ignore[var-annotated]
-        warnings: list[str] | None = [] if trace else None
+        extracted: dict[str, Any] | None = None
+        warnings: list[str] | None = None
+        verdicts: list[tuple[str, str | None]] | None = None
+        if trace:
+            extracted, warnings, verdicts = {}, [], []
         for extractor in extractors:
             message = extractor.extract(response, variables, user.session.cookies)  # type: ignore[assignment]
             if message is None:
@@ -251,7 +256,6 @@ def _compile_request(step: Request, ctx: _Context, path: tuple) -> list[Step | T
             if extracted is not None and extractor.variable in variables:
                 extracted[extractor.variable] = variables[extractor.variable]
         signal = None
-        verdicts: list[tuple[str, str | None]] | None = [] if trace else None
         counts = user.check_counts
         for checkpoint, on_fail, slot in checks:
             tally = counts[slot]
