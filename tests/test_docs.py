@@ -196,10 +196,20 @@ def _browse(page: Any, base: str) -> None:
     assert page.locator("h2#pool").is_visible()
     assert "when_empty" in page.locator("article").inner_text()
     page.goto(base + "/")
-    page.locator("input.md-search__input").click()
-    page.locator("input.md-search__input").fill("rendezvous")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    search = page.locator("input.md-search__input")
+    search.click()
     result = page.locator(".md-search-result__item").first
-    result.wait_for(timeout=60_000)  # the search index loads in a web worker: slow on a busy machine
+    for _ in range(6):  # the index loads in a web worker: a query typed before it is ready may show nothing
+        search.fill("")
+        search.fill("rendezvous")
+        try:
+            result.wait_for(timeout=10_000)
+            break
+        except PlaywrightTimeout:  # type the query again
+            continue
+    result.wait_for(timeout=1_000)  # the last try's failure, if it never came
     assert "rendezvous" in page.locator(".md-search-result").inner_text().lower()
 
 
