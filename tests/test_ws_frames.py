@@ -74,3 +74,16 @@ def test_an_unfinished_frame_waits_for_the_rest() -> None:
         got, used, rest = decode_all(whole[:cut])
         assert (got, used, rest) == ([], 0, False)
     assert decode_all(whole)[0] == [("y" * 300, 300)]
+
+
+def test_every_short_length_and_a_fresh_mask_per_frame() -> None:
+    """Payloads under 126 bytes are framed from tables (head, key and payload as one integer): each length reads
+    back whole, and the same message sent twice goes with two different masking keys (RFC 6455 5.3)."""
+    for size in range(126):
+        payload = bytes((i * 7 + size) % 256 for i in range(size))
+        decoder = FrameDecoder(client=False)
+        decoder.receive_bytes(ws_frames.encode(payload, ws_frames.TEXT))
+        frame = decoder.process_buffer()
+        assert frame is not None and frame.payload == payload and not decoder.buffer.buffer
+    keys = {ws_frames.encode(b"same message", ws_frames.TEXT)[2:6] for _ in range(50)}
+    assert len(keys) > 40  # 32 random bits a frame: 50 draws barely ever repeat

@@ -83,15 +83,21 @@ class WebSocket(Inbox):
         self._pong: AsyncResult | None = None
         self._parts: list[str | bytes] = []
         self._pending = b""  # the start of a common-case frame (ws_frames) whose end has not arrived
+        # wsproto holds nothing (no part of a frame or a message) and the connection is open: what is read next may
+        # be decoded by ws_frames. Cleared whenever wsproto is given data or a close is sent; set again once wsproto
+        # has given all its events and holds nothing.
+        self._fast = False
         # Plain TCP: one watcher of the socket's readability wakes whoever is parked on it: the user waiting for a
         # reply (it reads the socket itself, no hand-off from the reader) before the background reader.
         self._io: Any = None
+        self._raw: Any = None  # plain TCP: the kernel socket under the gevent one, read and written directly
         self._reader_waiter: Waiter | None = None
         self._user_waiter: Waiter | None = None
         self._busy = False  # received data being processed: by one greenlet at a time
         self._direct = False  # a waiting user reads the socket: the reader keeps off it
         self._timed_out = False
         self._timers: dict[float, Any] = {}  # a wait's seconds -> a reusable libev timer, made on first use
+        self._slot = _Slot()  # where a message arrives for a user reading the socket itself (one wait at a time)
 
     # -- opening --------------------------------------------------------------------------------------------
 
@@ -124,8 +130,10 @@ class WebSocket(Inbox):
         if self._ws.connection is not None:
             self._ws = self._ws.connection  # the HTTP handshake's state is no longer needed: ~4 KiB less a user
         if self.closed is None:
+            self._fast = self._idle()
             if not self._tls:
-                self._io = self._sock.hub.loop.io(self._sock._sock.fileno(), 1)
+                self._raw = self._sock._sock
+                self._io = self._sock.hub.loop.io(self._raw.fileno(), 1)
             self._reader = gevent.spawn(self._read)
         return elapsed, None
 
@@ -185,9 +193,26 @@ class WebSocket(Inbox):
         """Send one message: (bytes of payload, None or why it could not be sent)."""
         if self.closed is not None:
             return 0, self.not_open()
-        data = payload.encode() if isinstance(payload, str) else payload
+        if isinstance(payload, str):
+            data = payload.encode()
+            wire = ws_frames.encode(data, ws_frames.TEXT)
+        else:
+            data = payload
+            wire = ws_frames.encode(data, ws_frames.BINARY)
         size = len(data)
-        failure = self._write(ws_frames.encode(data, ws_frames.TEXT if isinstance(payload, str) else ws_frames.BINARY))
+        raw = self._raw
+        if raw is not None and not self._write_lock.locked():  # no write under way: no lock to take, no wait
+            try:
+                sent = raw.send(wire)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                reason = f"connection lost while sending: {exc.strerror or exc}"
+                self._end(reason)
+                return size, reason
+            failure = None if sent == len(wire) else self._write(wire[sent:] if sent else wire)
+        else:
+            failure = self._write(wire)
         if failure is None:
             self.sent += 1
             self.bytes_sent += size
@@ -197,9 +222,9 @@ class WebSocket(Inbox):
         try:
             with self._write_lock:
                 sent = 0
-                if not self._tls:  # most writes fit the kernel's buffer: no gevent wrapper, no wait
+                if self._raw is not None:  # most writes fit the kernel's buffer: no gevent wrapper, no wait
                     with contextlib.suppress(BlockingIOError):
-                        sent = self._sock._sock.send(wire)
+                        sent = self._raw.send(wire)
                 if sent < len(wire):
                     self._sock.sendall(wire[sent:] if sent else wire)
         except OSError as exc:
@@ -278,6 +303,7 @@ class WebSocket(Inbox):
                     self._on_event(event)
                     if self.closed is not None:
                         return True
+                self._fast = self._idle()
             return self.closed is not None
         except RemoteProtocolError as exc:
             self._end(f"protocol error from the server: {exc}")
@@ -313,16 +339,19 @@ class WebSocket(Inbox):
 
     def wait(self, matches: Matcher, timeout: float, since: float | None = None) -> Message | str:
         """``Inbox.wait``; on plain TCP, while nothing else processes received data, the waiting user reads the
-        socket itself: no switch to the reader and back per message."""
+        socket itself: no switch to the reader and back per message. A read that is one whole common-case frame
+        (most replies) is decoded here; anything else goes through ``_process``."""
         if self._io is None or self._busy or self._waiting is not None or self._user_waiter is not None:
             return super().wait(matches, timeout, since)
-        found = self._buffered(matches, since)
-        if found is not None:
-            return found
-        slot = _Slot()
+        if self.buffer:
+            found = self._buffered(matches, since)
+            if found is not None:
+                return found
+        slot = self._slot
+        slot.value = None
         self._waiting = (matches, slot, since is None)
         self._direct = True
-        raw, io, hub = self._sock._sock, self._io, self._sock.hub
+        raw, io, hub = self._raw, self._io, self._sock.hub
         self._timed_out = False
         timer = self._timers.get(timeout)
         if timer is None:  # a repeating timer re-armed with again(): a one-shot libev timer cannot be restarted
@@ -353,7 +382,27 @@ class WebSocket(Inbox):
                 except OSError as exc:
                     self._end(f"connection lost: {exc.strerror or exc}")
                     break
-                self._process(data)
+                size = len(data) - 2
+                if (
+                    size < 126  # one whole unmasked frame of a short text or binary message, nothing held back
+                    and size >= 0
+                    and data[1] == size
+                    and self._fast
+                    and not self._pending
+                    and (data[0] == 0x81 or data[0] == 0x82)
+                    and size <= self.max_message
+                ):
+                    if data[0] == 0x82:
+                        self._deliver(data[2:], size)
+                    else:
+                        try:
+                            text = data[2:].decode()
+                        except UnicodeDecodeError:
+                            self._process(data)  # wsproto closes with 1007
+                        else:
+                            self._deliver(text, size)
+                else:
+                    self._process(data)
                 burst += 1
                 if burst >= _YIELD_EVERY and slot.value is None:  # a flood of other messages: let others run
                     burst = 0
@@ -365,25 +414,32 @@ class WebSocket(Inbox):
             self._timed_out = False
             if self._io is not None and not io.active and self._reader_waiter is not None:
                 io.start(self._readable)  # stopped while no one else was to read: the reader's again
-        return slot.value if slot.value is not None else self.not_open()
+        value = slot.value
+        slot.value = None
+        return value if value is not None else self.not_open()
 
     def _timeout(self) -> None:
         self._timed_out = True
         if self._user_waiter is not None:
             self._user_waiter.switch(None)
 
-    def _common(self, data: bytes) -> bool:
-        """Deliver the common-case frames of ``data`` (``ws_frames``) while wsproto holds nothing; the rest goes to
-        wsproto: whether it got some."""
+    def _idle(self) -> bool:
+        """Whether wsproto holds nothing (no part of a frame or of a message) and the connection is open."""
         ws = self._ws
         proto = ws._proto
         decoder = proto._frame_decoder
-        if (
-            decoder.header is not None
-            or decoder.buffer.buffer
-            or proto._message_decoder.opcode is not None
-            or ws.state is not ConnectionState.OPEN
-        ):
+        return (
+            decoder.header is None
+            and not decoder.buffer.buffer
+            and proto._message_decoder.opcode is None
+            and ws.state is ConnectionState.OPEN
+        )
+
+    def _common(self, data: bytes) -> bool:
+        """Deliver the common-case frames of ``data`` (``ws_frames``) while wsproto holds nothing; the rest goes to
+        wsproto: whether it got some (its events are then read, and ``_fast`` set again)."""
+        ws = self._ws
+        if not self._fast:
             ws.receive_data(data)
             return True
         if self._pending:
@@ -391,11 +447,13 @@ class WebSocket(Inbox):
         used, rest = ws_frames.decode(data, self._message, self._stopped)
         if rest:
             self._pending = b""
+            self._fast = False
             ws.receive_data(data[used:])
             return True
         pending = data[used:] if used else data
         if len(pending) > _PENDING:  # a big frame dripping in: wsproto takes it piece by piece (no quadratic join)
             self._pending = b""
+            self._fast = False
             ws.receive_data(pending)
             return True
         self._pending = pending
@@ -450,6 +508,7 @@ class WebSocket(Inbox):
         if self.closed is not None:
             return 0.0, self.not_open()
         start = time.perf_counter()
+        self._fast = False  # the close handshake is wsproto's
         try:
             failure = self._write(self._ws.send(CloseConnection(code=code, reason=reason or None)))
         except LocalProtocolError as exc:
@@ -467,6 +526,7 @@ class WebSocket(Inbox):
 
     def _fail_close(self, code: int, reason: str) -> None:
         """A protocol limit was broken: tell the server (best effort) and end."""
+        self._fast = False
         with contextlib.suppress(LocalProtocolError):
             self._write(self._ws.send(CloseConnection(code=code)))
         self._end(reason)
@@ -474,6 +534,8 @@ class WebSocket(Inbox):
     def _end(self, reason: str) -> None:
         self._parts = []
         self._pending = b""
+        self._fast = False
+        self._raw = None
         if self._pong is not None:
             self._pong.set(reason)
         io, self._io = self._io, None
