@@ -22,6 +22,7 @@ from runner.engine.dispatch import distribute, spawn_order, start_order
 from runner.engine.runner_protocol import Distributed, OpenModel, SharedVariables, Stage, State
 from runner.engine.saturation import Saturation
 from runner.engine.state import RunState
+from runner.engine.user import INF as _INF
 from runner.engine.user import Transaction, VirtualUser
 from runner.http.unreachable import Unreachable
 
@@ -202,11 +203,13 @@ class LocalRunner(LoadShape):
 
     def counts(self, result: RequestResult) -> bool:
         """A request counts unless it began after the deadline (a step already under way may send more)."""
-        return self.deadline == float("inf") or time.monotonic() - result.elapsed_ms / 1000 < self.deadline
+        deadline = self.deadline
+        return deadline == _INF or time.monotonic() - result.elapsed_ms / 1000 < deadline
 
     def on_request(self, user: VirtualUser, result: RequestResult) -> None:
-        if not self.counts(result):
-            return
+        deadline = self.deadline
+        if deadline != _INF and time.monotonic() - result.elapsed_ms / 1000 >= deadline:
+            return  # it began after the deadline (``counts``, inlined: this runs for every request)
         self.stats.log(
             result.method,
             result.name,
@@ -217,8 +220,11 @@ class LocalRunner(LoadShape):
             result.http2,
             result.timings,
         )
-        if (unreachable := self.unreachable.note(result.failure if result.connect_failed else None)) is not None:
-            self.warn(unreachable)
+        unreachable = self.unreachable
+        if (result.connect_failed or unreachable.since is not None) and (  # in a run of connection errors, or its end
+            warning := unreachable.note(result.failure if result.connect_failed else None)
+        ) is not None:
+            self.warn(warning)
         if self.request_hook is not None:
             self.request_hook(user, result)
 

@@ -15,26 +15,26 @@ AFTER = 3.0  # seconds of nothing but connection errors before the warning
 
 
 class Unreachable:
-    __slots__ = ("_clock", "_since", "after", "warned")
+    __slots__ = ("_clock", "after", "since", "warned")
 
     def __init__(self, after: float = AFTER, clock: Callable[[], float] = time.monotonic) -> None:
         self.after = after
         self._clock = clock
-        self._since: float | None = None  # when the current run of connection errors began
+        self.since: float | None = None  # when the current run of connection errors began
         self.warned = False
 
     def note(self, connect_error: str | None) -> str | None:
         """Count one request: ``connect_error`` when it could not connect, else None. A warning, once."""
         if connect_error is None:
-            self._since = None
+            self.since = None
             return None
         if self.warned:
             return None
         now = self._clock()
-        if self._since is None:
-            self._since = now
+        if self.since is None:
+            self.since = now
             return None
-        if now - self._since < self.after:
+        if now - self.since < self.after:
             return None
         self.warned = True
         return (
