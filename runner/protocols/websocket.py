@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -87,10 +88,14 @@ class WebSocket(Inbox):
         # be decoded by ws_frames. Cleared whenever wsproto is given data or a close is sent; set again once wsproto
         # has given all its events and holds nothing.
         self._fast = False
-        # Plain TCP: one watcher of the socket's readability wakes whoever is parked on it: the user waiting for a
-        # reply (it reads the socket itself, no hand-off from the reader) before the background reader.
+        # One watcher of the socket's readability wakes whoever is parked on it: the user waiting for a reply (it
+        # reads the socket itself, no hand-off from the reader) before the background reader. Both read with
+        # _recv_now, which never waits: BlockingIOError when nothing is there (plain TCP: the kernel socket's recv;
+        # TLS: _tls_recv on the SSL object, which may hold decrypted bytes the watcher cannot see: _tls_pending).
         self._io: Any = None
+        self._recv_now: Callable[[int], bytes] | None = None
         self._raw: Any = None  # plain TCP: the kernel socket under the gevent one, read and written directly
+        self._ssl: Any = None  # TLS: the SSL object under gevent's SSLSocket
         self._reader_waiter: Waiter | None = None
         self._user_waiter: Waiter | None = None
         self._busy = False  # received data being processed: by one greenlet at a time
@@ -131,9 +136,14 @@ class WebSocket(Inbox):
             self._ws = self._ws.connection  # the HTTP handshake's state is no longer needed: ~4 KiB less a user
         if self.closed is None:
             self._fast = self._idle()
-            if not self._tls:
-                self._raw = self._sock._sock
-                self._io = self._sock.hub.loop.io(self._raw.fileno(), 1)
+            sock = self._sock
+            if self._tls:
+                self._ssl = sock._sslobj
+                self._recv_now = self._tls_recv
+            else:
+                self._raw = sock._sock
+                self._recv_now = self._raw.recv
+            self._io = sock.hub.loop.io(sock.fileno(), 1)
             self._reader = gevent.spawn(self._read)
         return elapsed, None
 
@@ -200,10 +210,11 @@ class WebSocket(Inbox):
             data = payload
             wire = ws_frames.encode(data, ws_frames.BINARY)
         size = len(data)
-        raw = self._raw
-        if raw is not None and not self._write_lock.locked():  # no write under way: no lock to take, no wait
+        if self._write_lock.locked():  # a write under way (it waits for the socket): after it
+            failure = self._write(wire)
+        elif self._raw is not None:  # no lock to take, and most writes fit the kernel's buffer: no wait
             try:
-                sent = raw.send(wire)
+                sent = self._raw.send(wire)
             except BlockingIOError:
                 sent = 0
             except OSError as exc:
@@ -211,6 +222,16 @@ class WebSocket(Inbox):
                 self._end(reason)
                 return size, reason
             failure = None if sent == len(wire) else self._write(wire[sent:] if sent else wire)
+        elif self._ssl is not None:  # TLS writes the whole record or nothing (no partial writes)
+            try:
+                self._ssl.write(wire)
+                failure = None
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                failure = self._write(wire)  # the same bytes again, waiting for the socket as gevent does
+            except OSError as exc:
+                reason = f"connection lost while sending: {exc.strerror or exc}"
+                self._end(reason)
+                return size, reason
         else:
             failure = self._write(wire)
         if failure is None:
@@ -257,28 +278,24 @@ class WebSocket(Inbox):
     def _read(self) -> None:
         """The reader greenlet: until the connection ends.
 
-        Plain TCP is read from the kernel socket (as ``HttpSession`` does), parked on the connection's watcher
-        while a user waiting for a reply reads it; after ``_YIELD_EVERY`` reads that found data waiting, it
-        sleeps a millisecond: ``sleep(0)`` would not let the loop's timers run, and a flood would hold the run
-        past its end.
+        It reads with ``_recv_now`` (never waiting) and parks on the connection's watcher when nothing is there, or
+        while a user waiting for a reply reads; after ``_YIELD_EVERY`` reads that found data waiting, it sleeps a
+        millisecond: ``sleep(0)`` would not let the loop's timers run, and a flood would hold the run past its end.
         """
-        sock = self._sock
-        raw = None if self._tls else sock._sock
+        recv = self._recv_now
+        assert recv is not None
         burst = 0
         try:
             while self.closed is None:
-                if raw is not None:
-                    if self._busy or self._direct:  # a waiting user reads, or processes what it read
-                        self._park_reader()
-                        continue
-                    try:
-                        data = raw.recv(_RECV)
-                    except BlockingIOError:
-                        burst = 0
-                        self._park_reader()
-                        continue
-                else:
-                    data = sock.recv(_RECV)
+                if self._busy or self._direct:  # a waiting user reads, or processes what it read
+                    self._park_reader()
+                    continue
+                try:
+                    data = recv(_RECV)
+                except BlockingIOError:
+                    burst = 0
+                    self._park_reader()
+                    continue
                 if self._process(data):
                     return
                 burst += 1
@@ -287,6 +304,25 @@ class WebSocket(Inbox):
                     gevent.sleep(0.001)
         except OSError as exc:
             self._end(f"connection lost: {exc.strerror or exc}")
+
+    def _tls_recv(self, size: int) -> bytes:
+        """Read what TLS has decrypted, without waiting: BlockingIOError when it needs more from the network."""
+        try:
+            return self._ssl.read(size)  # type: ignore[no-any-return]
+        except ssl.SSLWantReadError:
+            raise BlockingIOError from None
+        except ssl.SSLWantWriteError:  # a renegotiation under way: gevent's read waits for the socket as it must
+            return self._sock.recv(size)  # type: ignore[no-any-return]
+        except ssl.SSLZeroReturnError:
+            return b""
+        except ssl.SSLError as exc:
+            if exc.args[0] == ssl.SSL_ERROR_EOF:
+                return b""
+            raise
+
+    def _tls_pending(self) -> bool:
+        """Bytes TLS decrypted and holds, which the socket's watcher cannot see (always False on plain TCP)."""
+        return self._ssl is not None and self._ssl.pending() > 0
 
     def _process(self, data: bytes) -> bool:
         """Process what one read returned (b"": the end): whether the connection is over."""
@@ -328,6 +364,10 @@ class WebSocket(Inbox):
         finally:
             self._reader_waiter = None
 
+    def _wake_reader(self) -> None:
+        if self._reader_waiter is not None and not self._direct and not self._busy:
+            self._reader_waiter.switch(None)
+
     def _readable(self) -> None:
         """The watcher's callback, in the hub: wake the waiting user, else the reader (level-triggered: with
         nobody parked, or data being processed, it stops until someone parks)."""
@@ -343,6 +383,8 @@ class WebSocket(Inbox):
         (most replies) is decoded here; anything else goes through ``_process``."""
         if self._io is None or self._busy or self._waiting is not None or self._user_waiter is not None:
             return super().wait(matches, timeout, since)
+        recv = self._recv_now
+        assert recv is not None
         if self.buffer:
             found = self._buffered(matches, since)
             if found is not None:
@@ -351,14 +393,15 @@ class WebSocket(Inbox):
         slot.value = None
         self._waiting = (matches, slot, since is None)
         self._direct = True
-        raw, io, hub = self._raw, self._io, self._sock.hub
+        io, hub = self._io, self._sock.hub
         self._timed_out = False
         timer = self._timers.get(timeout)
         if timer is None:  # a repeating timer re-armed with again(): a one-shot libev timer cannot be restarted
             timer = self._timers[timeout] = hub.loop.timer(timeout, timeout)
         timer.again(self._timeout, update=True)
         burst = 0
-        park = since is not None  # a reply to what was just sent: not there yet, a read would find nothing
+        # a reply to what was just sent: not there yet, a read would find nothing (unless TLS holds some already)
+        park = since is not None and not self._tls_pending()
         try:
             while slot.value is None:
                 if self._timed_out:
@@ -374,7 +417,7 @@ class WebSocket(Inbox):
                         self._user_waiter = None
                     continue
                 try:
-                    data = raw.recv(_RECV)
+                    data = recv(_RECV)
                 except BlockingIOError:
                     burst = 0
                     park = True
@@ -412,8 +455,11 @@ class WebSocket(Inbox):
             self._direct = False
             timer.stop()
             self._timed_out = False
-            if self._io is not None and not io.active and self._reader_waiter is not None:
-                io.start(self._readable)  # stopped while no one else was to read: the reader's again
+            if self._io is not None and self._reader_waiter is not None:
+                if self._tls_pending():  # TLS holds decrypted bytes, which the watcher cannot see: the reader's
+                    hub.loop.run_callback(self._wake_reader)
+                elif not io.active:
+                    io.start(self._readable)  # stopped while no one else was to read: the reader's again
         value = slot.value
         slot.value = None
         return value if value is not None else self.not_open()
@@ -535,7 +581,7 @@ class WebSocket(Inbox):
         self._parts = []
         self._pending = b""
         self._fast = False
-        self._raw = None
+        self._raw = self._ssl = None
         if self._pong is not None:
             self._pong.set(reason)
         io, self._io = self._io, None
