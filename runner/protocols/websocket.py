@@ -91,7 +91,7 @@ class WebSocket(Inbox):
         # One watcher of the socket's readability wakes whoever is parked on it: the user waiting for a reply (it
         # reads the socket itself, no hand-off from the reader) before the background reader. Both read with
         # _recv_now, which never waits: BlockingIOError when nothing is there (plain TCP: the kernel socket's recv;
-        # TLS: _tls_recv on the SSL object, which may hold decrypted bytes the watcher cannot see: _tls_pending).
+        # TLS: _tls_recv on the SSL object, which may hold decrypted bytes the watcher cannot see: ``pending()``).
         self._io: Any = None
         self._recv_now: Callable[[int], bytes] | None = None
         self._raw: Any = None  # plain TCP: the kernel socket under the gevent one, read and written directly
@@ -320,10 +320,6 @@ class WebSocket(Inbox):
                 return b""
             raise
 
-    def _tls_pending(self) -> bool:
-        """Bytes TLS decrypted and holds, which the socket's watcher cannot see (always False on plain TCP)."""
-        return self._ssl is not None and self._ssl.pending() > 0
-
     def _process(self, data: bytes) -> bool:
         """Process what one read returned (b"": the end): whether the connection is over."""
         if not data:
@@ -401,11 +397,9 @@ class WebSocket(Inbox):
         timer.again(self._timeout, update=True)
         burst = 0
         # a reply to what was just sent: not there yet, a read would find nothing (unless TLS holds some already)
-        park = since is not None and not self._tls_pending()
+        park = since is not None and not (self._ssl is not None and self._ssl.pending())
         try:
-            while slot.value is None:
-                if self._timed_out:
-                    return f"no matching message within {timeout:g}s"
+            while True:  # the message (or why none: slot.value), the time is up, or the connection is lost
                 if park:  # until the socket is readable (the watcher is level-triggered) or the time is up
                     park = False
                     waiter = self._user_waiter = Waiter(hub)
@@ -415,7 +409,10 @@ class WebSocket(Inbox):
                         waiter.get()
                     finally:
                         self._user_waiter = None
-                    continue
+                    if slot.value is not None:
+                        break
+                    if self._timed_out:
+                        return f"no matching message within {timeout:g}s"
                 try:
                     data = recv(_RECV)
                 except BlockingIOError:
@@ -446,17 +443,23 @@ class WebSocket(Inbox):
                             self._deliver(text, size)
                 else:
                     self._process(data)
+                if slot.value is not None:
+                    break
                 burst += 1
-                if burst >= _YIELD_EVERY and slot.value is None:  # a flood of other messages: let others run
+                if burst >= _YIELD_EVERY:  # a flood of other messages: let others run
                     burst = 0
                     gevent.sleep(0.001)
+                    if slot.value is not None:
+                        break
+                if self._timed_out:  # while a message was processed (a hook, a write) or others ran
+                    return f"no matching message within {timeout:g}s"
         finally:
             self._waiting = None
             self._direct = False
             timer.stop()
             self._timed_out = False
             if self._io is not None and self._reader_waiter is not None:
-                if self._tls_pending():  # TLS holds decrypted bytes, which the watcher cannot see: the reader's
+                if self._ssl is not None and self._ssl.pending():  # TLS holds what the watcher cannot see: the reader's
                     hub.loop.run_callback(self._wake_reader)
                 elif not io.active:
                     io.start(self._readable)  # stopped while no one else was to read: the reader's again
