@@ -489,6 +489,8 @@ class WebSocket(Inbox):
         wsproto: whether it got some (its events are then read, and ``_fast`` set again)."""
         ws = self._ws
         if not self._fast:
+            if self._pending:  # the start of a frame kept before a close was sent: wsproto's now, whole
+                data, self._pending = self._pending + data, b""
             ws.receive_data(data)
             return True
         if self._pending:
