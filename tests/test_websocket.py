@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -262,12 +263,36 @@ def _client_frame(conn: socket.socket) -> tuple[int, bytes]:
     return head[0] & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(_exactly(conn, n)))
 
 
-def test_a_waiting_user_reads_past_other_messages_and_answers_pings(tmp_path: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def server_tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    """A server's TLS context with a self-signed certificate (lrun does not verify it)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
+    subprocess.run([*command, "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["ws", "wss"])
+def test_a_waiting_user_reads_past_other_messages_and_answers_pings(  # type: ignore[no-untyped-def]
+    tmp_path: Path, scripted, tls: bool, request: pytest.FixtureRequest
+) -> None:
     """Each echo comes after other messages and a ping, and is followed by more: the step waiting for the echo
-    (which reads the socket itself) and the background reader (during the think) share the counting."""
+    (which reads the socket itself, over TLS too) and the background reader (during the think) share the
+    counting. Over TLS the three parts go in three records (sendall each)."""
     counts = {"other": 0, "pings": 0, "pongs": 0, "echoes": 0}
+    context = request.getfixturevalue("server_tls") if tls else None
 
     def script(conn: socket.socket, stop: threading.Event) -> None:
+        if context is not None:
+            conn = context.wrap_socket(conn, server_side=True)
         ws_handshake(conn)
         conn.settimeout(20)
         while not stop.is_set():
@@ -282,10 +307,14 @@ def test_a_waiting_user_reads_past_other_messages_and_answers_pings(tmp_path: Pa
             counts["other"] += 5
             counts["pings"] += 1
             counts["echoes"] += 1
-            conn.sendall(before + ws_frame(b"echo " + data) + after)
+            if context is None:
+                conn.sendall(before + ws_frame(b"echo " + data) + after)
+            else:
+                for part in (before, ws_frame(b"echo " + data), after):
+                    conn.sendall(part)
 
     text = f"""
-host: http://127.0.0.1:{scripted(script).port}
+host: http{"s" if tls else ""}://127.0.0.1:{scripted(script).port}
 load: {{users: 2, iterations: 40}}
 users:
   u:
@@ -311,10 +340,16 @@ users:
     assert entries["WS close ws"]["failures"] == 0
 
 
-def test_a_reply_that_never_comes_times_out_through_a_flood(tmp_path: Path, scripted) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("tls", [False, True], ids=["ws", "wss"])
+def test_a_reply_that_never_comes_times_out_through_a_flood(  # type: ignore[no-untyped-def]
+    tmp_path: Path, scripted, tls: bool, request: pytest.FixtureRequest
+) -> None:
     sent = [0]
+    context = request.getfixturevalue("server_tls") if tls else None
 
     def flood(conn: socket.socket, stop: threading.Event) -> None:
+        if context is not None:
+            conn = context.wrap_socket(conn, server_side=True)
         ws_handshake(conn)
         _client_frame(conn)
         frame = ws_frame(b"z" * 100)
@@ -324,7 +359,7 @@ def test_a_reply_that_never_comes_times_out_through_a_flood(tmp_path: Path, scri
             sent[0] += 50
 
     text = f"""
-host: http://127.0.0.1:{scripted(flood).port}
+host: http{"s" if tls else ""}://127.0.0.1:{scripted(flood).port}
 load: {{users: 1, iterations: 1}}
 users:
   u:

@@ -74,3 +74,36 @@ def test_an_unfinished_frame_waits_for_the_rest() -> None:
         got, used, rest = decode_all(whole[:cut])
         assert (got, used, rest) == ([], 0, False)
     assert decode_all(whole)[0] == [("y" * 300, 300)]
+
+
+def test_every_short_length_and_a_fresh_mask_per_frame() -> None:
+    """Payloads under 126 bytes are framed from tables (head, key and payload as one integer): each length reads
+    back whole, and the same message sent twice goes with two different masking keys (RFC 6455 5.3)."""
+    for size in range(126):
+        payload = bytes((i * 7 + size) % 256 for i in range(size))
+        decoder = FrameDecoder(client=False)
+        decoder.receive_bytes(ws_frames.encode(payload, ws_frames.TEXT))
+        frame = decoder.process_buffer()
+        assert frame is not None and frame.payload == payload and not decoder.buffer.buffer
+    keys = {ws_frames.encode(b"same message", ws_frames.TEXT)[2:6] for _ in range(50)}
+    assert len(keys) > 40  # 32 random bits a frame: 50 draws barely ever repeat
+
+
+def test_the_start_of_a_frame_kept_when_wsproto_takes_over_is_given_to_it_whole() -> None:
+    """A frame's first bytes wait in the connection (``_pending``); when wsproto takes over before the rest comes
+    (the scenario sent a close: ``_fast`` is cleared), it gets them with the rest, not the rest alone."""
+    from wsproto.connection import Connection, ConnectionType
+    from wsproto.events import TextMessage
+
+    from runner.protocols.websocket import WebSocket
+
+    socket = WebSocket("ws")
+    socket._ws = Connection(ConnectionType.CLIENT)
+    socket.closed = None
+    socket._fast = socket._idle()
+    frame = server_frame(b"hello")
+    assert socket._common(frame[:3]) is False and socket._pending == frame[:3]
+    socket._fast = False  # as close() does before sending its close frame
+    assert socket._common(frame[3:]) is True and socket._pending == b""
+    events = list(socket._ws.events())
+    assert len(events) == 1 and isinstance(events[0], TextMessage) and events[0].data == "hello"

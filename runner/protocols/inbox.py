@@ -4,9 +4,9 @@ waiting for one that matches, or kept in a bounded buffer; what no step takes is
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 import gevent
@@ -18,18 +18,23 @@ from runner.http.response import Response
 class Message:
     """A received message: its text (or bytes), its size and when its last byte arrived (perf_counter)."""
 
-    __slots__ = ("_response", "at", "data", "event", "gap_ms", "id", "size")
+    __slots__ = ("_response", "at", "data", "event", "id", "previous", "size")
 
     def __init__(
-        self, data: str | bytes, size: int, at: float, gap_ms: float, event: str | None = None, id: str | None = None
+        self, data: str | bytes, size: int, at: float, previous: float, event: str | None, id: str | None
     ) -> None:
         self.data = data
         self.event = event  # an SSE event's type
         self.id = id  # an SSE event's id
         self.size = size
         self.at = at
-        self.gap_ms = gap_ms  # since the previous message on the connection (0 for the first)
+        self.previous = previous  # when the previous message on the connection arrived (``at`` for the first)
         self._response: Response | None = None
+
+    @property
+    def gap_ms(self) -> float:
+        """Milliseconds since the previous message on the connection (0 for the first)."""
+        return (self.at - self.previous) * 1000.0
 
     def response(self, url: str) -> Response:
         """The message as a response, for extractors and checkpoints (its body is the message)."""
@@ -62,6 +67,7 @@ class Inbox:
         self.received = self.unread = self.bytes_received = 0
         self._sock: Any = None
         self._reader: gevent.Greenlet | None = None
+        self.matchers: dict[Any, Matcher] = {}  # a step's matcher for this connection, by the step's factory
         # the matcher, what takes the message (``set``), and: passed-over messages are unread
         self._waiting: tuple[Matcher, Any, bool] | None = None
         self._closed_event = AsyncResult()
@@ -107,8 +113,8 @@ class Inbox:
         return None
 
     def _deliver(self, data: str | bytes, size: int, event: str | None = None, id: str | None = None) -> None:
-        now = time.perf_counter()
-        message = Message(data, size, now, (now - self._last_at) * 1000.0 if self.received else 0.0, event, id)
+        now = perf_counter()
+        message = Message(data, size, now, self._last_at if self.received else now, event, id)
         self._last_at = now
         self._part_size = 0
         self.received += 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -83,15 +84,25 @@ class WebSocket(Inbox):
         self._pong: AsyncResult | None = None
         self._parts: list[str | bytes] = []
         self._pending = b""  # the start of a common-case frame (ws_frames) whose end has not arrived
-        # Plain TCP: one watcher of the socket's readability wakes whoever is parked on it: the user waiting for a
-        # reply (it reads the socket itself, no hand-off from the reader) before the background reader.
+        # wsproto holds nothing (no part of a frame or a message) and the connection is open: what is read next may
+        # be decoded by ws_frames. Cleared whenever wsproto is given data or a close is sent; set again once wsproto
+        # has given all its events and holds nothing.
+        self._fast = False
+        # One watcher of the socket's readability wakes whoever is parked on it: the user waiting for a reply (it
+        # reads the socket itself, no hand-off from the reader) before the background reader. Both read with
+        # _recv_now, which never waits: BlockingIOError when nothing is there (plain TCP: the kernel socket's recv;
+        # TLS: _tls_recv on the SSL object, which may hold decrypted bytes the watcher cannot see: ``pending()``).
         self._io: Any = None
+        self._recv_now: Callable[[int], bytes] | None = None
+        self._raw: Any = None  # plain TCP: the kernel socket under the gevent one, read and written directly
+        self._ssl: Any = None  # TLS: the SSL object under gevent's SSLSocket
         self._reader_waiter: Waiter | None = None
         self._user_waiter: Waiter | None = None
         self._busy = False  # received data being processed: by one greenlet at a time
         self._direct = False  # a waiting user reads the socket: the reader keeps off it
         self._timed_out = False
         self._timers: dict[float, Any] = {}  # a wait's seconds -> a reusable libev timer, made on first use
+        self._slot = _Slot()  # where a message arrives for a user reading the socket itself (one wait at a time)
 
     # -- opening --------------------------------------------------------------------------------------------
 
@@ -124,8 +135,15 @@ class WebSocket(Inbox):
         if self._ws.connection is not None:
             self._ws = self._ws.connection  # the HTTP handshake's state is no longer needed: ~4 KiB less a user
         if self.closed is None:
-            if not self._tls:
-                self._io = self._sock.hub.loop.io(self._sock._sock.fileno(), 1)
+            self._fast = self._idle()
+            sock = self._sock
+            if self._tls:
+                self._ssl = sock._sslobj
+                self._recv_now = self._tls_recv
+            else:
+                self._raw = sock._sock
+                self._recv_now = self._raw.recv
+            self._io = sock.hub.loop.io(sock.fileno(), 1)
             self._reader = gevent.spawn(self._read)
         return elapsed, None
 
@@ -185,9 +203,37 @@ class WebSocket(Inbox):
         """Send one message: (bytes of payload, None or why it could not be sent)."""
         if self.closed is not None:
             return 0, self.not_open()
-        data = payload.encode() if isinstance(payload, str) else payload
+        if isinstance(payload, str):
+            data = payload.encode()
+            wire = ws_frames.encode(data, ws_frames.TEXT)
+        else:
+            data = payload
+            wire = ws_frames.encode(data, ws_frames.BINARY)
         size = len(data)
-        failure = self._write(ws_frames.encode(data, ws_frames.TEXT if isinstance(payload, str) else ws_frames.BINARY))
+        if self._write_lock.locked():  # a write under way (it waits for the socket): after it
+            failure = self._write(wire)
+        elif self._raw is not None:  # no lock to take, and most writes fit the kernel's buffer: no wait
+            try:
+                sent = self._raw.send(wire)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                reason = f"connection lost while sending: {exc.strerror or exc}"
+                self._end(reason)
+                return size, reason
+            failure = None if sent == len(wire) else self._write(wire[sent:] if sent else wire)
+        elif self._ssl is not None:  # TLS writes the whole record or nothing (no partial writes)
+            try:
+                self._ssl.write(wire)
+                failure = None
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                failure = self._write(wire)  # the same bytes again, waiting for the socket as gevent does
+            except OSError as exc:
+                reason = f"connection lost while sending: {exc.strerror or exc}"
+                self._end(reason)
+                return size, reason
+        else:
+            failure = self._write(wire)
         if failure is None:
             self.sent += 1
             self.bytes_sent += size
@@ -197,9 +243,9 @@ class WebSocket(Inbox):
         try:
             with self._write_lock:
                 sent = 0
-                if not self._tls:  # most writes fit the kernel's buffer: no gevent wrapper, no wait
+                if self._raw is not None:  # most writes fit the kernel's buffer: no gevent wrapper, no wait
                     with contextlib.suppress(BlockingIOError):
-                        sent = self._sock._sock.send(wire)
+                        sent = self._raw.send(wire)
                 if sent < len(wire):
                     self._sock.sendall(wire[sent:] if sent else wire)
         except OSError as exc:
@@ -232,28 +278,24 @@ class WebSocket(Inbox):
     def _read(self) -> None:
         """The reader greenlet: until the connection ends.
 
-        Plain TCP is read from the kernel socket (as ``HttpSession`` does), parked on the connection's watcher
-        while a user waiting for a reply reads it; after ``_YIELD_EVERY`` reads that found data waiting, it
-        sleeps a millisecond: ``sleep(0)`` would not let the loop's timers run, and a flood would hold the run
-        past its end.
+        It reads with ``_recv_now`` (never waiting) and parks on the connection's watcher when nothing is there, or
+        while a user waiting for a reply reads; after ``_YIELD_EVERY`` reads that found data waiting, it sleeps a
+        millisecond: ``sleep(0)`` would not let the loop's timers run, and a flood would hold the run past its end.
         """
-        sock = self._sock
-        raw = None if self._tls else sock._sock
+        recv = self._recv_now
+        assert recv is not None
         burst = 0
         try:
             while self.closed is None:
-                if raw is not None:
-                    if self._busy or self._direct:  # a waiting user reads, or processes what it read
-                        self._park_reader()
-                        continue
-                    try:
-                        data = raw.recv(_RECV)
-                    except BlockingIOError:
-                        burst = 0
-                        self._park_reader()
-                        continue
-                else:
-                    data = sock.recv(_RECV)
+                if self._busy or self._direct:  # a waiting user reads, or processes what it read
+                    self._park_reader()
+                    continue
+                try:
+                    data = recv(_RECV)
+                except BlockingIOError:
+                    burst = 0
+                    self._park_reader()
+                    continue
                 if self._process(data):
                     return
                 burst += 1
@@ -262,6 +304,21 @@ class WebSocket(Inbox):
                     gevent.sleep(0.001)
         except OSError as exc:
             self._end(f"connection lost: {exc.strerror or exc}")
+
+    def _tls_recv(self, size: int) -> bytes:
+        """Read what TLS has decrypted, without waiting: BlockingIOError when it needs more from the network."""
+        try:
+            return self._ssl.read(size)  # type: ignore[no-any-return]
+        except ssl.SSLWantReadError:
+            raise BlockingIOError from None
+        except ssl.SSLWantWriteError:  # a renegotiation under way: gevent's read waits for the socket as it must
+            return self._sock.recv(size)  # type: ignore[no-any-return]
+        except ssl.SSLZeroReturnError:
+            return b""
+        except ssl.SSLError as exc:
+            if exc.args[0] == ssl.SSL_ERROR_EOF:
+                return b""
+            raise
 
     def _process(self, data: bytes) -> bool:
         """Process what one read returned (b"": the end): whether the connection is over."""
@@ -278,6 +335,7 @@ class WebSocket(Inbox):
                     self._on_event(event)
                     if self.closed is not None:
                         return True
+                self._fast = self._idle()
             return self.closed is not None
         except RemoteProtocolError as exc:
             self._end(f"protocol error from the server: {exc}")
@@ -302,6 +360,10 @@ class WebSocket(Inbox):
         finally:
             self._reader_waiter = None
 
+    def _wake_reader(self) -> None:
+        if self._reader_waiter is not None and not self._direct and not self._busy:
+            self._reader_waiter.switch(None)
+
     def _readable(self) -> None:
         """The watcher's callback, in the hub: wake the waiting user, else the reader (level-triggered: with
         nobody parked, or data being processed, it stops until someone parks)."""
@@ -313,27 +375,31 @@ class WebSocket(Inbox):
 
     def wait(self, matches: Matcher, timeout: float, since: float | None = None) -> Message | str:
         """``Inbox.wait``; on plain TCP, while nothing else processes received data, the waiting user reads the
-        socket itself: no switch to the reader and back per message."""
+        socket itself: no switch to the reader and back per message. A read that is one whole common-case frame
+        (most replies) is decoded here; anything else goes through ``_process``."""
         if self._io is None or self._busy or self._waiting is not None or self._user_waiter is not None:
             return super().wait(matches, timeout, since)
-        found = self._buffered(matches, since)
-        if found is not None:
-            return found
-        slot = _Slot()
+        recv = self._recv_now
+        assert recv is not None
+        if self.buffer:
+            found = self._buffered(matches, since)
+            if found is not None:
+                return found
+        slot = self._slot
+        slot.value = None
         self._waiting = (matches, slot, since is None)
         self._direct = True
-        raw, io, hub = self._sock._sock, self._io, self._sock.hub
+        io, hub = self._io, self._sock.hub
         self._timed_out = False
         timer = self._timers.get(timeout)
         if timer is None:  # a repeating timer re-armed with again(): a one-shot libev timer cannot be restarted
             timer = self._timers[timeout] = hub.loop.timer(timeout, timeout)
         timer.again(self._timeout, update=True)
         burst = 0
-        park = since is not None  # a reply to what was just sent: not there yet, a read would find nothing
+        # a reply to what was just sent: not there yet, a read would find nothing (unless TLS holds some already)
+        park = since is not None and not (self._ssl is not None and self._ssl.pending())
         try:
-            while slot.value is None:
-                if self._timed_out:
-                    return f"no matching message within {timeout:g}s"
+            while True:  # the message (or why none: slot.value), the time is up, or the connection is lost
                 if park:  # until the socket is readable (the watcher is level-triggered) or the time is up
                     park = False
                     waiter = self._user_waiter = Waiter(hub)
@@ -343,9 +409,12 @@ class WebSocket(Inbox):
                         waiter.get()
                     finally:
                         self._user_waiter = None
-                    continue
+                    if slot.value is not None:
+                        break
+                    if self._timed_out:
+                        return f"no matching message within {timeout:g}s"
                 try:
-                    data = raw.recv(_RECV)
+                    data = recv(_RECV)
                 except BlockingIOError:
                     burst = 0
                     park = True
@@ -353,37 +422,75 @@ class WebSocket(Inbox):
                 except OSError as exc:
                     self._end(f"connection lost: {exc.strerror or exc}")
                     break
-                self._process(data)
+                size = len(data) - 2
+                if (
+                    size < 126  # one whole unmasked frame of a short text or binary message, nothing held back
+                    and size >= 0
+                    and data[1] == size
+                    and self._fast
+                    and not self._pending
+                    and (data[0] == 0x81 or data[0] == 0x82)
+                    and size <= self.max_message
+                ):
+                    if data[0] == 0x82:
+                        self._deliver(data[2:], size)
+                    else:
+                        try:
+                            text = data[2:].decode()
+                        except UnicodeDecodeError:
+                            self._process(data)  # wsproto closes with 1007
+                        else:
+                            self._deliver(text, size)
+                else:
+                    self._process(data)
+                if slot.value is not None:
+                    break
                 burst += 1
-                if burst >= _YIELD_EVERY and slot.value is None:  # a flood of other messages: let others run
+                if burst >= _YIELD_EVERY:  # a flood of other messages: let others run
                     burst = 0
                     gevent.sleep(0.001)
+                    if slot.value is not None:
+                        break
+                if self._timed_out:  # while a message was processed (a hook, a write) or others ran
+                    return f"no matching message within {timeout:g}s"
         finally:
             self._waiting = None
             self._direct = False
             timer.stop()
             self._timed_out = False
-            if self._io is not None and not io.active and self._reader_waiter is not None:
-                io.start(self._readable)  # stopped while no one else was to read: the reader's again
-        return slot.value if slot.value is not None else self.not_open()
+            if self._io is not None and self._reader_waiter is not None:
+                if self._ssl is not None and self._ssl.pending():  # TLS holds what the watcher cannot see: the reader's
+                    hub.loop.run_callback(self._wake_reader)
+                elif not io.active:
+                    io.start(self._readable)  # stopped while no one else was to read: the reader's again
+        value = slot.value
+        slot.value = None
+        return value if value is not None else self.not_open()
 
     def _timeout(self) -> None:
         self._timed_out = True
         if self._user_waiter is not None:
             self._user_waiter.switch(None)
 
-    def _common(self, data: bytes) -> bool:
-        """Deliver the common-case frames of ``data`` (``ws_frames``) while wsproto holds nothing; the rest goes to
-        wsproto: whether it got some."""
+    def _idle(self) -> bool:
+        """Whether wsproto holds nothing (no part of a frame or of a message) and the connection is open."""
         ws = self._ws
         proto = ws._proto
         decoder = proto._frame_decoder
-        if (
-            decoder.header is not None
-            or decoder.buffer.buffer
-            or proto._message_decoder.opcode is not None
-            or ws.state is not ConnectionState.OPEN
-        ):
+        return (
+            decoder.header is None
+            and not decoder.buffer.buffer
+            and proto._message_decoder.opcode is None
+            and ws.state is ConnectionState.OPEN
+        )
+
+    def _common(self, data: bytes) -> bool:
+        """Deliver the common-case frames of ``data`` (``ws_frames``) while wsproto holds nothing; the rest goes to
+        wsproto: whether it got some (its events are then read, and ``_fast`` set again)."""
+        ws = self._ws
+        if not self._fast:
+            if self._pending:  # the start of a frame kept before a close was sent: wsproto's now, whole
+                data, self._pending = self._pending + data, b""
             ws.receive_data(data)
             return True
         if self._pending:
@@ -391,11 +498,13 @@ class WebSocket(Inbox):
         used, rest = ws_frames.decode(data, self._message, self._stopped)
         if rest:
             self._pending = b""
+            self._fast = False
             ws.receive_data(data[used:])
             return True
         pending = data[used:] if used else data
         if len(pending) > _PENDING:  # a big frame dripping in: wsproto takes it piece by piece (no quadratic join)
             self._pending = b""
+            self._fast = False
             ws.receive_data(pending)
             return True
         self._pending = pending
@@ -450,6 +559,7 @@ class WebSocket(Inbox):
         if self.closed is not None:
             return 0.0, self.not_open()
         start = time.perf_counter()
+        self._fast = False  # the close handshake is wsproto's
         try:
             failure = self._write(self._ws.send(CloseConnection(code=code, reason=reason or None)))
         except LocalProtocolError as exc:
@@ -467,6 +577,7 @@ class WebSocket(Inbox):
 
     def _fail_close(self, code: int, reason: str) -> None:
         """A protocol limit was broken: tell the server (best effort) and end."""
+        self._fast = False
         with contextlib.suppress(LocalProtocolError):
             self._write(self._ws.send(CloseConnection(code=code)))
         self._end(reason)
@@ -474,6 +585,8 @@ class WebSocket(Inbox):
     def _end(self, reason: str) -> None:
         self._parts = []
         self._pending = b""
+        self._fast = False
+        self._raw = self._ssl = None
         if self._pong is not None:
             self._pong.set(reason)
         io, self._io = self._io, None

@@ -17,8 +17,8 @@ the user's end.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 from jinja2 import TemplateError
@@ -130,6 +130,7 @@ class _Reader:
         first: list[Checkpoint] | None = None,
     ) -> None:
         self.method = method
+        self.status = 101 if method == METHOD else 200  # of a received message
         script = ctx.shared.script
         self.extractors = [compile_extractor(var, spec, script) for var, spec in (extract or {}).items()]
         checkpoints = [*(first or []), *(compile_checkpoint(spec, script) for spec in checks)]
@@ -224,13 +225,13 @@ def _received(user: VirtualUser, reader: _Reader, name: str, socket: Inbox, got:
     """Report a wait's outcome: the message (timed from ``start`` to its last byte) or why none came."""
     method = reader.method
     if isinstance(got, str):
-        result = RequestResult(method, name, socket.url, 0, (time.perf_counter() - start) * 1000.0, 0, got)
+        result = RequestResult(method, name, socket.url, 0, (perf_counter() - start) * 1000.0, 0, got)
         user.runtime.on_request(user, result)
         if user.transactions:
             user.fail_transactions(got)
         return
-    status = 101 if method == METHOD else 200
-    result = RequestResult(method, name, socket.url, status, max(0.0, (got.at - start) * 1000.0), got.size)
+    elapsed = (got.at - start) * 1000.0
+    result = RequestResult(method, name, socket.url, reader.status, elapsed if elapsed > 0.0 else 0.0, got.size)
     if reader.idle and not user.runtime.trace:
         user.runtime.on_request(user, result)
         return
@@ -265,11 +266,12 @@ def compile_send(step: WsSendStep, ctx: Any) -> list[Step | Think]:
     name = step.name or (f"{conn} round trip" if expect is not None else f"send {conn}")
     matcher = _matcher(expect, ctx) if expect is not None else None
     reader = _Reader(name, step.extract, step.check, ctx)
+    in_flight = (METHOD, name)
 
     def run(user: VirtualUser) -> None:
-        socket = _channel(user, conn)
-        if isinstance(socket, str):
-            report(user, name, "", 0.0, 0, socket)
+        socket = user.channels.get(conn)
+        if socket is None:
+            report(user, name, "", 0.0, 0, _channel(user, conn))  # type: ignore[arg-type]
             return
         try:
             data = payload(user.vars)
@@ -277,15 +279,17 @@ def compile_send(step: WsSendStep, ctx: Any) -> list[Step | Think]:
             report(user, name, socket.url, 0.0, 0, f"template error: {exc}")
             return
         if matcher is None:
-            start = time.perf_counter()
+            start = perf_counter()
             size, failure = socket.send(data)
-            report(user, name, socket.url, (time.perf_counter() - start) * 1000.0, size, failure)
+            report(user, name, socket.url, (perf_counter() - start) * 1000.0, size, failure)
             return
-        matches = matcher(user, socket.url)
-        user.in_flight = (METHOD, name)
-        start = time.perf_counter()
-        _, failure = socket.send(data)
-        got: Message | str = failure if failure is not None else socket.wait(matches, timeout, since=start)
+        matches = socket.matchers.get(matcher)  # made once per connection: it reads the user's variables when called
+        if matches is None:
+            matches = socket.matchers[matcher] = matcher(user, socket.url)
+        user.in_flight = in_flight
+        start = perf_counter()
+        failure = socket.send(data)[1]
+        got: Message | str = failure if failure is not None else socket.wait(matches, timeout, start)
         if user.past_deadline():
             raise StopUser("the run's deadline passed")
         user.in_flight = None
@@ -309,8 +313,11 @@ def compile_receive(step: WsReceiveStep, ctx: Any) -> list[Step | Think]:
             report(user, name, "", 0.0, 0, socket)
             return
         user.in_flight = (METHOD, name)
-        start = time.perf_counter()
-        got = socket.wait(matcher(user, socket.url), timeout)
+        start = perf_counter()
+        matches = socket.matchers.get(matcher)
+        if matches is None:
+            matches = socket.matchers[matcher] = matcher(user, socket.url)
+        got = socket.wait(matches, timeout)
         if user.past_deadline():
             raise StopUser("the run's deadline passed")
         user.in_flight = None

@@ -16,23 +16,28 @@ TEXT, BINARY = 0x1, 0x2
 _HEAD16 = struct.Struct("!BBH")
 _HEAD64 = struct.Struct("!BBQ")
 _mask_key = random.getrandbits  # a load generator's masks need not be unpredictable to an attacker
+_SMALL = 126  # payloads shorter than this have their length in the second byte: their frames are made from tables
+# For a payload of n bytes (n < _SMALL), big-endian: the frame's head shifted above the key and the payload; the key
+# repeated over the payload (times the 32-bit key: no carries), and the shift that cuts the repeat down to n bytes.
+_HEAD_ABOVE = {
+    opcode: [((0x80 | opcode) << 8 | 0x80 | n) << ((n + 4) << 3) for n in range(_SMALL)] for opcode in (TEXT, BINARY)
+}
+_REPEAT = [sum(1 << (32 * j) for j in range((n + 3) >> 2)) for n in range(_SMALL)]
+_CUT = [(((n + 3) >> 2 << 2) - n) << 3 for n in range(_SMALL)]
 
 
 def encode(payload: bytes, opcode: int) -> bytes:
-    """One masked client frame holding the whole message."""
+    """One masked client frame holding the whole message (a fresh random key per frame, RFC 6455 5.3)."""
     n = len(payload)
+    key = _mask_key(32)
+    if n < _SMALL:  # head, key and masked payload as one integer: one conversion, no concatenation
+        masked = int.from_bytes(payload) ^ (key * _REPEAT[n] >> _CUT[n])
+        return (_HEAD_ABOVE[opcode][n] | key << (n << 3) | masked).to_bytes(n + 6)
     first = 0x80 | opcode
-    if n < 126:
-        head = bytes((first, 0x80 | n))
-    elif n < 65536:
-        head = _HEAD16.pack(first, 0xFE, n)
-    else:
-        head = _HEAD64.pack(first, 0xFF, n)
-    key = _mask_key(32).to_bytes(4, "little")
-    if not n:
-        return head + key
-    mask = int.from_bytes(key * ((n + 3) >> 2), "little") & ((1 << (n << 3)) - 1)
-    return head + key + (int.from_bytes(payload, "little") ^ mask).to_bytes(n, "little")
+    head = _HEAD16.pack(first, 0xFE, n) if n < 65536 else _HEAD64.pack(first, 0xFF, n)
+    keyed = key.to_bytes(4, "little")
+    mask = int.from_bytes(keyed * ((n + 3) >> 2), "little") & ((1 << (n << 3)) - 1)
+    return head + keyed + (int.from_bytes(payload, "little") ^ mask).to_bytes(n, "little")
 
 
 def decode(buf: bytes, deliver: Callable[[str | bytes, int], object], stop: Callable[[], bool]) -> tuple[int, bool]:
