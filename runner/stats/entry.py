@@ -119,6 +119,8 @@ class StatsEntry:
         cur = self._cur
         self._cur = Period()
         cur.settle()
+        if self.timings is not None:  # where the second's time went: once a second, not per request
+            cur.phases = self.timings.close()
         self._add(cur, {self._sec: cur}, reuse=True)
 
     def _add(self, everything: Period, seconds: dict[int, Period], reuse: bool = False, parent: bool = True) -> None:
