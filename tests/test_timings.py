@@ -436,3 +436,38 @@ def test_where_the_time_went_over_time(tmp_path: Path, processes: int) -> None:
         assert by_t[p["t"]]["timings"]["ttfb_ms"] == pytest.approx(weighted, abs=0.01)
     report = (tmp_path / "report.html").read_text()
     assert 'id="chart-phases"' in report
+
+
+@pytest.mark.parametrize(
+    "phases", [[1.0] * 6, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, -1.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, float("nan")], "x"]
+)
+def test_a_hostile_seconds_phases_are_refused(phases: Any) -> None:
+    """A worker's second whose phase sums are not 7 finite numbers ≥ 0 is refused before anything is added."""
+    stats = RequestStats()
+    stats.log("GET", "/", 1.0, 0, None, timings=(0.0, 0.0, 0.0, 0.1, 0.5, 0.4))
+    state = stats.delta()
+    (second,) = state["total_seconds"].values()
+    assert second["phases"][0] == 1  # a response, timed
+    second["phases"] = phases
+    master = RequestStats()
+    with pytest.raises(ValueError, match="phases"):
+        master.merge(state)
+    assert not master.entries
+
+
+def test_older_results_without_phases_over_time_still_render() -> None:
+    """Results written before the series had ``timings``: read as before, the report without the chart."""
+    from report_data import run_results
+
+    from runner.report.html import render_html
+    from runner.report.model import Results
+
+    data = run_results(5).to_dict()
+    assert all(p["timings"] is not None for p in data["series"])  # this lrun writes them
+    for point in data["series"]:
+        del point["timings"]
+    old = Results.model_validate(data)
+    assert all(p.timings is None for p in old.series)
+    page = render_html(old)
+    assert 'id="chart-throughput"' in page and 'id="chart-phases"' not in page
+    assert 'id="chart-phases"' in render_html(run_results(5))
