@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from operator import add
 from typing import Any
 
 from runner.stats.histogram import Histogram
@@ -50,17 +51,15 @@ class Period(Histogram):
         if sums is None:
             return
         mine = self.phases
-        if mine is None:
-            self.phases = list(sums)
-        else:
-            for i, x in enumerate(sums):
-                mine[i] += x
+        self.phases = list(sums) if mine is None else list(map(add, mine, sums))
 
     def settle(self) -> None:
         """Make ``count`` agree with the buckets after hot-path writes."""
         self.count = sum(self.counts.values())
 
-    def merge(self, other: Histogram) -> None:
+    def merge(self, other: Histogram, *, phases: bool = True) -> None:
+        """Add ``other``; its ``phases`` too unless ``phases`` is false (a whole run's ``Period``: the run's
+        phases are in its histograms, ``PhaseTimes``)."""
         super().merge(other)
         if isinstance(other, Period):
             self.failures += other.failures
@@ -68,7 +67,7 @@ class Period(Histogram):
             self.retries += other.retries
             self.http2 += other.http2
             self.last = max(self.last, other.last)
-            if other.phases is not None:
+            if phases and other.phases is not None:
                 self.add_phases(other.phases)
 
     def to_dict(self, *, compact: bool = False) -> dict[str, Any]:

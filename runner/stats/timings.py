@@ -12,7 +12,7 @@ that second; so the per-second figures cost nothing per request, and travel and 
 
 from __future__ import annotations
 
-from operator import mul
+from operator import attrgetter, mul, sub
 from typing import Any
 
 from runner.scenario.limits import PHASES
@@ -32,6 +32,7 @@ class _Midpoints(dict[int, float]):
 
 
 _MIDPOINTS = _Midpoints()
+_TOTAL = attrgetter("total")
 
 
 def _add_buckets(h: Histogram, counts: dict[int, int]) -> None:
@@ -112,26 +113,51 @@ class PhaseTimes:
     def fold(self) -> None:
         """Add the recorded buckets, and the kept-alive responses' zeros, to the histograms."""
         reused = self.reused
-        if reused:
+        if reused:  # zeros add to the count only (a sum of zeros is 0): no list, no loop over buckets
             self.reused = 0
-            for counts in self.pending[:3]:
-                counts[0] = counts.get(0, 0) + reused
+            for h in self.histograms[:3]:
+                zeros = h.counts
+                zeros[0] = zeros.get(0, 0) + reused
+                h.count += reused
+                h._min = min(h._min, 0.0)
+                h._max = max(h._max, 0.0)
+        self._fold_buckets()
+
+    def _fold_buckets(self) -> None:
+        """Add the recorded buckets to the histograms (not the kept-alive zeros: ``close`` does not need them)."""
         for h, counts in zip(self.histograms, self.pending, strict=True):
-            if counts:
+            if not counts:
+                continue
+            if len(counts) == 1:  # a quiet second's one response: no lists to build
+                ((key, n),) = counts.items()
+                ms = _MIDPOINTS[key]
+                found = h.counts
+                found[key] = found.get(key, 0) + n
+                h.count += n
+                h.total += ms * n
+                h.sumsq += ms * ms * n
+                if ms < h._min:
+                    h._min = ms
+                if ms > h._max:
+                    h._max = ms
+            else:
                 _add_buckets(h, counts)
-                counts.clear()
+            counts.clear()
 
     def close(self) -> list[float] | None:
         """``[responses, ms in dns, connect, tls, send, ttfb, receive]`` timed since the last close (sums, the
-        bucket midpoints as ``fold`` counts them), None if none: once a second per entry, never per request."""
-        self.fold()
+        bucket midpoints as ``fold`` counts them), None if none: once a second per entry, never per request.
+        The responses are receive's count (every response has one); the zeros of the kept-alive ones wait for
+        ``fold``, as they add nothing to a sum."""
+        self._fold_buckets()
         histograms, closed = self.histograms, self._closed
         responses = histograms[5].count - closed[0]
         if not responses:
             return None
-        now = [float(histograms[5].count), *(h.total for h in histograms)]
+        now = [float(histograms[5].count), *map(_TOTAL, histograms)]
         self._closed = now
-        return [max(0.0, x - before) for x, before in zip(now, closed, strict=True)]
+        sums = list(map(sub, now, closed))
+        return sums if min(sums) >= 0.0 else [max(0.0, x) for x in sums]  # rounding of merged-in sums
 
     def merge(self, other: PhaseTimes) -> None:
         other.fold()
