@@ -381,15 +381,6 @@ def test_the_html_report_explains_in_sentences(runs: dict[str, Any]) -> None:
         assert said[0].startswith("PASSED: none of the ")
 
 
-def with_series(folder: Path, name: str) -> str:
-    """A copy of a run whose requests carry the total's series as their own (as --csv-full-history keeps)."""
-    results = json.loads((folder / f"{name}.json").read_text())
-    for entry in results["requests"]:
-        entry["series"] = results["series"]
-    (folder / f"{name}-series.json").write_text(json.dumps(results))
-    return f"{name}-series"
-
-
 CHARTS = """Array.from(document.querySelectorAll('svg.chart')).map(svg => ({
   id: svg.id, empty: svg.classList.contains('empty'), width: svg.getBoundingClientRect().width,
   lines: Array.from(svg.querySelectorAll('path.line')).map(p => ({label: p.dataset.label, length: p.getTotalLength(),
@@ -397,22 +388,53 @@ CHARTS = """Array.from(document.querySelectorAll('svg.chart')).map(svg => ({
   bars: Array.from(svg.querySelectorAll('rect.bar')).filter(r => r.getBBox().height > 0).length}))"""
 
 
-def test_the_html_report_in_a_browser(runs: dict[str, Any]) -> None:
-    """In Chromium: every chart draws both runs (the baseline dashed), nothing reaches the network or the console,
-    and printed, the charts and the summary are still there."""
+@pytest.fixture(scope="module")
+def windows(server: Scripted, runs: dict[str, Any]) -> dict[str, Any]:
+    """A baseline and a 30 % slower build with a live SLO window that both breach from the start (the p95 of any
+    second holds /item's 60 ms or more: never under 50 ms), and each request's series (--csv-full-history)."""
+    folder = runs["folder"]
+    path = folder / "windows.yaml"
+    path.write_text(
+        f"name: gate\nhost: {server.url}\nload: {{users: 4, spawn_rate: 100, run_time: 3s}}\n"
+        "thresholds:\n  - {expect: p95 < 50ms over 1s, delay: 0s}\n"
+        "users:\n  shopper:\n    tasks:\n      - get: /item\n      - get: /list\n"
+    )
+    found = {"base": run(server, path, folder / "w-base.json", "--csv-full-history")[1]}
+    server.slower = 1.3
+    try:
+        found["slow"] = run(server, path, folder / "w-slow.json", "--csv-full-history")[1]
+    finally:
+        server.slower = 1.0
+    return found
+
+
+SCATTERS = """Array.from(document.querySelectorAll('svg.scatter')).map(svg => ({
+  id: svg.id, width: svg.getBoundingClientRect().width,
+  dots: Array.from(svg.querySelectorAll('g.dots')).map(g => ({label: g.dataset.label,
+    count: g.querySelectorAll('circle').length,
+    fill: g.querySelector('circle') ? getComputedStyle(g.querySelector('circle')).fill : ''}))}))"""
+BANDS = """id => Array.from(document.querySelectorAll(`#${id} rect.slo-band`)).map(r => ({
+  css: r.getAttribute('class'), width: r.getBBox().width, title: r.textContent, fill: getComputedStyle(r).fill}))"""
+
+
+def test_the_html_report_in_a_browser(runs: dict[str, Any], windows: dict[str, Any]) -> None:
+    """In Chromium: every chart over time draws both runs (the baseline dashed) with each run's SLO window
+    breaches as bands, the scatter charts both runs' dots in two colours, nothing reaches the network or the
+    console, and printed, the charts and the summary are still there."""
     from browser import launch, watch
 
     folder = runs["folder"]
-    base, slow = with_series(folder, "base"), with_series(folder, "slow")
     out = folder / "browser.html"
-    compare(folder, base, slow, "--html", str(out))
+    compare(folder, "w-base", "w-slow", "--html", str(out))
+    breaches = {run: sum(len(w["breaches"]) for w in windows[run]["windows"]) for run in ("base", "slow")}
+    assert breaches["base"] and breaches["slow"], breaches  # both runs breached their window: bands to show
     with launch(viewport={"width": 1280, "height": 1800}) as context:
         page = context.new_page()
         problems = watch(page)
         page.goto(out.as_uri(), wait_until="load")
-        charts = page.evaluate(CHARTS)
+        charts = [c for c in page.evaluate(CHARTS) if not c["id"].startswith("chart-cmp-rt-")]
         ids = [c["id"] for c in charts]
-        assert ids[:3] == ["chart-cmp-times", "chart-cmp-throughput", "chart-cmp-users"], ids
+        assert ids[:4] == ["chart-cmp-times", "chart-cmp-throughput", "chart-cmp-phases", "chart-cmp-users"], ids
         assert {"chart-cmp-pct-0", "chart-cmp-pct-1"} <= set(ids)  # GET /item and GET /list over time
         assert sum(1 for i in ids if i.startswith("chart-dist-")) == 3
         for chart in charts:
@@ -426,6 +448,27 @@ def test_the_html_report_in_a_browser(runs: dict[str, Any]) -> None:
             for line in chart["lines"]:
                 assert line["length"] > 100 and line["stroke"] not in ("none", "rgb(0, 0, 0)"), (chart["id"], line)
                 assert line["dashed"] == line["label"].startswith("baseline"), line
+        phases = {line["label"] for line in charts[2]["lines"]}
+        assert {"baseline TTFB", "new run TTFB", "baseline Receive", "new run Receive"} <= phases, phases
+        for chart_id in ("chart-cmp-times", "chart-cmp-throughput", "chart-cmp-phases", "chart-cmp-pct-0"):
+            bands = page.evaluate(BANDS, chart_id)
+            base = [b for b in bands if b["css"] == "slo-band base"]
+            new = [b for b in bands if b["css"] == "slo-band new"]
+            assert (len(base), len(new)) == (breaches["base"], breaches["slow"]), (chart_id, bands)
+            assert all(b["width"] > 0 for b in bands), bands
+            assert all(b["title"].startswith("baseline: p95 < 50ms over 1s") for b in base), base
+            assert all(b["title"].startswith("new run: p95 < 50ms over 1s") for b in new), new
+            assert base[0]["fill"] != new[0]["fill"], bands  # told apart by colour
+        assert not page.evaluate(BANDS, "chart-cmp-users")  # no band where no time or rate is drawn
+        scatters = page.evaluate(SCATTERS)
+        assert [s["id"] for s in scatters] == ["chart-cmp-rt-users", "chart-cmp-rt-rps"], scatters
+        for scatter in scatters:
+            dots = {d["label"]: d for d in scatter["dots"]}
+            assert set(dots) == {"baseline p95", "new run p95"} and scatter["width"] > 300, scatter
+            assert all(d["count"] >= 1 for d in dots.values()), scatter
+            assert dots["baseline p95"]["fill"] != dots["new run p95"]["fill"], scatter  # two colours
+        legend = page.inner_text("#load .legend")
+        assert "baseline p95" in legend and "new run p95" in legend
         page.hover("#chart-cmp-times")  # the report's read-out runs on the comparison's charts (the time, at least)
         assert page.is_visible("#tip") and page.inner_text("#tip").strip()
         page.emulate_media(media="print")

@@ -81,7 +81,11 @@ def test_the_report_in_a_browser(browser: Page, tmp_path: Path) -> None:
     browser.open(report)
     assert browser.js("document.title") == "lrun report: shop checkout"
     charts = browser.js(CHARTS)
-    assert len(charts) == 14  # ten over time, percentiles of the three requests, and the distribution
+    # ten over time, where the time went (all requests and the two timed ones), percentiles of the three requests,
+    # and the distribution
+    assert len(charts) == 17
+    phases = {c["id"]: sorted(line["label"] for line in c["lines"]) for c in charts if c["id"].startswith("chart-ph")}
+    assert phases == {key: ["Receive", "Send", "TTFB"] for key in ("chart-phases", "chart-phases-0", "chart-phases-1")}
     for chart in charts:
         assert not chart["empty"] and chart["width"] > 300, chart
         if chart["id"] == "chart-distribution":

@@ -162,7 +162,8 @@ def test_for_3_rides_out_a_one_window_spike(tmp_path: Path, short_spike: Spiky) 
     assert "SLO window p95 < 300ms over 6s for 3 recovered" in result.stderr
     assert "(shorter than 3 windows in a row: not counted)" in result.stdout
     page = html.read_text()
-    assert page.count('class="slo-band"') == 2  # on the throughput and the response-time charts
+    # on the throughput, the response-time and the where-the-time-went charts
+    assert page.count('class="slo-band"') == 3 and 'id="chart-phases"' in page
     assert "worst window" in page and "(never for 3 in a row)" in page
 
 

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import gevent
 import pytest
-from helpers import by_name, run_json, write
+from helpers import by_name, requests_sent, run_json, write
 
 from conftest import ROOT, run_lrun
 from runner.compile.parallel import compile_parallel
@@ -346,3 +346,128 @@ def test_a_parallel_groups_requests_each_get_their_own_phases(monkeypatch: pytes
         for server in servers:
             server.shutdown()
             server.server_close()
+
+
+WAIT_BEFORE_MS, WAIT_AFTER_MS, BODY_MS = 50, 250, 100  # first byte before / after the switch, then the body
+SWITCH_AFTER_S = 1.6  # the server answers slower this long after its first request
+
+
+class Switching(BaseHTTPRequestHandler):
+    """``/``: the first byte after 50 ms, then (from 1.6 s after the first request on) after 250 ms; the body
+    trickles over 100 ms. ``/fast``: at once (in one write: with the body in a second one, Nagle's algorithm
+    and the client's delayed ACK hold it back some 40 ms, which the receive phase shows). Counts its requests."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        server: Any = self.server
+        with server.lock:
+            server.requests += 1
+            if server.switch_at is None:
+                server.switch_at = time.time() + SWITCH_AFTER_S
+        if self.path.startswith("/fast"):  # head and body in one write: no Nagle wait between the two
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            return
+        time.sleep((WAIT_BEFORE_MS if time.time() < server.switch_at else WAIT_AFTER_MS) / 1000)
+        piece = b"x" * 256
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(piece) * 3))
+        self.end_headers()
+        self.wfile.write(piece)
+        for _ in range(2):
+            time.sleep(BODY_MS / 2000)
+            self.wfile.write(piece)
+
+
+def _timed_points(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for p in series if p["timings"] is not None]
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_where_the_time_went_over_time(tmp_path: Path, processes: int) -> None:
+    """The series' per-second phases follow the server: its first byte after 50 ms, then after 250 ms; the body in
+    100 ms throughout; per name (--csv-full-history) and for all, locally and merged from two processes."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Switching)
+    server.daemon_threads = True
+    server.requests, server.switch_at, server.lock = 0, None, threading.Lock()  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        scenario = write(
+            tmp_path,
+            f"name: over time\nhost: {url}\nload: {{users: 2, spawn_rate: 2, run_time: 4s}}\n"
+            "users:\n  reader:\n    sequence:\n      - {get: /, name: slow}\n      - {get: /fast, name: fast}\n",
+        )
+        args = [str(scenario), "--csv-full-history", "--html", str(tmp_path / "report.html")]
+        if processes > 1:
+            args += ["--processes", str(processes)]
+        result, results = run_json(tmp_path, *args, timeout=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stdout + result.stderr
+    switch: float = server.switch_at  # type: ignore[attr-defined]
+    entries = by_name(results)
+    slow_points = _timed_points(entries["GET slow"]["series"])
+    before = [p for p in slow_points if p["t"] <= switch]  # every response of the point ended before the switch
+    after = [p for p in slow_points if p["t"] - p["interval_s"] >= switch + 0.5]  # began well after it
+    assert before and after, slow_points
+    for points, wait in ((before, WAIT_BEFORE_MS), (after, WAIT_AFTER_MS)):
+        for p in points:
+            assert wait - EARLY_MS <= p["timings"]["ttfb_ms"] <= wait + SLACK_MS, (wait, p["timings"])
+            assert BODY_MS - EARLY_MS <= p["timings"]["receive_ms"] <= BODY_MS + SLACK_MS, p["timings"]
+    for p in _timed_points(entries["GET fast"]["series"]):
+        assert p["timings"]["ttfb_ms"] < WAIT_BEFORE_MS - EARLY_MS and p["timings"]["receive_ms"] < 20, p["timings"]
+    # Each response is in one point: the points' responses add up to the total's, which are the server's requests
+    # but those the stop cut off (no response).
+    timed = _timed_points(results["series"])
+    assert sum(p["timings"]["responses"] for p in timed) == results["total"]["timings"]["responses"]
+    assert results["total"]["timings"]["responses"] == results["total"]["requests"]  # all got a response
+    assert sum(requests_sent(results).values()) == server.requests  # type: ignore[attr-defined]
+    # All requests' point is the per-name points weighted by their responses.
+    by_t = {p["t"]: p for p in timed}
+    for p in timed:
+        parts = [q for e in entries.values() for q in _timed_points(e["series"]) if q["t"] == p["t"]]
+        assert sum(q["timings"]["responses"] for q in parts) == p["timings"]["responses"]
+        weighted = sum(q["timings"]["ttfb_ms"] * q["timings"]["responses"] for q in parts) / p["timings"]["responses"]
+        assert by_t[p["t"]]["timings"]["ttfb_ms"] == pytest.approx(weighted, abs=0.01)
+    report = (tmp_path / "report.html").read_text()
+    assert 'id="chart-phases"' in report
+
+
+@pytest.mark.parametrize(
+    "phases", [[1.0] * 6, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, -1.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, float("nan")], "x"]
+)
+def test_a_hostile_seconds_phases_are_refused(phases: Any) -> None:
+    """A worker's second whose phase sums are not 7 finite numbers ≥ 0 is refused before anything is added."""
+    stats = RequestStats()
+    stats.log("GET", "/", 1.0, 0, None, timings=(0.0, 0.0, 0.0, 0.1, 0.5, 0.4))
+    state = stats.delta()
+    (second,) = state["total_seconds"].values()
+    assert second["phases"][0] == 1  # a response, timed
+    second["phases"] = phases
+    master = RequestStats()
+    with pytest.raises(ValueError, match="phases"):
+        master.merge(state)
+    assert not master.entries
+
+
+def test_older_results_without_phases_over_time_still_render() -> None:
+    """Results written before the series had ``timings``: read as before, the report without the chart."""
+    from report_data import run_results
+
+    from runner.report.html import render_html
+    from runner.report.model import Results
+
+    data = run_results(5).to_dict()
+    assert all(p["timings"] is not None for p in data["series"])  # this lrun writes them
+    for point in data["series"]:
+        del point["timings"]
+    old = Results.model_validate(data)
+    assert all(p.timings is None for p in old.series)
+    page = render_html(old)
+    assert 'id="chart-throughput"' in page and 'id="chart-phases"' not in page
+    assert 'id="chart-phases"' in render_html(run_results(5))

@@ -23,16 +23,29 @@ from runner.compare.summary import summary
 from runner.errors import LrunError
 from runner.report.apdex import APDEX_T_MS
 from runner.report.breakdown import paired_timing_bars
-from runner.report.charts import Line
+from runner.report.charts import Band, Line
 from runner.report.formats import fmt_ms, fmt_time
-from runner.report.html import PERCENTILE_CHARTS, Chart, _chart, _environment, _origin, _points, _request_cells
+from runner.report.html import (
+    PERCENTILE_CHARTS,
+    PHASES_NOTE,
+    Chart,
+    _chart,
+    _environment,
+    _origin,
+    _points,
+    _request_cells,
+    phase_lines,
+)
 from runner.report.model import Entry, Point, Results
+from runner.report.scatter import Run, runs_legend, runs_scatter
 from runner.report.top_errors import top_errors
+from runner.report.windows import slo_bands
 
 BINS = 32
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 1180, 230, 56, 30, 10
 SHOWN_PERCENTILES = ("50", "75", "90", "95", "99", "99.9", "100")
 RUNS = ("baseline", "new run")
+STYLES = (4, 0)  # the runs' colours in the scatter charts and the distributions: grey the baseline, blue the new run
 Series = list[tuple[float, float | None]]
 Figures = list[tuple[str, Callable[[Point], float | None], int]]  # a figure's name, its value, its colour
 DISTRIBUTIONS = 12  # requests with a distribution of their own: the busiest (all are in the verdicts table)
@@ -139,27 +152,72 @@ def _both(
 PERCENTILES: Figures = [("p50", lambda p: p.p50_ms, 0), ("p95", lambda p: p.p95_ms, 1), ("p99", lambda p: p.p99_ms, 2)]
 
 
+def _since(origin: float) -> Callable[[Point], float]:
+    return lambda p: p.t - origin
+
+
+def breach_bands(base: Results, new: Results) -> list[Band]:
+    """Each run's SLO window breaches (``Results.windows``) against the time since its start, the baseline's
+    grey (``base``), the new run's red (``new``), each titled with its run."""
+    return [
+        Band(begin - origin, end - origin, f"{run}: {title}", css)
+        for run, results, css in ((RUNS[0], base, "base"), (RUNS[1], new, "new"))
+        for origin in (_origin(results),)
+        for begin, end, title in slo_bands(results)
+    ]
+
+
 def over_time(base: Results, new: Results) -> list[Chart]:
     """Both runs on the same charts, against the time since each run's start: all requests' percentiles,
-    throughput and users, then the percentiles of the busiest requests both runs kept a series of
-    (``--csv-full-history``)."""
+    throughput, where the time went and users, then the percentiles of the busiest requests both runs kept a
+    series of (``--csv-full-history``); each run's SLO window breaches shaded on the charts of times and rates."""
     throughput: Figures = [("requests/s", lambda p: p.rps, 0), ("failures/s", lambda p: p.failures_per_s, 3)]
     users: Figures = [("users", lambda p: p.users, 5)]
+    bands = breach_bands(base, new)
+    note = "dashed: the baseline" + ("; shaded: SLO windows breached (grey: the baseline, red: the new run)"
+                                     if bands else "")  # fmt: skip
     found = [
         _chart("chart-cmp-times", "Response times, all requests", _both(base, new, base.series, new.series,
-               PERCENTILES), unit="ms", note="dashed: the baseline"),
+               PERCENTILES), unit="ms", note=note, bands=bands),
         _chart("chart-cmp-throughput", "Throughput", _both(base, new, base.series, new.series, throughput),
-               unit="/s", note="dashed: the baseline"),
-        _chart("chart-cmp-users", "Active users", _both(base, new, base.series, new.series, users),
-               note="dashed: the baseline"),
+               unit="/s", note=note, bands=bands),
     ]  # fmt: skip
+    if any(p.timings for p in (*base.series, *new.series)):
+        lines = [
+            line
+            for i, (run, results) in enumerate(((RUNS[0], base), (RUNS[1], new)))
+            for origin in (_origin(results),)
+            for line in phase_lines(results.series, _since(origin), f"{run} ", dashed=not i)
+        ]
+        found.append(_chart("chart-cmp-phases", "Where the time went, over time", lines, unit="ms",
+                            note=f"{PHASES_NOTE}; dashed: the baseline", bands=bands))  # fmt: skip
+    found.append(_chart("chart-cmp-users", "Active users", _both(base, new, base.series, new.series, users),
+                        note="dashed: the baseline"))  # fmt: skip
     new_by = {label(e): e for e in new.requests}
     both = [(e, new_by[label(e)]) for e in base.requests if e.series and (n := new_by.get(label(e))) and n.series]
     busiest = sorted(both, key=lambda pair: -pair[0].requests)[:PERCENTILE_CHARTS]
     for index, (b, n) in enumerate(busiest):
         lines = _both(base, new, b.series or [], n.series or [], PERCENTILES)
         found.append(_chart(f"chart-cmp-pct-{index}", f"{label(b)}: percentiles", lines, unit="ms",
-                            note="dashed: the baseline"))  # fmt: skip
+                            note=note, bands=bands))  # fmt: skip
+    return found
+
+
+def under_load(base: Results, new: Results) -> list[Chart]:
+    """Response time against active users and against throughput, both runs' dots and median p95 lines on the
+    same axes (``report/scatter.py``): where each build bends. None when neither run has a timed point."""
+    runs: list[Run] = [(RUNS[0], base.series, STYLES[0]), (RUNS[1], new.series, STYLES[1])]
+    if not any(p.requests for _, series, _ in runs for p in series):
+        return []
+    legend = Markup(runs_legend(runs))
+    found: list[Chart] = []
+    for chart_id, title, x_of, unit in (
+        ("chart-cmp-rt-users", "Response time against active users", lambda p: float(p.users), ""),
+        ("chart-cmp-rt-rps", "Response time against throughput", lambda p: float(p.rps), "/s"),
+    ):
+        svg = Markup(runs_scatter(chart_id, runs, x_of, unit))
+        found.append({"id": chart_id, "title": title, "svg": svg, "legend": legend, "note": ""})
+    found[0]["note"] = "a dot per interval of each run's series; the lines: median p95 per band of users"
     return found
 
 
@@ -209,6 +267,7 @@ def render(comparison: Comparison, base: Results, new: Results, apdex_t_ms: floa
         headline=headline(comparison),
         summary=summary(comparison),
         charts=over_time(base, new),
+        load_charts=under_load(base, new),
         per_request_series=any(e.series for e in (*base.requests, *new.requests)),
         requests=_requests(base, new, apdex_t_ms),
         apdex_t=fmt_ms(apdex_t_ms),

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Any
+from typing import Any, NamedTuple
 
 from runner.report.formats import clock, fmt_bytes, fmt_number
 
@@ -27,6 +27,19 @@ MAX_DRAWN = 600  # points per line at most, after downsampling
 PALETTE = 8
 
 Point = tuple[float, float | None]
+
+
+class Band(NamedTuple):
+    """A shaded stretch of a time chart (an SLO window's breach): x from, x to, its tooltip, and a CSS class
+    beside ``slo-band`` (which run's, in a comparison)."""
+
+    begin: float
+    end: float
+    title: str
+    css: str = ""
+
+
+Bands = Sequence[tuple[float, float, str] | Band]
 
 
 @dataclass
@@ -125,7 +138,7 @@ def line_chart(
     height: int = HEIGHT,
     y_max: float | None = None,
     empty: str = "no data",
-    bands: Sequence[tuple[float, float, str]] = (),
+    bands: Bands = (),
 ) -> str:
     """An SVG line chart; x values are seconds, shown as elapsed time since ``x_origin``; ``bands`` (x from, x to,
     title) shade where an SLO window was breached."""
@@ -180,11 +193,13 @@ def line_chart(
         grid.append(f'<text class="xl" x="{x}" y="{height - 8}">{clock(tick)}</text>')
         tick += x_step
     parts.append('<g class="grid">' + "".join(grid) + "</g>")
-    for begin, end, title in bands:
+    for band in bands:
+        begin, end, title = band[0], band[1], band[2]
+        css = f"slo-band {band.css}".strip() if isinstance(band, Band) else "slo-band"
         left, right = max(px(begin), LEFT), min(px(end), LEFT + plot_w)
         if right > left:
             parts.append(
-                f'<rect class="slo-band" x="{left:.1f}" y="{TOP}" width="{right - left:.1f}" height="{plot_h}">'
+                f'<rect class="{escape(css)}" x="{left:.1f}" y="{TOP}" width="{right - left:.1f}" height="{plot_h}">'
                 f"<title>{escape(title)}</title></rect>"
             )
     buckets = max(10, min(MAX_DRAWN // 2, plot_w // 2))

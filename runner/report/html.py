@@ -27,7 +27,7 @@ import runner
 from runner.errors import LrunError
 from runner.report import charts
 from runner.report.apdex import APDEX_T_MS, apdex, fmt_apdex
-from runner.report.breakdown import timing_bars
+from runner.report.breakdown import PHASES, STYLES, TITLES, timing_bars
 from runner.report.capacity_html import capacity_view
 from runner.report.charts import Line
 from runner.report.explain import explain
@@ -113,7 +113,7 @@ def _chart(
     unit: str = "",
     x_origin: float = 0.0,
     y_max: float | None = None,
-    bands: Sequence[tuple[float, float, str]] = (),
+    bands: charts.Bands = (),
 ) -> Chart:
     with_data = [line for line in lines if any(y is not None for _, y in line.points)]
     lines = with_data or lines[:1]  # a line that never had a value (a target never found) is left out
@@ -155,6 +155,7 @@ def _run_charts(results: Results, origin: float) -> list[Chart]:
             bands=bands,
         ),
     ]
+    found += phase_charts(results, origin, bands)
     with_series = [e for e in results.requests if e.series]
     if with_series:
         busiest = sorted(with_series, key=lambda e: -e.requests)[:PER_REQUEST_LINES]
@@ -192,7 +193,40 @@ def _run_charts(results: Results, origin: float) -> list[Chart]:
     return found
 
 
-def _percentile_charts(results: Results, origin: float, bands: Sequence[tuple[float, float, str]]) -> list[Chart]:
+def phase_lines(
+    series: Sequence[Point], x: Callable[[Point], float] = lambda p: p.t, run: str = "", dashed: bool = False
+) -> list[Line]:
+    """A line per phase of the average ms of each point's responses (``Point.timings``), in the breakdown's
+    colours, its label after ``run``; a phase at 0 throughout (DNS for an IP address, TLS over http://) is left
+    out."""
+    lines = []
+    for phase in PHASES:
+        key = f"{phase}_ms"
+        points = [(x(p), getattr(p.timings, key) if p.timings else None) for p in series]
+        if any(y for _, y in points):
+            lines.append(Line(f"{run}{TITLES[phase]}", points, dashed=dashed, style=STYLES[phase]))
+    return lines
+
+
+PHASES_NOTE = "average per phase of the responses of each interval; a phase at 0 throughout is left out"
+
+
+def phase_charts(results: Results, origin: float, bands: charts.Bands = ()) -> list[Chart]:
+    """Where the time went, over time: all requests, then the busiest requests with their own series
+    (--csv-full-history); none for results without the figures (older files, no HTTP response)."""
+    found = []
+    if any(p.timings for p in results.series):
+        lines = phase_lines(results.series)
+        found.append(_chart("chart-phases", "Where the time went, over time", lines, unit="ms", x_origin=origin,
+                            note=PHASES_NOTE, bands=bands))  # fmt: skip
+    timed = [e for e in results.requests if e.series and any(p.timings for p in e.series)]
+    for i, e in enumerate(sorted(timed, key=lambda e: -e.requests)[:PERCENTILE_CHARTS] if len(timed) > 1 else []):
+        found.append(_chart(f"chart-phases-{i}", f"{_label(e)}: where the time went", phase_lines(e.series or []),
+                            unit="ms", x_origin=origin, bands=bands))  # fmt: skip
+    return found
+
+
+def _percentile_charts(results: Results, origin: float, bands: charts.Bands) -> list[Chart]:
     """p50, p95 and p99 over time of each of the busiest requests with their own series (--csv-full-history)."""
     busiest = sorted((e for e in results.requests if e.series), key=lambda e: -e.requests)[:PERCENTILE_CHARTS]
     return [

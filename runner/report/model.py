@@ -95,6 +95,18 @@ class Histogram(_Open):
     sumsq: Number = Field(0, description="The sum of their squares (ms²), for the standard deviation.")
 
 
+class PointTimings(_Open):
+    """Where the time of an interval's responses went: the average of each phase, in milliseconds (3 decimals)."""
+
+    responses: int = Field(description="Responses timed in the interval (requests with no response are not).")
+    dns_ms: Ms = Field(None, description="Average time resolving the host name (0 on a kept-alive connection).")
+    connect_ms: Ms = Field(None, description="Average time in the TCP connection (0 on a kept-alive connection).")
+    tls_ms: Ms = Field(None, description="Average time in the TLS handshake (0 on a kept-alive connection).")
+    send_ms: Ms = Field(None, description="Average time writing the request.")
+    ttfb_ms: Ms = Field(None, description="Average time waiting for the first byte of the response.")
+    receive_ms: Ms = Field(None, description="Average time from the first to the last byte of the response.")
+
+
 class Point(_Open):
     """One interval of a series (one second, coarser for long runs: at most 3,600 points); ``total_*`` are
     cumulative at ``t``. Times are in milliseconds, null where the interval had no request."""
@@ -121,6 +133,11 @@ class Point(_Open):
     total_max_ms: Ms = Field(None, description="Longest response time from the start of the statistics to t.")
     total_avg_bytes: Number | None = Field(
         None, description="Average response size in bytes from the start of the statistics to t; null without one."
+    )
+    timings: PointTimings | None = Field(
+        None,
+        description="Where the interval's time went, per phase (as an entry's timings, averages only); null when no "
+        "response was timed in it (and in results written before lrun kept it).",
     )
 
 

@@ -42,17 +42,24 @@ def _axis(top: float) -> tuple[float, float]:
     return step, step * max(1, math.ceil(top / step)) if top > 0 else 1.0
 
 
-def scatter_chart(chart_id: str, series: Sequence[Point], x_of: Callable[[Point], float], x_unit: str) -> str:
-    """Dots of p50 and p95 against ``x_of(point)``, and the median p95 line; "no data" without a timed point."""
-    p95 = [(x_of(p), p.p95_ms) for p in series if p.requests and p.p95_ms is not None]
-    p50 = [(x_of(p), p.p50_ms) for p in series if p.requests and p.p50_ms is not None]
-    dots95 = [(x, float(y)) for x, y in p95 if y is not None]
-    dots50 = [(x, float(y)) for x, y in p50 if y is not None]
-    if not dots95:
+Dots = list[tuple[float, float]]
+
+
+def _dots(series: Sequence[Point], x_of: Callable[[Point], float], y_of: Callable[[Point], float | None]) -> Dots:
+    return [(x_of(p), float(y)) for p in series if p.requests and (y := y_of(p)) is not None]
+
+
+def _svg(
+    chart_id: str, layers: Sequence[tuple[str, int, Dots]], lines: Sequence[tuple[str, int, bool, Dots]], x_unit: str
+) -> str:
+    """Dots of each layer (label, colour class, dots) and lines (label, colour class, dashed, points) on axes
+    that hold them all; "no data" without a dot."""
+    every_dot = [d for _, _, dots in layers for d in dots]
+    if not every_dot:
         return f'<svg class="chart scatter empty" id="{escape(chart_id)}" viewBox="0 0 {WIDTH} {HEIGHT}"></svg>'
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    x_step, x1 = _axis(max(x for x, _ in dots95))
-    y_step, y1 = _axis(max(y for _, y in dots95))
+    x_step, x1 = _axis(max(x for x, _ in every_dot))
+    y_step, y1 = _axis(max(y for _, y in every_dot))
 
     def px(x: float) -> float:
         return LEFT + x / x1 * plot_w
@@ -75,17 +82,47 @@ def scatter_chart(chart_id: str, series: Sequence[Point], x_of: Callable[[Point]
         lambda tick: f"{fmt_number(tick)} ms",
     )
     parts.append("</g>")
-    for style, label, dots in ((0, "p50", dots50), (1, "p95", dots95)):
+    for label, style, dots in layers:
         drawn = list(dict.fromkeys((round(px(x)), round(py(y))) for x, y in dots))
-        every = math.ceil(len(drawn) / MAX_DOTS)
+        every = max(1, math.ceil(len(drawn) / MAX_DOTS))
         circles = "".join(f'<circle cx="{x}" cy="{y}" r="2"/>' for x, y in drawn[::every])
-        parts.append(f'<g class="dots s{style}" data-label="{label}">{circles}</g>')
-    line = bent_line(dots95)
-    d = "".join(f"{'M' if i == 0 else 'L'}{px(x):.1f} {py(y):.1f}" for i, (x, y) in enumerate(line))
-    if len(line) > 1:  # a single band (the same users throughout) has no bend to show
-        parts.append(f'<path class="line s2" data-label="median p95" d="{d}"/>')
+        parts.append(f'<g class="dots s{style}" data-label="{escape(label)}">{circles}</g>')
+    for label, style, dashed, line in lines:
+        if len(line) > 1:  # a single band (the same users throughout) has no bend to show
+            d = "".join(f"{'M' if i == 0 else 'L'}{px(x):.1f} {py(y):.1f}" for i, (x, y) in enumerate(line))
+            css = f"line s{style}" + (" dashed" if dashed else "")
+            parts.append(f'<path class="{css}" data-label="{escape(label)}" d="{d}"/>')
     return "".join(parts) + "</svg>"
+
+
+def scatter_chart(chart_id: str, series: Sequence[Point], x_of: Callable[[Point], float], x_unit: str) -> str:
+    """Dots of p50 and p95 against ``x_of(point)``, and the median p95 line; "no data" without a timed point."""
+    dots95 = _dots(series, x_of, lambda p: p.p95_ms)
+    dots50 = _dots(series, x_of, lambda p: p.p50_ms) if dots95 else []
+    line = ("median p95", 2, False, bent_line(dots95))
+    return _svg(chart_id, [("p50", 0, dots50), ("p95", 1, dots95)], [line], x_unit)
+
+
+Run = tuple[str, Sequence[Point], int]  # a run's name, its series, its colour class
+
+
+def runs_scatter(chart_id: str, runs: Sequence[Run], x_of: Callable[[Point], float], x_unit: str) -> str:
+    """Several runs' p95 dots against ``x_of(point)``, each run in its colour with its median p95 line (the first
+    run's dashed: the baseline), on one pair of axes: where each build bends."""
+    found = [(name, style, _dots(series, x_of, lambda p: p.p95_ms)) for name, series, style in runs]
+    lines = [(f"{name} median p95", style, i == 0, bent_line(dots)) for i, (name, style, dots) in enumerate(found)]
+    return _svg(chart_id, [(f"{name} p95", style, dots) for name, style, dots in found], lines, x_unit)
 
 
 def load_legend() -> str:
     return legend([Line("p50", [], style=0), Line("p95", [], style=1), Line("median p95", [], style=2)])
+
+
+def runs_legend(runs: Sequence[Run]) -> str:
+    return legend(
+        [
+            line
+            for i, (name, _, style) in enumerate(runs)
+            for line in (Line(f"{name} p95", [], style=style), Line(f"{name} median p95", [], i == 0, style))
+        ]
+    )

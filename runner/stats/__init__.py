@@ -54,7 +54,7 @@ class RequestStats:
     """All statistics of one run (or one worker): entries by (method, name), their total, errors, series.
 
     ``full_history`` keeps a series per entry too (for ``--csv-full-history``); memory stays bounded either way
-    (≤ 3,600 points of 200 bytes per series).
+    (≤ 3,600 points of 256 bytes per series).
     """
 
     __slots__ = (

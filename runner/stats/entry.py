@@ -119,12 +119,14 @@ class StatsEntry:
         cur = self._cur
         self._cur = Period()
         cur.settle()
+        if self.timings is not None:  # where the second's time went: once a second, not per request
+            cur.phases = self.timings.close()
         self._add(cur, {self._sec: cur}, reuse=True)
 
     def _add(self, everything: Period, seconds: dict[int, Period], reuse: bool = False, parent: bool = True) -> None:
         """Add to the cumulative data and to the ring (``reuse``: the periods may be kept as they are), and to
         the parent's unless ``parent`` is false."""
-        self._all.merge(everything)
+        self._all.merge(everything, phases=False)  # the run's phases are in ``timings``: per second only
         ring = self._seconds
         for sec, period in seconds.items():
             slot = ring.get(sec)
@@ -153,7 +155,7 @@ class StatsEntry:
             self._stale = False
             everything = Period()
             for child in self._children:
-                everything.merge(child._all)
+                everything.merge(child._all, phases=False)
             self._all = everything
 
     def add_later(self, parsed: tuple[Any, ...]) -> None:

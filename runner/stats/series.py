@@ -1,6 +1,6 @@
 """``Series``: the time series behind the charts and the history CSV, bounded whatever the run's length.
 
-One point per ``RequestStats.sample`` call, stored as 25 floats in one flat ``array('d')`` (200 bytes a point).
+One point per ``RequestStats.sample`` call, stored as 32 floats in one flat ``array('d')`` (256 bytes a point).
 At most ``max_points`` (3,600) points: when a new point would exceed that, adjacent pairs are merged and the
 interval doubles — 1 s points for the first hour, then 2 s, 4 s … so a 24-hour soak still has ≤ 3,600 points.
 While the interval is above one second, new seconds are merged into the last point until it spans an interval.
@@ -22,6 +22,9 @@ A point as a dict (``to_list``, ``series[i]``; ms rounded to 3 decimals, None wh
     percentiles       {"50" … "100": ms} of the interval (all of PERCENTILES)
     total_requests, total_failures                 cumulative at t
     total_avg_ms, total_median_ms, total_min_ms, total_max_ms, total_avg_bytes   cumulative at t
+    timings           where the interval's time went: {"responses", "dns_ms", "connect_ms", "tls_ms", "send_ms",
+                      "ttfb_ms", "receive_ms"} (average ms per phase of the responses timed), None when none was
+                      (counts and sums per phase are kept, so merged points stay exact averages)
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from runner.stats.histogram import PERCENTILES, percentile_key
-from runner.stats.period import Period
+from runner.stats.period import PHASE_SUMS, Period
 
 MAX_POINTS = 3600
 NAN = math.nan
@@ -41,11 +44,19 @@ _T, _SECONDS, _SPAN, _USERS, _REQUESTS, _FAILURES, _SUM = range(7)
 _P0 = 7  # first percentile column
 _C0 = _P0 + len(PERCENTILES)  # first cumulative column
 _C_REQUESTS, _C_FAILURES, _C_SUM, _C_MEDIAN, _C_MIN, _C_MAX, _C_BYTES = range(_C0, _C0 + 7)
-WIDTH = _C0 + 7
+_PH0 = _C0 + 7  # responses timed, then the ms per phase (Period.phases): summed
+WIDTH = _PH0 + PHASE_SUMS
 
 # How two adjacent points merge, column by column: "last", "sum" or "max".
-_RULES = ("last", "sum", "sum", "last", "sum", "sum", "sum", *("max",) * len(PERCENTILES), *("last",) * 7)
+_RULES = (
+    *("last", "sum", "sum", "last", "sum", "sum", "sum"),
+    *("max",) * len(PERCENTILES),
+    *("last",) * 7,
+    *("sum",) * PHASE_SUMS,
+)
 _KEYS = [percentile_key(q) for q in PERCENTILES]
+_PHASE_KEYS = ("dns_ms", "connect_ms", "tls_ms", "send_ms", "ttfb_ms", "receive_ms")
+_NO_PHASES = (0.0,) * PHASE_SUMS
 
 
 def _max(a: float, b: float) -> float:
@@ -65,6 +76,14 @@ def _merge(a: array, b: array) -> list[float]:
 
 def _ms(x: float) -> float | None:
     return None if x != x else round(x, 3)
+
+
+def _timings(p: array) -> dict[str, Any] | None:
+    responses = p[_PH0]
+    if not responses:
+        return None
+    averages = {key: round(p[_PH0 + 1 + i] / responses, 3) for i, key in enumerate(_PHASE_KEYS)}
+    return {"responses": int(responses), **averages}
 
 
 class Series:
@@ -124,6 +143,7 @@ class Series:
             NAN if cumulative.min is None else cumulative.min,
             NAN if cumulative.max is None else cumulative.max,
             float(cumulative.bytes),
+            *(interval.phases or _NO_PHASES),
         ]
         data = self._data
         if data and data[len(data) - WIDTH + _SECONDS] < self.interval:
@@ -188,4 +208,5 @@ class Series:
             "total_min_ms": _ms(p[_C_MIN]),
             "total_max_ms": _ms(p[_C_MAX]),
             "total_avg_bytes": round(p[_C_BYTES] / total_requests, 3) if total_requests else None,
+            "timings": _timings(p),
         }

@@ -3,32 +3,48 @@ send, ttfb, receive), the same mergeable ``Histogram`` the response times use.
 
 Only responses are timed (a request with no response has no first byte). A response on a kept-alive
 connection spent 0 ms in dns, connect and tls: ``record`` counts it (``reused``) instead of writing three
-zeros, and ``fold`` adds those to the three histograms' 0 bucket before anything reads them. Only the whole
-run is kept (no per-second ring): a worker sends what it timed since its last report (``to_state``) and the
-master adds it (``add_state``).
+zeros, and ``fold`` adds those to the three histograms' 0 bucket before anything reads them. The histograms
+hold the whole run: a worker sends what it timed since its last report (``to_state``) and the master adds it
+(``add_parsed``). Over time: ``close`` gives the count and the sums per phase timed since the last ``close``
+(the histograms' deltas), which the entry keeps with its second (``Period.phases``) once a second, when it folds
+that second; so the per-second figures cost nothing per request, and travel and merge with the seconds.
 """
 
 from __future__ import annotations
 
+from operator import attrgetter, mul, sub
 from typing import Any
 
 from runner.scenario.limits import PHASES
-from runner.stats.histogram import INF, PERCENTILES, Histogram, bucket_width, percentile_key
+from runner.stats.histogram import PERCENTILES, Histogram, bucket_width, percentile_key
 
 __all__ = ["PHASES", "PhaseTimes"]
 
 
+class _Midpoints(dict[int, float]):
+    """Bucket key (µs) -> its midpoint in ms, as percentiles read it; 0 is exactly 0 (a kept-alive connection).
+    Filled as keys are first seen: at most the buckets of the times seen (≈ 1,536 per doubling)."""
+
+    def __missing__(self, key: int) -> float:
+        ms = (key + bucket_width(key) / 2) / 1000.0 if key else 0.0
+        self[key] = ms
+        return ms
+
+
+_MIDPOINTS = _Midpoints()
+_TOTAL = attrgetter("total")
+
+
 def _add_buckets(h: Histogram, counts: dict[int, int]) -> None:
-    """Add ``{bucket: count}`` to ``h``, each value taken as its bucket's midpoint (as percentiles read them)."""
-    total = sumsq = 0.0
-    low, high = INF, -INF
-    for key, n in counts.items():
-        ms = (key + bucket_width(key) / 2) / 1000.0 if key else 0.0  # 0 is exactly 0: a kept-alive connection
-        total += ms * n
-        sumsq += ms * ms * n
-        low = min(low, ms)
-        high = max(high, ms)
-    h.add_parsed((list(counts), list(counts.values()), sum(counts.values()), total, sumsq, low, high))
+    """Add ``{bucket: count}`` to ``h``, each value taken as its bucket's midpoint (as percentiles read them).
+
+    Once a second per request name and phase (``close``): the sums in C (``map``), not a loop per bucket.
+    """
+    keys, ns = list(counts), list(counts.values())
+    mids = list(map(_MIDPOINTS.__getitem__, keys))
+    total = sum(map(mul, mids, ns))
+    sumsq = sum(map(mul, map(mul, mids, mids), ns))
+    h.add_parsed((keys, ns, sum(ns), total, sumsq, min(mids), max(mids)))
 
 
 def _ms(value: float | None) -> float | None:
@@ -38,13 +54,14 @@ def _ms(value: float | None) -> float | None:
 class PhaseTimes:
     """A histogram per phase of the responses of one request name (or of all: the total)."""
 
-    __slots__ = ("connections", "histograms", "pending", "reused")
+    __slots__ = ("_closed", "connections", "histograms", "pending", "reused")
 
     def __init__(self) -> None:
         self.histograms = tuple(Histogram() for _ in PHASES)
         self.pending: tuple[dict[int, int], ...] = tuple({} for _ in PHASES)  # bucket -> responses, not yet folded
         self.connections = 0  # responses on a new connection
         self.reused = 0  # responses on a kept-alive connection not yet in the dns/connect/tls 0 buckets
+        self._closed = [0.0] * (len(PHASES) + 1)  # responses and sums per phase at the last close (or added)
 
     def record(self, phases: tuple[float, ...]) -> None:
         """One response's phases in ms (finite, not negative: perf_counter differences).
@@ -96,20 +113,62 @@ class PhaseTimes:
     def fold(self) -> None:
         """Add the recorded buckets, and the kept-alive responses' zeros, to the histograms."""
         reused = self.reused
-        if reused:
+        if reused:  # zeros add to the count only (a sum of zeros is 0): no list, no loop over buckets
             self.reused = 0
-            for counts in self.pending[:3]:
-                counts[0] = counts.get(0, 0) + reused
+            for h in self.histograms[:3]:
+                zeros = h.counts
+                zeros[0] = zeros.get(0, 0) + reused
+                h.count += reused
+                h._min = min(h._min, 0.0)
+                h._max = max(h._max, 0.0)
+        self._fold_buckets()
+
+    def _fold_buckets(self) -> None:
+        """Add the recorded buckets to the histograms (not the kept-alive zeros: ``close`` does not need them)."""
         for h, counts in zip(self.histograms, self.pending, strict=True):
-            if counts:
+            if not counts:
+                continue
+            if len(counts) == 1:  # a quiet second's one response: no lists to build
+                ((key, n),) = counts.items()
+                ms = _MIDPOINTS[key]
+                found = h.counts
+                found[key] = found.get(key, 0) + n
+                h.count += n
+                h.total += ms * n
+                h.sumsq += ms * ms * n
+                if ms < h._min:
+                    h._min = ms
+                if ms > h._max:
+                    h._max = ms
+            else:
                 _add_buckets(h, counts)
-                counts.clear()
+            counts.clear()
+
+    def close(self) -> list[float] | None:
+        """``[responses, ms in dns, connect, tls, send, ttfb, receive]`` timed since the last close (sums, the
+        bucket midpoints as ``fold`` counts them), None if none: once a second per entry, never per request.
+        The responses are receive's count (every response has one); the zeros of the kept-alive ones wait for
+        ``fold``, as they add nothing to a sum."""
+        self._fold_buckets()
+        histograms, closed = self.histograms, self._closed
+        responses = histograms[5].count - closed[0]
+        if not responses:
+            return None
+        now = [float(histograms[5].count), *map(_TOTAL, histograms)]
+        self._closed = now
+        sums = list(map(sub, now, closed))
+        return sums if min(sums) >= 0.0 else [max(0.0, x) for x in sums]  # rounding of merged-in sums
 
     def merge(self, other: PhaseTimes) -> None:
         other.fold()
         self.connections += other.connections
         for mine, theirs in zip(self.histograms, other.histograms, strict=True):
             mine.merge(theirs)
+        # What is added from elsewhere was not timed here: no ``close`` gives it (add_parsed likewise).
+        closed = self._closed
+        closed[0] += other.histograms[5].count
+        for i, h in enumerate(other.histograms):
+            closed[i + 1] += h.total
 
     def mean(self, phase: int) -> float | None:
         """The average ms of one phase (an index of ``PHASES``), None before a response; for live tables."""
@@ -147,8 +206,12 @@ class PhaseTimes:
     def add_parsed(self, parsed: tuple[int, list[tuple[Any, ...]]]) -> None:
         connections, phases = parsed
         self.connections += connections
-        for h, data in zip(self.histograms, phases, strict=True):
+        closed = self._closed
+        for i, (h, data) in enumerate(zip(self.histograms, phases, strict=True)):
             h.add_parsed(data)
+            if data[2]:  # its count
+                closed[i + 1] += data[3]  # its sum
+        closed[0] += phases[5][2]
 
     # ------------------------------------------------------------------------------------------ results
 
