@@ -359,7 +359,9 @@ def test_transactions_pools_and_their_charts(tmp_path: Path) -> None:
         key = next(t["key"] for t in current["transactions"] if t["name"] == "sign up")
         series = f"{web.url}/api/series?key={urllib.parse.quote(key)}"
         points = wait_for(lambda: http(series).json()["points"], what="its series")
-        assert all(len(p) == 8 for p in points)
+        columns = http(series).json()["columns"]
+        assert len(columns) == 14 and columns[-2:] == ["ttfb_ms", "receive_ms"]  # 8 figures, then 6 phases
+        assert all(len(p) == 14 and p[8:] == [None] * 6 for p in points)  # a transaction has no phases of its own
         assert http(f"{web.url}/api/series?key=nothing").status == 404
         phones = wait_for(
             lambda: [p["handed_out"] for p in run()["pools"] if p["name"] == "phones" and p["handed_out"] >= 20],

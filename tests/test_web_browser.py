@@ -65,6 +65,9 @@ def test_a_test_from_the_form_to_the_history(context: Any, tmp_path: Path) -> No
         page.wait_for_function("ui.charts['chart-rps'].data[0].length >= 3", timeout=WAIT)
         assert colored_pixels(page, "chart-rps") > 50
         assert colored_pixels(page, "chart-rt") > 50
+        # where the time went, over time: the TTFB line (the 6th series) draws the seconds' averages
+        page.wait_for_function("ui.charts['chart-phases'].data[5].some(v => v > 0)", timeout=WAIT)
+        assert colored_pixels(page, "chart-phases") > 50
 
         # more users, live: the users figure and the users line move
         page.fill("#change-form input[name=user_count]", "6")
@@ -96,6 +99,11 @@ def test_a_test_from_the_form_to_the_history(context: Any, tmp_path: Path) -> No
             arg=json.dumps(server, separators=(",", ":")),
             timeout=WAIT,
         )
+        # each second's phase averages are the server's own (its series points' timings), as the page holds them
+        body = http(f"{web.url}/api/series?key=total").json()
+        ttfb = body["columns"].index("ttfb_ms")
+        served = [point[ttfb] for point in body["points"]]
+        assert any(served) and served == page.evaluate("ui.series.total.map(p => p[C.ttfb_ms])")
 
         page.click("#tabs button[data-tab=history]")
         with page.expect_download(timeout=WAIT) as download:

@@ -308,7 +308,7 @@ class WebApp:
         points = view.series(self.controller, key)
         if points is None:
             return self._json({"success": False, "message": f"no statistics row {key!r}"}, "404 Not Found")
-        return self._json({"key": key, "columns": list(view.POINT_KEYS), "points": points})
+        return self._json({"key": key, "columns": list(view.COLUMNS), "points": points})
 
     # ------------------------------------------------------------------------------------------- acting
 

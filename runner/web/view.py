@@ -31,6 +31,9 @@ _ENTRIES = TypeAdapter(list[Entry])
 LOG_LINES = 300
 RESOURCES = "resources"  # the series key of the resources panel
 POINT_KEYS = ("t", "users", "rps", "failures_per_s", "p50_ms", "p95_ms", "p99_ms", "avg_ms")
+# where the interval's time went: a point's ``timings`` averages (None where nothing was timed)
+PHASE_KEYS = ("dns_ms", "connect_ms", "tls_ms", "send_ms", "ttfb_ms", "receive_ms")
+COLUMNS = POINT_KEYS + PHASE_KEYS
 
 
 class LogTail(logging.Handler):
@@ -59,8 +62,10 @@ def entry_key(entry: StatsEntry | dict[str, Any]) -> str:
 
 
 def compact(point: dict[str, Any]) -> list[Any]:
-    """A series point as the charts take it: [t, users, rps, failures/s, p50, p95, p99, avg]."""
-    return [point.get(key) for key in POINT_KEYS]
+    """A series point as the charts take it (``COLUMNS``): [t, users, rps, failures/s, p50, p95, p99, avg,
+    then the average ms of each phase]."""
+    timings = point.get("timings") or {}
+    return [point.get(key) for key in POINT_KEYS] + [timings.get(key) for key in PHASE_KEYS]
 
 
 def _row(entry: StatsEntry, duration: float, now: float) -> dict[str, Any]:

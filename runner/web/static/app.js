@@ -3,7 +3,9 @@
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
-const COLS = ["t", "users", "rps", "failures_per_s", "p50_ms", "p95_ms", "p99_ms", "avg_ms"];
+const PHASES = [["DNS", "dns_ms", "#7c3aed"], ["connect", "connect_ms", "#d97706"], ["TLS", "tls_ms", "#db2777"],
+  ["send", "send_ms", "#64748b"], ["TTFB", "ttfb_ms", "#2563eb"], ["receive", "receive_ms", "#059669"]];
+const COLS = ["t", "users", "rps", "failures_per_s", "p50_ms", "p95_ms", "p99_ms", "avg_ms", ...PHASES.map(p => p[1])];
 const C = Object.fromEntries(COLS.map((k, i) => [k, i]));
 
 const ui = {
@@ -152,6 +154,7 @@ function setupCharts() {
   makeChart("chart-rt", "Response times (ms)", [["p50", "#059669"], ["p95", "#d97706"], ["p99", "#c026d3"]], { yLabel: "ms", plugins: [sloBands()] });
   makeChart("chart-users", "Users", [["users", "#64748b"]], { yLabel: "users" });
   makeChart("chart-rt-users", "Response time against users", [["p95 ms", "#d97706", { points: { show: true, size: 6 } }], ["p50 ms", "#059669", { points: { show: true, size: 6 } }]], { time: false, xLabel: "users", yLabel: "ms" });
+  makeChart("chart-phases", "Where the time went (average ms per phase)", PHASES.map(([label, , colour]) => [label, colour]), { yLabel: "ms", plugins: [sloBands()] });
   makeChart("chart-entry-rt", "Selected: response times (ms)", [["p50", "#059669"], ["p95", "#d97706"], ["p99", "#c026d3"]], { yLabel: "ms" });
   makeChart("chart-entry-rps", "Selected: requests/s and failures/s", [["requests/s", "#2563eb"], ["failures/s", "#c62828"]], { yLabel: "per second" });
   window.addEventListener("resize", () => {
@@ -168,6 +171,7 @@ function drawCharts() {
   ui.charts["chart-rps"].setData([t, column(total, "rps"), column(total, "failures_per_s")]);
   ui.charts["chart-rt"].setData([t, column(total, "p50_ms"), column(total, "p95_ms"), column(total, "p99_ms")]);
   ui.charts["chart-users"].setData([t, column(total, "users")]);
+  ui.charts["chart-phases"].setData([t, ...PHASES.map(([, key]) => column(total, key))]);
   const byUsers = new Map();
   for (const p of total) {
     if (p[C.p95_ms] === null) continue;
