@@ -80,6 +80,7 @@ def test_a_test_from_the_form_to_the_history(context: Any, tmp_path: Path) -> No
         page.locator("#stats-table tbody tr", has_text="/items/[id]").first.click()
         expect(page.locator("#entry-title")).to_contain_text("/items/[id]", timeout=WAIT)
         page.wait_for_function("ui.charts['chart-entry-rt'].data[0].length >= 1", timeout=WAIT)
+        page.wait_for_function("ui.charts['chart-entry-phases'].data[5].some(v => v > 0)", timeout=WAIT)  # its TTFB
         page.screenshot(path=str(ARTIFACTS / "web_charts.png"), full_page=True)
 
         # lrun's own panels: resources, checkpoints, the log

@@ -157,6 +157,7 @@ function setupCharts() {
   makeChart("chart-phases", "Where the time went (average ms per phase)", PHASES.map(([label, , colour]) => [label, colour]), { yLabel: "ms", plugins: [sloBands()] });
   makeChart("chart-entry-rt", "Selected: response times (ms)", [["p50", "#059669"], ["p95", "#d97706"], ["p99", "#c026d3"]], { yLabel: "ms" });
   makeChart("chart-entry-rps", "Selected: requests/s and failures/s", [["requests/s", "#2563eb"], ["failures/s", "#c62828"]], { yLabel: "per second" });
+  makeChart("chart-entry-phases", "Selected: where the time went (average ms per phase)", PHASES.map(([label, , colour]) => [label, colour]), { yLabel: "ms" });
   window.addEventListener("resize", () => {
     for (const [id, chart] of Object.entries(ui.charts)) chart.setSize({ width: chartWidth(id), height: 240 });
   });
@@ -185,6 +186,7 @@ function drawCharts() {
   const et = column(entry, "t");
   ui.charts["chart-entry-rt"].setData([et, column(entry, "p50_ms"), column(entry, "p95_ms"), column(entry, "p99_ms")]);
   ui.charts["chart-entry-rps"].setData([et, column(entry, "rps"), column(entry, "failures_per_s")]);
+  ui.charts["chart-entry-phases"].setData([et, ...PHASES.map(([, key]) => column(entry, key))]);
 }
 
 /* Resources: local samples and the remote values of the same moment, on the request charts' time axis. */
