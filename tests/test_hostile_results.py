@@ -170,3 +170,20 @@ def test_fuzz_of_real_results_files_through_report_comparison_and_junit(tmp_path
     assert read > 20 and refused > 20, (read, refused)  # both kinds were exercised
     print(f"fuzz: {read} rendered, {refused} refused, slowest {slowest:.2f} s")
     assert slowest < 10, slowest
+
+
+def test_a_results_file_cut_anywhere_is_said_to_be_truncated(tmp_path: Path) -> None:
+    """A run killed while writing leaves the start of the file: wherever the cut falls (inside a number, a key,
+    a string, between items), the message says truncated, not a JSON parser's 'Expecting ',' delimiter'."""
+    text = json.dumps(full_results(5).to_dict(), indent=2)  # as lrun writes it
+    cut = tmp_path / "cut.json"
+    for end in range(1, len(text) - 1, max(1, len(text) // 2000)):
+        if not text[:end].strip():
+            continue
+        cut.write_text(text[:end])
+        with pytest.raises(LrunError) as caught:
+            read_json(str(cut))
+        assert "truncated: the JSON ends early" in str(caught.value), (end, text[max(0, end - 20) : end])
+    cut.write_text(text.replace('"total"', '"total" 1', 1))  # whole but broken: not called truncated
+    with pytest.raises(LrunError, match="not JSON"):
+        read_json(str(cut))

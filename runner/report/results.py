@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -145,6 +146,16 @@ def _umask() -> int:
     return mask
 
 
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')  # JSON strings, escapes included
+
+
+def _ends_early(text: str) -> bool:
+    """The text stops inside a string, an object or an array: the start of a JSON document, cut (``"p95": 12.``
+    fails on the cut number, not at the end)."""
+    outside = _STRINGS.sub("", text)
+    return '"' in outside or outside.count("{") + outside.count("[") > outside.count("}") + outside.count("]")
+
+
 def read_json(path: str | os.PathLike[str]) -> Results:
     """Read and validate a results file; ``LrunError`` saying what is wrong for a missing, truncated, foreign or
     invalid file."""
@@ -165,7 +176,7 @@ def read_json(path: str | os.PathLike[str]) -> Results:
     try:
         data = parse_results_text(text)
     except json.JSONDecodeError as exc:
-        truncated = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        truncated = exc.pos >= len(text.rstrip()) or _ends_early(text)
         why = "truncated: the JSON ends early" if truncated else f"not JSON ({exc.msg}, line {exc.lineno})"
         raise LrunError(f"{path}: {why}; not a complete lrun results file") from None
     except ValueError as exc:
