@@ -372,7 +372,8 @@ def test_the_html_report_explains_in_sentences(runs: dict[str, Any]) -> None:
     _, back = compare(folder, "slow", "base", "--html", str(folder / "back.html"))  # the other way: improvements
     said = sentences((folder / "back.html").read_text())
     assert said[0].startswith("PASSED: none of the ") and f"; {back.improvements} improved beyond noise" in said[0]
-    best = max((m for m in back.metrics if m.verdict == "improvement"), key=lambda m: abs(m.change_ratio or 0))
+    best = max((m for m in back.metrics if m.verdict == "improvement"),
+               key=lambda m: abs(m.change_ratio or 0) * 100 / (parse_rule(m.rule).limit or 1))  # fmt: skip
     assert said[1].endswith(f"({(best.change_ratio or 0) * 100:+.0f} %), an improvement beyond its rule {best.rule}.")
 
     _, comparison = compare(folder, "a1", "b1", "--html", str(folder / "aa.html"))
