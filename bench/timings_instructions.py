@@ -17,13 +17,13 @@ minutes a run on a 2-core VM (start-up under valgrind is most of it).
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from callgrind import count
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -75,18 +75,7 @@ def without_timings(target: Path) -> Path:
 
 def measure(tree: Path, url: str, iterations: int, out: Path) -> tuple[int, int]:
     """(instructions, requests) of one run under callgrind."""
-    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__]
-    argv += ["--child", url, str(iterations)]
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=3600, check=False)
-    found = re.search(r"requests (\d+) failures (\d+)", done.stdout)
-    if done.returncode != 0 or found is None:
-        raise SystemExit(f"{tree}: the run failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    if int(found[2]):
-        raise SystemExit(f"{tree}: {found[2]} requests failed")
-    totals = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
-    assert totals is not None, out
-    return int(totals[1]), int(found[1])
+    return count(tree, out, [__file__, "--child", url, str(iterations)])
 
 
 def main() -> None:

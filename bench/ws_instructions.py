@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from callgrind import count
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -99,18 +99,7 @@ def bytecodes(url: str, users: int, few: int, many: int, top: int) -> None:
 
 def measure(tree: Path, url: str, users: int, iterations: int, out: Path) -> tuple[int, int]:
     """(instructions, round trips) of one run under callgrind."""
-    argv = ["taskset", "-c", "0", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable]
-    argv += [__file__, "--child", url, str(users), str(iterations)]
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=3600, check=False)
-    found = re.search(r"requests (\d+) failures (\d+)", done.stdout)
-    if done.returncode != 0 or found is None:
-        raise SystemExit(f"{tree}: the run failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    if int(found[2]):
-        raise SystemExit(f"{tree}: {found[2]} round trips failed")
-    totals = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
-    assert totals is not None, out
-    return int(totals[1]), int(found[1])
+    return count(tree, out, [__file__, "--child", url, str(users), str(iterations)], "round trips", pin=True)
 
 
 def main() -> None:
